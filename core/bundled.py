@@ -1,0 +1,19 @@
+"""The MNIST checkpoints shipped in resources/models, addressed by name."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+BUNDLED_NAMES = ("mnist-single-step", "mnist-time-ddpm", "mnist-class-ddpm", "mnist-time-flow", "mnist-class-flow")
+DEFAULT_MODEL = "mnist-class-ddpm"
+
+
+def models_dir() -> Path:
+    return Path(str(resources.files("resources"))) / "models"
+
+
+def bundled_models() -> dict[str, Path]:
+    """Bundled name -> sidecar path, for the names whose files are present."""
+    directory = models_dir()
+    return {name: directory / f"{name}.json" for name in BUNDLED_NAMES if (directory / f"{name}.json").is_file()}

@@ -1,0 +1,316 @@
+"""The headless command line: everything the GUI does, without a display.
+
+    diffusion-stepper train mnist ...     train a part B model, one checkpoint per epoch
+    diffusion-stepper sample mnist ...    sample a checkpoint into a trajectory file
+    diffusion-stepper export RUN.npz ...  GIF or PNG contact sheet of a trajectory
+    diffusion-stepper models              list the bundled checkpoints
+    diffusion-stepper download mnist      fetch MNIST once, checking checksums
+
+Bad input ends the command with one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+from core import __version__, bundled
+from core.errors import UserFacingError
+
+COMMANDS = ("train", "sample", "export", "models", "download")
+EXIT_USAGE = 2
+PROG = "diffusion-stepper"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, not a usage block plus a line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{PROG}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    value = _number(text, int)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _number(text, float)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = _number(text, float)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _number(text: str, kind: type):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from core.devices import DEVICE_CHOICES
+    from core.export import PANEL_CHOICES, SIDE_BY_SIDE
+    from core.training import MODEL_KINDS
+
+    parser = OneLineParser(
+        prog=PROG,
+        description="Step through diffusion sampling frame by frame. With no command, opens the app.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+
+    train = commands.add_parser("train", help="train a CS180 part B model on MNIST")
+    train.add_argument("dataset", choices=["mnist"])
+    train.add_argument("--model", choices=MODEL_KINDS, required=True)
+    train.add_argument("--objective", choices=["ddpm", "flow"], help="for time/class models (default ddpm)")
+    train.add_argument("--epochs", type=positive_int)
+    train.add_argument("--hidden", type=positive_int, help="UNet hidden size D")
+    train.add_argument("--batch-size", type=positive_int)
+    train.add_argument("--lr", type=positive_float)
+    train.add_argument("--no-lr-decay", action="store_true", help="keep the learning rate constant")
+    train.add_argument("--sigma", type=non_negative_float, help="single-step noise level (default 0.5)")
+    train.add_argument("--p-uncond", type=non_negative_float, help="class dropout probability (default 0.1)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    train.add_argument("--data-dir", help="folder with the MNIST IDX files (or set DIFFUSION_STEPPER_DATA)")
+    train.add_argument("--limit", type=positive_int, help="train on the first N images only")
+    train.add_argument("--log-every", type=positive_int, default=10, help="iterations per loss event")
+    train.add_argument("--epoch-samples", type=int, default=40, help="samples drawn after each epoch (0: none)")
+    train.add_argument("--epoch-sample-steps", type=positive_int, help="sampling steps for the epoch grid")
+    train.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from one of its checkpoints")
+    train.add_argument("--out", required=True, help="directory for the checkpoints")
+
+    sample = commands.add_parser("sample", help="sample a model into a trajectory file")
+    sample.add_argument("dataset", choices=["mnist"])
+    sample.add_argument("--checkpoint", default=bundled.DEFAULT_MODEL, help="bundled name or path (default %(default)s)")
+    sample.add_argument("--classes", type=int_list, help="digits to sample, e.g. 0,1,2 (class models)")
+    sample.add_argument("--per-class", type=positive_int, default=1)
+    sample.add_argument("--num", type=positive_int, help="number of samples (unconditional models)")
+    sample.add_argument("--guidance", type=float, help="CFG scale (class models; default 5)")
+    sample.add_argument("--steps", type=int, help="sampling steps (default: the model's own)")
+    sample.add_argument("--sigma", type=non_negative_float, help="single-step: noise level of the input")
+    sample.add_argument("--noisy-test", action="store_true", help="single-step: denoise noised test digits, not pure noise")
+    sample.add_argument("--data-dir", help="MNIST folder, for --noisy-test")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    sample.add_argument("--out", required=True, help="trajectory file to write (.npz)")
+
+    export = commands.add_parser("export", help="render a trajectory to a GIF or a PNG contact sheet")
+    export.add_argument("trajectory")
+    target = export.add_mutually_exclusive_group(required=True)
+    target.add_argument("--gif", metavar="OUT.gif")
+    target.add_argument("--png-grid", metavar="OUT.png")
+    export.add_argument("--panel", default=SIDE_BY_SIDE, help=f"one of {', '.join(PANEL_CHOICES)} or an extra's name")
+    export.add_argument("--fps", type=positive_float, default=10.0)
+    export.add_argument("--every", type=positive_int, default=1, help="keep every K-th frame (the last is kept)")
+    export.add_argument("--frames", metavar="START:END", help="frame range, inclusive")
+    export.add_argument("--scale", type=positive_int, default=4, help="integer zoom")
+    export.add_argument("--steps-shown", type=int_list, help="frames for --png-grid, e.g. 0,100,200,300")
+
+    commands.add_parser("models", help="list the bundled checkpoints")
+
+    download = commands.add_parser("download", help="download MNIST once, verifying checksums")
+    download.add_argument("dataset", choices=["mnist"])
+    download.add_argument("--data-dir")
+    return parser
+
+
+def _progress(total: int, description: str, unit: str = "it"):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit=unit, dynamic_ncols=True, file=sys.stderr)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from core.export import grid_columns, tile, to_uint8
+    from core.mnist_data import load_mnist
+    from core.training import EpochEvent, LossEvent, config_for_resume, recipe, train
+
+    if args.resume:
+        config = config_for_resume(args.resume, epochs=args.epochs, device=args.device)
+    else:
+        if args.model == "single-step" and args.objective:
+            raise UserFacingError("--objective is for time and class models; the single-step model has one objective")
+        config = recipe(args.model, args.objective)
+        for flag, field in (("epochs", "epochs"), ("hidden", "hidden"), ("batch_size", "batch_size"), ("lr", "lr"),
+                            ("sigma", "sigma"), ("p_uncond", "p_uncond"), ("epoch_sample_steps", "epoch_sample_steps")):
+            if getattr(args, flag) is not None:
+                setattr(config, field, getattr(args, flag))
+        if args.epochs is not None and config.lr_gamma is not None:
+            config.lr_gamma = 0.1 ** (1 / config.epochs)  # the course decays to 0.1x over the run
+        if args.no_lr_decay:
+            config.lr_gamma = None
+        config.seed, config.device, config.limit = args.seed, args.device, args.limit
+        config.log_every, config.epoch_samples = args.log_every, args.epoch_samples
+    data = load_mnist("train", args.data_dir)
+    out_dir = Path(args.out)
+    bar = None
+    try:
+        for event in train(config, data, out_dir, resume_from=args.resume):
+            if isinstance(event, LossEvent):
+                if bar is None:
+                    bar = _progress(event.epoch_iterations, f"epoch {event.epoch}/{config.epochs}", unit="batch")
+                bar.n = event.epoch_iteration
+                bar.set_postfix(loss=f"{event.loss:.4f}", lr=f"{event.lr:.2e}", img_s=f"{event.images_per_second:.0f}")
+            elif isinstance(event, EpochEvent):
+                if bar is not None:
+                    bar.close()
+                    bar = None
+                message = f"epoch {event.epoch}/{config.epochs}: mean loss {event.mean_loss:.4f} in {event.seconds:.1f} s, checkpoint {event.checkpoint}"
+                if event.samples is not None:
+                    from PIL import Image
+
+                    grid = tile(to_uint8(event.samples, 0.0, 1.0), grid_columns(len(event.samples), event.sample_labels))
+                    sample_path = event.checkpoint.with_name(event.checkpoint.stem + "-samples.png")
+                    Image.fromarray(grid).save(sample_path)
+                    message += f", samples {sample_path}"
+                print(message, flush=True)
+    finally:
+        if bar is not None:
+            bar.close()
+    return 0
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    from core.checkpoints import load_checkpoint
+    from core.devices import resolve_device
+    from core.frames import Trajectory
+    from core.mnist_sampling import sample_mnist
+    from core.trajectory_file import save_trajectory
+
+    device = resolve_device(args.device)
+    checkpoint = load_checkpoint(args.checkpoint, device)
+    clean_images = None
+    if args.noisy_test:
+        if checkpoint.objective.name != "single-step":
+            raise UserFacingError("--noisy-test is for the single-step denoiser")
+        from core.mnist_data import load_mnist
+
+        clean_images, _ = load_mnist("test", args.data_dir).as_float(device, args.num or 10)
+    run = sample_mnist(
+        checkpoint,
+        classes=args.classes,
+        per_class=args.per_class,
+        num=args.num,
+        guidance=args.guidance,
+        steps=args.steps,
+        seed=args.seed,
+        sigma=args.sigma,
+        clean_images=clean_images,
+    )
+    frames = []
+    with _progress(run.num_frames, "sampling", unit="frame") as bar:
+        for frame in run.frames:
+            frames.append(frame)
+            bar.update(1)
+    path = save_trajectory(Trajectory(run.meta, frames, run.labels), args.out)
+    print(f"wrote {path}: {len(frames)} frames of {frames[0].x_t.shape[0]} images ({run.meta['algorithm']})")
+    return 0
+
+
+def _frame_range(text: Optional[str], num_frames: int) -> tuple[int, Optional[int]]:
+    if not text:
+        return 0, None
+    try:
+        start_text, end_text = text.split(":")
+        start = int(start_text) if start_text else 0
+        end = int(end_text) if end_text else num_frames - 1
+    except ValueError:
+        raise UserFacingError(f"--frames expects START:END, got {text!r}") from None
+    return start, end
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from core.export import write_gif, write_png_grid
+    from core.trajectory_file import load_trajectory
+
+    trajectory = load_trajectory(args.trajectory)
+    try:
+        if args.gif:
+            start, end = _frame_range(args.frames, len(trajectory))
+            with _progress(len(trajectory), "rendering", unit="frame") as bar:
+
+                def advance(done: int, total: int) -> None:
+                    bar.total = total
+                    bar.n = done
+                    bar.refresh()
+
+                path = write_gif(trajectory, args.gif, args.panel, args.fps, args.every, args.scale, start, end, progress=advance)
+        else:
+            path = write_png_grid(trajectory, args.png_grid, args.steps_shown, args.panel, args.scale)
+    except ValueError as exc:
+        raise UserFacingError(str(exc)) from None
+    print(f"wrote {path}")
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from core.checkpoints import read_sidecar
+
+    models = bundled.bundled_models()
+    if not models:
+        print(f"no bundled models in {bundled.models_dir()}")
+        return 0
+    print(f"{'name':<20} {'architecture':<14} {'objective':<12} {'hidden':>6} {'epochs':>6}  file")
+    for name, sidecar_path in models.items():
+        sidecar = read_sidecar(sidecar_path)
+        print(
+            f"{name:<20} {sidecar['architecture']['name']:<14} {sidecar['objective']['name']:<12} "
+            f"{sidecar['architecture']['hidden']:>6} {sidecar['epoch']:>6}  {sidecar_path.with_suffix('.safetensors')}"
+        )
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from core.mnist_data import download_mnist
+
+    directory = download_mnist(args.data_dir, report=lambda message: print(message, file=sys.stderr))
+    print(f"MNIST is in {directory}")
+    return 0
+
+
+RUNNERS = {"train": run_train, "sample": run_sample, "export": run_export, "models": run_models, "download": run_download}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return RUNNERS[args.command](args)
+    except UserFacingError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except torch.OutOfMemoryError:
+        print(f"{PROG}: error: out of GPU memory; use fewer samples, a smaller --batch-size, or --device cpu", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

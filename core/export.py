@@ -1,0 +1,214 @@
+"""Render trajectories to pictures: panels, labelled frames, GIFs and PNG contact sheets.
+
+Qt-free (Pillow only), so the CLI and the GUI export the same pixels.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from core.atomic import atomic_path
+from core.frames import NOISE_FIELDS, Frame, Trajectory
+
+NOISE_DISPLAY_RANGE = (-3.0, 3.0)  # eps ~ N(0, 1) and v = x1 - x0 fit here but for rare tails
+PANEL_TITLES = {"x_t": "x_t", "x0_hat": "x0 estimate", "eps_hat": "noise estimate", "v_hat": "velocity estimate"}
+SIDE_BY_SIDE = "side-by-side"
+PANEL_CHOICES = ("x_t", "x0_hat", "eps_hat", "v_hat", SIDE_BY_SIDE)
+GRID_PADDING = 2
+BACKGROUND = (24, 24, 24)
+TEXT_COLOUR = (235, 235, 235)
+
+
+def display_range(name: str, value_range: tuple[float, float]) -> tuple[float, float]:
+    """The value range a panel maps to black..white: noise fields are centred on zero."""
+    if name in NOISE_FIELDS or name.startswith(("eps", "v_")):
+        return NOISE_DISPLAY_RANGE
+    return value_range
+
+
+def to_uint8(images: torch.Tensor, low: float, high: float) -> np.ndarray:
+    """[N, C, H, W] floats -> [N, H, W, 3] uint8, clipping to [low, high]."""
+    scaled = ((images.float() - low) / (high - low)).clamp(0, 1).mul(255).round().to(torch.uint8)
+    array = scaled.permute(0, 2, 3, 1).numpy()
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    return array[..., :3]
+
+
+def grid_columns(num_images: int, labels: Optional[torch.Tensor] = None) -> int:
+    """One column per class for class-conditioned runs, else a near-square grid."""
+    if labels is not None and len(labels) == num_images:
+        return max(1, min(num_images, len(torch.unique(labels))))
+    return max(1, math.ceil(math.sqrt(num_images)))
+
+
+def tile(images: np.ndarray, columns: int, padding: int = GRID_PADDING) -> np.ndarray:
+    """[N, H, W, 3] -> one [rows*(H+p)+p, cols*(W+p)+p, 3] grid on the background colour."""
+    count, height, width, _ = images.shape
+    rows = math.ceil(count / columns)
+    canvas = np.empty((rows * (height + padding) + padding, columns * (width + padding) + padding, 3), np.uint8)
+    canvas[...] = BACKGROUND
+    for i in range(count):
+        row, column = divmod(i, columns)
+        top, left = padding + row * (height + padding), padding + column * (width + padding)
+        canvas[top : top + height, left : left + width] = images[i]
+    return canvas
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _caption(image: Image.Image, text: str, font_size: int) -> Image.Image:
+    """`image` with a strip of text above it."""
+    strip = font_size + 8
+    out = Image.new("RGB", (image.width, image.height + strip), BACKGROUND)
+    out.paste(image, (0, strip))
+    ImageDraw.Draw(out).text((4, 3), text, fill=TEXT_COLOUR, font=_font(font_size))
+    return out
+
+
+def hstack(images: Sequence[Image.Image], gap: int = 6) -> Image.Image:
+    width = sum(image.width for image in images) + gap * (len(images) - 1)
+    height = max(image.height for image in images)
+    out = Image.new("RGB", (width, height), BACKGROUND)
+    left = 0
+    for image in images:
+        out.paste(image, (left, 0))
+        left += image.width + gap
+    return out
+
+
+def vstack(images: Sequence[Image.Image], gap: int = 6) -> Image.Image:
+    width = max(image.width for image in images)
+    height = sum(image.height for image in images) + gap * (len(images) - 1)
+    out = Image.new("RGB", (width, height), BACKGROUND)
+    top = 0
+    for image in images:
+        out.paste(image, (0, top))
+        top += image.height + gap
+    return out
+
+
+def panel_names(trajectory: Trajectory, panel: str) -> list[str]:
+    """The image fields one --panel choice shows; "eps_hat" and "v_hat" both mean the run's noise field."""
+    noise = trajectory.noise_field
+    if panel == SIDE_BY_SIDE:
+        return ["x_t", "x0_hat"] + ([noise] if noise else [])
+    if panel in NOISE_FIELDS:
+        if noise is None:
+            raise ValueError("this trajectory has no noise estimate to show")
+        return [noise]
+    if panel in ("x_t", "x0_hat") or panel in trajectory.extra_names():
+        return [panel]
+    raise ValueError(f"unknown panel {panel!r}; choose from {', '.join(PANEL_CHOICES + tuple(trajectory.extra_names()))}")
+
+
+def has_integer_timesteps(trajectory: Trajectory) -> bool:
+    """DDPM-style runs count t in integer steps; flow matching and the single-step denoiser do not."""
+    return trajectory.meta.get("algorithm", "").startswith(("ddpm", "if"))
+
+
+def step_label(trajectory: Trajectory, frame: Frame) -> str:
+    t_text = f"{int(frame.t)}" if has_integer_timesteps(trajectory) else f"{frame.t:.3f}"
+    return f"step {frame.index}/{len(trajectory) - 1}   t = {t_text}"
+
+
+def render_panel(trajectory: Trajectory, frame: Frame, name: str, scale: int, font_size: int) -> Image.Image:
+    low, high = display_range(name, trajectory.value_range)
+    images = to_uint8(frame.image(name), low, high)
+    grid = tile(images, grid_columns(images.shape[0], trajectory.labels))
+    picture = Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
+    return _caption(picture, PANEL_TITLES.get(name, name), font_size)
+
+
+def render_frame(trajectory: Trajectory, frame: Frame, names: Sequence[str], scale: int = 4) -> Image.Image:
+    """The chosen panels of one frame side by side, with the step and t written above."""
+    font_size = max(12, 4 * scale)
+    panels = hstack([render_panel(trajectory, frame, name, scale, font_size) for name in names])
+    return _caption(panels, step_label(trajectory, frame), font_size)
+
+
+def select_frames(num_frames: int, every: int = 1, start: int = 0, end: Optional[int] = None) -> list[int]:
+    """Every `every`-th frame of [start, end], always ending on the range's last frame."""
+    end = num_frames - 1 if end is None else end
+    if every < 1:
+        raise ValueError(f"every must be at least 1, got {every}")
+    if not 0 <= start <= end < num_frames:
+        raise ValueError(f"frame range {start}:{end} is outside 0:{num_frames - 1}")
+    chosen = list(range(start, end + 1, every))
+    if chosen[-1] != end:
+        chosen.append(end)
+    return chosen
+
+
+def write_gif(
+    trajectory: Trajectory,
+    path: str | os.PathLike,
+    panel: str = SIDE_BY_SIDE,
+    fps: float = 10.0,
+    every: int = 1,
+    scale: int = 4,
+    start: int = 0,
+    end: Optional[int] = None,
+    hold_last_seconds: float = 1.0,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> Path:
+    """An animated GIF that loops forever and plays in browsers; the last frame is held a moment."""
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    if scale < 1:
+        raise ValueError(f"scale must be at least 1, got {scale}")
+    names = panel_names(trajectory, panel)
+    indices = select_frames(len(trajectory), every, start, end)
+    pictures = []
+    for done, index in enumerate(indices, start=1):
+        pictures.append(render_frame(trajectory, trajectory[index], names, scale))
+        if progress is not None:
+            progress(done, len(indices))
+    frame_ms = max(20, int(round(1000 / fps)))  # browsers treat shorter GIF delays as 100 ms
+    durations = [frame_ms] * len(pictures)
+    durations[-1] = max(frame_ms, int(hold_last_seconds * 1000))
+    target = Path(path)
+    with atomic_path(target) as temporary:
+        pictures[0].save(
+            temporary, format="GIF", save_all=True, append_images=pictures[1:], duration=durations, loop=0, disposal=1
+        )
+    return target
+
+
+def default_steps_shown(num_frames: int, count: int = 8) -> list[int]:
+    if num_frames <= count:
+        return list(range(num_frames))
+    return sorted({round(i * (num_frames - 1) / (count - 1)) for i in range(count)})
+
+
+def write_png_grid(
+    trajectory: Trajectory,
+    path: str | os.PathLike,
+    steps_shown: Optional[Sequence[int]] = None,
+    panel: str = SIDE_BY_SIDE,
+    scale: int = 2,
+) -> Path:
+    """A contact sheet: one row per chosen step, each row the chosen panels with its label."""
+    steps_shown = list(steps_shown) if steps_shown else default_steps_shown(len(trajectory))
+    bad = [s for s in steps_shown if not 0 <= s < len(trajectory)]
+    if bad:
+        raise ValueError(f"steps {bad} are outside 0..{len(trajectory) - 1}")
+    names = panel_names(trajectory, panel)
+    sheet = vstack([render_frame(trajectory, trajectory[s], names, scale) for s in steps_shown])
+    target = Path(path)
+    with atomic_path(target) as temporary:
+        sheet.save(temporary, format="PNG")
+    return target
+

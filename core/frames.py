@@ -1,0 +1,99 @@
+"""The one record every algorithm yields (`Frame`) and a run's worth of them (`Trajectory`).
+
+A frame describes one step: the sample `x_t` the step started from, the model's estimates at
+`x_t`, and the numbers the update used to get to the next frame's `x_t`. Frame 0 is the starting
+state; the last frame holds the final sample and no estimate (its `x0_hat` is the sample itself
+and its noise estimate is zero), so a run of S steps has S + 1 frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Optional
+
+import torch
+
+# The field names shared by frames, trajectory files and exports.
+NOISE_FIELDS = ("eps_hat", "v_hat")
+IMAGE_FIELDS = ("x_t", "x0_hat") + NOISE_FIELDS
+
+
+@dataclass
+class Frame:
+    index: int
+    t: float  # integer timestep for DDPM-style runs, a float in [0, 1] for flow matching
+    x_t: torch.Tensor  # [N, C, H, W], on the CPU
+    x0_hat: torch.Tensor  # the clean-image estimate at x_t, whatever the objective calls it
+    eps_hat: Optional[torch.Tensor] = None  # noise estimate (DDPM, IF, single-step)
+    v_hat: Optional[torch.Tensor] = None  # velocity estimate (flow matching)
+    coeffs: dict[str, float] = field(default_factory=dict)  # the numbers this step's update used
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)  # named images to show
+
+    @property
+    def noise_field(self) -> Optional[str]:
+        """"eps_hat" or "v_hat", whichever this frame carries."""
+        if self.eps_hat is not None:
+            return "eps_hat"
+        if self.v_hat is not None:
+            return "v_hat"
+        return None
+
+    def image(self, name: str) -> torch.Tensor:
+        """One of the image fields or extras by name, e.g. "x_t" or "eps_cond"."""
+        if name in IMAGE_FIELDS:
+            value = getattr(self, name)
+        else:
+            value = self.extras.get(name)
+        if value is None:
+            raise KeyError(f"frame {self.index} has no image named {name!r}")
+        return value
+
+
+def to_cpu(tensor: torch.Tensor) -> torch.Tensor:
+    """Detach a tensor for a frame. On the CPU this is free; samplers never write in place."""
+    return tensor.detach().to("cpu", torch.float32)
+
+
+@dataclass
+class Trajectory:
+    """The frames of one run plus its metadata (algorithm, model, seed, parameters, value range)."""
+
+    meta: dict
+    frames: list[Frame] = field(default_factory=list)
+    labels: Optional[torch.Tensor] = None  # [N] class labels for class-conditioned runs
+
+    @classmethod
+    def collect(cls, frames: Iterable[Frame], meta: dict, labels: Optional[torch.Tensor] = None) -> "Trajectory":
+        return cls(meta=meta, frames=list(frames), labels=labels)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __iter__(self) -> Iterator[Frame]:
+        return iter(self.frames)
+
+    def __getitem__(self, index: int) -> Frame:
+        return self.frames[index]
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        low, high = self.meta["value_range"]
+        return float(low), float(high)
+
+    @property
+    def noise_field(self) -> Optional[str]:
+        return self.frames[0].noise_field if self.frames else None
+
+    @property
+    def final_sample(self) -> torch.Tensor:
+        return self.frames[-1].x_t
+
+    def stack(self, name: str) -> torch.Tensor:
+        """One image field over all frames: [F, N, C, H, W]."""
+        return torch.stack([frame.image(name) for frame in self.frames])
+
+    def extra_names(self) -> list[str]:
+        names: list[str] = []
+        for frame in self.frames:
+            names.extend(name for name in frame.extras if name not in names)
+        return names

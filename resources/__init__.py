@@ -1,0 +1,1 @@
+"""Package data: bundled MNIST checkpoints (models/), sample images and icons."""

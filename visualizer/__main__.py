@@ -1,0 +1,5 @@
+import sys
+
+from visualizer.launcher import main
+
+sys.exit(main())
