@@ -157,10 +157,8 @@ def run_train(args: argparse.Namespace) -> int:
                             ("sigma", "sigma"), ("p_uncond", "p_uncond"), ("epoch_sample_steps", "epoch_sample_steps")):
             if getattr(args, flag) is not None:
                 setattr(config, field, getattr(args, flag))
-        if args.epochs is not None and config.lr_gamma is not None:
-            config.lr_gamma = 0.1 ** (1 / config.epochs)  # the course decays to 0.1x over the run
         if args.no_lr_decay:
-            config.lr_gamma = None
+            config.lr_decay = False
         config.seed, config.device, config.limit = args.seed, args.device, args.limit
         config.log_every, config.epoch_samples = args.log_every, args.epoch_samples
     data = load_mnist("train", args.data_dir)

@@ -47,7 +47,7 @@ class TrainConfig:
     hidden: int
     batch_size: int
     lr: float
-    lr_gamma: Optional[float]  # ExponentialLR decay per epoch, or None for a constant rate
+    lr_decay: bool  # ExponentialLR with gamma = 0.1^(1/epochs): the rate ends at 0.1x, as in the course
     seed: int = 0
     device: str = "auto"
     limit: Optional[int] = None  # train on the first `limit` images
@@ -76,6 +76,10 @@ class TrainConfig:
         if not 0 <= self.p_uncond < 1:
             raise UserFacingError(f"p-uncond must be in [0, 1), got {self.p_uncond}")
 
+    @property
+    def lr_gamma(self) -> Optional[float]:
+        return 0.1 ** (1 / self.epochs) if self.lr_decay else None
+
     def build_objective(self) -> Objective:
         if self.objective == "single-step":
             return SingleStepObjective(self.sigma)
@@ -96,12 +100,12 @@ class TrainConfig:
 def recipe(model: str, objective: Optional[str] = None) -> TrainConfig:
     """The course's hyperparameters for a model kind (and objective, for time/class models)."""
     if model == "single-step":
-        return TrainConfig("single-step", "single-step", epochs=5, hidden=128, batch_size=256, lr=1e-4, lr_gamma=None)
+        return TrainConfig("single-step", "single-step", epochs=5, hidden=128, batch_size=256, lr=1e-4, lr_decay=False)
     objective = objective or "ddpm"
     if objective == "ddpm":
-        return TrainConfig(model, "ddpm", epochs=20, hidden=64, batch_size=128, lr=1e-3, lr_gamma=0.1 ** (1 / 20))
+        return TrainConfig(model, "ddpm", epochs=20, hidden=64, batch_size=128, lr=1e-3, lr_decay=True)
     if objective == "flow":
-        return TrainConfig(model, "flow", epochs=10, hidden=64, batch_size=64, lr=1e-2, lr_gamma=0.1 ** (1 / 10))
+        return TrainConfig(model, "flow", epochs=10, hidden=64, batch_size=64, lr=1e-2, lr_decay=True)
     raise UserFacingError(f"unknown objective {objective!r}; use ddpm or flow")
 
 

@@ -1,0 +1,64 @@
+"""Fixtures shared by the core and visualizer tests: real MNIST and tiny checkpoints built in code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.checkpoints import save_checkpoint
+from core.training import ARCHITECTURE_OF_MODEL, NUM_CLASSES, TrainConfig, recipe
+
+ROOT = Path(__file__).resolve().parent.parent
+MNIST_DIR = ROOT.parent / "shared" / "data" / "mnist"
+TINY_HIDDEN = 4
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    if not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file():
+        pytest.fail(f"real MNIST is expected in {MNIST_DIR} (see its README)")
+    return MNIST_DIR
+
+
+def tiny_config(model: str, objective: str | None = None, **overrides) -> TrainConfig:
+    config = recipe(model, objective)
+    config.hidden = TINY_HIDDEN
+    config.T = 20
+    config.num_ts = 8
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return config
+
+
+def write_tiny_checkpoint(directory: Path, model: str, objective: str | None = None, seed: int = 0) -> Path:
+    """An untrained tiny checkpoint with a real sidecar, as `train` would write it."""
+    config = tiny_config(model, objective, seed=seed)
+    network = config.build_model()
+    sidecar = {
+        "architecture": {
+            "name": ARCHITECTURE_OF_MODEL[model],
+            "hidden": config.hidden,
+            "in_channels": 1,
+            "image_size": 28,
+            **({"num_classes": NUM_CLASSES} if model == "class" else {}),
+        },
+        "objective": config.build_objective().to_dict(),
+        "hyperparameters": vars(config),
+        "iteration": 0,
+        "data": {"dataset": "mnist", "split": "train", "images": 0, "limit": None, "value_range": [0.0, 1.0]},
+    }
+    return save_checkpoint(directory, 1, network, sidecar)
+
+
+@pytest.fixture
+def tiny_checkpoints(tmp_path: Path) -> dict[str, Path]:
+    """Sidecar paths of one tiny checkpoint per part B model, keyed like the bundled names."""
+    kinds = {
+        "single-step": ("single-step", None),
+        "time-ddpm": ("time", "ddpm"),
+        "class-ddpm": ("class", "ddpm"),
+        "time-flow": ("time", "flow"),
+        "class-flow": ("class", "flow"),
+    }
+    return {name: write_tiny_checkpoint(tmp_path / name, *kind) for name, kind in kinds.items()}
