@@ -92,6 +92,22 @@ def save_checkpoint(
     return sidecar_path
 
 
+def write_bundled_copy(path_or_name: str | os.PathLike, name: str, dest_dir: str | os.PathLike,
+                       dtype: torch.dtype = torch.float16) -> Path:
+    """Copy a checkpoint as DEST/NAME.safetensors + NAME.json: smaller weights, no training state."""
+    loaded = load_checkpoint(path_or_name)
+    dest_dir = Path(dest_dir)
+    weights_path, sidecar_path = dest_dir / f"{name}.safetensors", dest_dir / f"{name}.json"
+    weights = {key: value.to(dtype) if value.is_floating_point() else value for key, value in loaded.model.state_dict().items()}
+    with atomic_path(weights_path) as temporary:
+        save_file({key: value.contiguous() for key, value in weights.items()}, str(temporary))
+    sidecar = {key: value for key, value in loaded.sidecar.items() if key not in ("training_state", "optimizer_param_groups")}
+    sidecar.update(weights=weights_path.name, weights_dtype=str(dtype).replace("torch.", ""), bundled_from=str(loaded.sidecar_path))
+    with atomic_path(sidecar_path) as temporary:
+        temporary.write_text(json.dumps(sidecar, indent=2))
+    return sidecar_path
+
+
 def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
     """The sidecar path for a bundled name, a run directory, a .json or a .safetensors path."""
     text = str(path_or_name)

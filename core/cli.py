@@ -21,7 +21,7 @@ import torch
 from core import __version__, bundled
 from core.errors import UserFacingError
 
-COMMANDS = ("train", "sample", "export", "models", "download")
+COMMANDS = ("train", "sample", "export", "models", "download", "bundle")
 EXIT_USAGE = 2
 PROG = "diffusion-stepper"
 
@@ -129,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--steps-shown", type=int_list, help="frames for --png-grid, e.g. 0,100,200,300")
 
     commands.add_parser("models", help="list the bundled checkpoints")
+
+    bundle = commands.add_parser("bundle", help="copy a checkpoint into the bundled models (fp16, no training state)")
+    bundle.add_argument("checkpoint")
+    bundle.add_argument("--name", required=True, choices=bundled.BUNDLED_NAMES)
+    bundle.add_argument("--dest", help="folder to write to (default: the installed resources/models)")
 
     download = commands.add_parser("download", help="download MNIST once, verifying checksums")
     download.add_argument("dataset", choices=["mnist"])
@@ -280,6 +285,14 @@ def run_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_bundle(args: argparse.Namespace) -> int:
+    from core.checkpoints import write_bundled_copy
+
+    path = write_bundled_copy(args.checkpoint, args.name, args.dest or bundled.models_dir())
+    print(f"wrote {path} and {path.with_suffix('.safetensors').name}")
+    return 0
+
+
 def run_download(args: argparse.Namespace) -> int:
     from core.mnist_data import download_mnist
 
@@ -288,7 +301,8 @@ def run_download(args: argparse.Namespace) -> int:
     return 0
 
 
-RUNNERS = {"train": run_train, "sample": run_sample, "export": run_export, "models": run_models, "download": run_download}
+RUNNERS = {"train": run_train, "sample": run_sample, "export": run_export, "models": run_models, "download": run_download,
+           "bundle": run_bundle}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

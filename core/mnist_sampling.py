@@ -114,7 +114,7 @@ def sample_mnist(
         bad = [c for c in classes if not 0 <= c < checkpoint.num_classes]
         if bad or not classes:
             raise UserFacingError(f"classes must be in 0..{checkpoint.num_classes - 1}, got {classes}")
-        labels = torch.tensor(classes, dtype=torch.int64).repeat_interleave(per_class)
+        labels = torch.tensor(classes, dtype=torch.int64).repeat(per_class)  # rows of 0..9, as the course shows them
         guidance = DEFAULT_GUIDANCE if guidance is None else guidance
         batch = labels.shape[0]
     else:

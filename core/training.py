@@ -190,7 +190,7 @@ def epoch_sample_grid(
     count = config.epoch_samples
     if model.num_classes:
         per_class = max(1, config.epoch_samples // model.num_classes)
-        labels = torch.arange(model.num_classes).repeat_interleave(per_class)
+        labels = torch.arange(model.num_classes).repeat(per_class)
         count = labels.shape[0]
     steps = config.epoch_sample_steps or min(EPOCH_SAMPLE_STEPS, objective.default_steps)
     x_start = pure_noise((count, *MNIST_SHAPE), generator, device)

@@ -136,7 +136,7 @@ def test_same_seed_same_trajectory(tiny_checkpoints, kind):
 def test_class_run_carries_cfg_extras_and_labels(tiny_checkpoints):
     run = sample_mnist(load_checkpoint(tiny_checkpoints["class-flow"]), classes=[1, 7], per_class=2, steps=3, guidance=2.0)
     frames = list(run.frames)
-    assert run.labels.tolist() == [1, 1, 7, 7]
+    assert run.labels.tolist() == [1, 7, 1, 7]
     assert run.num_frames == len(frames) == 4
     assert frames[0].x_t.shape == (4, 1, 28, 28)
     assert set(frames[0].extras) == {"v_cond", "v_uncond"}

@@ -1,0 +1,153 @@
+"""Every CLI command end to end on tiny models, and the bad inputs that must fail in one line."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core import cli
+from core.bundled import BUNDLED_NAMES
+from core.trajectory_file import load_trajectory
+
+
+def run(capsys, *argv):
+    try:
+        code = cli.main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse usage errors
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_train_then_resume_on_real_mnist(tmp_path, capsys, mnist_dir):
+    out = tmp_path / "run"
+    common = ["--hidden", 4, "--limit", 64, "--batch-size", 32, "--epoch-samples", 10, "--epoch-sample-steps", 2]
+    code, stdout, _ = run(capsys, "train", "mnist", "--model", "class", "--objective", "flow", "--epochs", 1,
+                          *common, "--data-dir", mnist_dir, "--out", out)
+    assert code == 0
+    assert "epoch 1/1" in stdout
+    assert {p.name for p in out.iterdir()} >= {"epoch-001.json", "epoch-001.safetensors", "epoch-001-samples.png"}
+    with Image.open(out / "epoch-001-samples.png") as grid:
+        assert grid.size == (10 * 28 + 11 * 2, 28 + 2 * 2)  # one of each digit in a row
+    code, stdout, _ = run(capsys, "train", "mnist", "--model", "class", "--resume", out / "epoch-001.json",
+                          "--epochs", 2, "--data-dir", mnist_dir, "--out", out)
+    assert code == 0 and "epoch 2/2" in stdout and (out / "epoch-002.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "kind, extra, frames, noise",
+    [
+        ("class-ddpm", ["--classes", "3,8", "--per-class", 2, "--steps", 5, "--guidance", 3], 6, "eps_hat"),
+        ("class-flow", ["--steps", 4], 5, "v_hat"),
+        ("time-ddpm", ["--num", 3], 21, "eps_hat"),  # the tiny model's T = 20
+        ("time-flow", ["--num", 2], 9, "v_hat"),  # and num_ts = 8
+        ("single-step", ["--num", 4], 2, "eps_hat"),
+    ],
+)
+def test_sample_writes_a_trajectory(tmp_path, capsys, tiny_checkpoints, kind, extra, frames, noise):
+    out = tmp_path / "run.npz"
+    code, stdout, err = run(capsys, "sample", "mnist", "--checkpoint", tiny_checkpoints[kind], *extra, "--out", out)
+    assert code == 0, err
+    trajectory = load_trajectory(out)
+    assert len(trajectory) == frames and trajectory.noise_field == noise
+    assert f"{frames} frames" in stdout
+    if kind == "class-ddpm":
+        assert trajectory.labels.tolist() == [3, 8, 3, 8]
+        assert trajectory.meta["params"]["guidance"] == 3.0
+
+
+def test_single_step_denoises_noisy_test_digits(tmp_path, capsys, tiny_checkpoints, mnist_dir):
+    out = tmp_path / "denoise.npz"
+    code, _, err = run(capsys, "sample", "mnist", "--checkpoint", tiny_checkpoints["single-step"], "--noisy-test",
+                       "--num", 3, "--sigma", 0.8, "--data-dir", mnist_dir, "--out", out)
+    assert code == 0, err
+    trajectory = load_trajectory(out)
+    assert trajectory[0].t == pytest.approx(0.8) and trajectory.meta["params"]["source"] == "noised test digits"
+
+
+def test_export_gif_and_contact_sheet(tmp_path, capsys, tiny_checkpoints):
+    run_file = tmp_path / "run.npz"
+    run(capsys, "sample", "mnist", "--checkpoint", tiny_checkpoints["class-ddpm"], "--steps", 10, "--out", run_file)
+    gif = tmp_path / "run.gif"
+    code, _, err = run(capsys, "export", run_file, "--gif", gif, "--panel", "eps_hat", "--every", 3, "--scale", 2, "--fps", 20)
+    assert code == 0, err
+    with Image.open(gif) as image:
+        assert image.n_frames == 5  # 0, 3, 6, 9, 10
+    sheet = tmp_path / "sheet.png"
+    code, _, err = run(capsys, "export", run_file, "--png-grid", sheet, "--steps-shown", "0,5,10")
+    assert code == 0, err
+    with Image.open(sheet) as image:
+        assert image.mode == "RGB" and np.asarray(image).std() > 0
+
+
+def test_models_lists_the_bundled_checkpoints(capsys):
+    code, stdout, _ = run(capsys, "models")
+    assert code == 0
+    for name in BUNDLED_NAMES:
+        assert name in stdout
+
+
+def test_bundle_writes_a_half_precision_copy(tmp_path, capsys, tiny_checkpoints):
+    code, stdout, err = run(capsys, "bundle", tiny_checkpoints["class-flow"], "--name", "mnist-class-flow", "--dest", tmp_path)
+    assert code == 0, err
+    from core.checkpoints import load_checkpoint, read_sidecar
+    from safetensors.torch import load_file
+
+    sidecar = read_sidecar(tmp_path / "mnist-class-flow.json")
+    assert "training_state" not in sidecar and sidecar["weights_dtype"] == "float16"
+    assert all(v.dtype.is_floating_point is False or str(v.dtype) == "torch.float16"
+               for v in load_file(tmp_path / "mnist-class-flow.safetensors").values())
+    assert load_checkpoint(tmp_path / "mnist-class-flow.json").is_class_conditioned
+
+
+def expect_one_line_error(capsys, argv, fragment):
+    code, _, err = run(capsys, *argv)
+    assert code not in (0, None)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err and fragment in lines[0]
+
+
+def test_bad_inputs_fail_in_one_line(tmp_path, capsys, tiny_checkpoints):
+    out = ["--out", tmp_path / "x.npz"]
+    class_model = tiny_checkpoints["class-ddpm"]
+    expect_one_line_error(capsys, ["sample", "mnist", "--checkpoint", "mnist-nonsense", *out], "unknown model 'mnist-nonsense'")
+    expect_one_line_error(capsys, ["sample", "mnist", "--checkpoint", class_model, "--guidance", -1, *out], "guidance must be >= 0")
+    expect_one_line_error(capsys, ["sample", "mnist", "--checkpoint", class_model, "--steps", 0, *out], "steps must be positive")
+    expect_one_line_error(capsys, ["sample", "mnist", "--checkpoint", class_model, "--steps", -4, *out], "steps must be positive")
+    expect_one_line_error(capsys, ["sample", "mnist", "--checkpoint", tmp_path / "nope" / "m.safetensors", *out], "no such file")
+    expect_one_line_error(capsys, ["export", tmp_path / "missing.npz", "--gif", tmp_path / "a.gif"], "no such file")
+    # Checkpoints of the wrong kind.
+    trajectory = tmp_path / "run.npz"
+    run(capsys, "sample", "mnist", "--checkpoint", class_model, "--steps", 2, "--out", trajectory)
+    expect_one_line_error(capsys, ["sample", "mnist", "--checkpoint", trajectory, *out], "not a diffusion-stepper checkpoint")
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text('{"model_type": "bert"}')
+    expect_one_line_error(capsys, ["sample", "mnist", "--checkpoint", foreign, *out], "not a diffusion-stepper MNIST checkpoint")
+    time_model = tiny_checkpoints["time-ddpm"]
+    expect_one_line_error(capsys, ["sample", "mnist", "--checkpoint", time_model, "--guidance", 5, *out], "needs a class-conditioned model")
+    # Usage errors from argparse are one line too.
+    expect_one_line_error(capsys, ["sample", "mnist", "--checkpoint", class_model, "--per-class", 0, *out], "must be positive")
+    expect_one_line_error(capsys, ["train", "mnist", "--model", "unet9000", "--out", tmp_path], "invalid choice")
+    # A corrupt trajectory given to export.
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"PK\x03\x04garbage")
+    expect_one_line_error(capsys, ["export", corrupt, "--gif", tmp_path / "b.gif"], "corrupt.npz")
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_installed_console_script(tmp_path):
+    beside_python = Path(sys.executable).parent / "diffusion-stepper"
+    script = str(beside_python) if beside_python.is_file() else shutil.which("diffusion-stepper")
+    assert script, "the diffusion-stepper script is not installed: run the README's pip install first"
+    result = subprocess.run([script, "models"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert all(name in result.stdout for name in BUNDLED_NAMES)
+    result = subprocess.run([script, "sample", "mnist", "--checkpoint", "no-such-model", "--out", tmp_path / "x.npz"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("diffusion-stepper: error: unknown model")

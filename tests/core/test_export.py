@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from core.checkpoints import load_checkpoint
+from core.export import (
+    GRID_PADDING,
+    render_panel,
+    select_frames,
+    to_uint8,
+    write_gif,
+    write_png_grid,
+)
+from core.frames import Trajectory
+from core.mnist_sampling import sample_mnist
+
+
+@pytest.fixture
+def trajectory(tiny_checkpoints):
+    run = sample_mnist(load_checkpoint(tiny_checkpoints["class-ddpm"]), classes=[2, 4, 6], steps=9)
+    return Trajectory(run.meta, list(run.frames), run.labels)
+
+
+def test_gif_has_the_chosen_frames_and_size(tmp_path, trajectory):
+    path = write_gif(trajectory, tmp_path / "run.gif", panel="x0_hat", fps=5, every=4, scale=3)
+    with Image.open(path) as gif:
+        assert gif.n_frames == 4  # frames 0, 4, 8 and the last one, 9
+        size = gif.size
+        durations = []
+        for index in range(gif.n_frames):
+            gif.seek(index)
+            durations.append(gif.info["duration"])
+        assert gif.info.get("loop") == 0  # loops forever in a browser
+    assert durations[:3] == [200, 200, 200] and durations[-1] >= 1000
+    grid_width = 3 * 28 + 4 * GRID_PADDING  # three samples in a row
+    assert size[0] == grid_width * 3
+
+
+def test_panel_pixels_are_the_frames_values(trajectory):
+    frame = trajectory[5]
+    picture = np.asarray(render_panel(trajectory, frame, "x_t", scale=1, font_size=12))
+    caption_height = picture.shape[0] - (28 + 2 * GRID_PADDING)
+    first_image = picture[caption_height + GRID_PADDING : caption_height + GRID_PADDING + 28, GRID_PADDING : GRID_PADDING + 28]
+    expected = to_uint8(frame.x_t[:1], 0.0, 1.0)[0]
+    assert np.array_equal(first_image, expected)
+
+
+def test_png_contact_sheet_rows(tmp_path, trajectory):
+    one_row = write_png_grid(trajectory, tmp_path / "one.png", steps_shown=[0], panel="x_t", scale=1)
+    three_rows = write_png_grid(trajectory, tmp_path / "three.png", steps_shown=[0, 5, 9], panel="x_t", scale=1)
+    with Image.open(one_row) as a, Image.open(three_rows) as b:
+        assert b.size[0] == a.size[0]
+        assert b.size[1] > 2.9 * a.size[1]
+    with pytest.raises(ValueError, match="outside"):
+        write_png_grid(trajectory, tmp_path / "bad.png", steps_shown=[42])
+
+
+def test_frame_selection():
+    assert select_frames(10, every=4) == [0, 4, 8, 9]
+    assert select_frames(10, every=1, start=2, end=4) == [2, 3, 4]
+    with pytest.raises(ValueError):
+        select_frames(10, start=5, end=12)
+
+
+def test_to_uint8_clips_and_expands_grey():
+    pixels = to_uint8(torch.tensor([[[[-1.0, 0.0, 0.5, 2.0]]]]), 0.0, 1.0)
+    assert pixels.shape == (1, 1, 4, 3)
+    assert pixels[0, 0, :, 0].tolist() == [0, 0, 128, 255]

@@ -1,0 +1,34 @@
+"""core/ must import and run without Qt: checked in a fresh interpreter."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PROGRAM = """
+import importlib, pkgutil, sys
+import core
+for module in pkgutil.walk_packages(core.__path__, "core."):
+    importlib.import_module(module.name)
+from core import cli
+cli.main(["models"])
+qt = sorted(name for name in sys.modules if name.split(".")[0] in ("PySide6", "shiboken6", "pyqtgraph", "PyQt5", "PyQt6", "qtpy"))
+print("QT_MODULES", qt)
+"""
+
+
+def test_core_never_imports_qt():
+    result = subprocess.run([sys.executable, "-c", PROGRAM], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "QT_MODULES []" in result.stdout
+
+
+def test_core_sources_have_no_qt_imports():
+    offenders = [
+        str(path)
+        for path in (ROOT / "core").rglob("*.py")
+        for line in path.read_text().splitlines()
+        if line.strip().startswith(("import PySide6", "from PySide6", "import pyqtgraph", "from pyqtgraph", "from visualizer", "import visualizer"))
+    ]
+    assert offenders == []
