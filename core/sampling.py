@@ -3,8 +3,9 @@
 - a *predictor* maps (x, t, cond) to the model's raw output: an adapter around a network;
 - a *noise estimate* turns a predictor into the estimate a step uses: plain, or CFG;
 - a *step rule* turns (x_t, estimate) into x_{t'} and the clean estimate x0_hat;
-- an optional *projection* edits x after each step (inpainting keeps the known region);
 - the *start* is any tensor: pure noise, or a noised image (SDEdit).
+
+Part A adds a per-step projection (inpainting) and more noise estimates (anagrams, hybrids).
 
 `run_sampler` composes them and yields one `Frame` per step. It never writes tensors in place,
 so frames can share memory with the loop's tensors on the CPU.

@@ -1,10 +1,11 @@
 """The README's quick start is what CI runs, and the package ships its resources."""
 
 import re
+from pathlib import Path
+
 import pytest
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
-from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
