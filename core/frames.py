@@ -9,7 +9,7 @@ and its noise estimate is zero), so a run of S steps has S + 1 frames.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Optional
+from typing import Iterator, Optional
 
 import torch
 
@@ -61,10 +61,6 @@ class Trajectory:
     meta: dict
     frames: list[Frame] = field(default_factory=list)
     labels: Optional[torch.Tensor] = None  # [N] class labels for class-conditioned runs
-
-    @classmethod
-    def collect(cls, frames: Iterable[Frame], meta: dict, labels: Optional[torch.Tensor] = None) -> "Trajectory":
-        return cls(meta=meta, frames=list(frames), labels=labels)
 
     def __len__(self) -> int:
         return len(self.frames)

@@ -37,3 +37,12 @@ def test_opening_files_reports_in_the_status_bar(qtbot, tmp_path, tiny_checkpoin
 def test_launcher_sends_commands_to_the_cli(capsys):
     assert launcher_main(["models"]) == 0
     assert "mnist-class-ddpm" in capsys.readouterr().out
+
+
+def test_launcher_without_a_display_says_what_to_do(monkeypatch, capsys):
+    monkeypatch.setattr("sys.platform", "linux")
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    assert launcher_main([]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no display" in err
