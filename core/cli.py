@@ -148,7 +148,7 @@ def _progress(total: int, description: str, unit: str = "it"):
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from core.export import grid_columns, tile, to_uint8
+    from core.export import write_sample_grid
     from core.mnist_data import load_mnist
     from core.training import EpochEvent, LossEvent, config_for_resume, recipe, train
 
@@ -158,10 +158,9 @@ def run_train(args: argparse.Namespace) -> int:
         if args.model == "single-step" and args.objective:
             raise UserFacingError("--objective is for time and class models; the single-step model has one objective")
         config = recipe(args.model, args.objective)
-        for flag, field in (("epochs", "epochs"), ("hidden", "hidden"), ("batch_size", "batch_size"), ("lr", "lr"),
-                            ("sigma", "sigma"), ("p_uncond", "p_uncond"), ("epoch_sample_steps", "epoch_sample_steps")):
-            if getattr(args, flag) is not None:
-                setattr(config, field, getattr(args, flag))
+        for name in ("epochs", "hidden", "batch_size", "lr", "sigma", "p_uncond", "epoch_sample_steps"):
+            if getattr(args, name) is not None:  # flags left out keep the course recipe's value
+                setattr(config, name, getattr(args, name))
         if args.no_lr_decay:
             config.lr_decay = False
         config.seed, config.device, config.limit = args.seed, args.device, args.limit
@@ -182,11 +181,8 @@ def run_train(args: argparse.Namespace) -> int:
                     bar = None
                 message = f"epoch {event.epoch}/{config.epochs}: mean loss {event.mean_loss:.4f} in {event.seconds:.1f} s, checkpoint {event.checkpoint}"
                 if event.samples is not None:
-                    from PIL import Image
-
-                    grid = tile(to_uint8(event.samples, 0.0, 1.0), grid_columns(len(event.samples), event.sample_labels))
                     sample_path = event.checkpoint.with_name(event.checkpoint.stem + "-samples.png")
-                    Image.fromarray(grid).save(sample_path)
+                    write_sample_grid(event.samples, sample_path, event.sample_labels)
                     message += f", samples {sample_path}"
                 print(message, flush=True)
     finally:

@@ -212,3 +212,13 @@ def write_png_grid(
         sheet.save(temporary, format="PNG")
     return target
 
+
+def write_sample_grid(
+    images: torch.Tensor, path: str | os.PathLike, labels: Optional[torch.Tensor] = None, value_range=(0.0, 1.0)
+) -> Path:
+    """A plain PNG grid of samples (one column per class when labelled), at their native size."""
+    grid = tile(to_uint8(images, *value_range), grid_columns(images.shape[0], labels))
+    target = Path(path)
+    with atomic_path(target) as temporary:
+        Image.fromarray(grid).save(temporary, format="PNG")
+    return target
