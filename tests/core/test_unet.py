@@ -6,6 +6,14 @@ from core.mnist_unet import FCBlock, UNet, build_unet
 D = 8
 
 
+@pytest.fixture(autouse=True)
+def seeded_global_rng():
+    """Layer initialisers and randn below use the global RNG: seed it, and restore it after."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        yield
+
+
 def run_with_shapes(model, *args):
     shapes = {}
     hooks = [
