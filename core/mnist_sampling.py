@@ -103,6 +103,8 @@ def sample_mnist(
         raise UserFacingError(f"per-class must be positive, got {per_class}")
     if num is not None and num <= 0:
         raise UserFacingError(f"num must be positive, got {num}")
+    if sigma is not None and not (is_single_step and clean_images is not None):
+        raise UserFacingError("--sigma sets the noise added to test digits: use it with the single-step denoiser and --noisy-test")
     if sigma is not None and sigma < 0:
         raise UserFacingError(f"sigma must be >= 0, got {sigma}")
 
@@ -131,10 +133,9 @@ def sample_mnist(
         source = "noised test digits"
     else:
         x_start = pure_noise((batch, *MNIST_SHAPE), generator, device)
+        source = "pure noise"
         if is_single_step:
-            sigma, source = 1.0, "pure noise"
-        else:
-            source = "pure noise"
+            sigma = 1.0  # pure N(0, I) noise is "clean zero plus noise of sigma 1"
     frames = compose_mnist_sampler(
         model, objective, x_start, generator, labels=labels, guidance=guidance or 0.0, steps=steps, sigma=sigma
     )

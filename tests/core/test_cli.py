@@ -130,6 +130,7 @@ def test_bad_inputs_fail_in_one_line(tmp_path, capsys, tiny_checkpoints):
     expect_one_line_error(capsys, ["sample", "mnist", "--checkpoint", foreign, *out], "not a diffusion-stepper MNIST checkpoint")
     time_model = tiny_checkpoints["time-ddpm"]
     expect_one_line_error(capsys, ["sample", "mnist", "--checkpoint", time_model, "--guidance", 5, *out], "needs a class-conditioned model")
+    expect_one_line_error(capsys, ["sample", "mnist", "--checkpoint", time_model, "--sigma", 0.3, *out], "use it with the single-step")
     # Usage errors from argparse are one line too.
     expect_one_line_error(capsys, ["sample", "mnist", "--checkpoint", class_model, "--per-class", 0, *out], "must be positive")
     expect_one_line_error(capsys, ["train", "mnist", "--model", "unet9000", "--out", tmp_path], "invalid choice")
