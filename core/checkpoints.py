@@ -66,45 +66,42 @@ def save_checkpoint(
     model: UNet,
     sidecar: dict,
     training_state: Optional[dict[str, torch.Tensor]] = None,
-    dtype: torch.dtype = torch.float32,
 ) -> Path:
-    """Write weights, optional training state, then the sidecar; returns the sidecar path."""
-    out_dir = Path(out_dir)
-    weights_path, state_path, sidecar_path = checkpoint_paths(out_dir, epoch)
-    weights = {name: tensor.detach().to("cpu", dtype if tensor.is_floating_point() else tensor.dtype).contiguous()
-               for name, tensor in model.state_dict().items()}
-    with atomic_path(weights_path) as temporary:
-        save_file(weights, str(temporary))
-    full_sidecar = {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
-        **sidecar,
-        "epoch": epoch,
-        "weights": weights_path.name,
-        "weights_dtype": str(dtype).replace("torch.", ""),
-    }
+    """Write epoch `epoch`'s weights, training state, then sidecar; returns the sidecar path."""
+    weights_path, state_path, sidecar_path = checkpoint_paths(Path(out_dir), epoch)
+    sidecar = {**sidecar, "epoch": epoch}
     if training_state is not None:
         with atomic_path(state_path) as temporary:
             save_file({k: v.detach().cpu().contiguous() for k, v in training_state.items()}, str(temporary))
-        full_sidecar["training_state"] = state_path.name
-    with atomic_path(sidecar_path) as temporary:
-        temporary.write_text(json.dumps(full_sidecar, indent=2))
-    return sidecar_path
+        sidecar["training_state"] = state_path.name
+    return _write_weights_and_sidecar(model, sidecar, weights_path, sidecar_path, torch.float32)
 
 
 def write_bundled_copy(path_or_name: str | os.PathLike, name: str, dest_dir: str | os.PathLike,
                        dtype: torch.dtype = torch.float16) -> Path:
     """Copy a checkpoint as DEST/NAME.safetensors + NAME.json: smaller weights, no training state."""
     loaded = load_checkpoint(path_or_name)
-    dest_dir = Path(dest_dir)
-    weights_path, sidecar_path = dest_dir / f"{name}.safetensors", dest_dir / f"{name}.json"
-    weights = {key: value.to(dtype) if value.is_floating_point() else value for key, value in loaded.model.state_dict().items()}
-    with atomic_path(weights_path) as temporary:
-        save_file({key: value.contiguous() for key, value in weights.items()}, str(temporary))
     sidecar = {key: value for key, value in loaded.sidecar.items() if key not in ("training_state", "optimizer_param_groups")}
-    sidecar.update(weights=weights_path.name, weights_dtype=str(dtype).replace("torch.", ""), bundled_from=str(loaded.sidecar_path))
+    sidecar["bundled_from"] = str(loaded.sidecar_path)
+    dest_dir = Path(dest_dir)
+    return _write_weights_and_sidecar(loaded.model, sidecar, dest_dir / f"{name}.safetensors", dest_dir / f"{name}.json", dtype)
+
+
+def _write_weights_and_sidecar(model: UNet, sidecar: dict, weights_path: Path, sidecar_path: Path, dtype: torch.dtype) -> Path:
+    """The weights first, the sidecar last: a checkpoint is complete exactly when its sidecar exists."""
+    weights = {name: tensor.detach().to("cpu", dtype if tensor.is_floating_point() else tensor.dtype).contiguous()
+               for name, tensor in model.state_dict().items()}
+    with atomic_path(weights_path) as temporary:
+        save_file(weights, str(temporary))
+    full_sidecar = {
+        **sidecar,
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "weights": weights_path.name,
+        "weights_dtype": str(dtype).replace("torch.", ""),
+    }
     with atomic_path(sidecar_path) as temporary:
-        temporary.write_text(json.dumps(sidecar, indent=2))
+        temporary.write_text(json.dumps(full_sidecar, indent=2))
     return sidecar_path
 
 

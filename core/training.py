@@ -89,6 +89,18 @@ class TrainConfig:
             return FlowObjective(self.num_ts)
         raise UserFacingError(f"unknown objective {self.objective!r}; use ddpm or flow")
 
+    def architecture_spec(self) -> dict:
+        """The sidecar's description of the network, enough for `build_unet` to rebuild it."""
+        spec = {
+            "name": ARCHITECTURE_OF_MODEL[self.model],
+            "hidden": self.hidden,
+            "in_channels": MNIST_SHAPE[0],
+            "image_size": MNIST_SHAPE[1],
+        }
+        if self.model == "class":
+            spec["num_classes"] = NUM_CLASSES
+        return spec
+
     def build_model(self) -> UNet:
         """A freshly initialised UNet; its weights depend only on the seed."""
         # nn.Module initialisers draw from the global RNG; fork it so the caller's stays untouched.
@@ -297,13 +309,7 @@ def train(
         tensors, groups = _optimizer_to_safetensors(optimizer)
         tensors["generator"] = generator.get_state()
         sidecar = {
-            "architecture": {
-                "name": ARCHITECTURE_OF_MODEL[config.model],
-                "hidden": config.hidden,
-                "in_channels": MNIST_SHAPE[0],
-                "image_size": MNIST_SHAPE[1],
-                **({"num_classes": NUM_CLASSES} if config.model == "class" else {}),
-            },
+            "architecture": config.architecture_spec(),
             "objective": objective.to_dict(),
             "hyperparameters": hyperparameters,
             "epochs": config.epochs,

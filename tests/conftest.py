@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import pytest
 
 from core.checkpoints import save_checkpoint
-from core.training import ARCHITECTURE_OF_MODEL, NUM_CLASSES, TrainConfig, recipe
+from core.training import TrainConfig, recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 MNIST_DIR = ROOT.parent / "shared" / "data" / "mnist"
@@ -36,15 +38,9 @@ def write_tiny_checkpoint(directory: Path, model: str, objective: str | None = N
     config = tiny_config(model, objective, seed=seed)
     network = config.build_model()
     sidecar = {
-        "architecture": {
-            "name": ARCHITECTURE_OF_MODEL[model],
-            "hidden": config.hidden,
-            "in_channels": 1,
-            "image_size": 28,
-            **({"num_classes": NUM_CLASSES} if model == "class" else {}),
-        },
+        "architecture": config.architecture_spec(),
         "objective": config.build_objective().to_dict(),
-        "hyperparameters": vars(config),
+        "hyperparameters": dataclasses.asdict(config),
         "iteration": 0,
         "data": {"dataset": "mnist", "split": "train", "images": 0, "limit": None, "value_range": [0.0, 1.0]},
     }
