@@ -20,8 +20,9 @@ import torch
 
 from core import __version__, bundled
 from core.errors import UserFacingError
+from core.parsing import parse_int_list
 
-COMMANDS = ("train", "sample", "export", "models", "download", "bundle")
+COMMANDS = ("train", "sample", "export", "inspect", "models", "download", "bundle")
 EXIT_USAGE = 2
 PROG = "diffusion-stepper"
 
@@ -56,9 +57,9 @@ def non_negative_float(text: str) -> float:
 
 def int_list(text: str) -> list[int]:
     try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        return parse_int_list(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _number(text: str, kind: type):
@@ -104,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample = commands.add_parser("sample", help="sample a model into a trajectory file")
     sample.add_argument("dataset", choices=["mnist"])
     sample.add_argument("--checkpoint", default=bundled.DEFAULT_MODEL, help="bundled name or path (default %(default)s)")
-    sample.add_argument("--classes", type=int_list, help="digits to sample, e.g. 0,1,2 (class models)")
+    sample.add_argument("--classes", type=int_list, help="digits to sample, e.g. 0,1,2 or 0-9 (class models)")
     sample.add_argument("--per-class", type=positive_int, default=1)
     sample.add_argument("--num", type=positive_int, help="number of samples (unconditional models)")
     sample.add_argument("--guidance", type=float, help="CFG scale (class models; default 5)")
@@ -120,13 +121,18 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("trajectory")
     target = export.add_mutually_exclusive_group(required=True)
     target.add_argument("--gif", metavar="OUT.gif")
+    target.add_argument("--mp4", metavar="OUT.mp4", help="H.264 video that plays in browsers and slides")
     target.add_argument("--png-grid", metavar="OUT.png")
-    export.add_argument("--panel", default=SIDE_BY_SIDE, help=f"one of {', '.join(PANEL_CHOICES)} or an extra's name")
+    export.add_argument("--panel", default=SIDE_BY_SIDE, help=f"one of {', '.join(PANEL_CHOICES)} or an extra's name; several side by side as x_t,eps_hat")
     export.add_argument("--fps", type=positive_float, default=10.0)
     export.add_argument("--every", type=positive_int, default=1, help="keep every K-th frame (the last is kept)")
     export.add_argument("--frames", metavar="START:END", help="frame range, inclusive")
     export.add_argument("--scale", type=positive_int, default=4, help="integer zoom")
     export.add_argument("--steps-shown", type=int_list, help="frames for --png-grid, e.g. 0,100,200,300")
+
+    inspect = commands.add_parser("inspect", help="print a trajectory's steps: t, the update rule with its numbers, statistics")
+    inspect.add_argument("trajectory")
+    inspect.add_argument("--step", type=int_list, help="frames to print, e.g. 0,150,300 (default: all)")
 
     commands.add_parser("models", help="list the bundled checkpoints")
 
@@ -192,31 +198,24 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    from core.checkpoints import load_checkpoint
-    from core.devices import resolve_device
     from core.frames import Trajectory
-    from core.mnist_sampling import sample_mnist
+    from core.mnist_sampling import SampleRequest, start_sampling
     from core.trajectory_file import save_trajectory
 
-    device = resolve_device(args.device)
-    checkpoint = load_checkpoint(args.checkpoint, device)
-    clean_images = None
-    if args.noisy_test:
-        if checkpoint.objective.name != "single-step":
-            raise UserFacingError("--noisy-test is for the single-step denoiser")
-        from core.mnist_data import load_mnist
-
-        clean_images, _ = load_mnist("test", args.data_dir).as_float(device, args.num or 10)
-    run = sample_mnist(
-        checkpoint,
-        classes=args.classes,
-        per_class=args.per_class,
-        num=args.num,
-        guidance=args.guidance,
-        steps=args.steps,
-        seed=args.seed,
-        sigma=args.sigma,
-        clean_images=clean_images,
+    run = start_sampling(
+        SampleRequest(
+            checkpoint=args.checkpoint,
+            classes=args.classes,
+            per_class=args.per_class,
+            num=args.num,
+            guidance=args.guidance,
+            steps=args.steps,
+            seed=args.seed,
+            sigma=args.sigma,
+            noisy_test=args.noisy_test,
+            data_dir=args.data_dir,
+            device=args.device,
+        )
     )
     frames = []
     with _progress(run.num_frames, "sampling", unit="frame") as bar:
@@ -241,12 +240,13 @@ def _frame_range(text: Optional[str], num_frames: int) -> tuple[int, Optional[in
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from core.export import write_gif, write_png_grid
+    from core.export import write_animation, write_png_grid
     from core.trajectory_file import load_trajectory
 
     trajectory = load_trajectory(args.trajectory)
     try:
-        if args.gif:
+        animation = args.gif or args.mp4
+        if animation:
             start, end = _frame_range(args.frames, len(trajectory))
             with _progress(len(trajectory), "rendering", unit="frame") as bar:
 
@@ -255,12 +255,40 @@ def run_export(args: argparse.Namespace) -> int:
                     bar.n = done
                     bar.refresh()
 
-                path = write_gif(trajectory, args.gif, args.panel, args.fps, args.every, args.scale, start, end, progress=advance)
+                path = write_animation(trajectory, animation, args.panel, args.fps, args.every, args.scale, start, end, progress=advance)
         else:
             path = write_png_grid(trajectory, args.png_grid, args.steps_shown, args.panel, args.scale)
     except ValueError as exc:
         raise UserFacingError(str(exc)) from None
     print(f"wrote {path}")
+    return 0
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    """The equation panel and the histogram's numbers, as text."""
+    from core.equations import frame_caption, step_equation
+    from core.theory import frame_histograms
+    from core.trajectory_file import load_trajectory
+
+    trajectory = load_trajectory(args.trajectory)
+    steps = args.step if args.step else range(len(trajectory))
+    bad = [step for step in steps if not 0 <= step < len(trajectory)]
+    if bad:
+        raise UserFacingError(f"--step {bad} is outside 0..{len(trajectory) - 1}")
+    meta = trajectory.meta
+    print(f"{meta['algorithm']} · {meta['model']} · seed {meta['seed']} · {len(trajectory)} frames")
+    for step in steps:
+        frame = trajectory[step]
+        print(frame_caption(meta, frame, len(trajectory)))
+        for line in step_equation(meta, frame):
+            print(f"    {line}")
+        statistics = [f"x_t mean {frame.x_t.mean():+.3f} std {frame.x_t.std():.3f}"]
+        noise = frame.noise_field
+        if noise and not frame.coeffs.get("final"):
+            values = frame.image(noise)
+            statistics.append(f"{noise} mean {values.mean():+.3f} std {values.std():.3f}")
+        statistics.append(f"x_t theory: {frame_histograms(trajectory, frame).x_t_note}")
+        print("    " + " · ".join(statistics))
     return 0
 
 
@@ -297,8 +325,8 @@ def run_download(args: argparse.Namespace) -> int:
     return 0
 
 
-RUNNERS = {"train": run_train, "sample": run_sample, "export": run_export, "models": run_models, "download": run_download,
-           "bundle": run_bundle}
+RUNNERS = {"train": run_train, "sample": run_sample, "export": run_export, "inspect": run_inspect, "models": run_models,
+           "download": run_download, "bundle": run_bundle}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

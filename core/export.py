@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import math
 import os
+from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from core.atomic import atomic_path
+from core.errors import UserFacingError
 from core.frames import NOISE_FIELDS, Frame, Trajectory
 
 NOISE_DISPLAY_RANGE = (-3.0, 3.0)  # eps ~ N(0, 1) and v = x1 - x0 fit here but for rare tails
@@ -100,8 +102,24 @@ def vstack(images: Sequence[Image.Image], gap: int = 6) -> Image.Image:
     return out
 
 
-def panel_names(trajectory: Trajectory, panel: str) -> list[str]:
-    """The image fields one --panel choice shows; "eps_hat" and "v_hat" both mean the run's noise field."""
+def panel_names(trajectory: Trajectory, panel: str | Sequence[str]) -> list[str]:
+    """The image fields a panel choice shows, left to right.
+
+    `panel` is one choice ("x_t", "side-by-side", an extra's name), a comma-separated list of them
+    ("x_t,eps_hat"), or a sequence. "eps_hat" and "v_hat" both mean the run's noise field.
+    """
+    choices = panel.split(",") if isinstance(panel, str) else list(panel)
+    names: list[str] = []
+    for choice in (choice.strip() for choice in choices):
+        for name in _one_panel(trajectory, choice):
+            if name not in names:
+                names.append(name)
+    if not names:
+        raise ValueError("choose at least one panel to export")
+    return names
+
+
+def _one_panel(trajectory: Trajectory, panel: str) -> list[str]:
     noise = trajectory.noise_field
     if panel == SIDE_BY_SIDE:
         return ["x_t", "x0_hat"] + ([noise] if noise else [])
@@ -152,19 +170,35 @@ def select_frames(num_frames: int, every: int = 1, start: int = 0, end: Optional
     return chosen
 
 
-def write_gif(
+ANIMATION_FORMATS = ("gif", "mp4")
+
+
+def animation_format(path: str | os.PathLike) -> str:
+    """"gif" or "mp4", from the file name's suffix."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in ANIMATION_FORMATS:
+        raise ValueError(f"cannot export an animation to {Path(path).name!r}: name it .gif or .mp4")
+    return suffix
+
+
+def export_animation(
     trajectory: Trajectory,
     path: str | os.PathLike,
-    panel: str = SIDE_BY_SIDE,
+    panel: str | Sequence[str] = SIDE_BY_SIDE,
     fps: float = 10.0,
     every: int = 1,
     scale: int = 4,
     start: int = 0,
     end: Optional[int] = None,
     hold_last_seconds: float = 1.0,
-    progress: Optional[Callable[[int, int], None]] = None,
-) -> Path:
-    """An animated GIF that loops forever and plays in browsers; the last frame is held a moment."""
+) -> Iterator[tuple[int, int]]:
+    """Render frames, then write a GIF or MP4 (by `path`'s suffix); yields (frames rendered, total).
+
+    A generator, so that the CLI's progress bar and the GUI's cancel button share one loop: a
+    caller that stops iterating early leaves nothing on disk, and the file appears only complete.
+    Both formats loop or play in a browser; the last frame is held `hold_last_seconds`.
+    """
+    kind = animation_format(path)
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     if scale < 1:
@@ -174,17 +208,65 @@ def write_gif(
     pictures = []
     for done, index in enumerate(indices, start=1):
         pictures.append(render_frame(trajectory, trajectory[index], names, scale))
+        yield done, len(indices)
+    with atomic_path(Path(path)) as temporary:
+        if kind == "gif":
+            _save_gif(pictures, temporary, fps, hold_last_seconds)
+        else:
+            _save_mp4(pictures, temporary, fps, hold_last_seconds)
+
+
+def write_animation(
+    trajectory: Trajectory,
+    path: str | os.PathLike,
+    panel: str | Sequence[str] = SIDE_BY_SIDE,
+    fps: float = 10.0,
+    every: int = 1,
+    scale: int = 4,
+    start: int = 0,
+    end: Optional[int] = None,
+    hold_last_seconds: float = 1.0,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> Path:
+    """`export_animation` run to the end; `progress(done, total)` is called after each frame."""
+    for done, total in export_animation(trajectory, path, panel, fps, every, scale, start, end, hold_last_seconds):
         if progress is not None:
-            progress(done, len(indices))
+            progress(done, total)
+    return Path(path)
+
+
+write_gif = write_animation  # the name the Foundation's callers know
+
+
+def _save_gif(pictures: Sequence[Image.Image], path: Path, fps: float, hold_last_seconds: float) -> None:
     frame_ms = max(20, int(round(1000 / fps)))  # browsers treat shorter GIF delays as 100 ms
     durations = [frame_ms] * len(pictures)
     durations[-1] = max(frame_ms, int(hold_last_seconds * 1000))
-    target = Path(path)
-    with atomic_path(target) as temporary:
-        pictures[0].save(
-            temporary, format="GIF", save_all=True, append_images=pictures[1:], duration=durations, loop=0, disposal=1
-        )
-    return target
+    pictures[0].save(path, format="GIF", save_all=True, append_images=list(pictures[1:]), duration=durations, loop=0, disposal=1)
+
+
+def _save_mp4(pictures: Sequence[Image.Image], path: Path, fps: float, hold_last_seconds: float) -> None:
+    """H.264 in yuv420p, the one MP4 flavour every browser plays; sizes are padded to even numbers."""
+    try:
+        import av
+    except ImportError:
+        raise UserFacingError("MP4 export needs PyAV: pip install av (or export a .gif)") from None
+    width = max(picture.width for picture in pictures)
+    height = max(picture.height for picture in pictures)
+    width, height = width + width % 2, height + height % 2
+    rate = Fraction(fps).limit_denominator(1000)
+    hold_frames = max(0, math.ceil(hold_last_seconds * fps) - 1)
+    with av.open(str(path), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": "18"}  # sharp edges on upscaled pixels; files stay small
+        for picture in list(pictures) + [pictures[-1]] * hold_frames:
+            canvas = Image.new("RGB", (width, height), BACKGROUND)
+            canvas.paste(picture, (0, 0))
+            for packet in stream.encode(av.VideoFrame.from_image(canvas)):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
 
 
 def default_steps_shown(num_frames: int, count: int = 8) -> list[int]:
@@ -197,7 +279,7 @@ def write_png_grid(
     trajectory: Trajectory,
     path: str | os.PathLike,
     steps_shown: Optional[Sequence[int]] = None,
-    panel: str = SIDE_BY_SIDE,
+    panel: str | Sequence[str] = SIDE_BY_SIDE,
     scale: int = 2,
 ) -> Path:
     """A contact sheet: one row per chosen step, each row the chosen panels with its label."""

@@ -7,13 +7,15 @@ from typing import Iterator, Optional, Sequence
 
 import torch
 
+from core.bundled import DEFAULT_MODEL as DEFAULT_CHECKPOINT
 from core.checkpoints import LoadedCheckpoint
 from core.devices import make_generator
 from core.errors import UserFacingError
-from core.frames import Frame
+from core.frames import Frame, to_cpu
 from core.mnist_unet import UNet
 from core.objectives import Objective, SingleStepObjective, add_gaussian_noise, one_hot
 from core.sampling import ClassifierFreeGuidance, PlainEstimate, pure_noise, run_sampler
+from core.theory import CLEAN_EXTRA
 
 MNIST_SHAPE = (1, 28, 28)
 MNIST_VALUE_RANGE = [0.0, 1.0]
@@ -67,6 +69,14 @@ def compose_mnist_sampler(
         estimate = PlainEstimate(predict)
     timesteps = objective.timesteps(steps, sigma)
     return run_sampler(x_start, timesteps, estimate, objective.step_rule(), generator)
+
+
+def with_clean_image(frames: Iterator[Frame], clean: torch.Tensor) -> Iterator[Frame]:
+    """Attach the known clean image to the first frame, as the extra `theory.CLEAN_EXTRA`."""
+    for frame in frames:
+        if frame.index == 0:
+            frame.extras[CLEAN_EXTRA] = to_cpu(clean)
+        yield frame
 
 
 def sample_mnist(
@@ -139,6 +149,8 @@ def sample_mnist(
     frames = compose_mnist_sampler(
         model, objective, x_start, generator, labels=labels, guidance=guidance or 0.0, steps=steps, sigma=sigma
     )
+    if is_single_step and clean_images is not None:
+        frames = with_clean_image(frames, clean_images[:batch])
     num_steps = 1 if is_single_step else (steps or objective.default_steps)
     params = {
         "steps": num_steps,
@@ -162,3 +174,47 @@ def sample_mnist(
         "device": str(device),
     }
     return SamplingRun(frames, meta, labels, num_steps + 1)
+
+
+@dataclass
+class SampleRequest:
+    """Everything `diffusion-stepper sample mnist` and the app's Generate button ask for."""
+
+    checkpoint: str = DEFAULT_CHECKPOINT
+    classes: Optional[list[int]] = None
+    per_class: int = 1
+    num: Optional[int] = None
+    guidance: Optional[float] = None
+    steps: Optional[int] = None
+    seed: int = 0
+    sigma: Optional[float] = None
+    noisy_test: bool = False
+    data_dir: Optional[str] = None
+    device: str = "auto"
+
+
+def start_sampling(request: SampleRequest) -> SamplingRun:
+    """Load the checkpoint (and test digits for --noisy-test), then compose the run."""
+    from core.checkpoints import load_checkpoint
+    from core.devices import resolve_device
+
+    device = resolve_device(request.device)
+    checkpoint = load_checkpoint(request.checkpoint, device)
+    clean_images = None
+    if request.noisy_test:
+        if not isinstance(checkpoint.objective, SingleStepObjective):
+            raise UserFacingError("noisy test digits are for the single-step denoiser")
+        from core.mnist_data import load_mnist
+
+        clean_images, _ = load_mnist("test", request.data_dir).as_float(device, request.num or DEFAULT_NUM_SAMPLES)
+    return sample_mnist(
+        checkpoint,
+        classes=request.classes,
+        per_class=request.per_class,
+        num=request.num,
+        guidance=request.guidance,
+        steps=request.steps,
+        seed=request.seed,
+        sigma=request.sigma,
+        clean_images=clean_images,
+    )

@@ -152,3 +152,24 @@ def test_installed_console_script(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("diffusion-stepper: error: unknown model")
+
+
+def test_export_mp4_and_inspect(tmp_path, capsys, tiny_checkpoints):
+    import av
+
+    run_file = tmp_path / "run.npz"
+    code, _, err = run(capsys, "sample", "mnist", "--checkpoint", tiny_checkpoints["class-ddpm"], "--classes", "0-2",
+                       "--steps", 6, "--guidance", 2, "--out", run_file)
+    assert code == 0, err
+    movie = tmp_path / "run.mp4"
+    code, _, err = run(capsys, "export", run_file, "--mp4", movie, "--panel", "x_t,x0_hat", "--fps", 7, "--frames", "2:5")
+    assert code == 0, err
+    with av.open(str(movie)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 4 + 6  # frames 2..5, then 1 s held at 7 fps
+    code, stdout, err = run(capsys, "inspect", run_file, "--step", "1,6")
+    assert code == 0, err
+    trajectory = load_trajectory(run_file)
+    assert trajectory.labels.tolist() == [0, 1, 2]
+    assert f"{trajectory[1].coeffs['coef_x0']:.4f}·x̂₀" in stdout and "γ = 2" in stdout
+    assert "final sample" in stdout
+    expect_one_line_error(capsys, ["inspect", run_file, "--step", "9"], "outside 0..6")

@@ -67,3 +67,37 @@ def test_to_uint8_clips_and_expands_grey():
     pixels = to_uint8(torch.tensor([[[[-1.0, 0.0, 0.5, 2.0]]]]), 0.0, 1.0)
     assert pixels.shape == (1, 1, 4, 3)
     assert pixels[0, 0, :, 0].tolist() == [0, 0, 128, 255]
+
+
+def test_mp4_plays_the_chosen_frames_in_h264(tmp_path, trajectory):
+    import av
+
+    from core.export import render_frame, write_animation
+
+    path = write_animation(trajectory, tmp_path / "run.mp4", panel="x_t,eps_hat", fps=10, every=3, scale=2, hold_last_seconds=0.5)
+    picture = render_frame(trajectory, trajectory[0], ["x_t", "eps_hat"], scale=2)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        decoded = list(container.decode(video=0))
+        assert stream.codec_context.name == "h264" and stream.codec_context.pix_fmt == "yuv420p"
+        assert (stream.width, stream.height) == (picture.width + picture.width % 2, picture.height + picture.height % 2)
+    # frames 0, 3, 6, 9 and the last frame held for 0.5 s at 10 fps (4 more copies)
+    assert len(decoded) == 4 + 4
+
+
+def test_stopping_an_export_early_writes_nothing(tmp_path, trajectory):
+    from core.export import export_animation
+
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    progress = export_animation(trajectory, folder / "run.gif", panel="x_t")
+    assert next(progress) == (1, len(trajectory))
+    progress.close()  # what the GUI's Cancel does
+    assert list(folder.iterdir()) == []
+
+
+def test_animation_needs_a_known_suffix(tmp_path, trajectory):
+    from core.export import write_animation
+
+    with pytest.raises(ValueError, match=".gif or .mp4"):
+        write_animation(trajectory, tmp_path / "run.avi")

@@ -1,0 +1,79 @@
+"""A step's update rule with this step's numbers filled in, as plain Unicode lines.
+
+The GUI's equation panel and `diffusion-stepper inspect` print the same text, built from the
+numbers the step rule recorded in `frame.coeffs` (see core.sampling).
+"""
+
+from __future__ import annotations
+
+import math
+
+from core.frames import Frame
+from core.theory import algorithm_family
+
+
+def _number(value: float) -> str:
+    return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+
+
+def _time(family: str, t: float) -> str:
+    return f"{int(round(t))}" if family == "ddpm" else f"{t:.3f}"
+
+
+def frame_caption(meta: dict, frame: Frame, num_frames: int) -> str:
+    """"step 12/300 · t = 288 · ᾱ_t = 0.0123" (σ for the single-step denoiser, t alone for flow)."""
+    family = algorithm_family(meta)
+    parts = [f"step {frame.index}/{num_frames - 1}"]
+    if family == "single-step":
+        if "sigma" in frame.coeffs:
+            parts.append(f"σ = {frame.coeffs['sigma']:.3f}")
+    else:
+        parts.append(f"t = {_time(family, frame.t)}")
+    if family == "ddpm":
+        alpha_bar = frame.coeffs.get("alpha_bar_t", 1.0 if frame.t <= 0 else None)
+        if alpha_bar is not None:
+            parts.append(f"ᾱ_t = {_number(alpha_bar)}")
+    return " · ".join(parts)
+
+
+def _guidance_line(frame: Frame, symbol: str) -> list[str]:
+    """CFG: the estimate the step used, from the conditional and unconditional ones."""
+    if "guidance" not in frame.coeffs:
+        return []
+    scale = frame.coeffs["guidance"]
+    return [f"{symbol}̂ = {symbol}_u + γ·({symbol}_c − {symbol}_u)   with γ = {scale:g}   (classifier-free guidance)"]
+
+
+def step_equation(meta: dict, frame: Frame) -> list[str]:
+    """The update this frame's step applied, with its numbers."""
+    coeffs = frame.coeffs
+    family = algorithm_family(meta)
+    if coeffs.get("final"):
+        return ["final sample: no step left", f"x_0 = the image shown (t = {_time(family, frame.t)})"]
+    if family == "ddpm" and "coef_x0" in coeffs:
+        alpha_bar_t, alpha_bar_next = coeffs["alpha_bar_t"], coeffs["alpha_bar_next"]
+        t, t_next = _time(family, frame.t), _time(family, coeffs["t_next"])
+        sigma = coeffs["sigma"]
+        return _guidance_line(frame, "ε") + [
+            f"x̂₀ = (x_t − √(1 − ᾱ_t)·ε̂) / √ᾱ_t = (x_t − {_number(math.sqrt(1 - alpha_bar_t))}·ε̂) / {_number(math.sqrt(alpha_bar_t))}",
+            f"x_t′ = √ᾱ_t′·β_t/(1 − ᾱ_t)·x̂₀ + √α_t·(1 − ᾱ_t′)/(1 − ᾱ_t)·x_t + σ·z",
+            f"     = {_number(coeffs['coef_x0'])}·x̂₀ + {_number(coeffs['coef_xt'])}·x_t + {_number(sigma)}·z",
+            f"t = {t} → t′ = {t_next}:   ᾱ_t = {_number(alpha_bar_t)},   ᾱ_t′ = {_number(alpha_bar_next)}",
+            f"α_t = ᾱ_t/ᾱ_t′ = {_number(coeffs['alpha_t'])},   β_t = 1 − α_t = {_number(coeffs['beta_t'])},   "
+            f"σ² = {_number(sigma**2)}" + ("   (no noise on the last step)" if sigma == 0 else ""),
+        ]
+    if family == "flow" and "dt" in coeffs:
+        t, dt = frame.t, coeffs["dt"]
+        return _guidance_line(frame, "v") + [
+            f"x̂ = x_t + (1 − t)·v̂ = x_t + {_number(1 - t)}·v̂      (the clean estimate, at t = 1)",
+            f"x_t+Δt = x_t + Δt·v̂ = x_t + {_number(dt)}·v̂      (one Euler step)",
+            f"t = {_time(family, t)} → {_time(family, coeffs['t_next'])}",
+        ]
+    if family == "single-step":
+        sigma = coeffs.get("sigma", 0.0)
+        return [
+            "x̂₀ = D_θ(z): the network predicts the clean digit in one jump",
+            f"z = x + σ·ε  with σ = {_number(sigma)};  implied noise ε̂ = (z − x̂₀)/σ",
+        ]
+    shown = ",  ".join(f"{name} = {_number(value)}" for name, value in coeffs.items())
+    return [f"{meta.get('algorithm', 'step')}: {shown}"]

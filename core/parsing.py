@@ -1,0 +1,31 @@
+"""Parsing the number lists people type, shared by the CLI's flags and the app's fields."""
+
+from __future__ import annotations
+
+
+def parse_int_list(text: str) -> list[int]:
+    """"0,2,4", "0-9" or "0-4, 7" -> a list of ints; raises ValueError with a one-line reason."""
+    values: list[int] = []
+    for part in (part.strip() for part in text.split(",")):
+        if not part:
+            continue
+        low, dash, high = part.partition("-")
+        try:
+            if dash and low.strip():
+                start, end = int(low), int(high)
+                if end < start:
+                    raise ValueError
+                values.extend(range(start, end + 1))
+            else:
+                values.append(int(part))
+        except ValueError:
+            raise ValueError(f"expected integers like 0,2,4 or 0-9, got {text!r}") from None
+    return values
+
+
+def parse_float_list(text: str) -> list[float]:
+    """"0, 5, 10" -> [0.0, 5.0, 10.0]; raises ValueError with a one-line reason."""
+    try:
+        return [float(part) for part in text.replace(";", ",").split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"expected numbers like 0, 5, 10, got {text!r}") from None

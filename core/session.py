@@ -1,0 +1,339 @@
+"""The viewer's state, free of Qt: the runs, where the shared timeline stands, and playback.
+
+Widgets subscribe to a `Session` and change it only through its methods, never each other
+(see DESIGN.md, "Workers and the GUI"). Listeners are called with one of the event names below,
+on whatever thread called the method; the GUI only calls it from its own thread.
+
+The timeline is shared by the active run and the runs picked for comparison. Runs of different
+lengths are aligned by normalized time: at position p of a timeline of P positions, a run of F
+frames shows frame round(p / (P - 1) * (F - 1)).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from core.frames import Frame, Trajectory
+
+# Event names passed to listeners.
+RUNS = "runs"  # a run was added, removed, renamed, finished, or the active/compared set changed
+FRAMES = "frames"  # a run received frames (the timeline grew)
+POSITION = "position"  # the timeline position moved
+PLAYBACK = "playback"  # play/pause, fps or loop changed
+
+# Run states.
+RUNNING, DONE, CANCELLED, FAILED, LOADED = "running", "done", "cancelled", "failed", "loaded"
+
+MIN_FPS, MAX_FPS = 0.5, 60.0
+
+Listener = Callable[[str], None]
+
+
+@dataclass
+class Run:
+    id: int
+    name: str
+    trajectory: Trajectory
+    expected_frames: int  # how many frames the run will have when complete
+    state: str = RUNNING
+    error: Optional[str] = None
+    path: Optional[Path] = None  # where it was loaded from or last saved to
+
+    @property
+    def produced(self) -> int:
+        return len(self.trajectory)
+
+    @property
+    def length(self) -> int:
+        """The run's length on the timeline: what it will have, or what it has if it stopped early."""
+        return self.expected_frames if self.state == RUNNING else max(self.produced, 1)
+
+    @property
+    def is_complete(self) -> bool:
+        return self.state != RUNNING
+
+
+@dataclass
+class FrameView:
+    """What a run shows at a timeline position."""
+
+    run: Run
+    index: int  # the frame the position maps to
+    frame: Optional[Frame]  # None while that frame is still pending
+    pending: bool
+
+
+@dataclass
+class Session:
+    runs: list[Run] = field(default_factory=list)
+    active_id: Optional[int] = None
+    compared_ids: list[int] = field(default_factory=list)
+    position: int = 0
+    follow_live: bool = True  # while a run samples, the position follows its newest frame
+    playing: bool = False
+    fps: float = 10.0
+    loop: bool = True
+    _listeners: list[Listener] = field(default_factory=list, repr=False)
+    _next_id: int = 1
+    _play_anchor: Optional[tuple[float, int]] = None  # (clock, position) when playback (re)started
+
+    # --- subscription ---------------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _emit(self, event: str) -> None:
+        for listener in list(self._listeners):
+            listener(event)
+
+    # --- runs -----------------------------------------------------------------------------------
+
+    def add_run(
+        self,
+        meta: dict,
+        expected_frames: int,
+        labels: Optional[torch.Tensor] = None,
+        name: Optional[str] = None,
+        frames: Optional[list[Frame]] = None,
+        state: str = RUNNING,
+        path: Optional[Path] = None,
+    ) -> Run:
+        """Add a run (empty while sampling, or complete when loaded) and make it the active one."""
+        run = Run(
+            id=self._next_id,
+            name=name or default_run_name(meta),
+            trajectory=Trajectory(meta=meta, frames=list(frames or []), labels=labels),
+            expected_frames=max(1, expected_frames),
+            state=state,
+            path=path,
+        )
+        self._next_id += 1
+        self.runs.append(run)
+        self.active_id = run.id
+        self.follow_live = state == RUNNING
+        self.position = 0 if state == RUNNING else self.position
+        self._clamp_position()
+        self._emit(RUNS)
+        self._emit(POSITION)
+        return run
+
+    def run(self, run_id: Optional[int]) -> Optional[Run]:
+        return next((run for run in self.runs if run.id == run_id), None)
+
+    @property
+    def active(self) -> Optional[Run]:
+        return self.run(self.active_id)
+
+    def append_frame(self, run_id: int, frame: Frame) -> None:
+        run = self.run(run_id)
+        if run is None or run.state != RUNNING:
+            return  # a frame that arrives after cancel or removal is dropped
+        run.trajectory.frames.append(frame)
+        self._emit(FRAMES)
+        if self.follow_live and run.id == self.active_id:
+            self._set_position(self.position_of(run, run.produced - 1))
+
+    def finish_run(self, run_id: int, state: str = DONE, error: Optional[str] = None) -> None:
+        run = self.run(run_id)
+        if run is None:
+            return
+        run.state, run.error = state, error
+        if state == FAILED and run.produced == 0:
+            self.remove_run(run_id)
+            return
+        self._clamp_position()
+        self._emit(RUNS)
+        self._emit(POSITION)
+
+    def remove_run(self, run_id: int) -> None:
+        run = self.run(run_id)
+        if run is None:
+            return
+        self.runs.remove(run)
+        if run_id in self.compared_ids:
+            self.compared_ids.remove(run_id)
+        if self.active_id == run_id:
+            self.active_id = self.runs[-1].id if self.runs else None
+        self._clamp_position()
+        self._emit(RUNS)
+        self._emit(POSITION)
+
+    def rename_run(self, run_id: int, name: str) -> None:
+        run = self.run(run_id)
+        if run is not None and name.strip():
+            run.name = name.strip()
+            self._emit(RUNS)
+
+    def set_active(self, run_id: int) -> None:
+        if self.run(run_id) is None or run_id == self.active_id:
+            return
+        fraction = self.fraction
+        self.active_id = run_id
+        self.follow_live = False
+        self.position = round(fraction * (self.timeline_length - 1))
+        self._emit(RUNS)
+        self._emit(POSITION)
+
+    def set_compared(self, run_id: int, compared: bool) -> None:
+        if self.run(run_id) is None or (run_id in self.compared_ids) == compared:
+            return
+        fraction = self.fraction
+        if compared:
+            self.compared_ids.append(run_id)
+        else:
+            self.compared_ids.remove(run_id)
+        self.position = round(fraction * (self.timeline_length - 1))
+        self._emit(RUNS)
+        self._emit(POSITION)
+
+    @property
+    def compared(self) -> list[Run]:
+        """The runs shown side by side: those picked for comparison, in the order picked."""
+        return [run for run in (self.run(run_id) for run_id in self.compared_ids) if run is not None]
+
+    @property
+    def timeline_runs(self) -> list[Run]:
+        runs = [self.active] if self.active is not None else []
+        return runs + [run for run in self.compared if run.id != self.active_id]
+
+    # --- the shared timeline --------------------------------------------------------------------
+
+    @property
+    def timeline_length(self) -> int:
+        return max((run.length for run in self.timeline_runs), default=1)
+
+    @property
+    def fraction(self) -> float:
+        """Normalized time: 0 at the first frame, 1 at the last."""
+        length = self.timeline_length
+        return self.position / (length - 1) if length > 1 else 0.0
+
+    def frame_index(self, run: Run, position: Optional[int] = None) -> int:
+        """The frame of `run` shown at a timeline position (aligned by normalized time)."""
+        position = self.position if position is None else position
+        length = self.timeline_length
+        if length <= 1 or run.length <= 1:
+            return 0
+        return min(run.length - 1, round(position / (length - 1) * (run.length - 1)))
+
+    def position_of(self, run: Run, index: int) -> int:
+        """The first timeline position that shows frame `index` of `run`."""
+        length = self.timeline_length
+        if run.length <= 1:
+            return 0
+        return math.ceil((index - 0.5) / (run.length - 1) * (length - 1)) if index > 0 else 0
+
+    def view(self, run: Run) -> FrameView:
+        index = self.frame_index(run)
+        frame = run.trajectory.frames[index] if index < run.produced else None
+        return FrameView(run, index, frame, pending=frame is None)
+
+    @property
+    def produced_limit(self) -> int:
+        """The last position whose frames exist for every run on the timeline."""
+        limit = self.timeline_length - 1
+        for run in self.timeline_runs:
+            if run.produced < run.length:
+                limit = min(limit, self.position_of(run, run.produced - 1) if run.produced else 0)
+        return limit
+
+    def seek(self, position: int) -> None:
+        """Move the timeline (the user scrubbed); clamps to the timeline and stops following live."""
+        self.follow_live = False
+        self._set_position(position)
+        if self.playing:
+            self._play_anchor = None  # playback continues from here
+
+    def step(self, delta: int) -> None:
+        self.seek(self.position + delta)
+
+    def first(self) -> None:
+        self.seek(0)
+
+    def last(self) -> None:
+        """Jump to the last frame; while a run samples, follow its newest frame from now on."""
+        self.seek(self.timeline_length - 1)
+        self.follow_live = any(run.state == RUNNING for run in self.timeline_runs)
+
+    def _set_position(self, position: int) -> None:
+        position = max(0, min(int(position), self.timeline_length - 1))
+        if position != self.position:
+            self.position = position
+            self._emit(POSITION)
+
+    def _clamp_position(self) -> None:
+        self.position = max(0, min(self.position, self.timeline_length - 1))
+
+    # --- playback -------------------------------------------------------------------------------
+
+    def set_playing(self, playing: bool) -> None:
+        if playing == self.playing:
+            return
+        self.playing = playing
+        self._play_anchor = None
+        if playing:
+            self.follow_live = False
+            if self.position >= self.timeline_length - 1:
+                self._set_position(0)  # play from the start after reaching the end
+        self._emit(PLAYBACK)
+
+    def toggle_playing(self) -> None:
+        self.set_playing(not self.playing)
+
+    def set_fps(self, fps: float) -> None:
+        fps = max(MIN_FPS, min(MAX_FPS, float(fps)))
+        if fps != self.fps:
+            self.fps = fps
+            self._play_anchor = None
+            self._emit(PLAYBACK)
+
+    def set_loop(self, loop: bool) -> None:
+        if loop != self.loop:
+            self.loop = bool(loop)
+            self._emit(PLAYBACK)
+
+    def playback_tick(self, now: float) -> None:
+        """Advance playback to where the clock says it should be (seconds, any monotonic clock).
+
+        The position comes from elapsed time, not from counting ticks, so frames are dropped when
+        drawing lags rather than slowing the animation. Playback waits at frames still pending.
+        """
+        if not self.playing:
+            return
+        if self._play_anchor is None:
+            self._play_anchor = (now, self.position)
+            return
+        start_time, start_position = self._play_anchor
+        target = start_position + int((now - start_time) * self.fps)
+        last = self.timeline_length - 1
+        if target > last and self.produced_limit >= last:  # reached the end of a complete timeline
+            if self.loop and last > 0:
+                self._play_anchor = (now, 0)
+                self._set_position(0)
+            else:
+                self._set_position(last)
+                self.set_playing(False)
+            return
+        self._set_position(min(target, self.produced_limit))
+
+
+def default_run_name(meta: dict) -> str:
+    """A short name for the runs list, e.g. "mnist-class-ddpm · ddpm+cfg γ=5 · 300 steps · seed 0"."""
+    params = meta.get("params", {})
+    parts = [str(meta.get("model", "run")), str(meta.get("algorithm", ""))]
+    if "guidance" in params:
+        parts[-1] += f" γ={params['guidance']:g}"
+    if "steps" in params:
+        parts.append(f"{params['steps']} steps")
+    if "seed" in meta:
+        parts.append(f"seed {meta['seed']}")
+    return " · ".join(part for part in parts if part)

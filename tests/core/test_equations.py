@@ -1,0 +1,48 @@
+"""The equation panel's text carries this step's own numbers."""
+
+import torch
+
+from core.checkpoints import load_checkpoint
+from core.equations import frame_caption, step_equation
+from core.mnist_sampling import sample_mnist
+from core.parsing import parse_float_list, parse_int_list
+
+import pytest
+
+
+def frames_of(checkpoint, **kwargs):
+    run = sample_mnist(load_checkpoint(checkpoint), **kwargs)
+    return run.meta, list(run.frames)
+
+
+def test_ddpm_equation_shows_the_coefficients_the_step_used(tiny_checkpoints):
+    meta, frames = frames_of(tiny_checkpoints["class-ddpm"], classes=[3], steps=5, guidance=7.5)
+    frame = frames[1]
+    text = "\n".join(step_equation(meta, frame))
+    coeffs = frame.coeffs
+    assert f"{coeffs['coef_x0']:.4f}·x̂₀" in text and f"{coeffs['coef_xt']:.4f}·x_t" in text
+    assert f"{coeffs['sigma']:.4f}·z" in text
+    assert "γ = 7.5" in text
+    assert f"t = {int(frame.t)} → t′ = {int(coeffs['t_next'])}" in text
+    assert frame_caption(meta, frame, len(frames)) == f"step 1/5 · t = {int(frame.t)} · ᾱ_t = {coeffs['alpha_bar_t']:.4f}"
+    assert "final" in step_equation(meta, frames[-1])[0]
+
+
+def test_flow_and_single_step_equations(tiny_checkpoints):
+    meta, frames = frames_of(tiny_checkpoints["time-flow"], num=2, steps=4)
+    text = "\n".join(step_equation(meta, frames[0]))
+    assert f"{frames[0].coeffs['dt']:.4f}·v̂" in text and "γ" not in text
+    assert frame_caption(meta, frames[0], len(frames)) == "step 0/4 · t = 0.000"
+    meta, frames = frames_of(tiny_checkpoints["single-step"], num=2)
+    assert "σ = 1.0000" in "\n".join(step_equation(meta, frames[0]))
+
+
+def test_number_lists():
+    assert parse_int_list("0-3, 7") == [0, 1, 2, 3, 7]
+    assert parse_int_list("3,3,7") == [3, 3, 7]
+    assert parse_float_list("0, 2.5;10") == [0.0, 2.5, 10.0]
+    with pytest.raises(ValueError, match="0-9"):
+        parse_int_list("a-b")
+    with pytest.raises(ValueError):
+        parse_int_list("5-2")
+    assert torch.tensor(parse_int_list("0-9")).sum() == 45

@@ -1,0 +1,115 @@
+"""Run a core generator on a worker thread, one `next()` at a time (see DESIGN.md, "Workers").
+
+Items reach the GUI thread as a queued signal; cancel takes effect before the next item is
+handed over; errors arrive as one-line messages, never swallowed.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, Iterator
+
+import torch
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from core.errors import UserFacingError
+
+# How finished() reports the end of a job.
+DONE, CANCELLED = "done", "cancelled"
+
+OUT_OF_MEMORY = "out of memory: use fewer samples or fewer steps, or pick the CPU device"
+
+
+def error_message(exc: BaseException) -> str:
+    """One line a lecturer can act on."""
+    if isinstance(exc, UserFacingError):
+        return str(exc)
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return OUT_OF_MEMORY
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class GeneratorWorker(QObject):
+    item = Signal(object)
+    finished = Signal(str)  # DONE or CANCELLED
+    failed = Signal(str)
+
+    def __init__(self, make_items: Callable[[], Iterator], cancel_event: threading.Event):
+        super().__init__()
+        self._make_items = make_items
+        self._cancel = cancel_event
+
+    @Slot()
+    def run(self) -> None:
+        items = None
+        completed = False
+        try:
+            items = self._make_items()  # loading a model happens here, off the GUI thread
+            for value in items:
+                if self._cancel.is_set():
+                    break
+                self.item.emit(value)
+            else:
+                completed = True  # ran to the end: a cancel that came too late changes nothing
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a message in the window
+            self.failed.emit(error_message(exc))
+            return
+        finally:
+            if items is not None and hasattr(items, "close"):
+                items.close()  # a cancelled export stops before writing: no file is left behind
+        self.finished.emit(DONE if completed else CANCELLED)
+
+
+class Job(QObject):
+    """A worker and its thread; `start()` runs it, `stop()` cancels it and waits for the thread."""
+
+    def __init__(self, make_items: Callable[[], Iterator], parent: QObject | None = None):
+        super().__init__(parent)
+        # The job owns the cancel flag: the worker object is deleted when its thread ends.
+        self.cancel_event = threading.Event()
+        self.worker = GeneratorWorker(make_items, self.cancel_event)
+        self.thread = QThread()
+        self.worker.moveToThread(self.thread)
+        self.thread.started.connect(self.worker.run)
+        self.worker.finished.connect(self.thread.quit)
+        self.worker.failed.connect(self.thread.quit)
+        self.thread.finished.connect(self.worker.deleteLater)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def is_running(self) -> bool:
+        return self.thread.isRunning()
+
+    def stop(self, timeout_ms: int = 30_000) -> bool:
+        """Cancel and wait for the current step to end; True if the thread has stopped."""
+        self.cancel_event.set()
+        self.thread.quit()
+        return self.thread.wait(timeout_ms)
+
+
+# --- the app's jobs ------------------------------------------------------------------------------
+
+
+class RunHeader:
+    """The first item of a sampling job: what the GUI needs to make the run before frames arrive."""
+
+    def __init__(self, meta: dict, labels, num_frames: int):
+        self.meta, self.labels, self.num_frames = meta, labels, num_frames
+
+
+def sampling_items(request) -> Iterator:
+    """Load and compose on the worker thread, announce the run, then yield its frames."""
+    from core.mnist_sampling import start_sampling
+
+    run = start_sampling(request)
+    yield RunHeader(run.meta, run.labels, run.num_frames)
+    yield from run.frames
