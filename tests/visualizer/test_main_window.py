@@ -1,0 +1,290 @@
+"""The app as a lecturer drives it: generate, watch frames arrive, scrub, export, compare.
+
+Assertions are on what the widgets display (image items' pixels, histogram data, text) and on
+the files written.
+"""
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QEvent, QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDropEvent, QMouseEvent
+from PySide6.QtWidgets import QPushButton
+
+from core.export import render_frame, select_frames
+from core.session import CANCELLED, DONE
+from core.theory import density_histogram
+from core.trajectory_file import load_trajectory
+from visualizer.export_dialog import ExportDialog, ExportOptions
+from visualizer.main_window import MainWindow
+from visualizer.panels import render_grid
+from visualizer.timeline import PRODUCED_COLOUR
+
+LONG_WAIT_MS = 120_000
+
+
+def make_window(qtbot, settings_path: Path) -> MainWindow:
+    window = MainWindow(QSettings(str(settings_path), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    return make_window(qtbot, tmp_path / "settings.ini")
+
+
+def settle(qtbot):
+    """Let the views' coalesced refresh run."""
+    qtbot.wait(30)
+
+
+def wait_until_sampled(qtbot, window):
+    qtbot.waitUntil(lambda: not window.is_sampling, timeout=LONG_WAIT_MS)
+    settle(qtbot)
+
+
+def displayed(window, key: str) -> np.ndarray:
+    return window.step_view.panels[key].image_item.image
+
+
+def test_opens_ready_on_the_bundled_class_model(window):
+    assert window.sample_panel.model_key == "mnist-class-ddpm"
+    assert window.sample_panel.is_class_conditioned and window.sample_panel.classes.text() == "0-9"
+    assert window.step_view.empty_message.isVisible()
+    assert "Generate" in window.transport.caption.text()
+
+
+def test_generate_streams_frames_then_scrubbing_shows_each_frames_pixels(qtbot, window):
+    window.sample_panel.steps.setValue(40)
+    qtbot.keyClick(window, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.session.active is not None and 3 <= window.session.active.produced, timeout=LONG_WAIT_MS)
+    run = window.session.active
+    settle(qtbot)
+    if run.produced < 41:  # still sampling: later frames are visibly pending on the timeline
+        timeline = window.transport.timeline
+        assert timeline.pending_from < 41
+        picture = timeline.grab().toImage()
+        y = timeline.height() // 2 + 4
+        pending_x = int(timeline.x_of(40))
+        produced_x = int(timeline.x_of(0))
+        assert picture.pixelColor(produced_x, y).name() == PRODUCED_COLOUR.name()
+        assert picture.pixelColor(pending_x, y).name() != PRODUCED_COLOUR.name()
+    wait_until_sampled(qtbot, window)
+    assert run.state == DONE and run.produced == 41
+    assert window.session.position == 40  # followed the newest frame
+    assert run.trajectory.labels.tolist() == list(range(10))
+
+    qtbot.keyClick(window, Qt.Key.Key_Home)
+    for _ in range(3):
+        qtbot.keyClick(window, Qt.Key.Key_Right)
+    settle(qtbot)
+    assert window.session.position == 3
+    frame = run.trajectory[3]
+    trajectory = run.trajectory
+    for key, field in (("x_t", "x_t"), ("x0_hat", "x0_hat"), ("noise", "eps_hat")):
+        expected = render_grid(frame.image(field), field, trajectory.value_range, trajectory.labels)
+        assert np.array_equal(displayed(window, key), expected), key
+    histogram = window.step_view.histogram
+    assert np.array_equal(histogram.x_t_bars.getData()[1], density_histogram(frame.x_t))
+    assert np.array_equal(histogram.noise_bars.getData()[1], density_histogram(frame.eps_hat))
+    assert not histogram.x_t_theory.isVisible()  # mid-run, x0 is unknown
+    assert f"{frame.coeffs['coef_x0']:.4f}·x̂₀" in window.step_view.equation.text
+    assert window.step_view.schedule.cursor.value() == frame.t
+    assert "step 3/40" in window.transport.caption.text() and f"t = {int(frame.t)}" in window.transport.caption.text()
+
+    qtbot.keyClick(window, Qt.Key.Key_Home)
+    settle(qtbot)
+    assert histogram.x_t_theory.isVisible()  # x_T ~ N(0, 1) at the start
+    assert "x_t theory" in histogram.note.textItem.toPlainText()
+
+
+def test_cancel_stops_at_the_next_step_and_keeps_the_frames(qtbot, window):
+    qtbot.keyClick(window, Qt.Key.Key_Return)  # the model's own 300 steps
+    qtbot.waitUntil(lambda: window.session.active is not None and window.session.active.produced >= 3, timeout=LONG_WAIT_MS)
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    wait_until_sampled(qtbot, window)
+    run = window.session.active
+    assert run.state == CANCELLED and 3 <= run.produced < 301
+    assert window.session.timeline_length == run.produced
+    assert "Cancelled" in window.statusBar().currentMessage()
+
+
+def test_closing_mid_run_stops_the_worker(qtbot, tmp_path):
+    window = make_window(qtbot, tmp_path / "settings.ini")
+    window.generate()
+    qtbot.waitUntil(lambda: window.session.active is not None and window.session.active.produced >= 2, timeout=LONG_WAIT_MS)
+    job = window._sampling_job
+    window.close()
+    assert job.thread.isFinished()
+
+
+def test_export_animation_and_contact_sheet_write_the_chosen_frames(qtbot, window, tiny_checkpoints, tmp_path):
+    assert window.add_checkpoint(tiny_checkpoints["class-ddpm"])
+    window.sample_panel.classes.setText("0-3")
+    window.sample_panel.steps.setValue(8)
+    window.generate()
+    wait_until_sampled(qtbot, window)
+    trajectory = window.session.active.trajectory
+    assert len(trajectory) == 9
+
+    dialog = ExportDialog(trajectory, 10.0, ["x_t", "eps_hat"])
+    assert dialog.options().panels == ["x_t", "eps_hat"] and dialog.options().end == 8
+    options = ExportOptions(panels=["x_t", "eps_hat"], start=2, end=8, every=2, fps=5, scale=2)
+    gif = tmp_path / "out" / "run.gif"
+    gif.parent.mkdir()
+    assert window.export_animation_to(gif, options)
+    qtbot.waitUntil(lambda: window._export_job is None, timeout=LONG_WAIT_MS)
+    expected_size = render_frame(trajectory, trajectory[2], ["x_t", "eps_hat"], scale=2).size
+    with Image.open(gif) as image:
+        assert image.n_frames == len(select_frames(9, 2, 2, 8)) == 4
+        assert image.size == expected_size and image.info["loop"] == 0
+    assert f"Wrote {gif}" in window.statusBar().currentMessage()
+
+    options.format = "mp4"
+    movie = tmp_path / "out" / "run.mp4"
+    assert window.export_animation_to(movie, options)
+    qtbot.waitUntil(lambda: window._export_job is None, timeout=LONG_WAIT_MS)
+    with av.open(str(movie)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 4 + 4  # and the last frame held 1 s at 5 fps
+
+    sheet = tmp_path / "out" / "sheet.png"
+    assert window.export_contact_sheet_to(sheet, [0, 4, 8])
+    with Image.open(sheet) as image:
+        row = render_frame(trajectory, trajectory[0], ["x_t", "x0_hat", "eps_hat"], scale=2)
+        assert image.size[0] == row.size[0] and image.size[1] > 3 * row.size[1]
+
+
+def test_cancelled_export_writes_nothing(qtbot, window, marked_file, tmp_path):
+    assert window.open_trajectory(marked_file(400))
+    target = tmp_path / "big.gif"
+    assert window.export_animation_to(target, ExportOptions(panels=["x_t", "x0_hat", "eps_hat"], start=0, end=399, scale=8))
+    window.export_progress.findChild(QPushButton).click()  # the dialog's Cancel button
+    qtbot.waitUntil(lambda: window._export_job is None, timeout=LONG_WAIT_MS)
+    assert not target.exists() and list(tmp_path.glob("*.gif*")) == []
+    assert "nothing was written" in window.statusBar().currentMessage()
+
+
+def test_save_and_reopen_and_drop(qtbot, window, marked_file, tmp_path):
+    assert window.open_trajectory(marked_file(12))
+    saved = tmp_path / "saved.npz"
+    assert window.save_trajectory_to(saved)
+    assert len(load_trajectory(saved)) == 12
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(saved))])
+    drop = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(drop)
+    settle(qtbot)
+    assert len(window.session.runs) == 2 and window.session.active.path == saved
+    assert window.runs_list.count() == 2
+
+
+def test_bad_input_is_reported_and_changes_nothing(qtbot, window, marked_file, tmp_path):
+    assert window.open_trajectory(marked_file(5))
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"PK\x03\x04 not really a zip")
+    assert not window.open_trajectory(corrupt)
+    assert "corrupt.npz" in window.last_error and "corrupt.npz" in window.statusBar().currentMessage()
+    assert window.error_box.isVisible() and "corrupt.npz" in window.error_box.text()
+    assert len(window.session.runs) == 1
+    window.sample_panel.classes.setText("zero")
+    window.generate()
+    assert "digits" in window.last_error and not window.is_sampling
+    assert not window.add_checkpoint(corrupt)
+    assert window.sample_panel.model_key == "mnist-class-ddpm"
+
+
+def test_keyboard_playback(qtbot, window, marked_file):
+    assert window.open_trajectory(marked_file(30))
+    qtbot.keyClick(window, Qt.Key.Key_Home)
+    window.session.set_fps(60)
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    assert window.session.playing
+    qtbot.waitUntil(lambda: window.session.position >= 10, timeout=10_000)
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    assert not window.session.playing
+    qtbot.keyClick(window, Qt.Key.Key_End)
+    assert window.session.position == 29
+    qtbot.keyClick(window, Qt.Key.Key_PageUp)
+    assert window.session.position == 19
+    settle(qtbot)
+    # the panel shows frame 19: its fill value is 19/29
+    pixel = displayed(window, "x_t")[2 + 20, 2 + 20, 0]
+    assert pixel == round(19 / 29 * 255)
+
+
+def test_runs_of_different_lengths_compare_on_one_timeline(qtbot, window, marked_file):
+    window.open_trajectory(marked_file(11))
+    window.open_trajectory(marked_file(51))
+    settle(qtbot)
+    for row in range(2):
+        window.runs_list.item(row).setCheckState(Qt.CheckState.Checked)
+    qtbot.keyClick(window, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
+    assert window.tabs.currentWidget() is window.compare_view
+    window.session.seek(25)
+    settle(qtbot)
+    panels = list(window.compare_view.panels.values())
+    assert len(panels) == 2
+    # halfway: frame 5 of the short run and frame 25 of the long one, both at value 0.5
+    for panel in panels:
+        assert panel.image_item.image[22, 22, 0] == round(0.5 * 255)
+    assert "step 5/10" in panels[0].title_label.text() and "step 25/50" in panels[1].title_label.text()
+
+
+def test_sweep_compares_guidance_scales(qtbot, window, tiny_checkpoints):
+    window.add_checkpoint(tiny_checkpoints["class-ddpm"])
+    window.sample_panel.steps.setValue(4)
+    window.sample_panel.sweep.setText("0, 7")
+    window.sweep()
+    qtbot.waitUntil(lambda: len(window.session.runs) == 2 and not window.is_sampling, timeout=LONG_WAIT_MS)
+    settle(qtbot)
+    guidances = [run.trajectory.meta["params"]["guidance"] for run in window.session.compared]
+    assert guidances == [0.0, 7.0]
+    assert len(window.compare_view.panels) == 2 and window.tabs.currentWidget() is window.compare_view
+
+
+def test_integer_zoom(qtbot, window, marked_file):
+    window.open_trajectory(marked_file(3))
+    settle(qtbot)
+    panel = window.step_view.panels["x_t"]
+    assert panel.factor >= 1
+    for zoom in (3, 1):
+        window.set_zoom(zoom)
+        width, height = panel.view_box.viewPixelSize()
+        assert panel.factor == zoom and width == pytest.approx(1 / zoom) and height == pytest.approx(1 / zoom)
+    qtbot.keyClick(window, Qt.Key.Key_Plus)
+    assert panel.factor == 2
+
+
+def test_presentation_mode_hides_controls_until_the_mouse_moves(qtbot, window, marked_file):
+    window.open_trajectory(marked_file(5))
+    qtbot.keyClick(window, Qt.Key.Key_F5)
+    assert window.presentation and window.isFullScreen()
+    assert not window.menuBar().isVisible() and not window.transport.isVisible() and not window.sample_dock.isVisible()
+    move = QMouseEvent(QEvent.Type.MouseMove, QPointF(10, 10), QPointF(10, 10), Qt.MouseButton.NoButton,
+                       Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    window.eventFilter(window, move)
+    assert window.transport.isVisible()
+    qtbot.keyClick(window, Qt.Key.Key_Right)  # still driven from the keyboard
+    assert window.session.position == 1
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    assert not window.presentation and window.menuBar().isVisible() and window.sample_dock.isVisible()
+
+
+def test_settings_persist_across_launches(qtbot, tmp_path):
+    settings_path = tmp_path / "settings.ini"
+    first = make_window(qtbot, settings_path)
+    first.session.set_fps(7)
+    first.set_zoom(3)
+    first.set_panel_visible("noise", False)
+    first._remember_folder(tmp_path / "somewhere" / "run.npz")
+    first.close()
+    second = make_window(qtbot, settings_path)
+    assert second.session.fps == 7 and second.zoom == 3
+    assert not second.panel_actions["noise"].isChecked() and not second.step_view.visible["noise"]
+    assert second._last_folder() == str(tmp_path / "somewhere")
