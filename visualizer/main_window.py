@@ -44,10 +44,11 @@ CHECKPOINT_FILTER = "Checkpoints (*.safetensors *.json)"
 STEP_TAB, COMPARE_TAB = 0, 1
 
 PRESENTATION_STYLE = """
-QWidget { background: #000; color: #fff; font-size: 18pt; }
-QLabel#equation { font-size: 26pt; }
-QLabel#caption { font-size: 24pt; }
-QLabel#panelTitle { font-size: 20pt; font-weight: bold; }
+QWidget { background: #000; color: #fff; font-size: 16pt; }
+QLabel#equation { font-size: 20pt; }
+QLabel#caption { font-size: 20pt; }
+QLabel#panelTitle { font-size: 18pt; font-weight: bold; }
+QLabel#panelRange { font-size: 13pt; color: #bbb; }
 QToolButton { font-size: 22pt; min-width: 48px; }
 QTabBar::tab { padding: 6px 18px; }
 """

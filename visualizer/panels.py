@@ -6,6 +6,8 @@ The pixels are made by core.export, so what the window shows is what an export w
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Optional, Sequence
 
 import numpy as np
@@ -131,6 +133,18 @@ class ImagePanel(QFrame):
         )
 
 
+# Textbook-like serif faces that draw the hat of x̂ on the x (DejaVu Sans, the usual default on
+# Linux, drops it); the first one installed wins.
+EQUATION_FONTS = ["DejaVu Serif", "Cambria Math", "Cambria", "STIX Two Text", "Times New Roman", "Liberation Serif", "serif"]
+_SUBSCRIPT = re.compile(r"_([A-Za-z0-9]+′?)")
+
+
+def equation_html(line: str) -> str:
+    """core.equations' plain text as rich text, with real subscripts for x_t, ᾱ_t′ and x̂₀."""
+    text = html.escape(line).replace("₀", "_0").replace("₁", "_1")
+    return _SUBSCRIPT.sub(r"<sub>\1</sub>", text).replace("  ", "&nbsp;&nbsp;")
+
+
 class EquationPanel(QFrame):
     """The current step's update rule with its numbers, large enough to point at."""
 
@@ -139,11 +153,14 @@ class EquationPanel(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.title_label = QLabel("Update rule")
         self.title_label.setObjectName("panelTitle")
+        self.lines: list[str] = []
         self.body = QLabel("")
         self.body.setObjectName("equation")
-        self.body.setTextFormat(Qt.TextFormat.PlainText)
+        self.body.setTextFormat(Qt.TextFormat.RichText)
         self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        font = QFont()  # a proportional font places the hats of ε̂ and x̂ properly
+        self.body.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        font = QFont()
+        font.setFamilies(EQUATION_FONTS)
         font.setPointSizeF(font.pointSizeF() * 1.35)
         self.body.setFont(font)
         layout = QVBoxLayout(self)
@@ -153,8 +170,10 @@ class EquationPanel(QFrame):
 
     def show_lines(self, title: str, lines: Sequence[str]) -> None:
         self.title_label.setText(title)
-        self.body.setText("\n".join(lines))
+        self.lines = list(lines)
+        self.body.setText("<br>".join(equation_html(line) for line in self.lines))
 
     @property
     def text(self) -> str:
-        return self.body.text()
+        """The equation as plain text, as `diffusion-stepper inspect` prints it."""
+        return "\n".join(self.lines)

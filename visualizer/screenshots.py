@@ -1,0 +1,92 @@
+"""Render the main views to PNG files, for the README and for checking the app by eye.
+
+    python -m visualizer.screenshots [OUT_DIR]      (default: resources/screenshots)
+
+It drives the real window: samples the bundled class model, scrubs to a step mid-way, sweeps
+three guidance scales for the Compare view, and turns on presentation mode. Runs offscreen
+unless a display is set.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DEFAULT_OUT = Path(__file__).resolve().parent.parent / "resources" / "screenshots"
+WINDOW_SIZE = (1500, 940)
+
+
+def _wait(app, condition, timeout_s: float = 600.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the app did not finish in time")
+        app.processEvents()
+        time.sleep(0.01)
+    for _ in range(5):  # let the coalesced view refreshes run
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def render(out_dir: Path) -> list[Path]:
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from visualizer.main_window import COMPARE_TAB, STEP_TAB, MainWindow
+
+    app = QApplication.instance() or QApplication([])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    with tempfile.TemporaryDirectory() as folder:
+        window = MainWindow(QSettings(str(Path(folder) / "screenshots.ini"), QSettings.Format.IniFormat))
+        window.resize(*WINDOW_SIZE)
+        window.show()
+
+        window.generate()  # the default: digits 0-9, guidance 5, the model's 300 steps
+        _wait(app, lambda: not window.is_sampling)
+        window.session.seek(200)
+        _wait(app, lambda: True)
+        written.append(_save(window, out_dir / "step-view.png"))
+
+        window.sample_panel.steps.setValue(50)
+        window.sample_panel.sweep.setText("0, 1, 5")
+        window.sweep()
+        _wait(app, lambda: not window.is_sampling and not window._queue)
+        window.session.seek(35)
+        window.tabs.setCurrentIndex(COMPARE_TAB)
+        _wait(app, lambda: True)
+        written.append(_save(window, out_dir / "compare-view.png"))
+
+        window.tabs.setCurrentIndex(STEP_TAB)
+        window.set_presentation(True)
+        window.resize(1920, 1080)
+        _wait(app, lambda: True)
+        written.append(_save(window, out_dir / "presentation.png"))
+        window.close()
+    return written
+
+
+def _save(window, path: Path) -> Path:
+    from core.atomic import atomic_path
+
+    with atomic_path(path) as temporary:
+        if not window.grab().save(str(temporary), "PNG"):
+            raise OSError(f"could not write {path}")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    out_dir = Path(argv[0]) if argv else DEFAULT_OUT
+    for path in render(out_dir):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
