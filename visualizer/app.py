@@ -16,6 +16,8 @@ def run_app(files: Sequence[str] = ()) -> int:
     app.setOrganizationName("diffusion-stepper")
     window = MainWindow()
     window.show()
+    window.raise_()
+    window.activateWindow()  # keyboard shortcuts work at once, even without a window manager
     for path in files:
         window.open_dropped(path)
     return app.exec()
