@@ -7,6 +7,7 @@ from typing import Optional
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -61,6 +62,13 @@ class SamplePanel(QWidget):
         self.seed.setToolTip("The same seed gives the same frames")
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu", "cuda"])
+        self.noisy_test = QCheckBox("noised test digits")
+        self.noisy_test.setToolTip("Denoise MNIST test digits noised at σ instead of pure noise (needs MNIST: diffusion-stepper download mnist)")
+        self.sigma = QDoubleSpinBox()
+        self.sigma.setRange(0.0, 3.0)
+        self.sigma.setSingleStep(0.1)
+        self.sigma.setValue(0.5)
+        self.sigma.setToolTip("The noise level σ added to the test digits")
         self.sweep = QLineEdit("0, 1, 5, 10")
         self.sweep.setToolTip("Guidance scales to sample side by side in the Compare view")
 
@@ -71,6 +79,8 @@ class SamplePanel(QWidget):
         form.addRow("Samples", self.num)
         form.addRow("Guidance γ", self.guidance)
         form.addRow("Steps", self.steps)
+        form.addRow("Input", self.noisy_test)
+        form.addRow("Noise σ", self.sigma)
         form.addRow("Seed", self.seed)
         form.addRow("Device", self.device)
         self.form = form
@@ -150,6 +160,8 @@ class SamplePanel(QWidget):
             self.sweep_row: conditioned,
             self.num: not conditioned,
             self.steps: not self.is_single_step,
+            self.noisy_test: self.is_single_step,
+            self.sigma: self.is_single_step,
         }
         for row, visible in rows.items():
             self.form.setRowVisible(row, visible)
@@ -173,6 +185,8 @@ class SamplePanel(QWidget):
             request.guidance = self.guidance.value() if guidance is None else guidance
         else:
             request.num = self.num.value()
+        if self.is_single_step and self.noisy_test.isChecked():
+            request.noisy_test, request.sigma = True, self.sigma.value()
         return request
 
     def sweep_requests(self) -> list[SampleRequest]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from PySide6.QtCore import QEvent, QMimeData, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QMouseEvent
@@ -182,6 +183,10 @@ def test_save_and_reopen_and_drop(qtbot, window, marked_file, tmp_path):
     settle(qtbot)
     assert len(window.session.runs) == 2 and window.session.active.path == saved
     assert window.runs_list.count() == 2
+    qtbot.keyClick(window, Qt.Key.Key_Delete)
+    assert len(window.session.runs) == 1
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # undo brings it back
+    assert len(window.session.runs) == 2 and window.session.active.path == saved
 
 
 def test_bad_input_is_reported_and_changes_nothing(qtbot, window, marked_file, tmp_path):
@@ -288,3 +293,35 @@ def test_settings_persist_across_launches(qtbot, tmp_path):
     assert second.session.fps == 7 and second.zoom == 3
     assert not second.panel_actions["noise"].isChecked() and not second.step_view.visible["noise"]
     assert second._last_folder() == str(tmp_path / "somewhere")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_failing_worker_reports_and_the_app_keeps_running(qtbot, window, tiny_checkpoints):
+    window.add_checkpoint(tiny_checkpoints["class-ddpm"])
+    window.sample_panel.device.setCurrentText("cuda")
+    window.generate()
+    qtbot.waitUntil(lambda: not window.is_sampling, timeout=LONG_WAIT_MS)
+    assert "CUDA" in window.last_error and window.error_box.isVisible()
+    assert window.session.runs == []
+    window.sample_panel.device.setCurrentText("cpu")
+    window.sample_panel.steps.setValue(3)
+    window.generate()
+    wait_until_sampled(qtbot, window)
+    assert window.session.active.state == DONE
+
+
+def test_denoising_test_digits_overlays_the_forward_marginal(qtbot, window, tiny_checkpoints, mnist_dir, monkeypatch):
+    monkeypatch.setenv("DIFFUSION_STEPPER_DATA", str(mnist_dir))
+    window.add_checkpoint(tiny_checkpoints["single-step"])
+    window.sample_panel.noisy_test.setChecked(True)
+    window.sample_panel.sigma.setValue(0.8)
+    window.sample_panel.num.setValue(4)
+    window.generate()
+    wait_until_sampled(qtbot, window)
+    qtbot.keyClick(window, Qt.Key.Key_Home)
+    settle(qtbot)
+    run = window.session.active
+    assert run.trajectory[0].t == pytest.approx(0.8) and run.trajectory.meta["params"]["source"] == "noised test digits"
+    histogram = window.step_view.histogram
+    assert histogram.x_t_theory.isVisible() and "forward marginal" in histogram.note.textItem.toPlainText()
+    assert window.step_view.schedule.message.textItem.toPlainText().startswith("no schedule")
