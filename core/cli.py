@@ -12,6 +12,7 @@ Bad input ends the command with one line on stderr and a non-zero exit, never a 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -202,21 +203,8 @@ def run_sample(args: argparse.Namespace) -> int:
     from core.mnist_sampling import SampleRequest, start_sampling
     from core.trajectory_file import save_trajectory
 
-    run = start_sampling(
-        SampleRequest(
-            checkpoint=args.checkpoint,
-            classes=args.classes,
-            per_class=args.per_class,
-            num=args.num,
-            guidance=args.guidance,
-            steps=args.steps,
-            seed=args.seed,
-            sigma=args.sigma,
-            noisy_test=args.noisy_test,
-            data_dir=args.data_dir,
-            device=args.device,
-        )
-    )
+    # the flags are named like the request's fields
+    run = start_sampling(SampleRequest(**{field.name: getattr(args, field.name) for field in dataclasses.fields(SampleRequest)}))
     frames = []
     with _progress(run.num_frames, "sampling", unit="frame") as bar:
         for frame in run.frames:

@@ -229,31 +229,27 @@ class MainWindow(QMainWindow):
 
     def generate(self) -> None:
         """Sample with the Sample dock's settings; the frames appear as they are produced."""
-        if self.is_sampling:
-            self.statusBar().showMessage("Already sampling: wait for it, or press Esc to cancel", 5000)
-            return
-        try:
-            request = self.sample_panel.request()
-        except UserFacingError as exc:
-            self.show_error(str(exc))
-            return
-        self._queue, self._queue_compares = [request], False
-        self._start_next_request()
+        self._sample(lambda: [self.sample_panel.request()], compare=False)
 
     def sweep(self) -> None:
         """One run per guidance scale in the Sample dock, compared side by side."""
+        self._sample(self.sample_panel.sweep_requests, compare=True)
+
+    def _sample(self, make_requests, compare: bool) -> None:
+        """Queue the requests and start the first; runs of a comparison replace the compared set."""
         if self.is_sampling:
             self.statusBar().showMessage("Already sampling: wait for it, or press Esc to cancel", 5000)
             return
         try:
-            requests = self.sample_panel.sweep_requests()
+            requests = make_requests()
         except UserFacingError as exc:
             self.show_error(str(exc))
             return
-        for run_id in list(self.session.compared_ids):
-            self.session.set_compared(run_id, False)
-        self._queue, self._queue_compares = requests, True
-        self.tabs.setCurrentIndex(COMPARE_TAB)
+        if compare:
+            for run_id in list(self.session.compared_ids):
+                self.session.set_compared(run_id, False)
+            self.tabs.setCurrentIndex(COMPARE_TAB)
+        self._queue, self._queue_compares = requests, compare
         self._start_next_request()
 
     def _start_next_request(self) -> None:
