@@ -78,6 +78,8 @@ def load_trajectory(path: str | os.PathLike) -> Trajectory:
     path = Path(path)
     if not path.is_file():
         raise TrajectoryFileError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):  # else numpy reads it as a pickle and suggests unpickling it
+        raise TrajectoryFileError(f"{path}: not a readable trajectory file (truncated or corrupt: not a complete .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}

@@ -118,3 +118,12 @@ def test_save_is_atomic_when_writing_fails(tmp_path, class_trajectory, monkeypat
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir()] == ["run.npz"]  # no temporary left behind
     assert zipfile.is_zipfile(path)
+
+
+def test_a_file_that_is_not_an_archive_is_refused_without_pickle_advice(tmp_path):
+    text = tmp_path / "notes.npz"
+    text.write_text("garbage")
+    with pytest.raises(TrajectoryFileError) as raised:
+        load_trajectory(text)
+    message = str(raised.value)
+    assert "notes.npz: not a readable trajectory file" in message and "pickle" not in message
