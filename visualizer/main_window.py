@@ -609,6 +609,7 @@ class MainWindow(QMainWindow):
         if self.error_box is not None:
             self.error_box.close()
         self.error_box = QMessageBox(QMessageBox.Icon.Warning, "diffusion-stepper", message, QMessageBox.StandardButton.Ok, self)
+        self.error_box.finished.connect(self.activateWindow)  # keys go back to the window's shortcuts
         self.error_box.open()
 
     def show_shortcuts(self) -> None:
