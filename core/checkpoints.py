@@ -54,6 +54,20 @@ class LoadedCheckpoint:
     def num_classes(self) -> int:
         return int(self.sidecar["architecture"].get("num_classes", 0))
 
+    @property
+    def default_steps(self) -> int:
+        """The sampling steps a run takes unless told: the checkpoint's own choice (bundled models
+        pick fewer, strided steps to stay quick on a CPU), else the objective's full chain."""
+        return int(self.sidecar.get("sampling", {}).get("steps") or self.objective.default_steps)
+
+
+def display_name(path_or_name: str | os.PathLike, sidecar_path: Path) -> str:
+    """A bundled model's name, or "run-folder/epoch-005" for a checkpoint file."""
+    text = str(path_or_name)
+    if text in bundled.bundled_models():
+        return text
+    return f"{sidecar_path.parent.name}/{sidecar_path.stem}"
+
 
 def checkpoint_paths(out_dir: Path, epoch: int) -> tuple[Path, Path, Path]:
     stem = out_dir / f"epoch-{epoch:03d}"
@@ -78,11 +92,16 @@ def save_checkpoint(
 
 
 def write_bundled_copy(path_or_name: str | os.PathLike, name: str, dest_dir: str | os.PathLike,
-                       dtype: torch.dtype = torch.float16) -> Path:
-    """Copy a checkpoint as DEST/NAME.safetensors + NAME.json: smaller weights, no training state."""
+                       dtype: torch.dtype = torch.float16, sampling_steps: Optional[int] = None) -> Path:
+    """Copy a checkpoint as DEST/NAME.safetensors + NAME.json: smaller weights, no training state,
+    and optionally its own default number of sampling steps."""
     loaded = load_checkpoint(path_or_name)
     sidecar = {key: value for key, value in loaded.sidecar.items() if key not in ("training_state", "optimizer_param_groups")}
     sidecar["bundled_from"] = str(loaded.sidecar_path)
+    if sampling_steps is not None:
+        if loaded.objective.name == "single-step" or sampling_steps > loaded.objective.default_steps:
+            raise CheckpointError(f"--steps {sampling_steps} does not fit {loaded.objective.name} (at most {loaded.objective.default_steps})")
+        sidecar["sampling"] = {"steps": sampling_steps}
     dest_dir = Path(dest_dir)
     return _write_weights_and_sidecar(loaded.model, sidecar, dest_dir / f"{name}.safetensors", dest_dir / f"{name}.json", dtype)
 
@@ -165,7 +184,7 @@ def load_checkpoint(path_or_name: str | os.PathLike, device: torch.device | str 
         first_line = str(exc).splitlines()[0]
         raise CheckpointError(f"{sidecar_path}: weights do not fit the architecture it names ({first_line})") from None
     model.to(device).eval()
-    return LoadedCheckpoint(model, objective, sidecar, sidecar_path, str(path_or_name))
+    return LoadedCheckpoint(model, objective, sidecar, sidecar_path, display_name(path_or_name, sidecar_path))
 
 
 def read_weights(sidecar_path: Path, sidecar: dict) -> dict[str, torch.Tensor]:

@@ -2,6 +2,7 @@
 
     diffusion-stepper train mnist ...     train a part B model, one checkpoint per epoch
     diffusion-stepper sample mnist ...    sample a checkpoint into a trajectory file
+    diffusion-stepper experiment mnist NAME   a part B experiment (the app's Experiments menu) into files
     diffusion-stepper export RUN.npz ...  GIF or PNG contact sheet of a trajectory
     diffusion-stepper models              list the bundled checkpoints
     diffusion-stepper download mnist      fetch MNIST once, checking checksums
@@ -23,7 +24,7 @@ from core import __version__, bundled
 from core.errors import UserFacingError
 from core.parsing import parse_int_list
 
-COMMANDS = ("train", "sample", "export", "inspect", "models", "download", "bundle")
+COMMANDS = ("train", "sample", "experiment", "export", "inspect", "models", "download", "bundle")
 EXIT_USAGE = 2
 PROG = "diffusion-stepper"
 
@@ -72,6 +73,7 @@ def _number(text: str, kind: type):
 
 def build_parser() -> argparse.ArgumentParser:
     from core.devices import DEVICE_CHOICES
+    from core.experiments import EXPERIMENTS
     from core.export import PANEL_CHOICES, SIDE_BY_SIDE
     from core.training import MODEL_KINDS
 
@@ -116,7 +118,19 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--data-dir", help="MNIST folder, for --noisy-test")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    sample.add_argument("--keep-every", type=positive_int, default=1, metavar="K",
+                        help="store every K-th frame and the last, for big runs (default: every frame)")
     sample.add_argument("--out", required=True, help="trajectory file to write (.npz)")
+
+    experiment = commands.add_parser("experiment", help="run a part B experiment (as the app's Experiments menu does)")
+    experiment.add_argument("dataset", choices=["mnist"])
+    experiment.add_argument("name", choices=list(EXPERIMENTS), help="which experiment")
+    experiment.add_argument("--out-dir", required=True, help="folder for the trajectory files, one per run")
+    experiment.add_argument("--seed", type=int, default=0)
+    experiment.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    experiment.add_argument("--data-dir", help="MNIST folder, for the experiments on test digits")
+    experiment.add_argument("--run-dir", help="epochs: the training run's folder")
+    experiment.add_argument("--epochs", type=int_list, default=[1, 5, 10, 20], help="epochs: which (default 1,5,10,20)")
 
     export = commands.add_parser("export", help="render a trajectory to a GIF or a PNG contact sheet")
     export.add_argument("trajectory")
@@ -141,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     bundle.add_argument("checkpoint")
     bundle.add_argument("--name", required=True, choices=bundled.BUNDLED_NAMES)
     bundle.add_argument("--dest", help="folder to write to (default: the installed resources/models)")
+    bundle.add_argument("--steps", type=positive_int, help="the model's default sampling steps (strided; default: its full chain)")
 
     download = commands.add_parser("download", help="download MNIST once, verifying checksums")
     download.add_argument("dataset", choices=["mnist"])
@@ -199,7 +214,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    from core.frames import Trajectory
+    from core.frames import Trajectory, keep_every
     from core.mnist_sampling import SampleRequest, start_sampling
     from core.trajectory_file import save_trajectory
 
@@ -207,12 +222,37 @@ def run_sample(args: argparse.Namespace) -> int:
     run = start_sampling(SampleRequest(**{field.name: getattr(args, field.name) for field in dataclasses.fields(SampleRequest)}))
     frames = []
     with _progress(run.num_frames, "sampling", unit="frame") as bar:
-        for frame in run.frames:
+        for frame in keep_every(_advancing(run.frames, bar), args.keep_every, run.num_frames):
             frames.append(frame)
-            bar.update(1)
     path = save_trajectory(Trajectory(run.meta, frames, run.labels), args.out)
     print(f"wrote {path}: {len(frames)} frames of {frames[0].x_t.shape[0]} images ({run.meta['algorithm']})")
     return 0
+
+
+def run_experiment(args: argparse.Namespace) -> int:
+    from core.experiments import ExperimentOptions, experiment_requests
+    from core.frames import Trajectory
+    from core.trajectory_file import save_trajectory
+
+    options = ExperimentOptions(seed=args.seed, device=args.device, data_dir=args.data_dir, run_dir=args.run_dir, epochs=args.epochs)
+    requests = experiment_requests(args.name, options)
+    for number, request in enumerate(requests, 1):
+        run = request.start()
+        with _progress(run.num_frames, f"run {number}/{len(requests)}", unit="frame") as bar:
+            frames = list(_advancing(run.frames, bar))
+        suffix = f"-{number}" if len(requests) > 1 else ""
+        path = save_trajectory(Trajectory(run.meta, frames, run.labels), Path(args.out_dir) / f"{args.name}{suffix}.npz")
+        print(f"wrote {path}: {run.meta['algorithm']} · {run.meta['model']} · {len(frames)} frames")
+    if "note" in run.meta:
+        print(run.meta["note"])
+    return 0
+
+
+def _advancing(frames, bar):
+    """Pass frames through, advancing the progress bar for each one produced (kept or not)."""
+    for frame in frames:
+        bar.update(1)
+        yield frame
 
 
 def _frame_range(text: Optional[str], num_frames: int) -> tuple[int, Optional[int]]:
@@ -300,7 +340,7 @@ def run_models(args: argparse.Namespace) -> int:
 def run_bundle(args: argparse.Namespace) -> int:
     from core.checkpoints import write_bundled_copy
 
-    path = write_bundled_copy(args.checkpoint, args.name, args.dest or bundled.models_dir())
+    path = write_bundled_copy(args.checkpoint, args.name, args.dest or bundled.models_dir(), sampling_steps=args.steps)
     print(f"wrote {path} and {path.with_suffix('.safetensors').name}")
     return 0
 
@@ -313,7 +353,7 @@ def run_download(args: argparse.Namespace) -> int:
     return 0
 
 
-RUNNERS = {"train": run_train, "sample": run_sample, "export": run_export, "inspect": run_inspect, "models": run_models,
+RUNNERS = {"train": run_train, "sample": run_sample, "experiment": run_experiment, "export": run_export, "inspect": run_inspect, "models": run_models,
            "download": run_download, "bundle": run_bundle}
 
 

@@ -24,7 +24,7 @@ def frame_caption(meta: dict, frame: Frame, num_frames: int) -> str:
     """"step 12/300 · t = 288 · ᾱ_t = 0.0123" (σ for the single-step denoiser, t alone for flow)."""
     family = algorithm_family(meta)
     parts = [f"step {frame.index}/{num_frames - 1}"]
-    if family == "single-step":
+    if family in ("single-step", "noising"):
         if "sigma" in frame.coeffs:
             parts.append(f"σ = {frame.coeffs['sigma']:.3f}")
     else:
@@ -74,6 +74,12 @@ def step_equation(meta: dict, frame: Frame) -> list[str]:
         return [
             "x̂₀ = D_θ(z): the network predicts the clean digit in one jump",
             f"z = x + σ·ε  with σ = {_number(sigma)};  implied noise ε̂ = (z − x̂₀)/σ",
+        ]
+    if family == "noising":
+        sigma = coeffs.get("sigma", 0.0)
+        return [
+            f"z = x + σ·ε   with σ = {_number(sigma)}   (the noise panel shows ε ~ N(0, I))",
+            f"std(z − x) = σ = {_number(sigma)}:   the same ε at every σ, so only its scale changes",
         ]
     shown = ",  ".join(f"{name} = {_number(value)}" for name, value in coeffs.items())
     return [f"{meta.get('algorithm', 'step')}: {shown}"]

@@ -49,6 +49,22 @@ class Frame:
         return value
 
 
+def keep_every(frames: Iterator[Frame], every: int, num_frames: int) -> Iterator[Frame]:
+    """Every `every`-th of `num_frames` frames plus the last, renumbered 0, 1, 2, ...
+
+    Each kept frame still holds its own t and the coefficients of the step it took, so the
+    equation panel stays right; only the frames in between are dropped (to keep big runs small).
+    """
+    if every <= 0:
+        raise ValueError(f"keep-every must be positive, got {every}")
+    kept = 0
+    for frame in frames:
+        if frame.index % every == 0 or frame.index == num_frames - 1:
+            frame.index = kept
+            kept += 1
+            yield frame
+
+
 def to_cpu(tensor: torch.Tensor) -> torch.Tensor:
     """Detach a tensor for a frame. On the CPU this is free; samplers never write in place."""
     return tensor.detach().to("cpu", torch.float32)

@@ -146,12 +146,14 @@ def sample_mnist(
         source = "pure noise"
         if is_single_step:
             sigma = 1.0  # pure N(0, I) noise is "clean zero plus noise of sigma 1"
+    if not is_single_step and steps is None:
+        steps = checkpoint.default_steps
     frames = compose_mnist_sampler(
         model, objective, x_start, generator, labels=labels, guidance=guidance or 0.0, steps=steps, sigma=sigma
     )
     if is_single_step and clean_images is not None:
         frames = with_clean_image(frames, clean_images[:batch])
-    num_steps = 1 if is_single_step else (steps or objective.default_steps)
+    num_steps = 1 if is_single_step else steps
     params = {
         "steps": num_steps,
         "num_samples": batch,
@@ -191,6 +193,9 @@ class SampleRequest:
     noisy_test: bool = False
     data_dir: Optional[str] = None
     device: str = "auto"
+
+    def start(self) -> SamplingRun:
+        return start_sampling(self)
 
 
 def start_sampling(request: SampleRequest) -> SamplingRun:

@@ -4,7 +4,7 @@ schedule a run followed. Qt-free numbers that the GUI plots and tests check.
 The forward marginal of every objective here has the form x_t = a * x0 + b * noise:
   DDPM / IF     a = sqrt(alpha_bar_t), b = sqrt(1 - alpha_bar_t)
   flow          a = t,                 b = 1 - t        (t = 0 is noise, t = 1 is data)
-  single-step   a = 1,                 b = sigma
+  single-step   a = 1,                 b = sigma    (also the noising process of part B)
 so where the clean image x0 is known, the pixel values of x_t follow the mixture of
 N(a * x0_i, b^2) over the pixels i of x0.
 """
@@ -76,7 +76,7 @@ def marginal_coefficients(meta: dict, frame: Frame) -> Optional[tuple[float, flo
         return math.sqrt(alpha_bar), math.sqrt(max(0.0, 1.0 - alpha_bar))
     if family == "flow":
         return float(frame.t), 1.0 - float(frame.t)
-    if family == "single-step" and "sigma" in frame.coeffs:
+    if family in ("single-step", "noising") and "sigma" in frame.coeffs:
         return 1.0, float(frame.coeffs["sigma"])
     return None
 

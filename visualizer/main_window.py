@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from core import __version__
 from core.errors import UserFacingError
+from core.experiments import EXPERIMENTS, ExperimentOptions, experiment_requests
 from core.export import export_animation, write_png_grid
 from core.frames import Trajectory
 from core.session import CANCELLED, DONE, FAILED, LOADED, PLAYBACK, RUNNING, Session
@@ -33,6 +34,7 @@ from visualizer.export_dialog import ExportDialog, ExportOptions
 from visualizer.panels import FIT, ZOOM_CHOICES
 from visualizer.sample_panel import SamplePanel
 from visualizer.timeline import TransportBar
+from visualizer.train_view import TrainView
 from visualizer.views import NOISE, PANEL_KEYS, CompareView, CoalescedRefresh, RunsList, StepView, field_for, run_caption
 from visualizer.worker import DONE as JOB_DONE
 from visualizer.worker import Job, RunHeader, sampling_items
@@ -41,7 +43,7 @@ PLAY_TICK_MS = 15  # the playback clock; the position itself comes from elapsed 
 HIDE_CONTROLS_MS = 2500  # presentation mode hides the controls this long after the mouse stops
 TRAJECTORY_FILTER = "Trajectories (*.npz)"
 CHECKPOINT_FILTER = "Checkpoints (*.safetensors *.json)"
-STEP_TAB, COMPARE_TAB = 0, 1
+STEP_TAB, COMPARE_TAB, TRAIN_TAB = 0, 1, 2
 
 PRESENTATION_STYLE = """
 QWidget { background: #000; color: #fff; font-size: 16pt; }
@@ -49,6 +51,7 @@ QLabel#equation { font-size: 20pt; }
 QLabel#caption { font-size: 20pt; }
 QLabel#panelTitle { font-size: 18pt; font-weight: bold; }
 QLabel#panelRange { font-size: 13pt; color: #bbb; }
+QLabel#runNote { font-size: 15pt; color: #ffd; }
 QToolButton { font-size: 22pt; min-width: 48px; }
 QTabBar::tab { padding: 6px 18px; }
 """
@@ -56,6 +59,7 @@ NORMAL_STYLE = """
 QLabel#panelTitle { font-weight: bold; }
 QLabel#caption { font-size: 13pt; }
 QLabel#emptyMessage { font-size: 15pt; color: #888; }
+QLabel#runNote { font-size: 11pt; padding: 4px; background: #fff8dc; color: #333; border: 1px solid #e0d090; }
 """
 
 
@@ -90,9 +94,11 @@ class MainWindow(QMainWindow):
         self.runs_list = RunsList(self.session)
         self.step_view = StepView(self.session)
         self.compare_view = CompareView(self.session)
+        self.train_view = TrainView()
         self.tabs = QTabWidget()
         self.tabs.addTab(self.step_view, "Step")
         self.tabs.addTab(self.compare_view, "Compare")
+        self.tabs.addTab(self.train_view, "Train")
         self.transport = TransportBar(self.session)
         central = QWidget()
         layout = QVBoxLayout(central)
@@ -112,6 +118,9 @@ class MainWindow(QMainWindow):
         self.sample_panel.sweep_requested.connect(self.sweep)
         self.sample_panel.cancel_requested.connect(self.cancel)
         self.sample_panel.open_checkpoint_requested.connect(self.ask_add_checkpoint)
+        self.train_view.failed.connect(self.show_error)
+        self.train_view.checkpoint_saved.connect(self._on_checkpoint_saved)
+        self.train_view.compare_epochs_requested.connect(self.compare_epochs)
         self.play_timer = QTimer(self)
         self.play_timer.setInterval(PLAY_TICK_MS)
         self.play_timer.timeout.connect(lambda: self.session.playback_tick(time.monotonic()))
@@ -168,6 +177,17 @@ class MainWindow(QMainWindow):
         self._action(run_menu, "&Generate", self.generate, ["Return", "Enter"])
         self._action(run_menu, "&Sweep guidance", self.sweep, ["Ctrl+G"])
         self._action(run_menu, "&Cancel / leave presentation", self.escape, ["Escape"])
+        run_menu.addSeparator()
+        self._action(run_menu, "Start &training", self.start_training, ["Ctrl+T"])
+        self._action(run_menu, "&Pause / resume training", self.train_view.toggle_pause, ["Ctrl+P"])
+        self._action(run_menu, "S&top training", self.train_view.stop, ["Ctrl+Shift+T"])
+
+        experiments_menu = menus.addMenu("E&xperiments")
+        for number, experiment in enumerate(EXPERIMENTS.values(), 1):
+            if experiment.key == "epochs":
+                self._action(experiments_menu, f"{experiment.title}…", self.show_training, [f"Alt+{number}"])
+            else:
+                self._action(experiments_menu, experiment.title, partial(self.run_experiment, experiment.key), [f"Alt+{number}"])
 
         play_menu = menus.addMenu("&Playback")
         session = self.session
@@ -201,6 +221,7 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         self._action(view_menu, "&Step view", lambda: self.tabs.setCurrentIndex(STEP_TAB), ["Ctrl+1"])
         self._action(view_menu, "&Compare view", lambda: self.tabs.setCurrentIndex(COMPARE_TAB), ["Ctrl+2"])
+        self._action(view_menu, "&Train view", self.show_training, ["Ctrl+3"])
         self.presentation_action = self._action(
             view_menu, "&Presentation mode", self.set_presentation, ["F5", "F11"], checkable=True
         )
@@ -249,6 +270,8 @@ class MainWindow(QMainWindow):
             for run_id in list(self.session.compared_ids):
                 self.session.set_compared(run_id, False)
             self.tabs.setCurrentIndex(COMPARE_TAB)
+        elif self.tabs.currentIndex() == TRAIN_TAB:
+            self.tabs.setCurrentIndex(STEP_TAB)
         self._queue, self._queue_compares = requests, compare
         self._start_next_request()
 
@@ -309,6 +332,36 @@ class MainWindow(QMainWindow):
             job.deleteLater()
         self.sample_panel.set_busy(False)
         self.progress.setVisible(False)
+
+    # --- experiments and training ----------------------------------------------------------------
+
+    def experiment_options(self) -> ExperimentOptions:
+        """The Sample dock's seed and device; MNIST from the default place (see `download mnist`)."""
+        return ExperimentOptions(seed=self.sample_panel.seed.value(), device=self.sample_panel.device.currentText())
+
+    def run_experiment(self, key: str, options: Optional[ExperimentOptions] = None) -> None:
+        """One click: the experiment's runs, shown in Step (one run) or side by side in Compare."""
+        options = options or self.experiment_options()
+        self._sample(lambda: experiment_requests(key, options), compare=EXPERIMENTS[key].compare)
+
+    def compare_epochs(self, run_dir: str, epochs: list) -> None:
+        options = self.experiment_options()
+        options.run_dir, options.epochs = run_dir, epochs
+        self.run_experiment("epochs", options)
+
+    def show_training(self) -> None:
+        self.tabs.setCurrentIndex(TRAIN_TAB)
+
+    def start_training(self) -> None:
+        self.show_training()
+        self.train_view.start()
+
+    def _on_checkpoint_saved(self, path: str) -> None:
+        """Each epoch's checkpoint can be sampled at once from the Sample dock."""
+        try:
+            self.sample_panel.add_checkpoint(path, select=False)
+        except UserFacingError as exc:
+            self.show_error(str(exc))
 
     def cancel(self) -> None:
         """Stop sampling at the next step (the frames so far stay) and drop queued runs."""
@@ -680,6 +733,7 @@ class MainWindow(QMainWindow):
         for job in (self._sampling_job, self._export_job):
             if job is not None:
                 job.stop()
+        self.train_view.shutdown()
         if self.presentation:
             self.set_presentation(False)
         self.save_settings()

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from core import bundled
-from core.checkpoints import read_sidecar, resolve_checkpoint
+from core.checkpoints import display_name, read_sidecar, resolve_checkpoint
 from core.errors import UserFacingError
 from core.mnist_sampling import DEFAULT_GUIDANCE, DEFAULT_NUM_SAMPLES, SampleRequest
 from core.parsing import parse_float_list, parse_int_list
@@ -119,13 +119,14 @@ class SamplePanel(QWidget):
         self._sidecars[key] = sidecar
         self.model.addItem(label, key)
 
-    def add_checkpoint(self, path: str | Path) -> str:
-        """Add a checkpoint file (or its sidecar) to the model list and select it."""
+    def add_checkpoint(self, path: str | Path, select: bool = True) -> str:
+        """Add a checkpoint file (or its sidecar) to the model list, and select it unless told not to."""
         sidecar_path = resolve_checkpoint(path)
         key = str(sidecar_path)
         if key not in self._sidecars:
-            self._add_model(key, f"{sidecar_path.parent.name}/{sidecar_path.stem}", read_sidecar(sidecar_path))
-        self.model.setCurrentIndex(self.model.findData(key))
+            self._add_model(key, display_name(sidecar_path, sidecar_path), read_sidecar(sidecar_path))
+        if select:
+            self.model.setCurrentIndex(self.model.findData(key))
         return key
 
     def select_model(self, key: str) -> bool:

@@ -81,8 +81,16 @@ class StepView(QWidget):
         self.empty_message.setObjectName("emptyMessage")
         self.empty_message.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.panel_box.addWidget(self.empty_message)
+        self.note = QLabel("")
+        self.note.setObjectName("runNote")
+        self.note.setWordWrap(True)
+        self.note.setVisible(False)
+        panel_column = QVBoxLayout()
+        panel_column.setContentsMargins(0, 0, 0, 0)
+        panel_column.addWidget(self.note)
+        panel_column.addLayout(self.panel_box, 1)
         panel_area = QWidget()
-        panel_area.setLayout(self.panel_box)
+        panel_area.setLayout(panel_column)
 
         self.equation = EquationPanel()
         self.histogram = HistogramPlot()
@@ -118,6 +126,9 @@ class StepView(QWidget):
     def refresh(self) -> None:
         run = self.session.active
         self.empty_message.setVisible(run is None)
+        note = "" if run is None else str(run.trajectory.meta.get("note", ""))
+        self.note.setText(note)
+        self.note.setVisible(bool(note))
         for key, panel in self.panels.items():
             panel.setVisible(run is not None and self.visible[key] and field_for(run, key) is not None)
         if run is None:

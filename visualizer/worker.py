@@ -34,11 +34,13 @@ class GeneratorWorker(QObject):
     item = Signal(object)
     finished = Signal(str)  # DONE or CANCELLED
     failed = Signal(str)
+    held = Signal()  # the worker has stopped between two items because the job is paused
 
-    def __init__(self, make_items: Callable[[], Iterator], cancel_event: threading.Event):
+    def __init__(self, make_items: Callable[[], Iterator], cancel_event: threading.Event, run_gate: threading.Event):
         super().__init__()
         self._make_items = make_items
         self._cancel = cancel_event
+        self._run_gate = run_gate  # cleared while paused: the next item is not asked for
 
     @Slot()
     def run(self) -> None:
@@ -50,6 +52,11 @@ class GeneratorWorker(QObject):
                 if self._cancel.is_set():
                     break
                 self.item.emit(value)
+                if not self._run_gate.is_set():
+                    self.held.emit()  # paused, and no work in flight
+                self._run_gate.wait()  # pausing holds the generator between items
+                if self._cancel.is_set():
+                    break  # do no more work: a stopped training run saves nothing new
             else:
                 completed = True  # ran to the end: a cancel that came too late changes nothing
         except Exception as exc:  # noqa: BLE001 - every failure becomes a message in the window
@@ -66,9 +73,11 @@ class Job(QObject):
 
     def __init__(self, make_items: Callable[[], Iterator], parent: QObject | None = None):
         super().__init__(parent)
-        # The job owns the cancel flag: the worker object is deleted when its thread ends.
+        # The job owns the flags: the worker object is deleted when its thread ends.
         self.cancel_event = threading.Event()
-        self.worker = GeneratorWorker(make_items, self.cancel_event)
+        self.run_gate = threading.Event()
+        self.run_gate.set()
+        self.worker = GeneratorWorker(make_items, self.cancel_event, self.run_gate)
         self.thread = QThread()
         self.worker.moveToThread(self.thread)
         self.thread.started.connect(self.worker.run)
@@ -81,6 +90,18 @@ class Job(QObject):
 
     def cancel(self) -> None:
         self.cancel_event.set()
+        self.run_gate.set()  # a paused job wakes up to see the cancel
+
+    def pause(self) -> None:
+        """Hold the worker after the item it is producing; nothing is lost."""
+        self.run_gate.clear()
+
+    def resume(self) -> None:
+        self.run_gate.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self.run_gate.is_set()
 
     @property
     def cancelled(self) -> bool:
@@ -91,7 +112,7 @@ class Job(QObject):
 
     def stop(self, timeout_ms: int = 30_000) -> bool:
         """Cancel and wait for the current step to end; True if the thread has stopped."""
-        self.cancel_event.set()
+        self.cancel()
         self.thread.quit()
         return self.thread.wait(timeout_ms)
 
@@ -107,9 +128,11 @@ class RunHeader:
 
 
 def sampling_items(request) -> Iterator:
-    """Load and compose on the worker thread, announce the run, then yield its frames."""
-    from core.mnist_sampling import start_sampling
+    """Load and compose on the worker thread, announce the run, then yield its frames.
 
-    run = start_sampling(request)
+    `request` is anything with a `start()` that returns a `SamplingRun`: a `SampleRequest`,
+    or one of the requests in `core.experiments`.
+    """
+    run = request.start()
     yield RunHeader(run.meta, run.labels, run.num_frames)
     yield from run.frames

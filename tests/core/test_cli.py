@@ -60,6 +60,20 @@ def test_sample_writes_a_trajectory(tmp_path, capsys, tiny_checkpoints, kind, ex
         assert trajectory.meta["params"]["guidance"] == 3.0
 
 
+def test_keep_every_stores_every_kth_frame_and_the_last(tmp_path, capsys, tiny_checkpoints):
+    full, thin = tmp_path / "full.npz", tmp_path / "thin.npz"
+    common = ["sample", "mnist", "--checkpoint", tiny_checkpoints["class-ddpm"], "--steps", 10, "--seed", 4]
+    assert run(capsys, *common, "--out", full)[0] == 0
+    code, stdout, err = run(capsys, *common, "--keep-every", 4, "--out", thin)
+    assert code == 0, err
+    full_run, thin_run = load_trajectory(full), load_trajectory(thin)
+    assert [frame.t for frame in thin_run] == [full_run[i].t for i in (0, 4, 8, 10)]
+    assert [frame.index for frame in thin_run] == [0, 1, 2, 3]
+    for kept, original in zip(thin_run, (0, 4, 8, 10)):
+        assert np.array_equal(kept.x_t.numpy(), full_run[original].x_t.numpy())
+        assert kept.coeffs == full_run[original].coeffs  # each kept step keeps its own update numbers
+
+
 def test_single_step_denoises_noisy_test_digits(tmp_path, capsys, tiny_checkpoints, mnist_dir):
     out = tmp_path / "denoise.npz"
     code, _, err = run(capsys, "sample", "mnist", "--checkpoint", tiny_checkpoints["single-step"], "--noisy-test",

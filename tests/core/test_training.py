@@ -96,7 +96,7 @@ def test_out_of_memory_suggests_a_smaller_batch(tmp_path, monkeypatch):
 
     monkeypatch.setattr(DDPMObjective, "training_loss", out_of_memory)
     config = tiny_config("time", "ddpm", batch_size=64, limit=64, epochs=1, epoch_samples=0)
-    with pytest.raises(UserFacingError, match=r"out of .* memory at batch size 64 .*try --batch-size 32"):
+    with pytest.raises(UserFacingError, match=r"out of .* memory at batch size 64 .*try a smaller batch size, such as 32"):
         list(train(config, synthetic_split(), tmp_path))
 
 

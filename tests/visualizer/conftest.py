@@ -5,11 +5,15 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from PySide6.QtCore import QSettings  # noqa: E402
 
 from core.frames import Frame, Trajectory  # noqa: E402
 from core.trajectory_file import save_trajectory  # noqa: E402
+from visualizer.main_window import MainWindow  # noqa: E402
+
 
 
 def marked_trajectory(num_frames: int, num_images: int = 4, algorithm: str = "ddpm") -> Trajectory:
@@ -49,3 +53,33 @@ def marked_file(tmp_path):
         return save_trajectory(marked_trajectory(num_frames), tmp_path / (name or f"marked-{num_frames}.npz"))
 
     return write
+
+
+LONG_WAIT_MS = 120_000
+
+
+def make_window(qtbot, settings_path: Path) -> MainWindow:
+    window = MainWindow(QSettings(str(settings_path), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    return make_window(qtbot, tmp_path / "settings.ini")
+
+
+def settle(qtbot):
+    """Let the views' coalesced refresh run."""
+    qtbot.wait(30)
+
+
+def wait_until_sampled(qtbot, window):
+    qtbot.waitUntil(lambda: not window.is_sampling, timeout=LONG_WAIT_MS)
+    settle(qtbot)
+
+
+def displayed(window, key: str) -> np.ndarray:
+    return window.step_view.panels[key].image_item.image

@@ -4,14 +4,13 @@ Assertions are on what the widgets display (image items' pixels, histogram data,
 the files written.
 """
 
-from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from PySide6.QtCore import QEvent, QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtCore import QEvent, QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QMouseEvent
 from PySide6.QtWidgets import QPushButton
 
@@ -20,39 +19,9 @@ from core.session import CANCELLED, DONE
 from core.theory import density_histogram
 from core.trajectory_file import load_trajectory
 from visualizer.export_dialog import ExportDialog, ExportOptions
-from visualizer.main_window import MainWindow
 from visualizer.panels import render_grid
 from visualizer.timeline import PRODUCED_COLOUR
-
-LONG_WAIT_MS = 120_000
-
-
-def make_window(qtbot, settings_path: Path) -> MainWindow:
-    window = MainWindow(QSettings(str(settings_path), QSettings.Format.IniFormat))
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    return window
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    return make_window(qtbot, tmp_path / "settings.ini")
-
-
-def settle(qtbot):
-    """Let the views' coalesced refresh run."""
-    qtbot.wait(30)
-
-
-def wait_until_sampled(qtbot, window):
-    qtbot.waitUntil(lambda: not window.is_sampling, timeout=LONG_WAIT_MS)
-    settle(qtbot)
-
-
-def displayed(window, key: str) -> np.ndarray:
-    return window.step_view.panels[key].image_item.image
-
+from tests.visualizer.conftest import LONG_WAIT_MS, displayed, make_window, settle, wait_until_sampled
 
 def test_opens_ready_on_the_bundled_class_model(window):
     assert window.sample_panel.model_key == "mnist-class-ddpm"

@@ -1,0 +1,215 @@
+"""Sample quality of the class-conditioned MNIST models, and the speed/quality trade-off.
+
+    python bench/mnist_quality.py --data-dir ../shared/data/mnist \\
+        --checkpoint mnist-class-ddpm --checkpoint mnist-class-flow [--per-class 100] [--steps 50,20]
+
+A separate small CNN classifier is trained on the MNIST training set (to >= 99% test accuracy)
+and cached in bench/.cache. For each checkpoint, `diffusion-stepper sample mnist` draws
+`per-class` samples of every digit at guidance 5, and two figures are reported:
+
+- class consistency: the share of samples the classifier assigns to their conditioning class
+  (goal >= 99%);
+- the Frechet distance between the classifier's penultimate features on the samples and on the
+  MNIST test set, beside the same distance for as many real training digits (the baseline; goal:
+  close to it).
+
+With `--steps` the samples are drawn at each step count, and the time the app's default Generate
+(the digits 0-9, one each, with CFG) takes at that step count on this machine is measured too:
+the time to the first frame and to the last, in-process, as the app's worker runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.atomic import atomic_path  # noqa: E402
+from core.mnist_data import load_mnist  # noqa: E402
+from core.mnist_sampling import SampleRequest, start_sampling  # noqa: E402
+from core.trajectory_file import load_trajectory  # noqa: E402
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+TARGET_ACCURACY = 0.99
+
+
+class DigitClassifier(nn.Module):
+    """Two conv blocks and a 128-wide penultimate layer, whose activations are the features."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
+        self.features_layer = nn.Linear(64 * 7 * 7, 128)
+        self.head = nn.Linear(128, 10)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        return F.relu(self.features_layer(x.flatten(1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def batched(model_fn, images: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([model_fn(images[i : i + batch]) for i in range(0, images.shape[0], batch)])
+
+
+def accuracy(classifier: DigitClassifier, images: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((batched(classifier, images).argmax(1) == labels).float().mean())
+
+
+def trained_classifier(train_set, test_set, path: Path, seed: int = 0) -> tuple[DigitClassifier, float]:
+    """The cached classifier, or a new one trained until it reaches the target test accuracy."""
+    classifier = DigitClassifier()
+    test_images, test_labels = test_set
+    if path.is_file():
+        classifier.load_state_dict(load_file(str(path)))
+        classifier.eval()
+        return classifier, accuracy(classifier, test_images, test_labels)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        classifier = DigitClassifier()
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(classifier.parameters(), lr=1e-3)
+    images, labels = train_set
+    test_accuracy = 0.0
+    for epoch in range(1, 9):
+        classifier.train()
+        order = torch.randperm(images.shape[0], generator=generator)
+        for start in range(0, images.shape[0], 128):
+            index = order[start : start + 128]
+            loss = F.cross_entropy(classifier(images[index]), labels[index])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        classifier.eval()
+        test_accuracy = accuracy(classifier, test_images, test_labels)
+        print(f"classifier epoch {epoch}: test accuracy {test_accuracy:.4f}", file=sys.stderr)
+        if test_accuracy >= TARGET_ACCURACY and epoch >= 3:
+            break
+    if test_accuracy < TARGET_ACCURACY:
+        raise SystemExit(f"the classifier reached only {test_accuracy:.4f} test accuracy")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temporary:
+        save_file(classifier.state_dict(), str(temporary))
+    return classifier, test_accuracy
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)), with the square root through eigh."""
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    values, vectors = np.linalg.eigh(cov_a)
+    sqrt_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    cross = np.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a)  # same spectrum as S_a S_b
+    trace_sqrt = np.sqrt(np.clip(cross, 0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt)
+
+
+def sample_with_cli(checkpoint: str, per_class: int, guidance: float, steps, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Final samples and their labels, drawn by `diffusion-stepper sample mnist` in a subprocess."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "samples.npz"
+        command = [sys.executable, "-m", "visualizer", "sample", "mnist", "--checkpoint", checkpoint,
+                   "--per-class", str(per_class), "--guidance", str(guidance), "--seed", str(seed),
+                   "--keep-every", "1000000", "--out", str(out)]
+        if steps:
+            command += ["--steps", str(steps)]
+        subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        trajectory = load_trajectory(out)
+        low, high = trajectory.value_range
+        return trajectory.final_sample.clamp(low, high), trajectory.labels
+
+
+def generate_timing(checkpoint: str, steps, repeats: int = 3) -> tuple[float, float]:
+    """Median seconds to the first frame and to the last for the app's default Generate."""
+    first_times, total_times = [], []
+    for repeat in range(repeats + 1):
+        started = time.perf_counter()
+        run = start_sampling(SampleRequest(checkpoint=checkpoint, steps=steps, device="cpu"))
+        first = None
+        for _ in run.frames:
+            if first is None:
+                first = time.perf_counter() - started
+        if repeat:  # the first pass warms the caches
+            first_times.append(first)
+            total_times.append(time.perf_counter() - started)
+    return statistics.median(first_times), statistics.median(total_times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", action="append", required=True, help="bundled name or path; repeatable")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--per-class", type=int, default=100)
+    parser.add_argument("--guidance", type=float, default=5.0)
+    parser.add_argument("--steps", default="", help="comma-separated step counts (default: each model's own)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--classifier", type=Path, default=CACHE / "mnist-classifier.safetensors")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+
+    train_set = load_mnist("train", args.data_dir).as_float()
+    test_set = load_mnist("test", args.data_dir).as_float()
+    classifier, test_accuracy = trained_classifier(train_set, test_set, args.classifier)
+    test_features = batched(classifier.features, test_set[0]).numpy().astype(np.float64)
+    count = 10 * args.per_class
+    real_index = torch.randperm(train_set[0].shape[0], generator=torch.Generator().manual_seed(args.seed))[:count]
+    real_features = batched(classifier.features, train_set[0][real_index]).numpy().astype(np.float64)
+    real_distance = frechet_distance(real_features, test_features)
+    print(f"classifier test accuracy {test_accuracy:.4f}; FD of {count} real training digits to the test set: {real_distance:.3f}")
+
+    machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    rows = []
+    step_counts = [int(s) for s in args.steps.split(",") if s] or [None]
+    for checkpoint in args.checkpoint:
+        for steps in step_counts:
+            started = time.perf_counter()
+            samples, labels = sample_with_cli(checkpoint, args.per_class, args.guidance, steps, args.seed)
+            sampling_seconds = time.perf_counter() - started
+            predictions = batched(classifier, samples).argmax(1)
+            consistency = float((predictions == labels).float().mean())
+            distance = frechet_distance(batched(classifier.features, samples).numpy().astype(np.float64), test_features)
+            first, total = generate_timing(checkpoint, steps)
+            row = {
+                "checkpoint": checkpoint, "steps": steps, "samples": int(labels.shape[0]), "guidance": args.guidance,
+                "class_consistency": consistency, "fd_samples": distance, "fd_real": real_distance,
+                "fd_ratio": distance / real_distance, "generate_first_frame_s": first, "generate_total_s": total,
+                "sampling_seconds": sampling_seconds,
+                "per_class_errors": [int(((predictions != labels) & (labels == d)).sum()) for d in range(10)],
+            }
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+
+    print(f"\n{date.today()} · {machine} · classifier test accuracy {test_accuracy:.4f} · seed {args.seed}\n")
+    print("| model | steps | samples | class consistency | FD samples→test | FD real→test | FD ratio | Generate: first frame / all |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for row in rows:
+        print(f"| {row['checkpoint']} | {row['steps'] or 'default'} | {row['samples']} | {row['class_consistency']:.1%} | "
+              f"{row['fd_samples']:.3f} | {row['fd_real']:.3f} | {row['fd_ratio']:.2f} | "
+              f"{row['generate_first_frame_s']:.3f} / {row['generate_total_s']:.2f} s |")
+    if args.json:
+        args.json.write_text(json.dumps({"test_accuracy": test_accuracy, "machine": machine, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""The part B experiments: the sigma sweeps against their formulas, and every registry entry end to end."""
+
+import pytest
+import torch
+
+from core import cli
+from core.checkpoints import load_checkpoint
+from core.errors import UserFacingError
+from core.experiments import (
+    COURSE_SIGMAS,
+    EXPERIMENTS,
+    GUIDANCE_SWEEP,
+    ExperimentOptions,
+    SigmaSweepRequest,
+    experiment_requests,
+    sigma_sweep_frames,
+    one_test_digit_each,
+)
+from core.mnist_sampling import MnistPredictor
+from core.theory import CLEAN_EXTRA, frame_histograms
+from core.frames import Trajectory
+from core.trajectory_file import load_trajectory
+
+
+def test_the_noising_process_scales_one_noise_draw(mnist_dir):
+    clean, labels = one_test_digit_each(10, str(mnist_dir), torch.device("cpu"))
+    assert labels.tolist() == list(range(10))
+    frames = list(sigma_sweep_frames(clean, COURSE_SIGMAS, torch.Generator().manual_seed(3)))
+    assert [frame.t for frame in frames] == list(COURSE_SIGMAS)
+    noise = frames[0].eps_hat
+    assert noise.std() == pytest.approx(1.0, abs=0.05)
+    for frame, sigma in zip(frames, COURSE_SIGMAS):
+        assert torch.allclose(frame.x_t, clean + sigma * noise, atol=1e-6)
+        assert torch.equal(frame.x0_hat, clean) and torch.equal(frame.eps_hat, noise)
+    assert torch.equal(frames[0].extras[CLEAN_EXTRA], clean)
+
+
+def test_the_denoiser_sweep_applies_the_model_at_each_sigma(tiny_checkpoints, mnist_dir):
+    checkpoint = load_checkpoint(tiny_checkpoints["single-step"])
+    clean, _ = one_test_digit_each(4, str(mnist_dir), torch.device("cpu"))
+    predictor = MnistPredictor(checkpoint.model, checkpoint.objective)
+    frames = list(sigma_sweep_frames(clean, (0.0, 0.5, 1.0), torch.Generator().manual_seed(0), predictor))
+    for frame in frames:
+        with torch.no_grad():
+            expected = checkpoint.model(frame.x_t, None, None)
+        assert torch.allclose(frame.x0_hat, expected, atol=1e-6)
+        if frame.t > 0:
+            assert torch.allclose(frame.eps_hat, (frame.x_t - expected) / frame.t, atol=1e-5)
+        assert frame.coeffs["sigma"] == frame.t
+
+
+def test_sweep_runs_have_a_theory_curve_and_a_note(tiny_checkpoints, mnist_dir):
+    run = SigmaSweepRequest(None, data_dir=str(mnist_dir), device="cpu").start()
+    trajectory = Trajectory(run.meta, list(run.frames), run.labels)
+    histograms = frame_histograms(trajectory, trajectory[3])
+    assert histograms.x_t_theory is not None and "1.000·x0 + 0.500·N(0, 1)" in histograms.x_t_note
+    assert "noising process" in run.meta["note"]
+    with pytest.raises(UserFacingError, match="not a single-step denoiser"):
+        SigmaSweepRequest(str(tiny_checkpoints["class-ddpm"]), data_dir=str(mnist_dir), device="cpu").start()
+    with pytest.raises(UserFacingError, match="sigmas"):
+        SigmaSweepRequest(None, sigmas=(-1.0,), data_dir=str(mnist_dir), device="cpu").start()
+
+
+def tiny_options(tiny_checkpoints, mnist_dir, **overrides):
+    return ExperimentOptions(
+        device="cpu", data_dir=str(mnist_dir), seed=5,
+        single_step_checkpoint=str(tiny_checkpoints["single-step"]),
+        ddpm_checkpoint=str(tiny_checkpoints["class-ddpm"]),
+        flow_checkpoint=str(tiny_checkpoints["class-flow"]),
+        **overrides,
+    )
+
+
+def test_every_experiment_starts_its_runs(tiny_checkpoints, mnist_dir):
+    options = tiny_options(tiny_checkpoints, mnist_dir, run_dir=str(tiny_checkpoints["class-ddpm"].parent), epochs=[1])
+    expected_runs = {"noising": 1, "out-of-distribution": 1, "pure-noise": 1, "guidance-sweep": 3, "ddpm-vs-flow": 2, "epochs": 1}
+    assert set(expected_runs) == set(EXPERIMENTS)
+    for key, count in expected_runs.items():
+        runs = [request.start() for request in experiment_requests(key, options)]
+        assert len(runs) == count, key
+        assert all(run.meta["seed"] == 5 for run in runs)
+    sweep = [request.start() for request in experiment_requests("guidance-sweep", options)]
+    assert [run.meta["params"]["guidance"] for run in sweep] == list(GUIDANCE_SWEEP)
+    pure = experiment_requests("pure-noise", options)[0].start()
+    assert "average" in pure.meta["note"] and pure.meta["params"]["source"] == "pure noise"
+
+
+def test_epoch_comparison_names_missing_epochs(tmp_path, tiny_checkpoints):
+    options = ExperimentOptions(run_dir=str(tiny_checkpoints["class-ddpm"].parent), epochs=[1, 5])
+    with pytest.raises(UserFacingError, match=r"no checkpoint for epoch 5; it has epochs \[1\]"):
+        experiment_requests("epochs", options)
+    with pytest.raises(UserFacingError, match="--run-dir"):
+        experiment_requests("epochs", ExperimentOptions())
+    with pytest.raises(UserFacingError, match="unknown experiment"):
+        experiment_requests("nope", ExperimentOptions())
+
+
+def test_cli_writes_one_file_per_run(tmp_path, capsys, tiny_checkpoints, mnist_dir):
+    code = cli.main(["experiment", "mnist", "noising", "--data-dir", str(mnist_dir), "--device", "cpu", "--out-dir", str(tmp_path)])
+    assert code == 0
+    trajectory = load_trajectory(tmp_path / "noising.npz")
+    assert [frame.t for frame in trajectory] == list(COURSE_SIGMAS)
+    assert trajectory.meta["algorithm"] == "noising" and "note" in trajectory.meta
+    code = cli.main(["experiment", "mnist", "epochs", "--run-dir", str(tiny_checkpoints["class-ddpm"].parent),
+                     "--epochs", "1", "--device", "cpu", "--out-dir", str(tmp_path)])
+    assert code == 0 and (tmp_path / "epochs.npz").is_file()
+    assert "class-ddpm/epoch-001" in capsys.readouterr().out

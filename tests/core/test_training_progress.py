@@ -1,0 +1,45 @@
+import pytest
+
+from core.training import EpochEvent, LossEvent, preset_config, recipe
+from core.errors import UserFacingError
+from core.training_progress import SMOOTHING, LossHistory, format_duration
+
+
+def loss_event(iteration, losses, epoch=1, epoch_iteration=None, per_epoch=10, images_per_second=100.0):
+    return LossEvent(epoch, iteration, sum(losses) / len(losses), losses, 1e-3, images_per_second,
+                     epoch_iteration or iteration, per_epoch)
+
+
+def test_history_keeps_every_iteration_and_a_bias_corrected_average():
+    history = LossHistory()
+    history.add_losses(loss_event(2, [1.0, 0.5]))
+    history.add_losses(loss_event(3, [0.25]))
+    assert history.iterations == [1, 2, 3] and history.raw == [1.0, 0.5, 0.25]
+    assert history.smoothed[0] == 1.0  # no pull towards zero at the start
+    w = SMOOTHING
+    expected = ((1 - w) * w * 1.0 + (1 - w) * 0.5) / ((1 - w) * w + (1 - w))
+    assert history.smoothed[1] == pytest.approx(expected)
+
+
+def test_time_left_counts_the_remaining_batches_at_the_measured_throughput():
+    history = LossHistory()
+    history.add_losses(loss_event(4, [0.1], epoch=1, epoch_iteration=4, per_epoch=10, images_per_second=64.0))
+    # 6 batches left in epoch 1 and 10 in epoch 2, of 32 images each, at 64 images per second
+    assert history.seconds_left(epochs=2, batch_size=32) == pytest.approx(16 * 32 / 64)
+    assert "epoch 1/2" in history.readout(2, 32) and "8 s left" in history.readout(2, 32)
+    history.add_epoch(EpochEvent(1, 10, 0.1, None, None, None, 1.0))
+    assert history.epoch_ends == [(10, 1)]
+
+
+def test_format_duration():
+    assert format_duration(4.2) == "5 s"
+    assert format_duration(252) == "4 min 12 s"
+    assert format_duration(3 * 3600 + 60) == "3 h 01 min"
+
+
+def test_quick_preset_is_a_small_model_on_a_subset():
+    quick, course = preset_config("quick", "class", "ddpm"), recipe("class", "ddpm")
+    assert quick.limit == 3000 and quick.hidden < course.hidden and quick.lr == course.lr
+    assert preset_config("course", "time", "flow") == recipe("time", "flow")
+    with pytest.raises(UserFacingError, match="unknown preset"):
+        preset_config("slow", "class")

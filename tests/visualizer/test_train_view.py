@@ -1,0 +1,171 @@
+"""The Train tab as a lecturer drives it: train, watch the loss, pause, stop, compare epochs,
+and survive a diverging loss or running out of memory. Tiny models on a few real MNIST digits."""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.checkpoints import load_checkpoint
+from core.objectives import DDPMObjective
+from core.training import config_for_resume, epoch_sample_grid
+from tests.conftest import TINY_HIDDEN
+from tests.visualizer.conftest import LONG_WAIT_MS, make_window, wait_until_sampled
+from visualizer.panels import render_grid
+from visualizer.train_view import IDLE
+
+ITERATIONS_PER_EPOCH = 2
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, mnist_dir):
+    window = make_window(qtbot, tmp_path / "settings.ini")
+    view = window.train_view
+    view.data_dir = str(mnist_dir)
+    view.preset.setCurrentIndex(view.preset.findData("quick"))
+    view.hidden.setValue(TINY_HIDDEN)
+    view.batch_size.setValue(32)
+    view.limit.setValue(32 * ITERATIONS_PER_EPOCH)
+    view.out_dir.setText(str(tmp_path / "run"))
+    return window
+
+
+def train(qtbot, window, epochs: int) -> Path:
+    view = window.train_view
+    view.epochs.setValue(epochs)
+    window.start_training()
+    qtbot.waitUntil(lambda: view.state == IDLE, timeout=LONG_WAIT_MS)
+    qtbot.wait(PLOT_SETTLE_MS)
+    return Path(view.out_dir.text())
+
+
+PLOT_SETTLE_MS = 150  # longer than the plot's redraw interval
+
+
+def file_digests(folder: Path) -> dict[str, str]:
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(folder.iterdir())}
+
+
+def test_training_plots_each_iteration_and_shows_each_epochs_samples(qtbot, window):
+    view = window.train_view
+    run_dir = train(qtbot, window, epochs=2)
+    iterations, raw = view.loss_plot.raw.getData()
+    _, smoothed = view.loss_plot.smoothed.getData()
+    assert list(iterations) == [1, 2, 3, 4]
+    assert np.allclose(raw, view.history.raw) and len(smoothed) == 4
+    assert smoothed[0] == pytest.approx(raw[0])  # the smoothed curve is bias-corrected from the start
+    assert [marker.value() for marker in view.loss_plot.markers] == [2, 4]
+    assert [marker.label.format for marker in view.loss_plot.markers] == ["epoch 1", "epoch 2"]
+    assert "Finished 2 epochs" in view.readout.text()
+
+    # The grid on screen is epoch 2's samples: recompute them from the saved checkpoint.
+    checkpoint = run_dir / "epoch-002.json"
+    loaded = load_checkpoint(checkpoint)
+    config = config_for_resume(checkpoint)
+    samples, labels = epoch_sample_grid(loaded.model, loaded.objective, config, torch.device("cpu"))
+    assert labels.tolist() == list(range(10)) * 4  # 4 of each digit for a class-conditioned model
+    assert np.array_equal(view.samples.image_item.image, render_grid(samples, "x_t", (0.0, 1.0), labels))
+    assert "epoch 2" in view.samples.title_label.text()
+
+    # Both epochs can be sampled from the Sample dock at once.
+    models = [window.sample_panel.model.itemText(i) for i in range(window.sample_panel.model.count())]
+    assert {"run/epoch-001", "run/epoch-002"} <= set(models)
+    assert window.sample_panel.model_key == "mnist-class-ddpm"  # the lecturer's choice is kept
+
+    # Epoch comparison: both epochs side by side, from the same seed.
+    view.compare_epochs.setText("1, 2")
+    view.compare_button.click()
+    wait_until_sampled(qtbot, window)
+    runs = window.session.compared
+    assert [run.name.split(" · ")[0] for run in runs] == ["run/epoch-001", "run/epoch-002"]
+    assert len(window.compare_view.panels) == 2
+    assert torch.equal(runs[0].trajectory[0].x_t, runs[1].trajectory[0].x_t)  # one seed, one start
+    assert not torch.equal(runs[0].trajectory.final_sample, runs[1].trajectory.final_sample)
+
+
+def test_log_scale_toggle(qtbot, window):
+    window.train_view.log_scale.setChecked(True)
+    assert window.train_view.loss_plot.getPlotItem().ctrl.logYCheck.isChecked()
+
+
+def test_pause_holds_training_and_stop_keeps_the_last_checkpoint(qtbot, window):
+    view = window.train_view
+    view.epochs.setValue(200)
+    window.start_training()
+    run_dir = Path(view.out_dir.text())
+    qtbot.waitUntil(lambda: view.last_checkpoint is not None, timeout=LONG_WAIT_MS)
+    view.pause_button.click()
+    assert view.pause_button.text() == "Resume"
+    qtbot.waitUntil(lambda: view.readout.text().endswith("· paused"), timeout=LONG_WAIT_MS)  # the batch in flight is done
+    held = len(view.history.raw)
+    qtbot.wait(1000)
+    assert len(view.history.raw) == held, "a paused run went on training"
+    view.pause_button.click()
+    qtbot.waitUntil(lambda: len(view.history.raw) > held, timeout=LONG_WAIT_MS)
+
+    view.pause_button.click()  # stop from a paused run
+    qtbot.waitUntil(lambda: view.readout.text().endswith("· paused"), timeout=LONG_WAIT_MS)
+    saved = file_digests(run_dir)
+    view.stop_button.click()
+    qtbot.waitUntil(lambda: view.state == IDLE, timeout=LONG_WAIT_MS)
+    assert view.readout.text().startswith("Stopped at epoch")
+    after = file_digests(run_dir)
+    assert after == saved, "stopping changed or added files"
+    assert not list(run_dir.glob(".*partial"))
+    assert load_checkpoint(view.last_checkpoint).sidecar["epoch"] >= 1
+    assert view.start_button.isEnabled()
+
+
+def test_a_nan_loss_stops_training_with_where_it_happened(qtbot, window, monkeypatch):
+    original = DDPMObjective.training_loss
+    calls = []
+
+    def diverging(self, net, x, cond, generator):
+        calls.append(1)
+        loss = original(self, net, x, cond, generator)
+        return loss * float("nan") if len(calls) == 3 else loss
+
+    monkeypatch.setattr(DDPMObjective, "training_loss", diverging)
+    run_dir = train(qtbot, window, epochs=3)
+    message = window.last_error
+    assert "loss became nan at epoch 2, iteration 3" in message
+    assert "epoch-001.json" in message and "intact" in message
+    assert window.error_box.isVisible()
+    assert load_checkpoint(run_dir / "epoch-001.json").sidecar["epoch"] == 1
+    assert not (run_dir / "epoch-002.json").exists()
+    assert window.train_view.start_button.isEnabled()
+
+
+def test_out_of_memory_suggests_a_smaller_batch_and_the_app_goes_on(qtbot, window, monkeypatch, tmp_path):
+    def out_of_memory(self, net, x, cond, generator):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(DDPMObjective, "training_loss", out_of_memory)
+    train(qtbot, window, epochs=1)
+    assert "out of CPU memory at batch size 32" in window.last_error
+    assert "try a smaller batch size, such as 16" in window.last_error
+    monkeypatch.undo()
+    window.error_box.close()
+    window.train_view.out_dir.setText(str(tmp_path / "second"))
+    train(qtbot, window, epochs=1)  # the app trains again after the failure
+    assert (tmp_path / "second" / "epoch-001.json").is_file()
+
+
+def test_a_folder_with_another_runs_checkpoints_is_refused(qtbot, window):
+    run_dir = train(qtbot, window, epochs=1)
+    saved = file_digests(run_dir)
+    train(qtbot, window, epochs=1)  # the same folder again
+    assert "already holds checkpoints" in window.last_error
+    assert file_digests(run_dir) == saved
+
+
+def test_resume_continues_a_stopped_run(qtbot, window):
+    run_dir = train(qtbot, window, epochs=1)
+    view = window.train_view
+    view.epochs.setValue(2)
+    assert view.resume(run_dir)
+    qtbot.waitUntil(lambda: view.state == IDLE, timeout=LONG_WAIT_MS)
+    assert (run_dir / "epoch-002.json").is_file()
+    assert view.history.iterations[0] == ITERATIONS_PER_EPOCH + 1  # the curve goes on from the checkpoint
