@@ -334,6 +334,8 @@ def default_run_name(meta: dict) -> str:
         parts[-1] += f" γ={params['guidance']:g}"
     if "steps" in params:
         parts.append(f"{params['steps']} steps")
+    if "sigmas" in params:
+        parts.append(f"σ = {min(params['sigmas']):g}…{max(params['sigmas']):g}")
     if "seed" in meta:
         parts.append(f"seed {meta['seed']}")
     return " · ".join(part for part in parts if part)

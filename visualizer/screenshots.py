@@ -3,8 +3,9 @@
     python -m visualizer.screenshots [OUT_DIR]      (default: resources/screenshots)
 
 It drives the real window: samples the bundled class model, scrubs to a step mid-way, sweeps
-three guidance scales for the Compare view, and turns on presentation mode. Runs offscreen
-unless a display is set.
+three guidance scales for the Compare view, trains the quick preset for two epochs in the Train
+tab, runs the out-of-distribution experiment (when MNIST is found), and turns on presentation
+mode. Runs offscreen unless a display is set.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ def render(out_dir: Path) -> list[Path]:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
+    from core.errors import DataError
+    from core.mnist_data import load_mnist
     from visualizer.main_window import COMPARE_TAB, STEP_TAB, MainWindow
+    from visualizer.train_view import IDLE
 
     app = QApplication.instance() or QApplication([])
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -59,6 +63,26 @@ def render(out_dir: Path) -> list[Path]:
         window.tabs.setCurrentIndex(COMPARE_TAB)
         _wait(app, lambda: True)
         written.append(_save(window, out_dir / "compare-view.png"))
+
+        train_view = window.train_view
+        train_view.preset.setCurrentIndex(train_view.preset.findData("quick"))
+        train_view.epochs.setValue(2)
+        train_view.limit.setValue(1280)
+        train_view.out_dir.setText(str(Path(folder) / "quick-run"))
+        window.start_training()
+        _wait(app, lambda: train_view.state == IDLE)
+        written.append(_save(window, out_dir / "train-view.png"))
+
+        try:
+            load_mnist("test")
+        except DataError:
+            print("MNIST not found: no screenshot of the experiments (set DIFFUSION_STEPPER_DATA)", file=sys.stderr)
+        else:
+            window.run_experiment("out-of-distribution")
+            _wait(app, lambda: not window.is_sampling)
+            window.session.seek(window.session.position_of(window.session.active, 5))  # sigma = 0.8
+            _wait(app, lambda: True)
+            written.append(_save(window, out_dir / "experiment-out-of-distribution.png"))
 
         window.tabs.setCurrentIndex(STEP_TAB)
         window.set_presentation(True)

@@ -118,6 +118,18 @@ def test_bundle_writes_a_half_precision_copy(tmp_path, capsys, tiny_checkpoints)
     assert load_checkpoint(tmp_path / "mnist-class-flow.json").is_class_conditioned
 
 
+def test_bundle_steps_become_the_models_default(tmp_path, capsys, tiny_checkpoints):
+    code, _, err = run(capsys, "bundle", tiny_checkpoints["class-ddpm"], "--name", "mnist-class-ddpm", "--dest", tmp_path, "--steps", 5)
+    assert code == 0, err
+    out = tmp_path / "run.npz"
+    assert run(capsys, "sample", "mnist", "--checkpoint", tmp_path / "mnist-class-ddpm.json", "--out", out)[0] == 0
+    trajectory = load_trajectory(out)
+    assert [frame.t for frame in trajectory] == [20, 16, 12, 8, 4, 0]  # 5 strided steps of the tiny T = 20 chain
+    assert trajectory.meta["params"]["steps"] == 5
+    code, _, err = run(capsys, "bundle", tiny_checkpoints["class-ddpm"], "--name", "mnist-class-ddpm", "--dest", tmp_path, "--steps", 50)
+    assert code == 1 and "at most 20" in err
+
+
 def expect_one_line_error(capsys, argv, fragment):
     code, _, err = run(capsys, *argv)
     assert code not in (0, None)
