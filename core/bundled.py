@@ -1,4 +1,5 @@
-"""The MNIST checkpoints shipped in resources/models, addressed by name."""
+"""The MNIST checkpoints shipped in resources/models, addressed by name, and the ten test digits
+shipped in resources/data."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ DEFAULT_MODEL = "mnist-class-ddpm"
 
 def models_dir() -> Path:
     return Path(str(resources.files("resources"))) / "models"
+
+
+def test_digits_path() -> Path:
+    """The first MNIST test image of each digit 0-9 (see resources/data/README.md)."""
+    return Path(str(resources.files("resources"))) / "data" / "mnist-test-first-of-each-digit.safetensors"
 
 
 def bundled_models() -> dict[str, Path]:

@@ -35,6 +35,15 @@ def test_the_noising_process_scales_one_noise_draw(mnist_dir):
     assert torch.equal(frames[0].extras[CLEAN_EXTRA], clean)
 
 
+def test_without_mnist_the_shipped_digits_give_the_same_frames(mnist_dir, monkeypatch, tmp_path):
+    with_mnist = one_test_digit_each(10, str(mnist_dir), torch.device("cpu"))
+    monkeypatch.setenv("DIFFUSION_STEPPER_DATA", str(tmp_path))  # an empty folder: no MNIST
+    shipped = one_test_digit_each(10, None, torch.device("cpu"))
+    assert torch.equal(shipped[0], with_mnist[0]) and torch.equal(shipped[1], with_mnist[1])
+    with pytest.raises(UserFacingError, match="MNIST files missing"):
+        one_test_digit_each(11, None, torch.device("cpu"))  # more than the ten shipped
+
+
 def test_the_denoiser_sweep_applies_the_model_at_each_sigma(tiny_checkpoints, mnist_dir):
     checkpoint = load_checkpoint(tiny_checkpoints["single-step"])
     clean, _ = one_test_digit_each(4, str(mnist_dir), torch.device("cpu"))
