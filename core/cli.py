@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--out-dir", required=True, help="folder for the trajectory files, one per run")
     experiment.add_argument("--seed", type=int, default=0)
     experiment.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    experiment.add_argument("--steps", type=positive_int, help="sampling steps of the sampling runs (default: each model's own)")
     experiment.add_argument("--data-dir", help="MNIST folder, for the experiments on test digits")
     experiment.add_argument("--run-dir", help="epochs: the training run's folder")
     experiment.add_argument("--epochs", type=int_list, default=[1, 5, 10, 20], help="epochs: which (default 1,5,10,20)")
@@ -234,7 +235,8 @@ def run_experiment(args: argparse.Namespace) -> int:
     from core.frames import Trajectory
     from core.trajectory_file import save_trajectory
 
-    options = ExperimentOptions(seed=args.seed, device=args.device, data_dir=args.data_dir, run_dir=args.run_dir, epochs=args.epochs)
+    options = ExperimentOptions(seed=args.seed, device=args.device, steps=args.steps, data_dir=args.data_dir,
+                                run_dir=args.run_dir, epochs=args.epochs)
     requests = experiment_requests(args.name, options)
     for number, request in enumerate(requests, 1):
         run = request.start()

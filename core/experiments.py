@@ -151,6 +151,7 @@ class NotedRequest:
 class ExperimentOptions:
     seed: int = 0
     device: str = "auto"
+    steps: Optional[int] = None  # sampling steps of the sampling runs (default: each model's own)
     data_dir: Optional[str] = None
     # the models the experiments use: the bundled ones unless told otherwise
     single_step_checkpoint: str = "mnist-single-step"
@@ -182,11 +183,12 @@ def _pure_noise(options: ExperimentOptions) -> list:
 
 
 def _guidance_sweep(options: ExperimentOptions) -> list:
-    return [SampleRequest(options.ddpm_checkpoint, guidance=scale, seed=options.seed, device=options.device) for scale in GUIDANCE_SWEEP]
+    return [SampleRequest(options.ddpm_checkpoint, guidance=scale, steps=options.steps, seed=options.seed, device=options.device)
+            for scale in GUIDANCE_SWEEP]
 
 
 def _ddpm_vs_flow(options: ExperimentOptions) -> list:
-    return [SampleRequest(checkpoint=name, seed=options.seed, device=options.device)
+    return [SampleRequest(checkpoint=name, steps=options.steps, seed=options.seed, device=options.device)
             for name in (options.ddpm_checkpoint, options.flow_checkpoint)]
 
 
@@ -203,7 +205,7 @@ def epoch_checkpoints(run_dir: str | Path, epochs: Sequence[int]) -> list[Path]:
 def _epochs(options: ExperimentOptions) -> list:
     if not options.run_dir:
         raise UserFacingError("the epoch comparison needs a training run's folder (--run-dir)")
-    return [SampleRequest(checkpoint=str(path), seed=options.seed, device=options.device)
+    return [SampleRequest(checkpoint=str(path), steps=options.steps, seed=options.seed, device=options.device)
             for path in epoch_checkpoints(options.run_dir, options.epochs)]
 
 

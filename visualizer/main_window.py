@@ -32,7 +32,7 @@ from core.session import CANCELLED, DONE, FAILED, LOADED, PLAYBACK, RUNNING, Ses
 from core.trajectory_file import load_trajectory, save_trajectory
 from visualizer.export_dialog import ExportDialog, ExportOptions
 from visualizer.panels import FIT, ZOOM_CHOICES
-from visualizer.sample_panel import SamplePanel
+from visualizer.sample_panel import MODEL_DEFAULT_STEPS, SamplePanel
 from visualizer.timeline import TransportBar
 from visualizer.train_view import TrainView
 from visualizer.views import NOISE, PANEL_KEYS, CompareView, CoalescedRefresh, RunsList, StepView, field_for, run_caption
@@ -336,8 +336,14 @@ class MainWindow(QMainWindow):
     # --- experiments and training ----------------------------------------------------------------
 
     def experiment_options(self) -> ExperimentOptions:
-        """The Sample dock's seed and device; MNIST from the default place (see `download mnist`)."""
-        return ExperimentOptions(seed=self.sample_panel.seed.value(), device=self.sample_panel.device.currentText())
+        """The Sample dock's seed, device and steps; test digits from MNIST's default place
+        (or the ten shipped in resources/data)."""
+        steps = self.sample_panel.steps.value()
+        return ExperimentOptions(
+            seed=self.sample_panel.seed.value(),
+            device=self.sample_panel.device.currentText(),
+            steps=None if steps == MODEL_DEFAULT_STEPS else steps,
+        )
 
     def run_experiment(self, key: str, options: Optional[ExperimentOptions] = None) -> None:
         """One click: the experiment's runs, shown in Step (one run) or side by side in Compare."""

@@ -90,6 +90,9 @@ def test_every_experiment_starts_its_runs(tiny_checkpoints, mnist_dir):
         assert all(run.meta["seed"] == 5 for run in runs)
     sweep = [request.start() for request in experiment_requests("guidance-sweep", options)]
     assert [run.meta["params"]["guidance"] for run in sweep] == list(GUIDANCE_SWEEP)
+    assert {run.meta["params"]["steps"] for run in sweep} == {20}  # the tiny model's own chain
+    options.steps = 4
+    assert all(run.num_frames == 5 for run in (r.start() for r in experiment_requests("ddpm-vs-flow", options)))
     pure = experiment_requests("pure-noise", options)[0].start()
     assert "average" in pure.meta["note"] and pure.meta["params"]["source"] == "pure noise"
 
