@@ -1,5 +1,6 @@
 """Every CLI command end to end on tiny models, and the bad inputs that must fail in one line."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -36,6 +37,16 @@ def test_train_then_resume_on_real_mnist(tmp_path, capsys, mnist_dir):
     code, stdout, _ = run(capsys, "train", "mnist", "--model", "class", "--resume", out / "epoch-001.json",
                           "--epochs", 2, "--data-dir", mnist_dir, "--out", out)
     assert code == 0 and "epoch 2/2" in stdout and (out / "epoch-002.json").is_file()
+
+
+def test_quick_preset_from_the_command_line(tmp_path, capsys, mnist_dir):
+    out = tmp_path / "quick"
+    code, stdout, err = run(capsys, "train", "mnist", "--model", "time", "--preset", "quick", "--epochs", 1, "--limit", 64,
+                            "--hidden", 4, "--epoch-samples", 0, "--data-dir", mnist_dir, "--out", out)
+    assert code == 0, err
+    sidecar = json.loads((out / "epoch-001.json").read_text())
+    assert sidecar["hyperparameters"]["batch_size"] == 64 and sidecar["hyperparameters"]["limit"] == 64
+    assert sidecar["hyperparameters"]["epoch_sample_steps"] == 20  # the preset's, kept
 
 
 @pytest.mark.parametrize(
