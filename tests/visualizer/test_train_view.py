@@ -169,3 +169,11 @@ def test_resume_continues_a_stopped_run(qtbot, window):
     qtbot.waitUntil(lambda: view.state == IDLE, timeout=LONG_WAIT_MS)
     assert (run_dir / "epoch-002.json").is_file()
     assert view.history.iterations[0] == ITERATIONS_PER_EPOCH + 1  # the curve goes on from the checkpoint
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_asking_for_cuda_without_a_gpu_says_what_to_do(qtbot, window):
+    window.train_view.device.setCurrentText("cuda")
+    train(qtbot, window, epochs=1)
+    assert "no CUDA device" in window.last_error and "choose the CPU device" in window.last_error
+    assert not (Path(window.train_view.out_dir.text()) / "epoch-001.json").exists()
