@@ -60,6 +60,11 @@ class LoadedCheckpoint:
         pick fewer, strided steps to stay quick on a CPU), else the objective's full chain."""
         return int(self.sidecar.get("sampling", {}).get("steps") or self.objective.default_steps)
 
+    @property
+    def default_x0_clip(self) -> str:
+        """"static" where the checkpoint asks for x0_hat clipped to the data range, else "none"."""
+        return str(self.sidecar.get("sampling", {}).get("x0_clip", "none"))
+
 
 def display_name(path_or_name: str | os.PathLike, sidecar_path: Path) -> str:
     """A bundled model's name, or "run-folder/epoch-005" for a checkpoint file."""
@@ -92,16 +97,21 @@ def save_checkpoint(
 
 
 def write_bundled_copy(path_or_name: str | os.PathLike, name: str, dest_dir: str | os.PathLike,
-                       dtype: torch.dtype = torch.float16, sampling_steps: Optional[int] = None) -> Path:
+                       dtype: torch.dtype = torch.float16, sampling_steps: Optional[int] = None,
+                       x0_clip: Optional[str] = None) -> Path:
     """Copy a checkpoint as DEST/NAME.safetensors + NAME.json: smaller weights, no training state,
-    and optionally its own default number of sampling steps."""
+    and optionally its own sampling defaults (steps, x0_hat clipping)."""
     loaded = load_checkpoint(path_or_name)
     sidecar = {key: value for key, value in loaded.sidecar.items() if key not in ("training_state", "optimizer_param_groups")}
     sidecar["bundled_from"] = str(loaded.sidecar_path)
     if sampling_steps is not None:
         if loaded.objective.name == "single-step" or sampling_steps > loaded.objective.default_steps:
             raise CheckpointError(f"--steps {sampling_steps} does not fit {loaded.objective.name} (at most {loaded.objective.default_steps})")
-        sidecar["sampling"] = {"steps": sampling_steps}
+        sidecar.setdefault("sampling", {})["steps"] = sampling_steps
+    if x0_clip is not None:
+        if loaded.objective.name != "ddpm":
+            raise CheckpointError(f"--x0-clip is for DDPM models; this one is {loaded.objective.name}")
+        sidecar.setdefault("sampling", {})["x0_clip"] = x0_clip
     dest_dir = Path(dest_dir)
     return _write_weights_and_sidecar(loaded.model, sidecar, dest_dir / f"{name}.safetensors", dest_dir / f"{name}.json", dtype)
 

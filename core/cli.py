@@ -74,6 +74,7 @@ def _number(text: str, kind: type):
 def build_parser() -> argparse.ArgumentParser:
     from core.devices import DEVICE_CHOICES
     from core.experiments import EXPERIMENTS
+    from core.mnist_sampling import X0_CLIP_CHOICES
     from core.export import PANEL_CHOICES, SIDE_BY_SIDE
     from core.training import MODEL_KINDS, PRESETS
 
@@ -120,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--data-dir", help="MNIST folder, for --noisy-test")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    sample.add_argument("--x0-clip", choices=X0_CLIP_CHOICES,
+                        help="DDPM: static clips x̂0 to [0, 1] in every step; none is the course's plain formula (default: the model's choice)")
     sample.add_argument("--keep-every", type=positive_int, default=1, metavar="K",
                         help="store every K-th frame and the last, for big runs (default: every frame)")
     sample.add_argument("--out", required=True, help="trajectory file to write (.npz)")
@@ -159,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     bundle.add_argument("--name", required=True, choices=bundled.BUNDLED_NAMES)
     bundle.add_argument("--dest", help="folder to write to (default: the installed resources/models)")
     bundle.add_argument("--steps", type=positive_int, help="the model's default sampling steps (strided; default: its full chain)")
+    bundle.add_argument("--x0-clip", choices=X0_CLIP_CHOICES, help="the DDPM model's default x̂0 clipping (default: none)")
 
     download = commands.add_parser("download", help="download MNIST once, verifying checksums")
     download.add_argument("dataset", choices=["mnist"])
@@ -344,7 +348,7 @@ def run_models(args: argparse.Namespace) -> int:
 def run_bundle(args: argparse.Namespace) -> int:
     from core.checkpoints import write_bundled_copy
 
-    path = write_bundled_copy(args.checkpoint, args.name, args.dest or bundled.models_dir(), sampling_steps=args.steps)
+    path = write_bundled_copy(args.checkpoint, args.name, args.dest or bundled.models_dir(), sampling_steps=args.steps, x0_clip=args.x0_clip)
     print(f"wrote {path} and {path.with_suffix('.safetensors').name}")
     return 0
 

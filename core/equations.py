@@ -54,8 +54,12 @@ def step_equation(meta: dict, frame: Frame) -> list[str]:
         alpha_bar_t, alpha_bar_next = coeffs["alpha_bar_t"], coeffs["alpha_bar_next"]
         t, t_next = _time(family, frame.t), _time(family, coeffs["t_next"])
         sigma = coeffs["sigma"]
+        clip = []
+        if "x0_clip_low" in coeffs:
+            clip = [f"x̂₀ ← clip(x̂₀, {coeffs['x0_clip_low']:g}, {coeffs['x0_clip_high']:g})   (kept inside the data range)"]
         return _guidance_line(frame, "ε") + [
             f"x̂₀ = (x_t − √(1 − ᾱ_t)·ε̂) / √ᾱ_t = (x_t − {_number(math.sqrt(1 - alpha_bar_t))}·ε̂) / {_number(math.sqrt(alpha_bar_t))}",
+        ] + clip + [
             "x_t′ = √ᾱ_t′·β_t/(1 − ᾱ_t)·x̂₀ + √α_t·(1 − ᾱ_t′)/(1 − ᾱ_t)·x_t + σ·z",
             f"     = {_number(coeffs['coef_x0'])}·x̂₀ + {_number(coeffs['coef_xt'])}·x_t + {_number(sigma)}·z",
             f"t = {t} → t′ = {t_next}:   ᾱ_t = {_number(alpha_bar_t)},   ᾱ_t′ = {_number(alpha_bar_next)}",

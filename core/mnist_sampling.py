@@ -21,6 +21,7 @@ MNIST_SHAPE = (1, 28, 28)
 MNIST_VALUE_RANGE = [0.0, 1.0]
 DEFAULT_GUIDANCE = 5.0
 DEFAULT_NUM_SAMPLES = 10
+X0_CLIP_CHOICES = ("none", "static")  # static: clip x0_hat to the data range [0, 1] in each DDPM step
 
 
 class MnistPredictor:
@@ -58,6 +59,7 @@ def compose_mnist_sampler(
     guidance: float = DEFAULT_GUIDANCE,
     steps: Optional[int] = None,
     sigma: Optional[float] = None,
+    x0_clip: str = "none",
 ) -> Iterator[Frame]:
     """The sampler for one model: CFG when `labels` are given, the objective's step rule and timesteps."""
     predict = MnistPredictor(model, objective)
@@ -68,7 +70,8 @@ def compose_mnist_sampler(
     else:
         estimate = PlainEstimate(predict)
     timesteps = objective.timesteps(steps, sigma)
-    return run_sampler(x_start, timesteps, estimate, objective.step_rule(), generator)
+    step_rule = objective.step_rule(tuple(MNIST_VALUE_RANGE)) if x0_clip == "static" else objective.step_rule()
+    return run_sampler(x_start, timesteps, estimate, step_rule, generator)
 
 
 def with_clean_image(frames: Iterator[Frame], clean: torch.Tensor) -> Iterator[Frame]:
@@ -90,6 +93,7 @@ def sample_mnist(
     seed: int = 0,
     sigma: Optional[float] = None,
     clean_images: Optional[torch.Tensor] = None,
+    x0_clip: Optional[str] = None,
 ) -> SamplingRun:
     """Validate the user's choices against the checkpoint and compose its sampling run.
 
@@ -117,6 +121,10 @@ def sample_mnist(
         raise UserFacingError("--sigma sets the noise added to test digits: use it with the single-step denoiser and --noisy-test")
     if sigma is not None and sigma < 0:
         raise UserFacingError(f"sigma must be >= 0, got {sigma}")
+    if x0_clip is not None and x0_clip not in X0_CLIP_CHOICES:
+        raise UserFacingError(f"x0-clip must be one of {', '.join(X0_CLIP_CHOICES)}, got {x0_clip!r}")
+    if x0_clip == "static" and objective.name != "ddpm":
+        raise UserFacingError(f"clipping x̂0 is a DDPM step's option; {checkpoint.name} is {objective.name}")
 
     labels = None
     if checkpoint.is_class_conditioned:
@@ -148,8 +156,9 @@ def sample_mnist(
             sigma = 1.0  # pure N(0, I) noise is "clean zero plus noise of sigma 1"
     if not is_single_step and steps is None:
         steps = checkpoint.default_steps
+    x0_clip = x0_clip or checkpoint.default_x0_clip
     frames = compose_mnist_sampler(
-        model, objective, x_start, generator, labels=labels, guidance=guidance or 0.0, steps=steps, sigma=sigma
+        model, objective, x_start, generator, labels=labels, guidance=guidance or 0.0, steps=steps, sigma=sigma, x0_clip=x0_clip
     )
     if is_single_step and clean_images is not None:
         frames = with_clean_image(frames, clean_images[:batch])
@@ -164,6 +173,8 @@ def sample_mnist(
     }
     if labels is not None:
         params.update(guidance=guidance, classes=classes, per_class=per_class)
+    if objective.name == "ddpm":
+        params["x0_clip"] = x0_clip
     if is_single_step:
         params["sigma"] = sigma
     meta = {
@@ -193,6 +204,7 @@ class SampleRequest:
     noisy_test: bool = False
     data_dir: Optional[str] = None
     device: str = "auto"
+    x0_clip: Optional[str] = None  # none | static; default: the checkpoint's own choice
 
     def start(self) -> SamplingRun:
         return start_sampling(self)
@@ -222,4 +234,5 @@ def start_sampling(request: SampleRequest) -> SamplingRun:
         seed=request.seed,
         sigma=request.sigma,
         clean_images=clean_images,
+        x0_clip=request.x0_clip,
     )

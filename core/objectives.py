@@ -105,8 +105,8 @@ class DDPMObjective:
     def timesteps(self, steps: Optional[int] = None, sigma: Optional[float] = None) -> list[float]:
         return evenly_spaced_timesteps(self.schedule.T, steps or self.schedule.T)
 
-    def step_rule(self) -> StepRule:
-        return DDPMStep(self.schedule)
+    def step_rule(self, x0_range: Optional[tuple[float, float]] = None) -> StepRule:
+        return DDPMStep(self.schedule, x0_range=x0_range)
 
     def network_time(self, t: float) -> Optional[float]:
         return float(t) / self.schedule.T

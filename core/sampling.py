@@ -110,13 +110,22 @@ class DDPMStep:
 
     with alpha = abar_t / abar_t' and beta = 1 - alpha, so strided timesteps work unchanged.
     No noise is added on the step that lands on t' = 0 (or past the chain's end).
+
+    With `x0_range`, x0_hat is clipped to the data range before it enters the update (the
+    original DDPM sampler's "clip_denoised"); without it, this is the course's plain formula.
     """
 
     noise_field = "eps_hat"
 
-    def __init__(self, schedule: DiscreteSchedule, variance: Callable[[float, float], float] = beta_variance):
+    def __init__(
+        self,
+        schedule: DiscreteSchedule,
+        variance: Callable[[float, float], float] = beta_variance,
+        x0_range: Optional[tuple[float, float]] = None,
+    ):
         self.schedule = schedule
         self.variance = variance
+        self.x0_range = x0_range
 
     def x0_from_eps(self, x_t: torch.Tensor, eps: torch.Tensor, t: int) -> torch.Tensor:
         alpha_bar_t = self.schedule.alpha_bar(int(t))
@@ -133,6 +142,8 @@ class DDPMStep:
         coef_x0 = math.sqrt(alpha_bar_next) * beta / (1.0 - alpha_bar_t)
         coef_xt = math.sqrt(alpha) * (1.0 - alpha_bar_next) / (1.0 - alpha_bar_t)
         x0_hat = self.x0_from_eps(x_t, eps, t)
+        if self.x0_range is not None:
+            x0_hat = x0_hat.clamp(*self.x0_range)
         x_next = coef_x0 * x0_hat + coef_xt * x_t
         sigma = 0.0
         if t_next > 0:
@@ -149,6 +160,8 @@ class DDPMStep:
             "coef_xt": coef_xt,
             "sigma": sigma,
         }
+        if self.x0_range is not None:
+            coeffs["x0_clip_low"], coeffs["x0_clip_high"] = map(float, self.x0_range)
         return StepResult(x_next, x0_hat, eps, coeffs)
 
 

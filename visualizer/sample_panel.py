@@ -69,6 +69,11 @@ class SamplePanel(QWidget):
         self.sigma.setSingleStep(0.1)
         self.sigma.setValue(0.5)
         self.sigma.setToolTip("The noise level σ added to the test digits")
+        self.x0_clip = QComboBox()
+        self.x0_clip.addItem("model default", None)
+        self.x0_clip.addItem("none (the course's formula)", "none")
+        self.x0_clip.addItem("clip to [0, 1]", "static")
+        self.x0_clip.setToolTip("DDPM: keep the clean estimate x̂₀ inside the data range before each update")
         self.sweep = QLineEdit("0, 1, 5, 10")
         self.sweep.setToolTip("Guidance scales to sample side by side in the Compare view")
 
@@ -79,6 +84,7 @@ class SamplePanel(QWidget):
         form.addRow("Samples", self.num)
         form.addRow("Guidance γ", self.guidance)
         form.addRow("Steps", self.steps)
+        form.addRow("x̂₀ clip", self.x0_clip)
         form.addRow("Input", self.noisy_test)
         form.addRow("Noise σ", self.sigma)
         form.addRow("Seed", self.seed)
@@ -161,6 +167,7 @@ class SamplePanel(QWidget):
             self.sweep_row: conditioned,
             self.num: not conditioned,
             self.steps: not self.is_single_step,
+            self.x0_clip: self.sidecar.get("objective", {}).get("name") == "ddpm",
             self.noisy_test: self.is_single_step,
             self.sigma: self.is_single_step,
         }
@@ -177,6 +184,8 @@ class SamplePanel(QWidget):
         request = SampleRequest(checkpoint=self.model_key, seed=self.seed.value(), device=self.device.currentText())
         if not self.is_single_step and self.steps.value() != MODEL_DEFAULT_STEPS:
             request.steps = self.steps.value()
+        if self.form.isRowVisible(self.x0_clip):
+            request.x0_clip = self.x0_clip.currentData()
         if self.is_class_conditioned:
             try:
                 request.classes = parse_int_list(self.classes.text())

@@ -142,3 +142,36 @@ def test_class_run_carries_cfg_extras_and_labels(tiny_checkpoints):
     assert set(frames[0].extras) == {"v_cond", "v_uncond"}
     assert frames[0].coeffs["guidance"] == 2.0
     assert run.meta["algorithm"] == "flow+cfg" and run.meta["value_range"] == [0.0, 1.0]
+
+
+def test_clipping_x0_keeps_the_estimate_in_range_and_feeds_the_update():
+    schedule = LinearBetaSchedule.create(T=4)
+    x_t = 3.0 * torch.randn(2, 1, 3, 3, generator=torch.Generator().manual_seed(2))
+    eps = torch.zeros_like(x_t)  # x0_hat = x_t / sqrt(abar): far outside [0, 1]
+    plain = DDPMStep(schedule)(x_t, 4, 3, eps, torch.Generator().manual_seed(0))
+    clipped = DDPMStep(schedule, x0_range=(0.0, 1.0))(x_t, 4, 3, eps, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(clipped.x0_hat, plain.x0_hat.clamp(0, 1))
+    z = torch.randn(x_t.shape, generator=torch.Generator().manual_seed(0))
+    expected = clipped.coeffs["coef_x0"] * plain.x0_hat.clamp(0, 1) + clipped.coeffs["coef_xt"] * x_t + clipped.coeffs["sigma"] * z
+    torch.testing.assert_close(clipped.x_next, expected)
+    assert (clipped.coeffs["x0_clip_low"], clipped.coeffs["x0_clip_high"]) == (0.0, 1.0)
+    assert "x0_clip_low" not in plain.coeffs
+
+
+def test_x0_clip_option_and_the_checkpoints_default(tiny_checkpoints, tmp_path):
+    from core.checkpoints import write_bundled_copy
+    from core.equations import step_equation
+    from core.errors import UserFacingError
+
+    checkpoint = load_checkpoint(tiny_checkpoints["class-ddpm"])
+    frames = list(sample_mnist(checkpoint, classes=[1], steps=5, x0_clip="static").frames)
+    assert all(0.0 <= f.x0_hat.min() and f.x0_hat.max() <= 1.0 for f in frames[:-1])
+    assert any("clip(x̂₀, 0, 1)" in line for line in step_equation({"algorithm": "ddpm+cfg"}, frames[0]))
+    plain = list(sample_mnist(checkpoint, classes=[1], steps=5).frames)
+    assert "x0_clip_low" not in plain[0].coeffs  # the course's formula unless asked
+    write_bundled_copy(tiny_checkpoints["class-ddpm"], "mnist-class-ddpm", tmp_path, x0_clip="static")
+    bundled = load_checkpoint(tmp_path / "mnist-class-ddpm.json")
+    run = sample_mnist(bundled, classes=[1], steps=5)
+    assert run.meta["params"]["x0_clip"] == "static" and "x0_clip_low" in next(iter(run.frames)).coeffs
+    with pytest.raises(UserFacingError, match="DDPM step's option"):
+        sample_mnist(load_checkpoint(tiny_checkpoints["class-flow"]), x0_clip="static")

@@ -222,6 +222,20 @@ def test_sweep_compares_guidance_scales(qtbot, window, tiny_checkpoints):
     assert len(window.compare_view.panels) == 2 and window.tabs.currentWidget() is window.compare_view
 
 
+def test_x0_clipping_is_a_choice_for_ddpm_models_and_shows_in_the_equation(qtbot, window, tiny_checkpoints):
+    panel = window.sample_panel
+    window.add_checkpoint(tiny_checkpoints["class-flow"])
+    assert not panel.form.isRowVisible(panel.x0_clip)  # flow steps have no x̂₀ to clip
+    window.add_checkpoint(tiny_checkpoints["class-ddpm"])
+    assert panel.form.isRowVisible(panel.x0_clip)
+    panel.x0_clip.setCurrentIndex(panel.x0_clip.findData("static"))
+    panel.steps.setValue(4)
+    window.generate()
+    wait_until_sampled(qtbot, window)
+    assert window.session.active.trajectory.meta["params"]["x0_clip"] == "static"
+    assert "clip(x̂₀, 0, 1)" in window.step_view.equation.text
+
+
 def test_integer_zoom(qtbot, window, marked_file):
     window.open_trajectory(marked_file(3))
     settle(qtbot)
