@@ -233,6 +233,8 @@ def test_x0_clipping_is_a_choice_for_ddpm_models_and_shows_in_the_equation(qtbot
     window.generate()
     wait_until_sampled(qtbot, window)
     assert window.session.active.trajectory.meta["params"]["x0_clip"] == "static"
+    window.session.seek(1)
+    settle(qtbot)
     assert "clip(x̂₀, 0, 1)" in window.step_view.equation.text
 
 
