@@ -6,7 +6,14 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-BUNDLED_NAMES = ("mnist-single-step", "mnist-time-ddpm", "mnist-class-ddpm", "mnist-time-flow", "mnist-class-flow")
+BUNDLED_NAMES = (
+    "mnist-single-step",
+    "mnist-pure-noise",  # the single-step denoiser trained on pure noise: part B's average digit
+    "mnist-time-ddpm",
+    "mnist-class-ddpm",
+    "mnist-time-flow",
+    "mnist-class-flow",
+)
 DEFAULT_MODEL = "mnist-class-ddpm"
 
 

@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=positive_float)
     train.add_argument("--no-lr-decay", action="store_true", help="keep the learning rate constant")
     train.add_argument("--sigma", type=non_negative_float, help="single-step noise level (default 0.5)")
+    train.add_argument("--pure-noise", action="store_true", help="single-step: train on pure noise z = ε (part B's average digit)")
     train.add_argument("--p-uncond", type=non_negative_float, help="class dropout probability (default 0.1)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
@@ -192,6 +193,10 @@ def run_train(args: argparse.Namespace) -> int:
                 setattr(config, name, getattr(args, name))
         if args.no_lr_decay:
             config.lr_decay = False
+        if args.pure_noise:
+            if args.model != "single-step":
+                raise UserFacingError("--pure-noise is for the single-step model")
+            config.pure_noise = True
         config.seed, config.device = args.seed, args.device
         config.log_every, config.epoch_samples = args.log_every, args.epoch_samples
     data = load_mnist("train", args.data_dir)

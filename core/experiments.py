@@ -33,10 +33,10 @@ GUIDANCE_SWEEP = (0.0, 5.0, 10.0)
 NOISING = "noising"
 
 PURE_NOISE_NOTE = (
-    "Denoising pure noise: the single-step denoiser was trained with an L2 loss to map x + σ·ε to x. "
-    "Given pure noise, the input says almost nothing about which digit to draw, and the estimate that "
-    "minimises the expected squared error is the average of all plausible digits: a blurry "
-    "mean digit, the same whatever the noise."
+    "Denoising pure noise: this single-step denoiser was trained with an L2 loss to map pure noise ε "
+    "to a training digit x. The input says nothing about which digit to draw, and the output that "
+    "minimises the expected squared error is the average of all training digits: a blurry mean digit, "
+    "nearly the same whatever the noise."
 )
 OOD_NOTE = (
     "Out of distribution: the denoiser saw only σ = {trained} in training. Near that level it "
@@ -155,6 +155,7 @@ class ExperimentOptions:
     data_dir: Optional[str] = None
     # the models the experiments use: the bundled ones unless told otherwise
     single_step_checkpoint: str = "mnist-single-step"
+    pure_noise_checkpoint: str = "mnist-pure-noise"
     ddpm_checkpoint: str = "mnist-class-ddpm"
     flow_checkpoint: str = "mnist-class-flow"
     run_dir: Optional[str] = None  # for the epoch comparison: a training run's folder
@@ -178,7 +179,7 @@ def _out_of_distribution(options: ExperimentOptions) -> list:
 
 
 def _pure_noise(options: ExperimentOptions) -> list:
-    request = SampleRequest(checkpoint=options.single_step_checkpoint, num=10, seed=options.seed, device=options.device)
+    request = SampleRequest(checkpoint=options.pure_noise_checkpoint, num=10, seed=options.seed, device=options.device)
     return [NotedRequest(request, PURE_NOISE_NOTE)]
 
 

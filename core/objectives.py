@@ -44,16 +44,24 @@ def class_condition_with_dropout(
 
 
 class SingleStepObjective:
-    """z = x + sigma * eps; the network maps z straight to x under an L2 loss."""
+    """z = x + sigma * eps; the network maps z straight to x under an L2 loss.
+
+    With `pure_noise` the input is eps alone (part B's "denoising pure noise"): z says nothing
+    about x, so the L2-optimal output is the mean of the training digits.
+    """
 
     name = "single-step"
     noise_field = "eps_hat"
 
-    def __init__(self, sigma: float = DEFAULT_SIGMA):
-        self.sigma = sigma
+    def __init__(self, sigma: float = DEFAULT_SIGMA, pure_noise: bool = False):
+        self.sigma = 1.0 if pure_noise else sigma  # pure N(0, I) is "clean zero plus noise of sigma 1"
+        self.pure_noise = pure_noise
 
     def training_loss(self, net: Network, x: torch.Tensor, cond, generator: torch.Generator) -> torch.Tensor:
-        noisy = add_gaussian_noise(x, self.sigma, generator)
+        if self.pure_noise:
+            noisy = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        else:
+            noisy = add_gaussian_noise(x, self.sigma, generator)
         return F.mse_loss(net(noisy, None, None), x)
 
     @property
@@ -73,7 +81,10 @@ class SingleStepObjective:
         return None
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "sigma": self.sigma}
+        spec = {"name": self.name, "sigma": self.sigma}
+        if self.pure_noise:
+            spec["pure_noise"] = True
+        return spec
 
 
 class DDPMObjective:
@@ -164,7 +175,7 @@ def add_gaussian_noise(x: torch.Tensor, sigma: float, generator: torch.Generator
 def objective_from_dict(spec: dict) -> Objective:
     name = spec.get("name")
     if name == "single-step":
-        return SingleStepObjective(float(spec.get("sigma", DEFAULT_SIGMA)))
+        return SingleStepObjective(float(spec.get("sigma", DEFAULT_SIGMA)), bool(spec.get("pure_noise", False)))
     if name == "ddpm":
         schedule = spec.get("schedule", {})
         if schedule.get("kind", "linear_beta") != "linear_beta":

@@ -52,6 +52,7 @@ class TrainConfig:
     device: str = "auto"
     limit: Optional[int] = None  # train on the first `limit` images
     sigma: float = DEFAULT_SIGMA  # single-step noise level
+    pure_noise: bool = False  # single-step: learn to "denoise" pure noise (z = eps)
     T: int = DEFAULT_T  # DDPM chain length
     num_ts: int = DEFAULT_FLOW_STEPS  # flow-matching sampling steps
     p_uncond: float = P_UNCOND
@@ -82,7 +83,7 @@ class TrainConfig:
 
     def build_objective(self) -> Objective:
         if self.objective == "single-step":
-            return SingleStepObjective(self.sigma)
+            return SingleStepObjective(self.sigma, self.pure_noise)
         if self.objective == "ddpm":
             return DDPMObjective(LinearBetaSchedule.create(self.T))
         if self.objective == "flow":
@@ -222,6 +223,8 @@ def epoch_sample_grid(
         labels = torch.arange(model.num_classes).repeat(per_class)
         count = labels.shape[0]
     steps = config.epoch_sample_steps or min(EPOCH_SAMPLE_STEPS, objective.default_steps)
+    if isinstance(objective, SingleStepObjective):
+        steps = None  # one jump, whatever the setting
     x_start = pure_noise((count, *MNIST_SHAPE), generator, device)
     model.eval()
     try:

@@ -166,6 +166,8 @@ class TrainView(QWidget):
         self.sigma = QDoubleSpinBox()
         self.sigma.setRange(0.0, 5.0)
         self.sigma.setSingleStep(0.1)
+        self.pure_noise = QCheckBox("pure noise z = ε (learns the average digit)")
+        self.pure_noise.setToolTip("Part B's \"denoising pure noise\": the input is noise alone")
         self.limit = _spin(0, 60000)
         self.limit.setSpecialValueText("all 60,000")
         self.limit.setToolTip("Train on the first N digits only")
@@ -192,6 +194,7 @@ class TrainView(QWidget):
         form.addRow("", self.lr_decay)
         form.addRow("Class dropout", self.p_uncond)
         form.addRow("Noise σ", self.sigma)
+        form.addRow("Input", self.pure_noise)
         form.addRow("Digits", self.limit)
         form.addRow("Seed", self.seed)
         form.addRow("Device", self.device)
@@ -272,6 +275,7 @@ class TrainView(QWidget):
         single_step = self.model_kind == "single-step"
         self.form.setRowVisible(self.objective, not single_step)
         self.form.setRowVisible(self.sigma, single_step)
+        self.form.setRowVisible(self.pure_noise, single_step)
         self.form.setRowVisible(self.p_uncond, self.model_kind == "class")
         config = preset_config(self.preset.currentData(), self.model_kind, None if single_step else self.objective.currentData())
         self.epochs.setValue(config.epochs)
@@ -292,6 +296,7 @@ class TrainView(QWidget):
         config.epochs, config.hidden, config.batch_size = self.epochs.value(), self.hidden.value(), self.batch_size.value()
         config.lr, config.lr_decay = self.lr.value(), self.lr_decay.isChecked()
         config.p_uncond, config.sigma = self.p_uncond.value(), self.sigma.value()
+        config.pure_noise = single_step and self.pure_noise.isChecked()
         config.limit = self.limit.value() or None
         config.seed, config.device = self.seed.value(), self.device.currentText()
         config.epoch_sample_steps = self._epoch_sample_steps
@@ -439,7 +444,7 @@ class TrainView(QWidget):
         self.stop_button.setEnabled(not idle)
         self.pause_button.setText("Resume" if self.state == PAUSED else "Pause")
         for widget in (self.preset, self.model, self.objective, self.epochs, self.hidden, self.batch_size, self.lr,
-                       self.lr_decay, self.p_uncond, self.sigma, self.limit, self.seed, self.device, self.out_dir):
+                       self.lr_decay, self.p_uncond, self.sigma, self.pure_noise, self.limit, self.seed, self.device, self.out_dir):
             widget.setEnabled(idle)
 
     # --- epoch comparison -----------------------------------------------------------------------

@@ -74,6 +74,7 @@ def tiny_options(tiny_checkpoints, mnist_dir, **overrides):
     return ExperimentOptions(
         device="cpu", data_dir=str(mnist_dir), seed=5,
         single_step_checkpoint=str(tiny_checkpoints["single-step"]),
+        pure_noise_checkpoint=str(tiny_checkpoints["single-step"]),
         ddpm_checkpoint=str(tiny_checkpoints["class-ddpm"]),
         flow_checkpoint=str(tiny_checkpoints["class-flow"]),
         **overrides,

@@ -118,3 +118,31 @@ def test_bad_configs(tmp_path):
         list(train(config, synthetic_split(), tmp_path))
     with pytest.raises(UserFacingError, match="lr must be positive"):
         list(train(tiny_config("time", "ddpm", lr=0.0), synthetic_split(), tmp_path))
+
+
+def test_the_pure_noise_denoiser_sees_noise_alone_and_learns_the_mean_digit(tmp_path):
+    from core.objectives import SingleStepObjective, objective_from_dict
+
+    objective = SingleStepObjective(pure_noise=True)
+    seen = []
+
+    def record(z, t, cond):
+        seen.append(z)
+        return torch.zeros_like(z)
+
+    digits = torch.ones(4, 1, 28, 28)
+    objective.training_loss(record, digits, None, torch.Generator().manual_seed(0))
+    objective.training_loss(record, torch.zeros_like(digits), None, torch.Generator().manual_seed(0))
+    assert torch.equal(seen[0], seen[1]), "the input must not depend on the digits"
+    assert objective_from_dict(objective.to_dict()).pure_noise and objective.timesteps() == [1.0, 0.0]
+
+    # Trained on two "digits" (all black, all white), it converges to their average, 0.5.
+    images = torch.cat([torch.zeros(32, 28, 28, dtype=torch.uint8), torch.full((32, 28, 28), 255, dtype=torch.uint8)])
+    images = images.repeat(40, 1, 1)  # 40 batches of 64 per epoch
+    config = tiny_config("single-step", batch_size=64, epochs=2, lr=3e-2, lr_decay=False, pure_noise=True, epoch_samples=0)
+    for event in train(config, MnistSplit(images, torch.zeros(images.shape[0], dtype=torch.int64)), tmp_path):
+        pass
+    model = load_checkpoint(event.checkpoint).model
+    with torch.no_grad():
+        output = model(torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(1)), None, None)
+    assert output.mean().item() == pytest.approx(0.5, abs=0.1)

@@ -15,6 +15,7 @@ def tiny_experiments(window, tiny_checkpoints, mnist_dir, monkeypatch):
     options = ExperimentOptions(
         device="cpu", data_dir=str(mnist_dir), seed=2,
         single_step_checkpoint=str(tiny_checkpoints["single-step"]),
+        pure_noise_checkpoint=str(tiny_checkpoints["single-step"]),
         ddpm_checkpoint=str(tiny_checkpoints["class-ddpm"]),
         flow_checkpoint=str(tiny_checkpoints["class-flow"]),
     )

@@ -22,14 +22,18 @@ ITERATIONS_PER_EPOCH = 2
 @pytest.fixture
 def window(qtbot, tmp_path, mnist_dir):
     window = make_window(qtbot, tmp_path / "settings.ini")
-    view = window.train_view
-    view.data_dir = str(mnist_dir)
+    window.train_view.data_dir = str(mnist_dir)
+    tiny_settings(window.train_view, tmp_path)
+    return window
+
+
+def tiny_settings(view, tmp_path):
+    """The quick preset, shrunk to a tiny model on 64 digits (choosing a preset or model refills the form)."""
     view.preset.setCurrentIndex(view.preset.findData("quick"))
     view.hidden.setValue(TINY_HIDDEN)
     view.batch_size.setValue(32)
     view.limit.setValue(32 * ITERATIONS_PER_EPOCH)
     view.out_dir.setText(str(tmp_path / "run"))
-    return window
 
 
 def train(qtbot, window, epochs: int) -> Path:
@@ -177,3 +181,16 @@ def test_asking_for_cuda_without_a_gpu_says_what_to_do(qtbot, window):
     train(qtbot, window, epochs=1)
     assert "no CUDA device" in window.last_error and "choose the CPU device" in window.last_error
     assert not (Path(window.train_view.out_dir.text()) / "epoch-001.json").exists()
+
+
+def test_the_single_step_model_can_train_on_pure_noise(qtbot, window, tmp_path):
+    view = window.train_view
+    view.model.setCurrentIndex(view.model.findData("single-step"))
+    tiny_settings(view, tmp_path)
+    assert view.form.isRowVisible(view.pure_noise) and not view.form.isRowVisible(view.objective)
+    view.pure_noise.setChecked(True)
+    run_dir = train(qtbot, window, epochs=1)
+    assert window.last_error is None
+    sidecar = load_checkpoint(run_dir / "epoch-001.json").sidecar
+    assert sidecar["objective"] == {"name": "single-step", "sigma": 1.0, "pure_noise": True}
+    assert view.samples.grid is not None  # 40 samples, in a near-square grid
