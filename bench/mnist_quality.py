@@ -125,7 +125,7 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt)
 
 
-def sample_with_cli(checkpoint: str, per_class: int, guidance: float, steps, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_with_cli(checkpoint: str, per_class: int, guidance: float, steps, seed: int, x0_clip) -> tuple[torch.Tensor, torch.Tensor]:
     """Final samples and their labels, drawn by `diffusion-stepper sample mnist` in a subprocess."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "samples.npz"
@@ -134,18 +134,20 @@ def sample_with_cli(checkpoint: str, per_class: int, guidance: float, steps, see
                    "--keep-every", "1000000", "--out", str(out)]
         if steps:
             command += ["--steps", str(steps)]
+        if x0_clip:
+            command += ["--x0-clip", x0_clip]
         subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
         trajectory = load_trajectory(out)
         low, high = trajectory.value_range
         return trajectory.final_sample.clamp(low, high), trajectory.labels
 
 
-def generate_timing(checkpoint: str, steps, repeats: int = 3) -> tuple[float, float]:
+def generate_timing(checkpoint: str, steps, x0_clip, repeats: int = 3) -> tuple[float, float]:
     """Median seconds to the first frame and to the last for the app's default Generate."""
     first_times, total_times = [], []
     for repeat in range(repeats + 1):
         started = time.perf_counter()
-        run = start_sampling(SampleRequest(checkpoint=checkpoint, steps=steps, device="cpu"))
+        run = start_sampling(SampleRequest(checkpoint=checkpoint, steps=steps, x0_clip=x0_clip, device="cpu"))
         first = None
         for _ in run.frames:
             if first is None:
@@ -163,6 +165,7 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=100)
     parser.add_argument("--guidance", type=float, default=5.0)
     parser.add_argument("--steps", default="", help="comma-separated step counts (default: each model's own)")
+    parser.add_argument("--x0-clip", choices=["none", "static"], help="DDPM x̂0 clipping (default: each model's own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--classifier", type=Path, default=CACHE / "mnist-classifier.safetensors")
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -184,14 +187,14 @@ def main() -> None:
     for checkpoint in args.checkpoint:
         for steps in step_counts:
             started = time.perf_counter()
-            samples, labels = sample_with_cli(checkpoint, args.per_class, args.guidance, steps, args.seed)
+            samples, labels = sample_with_cli(checkpoint, args.per_class, args.guidance, steps, args.seed, args.x0_clip)
             sampling_seconds = time.perf_counter() - started
             predictions = batched(classifier, samples).argmax(1)
             consistency = float((predictions == labels).float().mean())
             distance = frechet_distance(batched(classifier.features, samples).numpy().astype(np.float64), test_features)
-            first, total = generate_timing(checkpoint, steps)
+            first, total = generate_timing(checkpoint, steps, args.x0_clip)
             row = {
-                "checkpoint": checkpoint, "steps": steps, "samples": int(labels.shape[0]), "guidance": args.guidance,
+                "checkpoint": checkpoint, "steps": steps, "x0_clip": args.x0_clip, "samples": int(labels.shape[0]), "guidance": args.guidance,
                 "class_consistency": consistency, "fd_samples": distance, "fd_real": real_distance,
                 "fd_ratio": distance / real_distance, "generate_first_frame_s": first, "generate_total_s": total,
                 "sampling_seconds": sampling_seconds,
@@ -201,10 +204,10 @@ def main() -> None:
             print(json.dumps(row), file=sys.stderr, flush=True)
 
     print(f"\n{date.today()} · {machine} · classifier test accuracy {test_accuracy:.4f} · seed {args.seed}\n")
-    print("| model | steps | samples | class consistency | FD samples→test | FD real→test | FD ratio | Generate: first frame / all |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| model | steps | x̂0 clip | samples | class consistency | FD samples→test | FD real→test | FD ratio | Generate: first frame / all |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
-        print(f"| {row['checkpoint']} | {row['steps'] or 'default'} | {row['samples']} | {row['class_consistency']:.1%} | "
+        print(f"| {row['checkpoint']} | {row['steps'] or 'default'} | {row['x0_clip'] or 'default'} | {row['samples']} | {row['class_consistency']:.1%} | "
               f"{row['fd_samples']:.3f} | {row['fd_real']:.3f} | {row['fd_ratio']:.2f} | "
               f"{row['generate_first_frame_s']:.3f} / {row['generate_total_s']:.2f} s |")
     if args.json:

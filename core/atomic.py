@@ -17,8 +17,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
     # Created like any new file (0666 less the umask), unlike tempfile's private 0600.
     os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    mode = os.stat(temporary).st_mode & 0o777
     try:
         yield temporary
+        os.chmod(temporary, mode)  # some writers (safetensors) recreate the file as 0600
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)

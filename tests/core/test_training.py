@@ -146,3 +146,16 @@ def test_the_pure_noise_denoiser_sees_noise_alone_and_learns_the_mean_digit(tmp_
     with torch.no_grad():
         output = model(torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(1)), None, None)
     assert output.mean().item() == pytest.approx(0.5, abs=0.1)
+
+
+def test_checkpoint_files_are_readable_like_any_new_file(tmp_path):
+    """safetensors writes its files as 0600; saved checkpoints get the usual umask mode instead."""
+    import os
+
+    config = tiny_config("time", "ddpm", batch_size=16, limit=16, epochs=1, epoch_samples=0)
+    events = list(train(config, synthetic_split(), tmp_path))
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in tmp_path.iterdir():
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path.name
+    assert events[-1].checkpoint.is_file()
