@@ -49,9 +49,9 @@ def render(out_dir: Path) -> list[Path]:
         window.resize(*WINDOW_SIZE)
         window.show()
 
-        window.generate()  # the default: digits 0-9, guidance 5, the model's 300 steps
+        window.generate()  # the default: digits 0-9, guidance 5, the model's own 50 strided steps
         _wait(app, lambda: not window.is_sampling)
-        window.session.seek(200)
+        window.session.seek(30)
         _wait(app, lambda: True)
         written.append(_save(window, out_dir / "step-view.png"))
 

@@ -75,7 +75,8 @@ def test_generate_streams_frames_then_scrubbing_shows_each_frames_pixels(qtbot, 
 
 
 def test_cancel_stops_at_the_next_step_and_keeps_the_frames(qtbot, window):
-    qtbot.keyClick(window, Qt.Key.Key_Return)  # the model's own 300 steps
+    window.sample_panel.steps.setValue(300)  # the full chain, so the cancel lands mid-run
+    qtbot.keyClick(window, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: window.session.active is not None and window.session.active.produced >= 3, timeout=LONG_WAIT_MS)
     qtbot.keyClick(window, Qt.Key.Key_Escape)
     wait_until_sampled(qtbot, window)
