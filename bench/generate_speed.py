@@ -28,14 +28,15 @@ def press_generate(app, window, steps: int | None) -> tuple[float, float]:
 
     window.sample_panel.steps.setValue(steps or MODEL_DEFAULT_STEPS)
     panel = window.step_view.panels["x_t"]
-    shown_before = panel.image_item.image
+    runs_before = len(window.session.runs)
     first = None
     started = time.perf_counter()
     window.generate()
     while window.is_sampling:
         app.processEvents()
-        if first is None and panel.image_item.image is not shown_before and window.session.active.produced > 0:
-            first = time.perf_counter() - started
+        new_run = window.session.active if len(window.session.runs) > runs_before else None
+        if first is None and new_run is not None and new_run.produced > 0 and panel.grid is not None and not panel.pending:
+            first = time.perf_counter() - started  # the new run's first frame is drawn
         time.sleep(0.001)
     total = time.perf_counter() - started
     return first if first is not None else total, total
