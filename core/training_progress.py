@@ -23,8 +23,7 @@ class LossHistory:
     epoch_ends: list[tuple[int, int]] = field(default_factory=list)  # (iteration, epoch)
     images_per_second: Optional[float] = None
     last: Optional[LossEvent] = None
-    _ema: float = 0.0
-    _ema_weight: float = 0.0
+    _ema: float = 0.0  # the plain EMA, which starts at 0; smoothed[] divides out that start
 
     def add_losses(self, event: LossEvent) -> None:
         """Each iteration's loss, and the bias-corrected exponential moving average beside it."""
@@ -33,8 +32,7 @@ class LossHistory:
             self.iterations.append(first + offset)
             self.raw.append(loss)
             self._ema = SMOOTHING * self._ema + (1 - SMOOTHING) * loss
-            self._ema_weight = SMOOTHING * self._ema_weight + (1 - SMOOTHING)
-            self.smoothed.append(self._ema / self._ema_weight)
+            self.smoothed.append(self._ema / (1 - SMOOTHING ** len(self.raw)))
         if self.images_per_second is None:
             self.images_per_second = event.images_per_second
         else:

@@ -270,6 +270,10 @@ class TrainView(QWidget):
     def model_kind(self) -> str:
         return self.model.currentData()
 
+    def _preset_config(self) -> TrainConfig:
+        single_step = self.model_kind == "single-step"
+        return preset_config(self.preset.currentData(), self.model_kind, None if single_step else self.objective.currentData())
+
     def apply_preset(self) -> None:
         """Fill the form with the chosen preset's values for this model and objective."""
         single_step = self.model_kind == "single-step"
@@ -277,7 +281,7 @@ class TrainView(QWidget):
         self.form.setRowVisible(self.sigma, single_step)
         self.form.setRowVisible(self.pure_noise, single_step)
         self.form.setRowVisible(self.p_uncond, self.model_kind == "class")
-        config = preset_config(self.preset.currentData(), self.model_kind, None if single_step else self.objective.currentData())
+        config = self._preset_config()
         self.epochs.setValue(config.epochs)
         self.hidden.setValue(config.hidden)
         self.batch_size.setValue(config.batch_size)
@@ -286,20 +290,19 @@ class TrainView(QWidget):
         self.p_uncond.setValue(config.p_uncond)
         self.sigma.setValue(config.sigma)
         self.limit.setValue(config.limit or 0)
-        self._epoch_sample_steps = config.epoch_sample_steps
         if self.state == IDLE:
             self.out_dir.setText(str(default_run_folder(self.model_kind, config.objective)))
 
     def config_from_form(self) -> TrainConfig:
+        """The preset's recipe with the form's values; what the form does not show stays the preset's."""
         single_step = self.model_kind == "single-step"
-        config = preset_config(self.preset.currentData(), self.model_kind, None if single_step else self.objective.currentData())
+        config = self._preset_config()
         config.epochs, config.hidden, config.batch_size = self.epochs.value(), self.hidden.value(), self.batch_size.value()
         config.lr, config.lr_decay = self.lr.value(), self.lr_decay.isChecked()
         config.p_uncond, config.sigma = self.p_uncond.value(), self.sigma.value()
         config.pure_noise = single_step and self.pure_noise.isChecked()
         config.limit = self.limit.value() or None
         config.seed, config.device = self.seed.value(), self.device.currentText()
-        config.epoch_sample_steps = self._epoch_sample_steps
         config.log_every = 1  # every iteration reaches the plot, and Pause acts within one batch
         config.validate()
         return config
