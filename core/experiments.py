@@ -196,6 +196,8 @@ def _ddpm_vs_flow(options: ExperimentOptions) -> list:
 def epoch_checkpoints(run_dir: str | Path, epochs: Sequence[int]) -> list[Path]:
     """The sidecars of the chosen epochs of a training run; one clear error for any missing."""
     folder = Path(run_dir)
+    if not folder.is_dir():
+        raise UserFacingError(f"{folder}: no such folder (give a training run's folder)")
     missing = [epoch for epoch in epochs if not (folder / f"epoch-{epoch:03d}.json").is_file()]
     if missing:
         have = sorted(int(p.stem.split("-")[1]) for p in folder.glob("epoch-[0-9][0-9][0-9].json"))

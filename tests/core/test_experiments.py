@@ -102,6 +102,8 @@ def test_epoch_comparison_names_missing_epochs(tmp_path, tiny_checkpoints):
     options = ExperimentOptions(run_dir=str(tiny_checkpoints["class-ddpm"].parent), epochs=[1, 5])
     with pytest.raises(UserFacingError, match=r"no checkpoint for epoch 5; it has epochs \[1\]"):
         experiment_requests("epochs", options)
+    with pytest.raises(UserFacingError, match="no such folder"):
+        experiment_requests("epochs", ExperimentOptions(run_dir=str(tmp_path / "nope")))
     with pytest.raises(UserFacingError, match="--run-dir"):
         experiment_requests("epochs", ExperimentOptions())
     with pytest.raises(UserFacingError, match="unknown experiment"):
