@@ -1,11 +1,12 @@
 """Sample quality of the class-conditioned MNIST models, and the speed/quality trade-off.
 
     python bench/mnist_quality.py --data-dir ../shared/data/mnist \\
-        --checkpoint mnist-class-ddpm --checkpoint mnist-class-flow [--per-class 100] [--steps 50,20]
+        --checkpoint mnist-class-ddpm --checkpoint mnist-class-flow [--per-class 100] [--steps 50,20] [--guidance 1,3,5]
 
 A separate small CNN classifier is trained on the MNIST training set (to >= 99% test accuracy)
 and cached in bench/.cache. For each checkpoint, `diffusion-stepper sample mnist` draws
-`per-class` samples of every digit at guidance 5, and two figures are reported:
+`per-class` samples of every digit at guidance 5 (or each scale in `--guidance`), and two figures
+are reported:
 
 - class consistency: the share of samples the classifier assigns to their conditioning class
   (goal >= 99%);
@@ -21,6 +22,7 @@ the time to the first frame and to the last, in-process, as the app's worker run
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import statistics
@@ -163,12 +165,13 @@ def main() -> None:
     parser.add_argument("--checkpoint", action="append", required=True, help="bundled name or path; repeatable")
     parser.add_argument("--data-dir")
     parser.add_argument("--per-class", type=int, default=100)
-    parser.add_argument("--guidance", type=float, default=5.0)
+    parser.add_argument("--guidance", default="5", help="comma-separated guidance scales (default 5, the course's)")
     parser.add_argument("--steps", default="", help="comma-separated step counts (default: each model's own)")
     parser.add_argument("--x0-clip", choices=["none", "static"], help="DDPM x̂0 clipping (default: each model's own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--classifier", type=Path, default=CACHE / "mnist-classifier.safetensors")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--skip-timing", action="store_true", help="leave out the in-process Generate timing")
     args = parser.parse_args()
 
     train_set = load_mnist("train", args.data_dir).as_float()
@@ -184,32 +187,32 @@ def main() -> None:
     machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
     rows = []
     step_counts = [int(s) for s in args.steps.split(",") if s] or [None]
-    for checkpoint in args.checkpoint:
-        for steps in step_counts:
-            started = time.perf_counter()
-            samples, labels = sample_with_cli(checkpoint, args.per_class, args.guidance, steps, args.seed, args.x0_clip)
-            sampling_seconds = time.perf_counter() - started
-            predictions = batched(classifier, samples).argmax(1)
-            consistency = float((predictions == labels).float().mean())
-            distance = frechet_distance(batched(classifier.features, samples).numpy().astype(np.float64), test_features)
-            first, total = generate_timing(checkpoint, steps, args.x0_clip)
-            row = {
-                "checkpoint": checkpoint, "steps": steps, "x0_clip": args.x0_clip, "samples": int(labels.shape[0]), "guidance": args.guidance,
-                "class_consistency": consistency, "fd_samples": distance, "fd_real": real_distance,
-                "fd_ratio": distance / real_distance, "generate_first_frame_s": first, "generate_total_s": total,
-                "sampling_seconds": sampling_seconds,
-                "per_class_errors": [int(((predictions != labels) & (labels == d)).sum()) for d in range(10)],
-            }
-            rows.append(row)
-            print(json.dumps(row), file=sys.stderr, flush=True)
+    guidance_scales = [float(g) for g in args.guidance.split(",") if g]
+    for checkpoint, steps, guidance in itertools.product(args.checkpoint, step_counts, guidance_scales):
+        started = time.perf_counter()
+        samples, labels = sample_with_cli(checkpoint, args.per_class, guidance, steps, args.seed, args.x0_clip)
+        sampling_seconds = time.perf_counter() - started
+        predictions = batched(classifier, samples).argmax(1)
+        consistency = float((predictions == labels).float().mean())
+        distance = frechet_distance(batched(classifier.features, samples).numpy().astype(np.float64), test_features)
+        first, total = (None, None) if args.skip_timing else generate_timing(checkpoint, steps, args.x0_clip)
+        row = {
+            "checkpoint": checkpoint, "steps": steps, "x0_clip": args.x0_clip, "samples": int(labels.shape[0]), "guidance": guidance,
+            "class_consistency": consistency, "fd_samples": distance, "fd_real": real_distance,
+            "fd_ratio": distance / real_distance, "generate_first_frame_s": first, "generate_total_s": total,
+            "sampling_seconds": sampling_seconds,
+            "per_class_errors": [int(((predictions != labels) & (labels == d)).sum()) for d in range(10)],
+        }
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
 
     print(f"\n{date.today()} · {machine} · classifier test accuracy {test_accuracy:.4f} · seed {args.seed}\n")
-    print("| model | steps | x̂0 clip | samples | class consistency | FD samples→test | FD real→test | FD ratio | Generate: first frame / all |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| model | steps | x̂0 clip | γ | samples | class consistency | FD samples→test | FD real→test | FD ratio | Generate: first frame / all |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
-        print(f"| {row['checkpoint']} | {row['steps'] or 'default'} | {row['x0_clip'] or 'default'} | {row['samples']} | {row['class_consistency']:.1%} | "
-              f"{row['fd_samples']:.3f} | {row['fd_real']:.3f} | {row['fd_ratio']:.2f} | "
-              f"{row['generate_first_frame_s']:.3f} / {row['generate_total_s']:.2f} s |")
+        timing = "—" if row["generate_total_s"] is None else f"{row['generate_first_frame_s']:.3f} / {row['generate_total_s']:.2f} s"
+        print(f"| {row['checkpoint']} | {row['steps'] or 'default'} | {row['x0_clip'] or 'default'} | {row['guidance']:g} | {row['samples']} | "
+              f"{row['class_consistency']:.1%} | {row['fd_samples']:.3f} | {row['fd_real']:.3f} | {row['fd_ratio']:.2f} | {timing} |")
     if args.json:
         args.json.write_text(json.dumps({"test_accuracy": test_accuracy, "machine": machine, "rows": rows}, indent=2))
 

@@ -109,8 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from one of its checkpoints")
     train.add_argument("--out", required=True, help="directory for the checkpoints")
 
-    sample = commands.add_parser("sample", help="sample a model into a trajectory file")
-    sample.add_argument("dataset", choices=["mnist"])
+    sample_parent = commands.add_parser("sample", help="sample a model into a trajectory file (mnist, or DeepFloyd IF: if)")
+    sample_targets = sample_parent.add_subparsers(dest="dataset", metavar="{mnist,if}", required=True, parser_class=OneLineParser)
+    sample = sample_targets.add_parser("mnist", help="an MNIST model (part B)")
     sample.add_argument("--checkpoint", default=bundled.DEFAULT_MODEL, help="bundled name or path (default %(default)s)")
     sample.add_argument("--classes", type=int_list, help="digits to sample, e.g. 0,1,2 or 0-9 (class models)")
     sample.add_argument("--per-class", type=positive_int, default=1)
@@ -127,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--keep-every", type=positive_int, default=1, metavar="K",
                         help="store every K-th frame and the last, for big runs (default: every frame)")
     sample.add_argument("--out", required=True, help="trajectory file to write (.npz)")
+
+    add_if_sample_arguments(sample_targets.add_parser("if", help="DeepFloyd IF (part A): sample, denoise, edit, anagrams, hybrids, upscale"))
 
     experiment = commands.add_parser("experiment", help="run a part B experiment (as the app's Experiments menu does)")
     experiment.add_argument("dataset", choices=["mnist"])
@@ -169,6 +172,44 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("dataset", choices=["mnist"])
     download.add_argument("--data-dir")
     return parser
+
+
+def add_if_sample_arguments(parser: argparse.ArgumentParser) -> None:
+    from core.devices import DEVICE_CHOICES
+    from core.if_models import STAGE_I_SIZES
+    from core.if_sampling import VIEW_NAMES, X0_CLIP_CHOICES as IF_X0_CLIP_CHOICES
+    from core.if_tasks import TASKS
+
+    parser.add_argument("--task", choices=TASKS, default="sample")
+    parser.add_argument("--prompt", action="append", default=[], help="the prompt (repeat, or use --prompt2.., for anagram views and hybrids)")
+    for number in (2, 3, 4):
+        parser.add_argument(f"--prompt{number}", help=argparse.SUPPRESS if number > 2 else "the second prompt (anagram, hybrid: the high frequencies)")
+    parser.add_argument("--image", help="the starting image (any picture; for upscale also a stage I trajectory .npz)")
+    parser.add_argument("--mask", help="inpainting: binary mask, white where new content goes")
+    parser.add_argument("--i-start", type=int, nargs="+", metavar="K", help="start at the K-th timestep (several: one run each)")
+    parser.add_argument("--views", nargs="+", choices=VIEW_NAMES, default=["identity", "flip"], help="anagram: one view per prompt")
+    parser.add_argument("--t", type=int, nargs="+", metavar="T", help="forward / blur / one-step: timesteps (default 250 500 750)")
+    chain = parser.add_mutually_exclusive_group()
+    chain.add_argument("--steps", type=positive_int, help="the scheduler's own set_timesteps(N) list")
+    chain.add_argument("--stride", type=positive_int, help="the course's 990, 990-K, ..., 0 (default: stride 30)")
+    parser.add_argument("--guidance", type=non_negative_float, help="CFG scale γ (default 7; stage II 4)")
+    parser.add_argument("--no-cfg", action="store_true", help="use the conditional estimate alone (the default for one-step and iterative)")
+    parser.add_argument("--num", type=positive_int, default=1, help="images per run")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--x0-clip", choices=IF_X0_CLIP_CHOICES, default="dynamic",
+                        help="dynamic: IF's dynamic thresholding (default); none: the course's plain formula")
+    parser.add_argument("--blur-kernel", type=positive_int, help="Gaussian kernel size (blur default 5, hybrid 33)")
+    parser.add_argument("--blur-sigma", type=positive_float, default=2.0)
+    parser.add_argument("--noise-level", type=int, default=250, help="upscale: noise added to the low-res image")
+    parser.add_argument("--model-dir", help="a local IF stage folder (diffusers layout) instead of the hub")
+    parser.add_argument("--size", choices=sorted(STAGE_I_SIZES), help="model size from the hub (default XL for stage I, L for stage II)")
+    parser.add_argument("--embeddings", help="precomputed prompt embeddings (the course's dict prompt -> [1, 77, 4096])")
+    parser.add_argument("--t5", action="store_true", help="encode prompts with IF's T5 encoder (about 9.5 GB)")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    parser.add_argument("--allow-cpu", action="store_true", help="run IF on the CPU (very slow for the real model)")
+    parser.add_argument("--offload", action="store_true", help="model CPU offload, for GPUs with little memory")
+    parser.add_argument("--keep-every", type=positive_int, default=1, metavar="K", help="store every K-th frame and the last")
+    parser.add_argument("--out", required=True, help="trajectory file to write (.npz); several runs get -i<K> suffixes")
 
 
 def _progress(total: int, description: str, unit: str = "it"):
@@ -230,6 +271,8 @@ def run_sample(args: argparse.Namespace) -> int:
     from core.mnist_sampling import SampleRequest, start_sampling
     from core.trajectory_file import save_trajectory
 
+    if args.dataset == "if":
+        return run_sample_if(args)
     # the flags are named like the request's fields
     run = start_sampling(SampleRequest(**{field.name: getattr(args, field.name) for field in dataclasses.fields(SampleRequest)}))
     frames = []
@@ -238,6 +281,30 @@ def run_sample(args: argparse.Namespace) -> int:
             frames.append(frame)
     path = save_trajectory(Trajectory(run.meta, frames, run.labels), args.out)
     print(f"wrote {path}: {len(frames)} frames of {frames[0].x_t.shape[0]} images ({run.meta['algorithm']})")
+    return 0
+
+
+def run_sample_if(args: argparse.Namespace) -> int:
+    from core.frames import Trajectory, keep_every
+    from core.if_tasks import IFRequest, prepare
+    from core.trajectory_file import save_trajectory
+
+    prompts = list(args.prompt) + [p for p in (args.prompt2, args.prompt3, args.prompt4) if p]
+    fields = {field.name for field in dataclasses.fields(IFRequest)} - {"prompt", "stage", "prompt_table"}
+    requests = prepare(IFRequest(prompt=prompts, **{name: getattr(args, name) for name in fields})).expand()
+    out = Path(args.out)
+    for number, request in enumerate(requests, 1):
+        run = request.start()
+        frames = []
+        with _progress(run.num_frames, f"run {number}/{len(requests)}", unit="frame") as bar:
+            for frame in keep_every(_advancing(run.frames, bar), args.keep_every, run.num_frames):
+                frames.append(frame)
+        path = out if len(requests) == 1 else out.with_name(f"{out.stem}-i{request.i_start[0]}{out.suffix}")
+        save_trajectory(Trajectory(run.meta, frames, run.labels), path)
+        if number == 1:
+            for note in run.meta["params"].get("image_notes", []):
+                print(f"note: image {note}")
+        print(f"wrote {path}: {len(frames)} frames of {frames[0].x_t.shape[0]} images ({run.meta['params']['task']})")
     return 0
 
 

@@ -17,6 +17,8 @@ def _number(value: float) -> str:
 
 
 def _time(family: str, t: float) -> str:
+    if family == "ddpm" and t < 0:
+        return "−1 (clean)"  # IF's chain ends past t = 0 (diffusers' indexing), at the clean image
     return f"{int(round(t))}" if family == "ddpm" else f"{t:.3f}"
 
 
@@ -44,12 +46,41 @@ def _guidance_line(frame: Frame, symbol: str) -> list[str]:
     return [f"{symbol}̂ = {symbol}_u + γ·({symbol}_c − {symbol}_u)   with γ = {scale:g}   (classifier-free guidance)"]
 
 
+def _denoise_once_lines(algorithm: str, frame: Frame) -> list[str]:
+    """Part A 1.1-1.3: noise a known image to t, then (maybe) denoise it in one go."""
+    alpha_bar = frame.coeffs["alpha_bar_t"]
+    a, b = math.sqrt(alpha_bar), math.sqrt(1 - alpha_bar)
+    lines = [f"x_t = √ᾱ_t·x₀ + √(1 − ᾱ_t)·ε = {_number(a)}·x₀ + {_number(b)}·ε,   ε ~ N(0, I),   t = {int(frame.t)}"]
+    if algorithm == "if-blur":
+        lines.append(f"x̂₀ = G∗x_t,   G: Gaussian, kernel {int(frame.coeffs['blur_kernel'])}, σ = {frame.coeffs['blur_sigma']:g}   (classical denoising)")
+    elif algorithm == "if-one-step":
+        lines += _guidance_line(frame, "ε")
+        lines.append(f"x̂₀ = (x_t − √(1 − ᾱ_t)·ε̂) / √ᾱ_t = (x_t − {_number(b)}·ε̂) / {_number(a)}   (one-step denoising)")
+    return lines
+
+
+def _composition_lines(meta: dict, frame: Frame) -> list[str]:
+    """How a visual anagram or a hybrid image builds the noise estimate the step uses."""
+    algorithm = str(meta.get("algorithm", ""))
+    params = meta.get("params", {})
+    if algorithm.endswith("+anagram"):
+        views = params.get("views", [])
+        terms = " + ".join(f"{name}⁻¹(ε̂({name}(x_t), p{i}))" for i, name in enumerate(views, 1))
+        return [f"ε̂ = ({terms}) / {len(views)}   (visual anagram: each view's estimate mapped back, averaged)"]
+    if algorithm.endswith("+hybrid"):
+        kernel, sigma = params.get("blur_kernel", 33), params.get("blur_sigma", 2.0)
+        return [f"ε̂ = G∗ε̂(x_t, p1) + (ε̂(x_t, p2) − G∗ε̂(x_t, p2)),   G: Gaussian, kernel {kernel}, σ = {sigma:g}   (hybrid image)"]
+    return []
+
+
 def step_equation(meta: dict, frame: Frame) -> list[str]:
     """The update this frame's step applied, with its numbers."""
     coeffs = frame.coeffs
     family = algorithm_family(meta)
     if coeffs.get("final"):
         return ["final sample: no step left", f"x_0 = the image shown (t = {_time(family, frame.t)})"]
+    if str(meta.get("algorithm", "")) in ("if-forward", "if-blur", "if-one-step"):
+        return _denoise_once_lines(str(meta["algorithm"]), frame)
     if family == "ddpm" and "coef_x0" in coeffs:
         alpha_bar_t, alpha_bar_next = coeffs["alpha_bar_t"], coeffs["alpha_bar_next"]
         t, t_next = _time(family, frame.t), _time(family, coeffs["t_next"])
@@ -57,14 +88,21 @@ def step_equation(meta: dict, frame: Frame) -> list[str]:
         clip = []
         if "x0_clip_low" in coeffs:
             clip = [f"x̂₀ ← clip(x̂₀, {coeffs['x0_clip_low']:g}, {coeffs['x0_clip_high']:g})   (kept inside the data range)"]
-        return _guidance_line(frame, "ε") + [
+        if "x0_threshold_s" in coeffs:
+            clip = [f"x̂₀ ← clip(x̂₀, −s, s)/s,   s = the {coeffs['x0_threshold_ratio']:g} quantile of |x̂₀| kept within "
+                    f"[1, {coeffs['x0_threshold_max']:g}] = {coeffs['x0_threshold_s']:.3f}   (dynamic thresholding; the largest s in the batch)"]
+        variance = f"σ² = {_number(sigma**2)}"
+        if "sigma_min" in coeffs:  # IF's learned variance: one sigma per pixel
+            variance = (f"σ learned per pixel between √β̃ and √β: mean {_number(sigma)}, "
+                        f"from {_number(coeffs['sigma_min'])} to {_number(coeffs['sigma_max'])}")
+        return _composition_lines(meta, frame) + _guidance_line(frame, "ε") + [
             f"x̂₀ = (x_t − √(1 − ᾱ_t)·ε̂) / √ᾱ_t = (x_t − {_number(math.sqrt(1 - alpha_bar_t))}·ε̂) / {_number(math.sqrt(alpha_bar_t))}",
         ] + clip + [
             "x_t′ = √ᾱ_t′·β_t/(1 − ᾱ_t)·x̂₀ + √α_t·(1 − ᾱ_t′)/(1 − ᾱ_t)·x_t + σ·z",
             f"     = {_number(coeffs['coef_x0'])}·x̂₀ + {_number(coeffs['coef_xt'])}·x_t + {_number(sigma)}·z",
             f"t = {t} → t′ = {t_next}:   ᾱ_t = {_number(alpha_bar_t)},   ᾱ_t′ = {_number(alpha_bar_next)}",
             f"α_t = ᾱ_t/ᾱ_t′ = {_number(coeffs['alpha_t'])},   β_t = 1 − α_t = {_number(coeffs['beta_t'])},   "
-            f"σ² = {_number(sigma**2)}" + ("   (no noise on the last step)" if sigma == 0 else ""),
+            + variance + ("   (no noise on the last step)" if sigma == 0 else ""),
         ]
     if family == "flow" and "dt" in coeffs:
         t, dt = frame.t, coeffs["dt"]

@@ -23,7 +23,8 @@ from core.checkpoints import load_checkpoint, resolve_checkpoint
 from core.devices import make_generator, resolve_device
 from core.errors import DataError, UserFacingError
 from core.frames import Frame, to_cpu
-from core.mnist_sampling import MNIST_VALUE_RANGE, MnistPredictor, SampleRequest, SamplingRun, start_sampling
+from core.frames import SamplingRun
+from core.mnist_sampling import MNIST_VALUE_RANGE, MnistPredictor, SampleRequest, start_sampling
 from core.objectives import SingleStepObjective
 from core.sampling import SingleStepDenoise
 from core.theory import CLEAN_EXTRA

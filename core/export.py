@@ -139,12 +139,18 @@ def has_integer_timesteps(trajectory: Trajectory) -> bool:
 
 def step_label(trajectory: Trajectory, frame: Frame) -> str:
     t_text = f"{int(frame.t)}" if has_integer_timesteps(trajectory) else f"{frame.t:.3f}"
+    if has_integer_timesteps(trajectory) and frame.t < 0:
+        t_text = "-1 (clean)"  # IF's chain ends past t = 0, at the clean image
     return f"step {frame.index}/{len(trajectory) - 1}   t = {t_text}"
 
 
 def render_panel(trajectory: Trajectory, frame: Frame, name: str, scale: int, font_size: int) -> Image.Image:
     low, high = display_range(name, trajectory.value_range)
-    images = to_uint8(frame.image(name), low, high)
+    try:
+        shown = frame.image(name)
+    except KeyError:  # an extra this frame does not carry (CFG's parts on the final frame): blank
+        shown = torch.zeros_like(frame.x_t)
+    images = to_uint8(shown, low, high)
     grid = tile(images, grid_columns(images.shape[0], trajectory.labels))
     picture = Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
     return _caption(picture, PANEL_TITLES.get(name, name), font_size)

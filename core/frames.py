@@ -109,3 +109,14 @@ class Trajectory:
         for frame in self.frames:
             names.extend(name for name in frame.extras if name not in names)
         return names
+
+
+@dataclass
+class SamplingRun:
+    """A run about to happen: its frames (a generator, drawn one step at a time), its metadata,
+    class labels for class-conditioned runs, and how many frames it will yield."""
+
+    frames: Iterator[Frame]
+    meta: dict
+    labels: Optional[torch.Tensor]
+    num_frames: int

@@ -11,7 +11,7 @@ from core.bundled import DEFAULT_MODEL as DEFAULT_CHECKPOINT
 from core.checkpoints import LoadedCheckpoint
 from core.devices import make_generator
 from core.errors import UserFacingError
-from core.frames import Frame, to_cpu
+from core.frames import Frame, SamplingRun, to_cpu
 from core.mnist_unet import UNet
 from core.objectives import Objective, SingleStepObjective, add_gaussian_noise, one_hot
 from core.sampling import ClassifierFreeGuidance, PlainEstimate, pure_noise, run_sampler
@@ -36,14 +36,6 @@ class MnistPredictor:
         t_in = None if network_time is None else torch.full((x.shape[0], 1), network_time, device=x.device)
         with torch.no_grad():
             return self.model(x, t_in, cond)
-
-
-@dataclass
-class SamplingRun:
-    frames: Iterator[Frame]
-    meta: dict
-    labels: Optional[torch.Tensor]
-    num_frames: int
 
 
 def algorithm_name(objective: Objective, guided: bool) -> str:

@@ -12,7 +12,7 @@ from typing import Callable, Optional, Union
 import torch
 import torch.nn.functional as F
 
-from core.sampling import DDPMStep, EulerFlowStep, SingleStepDenoise, StepRule
+from core.sampling import DDPMStep, EulerFlowStep, SingleStepDenoise, StaticClip, StepRule
 from core.schedules import (
     DEFAULT_BETA_END,
     DEFAULT_BETA_START,
@@ -117,7 +117,7 @@ class DDPMObjective:
         return evenly_spaced_timesteps(self.schedule.T, steps or self.schedule.T)
 
     def step_rule(self, x0_range: Optional[tuple[float, float]] = None) -> StepRule:
-        return DDPMStep(self.schedule, x0_range=x0_range)
+        return DDPMStep(self.schedule, x0_clip=StaticClip(*x0_range) if x0_range else None)
 
     def network_time(self, t: float) -> Optional[float]:
         return float(t) / self.schedule.T

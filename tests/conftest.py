@@ -58,3 +58,27 @@ def tiny_checkpoints(tmp_path: Path) -> dict[str, Path]:
         "class-flow": ("class", "flow"),
     }
     return {name: write_tiny_checkpoint(tmp_path / name, *kind) for name, kind in kinds.items()}
+
+
+@dataclasses.dataclass
+class TinyIF:
+    """Tiny IF-architecture stages saved with save_pretrained, and course-format embeddings."""
+
+    stage1_dir: Path
+    stage2_dir: Path
+    embeddings_file: Path
+    prompts: list
+
+
+@pytest.fixture(scope="session")
+def tiny_if(tmp_path_factory) -> TinyIF:
+    import torch
+
+    from tests.tiny_if import build_tiny_stage, tiny_embeddings
+
+    folder = tmp_path_factory.mktemp("tiny-if")
+    prompts = ["a high quality photo", "an oil painting of an old man", "an oil painting of people around a campfire",
+               "a lithograph of waterfalls", "a lithograph of a skull"]
+    torch.save(tiny_embeddings(prompts), folder / "prompt_embeds_dict.pth")
+    return TinyIF(build_tiny_stage(1, folder / "stage1"), build_tiny_stage(2, folder / "stage2"),
+                  folder / "prompt_embeds_dict.pth", prompts)

@@ -210,3 +210,38 @@ def test_export_mp4_and_inspect(tmp_path, capsys, tiny_checkpoints):
     assert f"{trajectory[1].coeffs['coef_x0']:.4f}·x̂₀" in stdout and "γ = 2" in stdout
     assert "final sample" in stdout
     expect_one_line_error(capsys, ["inspect", run_file, "--step", "9"], "outside 0..6")
+
+
+def test_sample_if_writes_trajectories_that_export_and_inspect(tmp_path, capsys, tiny_if):
+    common = ["--model-dir", tiny_if.stage1_dir, "--embeddings", tiny_if.embeddings_file, "--allow-cpu", "--device", "cpu"]
+    image = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (24, 30, 3), dtype=np.uint8)).save(image)
+    code, stdout, _ = run(capsys, "sample", "if", "--prompt", tiny_if.prompts[1], "--steps", 4, *common, "--out", tmp_path / "s.npz")
+    assert code == 0 and "5 frames" in stdout
+    trajectory = load_trajectory(tmp_path / "s.npz")
+    assert trajectory.value_range == (-1.0, 1.0) and trajectory.meta["algorithm"] == "ddpm+cfg"
+    assert trajectory.meta["prompts"] == [tiny_if.prompts[1]] and "eps_cond" in trajectory.extra_names()
+    code, stdout, _ = run(capsys, "sample", "if", "--task", "sdedit", "--image", image, "--i-start", 1, 3, "--stride", 200,
+                          *common, "--out", tmp_path / "sd.npz")
+    assert code == 0 and "note: image centre-cropped from 30x24" in stdout
+    assert len(load_trajectory(tmp_path / "sd-i1.npz")) == 6 and len(load_trajectory(tmp_path / "sd-i3.npz")) == 4
+    code, stdout, _ = run(capsys, "export", tmp_path / "s.npz", "--gif", tmp_path / "s.gif", "--panel", "x_t,eps_cond")
+    assert code == 0 and Image.open(tmp_path / "s.gif").n_frames == 5
+    code, stdout, _ = run(capsys, "inspect", tmp_path / "s.npz", "--step", 0)
+    assert code == 0 and "dynamic thresholding" in stdout and "σ learned per pixel" in stdout
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--task", "inpaint", "--image", "IMAGE"], "needs a mask"),
+    (["--task", "anagram", "--prompt", "a"], "one --prompt per view"),
+    (["--task", "sdedit"], "starts from an image"),
+    (["--prompt", "a unicorn"], "no embedding for the prompt 'a unicorn'"),
+])
+def test_sample_if_bad_requests_fail_in_one_line(tmp_path, capsys, tiny_if, extra, message):
+    image = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image)
+    extra = [str(image) if item == "IMAGE" else item for item in extra]
+    code, _, stderr = run(capsys, "sample", "if", *extra, "--model-dir", tiny_if.stage1_dir, "--embeddings",
+                          tiny_if.embeddings_file, "--allow-cpu", "--device", "cpu", "--out", tmp_path / "x.npz")
+    assert code == 1 and message in stderr and stderr.count("\n") == 1
+    assert not (tmp_path / "x.npz").exists()

@@ -8,6 +8,7 @@ from core.mnist_sampling import sample_mnist
 from core.sampling import (
     ClassifierFreeGuidance,
     DDPMStep,
+    StaticClip,
     EulerFlowStep,
     PlainEstimate,
     SingleStepDenoise,
@@ -149,7 +150,7 @@ def test_clipping_x0_keeps_the_estimate_in_range_and_feeds_the_update():
     x_t = 3.0 * torch.randn(2, 1, 3, 3, generator=torch.Generator().manual_seed(2))
     eps = torch.zeros_like(x_t)  # x0_hat = x_t / sqrt(abar): far outside [0, 1]
     plain = DDPMStep(schedule)(x_t, 4, 3, eps, torch.Generator().manual_seed(0))
-    clipped = DDPMStep(schedule, x0_range=(0.0, 1.0))(x_t, 4, 3, eps, torch.Generator().manual_seed(0))
+    clipped = DDPMStep(schedule, x0_clip=StaticClip(0.0, 1.0))(x_t, 4, 3, eps, torch.Generator().manual_seed(0))
     torch.testing.assert_close(clipped.x0_hat, plain.x0_hat.clamp(0, 1))
     z = torch.randn(x_t.shape, generator=torch.Generator().manual_seed(0))
     expected = clipped.coeffs["coef_x0"] * plain.x0_hat.clamp(0, 1) + clipped.coeffs["coef_xt"] * x_t + clipped.coeffs["sigma"] * z
