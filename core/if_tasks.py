@@ -20,6 +20,7 @@ Each task is a few lines that pick pieces from core.if_sampling; none has a loop
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -126,11 +127,30 @@ def _check(request: IFRequest) -> None:
         raise UserFacingError(f"--num must be at least 1, got {request.num}")
 
 
+# Loaded stages, kept for the next run: the app runs many experiments on one model, and loading
+# IF-I-XL takes far longer than sampling a few steps. `forget_loaded_stages` frees them.
+_LOADED_STAGES: dict[tuple, IFStage] = {}
+_LOADING = threading.Lock()
+
+
+def loaded_stage(stage: int, size: Optional[str], model_dir: Optional[str], device: str, allow_cpu: bool, offload: bool) -> IFStage:
+    key = (stage, size, str(model_dir) if model_dir else None, device, allow_cpu, offload)
+    with _LOADING:
+        if key not in _LOADED_STAGES:
+            _LOADED_STAGES[key] = load_if_stage(stage, size, model_dir, device, allow_cpu=allow_cpu, offload=offload)
+        return _LOADED_STAGES[key]
+
+
+def forget_loaded_stages() -> None:
+    with _LOADING:
+        _LOADED_STAGES.clear()
+
+
 def prepare(request: IFRequest) -> IFRequest:
     """The request with its model stage and prompt embeddings loaded (once, for all its runs)."""
     _check(request)
-    stage = request.stage or load_if_stage(2 if request.task == "upscale" else 1, request.size, request.model_dir,
-                                           request.device, allow_cpu=request.allow_cpu, offload=request.offload)
+    stage = request.stage or loaded_stage(2 if request.task == "upscale" else 1, request.size, request.model_dir,
+                                          request.device, request.allow_cpu, request.offload)
     table = request.prompt_table
     if request.task not in ("forward", "blur"):  # the only tasks that never run the UNet
         table = prompt_table_for(request, stage)
@@ -183,7 +203,8 @@ def start_if(request: IFRequest) -> SamplingRun:
     size, channels = stage.sample_size, stage.image_channels
     prompts = request.prompt or [NEUTRAL_PROMPT]
     spec = IFRunSpec(request.task, stage, request.seed, prompts, params={"num_samples": request.num})
-    use_cfg = not request.no_cfg and request.task not in WITHOUT_CFG
+    # CFG unless turned off; the course's one-step and iterative denoising go without, unless a γ is given
+    use_cfg = not request.no_cfg and (request.task not in WITHOUT_CFG or request.guidance is not None)
     defaults = STAGE_II_DEFAULTS if stage.stage == 2 else {}
     guidance = request.guidance if request.guidance is not None else defaults.get("guidance", DEFAULT_GUIDANCE)
     if use_cfg:

@@ -16,7 +16,8 @@ EMBED_DIM = 32  # T5-XXL's is 4096; tiny embeddings keep the tests fast
 TOKENS = 77
 
 
-def if_scheduler_config() -> dict:
+def if_scheduler_config(stage: int = 1) -> dict:
+    """IF's DDPMScheduler as diffusers converted it: x0 thresholded at 1.5 in stage I, 1.0 in stage II."""
     return dict(
         num_train_timesteps=1000,
         beta_schedule="squaredcos_cap_v2",
@@ -26,7 +27,7 @@ def if_scheduler_config() -> dict:
         variance_type="learned_range",
         thresholding=True,
         dynamic_thresholding_ratio=0.95,
-        sample_max_value=1.5,
+        sample_max_value=1.5 if stage == 1 else 1.0,
         clip_sample=True,
         clip_sample_range=1.0,
     )
@@ -66,7 +67,7 @@ def build_tiny_stage(stage: int, folder: Path, sample_size: int | None = None, s
 
     torch.manual_seed(seed)
     unet = tiny_unet(stage, sample_size or (16 if stage == 1 else 32))
-    common = dict(unet=unet, scheduler=DDPMScheduler(**if_scheduler_config()), tokenizer=None, text_encoder=None,
+    common = dict(unet=unet, scheduler=DDPMScheduler(**if_scheduler_config(stage)), tokenizer=None, text_encoder=None,
                   safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False)
     if stage == 1:
         pipeline = IFPipeline(**common)

@@ -31,6 +31,7 @@ from core.frames import Trajectory
 from core.session import CANCELLED, DONE, FAILED, LOADED, PLAYBACK, RUNNING, Session
 from core.trajectory_file import load_trajectory, save_trajectory
 from visualizer.export_dialog import ExportDialog, ExportOptions
+from visualizer.if_panel import IFPanel
 from visualizer.panels import FIT, ZOOM_CHOICES
 from visualizer.sample_panel import MODEL_DEFAULT_STEPS, SamplePanel
 from visualizer.timeline import TransportBar
@@ -44,6 +45,7 @@ HIDE_CONTROLS_MS = 2500  # presentation mode hides the controls this long after 
 TRAJECTORY_FILTER = "Trajectories (*.npz)"
 CHECKPOINT_FILTER = "Checkpoints (*.safetensors *.json)"
 STEP_TAB, COMPARE_TAB, TRAIN_TAB = 0, 1, 2
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 PRESENTATION_STYLE = """
 QWidget { background: #000; color: #fff; font-size: 16pt; }
@@ -91,6 +93,7 @@ class MainWindow(QMainWindow):
         self._removed_runs: list = []  # for Undo
 
         self.sample_panel = SamplePanel()
+        self.if_panel = IFPanel()
         self.runs_list = RunsList(self.session)
         self.step_view = StepView(self.session)
         self.compare_view = CompareView(self.session)
@@ -107,6 +110,9 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.transport)
         self.setCentralWidget(central)
         self.sample_dock = self._dock("Sample", self.sample_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.if_dock = self._dock("DeepFloyd IF", self.if_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tabifyDockWidget(self.sample_dock, self.if_dock)
+        self.sample_dock.raise_()
         self.runs_dock = self._dock("Runs", self.runs_list, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(260)
@@ -118,6 +124,8 @@ class MainWindow(QMainWindow):
         self.sample_panel.sweep_requested.connect(self.sweep)
         self.sample_panel.cancel_requested.connect(self.cancel)
         self.sample_panel.open_checkpoint_requested.connect(self.ask_add_checkpoint)
+        self.if_panel.run_requested.connect(self.run_if)
+        self.if_panel.cancel_requested.connect(self.cancel)
         self.train_view.failed.connect(self.show_error)
         self.train_view.checkpoint_saved.connect(self._on_checkpoint_saved)
         self.train_view.compare_epochs_requested.connect(self.compare_epochs)
@@ -176,6 +184,7 @@ class MainWindow(QMainWindow):
         run_menu = menus.addMenu("&Run")
         self._action(run_menu, "&Generate", self.generate, ["Return", "Enter"])
         self._action(run_menu, "&Sweep guidance", self.sweep, ["Ctrl+G"])
+        self._action(run_menu, "&Run DeepFloyd IF", self.run_if, ["Ctrl+R"])
         self._action(run_menu, "&Cancel / leave presentation", self.escape, ["Escape"])
         run_menu.addSeparator()
         self._action(run_menu, "Start &training", self.start_training, ["Ctrl+T"])
@@ -256,6 +265,16 @@ class MainWindow(QMainWindow):
         """One run per guidance scale in the Sample dock, compared side by side."""
         self._sample(self.sample_panel.sweep_requests, compare=True)
 
+    def run_if(self) -> None:
+        """The IF dock's task; an SDEdit strip (several i_start) is compared side by side."""
+        self.if_dock.raise_()
+        try:
+            requests = self.if_panel.requests()
+        except UserFacingError as exc:
+            self.show_error(str(exc))
+            return
+        self._sample(lambda: requests, compare=len(requests) > 1)
+
     def _sample(self, make_requests, compare: bool) -> None:
         """Queue the requests and start the first; runs of a comparison replace the compared set."""
         if self.is_sampling:
@@ -285,6 +304,7 @@ class MainWindow(QMainWindow):
         job.worker.failed.connect(self._on_sampling_failed)
         self._sampling_job = job
         self.sample_panel.set_busy(True)
+        self.if_panel.set_busy(True)
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
         self.statusBar().showMessage("Loading the model…")
@@ -331,6 +351,7 @@ class MainWindow(QMainWindow):
             job.stop()
             job.deleteLater()
         self.sample_panel.set_busy(False)
+        self.if_panel.set_busy(False)
         self.progress.setVisible(False)
 
     # --- experiments and training ----------------------------------------------------------------
@@ -687,9 +708,15 @@ class MainWindow(QMainWindow):
         event.acceptProposedAction()
 
     def open_dropped(self, path: str) -> None:
-        """A trajectory opens as a run; a checkpoint joins the model list."""
-        if Path(path).suffix.lower() in (".safetensors", ".json"):
+        """A trajectory opens as a run; a checkpoint joins the model list; a picture becomes the
+        IF dock's image."""
+        suffix = Path(path).suffix.lower()
+        if suffix in (".safetensors", ".json"):
             self.add_checkpoint(path)
+        elif suffix in IMAGE_SUFFIXES:
+            self.if_panel.image_path.setText(path)
+            self.if_dock.raise_()
+            self.statusBar().showMessage(f"IF image: {Path(path).name} (pick a task in the DeepFloyd IF dock, then Ctrl+R)", 8000)
         else:
             self.open_trajectory(path)
 

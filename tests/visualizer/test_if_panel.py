@@ -1,0 +1,99 @@
+"""The DeepFloyd IF dock on the tiny IF model: runs appear in the viewer, strips in Compare."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from core.trajectory_file import load_trajectory
+from tests.visualizer.conftest import displayed, settle, wait_until_sampled
+from visualizer.panels import render_grid
+
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
+
+
+def configure(window, tiny_if, task: str, **fields):
+    panel = window.if_panel
+    panel.model_folder.setText(str(tiny_if.stage1_dir))
+    panel.stage2_folder.setText(str(tiny_if.stage2_dir))
+    panel.set_embeddings(tiny_if.embeddings_file)
+    panel.device.setCurrentText("cpu")
+    panel.allow_cpu.setChecked(True)
+    panel.task.setCurrentIndex(panel.task.findData(task))
+    panel.stride.setValue(fields.pop("stride", 200))
+    for name, value in fields.items():
+        widget = getattr(panel, name)
+        if hasattr(widget, "setText"):
+            widget.setText(str(value))
+        else:
+            widget.setCurrentText(str(value))
+    return panel
+
+
+def test_the_status_says_what_real_if_needs(window):
+    text = window.if_panel.status.text()
+    assert "DeepFloyd/IF-I-XL-v1.0" in text and "GB of disk" in text and "hf auth login" in text
+    if not torch.cuda.is_available():
+        assert "no CUDA GPU" in text
+    window.if_panel.model_size.setCurrentIndex(window.if_panel.model_size.findData("M"))
+    assert "DeepFloyd/IF-I-M-v1.0" in window.if_panel.status.text()
+
+
+def test_a_sample_run_steps_in_the_viewer(qtbot, window, tiny_if, tmp_path):
+    panel = configure(window, tiny_if, "sample", prompt=tiny_if.prompts[1])
+    assert panel.prompt.count() == len(tiny_if.prompts)  # the file's prompts are offered
+    assert "folder stage1 (16 px" in panel.status.text()
+    qtbot.keyClick(window, "r", modifier=qtbot_control())
+    wait_until_sampled(qtbot, window)
+    settle(qtbot)
+    run = window.session.active
+    assert run is not None and run.produced == 7  # 990, 790, 590, 390, 190, 0 and the clean end
+    assert "IF stage I" in run.name
+    window.session.last()
+    settle(qtbot)
+    final = run.trajectory.frames[-1]
+    expected = render_grid(final.x_t, "x_t", (-1.0, 1.0), None)
+    assert expected.shape[-1] == 3  # an RGB picture, not a greyscale digit
+    assert np.array_equal(displayed(window, "x_t"), expected)
+    assert "final sample" in window.step_view.equation.text
+    window.session.first()
+    settle(qtbot)
+    assert "dynamic thresholding" in window.step_view.equation.text
+    assert window.save_trajectory_to(tmp_path / "if.npz")
+    assert load_trajectory(tmp_path / "if.npz").meta["prompts"] == [tiny_if.prompts[1]]
+
+
+def test_an_sdedit_strip_is_compared_side_by_side(qtbot, window, tiny_if, tmp_path):
+    image = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(image)
+    configure(window, tiny_if, "sdedit", image_path=image, i_start="1, 3")
+    window.run_if()
+    qtbot.waitUntil(lambda: len(window.session.compared_ids) == 2 and not window.is_sampling, timeout=120_000)
+    lengths = sorted(window.session.run(run_id).produced for run_id in window.session.compared_ids)
+    assert lengths == [4, 6]  # 7 timesteps from i_start 3 and 1
+    assert window.tabs.currentIndex() == 1
+
+
+def test_a_missing_mask_is_a_one_line_error_and_nothing_runs(qtbot, window, tiny_if, tmp_path):
+    image = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image)
+    configure(window, tiny_if, "inpaint", image_path=image)
+    window.run_if()
+    qtbot.waitUntil(lambda: window.last_error is not None, timeout=120_000)
+    assert "needs a mask" in window.last_error and "\n" not in window.last_error
+    assert not window.is_sampling
+
+
+def test_dropping_a_picture_makes_it_the_if_image(window, tmp_path):
+    image = tmp_path / "campanile.jpg"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    window.open_dropped(str(image))
+    assert window.if_panel.image_path.text() == str(image)
+
+
+def qtbot_control():
+    from PySide6.QtCore import Qt
+
+    return Qt.KeyboardModifier.ControlModifier

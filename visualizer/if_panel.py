@@ -1,0 +1,336 @@
+"""The DeepFloyd IF dock: model status, prompt, image, mask and settings, then Run (Ctrl+R).
+
+A view over `core.if_tasks.IFRequest`: every field maps to one of its fields (and to one of
+`diffusion-stepper sample if`'s flags). The run itself goes through the main window's sampling
+worker, so its frames appear in the Step view as they are produced.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import torch
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.errors import UserFacingError
+from core.if_embeddings import PromptEmbeddings
+from core.if_models import REQUIREMENTS, STAGE_I_SIZES, stage_source
+from core.if_sampling import DEFAULT_GUIDANCE, DEFAULT_STRIDE, VIEW_NAMES
+from core.if_tasks import DEFAULT_I_START, IFRequest, NEUTRAL_PROMPT
+from core.parsing import parse_int_list
+
+TASK_LABELS = {
+    "sample": "Sample from noise (CFG)",
+    "forward": "Forward process (1.1)",
+    "blur": "Gaussian-blur denoising (1.2)",
+    "one-step": "One-step denoising (1.3)",
+    "iterative": "Iterative denoising (1.4)",
+    "sdedit": "SDEdit strip (1.7)",
+    "inpaint": "Inpainting (1.7.2)",
+    "text-i2i": "Text-conditioned image-to-image (1.7.3)",
+    "anagram": "Visual anagram (1.8)",
+    "hybrid": "Hybrid image (1.9)",
+    "upscale": "Upscale with stage II",
+}
+NEEDS_IMAGE = {"forward", "blur", "one-step", "iterative", "sdedit", "inpaint", "text-i2i", "upscale"}
+HUB = "hub"  # the model source choice "download from the hub" (a size), rather than a folder
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff);;Stage I runs (*.npz);;All files (*)"
+
+
+def folder_summary(folder: str) -> str:
+    """"16 px, 0.2 M parameters" for a stage folder, from its UNet config alone (nothing loaded)."""
+    config_path = Path(folder) / "unet" / "config.json"
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError):
+        return "not an IF stage folder (no unet/config.json)"
+    return f"{config.get('sample_size', '?')} px, {config.get('in_channels', '?')} input channels"
+
+
+class IFPanel(QWidget):
+    run_requested = Signal()
+    cancel_requested = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._embeddings: Optional[PromptEmbeddings] = None
+
+        self.model_size = QComboBox()
+        for size, hub_id in STAGE_I_SIZES.items():
+            self.model_size.addItem(f"{hub_id} (hub)", size)
+        self.model_size.setToolTip("Stage I from the Hugging Face hub (needs the license accepted and `hf auth login`)")
+        self.model_folder = QLineEdit()
+        self.model_folder.setPlaceholderText("or a local stage I folder…")
+        self.stage2_folder = QLineEdit()
+        self.stage2_folder.setPlaceholderText("hub: DeepFloyd/IF-II-L-v1.0, or a local folder…")
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.status.setObjectName("ifStatus")
+
+        self.embeddings_path = QLineEdit()
+        self.embeddings_path.setPlaceholderText("prompt_embeds_dict.pth (the course's file)")
+        self.embeddings_path.editingFinished.connect(self._load_embeddings)
+        self.use_t5 = QCheckBox("encode new prompts with T5 (about 9.5 GB)")
+        self.prompt = QComboBox()
+        self.prompt.setEditable(True)
+        self.prompt.setCurrentText(NEUTRAL_PROMPT)
+        self.prompt2 = QComboBox()
+        self.prompt2.setEditable(True)
+        self.prompt2.setToolTip("Anagram: the prompt of the second view; hybrid: the high frequencies")
+
+        self.task = QComboBox()
+        for key, label in TASK_LABELS.items():
+            self.task.addItem(label, key)
+        self.image_path = QLineEdit()
+        self.image_path.setPlaceholderText("an image (drop one on the window)")
+        self.mask_path = QLineEdit()
+        self.mask_path.setPlaceholderText("black and white; white = new content")
+        self.i_start = QLineEdit(", ".join(str(i) for i in DEFAULT_I_START["sdedit"]))
+        self.i_start.setToolTip("Start at these indices of the timesteps; several give one run each, side by side")
+        self.views = QLineEdit("identity, flip")
+        self.views.setToolTip(f"One view per prompt: {', '.join(VIEW_NAMES)}")
+        self.timesteps = QLineEdit("250, 500, 750")
+
+        self.stride = QSpinBox()
+        self.stride.setRange(1, 999)
+        self.stride.setValue(DEFAULT_STRIDE)
+        self.stride.setToolTip("The course's strided timesteps 990, 990 − K, …, 0")
+        self.guidance = QDoubleSpinBox()
+        self.guidance.setRange(0.0, 50.0)
+        self.guidance.setSingleStep(0.5)
+        self.guidance.setValue(DEFAULT_GUIDANCE)
+        self.use_cfg = QCheckBox("classifier-free guidance")
+        self.use_cfg.setChecked(True)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.x0_clip = QComboBox()
+        self.x0_clip.addItem("dynamic thresholding (IF)", "dynamic")
+        self.x0_clip.addItem("none (the course's formula)", "none")
+        self.device = QComboBox()
+        self.device.addItems(["auto", "cpu", "cuda"])
+        self.allow_cpu = QCheckBox("allow the CPU (slow for real IF)")
+
+        form = QFormLayout()
+        model_row = QVBoxLayout()
+        model_row.addWidget(self.model_size)
+        model_row.addLayout(self._with_button(self.model_folder, "Folder…", self.ask_model_folder))
+        form.addRow("Stage I", model_row)
+        form.addRow("Stage II", self._with_button(self.stage2_folder, "Folder…", self.ask_stage2_folder))
+        form.addRow(self.status)
+        form.addRow("Embeddings", self._with_button(self.embeddings_path, "Open…", self.ask_embeddings))
+        form.addRow("", self.use_t5)
+        form.addRow("Task", self.task)
+        form.addRow("Prompt", self.prompt)
+        form.addRow("Prompt 2", self.prompt2)
+        form.addRow("Image", self._with_button(self.image_path, "Open…", self.ask_image))
+        form.addRow("Mask", self._with_button(self.mask_path, "Open…", self.ask_mask))
+        form.addRow("i_start", self.i_start)
+        form.addRow("Views", self.views)
+        form.addRow("t", self.timesteps)
+        form.addRow("Stride", self.stride)
+        form.addRow("Guidance γ", self.guidance)
+        form.addRow("", self.use_cfg)
+        form.addRow("x̂₀", self.x0_clip)
+        form.addRow("Seed", self.seed)
+        form.addRow("Device", self.device)
+        form.addRow("", self.allow_cpu)
+        self.form = form
+
+        self.run_button = QPushButton("Run IF  (Ctrl+R)")
+        self.run_button.clicked.connect(self.run_requested)
+        self.cancel_button = QPushButton("Cancel  (Esc)")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addStretch(1)
+
+        self.task.currentIndexChanged.connect(self._update_fields)
+        self.model_size.currentIndexChanged.connect(self.update_status)
+        self.model_folder.textChanged.connect(self.update_status)
+        self.device.currentIndexChanged.connect(self.update_status)
+        self._update_fields()
+        self.update_status()
+
+    @staticmethod
+    def _with_button(field: QLineEdit, text: str, slot) -> QHBoxLayout:
+        row = QHBoxLayout()
+        row.addWidget(field, 1)
+        button = QPushButton(text)
+        button.clicked.connect(slot)
+        row.addWidget(button)
+        return row
+
+    # --- files ----------------------------------------------------------------------------------
+
+    def ask_model_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Stage I folder (diffusers layout: unet/, scheduler/)")
+        if folder:
+            self.model_folder.setText(folder)
+
+    def ask_stage2_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Stage II folder (diffusers layout)")
+        if folder:
+            self.stage2_folder.setText(folder)
+
+    def ask_embeddings(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Prompt embeddings", "", "Embeddings (*.pth *.pt);;All files (*)")
+        if path:
+            self.set_embeddings(path)
+
+    def ask_image(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Image", "", IMAGE_FILTER)
+        if path:
+            self.image_path.setText(path)
+
+    def ask_mask(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Mask", "", IMAGE_FILTER)
+        if path:
+            self.mask_path.setText(path)
+
+    def set_embeddings(self, path: str | Path) -> None:
+        """Read the embeddings file now, so its prompts can be offered; errors surface at Run."""
+        self.embeddings_path.setText(str(path))
+        self._load_embeddings()
+
+    def _load_embeddings(self) -> None:
+        path = self.embeddings_path.text().strip()
+        self._embeddings = None
+        if not path:
+            return
+        try:
+            self._embeddings = PromptEmbeddings.from_file(path)
+        except UserFacingError as error:
+            self.status.setText(str(error))
+            return
+        for box in (self.prompt, self.prompt2):
+            typed = box.currentText()
+            box.clear()
+            box.addItems(self._embeddings.prompts)
+            box.setCurrentText(typed if typed in self._embeddings.prompts or not self._embeddings.prompts
+                               else self._embeddings.prompts[0 if box is self.prompt else min(1, len(self._embeddings.prompts) - 1)])
+        self.update_status()
+
+    # --- what the panel shows -------------------------------------------------------------------
+
+    @property
+    def task_key(self) -> str:
+        return self.task.currentData()
+
+    def _update_fields(self) -> None:
+        task = self.task_key
+        rows = {
+            self.prompt2: task in ("anagram", "hybrid"),
+            self.image_path: task in NEEDS_IMAGE,
+            self.mask_path: task == "inpaint",
+            self.i_start: task in ("iterative", "sdedit", "text-i2i"),
+            self.views: task == "anagram",
+            self.timesteps: task in ("forward", "blur", "one-step"),
+            self.stride: task not in ("forward", "blur", "one-step"),
+            self.guidance: task not in ("forward", "blur"),
+            self.use_cfg: task not in ("forward", "blur"),
+            self.x0_clip: task not in ("forward", "blur", "one-step"),
+        }
+        for widget, visible in rows.items():
+            self.form.setRowVisible(self._row_of(widget), visible)
+        if task in DEFAULT_I_START:
+            self.i_start.setText(", ".join(str(i) for i in DEFAULT_I_START[task]))
+        self.use_cfg.setChecked(task not in ("one-step", "iterative"))
+
+    def _row_of(self, widget: QWidget) -> int:
+        """The form row holding `widget`, directly or inside a field-and-button row."""
+        for row in range(self.form.rowCount()):
+            item = self.form.itemAt(row, QFormLayout.ItemRole.FieldRole)
+            if item is not None and (item.widget() is widget or (item.layout() is not None and item.layout().indexOf(widget) >= 0)):
+                return row
+        raise LookupError(f"{widget} is not in the IF form")
+
+    def update_status(self) -> None:
+        """Which stage weights the run will use, what they need, and what this machine has."""
+        folder = self.model_folder.text().strip()
+        if folder:
+            stage_one = f"Stage I: folder {Path(folder).name} ({folder_summary(folder)})"
+        else:
+            source = stage_source(1, self.model_size.currentData())
+            need = REQUIREMENTS[source].describe()
+            stage_one = f"Stage I: {source} from the hub or its cache ({need}; accept the license on its model card, then `hf auth login`)"
+        if torch.cuda.is_available():
+            free, total = torch.cuda.mem_get_info()
+            machine = f"GPU: {torch.cuda.get_device_name(0)}, {(total - free) / 2**30:.1f} of {total / 2**30:.0f} GB in use"
+        else:
+            machine = "no CUDA GPU here: IF runs only with “allow the CPU”, slowly; saved IF runs open fine (File ▸ Open)"
+        prompts = f"{len(self._embeddings.prompts)} prompts in the embeddings" if self._embeddings else "no embeddings file yet"
+        self.status.setText(f"{stage_one}\n{machine}\n{prompts}")
+
+    # --- requests -------------------------------------------------------------------------------
+
+    def requests(self) -> list[IFRequest]:
+        """The settings as core requests: one per i_start for an SDEdit strip."""
+        task = self.task_key
+        prompts = [self.prompt.currentText().strip()]
+        if task in ("anagram", "hybrid"):
+            prompts.append(self.prompt2.currentText().strip())
+        if not self.embeddings_path.text().strip() and not self.use_t5.isChecked():
+            raise UserFacingError("IF needs prompt embeddings: open the course's prompt_embeds_dict.pth (Embeddings ▸ Open…) or tick T5")
+        request = IFRequest(
+            task=task,
+            prompt=prompts,
+            seed=self.seed.value(),
+            guidance=self.guidance.value() if self.use_cfg.isChecked() else None,
+            no_cfg=not self.use_cfg.isChecked(),
+            x0_clip=self.x0_clip.currentData(),
+            device=self.device.currentText(),
+            allow_cpu=self.allow_cpu.isChecked(),
+            embeddings=self.embeddings_path.text().strip() or None,
+            t5=self.use_t5.isChecked(),
+            prompt_table=self._embeddings if not self.use_t5.isChecked() else None,
+        )
+        if task == "upscale":
+            request.model_dir = self.stage2_folder.text().strip() or None
+            request.steps = None  # stage II's own default (50 steps)
+        else:
+            request.model_dir = self.model_folder.text().strip() or None
+            request.size = None if request.model_dir else self.model_size.currentData()
+            if task not in ("forward", "blur", "one-step"):
+                request.stride = self.stride.value()
+        if task in NEEDS_IMAGE:
+            request.image = self.image_path.text().strip() or None
+        if task == "inpaint":
+            request.mask = self.mask_path.text().strip() or None
+        try:
+            if task in ("iterative", "sdedit", "text-i2i"):
+                request.i_start = parse_int_list(self.i_start.text())
+            if task in ("forward", "blur", "one-step"):
+                request.t = parse_int_list(self.timesteps.text())
+        except ValueError as error:
+            raise UserFacingError(f"{'i_start' if task not in ('forward', 'blur', 'one-step') else 't'}: {error}") from None
+        if task == "anagram":
+            request.views = [view.strip() for view in self.views.text().split(",") if view.strip()]
+            unknown = [view for view in request.views if view not in VIEW_NAMES]
+            if unknown:
+                raise UserFacingError(f"unknown view {unknown[0]!r}; choose from {', '.join(VIEW_NAMES)}")
+        return request.expand()
+
+    def set_busy(self, busy: bool) -> None:
+        self.cancel_button.setEnabled(busy)
+        self.run_button.setEnabled(not busy)
