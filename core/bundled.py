@@ -21,6 +21,11 @@ def models_dir() -> Path:
     return Path(str(resources.files("resources"))) / "models"
 
 
+def sample_image(name: str = "tower.png") -> Path:
+    """A bundled picture for part A's image tasks (see resources/images/README.md)."""
+    return Path(str(resources.files("resources"))) / "images" / name
+
+
 def test_digits_path() -> Path:
     """The first MNIST test image of each digit 0-9 (see resources/data/README.md)."""
     return Path(str(resources.files("resources"))) / "data" / "mnist-test-first-of-each-digit.safetensors"

@@ -35,6 +35,8 @@ def frame_caption(meta: dict, frame: Frame, num_frames: int) -> str:
         alpha_bar = frame.coeffs.get("alpha_bar_t", 1.0 if frame.t <= 0 else None)
         if alpha_bar is not None:
             parts.append(f"ᾱ_t = {_number(alpha_bar)}")
+    if "psnr_db" in frame.coeffs:
+        parts.append(f"PSNR {frame.coeffs['psnr_db']:.1f} dB")
     return " · ".join(parts)
 
 
@@ -74,7 +76,14 @@ def _composition_lines(meta: dict, frame: Frame) -> list[str]:
 
 
 def step_equation(meta: dict, frame: Frame) -> list[str]:
-    """The update this frame's step applied, with its numbers."""
+    """The update this frame's step applied, with its numbers (and how close x̂₀ is to a known original)."""
+    lines = _step_lines(meta, frame)
+    if "psnr_db" in frame.coeffs:
+        lines.append(f"PSNR(x̂₀, original) = {frame.coeffs['psnr_db']:.2f} dB")
+    return lines
+
+
+def _step_lines(meta: dict, frame: Frame) -> list[str]:
     coeffs = frame.coeffs
     family = algorithm_family(meta)
     if coeffs.get("final"):

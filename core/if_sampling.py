@@ -333,6 +333,21 @@ class IFRunSpec:
         }
 
 
+def psnr(estimate: torch.Tensor, reference: torch.Tensor, value_range: Sequence[float] = IF_VALUE_RANGE) -> float:
+    """Peak signal-to-noise ratio in dB: 10 log10(peak^2 / MSE), the peak being the range's width."""
+    peak = float(value_range[1]) - float(value_range[0])
+    error = float(((estimate.float().clamp(*value_range) - reference.float()) ** 2).mean())
+    return math.inf if error == 0 else 10.0 * math.log10(peak * peak / error)
+
+
+def with_psnr(frames: Iterator[Frame], clean: torch.Tensor) -> Iterator[Frame]:
+    """Record how close each step's clean estimate is to the original image (the denoising tasks)."""
+    reference = to_cpu(clean)
+    for frame in frames:
+        frame.coeffs["psnr_db"] = psnr(frame.x0_hat, reference)
+        yield frame
+
+
 def with_extras(frames: Iterator[Frame], extras: dict[str, torch.Tensor]) -> Iterator[Frame]:
     """Add the same named images (the mask, the original) to every frame."""
     fixed = {name: to_cpu(image) for name, image in extras.items()}

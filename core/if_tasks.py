@@ -51,6 +51,7 @@ from core.if_sampling import (
     one_step_frames,
     schedule_of,
     text_estimate,
+    with_psnr,
 )
 from core.sampling import pure_noise
 from core.theory import CLEAN_EXTRA
@@ -242,6 +243,8 @@ def start_if(request: IFRequest) -> SamplingRun:
         else:
             frames = one_step_frames(image, schedule, ts, estimate_for(prompts[0]), generator, channels,
                                      blur=(request.blur_kernel or 5, request.blur_sigma))
+        if task != "forward":
+            frames = with_psnr(frames, image)
         return SamplingRun(frames, spec.meta(f"if-{task}"), None, len(ts))
 
     timesteps = chain_timesteps(stage, steps=steps, stride=request.stride)
@@ -253,8 +256,10 @@ def start_if(request: IFRequest) -> SamplingRun:
         spec.params["i_start"] = i_start
         chain = timesteps[i_start:]
         x_start = forward_at(image, if_schedule(stage), chain[0], generator)[0]
-        return denoising_run(spec, x_start, chain, estimate_for(prompts[0]), generator, request.x0_clip, algorithm,
-                             extras={CLEAN_EXTRA: image})
+        run = denoising_run(spec, x_start, chain, estimate_for(prompts[0]), generator, request.x0_clip, algorithm,
+                            extras={CLEAN_EXTRA: image})
+        run.frames = with_psnr(run.frames, image)
+        return run
     if task == "inpaint":
         from core.images import load_mask
 

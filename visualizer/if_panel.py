@@ -7,6 +7,7 @@ worker, so its frames appear in the Step view as they are produced.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Optional
@@ -28,12 +29,25 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.bundled import sample_image
 from core.errors import UserFacingError
 from core.if_embeddings import PromptEmbeddings
 from core.if_models import REQUIREMENTS, STAGE_I_SIZES, stage_source
 from core.if_sampling import DEFAULT_GUIDANCE, DEFAULT_STRIDE, VIEW_NAMES
 from core.if_tasks import DEFAULT_I_START, IFRequest, NEUTRAL_PROMPT
 from core.parsing import parse_int_list
+
+# One-click part A experiments: key -> (menu title, compared side by side).
+PART_A_EXPERIMENTS = {
+    "forward": ("Forward process at t = 250, 500, 750", False),
+    "denoisers": ("Blur vs one-step vs iterative denoising (PSNR)", True),
+    "cfg": ("Sampling without and with CFG", True),
+    "sdedit": ("SDEdit strip, i_start = 1, 3, 5, 7, 10, 20", True),
+    "inpaint": ("Inpainting with the mask", False),
+    "text-i2i": ("Text-conditional image-to-image", True),
+    "anagram": ("Visual anagram", False),
+    "hybrid": ("Hybrid image", False),
+}
 
 TASK_LABELS = {
     "sample": "Sample from noise (CFG)",
@@ -97,9 +111,10 @@ class IFPanel(QWidget):
         self.task = QComboBox()
         for key, label in TASK_LABELS.items():
             self.task.addItem(label, key)
-        self.image_path = QLineEdit()
+        self.image_path = QLineEdit(str(sample_image("tower.png")))
         self.image_path.setPlaceholderText("an image (drop one on the window)")
-        self.mask_path = QLineEdit()
+        self.image_path.setToolTip("Any picture (drop one on the window); bundled ones are in resources/images")
+        self.mask_path = QLineEdit(str(sample_image("tower-mask.png")))
         self.mask_path.setPlaceholderText("black and white; white = new content")
         self.i_start = QLineEdit(", ".join(str(i) for i in DEFAULT_I_START["sdedit"]))
         self.i_start.setToolTip("Start at these indices of the timesteps; several give one run each, side by side")
@@ -199,12 +214,12 @@ class IFPanel(QWidget):
             self.set_embeddings(path)
 
     def ask_image(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Image", "", IMAGE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Image", str(sample_image().parent), IMAGE_FILTER)
         if path:
             self.image_path.setText(path)
 
     def ask_mask(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Mask", "", IMAGE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Mask", str(sample_image().parent), IMAGE_FILTER)
         if path:
             self.mask_path.setText(path)
 
@@ -284,9 +299,10 @@ class IFPanel(QWidget):
 
     # --- requests -------------------------------------------------------------------------------
 
-    def requests(self) -> list[IFRequest]:
-        """The settings as core requests: one per i_start for an SDEdit strip."""
-        task = self.task_key
+    def requests(self, task: Optional[str] = None) -> list[IFRequest]:
+        """The settings as core requests for `task` (default: the chosen one): one per i_start
+        for an SDEdit strip."""
+        task = task or self.task_key
         prompts = [self.prompt.currentText().strip()]
         if task in ("anagram", "hybrid"):
             prompts.append(self.prompt2.currentText().strip())
@@ -330,6 +346,29 @@ class IFPanel(QWidget):
             if unknown:
                 raise UserFacingError(f"unknown view {unknown[0]!r}; choose from {', '.join(VIEW_NAMES)}")
         return request.expand()
+
+    def experiment_requests(self, key: str) -> list[IFRequest]:
+        """The runs of one part A experiment (PART_A_EXPERIMENTS), from the dock's model,
+        embeddings, image and seed."""
+        if key == "denoisers":  # 1.2-1.4 at the same noise level: t = 690 is i_start 10 of stride 30
+            blur, one_step = self.requests("blur")[0], self.requests("one-step")[0]
+            blur.t = one_step.t = [690]
+            iterative = self.requests("iterative")[0]
+            iterative.stride, iterative.i_start = DEFAULT_STRIDE, [10]
+            return [blur, one_step, iterative]
+        if key == "cfg":  # 1.5 against 1.6: the same seed, without and with guidance
+            without = self.requests("sample")[0]
+            without.no_cfg, without.guidance = True, None
+            with_cfg = self.requests("sample")[0]
+            with_cfg.no_cfg, with_cfg.guidance = False, self.guidance.value() or DEFAULT_GUIDANCE
+            return [without, with_cfg]
+        if key == "forward":
+            request = self.requests("forward")[0]
+            request.t = [250, 500, 750]
+            return [request]
+        if key == "sdedit":
+            return dataclasses.replace(self.requests("sdedit")[0], i_start=None).expand()  # the course's strip
+        return self.requests(key)
 
     def set_busy(self, busy: bool) -> None:
         self.cancel_button.setEnabled(busy)

@@ -31,7 +31,7 @@ from core.frames import Trajectory
 from core.session import CANCELLED, DONE, FAILED, LOADED, PLAYBACK, RUNNING, Session
 from core.trajectory_file import load_trajectory, save_trajectory
 from visualizer.export_dialog import ExportDialog, ExportOptions
-from visualizer.if_panel import IFPanel
+from visualizer.if_panel import PART_A_EXPERIMENTS, IFPanel
 from visualizer.panels import FIT, ZOOM_CHOICES
 from visualizer.sample_panel import MODEL_DEFAULT_STEPS, SamplePanel
 from visualizer.timeline import TransportBar
@@ -198,6 +198,11 @@ class MainWindow(QMainWindow):
             else:
                 self._action(experiments_menu, experiment.title, partial(self.run_experiment, experiment.key), [f"Alt+{number}"])
 
+        experiments_menu.addSeparator()
+        part_a = experiments_menu.addMenu("Part &A: DeepFloyd IF (the IF dock's model and image)")
+        for number, (key, (title, _)) in enumerate(PART_A_EXPERIMENTS.items(), 1):
+            self._action(part_a, title, partial(self.run_if_experiment, key), [f"Alt+Shift+{number}"])
+
         play_menu = menus.addMenu("&Playback")
         session = self.session
         self._action(play_menu, "&Play / pause", session.toggle_playing, ["Space"])
@@ -274,6 +279,16 @@ class MainWindow(QMainWindow):
             self.show_error(str(exc))
             return
         self._sample(lambda: requests, compare=len(requests) > 1)
+
+    def run_if_experiment(self, key: str) -> None:
+        """A part A experiment in one click, with the IF dock's model, embeddings, image and seed."""
+        self.if_dock.raise_()
+        try:
+            requests = self.if_panel.experiment_requests(key)
+        except UserFacingError as exc:
+            self.show_error(str(exc))
+            return
+        self._sample(lambda: requests, compare=PART_A_EXPERIMENTS[key][1] and len(requests) > 1)
 
     def _sample(self, make_requests, compare: bool) -> None:
         """Queue the requests and start the first; runs of a comparison replace the compared set."""

@@ -389,3 +389,17 @@ def test_t5_encodes_prompts_as_ifpipeline_does(tmp_path, tiny_if):
         torch.testing.assert_close(ours, expected)
     with pytest.raises(UserFacingError, match="could not load IF|not on this disk"):
         t5_encoder(str(tmp_path / "missing"), "cpu")
+
+
+def test_denoising_runs_report_psnr_against_the_original(stage1, table, photo, tmp_path):
+    from core.equations import step_equation
+
+    path = save_png(photo, tmp_path / "photo.png")
+    run, frames = frames_of(request(stage1, table, task="iterative", image=str(path), stride=200, i_start=[2]))
+    original = frames[0].extras[CLEAN_EXTRA]
+    for frame in frames:
+        mse = float(((frame.x0_hat.clamp(-1, 1) - original) ** 2).mean())
+        assert frame.coeffs["psnr_db"] == pytest.approx(10 * math.log10(4.0 / mse))
+    assert f"PSNR(x̂₀, original) = {frames[-1].coeffs['psnr_db']:.2f} dB" in step_equation(run.meta, frames[-1])
+    _, forward = frames_of(request(stage1, table, task="forward", image=str(path)))
+    assert "psnr_db" not in forward[0].coeffs  # x̂₀ is the original itself there

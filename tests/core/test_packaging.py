@@ -32,6 +32,7 @@ def test_pyproject_ships_the_resources_and_the_script():
     assert project["project"]["requires-python"] == ">=3.10"
     assert project["project"]["scripts"]["diffusion-stepper"] == "visualizer.launcher:main"
     packages = project["tool"]["setuptools"]["packages"]
-    assert {"core", "visualizer", "resources", "resources.models", "resources.data"} <= set(packages)
+    assert {"core", "visualizer", "resources", "resources.models", "resources.data", "resources.images"} <= set(packages)
     for package in ("resources.models", "resources.data"):
         assert "*.safetensors" in project["tool"]["setuptools"]["package-data"][package]
+    assert "*.png" in project["tool"]["setuptools"]["package-data"]["resources.images"]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from PySide6.QtWidgets import QLabel
 
 from core.trajectory_file import load_trajectory
 from tests.visualizer.conftest import displayed, settle, wait_until_sampled
@@ -79,7 +80,7 @@ def test_an_sdedit_strip_is_compared_side_by_side(qtbot, window, tiny_if, tmp_pa
 def test_a_missing_mask_is_a_one_line_error_and_nothing_runs(qtbot, window, tiny_if, tmp_path):
     image = tmp_path / "photo.png"
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image)
-    configure(window, tiny_if, "inpaint", image_path=image)
+    configure(window, tiny_if, "inpaint", image_path=image, mask_path="")
     window.run_if()
     qtbot.waitUntil(lambda: window.last_error is not None, timeout=120_000)
     assert "needs a mask" in window.last_error and "\n" not in window.last_error
@@ -97,3 +98,35 @@ def qtbot_control():
     from PySide6.QtCore import Qt
 
     return Qt.KeyboardModifier.ControlModifier
+
+
+def test_the_denoisers_experiment_compares_three_runs_with_psnr(qtbot, window, tiny_if, tmp_path):
+    from visualizer.views import run_caption
+
+    image = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(image)
+    configure(window, tiny_if, "sample", image_path=image)
+    window.run_if_experiment("denoisers")
+    qtbot.waitUntil(lambda: len(window.session.compared_ids) == 3 and not window.is_sampling and not window._queue,
+                    timeout=120_000)
+    runs = [window.session.run(run_id) for run_id in window.session.compared_ids]
+    assert [run.trajectory.meta["params"]["task"] for run in runs] == ["blur", "one-step", "iterative"]
+    assert all(run.trajectory.frames[0].t == 690 for run in runs)
+    window.session.last()
+    settle(qtbot)
+    captions = [run_caption(window.session, run) for run in runs]
+    assert all(" dB" in caption and "PSNR" in caption for caption in captions), captions
+    compare_text = " ".join(label.text() for label in window.compare_view.findChildren(QLabel))
+    assert sum("PSNR" in caption and caption in compare_text for caption in captions) == 3
+
+
+def test_the_bundled_tower_and_its_mask_inpaint_out_of_the_box(qtbot, window, tiny_if):
+    panel = configure(window, tiny_if, "inpaint")
+    assert panel.image_path.text().endswith("tower.png") and panel.mask_path.text().endswith("tower-mask.png")
+    window.run_if()
+    wait_until_sampled(qtbot, window)
+    run = window.session.active
+    assert run.state == "done", run.error
+    final = run.trajectory.frames[-1]
+    keep = final.extras["mask"] == 0
+    assert torch.equal(final.x_t[keep], final.extras["x0"][keep])  # outside the mask: the tower itself
