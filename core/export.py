@@ -21,6 +21,16 @@ from core.frames import NOISE_FIELDS, Frame, Trajectory
 
 NOISE_DISPLAY_RANGE = (-3.0, 3.0)  # eps ~ N(0, 1) and v = x1 - x0 fit here but for rare tails
 PANEL_TITLES = {"x_t": "x_t", "x0_hat": "x0 estimate", "eps_hat": "noise estimate", "v_hat": "velocity estimate"}
+# The extra images algorithms attach to frames (core.sampling, core.if_sampling), by name.
+EXTRA_TITLES = {
+    "eps_cond": "ε_c conditional", "eps_uncond": "ε_u unconditional", "v_cond": "v_c conditional",
+    "v_uncond": "v_u unconditional", "eps_low": "lowpass part (prompt 1)", "eps_high": "highpass part (prompt 2)",
+    "x0": "original", "mask": "mask (white: new)", "low_res": "stage I input, upscaled", "blurred": "Gaussian blur",
+    "noise": "the noise added", "eps_view1": "view 1 ε̂", "eps_view2": "view 2 ε̂", "eps_view3": "view 3 ε̂",
+    "eps_view4": "view 4 ε̂", "x0_view1": "view 1 x̂₀", "x0_view2": "view 2 x̂₀", "x0_view3": "view 3 x̂₀",
+    "x0_view4": "view 4 x̂₀",
+}
+PANEL_TITLES.update(EXTRA_TITLES)
 SIDE_BY_SIDE = "side-by-side"
 PANEL_CHOICES = ("x_t", "x0_hat", "eps_hat", "v_hat", SIDE_BY_SIDE)
 GRID_PADDING = 2
@@ -30,8 +40,10 @@ TEXT_COLOUR = (235, 235, 235)
 
 def display_range(name: str, value_range: tuple[float, float]) -> tuple[float, float]:
     """The value range a panel maps to black..white: noise fields are centred on zero."""
-    if name in NOISE_FIELDS or name.startswith(("eps", "v_")):
+    if name in NOISE_FIELDS or name == "noise" or name.startswith(("eps", "v_")):
         return NOISE_DISPLAY_RANGE
+    if name == "mask":  # 0 and 1, whatever the images' range
+        return (0.0, 1.0)
     return value_range
 
 

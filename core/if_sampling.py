@@ -348,6 +348,15 @@ def with_psnr(frames: Iterator[Frame], clean: torch.Tensor) -> Iterator[Frame]:
         yield frame
 
 
+def with_views(frames: Iterator[Frame], views: Sequence[View]) -> Iterator[Frame]:
+    """Anagrams: the clean estimate as each view sees it (x0_view1, ...), so every reading of the
+    illusion shows at every step, the second upside down for a flip."""
+    for frame in frames:
+        for number, view in enumerate(views, 1):
+            frame.extras[f"x0_view{number}"] = view.apply(frame.x0_hat)
+        yield frame
+
+
 def with_extras(frames: Iterator[Frame], extras: dict[str, torch.Tensor]) -> Iterator[Frame]:
     """Add the same named images (the mask, the original) to every frame."""
     fixed = {name: to_cpu(image) for name, image in extras.items()}

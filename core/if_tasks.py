@@ -52,6 +52,7 @@ from core.if_sampling import (
     schedule_of,
     text_estimate,
     with_psnr,
+    with_views,
 )
 from core.sampling import pure_noise
 from core.theory import CLEAN_EXTRA
@@ -273,8 +274,10 @@ def start_if(request: IFRequest) -> SamplingRun:
         views = [make_view(name) for name in request.views]
         spec.params["views"] = list(request.views)
         estimate = ViewAverage(views, [estimate_for(prompt) for prompt in prompts], channels)
-        return denoising_run(spec, pure_noise(noise_shape, generator, device), timesteps, estimate, generator,
-                             request.x0_clip, "ddpm+anagram")
+        run = denoising_run(spec, pure_noise(noise_shape, generator, device), timesteps, estimate, generator,
+                            request.x0_clip, "ddpm+anagram")
+        run.frames = with_views(run.frames, views)
+        return run
     if task == "hybrid":
         kernel = request.blur_kernel or 33
         spec.params.update(blur_kernel=kernel, blur_sigma=request.blur_sigma)

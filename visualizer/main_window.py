@@ -36,7 +36,7 @@ from visualizer.panels import FIT, ZOOM_CHOICES
 from visualizer.sample_panel import MODEL_DEFAULT_STEPS, SamplePanel
 from visualizer.timeline import TransportBar
 from visualizer.train_view import TrainView
-from visualizer.views import NOISE, PANEL_KEYS, CompareView, CoalescedRefresh, RunsList, StepView, field_for, run_caption
+from visualizer.views import EXTRAS, NOISE, PANEL_KEYS, CompareView, CoalescedRefresh, RunsList, StepView, field_for, run_caption
 from visualizer.worker import DONE as JOB_DONE
 from visualizer.worker import Job, RunHeader, sampling_items
 
@@ -228,6 +228,10 @@ class MainWindow(QMainWindow):
             self.panel_actions[key] = self._action(
                 view_menu, f"Show {key}", partial(self.set_panel_visible, key), [str(number)], checkable=True, checked=True
             )
+        self.panel_actions[EXTRAS] = self._action(
+            view_menu, "Show the extras (CFG parts, views, mask, …)", partial(self.set_panel_visible, EXTRAS), ["7"],
+            checkable=True, checked=True,
+        )
         view_menu.addSeparator()
         self._action(view_menu, "Zoom &in", lambda: self.change_zoom(+1), ["+", "="])
         self._action(view_menu, "Zoom &out", lambda: self.change_zoom(-1), ["-"])

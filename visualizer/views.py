@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
+import torch
+
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -30,6 +32,7 @@ from visualizer.plots import HistogramPlot, SchedulePlot
 
 NOISE = "noise"  # the panel key for eps_hat or v_hat, whichever the run has
 PANEL_KEYS = ("x_t", "x0_hat", NOISE)
+EXTRAS = "extras"  # the visibility key of the extras strip
 WIDE_GRID = 1.6  # a grid this much wider than tall stacks the panels vertically
 
 
@@ -81,6 +84,13 @@ class StepView(QWidget):
         self.empty_message.setObjectName("emptyMessage")
         self.empty_message.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.panel_box.addWidget(self.empty_message)
+        # The extras strip: a smaller panel per extra image the run carries (CFG's two estimates,
+        # each anagram view, a hybrid's two parts, the mask and the original, ...).
+        self.extra_panels: dict[str, ImagePanel] = {}
+        self.extras_area = QWidget()
+        self.extras_box = QHBoxLayout(self.extras_area)
+        self.extras_box.setContentsMargins(0, 0, 0, 0)
+        self.extras_area.setVisible(False)
         self.note = QLabel("")
         self.note.setObjectName("runNote")
         self.note.setWordWrap(True)
@@ -88,7 +98,8 @@ class StepView(QWidget):
         panel_column = QVBoxLayout()
         panel_column.setContentsMargins(0, 0, 0, 0)
         panel_column.addWidget(self.note)
-        panel_column.addLayout(self.panel_box, 1)
+        panel_column.addLayout(self.panel_box, 3)
+        panel_column.addWidget(self.extras_area, 1)
         panel_area = QWidget()
         panel_area.setLayout(panel_column)
 
@@ -110,7 +121,7 @@ class StepView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.splitter)
-        self.visible = {key: True for key in PANEL_KEYS}
+        self.visible = {key: True for key in PANEL_KEYS + (EXTRAS,)}
         self._schedule_for: Optional[int] = None  # the run whose schedule the plot shows
         self.refresher = CoalescedRefresh(session, self.refresh, self)
         self.refresh()
@@ -123,6 +134,19 @@ class StepView(QWidget):
         for panel in self.panels.values():
             panel.set_zoom(zoom)
 
+    def _sync_extra_panels(self, run) -> list[str]:
+        """One panel per extra image of the run, in the run's order; returns the names shown."""
+        names = [] if run is None or not self.visible[EXTRAS] else run.trajectory.extra_names()
+        if list(self.extra_panels) != names:
+            for panel in self.extra_panels.values():
+                self.extras_box.removeWidget(panel)
+                panel.deleteLater()
+            self.extra_panels = {name: ImagePanel(name) for name in names}
+            for panel in self.extra_panels.values():
+                self.extras_box.addWidget(panel, 1)
+        self.extras_area.setVisible(bool(names))
+        return names
+
     def refresh(self) -> None:
         run = self.session.active
         self.empty_message.setVisible(run is None)
@@ -131,6 +155,7 @@ class StepView(QWidget):
         self.note.setVisible(bool(note))
         for key, panel in self.panels.items():
             panel.setVisible(run is not None and self.visible[key] and field_for(run, key) is not None)
+        extra_names = self._sync_extra_panels(run)
         if run is None:
             self.equation.show_lines("Update rule", ["No run yet."])
             self.histogram.clear_frame()
@@ -144,11 +169,16 @@ class StepView(QWidget):
             )
         view = self.session.view(run)
         if view.pending:
-            for panel in self.panels.values():
+            for panel in list(self.panels.values()) + list(self.extra_panels.values()):
                 panel.show_pending()
             self.equation.show_lines("Update rule", [f"step {view.index}: pending, the worker has not reached it yet"])
             return
         frame, trajectory = view.frame, run.trajectory
+        for name in extra_names:
+            images = frame.extras.get(name)
+            if images is None:  # e.g. CFG's parts on the final frame, which has no estimate: blank
+                images = torch.zeros_like(frame.x_t)
+            self.extra_panels[name].show_images(images, trajectory.value_range, trajectory.labels, name)
         for key, panel in self.panels.items():
             name = field_for(run, key)
             if name is not None and panel.isVisibleTo(self):

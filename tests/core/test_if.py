@@ -403,3 +403,10 @@ def test_denoising_runs_report_psnr_against_the_original(stage1, table, photo, t
     assert f"PSNR(x̂₀, original) = {frames[-1].coeffs['psnr_db']:.2f} dB" in step_equation(run.meta, frames[-1])
     _, forward = frames_of(request(stage1, table, task="forward", image=str(path)))
     assert "psnr_db" not in forward[0].coeffs  # x̂₀ is the original itself there
+
+
+def test_anagram_frames_show_the_estimate_through_each_view(stage1, table, tiny_if):
+    _, frames = frames_of(request(stage1, table, task="anagram", prompt=tiny_if.prompts[1:3], views=["identity", "rot180"], stride=300))
+    for frame in (frames[1], frames[-1]):
+        torch.testing.assert_close(frame.extras["x0_view1"], frame.x0_hat)
+        torch.testing.assert_close(frame.extras["x0_view2"], torch.rot90(frame.x0_hat, 2, dims=[2, 3]))

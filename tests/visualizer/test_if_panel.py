@@ -130,3 +130,22 @@ def test_the_bundled_tower_and_its_mask_inpaint_out_of_the_box(qtbot, window, ti
     final = run.trajectory.frames[-1]
     keep = final.extras["mask"] == 0
     assert torch.equal(final.x_t[keep], final.extras["x0"][keep])  # outside the mask: the tower itself
+
+
+def test_the_extras_strip_shows_each_view_and_hides_on_7(qtbot, window, tiny_if):
+    configure(window, tiny_if, "anagram", prompt=tiny_if.prompts[1], prompt2=tiny_if.prompts[2], views="identity, flip")
+    window.run_if()
+    wait_until_sampled(qtbot, window)
+    window.session.seek(3)
+    settle(qtbot)
+    run = window.session.active
+    strip = window.step_view.extra_panels
+    assert list(strip) == run.trajectory.extra_names()
+    assert {"eps_view1", "eps_view2", "x0_view1", "x0_view2"} <= set(strip)
+    frame = run.trajectory.frames[3]
+    assert np.array_equal(strip["x0_view2"].image_item.image, render_grid(frame.extras["x0_view2"], "x0_view2", (-1.0, 1.0), None))
+    assert strip["x0_view2"].title_label.text() == "view 2 x̂₀"
+    assert window.step_view.extras_area.isVisible()
+    qtbot.keyClick(window, "7")
+    settle(qtbot)
+    assert not window.step_view.extras_area.isVisible() and not window.step_view.extra_panels
