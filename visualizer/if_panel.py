@@ -154,7 +154,12 @@ class IFPanel(QWidget):
         form.addRow("Prompt", self.prompt)
         form.addRow("Prompt 2", self.prompt2)
         form.addRow("Image", self._with_button(self.image_path, "Open…", self.ask_image))
-        form.addRow("Mask", self._with_button(self.mask_path, "Open…", self.ask_mask))
+        mask_row = self._with_button(self.mask_path, "Open…", self.ask_mask)
+        paint = QPushButton("Paint…")
+        paint.setToolTip("Paint the mask over the image: brush, eraser, rectangle, clear, invert")
+        paint.clicked.connect(self.paint_mask)
+        mask_row.addWidget(paint)
+        form.addRow("Mask", mask_row)
         form.addRow("i_start", self.i_start)
         form.addRow("Views", self.views)
         form.addRow("t", self.timesteps)
@@ -222,6 +227,27 @@ class IFPanel(QWidget):
         path, _ = QFileDialog.getOpenFileName(self, "Mask", str(sample_image().parent), IMAGE_FILTER)
         if path:
             self.mask_path.setText(path)
+
+    def mask_editor(self):
+        """The mask editor for the current image, starting from the current mask; None with a
+        message when there is no image to paint on."""
+        from visualizer.mask_editor import MaskEditor
+        from visualizer.train_view import WORK_FOLDER
+
+        image = self.image_path.text().strip()
+        if not image or not Path(image).is_file() or Path(image).suffix == ".npz":
+            raise UserFacingError("open a picture first (Image ▸ Open…), then paint its mask")
+        out = WORK_FOLDER / "masks" / f"{Path(image).stem}-mask.png"
+        return MaskEditor(image, self.mask_path.text().strip() or None, out, self)
+
+    def paint_mask(self) -> None:
+        try:
+            editor = self.mask_editor()
+        except UserFacingError as error:
+            self.status.setText(str(error))
+            return
+        if editor.exec():
+            self.mask_path.setText(str(editor.out_path))
 
     def set_embeddings(self, path: str | Path) -> None:
         """Read the embeddings file now, so its prompts can be offered; errors surface at Run."""

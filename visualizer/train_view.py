@@ -51,10 +51,13 @@ SMOOTH_COLOUR = (255, 165, 60)
 IDLE, TRAINING, PAUSED = "idle", "training", "paused"
 
 
+WORK_FOLDER = Path.home() / "diffusion-stepper-runs"  # where the app puts what it makes by default
+
+
 def default_run_folder(model: str, objective: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = f"mnist-{model}" if model == "single-step" else f"mnist-{model}-{objective}"
-    return Path.home() / "diffusion-stepper-runs" / f"{name}-{stamp}"
+    return WORK_FOLDER / f"{name}-{stamp}"
 
 
 def training_items(config: TrainConfig, out_dir: Path, data_dir: Optional[str], resume_from: Optional[Path]):

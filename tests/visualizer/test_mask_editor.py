@@ -1,0 +1,76 @@
+"""The mask editor: what is painted is what is saved, lined up with the image."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+from PySide6.QtCore import QPoint, Qt
+
+from core.bundled import sample_image
+from core.images import load_mask
+from visualizer.mask_editor import CANVAS
+
+
+def drag(canvas, button, start: QPoint, end: QPoint) -> None:
+    """Press, move with the button held, release. Sent as events: QTest's mouseMove carries no
+    buttons, and QTest reads the point (0, 0) as "the widget's centre"."""
+    from PySide6.QtCore import QPointF
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    def send(kind, point, changed, held):
+        event = QMouseEvent(kind, QPointF(point), QPointF(canvas.mapToGlobal(point)), changed, held, Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(canvas, event)
+
+    send(QMouseEvent.Type.MouseButtonPress, start, button, button)
+    send(QMouseEvent.Type.MouseMove, end, Qt.MouseButton.NoButton, button)
+    send(QMouseEvent.Type.MouseButtonRelease, end, button, Qt.MouseButton.NoButton)
+
+
+def editor_for(window, tmp_path, image, mask=""):
+    panel = window.if_panel
+    panel.image_path.setText(str(image))
+    panel.mask_path.setText(str(mask))
+    editor = panel.mask_editor()
+    editor.out_path = tmp_path / "mask.png"
+    return editor
+
+
+def test_the_bundled_mask_loads_and_painting_adds_to_it(qtbot, window, tmp_path):
+    editor = editor_for(window, tmp_path, sample_image("tower.png"), sample_image("tower-mask.png"))
+    canvas = editor.canvas
+    start = canvas.mask.copy()
+    assert 0.05 < start.mean() < 0.2  # the tower's top is masked already
+    drag(canvas, Qt.MouseButton.LeftButton, QPoint(40, 300), QPoint(80, 300))
+    assert canvas.mask[300, 60] and not start[300, 60]
+    assert canvas.mask[start].all()  # nothing painted before was lost
+    drag(canvas, Qt.MouseButton.RightButton, QPoint(60, 300), QPoint(60, 300))  # the eraser
+    assert not canvas.mask[300, 60]
+    canvas.undo()
+    assert canvas.mask[300, 60]
+
+
+def test_rectangle_invert_clear_and_the_saved_file(qtbot, window, tmp_path):
+    image = tmp_path / "wide.png"
+    Image.fromarray(np.zeros((100, 200, 3), np.uint8)).save(image)  # not square: the canvas is its centre
+    editor = editor_for(window, tmp_path, image)
+    editor.rectangle.setChecked(True)
+    canvas = editor.canvas
+    drag(canvas, Qt.MouseButton.LeftButton, QPoint(0, 0), QPoint(CANVAS // 2 - 1, CANVAS // 2 - 1))
+    assert canvas.mask.mean() == 0.25  # the top-left quarter
+    saved = np.asarray(Image.open(editor.save()))
+    assert saved.shape == (100, 200) and set(np.unique(saved)) == {0, 255}
+    assert saved[:50, 50:100].all() and not saved[:, :50].any() and not saved[:, 150:].any()
+    assert not saved[50:, 100:150].any()
+    mask = load_mask(editor.out_path, 16, image_size=(200, 100))  # IF lines it up with the image
+    assert mask[0, 0, :8, :8].all() and not mask[0, 0, 8:, 8:].any()
+    canvas.invert()
+    assert canvas.mask.mean() == 0.75
+    canvas.clear()
+    assert not canvas.mask.any()
+
+
+def test_painting_needs_a_picture(window):
+    window.if_panel.image_path.setText("")
+    window.if_panel.paint_mask()
+    assert "open a picture first" in window.if_panel.status.text()
