@@ -28,7 +28,7 @@ EXTRA_TITLES = {
     "x0": "original", "mask": "mask (white: new)", "low_res": "stage I input, upscaled", "blurred": "Gaussian blur",
     "noise": "the noise added", "eps_view1": "view 1 ε̂", "eps_view2": "view 2 ε̂", "eps_view3": "view 3 ε̂",
     "eps_view4": "view 4 ε̂", "x0_view1": "view 1 x̂₀", "x0_view2": "view 2 x̂₀", "x0_view3": "view 3 x̂₀",
-    "x0_view4": "view 4 x̂₀",
+    "x0_view4": "view 4 x̂₀", "x0_afar": "x̂₀ from afar (shrunk 4×)",
 }
 PANEL_TITLES.update(EXTRA_TITLES)
 SIDE_BY_SIDE = "side-by-side"

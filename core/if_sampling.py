@@ -357,6 +357,17 @@ def with_views(frames: Iterator[Frame], views: Sequence[View]) -> Iterator[Frame
         yield frame
 
 
+FAR_AWAY = 4  # "view from afar": the hybrid's clean estimate shrunk this many times
+
+
+def with_far_view(frames: Iterator[Frame], factor: int = FAR_AWAY) -> Iterator[Frame]:
+    """Hybrids: the clean estimate shrunk (area average), as it looks from across the room,
+    where only the low frequencies, prompt 1's image, survive."""
+    for frame in frames:
+        frame.extras["x0_afar"] = F.avg_pool2d(frame.x0_hat, factor)
+        yield frame
+
+
 def with_extras(frames: Iterator[Frame], extras: dict[str, torch.Tensor]) -> Iterator[Frame]:
     """Add the same named images (the mask, the original) to every frame."""
     fixed = {name: to_cpu(image) for name, image in extras.items()}

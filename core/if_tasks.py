@@ -34,6 +34,7 @@ from core.frames import SamplingRun
 from core.if_embeddings import UNCONDITIONAL, PromptEmbeddings, t5_encoder
 from core.if_models import IFStage, load_if_stage
 from core.if_sampling import (
+    CLEAN_T,
     DEFAULT_GUIDANCE,
     DEFAULT_NOISE_LEVEL,
     IFPredictor,
@@ -51,6 +52,7 @@ from core.if_sampling import (
     one_step_frames,
     schedule_of,
     text_estimate,
+    with_far_view,
     with_psnr,
     with_views,
 )
@@ -65,6 +67,27 @@ NEEDS_IMAGE = ("forward", "blur", "one-step", "iterative", "sdedit", "inpaint", 
 WITHOUT_CFG = ("one-step", "iterative")  # the course's 1.3 and 1.4 use the conditional estimate alone
 STAGE_II_DEFAULTS = {"steps": 50, "guidance": 4.0}  # IFSuperResolutionPipeline's defaults
 UPSCALE_FACTOR = 4  # stage II turns 64 px into 256 px
+
+
+@dataclass
+class BranchPoint:
+    """Where a branch starts: a step of an earlier run, its x_t and the timesteps left from there."""
+
+    x_t: torch.Tensor  # [N, C, H, W]
+    timesteps: list[int]  # from the step's t down to the clean end
+    source: str = ""  # the earlier run, for the new run's record
+    step: int = 0
+
+    @classmethod
+    def from_run(cls, meta: dict, frames: list, index: int, source: str = "") -> "BranchPoint":
+        """Branch at frame `index` of an IF denoising run (one whose meta lists its timesteps)."""
+        chain = list(meta.get("params", {}).get("timesteps") or [])
+        if not chain:
+            raise UserFacingError("only IF denoising runs (sample, SDEdit, inpainting, anagram, hybrid, …) can be branched")
+        frame = frames[index]
+        if int(frame.t) not in chain:
+            raise UserFacingError(f"step {index} is the final image: there is nothing left to denoise; branch from an earlier step")
+        return cls(frame.x_t.clone(), chain[chain.index(int(frame.t)):] + [CLEAN_T], source, index)
 
 
 @dataclass
@@ -95,6 +118,7 @@ class IFRequest:
     device: str = "auto"
     allow_cpu: bool = False
     offload: bool = False
+    branch: Optional[BranchPoint] = field(default=None, repr=False, compare=False)  # continue from a step
     # Loaded parts can be handed in (the app keeps them between runs; tests build them in code).
     stage: Optional[IFStage] = field(default=None, repr=False, compare=False)
     prompt_table: Optional[PromptEmbeddings] = field(default=None, repr=False, compare=False)
@@ -199,6 +223,8 @@ def load_start_image(request: IFRequest, size: int, device: torch.device) -> tup
 def start_if(request: IFRequest) -> SamplingRun:
     """Load what the request needs and compose its run."""
     request = prepare(request)
+    if request.branch is not None:  # the branch's batch decides how many images there are
+        request = dataclasses.replace(request, num=request.branch.x_t.shape[0])
     stage, table = request.stage, request.prompt_table
     device = stage.device
     generator = make_generator(request.seed, device)
@@ -219,6 +245,13 @@ def start_if(request: IFRequest) -> SamplingRun:
     def estimate_for(prompt: str, predictor: Optional[IFPredictor] = None):
         uncond = embedding(UNCONDITIONAL) if use_cfg else None
         return text_estimate(predictor or IFPredictor(stage), embedding(prompt), uncond, guidance, channels)
+
+    def run_chain(x_start: torch.Tensor, chain: list[int], estimate, algorithm_name: str, **options) -> SamplingRun:
+        """The denoising loop from x_start along chain, or from the branch point when there is one."""
+        if request.branch is not None:
+            x_start, chain = request.branch.x_t.to(device), request.branch.timesteps
+            spec.params["branched_from"] = {"run": request.branch.source, "step": request.branch.step, "t": chain[0]}
+        return denoising_run(spec, x_start, chain, estimate, generator, request.x0_clip, algorithm_name, **options)
 
     image = None
     if request.task in NEEDS_IMAGE:
@@ -257,8 +290,7 @@ def start_if(request: IFRequest) -> SamplingRun:
         spec.params["i_start"] = i_start
         chain = timesteps[i_start:]
         x_start = forward_at(image, if_schedule(stage), chain[0], generator)[0]
-        run = denoising_run(spec, x_start, chain, estimate_for(prompts[0]), generator, request.x0_clip, algorithm,
-                            extras={CLEAN_EXTRA: image})
+        run = run_chain(x_start, chain, estimate_for(prompts[0]), algorithm, extras={CLEAN_EXTRA: image})
         run.frames = with_psnr(run.frames, image)
         return run
     if task == "inpaint":
@@ -268,22 +300,22 @@ def start_if(request: IFRequest) -> SamplingRun:
         spec.params["mask"] = str(request.mask)
         x_start = pure_noise(noise_shape, generator, device)
         project = KeepKnownRegion(image, mask, if_schedule(stage))
-        return denoising_run(spec, x_start, timesteps, estimate_for(prompts[0]), generator, request.x0_clip, algorithm,
-                             project=project, extras={"mask": mask.expand(-1, channels, -1, -1), CLEAN_EXTRA: image})
+        return run_chain(x_start, timesteps, estimate_for(prompts[0]), algorithm,
+                         project=project, extras={"mask": mask.expand(-1, channels, -1, -1), CLEAN_EXTRA: image})
     if task == "anagram":
         views = [make_view(name) for name in request.views]
         spec.params["views"] = list(request.views)
         estimate = ViewAverage(views, [estimate_for(prompt) for prompt in prompts], channels)
-        run = denoising_run(spec, pure_noise(noise_shape, generator, device), timesteps, estimate, generator,
-                            request.x0_clip, "ddpm+anagram")
+        run = run_chain(pure_noise(noise_shape, generator, device), timesteps, estimate, "ddpm+anagram")
         run.frames = with_views(run.frames, views)
         return run
     if task == "hybrid":
         kernel = request.blur_kernel or 33
         spec.params.update(blur_kernel=kernel, blur_sigma=request.blur_sigma)
         estimate = FrequencySplit(estimate_for(prompts[0]), estimate_for(prompts[1]), channels, kernel, request.blur_sigma)
-        return denoising_run(spec, pure_noise(noise_shape, generator, device), timesteps, estimate, generator,
-                             request.x0_clip, "ddpm+hybrid")
+        run = run_chain(pure_noise(noise_shape, generator, device), timesteps, estimate, "ddpm+hybrid")
+        run.frames = with_far_view(run.frames)
+        return run
     if task == "upscale":
         # diffusers' order of draws: the initial noise, then the low-res image's augmentation noise
         x_start = pure_noise(noise_shape, generator, device)
@@ -292,11 +324,9 @@ def start_if(request: IFRequest) -> SamplingRun:
         low_res = forward_at(upscaled, noising, request.noise_level, generator)[0]
         spec.params["noise_level"] = request.noise_level
         predictor = IFPredictor(stage, low_res=low_res, noise_level=request.noise_level)
-        return denoising_run(spec, x_start, timesteps, estimate_for(prompts[0], predictor), generator, request.x0_clip,
-                             algorithm, extras={"low_res": upscaled})
+        return run_chain(x_start, timesteps, estimate_for(prompts[0], predictor), algorithm, extras={"low_res": upscaled})
     # sample
-    return denoising_run(spec, pure_noise(noise_shape, generator, device), timesteps, estimate_for(prompts[0]),
-                         generator, request.x0_clip, algorithm)
+    return run_chain(pure_noise(noise_shape, generator, device), timesteps, estimate_for(prompts[0]), algorithm)
 
 
 def _original_size(image_path: Optional[str]) -> Optional[tuple[int, int]]:

@@ -185,6 +185,7 @@ class MainWindow(QMainWindow):
         self._action(run_menu, "&Generate", self.generate, ["Return", "Enter"])
         self._action(run_menu, "&Sweep guidance", self.sweep, ["Ctrl+G"])
         self._action(run_menu, "&Run DeepFloyd IF", self.run_if, ["Ctrl+R"])
+        self._action(run_menu, "&Branch IF run from this step", self.branch_from_step, ["Ctrl+B"])
         self._action(run_menu, "&Cancel / leave presentation", self.escape, ["Escape"])
         run_menu.addSeparator()
         self._action(run_menu, "Start &training", self.start_training, ["Ctrl+T"])
@@ -283,6 +284,29 @@ class MainWindow(QMainWindow):
             self.show_error(str(exc))
             return
         self._sample(lambda: requests, compare=len(requests) > 1)
+
+    def branch_from_step(self) -> None:
+        """Continue the active IF run from the step on screen with the IF dock's prompt, γ and
+        seed, as a new run compared beside it."""
+        from core.if_tasks import BranchPoint
+
+        run = self.session.active
+        if run is None or self.session.view(run).pending:
+            self.show_error("no step to branch from: run IF (Ctrl+R) or open an IF trajectory, then pick a step")
+            return
+        meta = run.trajectory.meta
+        try:
+            point = BranchPoint.from_run(meta, run.trajectory.frames, self.session.view(run).index, source=run.name)
+            request = self.if_panel.requests(task=meta["params"].get("task", "sample"))[0]
+        except UserFacingError as exc:
+            self.show_error(str(exc))
+            return
+        request.branch = point
+        if Path(str(meta.get("checkpoint", ""))).is_dir():  # the same stage I folder the run used
+            request.model_dir, request.size = str(meta["checkpoint"]), None
+        source_id = run.id
+        self._sample(lambda: [request], compare=True)
+        self.session.set_compared(source_id, True)
 
     def run_if_experiment(self, key: str) -> None:
         """A part A experiment in one click, with the IF dock's model, embeddings, image and seed."""

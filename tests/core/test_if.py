@@ -282,6 +282,9 @@ def test_hybrid_estimate_is_lowpass_plus_highpass(stage1, table, tiny_if):
     torch.testing.assert_close(frame.extras["eps_low"], low, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(frame.extras["eps_high"], high, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(frame.eps_hat, low + high, atol=1e-5, rtol=1e-4)
+    far = frames[-1].extras["x0_afar"]
+    assert far.shape[-1] == stage1.sample_size // 4
+    torch.testing.assert_close(far[0, :, 0, 0], frames[-1].x0_hat[0, :, :4, :4].mean(dim=(1, 2)))
 
 
 # --- loading and bad input ------------------------------------------------------------------------
@@ -410,3 +413,22 @@ def test_anagram_frames_show_the_estimate_through_each_view(stage1, table, tiny_
     for frame in (frames[1], frames[-1]):
         torch.testing.assert_close(frame.extras["x0_view1"], frame.x0_hat)
         torch.testing.assert_close(frame.extras["x0_view2"], torch.rot90(frame.x0_hat, 2, dims=[2, 3]))
+
+
+def test_a_branch_continues_from_a_step_with_new_settings(stage1, table, tiny_if):
+    from core.if_tasks import BranchPoint
+
+    run, frames = frames_of(request(stage1, table, prompt=[tiny_if.prompts[1]], stride=200, seed=1, num=2))
+    point = BranchPoint.from_run(run.meta, frames, 2, source="first")
+    assert point.timesteps == [590, 390, 190, 0, CLEAN_T]
+    same_run, same = frames_of(request(stage1, table, prompt=[tiny_if.prompts[1]], stride=200, seed=1, branch=point))
+    assert torch.equal(same[0].x_t, frames[2].x_t) and len(same) == 5
+    assert same_run.meta["params"]["branched_from"] == {"run": "first", "step": 2, "t": 590}
+    # the same model estimate at the branch point, then a new prompt steers it elsewhere
+    torch.testing.assert_close(same[0].eps_hat, frames[2].eps_hat)
+    _, other = frames_of(request(stage1, table, prompt=[tiny_if.prompts[2]], stride=200, seed=1, branch=point))
+    assert not torch.allclose(other[-1].x_t, same[-1].x_t)
+    with pytest.raises(UserFacingError, match="nothing left to denoise"):
+        BranchPoint.from_run(run.meta, frames, len(frames) - 1)
+    with pytest.raises(UserFacingError, match="only IF denoising runs"):
+        BranchPoint.from_run({"params": {}}, frames, 0)

@@ -149,3 +149,25 @@ def test_the_extras_strip_shows_each_view_and_hides_on_7(qtbot, window, tiny_if)
     qtbot.keyClick(window, "7")
     settle(qtbot)
     assert not window.step_view.extras_area.isVisible() and not window.step_view.extra_panels
+
+
+def test_branching_continues_a_run_from_the_step_on_screen(qtbot, window, tiny_if):
+    panel = configure(window, tiny_if, "sample", prompt=tiny_if.prompts[1])
+    window.run_if()
+    wait_until_sampled(qtbot, window)
+    source = window.session.active
+    window.session.seek(2)
+    settle(qtbot)
+    panel.prompt.setCurrentText(tiny_if.prompts[2])
+    panel.seed.setValue(9)
+    qtbot.keyClick(window, "b", modifier=qtbot_control())
+    qtbot.waitUntil(lambda: len(window.session.compared_ids) == 2 and not window.is_sampling, timeout=120_000)
+    branch = window.session.run(max(window.session.compared_ids))
+    assert source.id in window.session.compared_ids and branch.id != source.id
+    assert torch.equal(branch.trajectory.frames[0].x_t, source.trajectory.frames[2].x_t)
+    assert branch.trajectory.meta["prompts"] == [tiny_if.prompts[2]] and branch.trajectory.meta["seed"] == 9
+    assert branch.trajectory.meta["params"]["branched_from"]["step"] == 2
+    window.session.last()
+    settle(qtbot)
+    qtbot.keyClick(window, "b", modifier=qtbot_control())  # the final image has nothing left to denoise
+    assert "nothing left to denoise" in window.last_error
