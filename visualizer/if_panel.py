@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -153,7 +154,12 @@ class IFPanel(QWidget):
         form.addRow("Task", self.task)
         form.addRow("Prompt", self.prompt)
         form.addRow("Prompt 2", self.prompt2)
-        form.addRow("Image", self._with_button(self.image_path, "Open…", self.ask_image))
+        image_row = self._with_button(self.image_path, "Open…", self.ask_image)
+        sketch = QPushButton("Sketch…")
+        sketch.setToolTip("Draw a scribble; SDEdit projects it onto natural images (part A 1.7.1)")
+        sketch.clicked.connect(self.sketch)
+        image_row.addWidget(sketch)
+        form.addRow("Image", image_row)
         mask_row = self._with_button(self.mask_path, "Open…", self.ask_mask)
         paint = QPushButton("Paint…")
         paint.setToolTip("Paint the mask over the image: brush, eraser, rectangle, clear, invert")
@@ -231,7 +237,7 @@ class IFPanel(QWidget):
     def mask_editor(self):
         """The mask editor for the current image, starting from the current mask; None with a
         message when there is no image to paint on."""
-        from visualizer.mask_editor import MaskEditor
+        from visualizer.painting import MaskEditor
         from visualizer.train_view import WORK_FOLDER
 
         image = self.image_path.text().strip()
@@ -248,6 +254,23 @@ class IFPanel(QWidget):
             return
         if editor.exec():
             self.mask_path.setText(str(editor.out_path))
+
+    def sketch_editor(self):
+        from visualizer.painting import SketchEditor
+        from visualizer.train_view import WORK_FOLDER
+
+        return SketchEditor(WORK_FOLDER / "sketches" / f"sketch-{time.strftime('%Y%m%d-%H%M%S')}.png", parent=self)
+
+    def sketch(self) -> None:
+        """Draw a sketch; it becomes the image, for an SDEdit strip unless the task takes an image already."""
+        editor = self.sketch_editor()
+        if editor.exec():
+            self.use_sketch(editor.out_path)
+
+    def use_sketch(self, path: Path) -> None:
+        self.image_path.setText(str(path))
+        if self.task_key not in NEEDS_IMAGE or self.task_key == "upscale":
+            self.task.setCurrentIndex(self.task.findData("sdedit"))
 
     def set_embeddings(self, path: str | Path) -> None:
         """Read the embeddings file now, so its prompts can be offered; errors surface at Run."""

@@ -692,8 +692,8 @@ class MainWindow(QMainWindow):
         if on:
             self._state_before_presentation = self.saveState()
             self.setStyleSheet(PRESENTATION_STYLE)
-            self.sample_dock.hide()
-            self.runs_dock.hide()
+            for dock in (self.sample_dock, self.if_dock, self.runs_dock):
+                dock.hide()
             self.menuBar().hide()
             self.statusBar().hide()
             self._show_presentation_controls(False)

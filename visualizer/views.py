@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from core.equations import frame_caption, step_equation
 from core.session import CANCELLED, FAILED, RUNNING, Run, Session
-from core.theory import frame_histograms, schedule_curves
+from core.theory import CLEAN_EXTRA, frame_histograms, known_clean_image, schedule_curves
 from visualizer.panels import FIT, EquationPanel, ImagePanel, panel_title
 from visualizer.plots import HistogramPlot, SchedulePlot
 
@@ -176,6 +176,8 @@ class StepView(QWidget):
         frame, trajectory = view.frame, run.trajectory
         for name in extra_names:
             images = frame.extras.get(name)
+            if images is None and name == CLEAN_EXTRA:  # a run may carry the original on one frame only
+                images = known_clean_image(trajectory)
             if images is None:  # e.g. CFG's parts on the final frame, which has no estimate: blank
                 images = torch.zeros_like(frame.x_t)
             self.extra_panels[name].show_images(images, trajectory.value_range, trajectory.labels, name)

@@ -56,6 +56,10 @@ def test_out_of_distribution_and_pure_noise_carry_their_notes(qtbot, window, tin
     wait_until_sampled(qtbot, window)
     assert window.session.active.trajectory.meta["algorithm"] == "single-step"
     assert "Out of distribution" in window.step_view.note.text()
+    window.session.last()
+    settle(qtbot)
+    original = window.step_view.extra_panels["x0"]  # the clean digits, on every step of the sweep
+    assert original.image_item.image.max() > 0
     trigger(window, "pure-noise")
     wait_until_sampled(qtbot, window)
     assert "average" in window.step_view.note.text()

@@ -257,6 +257,7 @@ def test_presentation_mode_hides_controls_until_the_mouse_moves(qtbot, window, m
     qtbot.keyClick(window, Qt.Key.Key_F5)
     assert window.presentation and window.isFullScreen()
     assert not window.menuBar().isVisible() and not window.transport.isVisible() and not window.sample_dock.isVisible()
+    assert not window.if_dock.isVisible() and not window.runs_dock.isVisible()
     move = QMouseEvent(QEvent.Type.MouseMove, QPointF(10, 10), QPointF(10, 10), Qt.MouseButton.NoButton,
                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
     window.eventFilter(window, move)

@@ -1,4 +1,4 @@
-"""The mask editor: what is painted is what is saved, lined up with the image."""
+"""The mask and sketch editors: what is painted is what is saved, lined up with the image."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from PySide6.QtCore import QPoint, Qt
 
 from core.bundled import sample_image
 from core.images import load_mask
-from visualizer.mask_editor import CANVAS
+from visualizer.painting import CANVAS, PAPER, SKETCH_SIZE, SWATCHES
 
 
 def drag(canvas, button, start: QPoint, end: QPoint) -> None:
@@ -39,15 +39,15 @@ def editor_for(window, tmp_path, image, mask=""):
 def test_the_bundled_mask_loads_and_painting_adds_to_it(qtbot, window, tmp_path):
     editor = editor_for(window, tmp_path, sample_image("tower.png"), sample_image("tower-mask.png"))
     canvas = editor.canvas
-    start = canvas.mask.copy()
+    start = canvas.layer.copy()
     assert 0.05 < start.mean() < 0.2  # the tower's top is masked already
     drag(canvas, Qt.MouseButton.LeftButton, QPoint(40, 300), QPoint(80, 300))
-    assert canvas.mask[300, 60] and not start[300, 60]
-    assert canvas.mask[start].all()  # nothing painted before was lost
+    assert canvas.layer[300, 60] and not start[300, 60]
+    assert canvas.layer[start].all()  # nothing painted before was lost
     drag(canvas, Qt.MouseButton.RightButton, QPoint(60, 300), QPoint(60, 300))  # the eraser
-    assert not canvas.mask[300, 60]
+    assert not canvas.layer[300, 60]
     canvas.undo()
-    assert canvas.mask[300, 60]
+    assert canvas.layer[300, 60]
 
 
 def test_rectangle_invert_clear_and_the_saved_file(qtbot, window, tmp_path):
@@ -57,20 +57,38 @@ def test_rectangle_invert_clear_and_the_saved_file(qtbot, window, tmp_path):
     editor.rectangle.setChecked(True)
     canvas = editor.canvas
     drag(canvas, Qt.MouseButton.LeftButton, QPoint(0, 0), QPoint(CANVAS // 2 - 1, CANVAS // 2 - 1))
-    assert canvas.mask.mean() == 0.25  # the top-left quarter
-    saved = np.asarray(Image.open(editor.save()))
+    assert canvas.layer.mean() == 0.25  # the top-left quarter
+    assert editor.save()
+    saved = np.asarray(Image.open(editor.out_path))
     assert saved.shape == (100, 200) and set(np.unique(saved)) == {0, 255}
     assert saved[:50, 50:100].all() and not saved[:, :50].any() and not saved[:, 150:].any()
     assert not saved[50:, 100:150].any()
     mask = load_mask(editor.out_path, 16, image_size=(200, 100))  # IF lines it up with the image
     assert mask[0, 0, :8, :8].all() and not mask[0, 0, 8:, 8:].any()
-    canvas.invert()
-    assert canvas.mask.mean() == 0.75
+    editor.invert()
+    assert canvas.layer.mean() == 0.75
     canvas.clear()
-    assert not canvas.mask.any()
+    assert not canvas.layer.any()
 
 
 def test_painting_needs_a_picture(window):
     window.if_panel.image_path.setText("")
     window.if_panel.paint_mask()
     assert "open a picture first" in window.if_panel.status.text()
+
+
+def test_a_sketch_is_saved_in_its_colours_and_starts_an_sdedit(qtbot, window, tmp_path):
+    panel = window.if_panel
+    panel.task.setCurrentIndex(panel.task.findData("sample"))
+    editor = panel.sketch_editor()
+    editor.out_path = tmp_path / "sketch.png"
+    editor.set_colour(SWATCHES["red"])
+    editor.rectangle.setChecked(True)
+    drag(editor.canvas, Qt.MouseButton.LeftButton, QPoint(CANVAS // 4, CANVAS // 4), QPoint(3 * CANVAS // 4, 3 * CANVAS // 4))
+    editor.accept()
+    picture = np.asarray(Image.open(editor.out_path))
+    assert picture.shape == (SKETCH_SIZE, SKETCH_SIZE, 3)
+    assert tuple(picture[SKETCH_SIZE // 2, SKETCH_SIZE // 2]) == SWATCHES["red"]
+    assert tuple(picture[5, 5]) == PAPER
+    panel.use_sketch(editor.out_path)
+    assert panel.image_path.text() == str(editor.out_path) and panel.task_key == "sdedit"
