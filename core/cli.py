@@ -290,7 +290,8 @@ def run_sample_if(args: argparse.Namespace) -> int:
     from core.trajectory_file import save_trajectory
 
     prompts = list(args.prompt) + [p for p in (args.prompt2, args.prompt3, args.prompt4) if p]
-    fields = {field.name for field in dataclasses.fields(IFRequest)} - {"prompt", "stage", "prompt_table"}
+    # the flags are named like the request's fields; the loaded parts and a branch point (compare=False) are not flags
+    fields = {field.name for field in dataclasses.fields(IFRequest) if field.compare} - {"prompt"}
     requests = prepare(IFRequest(prompt=prompts, **{name: getattr(args, name) for name in fields})).expand()
     out = Path(args.out)
     for number, request in enumerate(requests, 1):
