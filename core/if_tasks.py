@@ -67,6 +67,8 @@ NEEDS_IMAGE = ("forward", "blur", "one-step", "iterative", "sdedit", "inpaint", 
 WITHOUT_CFG = ("one-step", "iterative")  # the course's 1.3 and 1.4 use the conditional estimate alone
 STAGE_II_DEFAULTS = {"steps": 50, "guidance": 4.0}  # IFSuperResolutionPipeline's defaults
 UPSCALE_FACTOR = 4  # stage II turns 64 px into 256 px
+HYBRID_KERNEL = 33  # the course's Gaussian for hybrid images (sigma 2)
+BLUR_KERNEL = 5  # the classical-denoising baseline's Gaussian (sigma 2)
 
 
 @dataclass
@@ -264,6 +266,8 @@ def start_if(request: IFRequest) -> SamplingRun:
     algorithm = "ddpm+cfg" if use_cfg else "ddpm"
 
     task = request.task
+    if request.blur_kernel is not None and (request.blur_kernel % 2 == 0 or request.blur_kernel // 2 >= size):
+        raise UserFacingError(f"the blur kernel must be odd and at most {2 * size - 1} for {size} px images, got {request.blur_kernel}")
     if task in ("forward", "blur", "one-step"):
         ts = request.t or DEFAULT_TIMESTEPS
         spec.params["t"] = ts
@@ -271,12 +275,12 @@ def start_if(request: IFRequest) -> SamplingRun:
         if task == "forward":
             frames = forward_frames(image, schedule, ts, generator)
         elif task == "blur":
-            kernel = request.blur_kernel or 5
+            kernel = request.blur_kernel or BLUR_KERNEL
             spec.params.update(blur_kernel=kernel, blur_sigma=request.blur_sigma)
             frames = blur_frames(image, schedule, ts, generator, kernel, request.blur_sigma)
         else:
             frames = one_step_frames(image, schedule, ts, estimate_for(prompts[0]), generator, channels,
-                                     blur=(request.blur_kernel or 5, request.blur_sigma))
+                                     blur=(request.blur_kernel or BLUR_KERNEL, request.blur_sigma))
         if task != "forward":
             frames = with_psnr(frames, image)
         return SamplingRun(frames, spec.meta(f"if-{task}"), None, len(ts))
@@ -310,7 +314,7 @@ def start_if(request: IFRequest) -> SamplingRun:
         run.frames = with_views(run.frames, views)
         return run
     if task == "hybrid":
-        kernel = request.blur_kernel or 33
+        kernel = request.blur_kernel or min(HYBRID_KERNEL, 2 * size - 1)  # the course's 33, or what fits a tiny model
         spec.params.update(blur_kernel=kernel, blur_sigma=request.blur_sigma)
         estimate = FrequencySplit(estimate_for(prompts[0]), estimate_for(prompts[1]), channels, kernel, request.blur_sigma)
         run = run_chain(pure_noise(noise_shape, generator, device), timesteps, estimate, "ddpm+hybrid")

@@ -45,7 +45,7 @@ PART_A_EXPERIMENTS = {
     "cfg": ("Sampling without and with CFG", True),
     "sdedit": ("SDEdit strip, i_start = 1, 3, 5, 7, 10, 20", True),
     "inpaint": ("Inpainting with the mask", False),
-    "text-i2i": ("Text-conditional image-to-image", True),
+    "text-i2i": ("Text-conditional image-to-image, i_start = 1 … 20", True),
     "anagram": ("Visual anagram", False),
     "hybrid": ("Hybrid image", False),
 }
@@ -122,6 +122,18 @@ class IFPanel(QWidget):
         self.views = QLineEdit("identity, flip")
         self.views.setToolTip(f"One view per prompt: {', '.join(VIEW_NAMES)}")
         self.timesteps = QLineEdit("250, 500, 750")
+        self.blur_kernel = QSpinBox()
+        self.blur_kernel.setRange(0, 99)
+        self.blur_kernel.setSingleStep(2)
+        self.blur_kernel.setSpecialValueText("task default")
+        self.blur_kernel.setToolTip("Gaussian kernel size (odd): blur denoising 5, hybrid images 33")
+        self.blur_sigma = QDoubleSpinBox()
+        self.blur_sigma.setRange(0.1, 20.0)
+        self.blur_sigma.setValue(2.0)
+        self.blur_sigma.setPrefix("σ ")
+        blur_row = QHBoxLayout()
+        blur_row.addWidget(self.blur_kernel, 1)
+        blur_row.addWidget(self.blur_sigma, 1)
 
         self.stride = QSpinBox()
         self.stride.setRange(1, 999)
@@ -169,6 +181,7 @@ class IFPanel(QWidget):
         form.addRow("i_start", self.i_start)
         form.addRow("Views", self.views)
         form.addRow("t", self.timesteps)
+        form.addRow("Gaussian", blur_row)
         form.addRow("Stride", self.stride)
         form.addRow("Guidance γ", self.guidance)
         form.addRow("", self.use_cfg)
@@ -310,6 +323,7 @@ class IFPanel(QWidget):
             self.i_start: task in ("iterative", "sdedit", "text-i2i"),
             self.views: task == "anagram",
             self.timesteps: task in ("forward", "blur", "one-step"),
+            self.blur_kernel: task in ("blur", "one-step", "hybrid"),
             self.stride: task not in ("forward", "blur", "one-step"),
             self.guidance: task not in ("forward", "blur"),
             self.use_cfg: task not in ("forward", "blur"),
@@ -369,6 +383,8 @@ class IFPanel(QWidget):
             embeddings=self.embeddings_path.text().strip() or None,
             t5=self.use_t5.isChecked(),
             prompt_table=self._embeddings if not self.use_t5.isChecked() else None,
+            blur_kernel=self.blur_kernel.value() or None,
+            blur_sigma=self.blur_sigma.value(),
         )
         if task == "upscale":
             request.model_dir = self.stage2_folder.text().strip() or None
@@ -415,8 +431,8 @@ class IFPanel(QWidget):
             request = self.requests("forward")[0]
             request.t = [250, 500, 750]
             return [request]
-        if key == "sdedit":
-            return dataclasses.replace(self.requests("sdedit")[0], i_start=None).expand()  # the course's strip
+        if key in ("sdedit", "text-i2i"):  # the course's strip: i_start 1 … 20 of the stride-30 chain
+            return dataclasses.replace(self.requests(key)[0], i_start=None, stride=DEFAULT_STRIDE).expand()
         return self.requests(key)
 
     def set_busy(self, busy: bool) -> None:

@@ -236,6 +236,8 @@ def test_sample_if_writes_trajectories_that_export_and_inspect(tmp_path, capsys,
     (["--task", "anagram", "--prompt", "a"], "one --prompt per view"),
     (["--task", "sdedit"], "starts from an image"),
     (["--prompt", "a unicorn"], "no embedding for the prompt 'a unicorn'"),
+    (["--task", "hybrid", "--prompt", "a", "--prompt2", "b", "--blur-kernel", "41"], "the blur kernel must be odd and at most 31"),
+    (["--task", "blur", "--image", "IMAGE", "--blur-kernel", "4"], "the blur kernel must be odd"),
 ])
 def test_sample_if_bad_requests_fail_in_one_line(tmp_path, capsys, tiny_if, extra, message):
     image = tmp_path / "photo.png"

@@ -171,3 +171,32 @@ def test_branching_continues_a_run_from_the_step_on_screen(qtbot, window, tiny_i
     settle(qtbot)
     qtbot.keyClick(window, "b", modifier=qtbot_control())  # the final image has nothing left to denoise
     assert "nothing left to denoise" in window.last_error
+
+
+@pytest.mark.parametrize("key, tasks", [
+    ("forward", ["forward"]),
+    ("cfg", ["sample", "sample"]),
+    ("sdedit", ["sdedit"] * 6),
+    ("text-i2i", ["text-i2i"] * 6),
+    ("hybrid", ["hybrid"]),
+])
+def test_each_part_a_experiment_in_one_click(qtbot, window, tiny_if, key, tasks):
+    from visualizer.if_panel import PART_A_EXPERIMENTS
+
+    configure(window, tiny_if, "sample", prompt=tiny_if.prompts[3], prompt2=tiny_if.prompts[4], stride=300)
+    before = len(window.session.runs)
+    window.run_if_experiment(key)
+    qtbot.waitUntil(lambda: len(window.session.runs) == before + len(tasks) and not window.is_sampling and not window._queue,
+                    timeout=120_000)
+    runs = window.session.runs[before:]
+    assert [run.trajectory.meta["params"]["task"] for run in runs] == tasks
+    assert all(run.state == "done" for run in runs), [run.error for run in runs]
+    if PART_A_EXPERIMENTS[key][1] and len(tasks) > 1:
+        assert {run.id for run in runs} == set(window.session.compared_ids)
+    if key == "cfg":
+        assert "guidance" not in runs[0].trajectory.meta["params"] and runs[1].trajectory.meta["params"]["guidance"] == 7.0
+        assert torch.equal(runs[0].trajectory.frames[0].x_t, runs[1].trajectory.frames[0].x_t)  # one seed, one start
+    if key == "forward":
+        assert [frame.t for frame in runs[0].trajectory.frames] == [250, 500, 750]
+    if key == "sdedit":
+        assert [run.trajectory.meta["params"]["i_start"] for run in runs] == [1, 3, 5, 7, 10, 20]
