@@ -154,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--frames", metavar="START:END", help="frame range, inclusive")
     export.add_argument("--scale", type=positive_int, default=4, help="integer zoom")
     export.add_argument("--steps-shown", type=int_list, help="frames for --png-grid, e.g. 0,100,200,300")
+    export.add_argument("--anagram-turn", action="store_true",
+                        help="a visual anagram run: animate its result turning into the second view instead of its steps")
 
     inspect = commands.add_parser("inspect", help="print a trajectory's steps: t, the update rule with its numbers, statistics")
     inspect.add_argument("trajectory")
@@ -349,11 +351,14 @@ def _frame_range(text: Optional[str], num_frames: int) -> tuple[int, Optional[in
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from core.export import write_animation, write_png_grid
+    from core.export import SIDE_BY_SIDE, anagram_turn, write_animation, write_png_grid
     from core.trajectory_file import load_trajectory
 
     trajectory = load_trajectory(args.trajectory)
     try:
+        if args.anagram_turn:
+            trajectory = anagram_turn(trajectory)
+            args.panel = "x_t" if args.panel == SIDE_BY_SIDE else args.panel  # the turning picture alone
         animation = args.gif or args.mp4
         if animation:
             start, end = _frame_range(args.frames, len(trajectory))

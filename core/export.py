@@ -199,6 +199,20 @@ def animation_format(path: str | os.PathLike) -> str:
     return suffix
 
 
+def anagram_turn(trajectory: Trajectory, num_frames: int = 24) -> Trajectory:
+    """A visual anagram's result turning into its second view, as a trajectory of its own
+    (x_t: the turning image), to export like any run: the illusion's reveal for a slide."""
+    from core.if_sampling import view_turn
+
+    views = trajectory.meta.get("params", {}).get("views") or []
+    if len(views) < 2:
+        raise ValueError("the anagram turn is for visual anagram runs (task anagram), which record their views")
+    turning = view_turn(trajectory.final_sample, views[1], num_frames)
+    frames = [Frame(index=i, t=float(i), x_t=image, x0_hat=image, coeffs={"t": float(i)}) for i, image in enumerate(turning)]
+    meta = {**trajectory.meta, "algorithm": "anagram-turn", "params": {**trajectory.meta["params"], "turn_to": views[1]}}
+    return Trajectory(meta, frames, trajectory.labels)
+
+
 def export_animation(
     trajectory: Trajectory,
     path: str | os.PathLike,

@@ -192,6 +192,33 @@ def make_view(name: str) -> View:
 
 
 VIEW_NAMES = ("identity", "flip", "rot90", "rot180", "rot270", "negate", "jigsaw")
+TURN_DEGREES = {"rot90": -90.0, "rot180": 180.0, "rot270": 90.0}  # in affine_grid's sense, to end on torch.rot90's
+
+
+def view_turn(image: torch.Tensor, name: str, num_frames: int = 24) -> torch.Tensor:
+    """[num_frames, N, C, H, W]: the image turning from its first reading into `name`'s view,
+    for showing an anagram. Rotations turn, a flip folds over the horizontal axis, negation and
+    jigsaw cross-fade; the last frame is exactly the view."""
+    view = make_view(name)
+    target = view.apply(image)
+    frames = []
+    for index in range(num_frames):
+        f = index / max(1, num_frames - 1)
+        if name in TURN_DEGREES or name == "flip":
+            if name == "flip":  # fold: the vertical axis scales from 1 through 0 to -1
+                matrix = [[1.0, 0.0, 0.0], [0.0, math.cos(math.pi * f), 0.0]]
+            else:
+                angle = math.radians(TURN_DEGREES[name] * f)
+                matrix = [[math.cos(angle), math.sin(angle), 0.0], [-math.sin(angle), math.cos(angle), 0.0]]
+            theta = torch.tensor(matrix, dtype=image.dtype, device=image.device).expand(image.shape[0], 2, 3)
+            grid = F.affine_grid(theta, list(image.shape), align_corners=False)
+            # outside the turned square: the image's own minimum, so the corners read as background
+            low = image.amin(dim=(1, 2, 3), keepdim=True)
+            frames.append(F.grid_sample(image - low, grid, align_corners=False) + low)
+        else:
+            frames.append((1 - f) * image + f * target)
+    frames[-1] = target
+    return torch.stack(frames)
 
 
 class ViewAverage:

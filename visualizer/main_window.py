@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from core import __version__
 from core.errors import UserFacingError
 from core.experiments import EXPERIMENTS, ExperimentOptions, experiment_requests
-from core.export import export_animation, write_png_grid
+from core.export import anagram_turn, export_animation, write_png_grid
 from core.frames import Trajectory
 from core.session import CANCELLED, DONE, FAILED, LOADED, PLAYBACK, RUNNING, Session
 from core.trajectory_file import load_trajectory, save_trajectory
@@ -174,6 +174,7 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         self._action(file_menu, "&Export animation (GIF/MP4)…", self.ask_export, ["Ctrl+E"])
         self._action(file_menu, "Export contact &sheet (PNG)…", self.ask_contact_sheet, ["Ctrl+Shift+E"])
+        self._action(file_menu, "Export the anagram &turn (GIF/MP4)…", self.ask_anagram_turn)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, ["Ctrl+Q"])
 
@@ -232,6 +233,9 @@ class MainWindow(QMainWindow):
         self.panel_actions[EXTRAS] = self._action(
             view_menu, "Show the extras (CFG parts, views, mask, …)", partial(self.set_panel_visible, EXTRAS), ["7"],
             checkable=True, checked=True,
+        )
+        self.second_view_action = self._action(
+            view_menu, "See an &anagram through its second view", self.step_view.set_through_second_view, ["V"], checkable=True
         )
         view_menu.addSeparator()
         self._action(view_menu, "Zoom &in", lambda: self.change_zoom(+1), ["+", "="])
@@ -570,8 +574,25 @@ class MainWindow(QMainWindow):
         if path:
             self.export_animation_to(path if path.lower().endswith(suffix) else path + suffix, options)
 
-    def export_animation_to(self, path: str | Path, options: ExportOptions) -> bool:
-        """Render on a worker with a progress dialog whose Cancel leaves no file behind."""
+    def ask_anagram_turn(self) -> None:
+        """The active anagram's result turning into its second view, as a GIF or MP4."""
+        run = self._complete_active_run("export")
+        if run is None:
+            return
+        suggested = str(Path(self._last_folder()) / "anagram-turn.gif")
+        path, _ = QFileDialog.getSaveFileName(self, "Export the anagram turn", suggested, "GIF (*.gif);;MP4 (*.mp4)")
+        if path:
+            self.export_anagram_turn_to(path)
+
+    def export_anagram_turn_to(self, path: str | Path) -> bool:
+        path = Path(path)
+        kind = "mp4" if path.suffix.lower() == ".mp4" else "gif"
+        options = ExportOptions(panels=["x_t"], start=0, end=None, fps=12.0, scale=6, format=kind)
+        return self.export_animation_to(path, options, transform=anagram_turn)
+
+    def export_animation_to(self, path: str | Path, options: ExportOptions, transform=None) -> bool:
+        """Render on a worker with a progress dialog whose Cancel leaves no file behind.
+        `transform` makes the trajectory to render from the run's (the anagram turn)."""
         run = self._complete_active_run("export")
         if run is None:
             return False
@@ -579,6 +600,12 @@ class MainWindow(QMainWindow):
             self.show_error("an export is already running")
             return False
         trajectory = Trajectory(run.trajectory.meta, list(run.trajectory.frames), run.trajectory.labels)
+        if transform is not None:
+            try:
+                trajectory = transform(trajectory)
+            except ValueError as exc:
+                self.show_error(str(exc))
+                return False
         path = Path(path)
         if path.suffix.lower() != f".{options.format}":
             path = path.with_suffix(f".{options.format}")

@@ -49,6 +49,9 @@ class _ResizeAwareView(pg.GraphicsView):
             self._on_resize()
 
 
+OVERLAY_RGBA = (255, 60, 60, 80)  # a light red tint: the region being made anew
+
+
 class ImagePanel(QFrame):
     """One image field of one frame: a title, the grid, and the value range underneath."""
 
@@ -71,6 +74,9 @@ class ImagePanel(QFrame):
         self.view.setCentralItem(self.view_box)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.view_box.addItem(self.image_item)
+        self.overlay_item = pg.ImageItem(axisOrder="row-major")  # e.g. the inpainting mask, tinted
+        self.overlay_item.setVisible(False)
+        self.view_box.addItem(self.overlay_item)
         self.pending_text = pg.TextItem("pending…", color=(200, 200, 200), anchor=(0.5, 0.5))
         self.pending_text.setVisible(False)
         self.view_box.addItem(self.pending_text, ignoreBounds=True)
@@ -103,6 +109,17 @@ class ImagePanel(QFrame):
         )
         if shape_changed:
             self._apply_zoom()
+
+    def set_overlay(self, mask: Optional[torch.Tensor], labels: Optional[torch.Tensor] = None) -> None:
+        """Tint where `mask` ([N, C, H, W], 1 = marked) is set, over the grid; None removes it."""
+        if mask is None:
+            self.overlay_item.setVisible(False)
+            return
+        marked = render_grid(mask, "mask", (0.0, 1.0), labels)[..., 0] > 127
+        rgba = np.zeros(marked.shape + (4,), dtype=np.uint8)
+        rgba[marked] = OVERLAY_RGBA
+        self.overlay_item.setImage(rgba, autoLevels=False, levels=(0, 255))
+        self.overlay_item.setVisible(True)
 
     def show_pending(self) -> None:
         """The frame at this position is not produced yet: dim the last picture and say so."""

@@ -122,6 +122,7 @@ class StepView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.splitter)
         self.visible = {key: True for key in PANEL_KEYS + (EXTRAS,)}
+        self.through_second_view = False  # anagrams: show the main panels as the second view sees them
         self._schedule_for: Optional[int] = None  # the run whose schedule the plot shows
         self.refresher = CoalescedRefresh(session, self.refresh, self)
         self.refresh()
@@ -133,6 +134,19 @@ class StepView(QWidget):
     def set_zoom(self, zoom: int) -> None:
         for panel in self.panels.values():
             panel.set_zoom(zoom)
+
+    def set_through_second_view(self, on: bool) -> None:
+        self.through_second_view = on
+        self.refresh()
+
+    def _second_view(self, run):
+        """The anagram's second view, when the toggle is on and the run is an anagram; else None."""
+        views = run.trajectory.meta.get("params", {}).get("views") or []
+        if not self.through_second_view or len(views) < 2:
+            return None
+        from core.if_sampling import make_view
+
+        return make_view(views[1])
 
     def _sync_extra_panels(self, run) -> list[str]:
         """One panel per extra image of the run, in the run's order; returns the names shown."""
@@ -174,6 +188,7 @@ class StepView(QWidget):
             self.equation.show_lines("Update rule", [f"step {view.index}: pending, the worker has not reached it yet"])
             return
         frame, trajectory = view.frame, run.trajectory
+        second_view = self._second_view(run)
         for name in extra_names:
             images = frame.extras.get(name)
             if images is None and name == CLEAN_EXTRA:  # a run may carry the original on one frame only
@@ -184,9 +199,13 @@ class StepView(QWidget):
         for key, panel in self.panels.items():
             name = field_for(run, key)
             if name is not None and panel.isVisibleTo(self):
-                if key == NOISE:
-                    panel.set_title(panel_title(name))
-                panel.show_images(frame.image(name), trajectory.value_range, trajectory.labels, name)
+                images, title = frame.image(name), panel_title(name)
+                if second_view is not None:
+                    images, title = second_view.apply(images), f"{title}   (seen through {second_view.name})"
+                panel.set_title(title)
+                panel.show_images(images, trajectory.value_range, trajectory.labels, name)
+                # inpainting: tint the region being made anew over x_t and x̂₀
+                panel.set_overlay(frame.extras.get("mask") if key in ("x_t", "x0_hat") else None, trajectory.labels)
         self._orient_panels()
         self.equation.show_lines(f"Update rule: {trajectory.meta.get('algorithm', '')}", step_equation(trajectory.meta, frame))
         self.histogram.show_histograms(frame_histograms(trajectory, frame))

@@ -229,6 +229,12 @@ def test_sample_if_writes_trajectories_that_export_and_inspect(tmp_path, capsys,
     assert code == 0 and Image.open(tmp_path / "s.gif").n_frames == 5
     code, stdout, _ = run(capsys, "inspect", tmp_path / "s.npz", "--step", 0)
     assert code == 0 and "dynamic thresholding" in stdout and "σ learned per pixel" in stdout
+    code, _, stderr = run(capsys, "export", tmp_path / "s.npz", "--gif", tmp_path / "turn.gif", "--anagram-turn")
+    assert code == 1 and "for visual anagram runs" in stderr and not (tmp_path / "turn.gif").exists()
+    code, _, _ = run(capsys, "sample", "if", "--task", "anagram", "--prompt", tiny_if.prompts[1], "--prompt2", tiny_if.prompts[2],
+                     "--views", "identity", "flip", "--stride", 300, *common, "--out", tmp_path / "a.npz")
+    code, _, _ = run(capsys, "export", tmp_path / "a.npz", "--gif", tmp_path / "turn.gif", "--anagram-turn")
+    assert code == 0 and Image.open(tmp_path / "turn.gif").n_frames == 24
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -432,3 +432,18 @@ def test_a_branch_continues_from_a_step_with_new_settings(stage1, table, tiny_if
         BranchPoint.from_run(run.meta, frames, len(frames) - 1)
     with pytest.raises(UserFacingError, match="only IF denoising runs"):
         BranchPoint.from_run({"params": {}}, frames, 0)
+
+
+@pytest.mark.parametrize("name", VIEW_NAMES)
+def test_the_anagram_turn_starts_at_the_image_and_ends_on_the_view(name):
+    from core.if_sampling import view_turn
+
+    ramp = torch.linspace(-1, 1, 32)
+    image = torch.stack([ramp.view(1, -1).expand(32, 32), ramp.view(-1, 1).expand(32, 32), torch.outer(ramp, ramp)]).unsqueeze(0)
+    turn = view_turn(image, name, 41)
+    target = make_view(name).apply(image)
+    assert turn.shape == (41, 1, 3, 32, 32)
+    torch.testing.assert_close(turn[0], image, atol=1e-5, rtol=0)
+    assert torch.equal(turn[-1], target)
+    if name != "identity":  # it moves towards the view, never away from it first
+        assert (turn[-2] - target).abs().mean() < (turn[-2] - image).abs().mean()

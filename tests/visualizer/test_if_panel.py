@@ -200,3 +200,43 @@ def test_each_part_a_experiment_in_one_click(qtbot, window, tiny_if, key, tasks)
         assert [frame.t for frame in runs[0].trajectory.frames] == [250, 500, 750]
     if key == "sdedit":
         assert [run.trajectory.meta["params"]["i_start"] for run in runs] == [1, 3, 5, 7, 10, 20]
+
+
+def test_inpainting_tints_the_masked_region_over_x_t(qtbot, window, tiny_if):
+    configure(window, tiny_if, "inpaint")
+    window.run_if()
+    wait_until_sampled(qtbot, window)
+    window.session.seek(2)
+    settle(qtbot)
+    overlay = window.step_view.panels["x_t"].overlay_item
+    assert overlay.isVisible()
+    mask = window.session.active.trajectory.frames[2].extras["mask"][0, 0] > 0.5
+    tinted = overlay.image[..., 3] > 0
+    pad = (tinted.shape[0] - mask.shape[0]) // 2  # the grid's border around the one image
+    assert np.array_equal(tinted[pad:-pad, pad:-pad], mask.numpy()) and mask.any() and not mask.all()
+    configure(window, tiny_if, "sample")
+    window.run_if()
+    wait_until_sampled(qtbot, window)
+    settle(qtbot)
+    assert not window.step_view.panels["x_t"].overlay_item.isVisible()
+
+
+def test_an_anagram_seen_through_its_second_view_and_its_turn_exported(qtbot, window, tiny_if, tmp_path):
+    configure(window, tiny_if, "anagram", prompt=tiny_if.prompts[1], prompt2=tiny_if.prompts[2], views="identity, rot180")
+    window.run_if()
+    wait_until_sampled(qtbot, window)
+    window.session.last()
+    settle(qtbot)
+    final = window.session.active.trajectory.frames[-1].x_t
+    qtbot.keyClick(window, "v")
+    settle(qtbot)
+    turned = torch.rot90(final, 2, dims=[2, 3])
+    assert np.array_equal(displayed(window, "x_t"), render_grid(turned, "x_t", (-1.0, 1.0), None))
+    assert "seen through rot180" in window.step_view.panels["x_t"].title_label.text()
+    assert window.export_anagram_turn_to(tmp_path / "turn.gif")
+    qtbot.waitUntil(lambda: window._export_job is None, timeout=60_000)
+    with Image.open(tmp_path / "turn.gif") as gif:
+        assert gif.n_frames == 24
+    window.second_view_action.setChecked(False)  # (the export's progress dialog may hold the keyboard focus)
+    settle(qtbot)
+    assert np.array_equal(displayed(window, "x_t"), render_grid(final, "x_t", (-1.0, 1.0), None))
