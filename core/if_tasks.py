@@ -169,6 +169,12 @@ def loaded_stage(stage: int, size: Optional[str], model_dir: Optional[str], devi
         return _LOADED_STAGES[key]
 
 
+def loaded_stages() -> list[IFStage]:
+    """The stages loaded so far in this process (the app's model status lists them)."""
+    with _LOADING:
+        return list(_LOADED_STAGES.values())
+
+
 def forget_loaded_stages() -> None:
     with _LOADING:
         _LOADED_STAGES.clear()

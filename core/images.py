@@ -81,18 +81,25 @@ def _square(image: Image.Image, notes: list[str]) -> Image.Image:
     return image.crop((left, top, left + side, top + side))
 
 
-def load_image(path: str | os.PathLike, size: int) -> LoadedImage:
-    """The image at `path` as [1, 3, size, size] in [-1, 1]: centre-cropped to a square, resized."""
+def open_rgb(path: str | os.PathLike, notes: list[str], draft_size: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """The picture at `path` as 8-bit RGB and its size in the file; conversions go to `notes`.
+    With `draft_size`, a big JPEG is decoded at a reduced scale, at least that large."""
     path = Path(path)
-    notes: list[str] = []
     image = _open(path)
     original_size = image.size
-    if image.format == "JPEG" and min(image.size) > 4 * size:
-        image.draft("RGB", (2 * size, 2 * size))  # decode a big JPEG at a fraction of its size
+    if draft_size and image.format == "JPEG" and min(image.size) > 2 * draft_size:
+        image.draft("RGB", (draft_size, draft_size))  # decode a big JPEG at a fraction of its size
     try:
-        rgb = _square(_to_rgb(image, notes), notes)
+        return _to_rgb(image, notes), original_size
     except OSError as error:
         raise UserFacingError(f"{path} is damaged or truncated: {error}") from error
+
+
+def load_image(path: str | os.PathLike, size: int) -> LoadedImage:
+    """The image at `path` as [1, 3, size, size] in [-1, 1]: centre-cropped to a square, resized."""
+    notes: list[str] = []
+    rgb, original_size = open_rgb(path, notes, draft_size=2 * size)
+    rgb = _square(rgb, notes)
     if rgb.size != (size, size):
         notes.append(f"resized from {rgb.size[0]}x{rgb.size[1]} to {size}x{size}")
         rgb = rgb.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=None)

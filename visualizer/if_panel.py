@@ -35,7 +35,7 @@ from core.errors import UserFacingError
 from core.if_embeddings import PromptEmbeddings
 from core.if_models import REQUIREMENTS, STAGE_I_SIZES, stage_source
 from core.if_sampling import DEFAULT_GUIDANCE, DEFAULT_STRIDE, VIEW_NAMES
-from core.if_tasks import DEFAULT_I_START, IFRequest, NEUTRAL_PROMPT
+from core.if_tasks import DEFAULT_I_START, IFRequest, NEUTRAL_PROMPT, loaded_stages
 from core.parsing import parse_int_list
 
 # One-click part A experiments: key -> (menu title, compared side by side).
@@ -66,6 +66,10 @@ TASK_LABELS = {
 NEEDS_IMAGE = {"forward", "blur", "one-step", "iterative", "sdedit", "inpaint", "text-i2i", "upscale"}
 HUB = "hub"  # the model source choice "download from the hub" (a size), rather than a folder
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff);;Stage I runs (*.npz);;All files (*)"
+
+
+def parameter_count(module) -> int:
+    return sum(parameter.numel() for parameter in module.parameters())
 
 
 def folder_summary(folder: str) -> str:
@@ -240,7 +244,32 @@ class IFPanel(QWidget):
     def ask_image(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Image", str(sample_image().parent), IMAGE_FILTER)
         if path:
-            self.image_path.setText(path)
+            self.set_image(path)
+
+    def crop_dialog_for(self, path: str | Path):
+        """The crop-to-square step for a picture that is not square; None when there is nothing to choose."""
+        from PIL import Image, UnidentifiedImageError
+
+        from visualizer.crop_dialog import CropDialog
+        from visualizer.train_view import WORK_FOLDER
+
+        if Path(path).suffix.lower() == ".npz":
+            return None
+        try:
+            with Image.open(path) as image:
+                if image.width == image.height:
+                    return None
+        except (OSError, UnidentifiedImageError):
+            return None  # the run reports what is wrong with the file, in one line
+        return CropDialog(path, WORK_FOLDER / "crops" / f"{Path(path).stem}-square.png", self)
+
+    def set_image(self, path: str | Path) -> None:
+        """Use `path` as the image, after the crop-to-square step when it is not square
+        (cancelling it keeps the picture, and IF takes its centre square)."""
+        dialog = self.crop_dialog_for(path)
+        if dialog is not None and dialog.exec():
+            path = dialog.out_path
+        self.image_path.setText(str(path))
 
     def ask_mask(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Mask", str(sample_image().parent), IMAGE_FILTER)
@@ -358,7 +387,10 @@ class IFPanel(QWidget):
         else:
             machine = "no CUDA GPU here: IF runs only with “allow the CPU”, slowly; saved IF runs open fine (File ▸ Open)"
         prompts = f"{len(self._embeddings.prompts)} prompts in the embeddings" if self._embeddings else "no embeddings file yet"
-        self.status.setText(f"{stage_one}\n{machine}\n{prompts}")
+        loaded = [f"stage {'I' * stage.stage} ({Path(stage.source).name}, {parameter_count(stage.unet) / 1e6:.1f} M parameters, "
+                  f"{stage.dtype}".replace("torch.", "") + f") on {stage.device}" for stage in loaded_stages()]
+        in_memory = "loaded: " + "; ".join(loaded) if loaded else "nothing loaded yet: the first run loads the model"
+        self.status.setText(f"{stage_one}\n{machine}\n{in_memory}\n{prompts}")
 
     # --- requests -------------------------------------------------------------------------------
 

@@ -393,6 +393,7 @@ class MainWindow(QMainWindow):
         self.show_error(f"Sampling failed: {message}")
 
     def _end_sampling_job(self) -> None:
+        self.if_panel.update_status()  # a run may have loaded an IF stage, or changed GPU memory
         job, self._sampling_job = self._sampling_job, None
         if job is not None:
             job.stop()
@@ -784,7 +785,7 @@ class MainWindow(QMainWindow):
         if suffix in (".safetensors", ".json"):
             self.add_checkpoint(path)
         elif suffix in IMAGE_SUFFIXES:
-            self.if_panel.image_path.setText(path)
+            self.if_panel.set_image(path)
             self.if_dock.raise_()
             self.statusBar().showMessage(f"IF image: {Path(path).name} (pick a task in the DeepFloyd IF dock, then Ctrl+R)", 8000)
         else:

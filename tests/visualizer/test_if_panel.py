@@ -52,6 +52,7 @@ def test_a_sample_run_steps_in_the_viewer(qtbot, window, tiny_if, tmp_path):
     run = window.session.active
     assert run is not None and run.produced == 7  # 990, 790, 590, 390, 190, 0 and the clean end
     assert "IF stage I" in run.name
+    assert "loaded: stage I (stage1," in panel.status.text() and "on cpu" in panel.status.text()
     window.session.last()
     settle(qtbot)
     final = run.trajectory.frames[-1]

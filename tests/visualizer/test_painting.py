@@ -92,3 +92,20 @@ def test_a_sketch_is_saved_in_its_colours_and_starts_an_sdedit(qtbot, window, tm
     assert tuple(picture[5, 5]) == PAPER
     panel.use_sketch(editor.out_path)
     assert panel.image_path.text() == str(editor.out_path) and panel.task_key == "sdedit"
+
+
+def test_the_crop_step_saves_the_chosen_square(window, tmp_path):
+    wide = np.zeros((100, 200, 3), np.uint8)
+    wide[:, :100] = (200, 30, 30)  # red on the left half, black on the right
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    panel = window.if_panel
+    dialog = panel.crop_dialog_for(tmp_path / "wide.png")
+    assert dialog.box() == (50, 0, 150, 100)  # the centre square by default
+    dialog.out_path = tmp_path / "square.png"
+    dialog.slider.setValue(0)
+    dialog.accept()
+    square = np.asarray(Image.open(dialog.out_path))
+    assert square.shape == (100, 100, 3) and (square == (200, 30, 30)).all()
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "square-already.png")
+    assert panel.crop_dialog_for(tmp_path / "square-already.png") is None
+    assert panel.crop_dialog_for(tmp_path / "missing.png") is None
