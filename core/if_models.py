@@ -131,6 +131,17 @@ def load_if_stage(
     )
 
 
+def weights_present(source: str) -> bool:
+    """Whether the stage can load without a download: a local folder, or the hub id's files in
+    the Hugging Face cache (its model index and UNet config; the weights come with them)."""
+    if Path(source).is_dir():
+        return (Path(source) / "unet").is_dir()
+    from huggingface_hub import try_to_load_from_cache
+
+    found = [try_to_load_from_cache(source, name) for name in ("model_index.json", "unet/config.json")]
+    return all(isinstance(path, str) for path in found)
+
+
 def _needs(source: str) -> str:
     requirement = REQUIREMENTS.get(source)
     return requirement.describe() if requirement else "see the model card for its size"

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 from core.bundled import sample_image
 from core.errors import UserFacingError
 from core.if_embeddings import PromptEmbeddings
-from core.if_models import REQUIREMENTS, STAGE_I_SIZES, stage_source
+from core.if_models import REQUIREMENTS, STAGE_I_SIZES, stage_source, weights_present
 from core.if_sampling import DEFAULT_GUIDANCE, DEFAULT_STRIDE, VIEW_NAMES
 from core.if_tasks import DEFAULT_I_START, IFRequest, NEUTRAL_PROMPT, loaded_stages
 from core.parsing import parse_int_list
@@ -379,8 +379,12 @@ class IFPanel(QWidget):
             stage_one = f"Stage I: folder {Path(folder).name} ({folder_summary(folder)})"
         else:
             source = stage_source(1, self.model_size.currentData())
-            need = REQUIREMENTS[source].describe()
-            stage_one = f"Stage I: {source} from the hub or its cache ({need}; accept the license on its model card, then `hf auth login`)"
+            need = REQUIREMENTS[source]
+            if weights_present(source):
+                stage_one = f"Stage I: {source}, in the Hugging Face cache (sampling needs about {need.vram_gb:g} GB of GPU memory)"
+            else:
+                stage_one = (f"Stage I: {source}, not downloaded yet ({need.describe()}; accept the license on its model "
+                             "card, then `hf auth login`; the first run downloads it)")
         if torch.cuda.is_available():
             free, total = torch.cuda.mem_get_info()
             machine = f"GPU: {torch.cuda.get_device_name(0)}, {(total - free) / 2**30:.1f} of {total / 2**30:.0f} GB in use"

@@ -447,3 +447,22 @@ def test_the_anagram_turn_starts_at_the_image_and_ends_on_the_view(name):
     assert torch.equal(turn[-1], target)
     if name != "identity":  # it moves towards the view, never away from it first
         assert (turn[-2] - target).abs().mean() < (turn[-2] - image).abs().mean()
+
+
+def test_weights_present_knows_folders_and_the_hub_cache(tiny_if, tmp_path, monkeypatch):
+    from core.if_models import weights_present
+
+    assert weights_present(str(tiny_if.stage1_dir)) and not weights_present(str(tmp_path))
+    cache = tmp_path / "hub-cache"
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
+    assert not weights_present("DeepFloyd/IF-I-XL-v1.0")
+    # the cache's layout: refs/main names a snapshot that holds the repo's files
+    repo = cache / "models--DeepFloyd--IF-I-XL-v1.0"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    snapshot = repo / "snapshots" / "abc123"
+    (snapshot / "unet").mkdir(parents=True)
+    (snapshot / "model_index.json").write_text("{}")
+    assert not weights_present("DeepFloyd/IF-I-XL-v1.0")  # no UNet config yet
+    (snapshot / "unet" / "config.json").write_text("{}")
+    assert weights_present("DeepFloyd/IF-I-XL-v1.0")
