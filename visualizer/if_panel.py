@@ -170,18 +170,12 @@ class IFPanel(QWidget):
         form.addRow("Task", self.task)
         form.addRow("Prompt", self.prompt)
         form.addRow("Prompt 2", self.prompt2)
-        image_row = self._with_button(self.image_path, "Open…", self.ask_image)
-        sketch = QPushButton("Sketch…")
-        sketch.setToolTip("Draw a scribble; SDEdit projects it onto natural images (part A 1.7.1)")
-        sketch.clicked.connect(self.sketch)
-        image_row.addWidget(sketch)
-        form.addRow("Image", image_row)
-        mask_row = self._with_button(self.mask_path, "Open…", self.ask_mask)
-        paint = QPushButton("Paint…")
-        paint.setToolTip("Paint the mask over the image: brush, eraser, rectangle, clear, invert")
-        paint.clicked.connect(self.paint_mask)
-        mask_row.addWidget(paint)
-        form.addRow("Mask", mask_row)
+        form.addRow("Image", self._with_button(
+            self.image_path, "Open…", self.ask_image,
+            ("Sketch…", self.sketch, "Draw a scribble; SDEdit projects it onto natural images (part A 1.7.1)")))
+        form.addRow("Mask", self._with_button(
+            self.mask_path, "Open…", self.ask_mask,
+            ("Paint…", self.paint_mask, "Paint the mask over the image: brush, eraser, rectangle, clear, invert")))
         form.addRow("i_start", self.i_start)
         form.addRow("Views", self.views)
         form.addRow("t", self.timesteps)
@@ -216,12 +210,15 @@ class IFPanel(QWidget):
         self.update_status()
 
     @staticmethod
-    def _with_button(field: QLineEdit, text: str, slot) -> QHBoxLayout:
+    def _with_button(field: QLineEdit, text: str, slot, *more: tuple) -> QHBoxLayout:
+        """A field with a button after it (and more buttons, as (text, slot, tooltip))."""
         row = QHBoxLayout()
         row.addWidget(field, 1)
-        button = QPushButton(text)
-        button.clicked.connect(slot)
-        row.addWidget(button)
+        for label, action, tooltip in [(text, slot, ""), *more]:
+            button = QPushButton(label)
+            button.setToolTip(tooltip)
+            button.clicked.connect(action)
+            row.addWidget(button)
         return row
 
     # --- files ----------------------------------------------------------------------------------
