@@ -143,6 +143,14 @@ class IFPanel(QWidget):
         self.stride.setRange(1, 999)
         self.stride.setValue(DEFAULT_STRIDE)
         self.stride.setToolTip("The course's strided timesteps 990, 990 − K, …, 0")
+        self.steps = QSpinBox()
+        self.steps.setRange(0, 1000)
+        self.steps.setSpecialValueText("use the stride")
+        self.steps.setPrefix("scheduler steps ")
+        self.steps.setToolTip("Instead of the stride: the scheduler's own set_timesteps(N), as diffusers' IFPipeline")
+        chain_row = QHBoxLayout()
+        chain_row.addWidget(self.stride, 1)
+        chain_row.addWidget(self.steps, 2)
         self.guidance = QDoubleSpinBox()
         self.guidance.setRange(0.0, 50.0)
         self.guidance.setSingleStep(0.5)
@@ -180,7 +188,7 @@ class IFPanel(QWidget):
         form.addRow("Views", self.views)
         form.addRow("t", self.timesteps)
         form.addRow("Gaussian", blur_row)
-        form.addRow("Stride", self.stride)
+        form.addRow("Stride", chain_row)
         form.addRow("Guidance γ", self.guidance)
         form.addRow("", self.use_cfg)
         form.addRow("x̂₀", self.x0_clip)
@@ -426,7 +434,10 @@ class IFPanel(QWidget):
             request.model_dir = self.model_folder.text().strip() or None
             request.size = None if request.model_dir else self.model_size.currentData()
             if task not in ("forward", "blur", "one-step"):
-                request.stride = self.stride.value()
+                if self.steps.value():
+                    request.steps = self.steps.value()
+                else:
+                    request.stride = self.stride.value()
         if task in NEEDS_IMAGE:
             request.image = self.image_path.text().strip() or None
         if task == "inpaint":
@@ -452,7 +463,7 @@ class IFPanel(QWidget):
             blur, one_step = self.requests("blur")[0], self.requests("one-step")[0]
             blur.t = one_step.t = [690]
             iterative = self.requests("iterative")[0]
-            iterative.stride, iterative.i_start = DEFAULT_STRIDE, [10]
+            iterative.stride, iterative.steps, iterative.i_start = DEFAULT_STRIDE, None, [10]
             return [blur, one_step, iterative]
         if key == "cfg":  # 1.5 against 1.6: the same seed, without and with guidance
             without = self.requests("sample")[0]
@@ -465,7 +476,7 @@ class IFPanel(QWidget):
             request.t = [250, 500, 750]
             return [request]
         if key in ("sdedit", "text-i2i"):  # the course's strip: i_start 1 … 20 of the stride-30 chain
-            return dataclasses.replace(self.requests(key)[0], i_start=None, stride=DEFAULT_STRIDE).expand()
+            return dataclasses.replace(self.requests(key)[0], i_start=None, stride=DEFAULT_STRIDE, steps=None).expand()
         return self.requests(key)
 
     def set_busy(self, busy: bool) -> None:

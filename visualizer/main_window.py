@@ -187,6 +187,7 @@ class MainWindow(QMainWindow):
         self._action(run_menu, "&Sweep guidance", self.sweep, ["Ctrl+G"])
         self._action(run_menu, "&Run DeepFloyd IF", self.run_if, ["Ctrl+R"])
         self._action(run_menu, "&Branch IF run from this step", self.branch_from_step, ["Ctrl+B"])
+        self._action(run_menu, "&Upscale this IF run with stage II", self.upscale_active_run, ["Ctrl+U"])
         self._action(run_menu, "&Cancel / leave presentation", self.escape, ["Escape"])
         run_menu.addSeparator()
         self._action(run_menu, "Start &training", self.start_training, ["Ctrl+T"])
@@ -311,6 +312,28 @@ class MainWindow(QMainWindow):
         source_id = run.id
         self._sample(lambda: [request], compare=True)
         self.session.set_compared(source_id, True)
+
+    def upscale_active_run(self) -> None:
+        """Stage II on the active stage I run's result, as a stepped run of its own."""
+        from visualizer.train_view import WORK_FOLDER
+
+        run = self._complete_active_run("upscale")
+        if run is None:
+            return
+        meta = run.trajectory.meta
+        if meta.get("params", {}).get("stage") != 1:
+            self.show_error("upscaling takes a finished IF stage I run: run IF (Ctrl+R) or open one, then Ctrl+U")
+            return
+        final = run.trajectory.frames[-1]
+        source = Trajectory(meta, [final], run.trajectory.labels)  # stage II reads the final sample
+        try:
+            path = save_trajectory(source, WORK_FOLDER / "upscale-inputs" / f"run-{run.id}-{time.strftime('%Y%m%d-%H%M%S')}.npz")
+            request = self.if_panel.requests(task="upscale")[0]
+        except (UserFacingError, OSError) as exc:
+            self.show_error(str(exc))
+            return
+        request.image, request.prompt = str(path), list(meta.get("prompts") or request.prompt)[:1]
+        self._sample(lambda: [request], compare=False)
 
     def run_if_experiment(self, key: str) -> None:
         """A part A experiment in one click, with the IF dock's model, embeddings, image and seed."""

@@ -241,3 +241,23 @@ def test_an_anagram_seen_through_its_second_view_and_its_turn_exported(qtbot, wi
     window.second_view_action.setChecked(False)  # (the export's progress dialog may hold the keyboard focus)
     settle(qtbot)
     assert np.array_equal(displayed(window, "x_t"), render_grid(final, "x_t", (-1.0, 1.0), None))
+
+
+def test_upscaling_the_result_is_a_second_stepped_run(qtbot, window, tiny_if, monkeypatch, tmp_path):
+    monkeypatch.setattr("visualizer.train_view.WORK_FOLDER", tmp_path)
+    panel = configure(window, tiny_if, "sample", prompt=tiny_if.prompts[1])
+    panel.steps.setValue(4)  # the scheduler's own four steps instead of the stride
+    window.run_if()
+    wait_until_sampled(qtbot, window)
+    stage_one = window.session.active
+    assert stage_one.produced == 5 and stage_one.trajectory.meta["params"]["timesteps"] == [750, 500, 250, 0]
+    qtbot.keyClick(window, "u", modifier=qtbot_control())
+    qtbot.waitUntil(lambda: window.session.active is not stage_one and not window.is_sampling, timeout=120_000)
+    upscaled = window.session.active
+    meta = upscaled.trajectory.meta
+    assert meta["params"]["task"] == "upscale" and meta["params"]["stage"] == 2
+    assert upscaled.trajectory.frames[-1].x_t.shape[-1] == 32 and upscaled.produced == 51  # stage II's 50 steps
+    assert meta["prompts"] == [tiny_if.prompts[1]]
+    low_res = upscaled.trajectory.frames[0].extras["low_res"]
+    expected = torch.nn.functional.interpolate(stage_one.trajectory.frames[-1].x_t, (32, 32), mode="bilinear", align_corners=True)
+    torch.testing.assert_close(low_res, expected)
