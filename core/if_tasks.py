@@ -164,9 +164,13 @@ _LOADING = threading.Lock()
 def loaded_stage(stage: int, size: Optional[str], model_dir: Optional[str], device: str, allow_cpu: bool, offload: bool) -> IFStage:
     key = (stage, size, str(model_dir) if model_dir else None, device, allow_cpu, offload)
     with _LOADING:
-        if key not in _LOADED_STAGES:
-            _LOADED_STAGES[key] = load_if_stage(stage, size, model_dir, device, allow_cpu=allow_cpu, offload=offload)
-        return _LOADED_STAGES[key]
+        if key in _LOADED_STAGES:
+            return _LOADED_STAGES[key]
+    # Load outside the lock, so the app's status line never waits on a load (minutes for IF-I-XL);
+    # runs start one at a time, so two loads of one stage do not race in practice.
+    loaded = load_if_stage(stage, size, model_dir, device, allow_cpu=allow_cpu, offload=offload)
+    with _LOADING:
+        return _LOADED_STAGES.setdefault(key, loaded)
 
 
 def loaded_stages() -> list[IFStage]:
@@ -241,6 +245,7 @@ def start_if(request: IFRequest) -> SamplingRun:
     spec = IFRunSpec(request.task, stage, request.seed, prompts, params={"num_samples": request.num})
     # CFG unless turned off; the course's one-step and iterative denoising go without, unless a γ is given
     use_cfg = not request.no_cfg and (request.task not in WITHOUT_CFG or request.guidance is not None)
+    use_cfg = use_cfg and request.task not in ("forward", "blur")  # they never run the UNet
     defaults = STAGE_II_DEFAULTS if stage.stage == 2 else {}
     guidance = request.guidance if request.guidance is not None else defaults.get("guidance", DEFAULT_GUIDANCE)
     if use_cfg:

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QProgressDialog,
+    QScrollArea,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -110,7 +111,12 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.transport)
         self.setCentralWidget(central)
         self.sample_dock = self._dock("Sample", self.sample_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.if_dock = self._dock("DeepFloyd IF", self.if_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        if_scroll = QScrollArea()  # the IF dock is tall: let it scroll on small screens, not widen the window
+        if_scroll.setWidget(self.if_panel)
+        if_scroll.setWidgetResizable(True)
+        if_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        if_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.if_dock = self._dock("DeepFloyd IF", if_scroll, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.tabifyDockWidget(self.sample_dock, self.if_dock)
         self.sample_dock.raise_()
         self.runs_dock = self._dock("Runs", self.runs_list, Qt.DockWidgetArea.LeftDockWidgetArea)

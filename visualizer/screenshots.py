@@ -6,6 +6,10 @@ It drives the real window: samples the bundled class model, scrubs to a step mid
 three guidance scales for the Compare view, trains the quick preset for two epochs in the Train
 tab, runs the out-of-distribution experiment (when MNIST is found), and turns on presentation
 mode. Runs offscreen unless a display is set.
+
+With DIFFUSION_STEPPER_IF_DIR (a stage I folder) and DIFFUSION_STEPPER_IF_EMBEDDINGS (the
+prompt embeddings file) set, it also renders the DeepFloyd IF views (if-*.png): the denoisers
+compared with PSNR, inpainting with its mask tinted, and a visual anagram with its extras strip.
 """
 
 from __future__ import annotations
@@ -84,12 +88,52 @@ def render(out_dir: Path) -> list[Path]:
             _wait(app, lambda: True)
             written.append(_save(window, out_dir / "experiment-out-of-distribution.png"))
 
+        written += _render_if_views(app, window, out_dir)
+
         window.tabs.setCurrentIndex(STEP_TAB)
         window.set_presentation(True)
         window.resize(1920, 1080)
         _wait(app, lambda: True)
         written.append(_save(window, out_dir / "presentation.png"))
         window.close()
+    return written
+
+
+def _render_if_views(app, window, out_dir: Path) -> list[Path]:
+    """The IF dock's views, when a stage I folder and embeddings are given (see the docstring)."""
+    from visualizer.main_window import COMPARE_TAB, STEP_TAB
+
+    folder, embeddings = os.environ.get("DIFFUSION_STEPPER_IF_DIR"), os.environ.get("DIFFUSION_STEPPER_IF_EMBEDDINGS")
+    if not folder or not embeddings:
+        print("no IF screenshots: set DIFFUSION_STEPPER_IF_DIR and DIFFUSION_STEPPER_IF_EMBEDDINGS", file=sys.stderr)
+        return []
+    panel = window.if_panel
+    panel.model_folder.setText(folder)
+    panel.set_embeddings(embeddings)
+    panel.allow_cpu.setChecked(True)
+    window.if_dock.raise_()
+    written = []
+    window.run_if_experiment("denoisers")
+    _wait(app, lambda: not window.is_sampling and not window._queue)
+    window.session.last()
+    window.tabs.setCurrentIndex(COMPARE_TAB)
+    _wait(app, lambda: True)
+    written.append(_save(window, out_dir / "if-denoisers.png"))
+    window.tabs.setCurrentIndex(STEP_TAB)
+    window.run_if_experiment("inpaint")
+    _wait(app, lambda: not window.is_sampling)
+    window.session.seek(window.session.position_of(window.session.active, 12))
+    _wait(app, lambda: True)
+    written.append(_save(window, out_dir / "if-inpaint.png"))
+    prompts = panel._embeddings.prompts if panel._embeddings else []
+    if len(prompts) >= 2:
+        panel.prompt.setCurrentText(prompts[0])
+        panel.prompt2.setCurrentText(prompts[1])
+    window.run_if_experiment("anagram")
+    _wait(app, lambda: not window.is_sampling)
+    window.session.seek(window.session.position_of(window.session.active, 20))
+    _wait(app, lambda: True)
+    written.append(_save(window, out_dir / "if-anagram.png"))
     return written
 
 
