@@ -68,8 +68,11 @@ HUB = "hub"  # the model source choice "download from the hub" (a size), rather 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff);;Stage I runs (*.npz);;All files (*)"
 
 
-def parameter_count(module) -> int:
-    return sum(parameter.numel() for parameter in module.parameters())
+def describe_loaded(stage) -> str:
+    """"stage I (IF-I-XL-v1.0, 4300.0 M parameters, float16) on cuda:0"."""
+    parameters = sum(parameter.numel() for parameter in stage.unet.parameters())
+    dtype = str(stage.dtype).removeprefix("torch.")
+    return f"stage {'I' * stage.stage} ({Path(stage.source).name}, {parameters / 1e6:.1f} M parameters, {dtype}) on {stage.device}"
 
 
 def folder_summary(folder: str) -> str:
@@ -334,12 +337,14 @@ class IFPanel(QWidget):
         except UserFacingError as error:
             self.status.setText(str(error))
             return
-        for box in (self.prompt, self.prompt2):
+        prompts = self._embeddings.prompts
+        for box, fallback in ((self.prompt, 0), (self.prompt2, 1)):  # keep what was typed if the file has it
             typed = box.currentText()
             box.clear()
-            box.addItems(self._embeddings.prompts)
-            box.setCurrentText(typed if typed in self._embeddings.prompts or not self._embeddings.prompts
-                               else self._embeddings.prompts[0 if box is self.prompt else min(1, len(self._embeddings.prompts) - 1)])
+            box.addItems(prompts)
+            if typed not in prompts and prompts:
+                typed = prompts[min(fallback, len(prompts) - 1)]
+            box.setCurrentText(typed)
         self.update_status()
 
     # --- what the panel shows -------------------------------------------------------------------
@@ -396,8 +401,7 @@ class IFPanel(QWidget):
         else:
             machine = "no CUDA GPU here: IF runs only with “allow the CPU”, slowly; saved IF runs open fine (File ▸ Open)"
         prompts = f"{len(self._embeddings.prompts)} prompts in the embeddings" if self._embeddings else "no embeddings file yet"
-        loaded = [f"stage {'I' * stage.stage} ({Path(stage.source).name}, {parameter_count(stage.unet) / 1e6:.1f} M parameters, "
-                  f"{stage.dtype}".replace("torch.", "") + f") on {stage.device}" for stage in loaded_stages()]
+        loaded = [describe_loaded(stage) for stage in loaded_stages()]
         in_memory = "loaded: " + "; ".join(loaded) if loaded else "nothing loaded yet: the first run loads the model"
         self.status.setText(f"{stage_one}\n{machine}\n{in_memory}\n{prompts}")
 
