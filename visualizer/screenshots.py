@@ -8,8 +8,8 @@ tab, runs the out-of-distribution experiment (when MNIST is found), and turns on
 mode. Runs offscreen unless a display is set.
 
 With DIFFUSION_STEPPER_IF_DIR (a stage I folder) and DIFFUSION_STEPPER_IF_EMBEDDINGS (the
-prompt embeddings file) set, it also renders the DeepFloyd IF views (if-*.png): the denoisers
-compared with PSNR, inpainting with its mask tinted, and a visual anagram with its extras strip.
+prompt embeddings file) set, it also renders each part A experiment of the DeepFloyd IF dock
+(if-<experiment>.png).
 """
 
 from __future__ import annotations
@@ -100,7 +100,9 @@ def render(out_dir: Path) -> list[Path]:
 
 
 def _render_if_views(app, window, out_dir: Path) -> list[Path]:
-    """The IF dock's views, when a stage I folder and embeddings are given (see the docstring)."""
+    """Every part A experiment of the IF dock, as if-<experiment>.png, when a stage I folder and
+    embeddings are given (see the docstring); the Compare view for comparisons."""
+    from visualizer.if_panel import PART_A_EXPERIMENTS
     from visualizer.main_window import COMPARE_TAB, STEP_TAB
 
     folder, embeddings = os.environ.get("DIFFUSION_STEPPER_IF_DIR"), os.environ.get("DIFFUSION_STEPPER_IF_EMBEDDINGS")
@@ -111,29 +113,21 @@ def _render_if_views(app, window, out_dir: Path) -> list[Path]:
     panel.model_folder.setText(folder)
     panel.set_embeddings(embeddings)
     panel.allow_cpu.setChecked(True)
+    prompts = panel._embeddings.prompts if panel._embeddings else []
+    if len(prompts) >= 3:  # two prompts of the course's kind for anagrams and hybrids
+        panel.prompt.setCurrentText(prompts[1])
+        panel.prompt2.setCurrentText(prompts[2])
     window.if_dock.raise_()
     written = []
-    window.run_if_experiment("denoisers")
-    _wait(app, lambda: not window.is_sampling and not window._queue)
-    window.session.last()
-    window.tabs.setCurrentIndex(COMPARE_TAB)
-    _wait(app, lambda: True)
-    written.append(_save(window, out_dir / "if-denoisers.png"))
+    for key, (_, compared) in PART_A_EXPERIMENTS.items():
+        window.run_if_experiment(key)
+        _wait(app, lambda: not window.is_sampling and not window._queue)
+        run = window.session.active
+        window.session.seek(window.session.position_of(run, run.length * 2 // 3))  # mid-way: the strip still shows
+        window.tabs.setCurrentIndex(COMPARE_TAB if compared else STEP_TAB)
+        _wait(app, lambda: True)
+        written.append(_save(window, out_dir / f"if-{key}.png"))
     window.tabs.setCurrentIndex(STEP_TAB)
-    window.run_if_experiment("inpaint")
-    _wait(app, lambda: not window.is_sampling)
-    window.session.seek(window.session.position_of(window.session.active, 12))
-    _wait(app, lambda: True)
-    written.append(_save(window, out_dir / "if-inpaint.png"))
-    prompts = panel._embeddings.prompts if panel._embeddings else []
-    if len(prompts) >= 2:
-        panel.prompt.setCurrentText(prompts[0])
-        panel.prompt2.setCurrentText(prompts[1])
-    window.run_if_experiment("anagram")
-    _wait(app, lambda: not window.is_sampling)
-    window.session.seek(window.session.position_of(window.session.active, 20))
-    _wait(app, lambda: True)
-    written.append(_save(window, out_dir / "if-anagram.png"))
     return written
 
 

@@ -180,6 +180,8 @@ def test_branching_continues_a_run_from_the_step_on_screen(qtbot, window, tiny_i
     ("sdedit", ["sdedit"] * 6),
     ("text-i2i", ["text-i2i"] * 6),
     ("hybrid", ["hybrid"]),
+    ("inpaint", ["inpaint"]),
+    ("anagram", ["anagram"]),
 ])
 def test_each_part_a_experiment_in_one_click(qtbot, window, tiny_if, key, tasks):
     from visualizer.if_panel import PART_A_EXPERIMENTS
