@@ -16,9 +16,10 @@ def _number(value: float) -> str:
     return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
 
 
-def _time(family: str, t: float) -> str:
+def time_text(family: str, t: float) -> str:
+    """t as the captions and exports show it: an integer for DDPM and IF, three decimals otherwise."""
     if family == "ddpm" and t < 0:
-        return "−1 (clean)"  # IF's chain ends past t = 0 (diffusers' indexing), at the clean image
+        return "-1 (clean)"  # IF's chain ends past t = 0 (diffusers' indexing); ASCII, which every export font has
     return f"{int(round(t))}" if family == "ddpm" else f"{t:.3f}"
 
 
@@ -30,7 +31,7 @@ def frame_caption(meta: dict, frame: Frame, num_frames: int) -> str:
         if "sigma" in frame.coeffs:
             parts.append(f"σ = {frame.coeffs['sigma']:.3f}")
     else:
-        parts.append(f"t = {_time(family, frame.t)}")
+        parts.append(f"t = {time_text(family, frame.t)}")
     if family == "ddpm":
         alpha_bar = frame.coeffs.get("alpha_bar_t", 1.0 if frame.t <= 0 else None)
         if alpha_bar is not None:
@@ -87,12 +88,12 @@ def _step_lines(meta: dict, frame: Frame) -> list[str]:
     coeffs = frame.coeffs
     family = algorithm_family(meta)
     if coeffs.get("final"):
-        return ["final sample: no step left", f"x_0 = the image shown (t = {_time(family, frame.t)})"]
+        return ["final sample: no step left", f"x_0 = the image shown (t = {time_text(family, frame.t)})"]
     if str(meta.get("algorithm", "")) in ("if-forward", "if-blur", "if-one-step"):
         return _denoise_once_lines(str(meta["algorithm"]), frame)
     if family == "ddpm" and "coef_x0" in coeffs:
         alpha_bar_t, alpha_bar_next = coeffs["alpha_bar_t"], coeffs["alpha_bar_next"]
-        t, t_next = _time(family, frame.t), _time(family, coeffs["t_next"])
+        t, t_next = time_text(family, frame.t), time_text(family, coeffs["t_next"])
         sigma = coeffs["sigma"]
         clip = []
         if "x0_clip_low" in coeffs:
@@ -118,7 +119,7 @@ def _step_lines(meta: dict, frame: Frame) -> list[str]:
         return _guidance_line(frame, "v") + [
             f"x̂ = x_t + (1 − t)·v̂ = x_t + {_number(1 - t)}·v̂      (the clean estimate, at t = 1)",
             f"x_t+Δt = x_t + Δt·v̂ = x_t + {_number(dt)}·v̂      (one Euler step)",
-            f"t = {_time(family, t)} → {_time(family, coeffs['t_next'])}",
+            f"t = {time_text(family, t)} → {time_text(family, coeffs['t_next'])}",
         ]
     if family == "single-step":
         sigma = coeffs.get("sigma", 0.0)

@@ -17,7 +17,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from core.atomic import atomic_path
 from core.errors import UserFacingError
+from core.equations import time_text
 from core.frames import NOISE_FIELDS, Frame, Trajectory
+from core.theory import algorithm_family
 
 NOISE_DISPLAY_RANGE = (-3.0, 3.0)  # eps ~ N(0, 1) and v = x1 - x0 fit here but for rare tails
 PANEL_TITLES = {"x_t": "x_t", "x0_hat": "x0 estimate", "eps_hat": "noise estimate", "v_hat": "velocity estimate"}
@@ -84,11 +86,14 @@ def _font(size: int) -> ImageFont.ImageFont:
 
 
 def _caption(image: Image.Image, text: str, font_size: int) -> Image.Image:
-    """`image` with a strip of text above it."""
+    """`image` with a strip of text above it, widened when the text is wider than the image
+    (a small image's step label would otherwise be cut off)."""
+    font = _font(font_size)
     strip = font_size + 8
-    out = Image.new("RGB", (image.width, image.height + strip), BACKGROUND)
+    width = max(image.width, int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(text, font=font)) + 8)
+    out = Image.new("RGB", (width, image.height + strip), BACKGROUND)
     out.paste(image, (0, strip))
-    ImageDraw.Draw(out).text((4, 3), text, fill=TEXT_COLOUR, font=_font(font_size))
+    ImageDraw.Draw(out).text((4, 3), text, fill=TEXT_COLOUR, font=font)
     return out
 
 
@@ -144,16 +149,8 @@ def _one_panel(trajectory: Trajectory, panel: str) -> list[str]:
     raise ValueError(f"unknown panel {panel!r}; choose from {', '.join(PANEL_CHOICES + tuple(trajectory.extra_names()))}")
 
 
-def has_integer_timesteps(trajectory: Trajectory) -> bool:
-    """DDPM-style runs count t in integer steps; flow matching and the single-step denoiser do not."""
-    return trajectory.meta.get("algorithm", "").startswith(("ddpm", "if"))
-
-
 def step_label(trajectory: Trajectory, frame: Frame) -> str:
-    t_text = f"{int(frame.t)}" if has_integer_timesteps(trajectory) else f"{frame.t:.3f}"
-    if has_integer_timesteps(trajectory) and frame.t < 0:
-        t_text = "-1 (clean)"  # IF's chain ends past t = 0, at the clean image
-    return f"step {frame.index}/{len(trajectory) - 1}   t = {t_text}"
+    return f"step {frame.index}/{len(trajectory) - 1}   t = {time_text(algorithm_family(trajectory.meta), frame.t)}"
 
 
 def render_panel(trajectory: Trajectory, frame: Frame, name: str, scale: int, font_size: int) -> Image.Image:

@@ -9,7 +9,7 @@ and its noise estimate is zero), so a run of S steps has S + 1 frames.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 
@@ -63,6 +63,14 @@ def keep_every(frames: Iterator[Frame], every: int, num_frames: int) -> Iterator
             frame.index = kept
             kept += 1
             yield frame
+
+
+def with_extras(frames: Iterator[Frame], make: Callable[[Frame], dict[str, torch.Tensor]]) -> Iterator[Frame]:
+    """Add the named images `make(frame)` returns to each frame as it passes (the known original,
+    the mask, an anagram's views, ...)."""
+    for frame in frames:
+        frame.extras.update(make(frame))
+        yield frame
 
 
 def to_cpu(tensor: torch.Tensor) -> torch.Tensor:

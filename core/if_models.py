@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Optional
 
@@ -19,6 +20,7 @@ import torch
 
 from core.devices import resolve_device
 from core.errors import UserFacingError
+from core.schedules import DiscreteSchedule
 
 STAGE_I_SIZES = {"XL": "DeepFloyd/IF-I-XL-v1.0", "L": "DeepFloyd/IF-I-L-v1.0", "M": "DeepFloyd/IF-I-M-v1.0"}
 STAGE_II_SIZES = {"L": "DeepFloyd/IF-II-L-v1.0", "M": "DeepFloyd/IF-II-M-v1.0"}
@@ -59,6 +61,11 @@ class IFStage:
     dtype: torch.dtype
     image_noising_scheduler: Optional[object] = None  # stage II only: noises the low-res input
 
+    @cached_property
+    def schedule(self) -> DiscreteSchedule:
+        """The scheduler's alphas_cumprod as our schedule, read once."""
+        return schedule_of(self.scheduler)
+
     @property
     def sample_size(self) -> int:
         return int(self.unet.config.sample_size)
@@ -73,6 +80,11 @@ class IFStage:
     def embedding_dim(self) -> int:
         """The text embedding width the UNet expects (4096 for T5-XXL)."""
         return int(self.unet.config.encoder_hid_dim or self.unet.config.cross_attention_dim)
+
+
+def schedule_of(scheduler) -> DiscreteSchedule:
+    """A diffusers DDPMScheduler's alphas_cumprod as our schedule (indexed by diffusers' t)."""
+    return DiscreteSchedule(alpha_bars=scheduler.alphas_cumprod.to(torch.float64).cpu())
 
 
 def stage_source(stage: int, size: Optional[str] = None, model_dir: Optional[str | os.PathLike] = None) -> str:

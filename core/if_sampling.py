@@ -25,7 +25,7 @@ from typing import Callable, Iterator, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from core.frames import Frame, SamplingRun, to_cpu
+from core.frames import Frame, SamplingRun, to_cpu, with_extras
 from core.if_models import IFStage
 from core.sampling import (
     ClassifierFreeGuidance,
@@ -52,15 +52,6 @@ X0_CLIP_CHOICES = ("dynamic", "none")
 # --- schedule, timesteps, step rule -------------------------------------------------------------
 
 
-def schedule_of(scheduler) -> DiscreteSchedule:
-    """A diffusers DDPMScheduler's alphas_cumprod as our schedule (indexed by diffusers' t)."""
-    return DiscreteSchedule(alpha_bars=scheduler.alphas_cumprod.to(torch.float64).cpu())
-
-
-def if_schedule(stage: IFStage) -> DiscreteSchedule:
-    return schedule_of(stage.scheduler)
-
-
 def chain_timesteps(stage: IFStage, steps: Optional[int] = None, stride: Optional[int] = None) -> list[int]:
     """The timesteps a run visits, ending with the clean end CLEAN_T.
 
@@ -75,7 +66,7 @@ def chain_timesteps(stage: IFStage, steps: Optional[int] = None, stride: Optiona
         scheduler = DDPMScheduler.from_config(stage.scheduler.config)  # a copy: set_timesteps mutates
         scheduler.set_timesteps(int(steps))
         return [int(t) for t in scheduler.timesteps] + [CLEAN_T]
-    start = min(DEFAULT_STRIDE_START, if_schedule(stage).T)
+    start = min(DEFAULT_STRIDE_START, stage.schedule.T)
     return strided_timesteps(start, stride or DEFAULT_STRIDE, 0) + [CLEAN_T]
 
 
@@ -96,7 +87,7 @@ def x0_handling(stage: IFStage, x0_clip: str = "dynamic"):
 def if_step_rule(stage: IFStage, x0_clip: str = "dynamic") -> DDPMStep:
     if stage.scheduler.config.variance_type != "learned_range":
         raise ValueError(f"IF's scheduler uses learned_range variance, this one {stage.scheduler.config.variance_type!r}")
-    return DDPMStep(if_schedule(stage), variance=LearnedRangeVariance(), x0_clip=x0_handling(stage, x0_clip), clean_t=CLEAN_T)
+    return DDPMStep(stage.schedule, variance=LearnedRangeVariance(), x0_clip=x0_handling(stage, x0_clip), clean_t=CLEAN_T)
 
 
 # --- the denoiser adapter -----------------------------------------------------------------------
@@ -155,7 +146,7 @@ class View:
     negates: bool = False  # colour negation: the noise estimate flips sign, the variance does not
 
 
-def _jigsaw_permutation(size: int, patches: int = 4, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def _jigsaw_permutation(patches: int = 4, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """A fixed shuffle of a patches x patches grid (reproducible: its own generator)."""
     order = torch.randperm(patches * patches, generator=torch.Generator().manual_seed(seed))
     return order, torch.argsort(order)
@@ -186,7 +177,7 @@ def make_view(name: str) -> View:
     if name == "negate":
         return View(name, lambda x: -x, lambda x: x, negates=True)
     if name == "jigsaw":
-        order, inverse_order = _jigsaw_permutation(0)
+        order, inverse_order = _jigsaw_permutation()
         return View(name, lambda x: _permute_patches(x, order), lambda x: _permute_patches(x, inverse_order))
     raise ValueError(f"unknown view {name!r}; choose from {', '.join(VIEW_NAMES)}")
 
@@ -199,8 +190,8 @@ def view_turn(image: torch.Tensor, name: str, num_frames: int = 24) -> torch.Ten
     """[num_frames, N, C, H, W]: the image turning from its first reading into `name`'s view,
     for showing an anagram. Rotations turn, a flip folds over the horizontal axis, negation and
     jigsaw cross-fade; the last frame is exactly the view."""
-    view = make_view(name)
-    target = view.apply(image)
+    target = make_view(name).apply(image)
+    low = image.amin(dim=(1, 2, 3), keepdim=True)  # outside the turned square: the image's minimum, as background
     frames = []
     for index in range(num_frames):
         f = index / max(1, num_frames - 1)
@@ -212,8 +203,6 @@ def view_turn(image: torch.Tensor, name: str, num_frames: int = 24) -> torch.Ten
                 matrix = [[math.cos(angle), math.sin(angle), 0.0], [-math.sin(angle), math.cos(angle), 0.0]]
             theta = torch.tensor(matrix, dtype=image.dtype, device=image.device).expand(image.shape[0], 2, 3)
             grid = F.affine_grid(theta, list(image.shape), align_corners=False)
-            # outside the turned square: the image's own minimum, so the corners read as background
-            low = image.amin(dim=(1, 2, 3), keepdim=True)
             frames.append(F.grid_sample(image - low, grid, align_corners=False) + low)
         else:
             frames.append((1 - f) * image + f * target)
@@ -347,14 +336,13 @@ class IFRunSpec:
     params: dict = field(default_factory=dict)
 
     def meta(self, algorithm: str) -> dict:
-        schedule = if_schedule(self.stage)
         return {
             "algorithm": algorithm,
             "model": f"IF stage {'I' * self.stage.stage} ({Path(self.stage.source).name})",
             "checkpoint": self.stage.source,
             "seed": self.seed,
             "prompts": self.prompts,
-            "params": {"task": self.task, "stage": self.stage.stage, "alpha_bars": schedule.alpha_bars.tolist(), **self.params},
+            "params": {"task": self.task, "stage": self.stage.stage, "alpha_bars": self.stage.schedule.alpha_bars.tolist(), **self.params},
             "value_range": IF_VALUE_RANGE,
             "device": str(self.stage.device),
         }
@@ -375,32 +363,19 @@ def with_psnr(frames: Iterator[Frame], clean: torch.Tensor) -> Iterator[Frame]:
         yield frame
 
 
-def with_views(frames: Iterator[Frame], views: Sequence[View]) -> Iterator[Frame]:
-    """Anagrams: the clean estimate as each view sees it (x0_view1, ...), so every reading of the
-    illusion shows at every step, the second upside down for a flip."""
-    for frame in frames:
-        for number, view in enumerate(views, 1):
-            frame.extras[f"x0_view{number}"] = view.apply(frame.x0_hat)
-        yield frame
+def through_views(views: Sequence[View]) -> Callable[[Frame], dict[str, torch.Tensor]]:
+    """Anagrams' extras: the clean estimate as each view sees it (x0_view1, ...), so every reading
+    of the illusion shows at every step, the second upside down for a flip."""
+    return lambda frame: {f"x0_view{number}": view.apply(frame.x0_hat) for number, view in enumerate(views, 1)}
 
 
 FAR_AWAY = 4  # "view from afar": the hybrid's clean estimate shrunk this many times
 
 
-def with_far_view(frames: Iterator[Frame], factor: int = FAR_AWAY) -> Iterator[Frame]:
-    """Hybrids: the clean estimate shrunk (area average), as it looks from across the room,
+def from_afar(frame: Frame) -> dict[str, torch.Tensor]:
+    """Hybrids' extra: the clean estimate shrunk (area average), as it looks from across the room,
     where only the low frequencies, prompt 1's image, survive."""
-    for frame in frames:
-        frame.extras["x0_afar"] = F.avg_pool2d(frame.x0_hat, factor)
-        yield frame
-
-
-def with_extras(frames: Iterator[Frame], extras: dict[str, torch.Tensor]) -> Iterator[Frame]:
-    """Add the same named images (the mask, the original) to every frame."""
-    fixed = {name: to_cpu(image) for name, image in extras.items()}
-    for frame in frames:
-        frame.extras.update(fixed)
-        yield frame
+    return {"x0_afar": F.avg_pool2d(frame.x0_hat, FAR_AWAY)}
 
 
 def denoising_run(
@@ -417,8 +392,9 @@ def denoising_run(
     """The one IF loop: run_sampler with IF's step rule, wrapped in a SamplingRun."""
     spec.params.update(timesteps=timesteps[:-1], x0_clip=x0_clip, steps=len(timesteps) - 1)
     frames = run_sampler(x_start, timesteps, estimate, if_step_rule(spec.stage, x0_clip), generator, project=project)
-    if extras:
-        frames = with_extras(frames, extras)
+    if extras:  # the same images on every frame (the mask, the original)
+        fixed = {name: to_cpu(image) for name, image in extras.items()}
+        frames = with_extras(frames, lambda frame: fixed)
     return SamplingRun(frames, spec.meta(algorithm), None, len(timesteps))
 
 

@@ -30,9 +30,9 @@ import torch.nn.functional as F
 
 from core.devices import make_generator
 from core.errors import UserFacingError
-from core.frames import SamplingRun
+from core.frames import SamplingRun, with_extras
 from core.if_embeddings import UNCONDITIONAL, PromptEmbeddings, t5_encoder
-from core.if_models import IFStage, load_if_stage
+from core.if_models import IFStage, load_if_stage, schedule_of
 from core.if_sampling import (
     CLEAN_T,
     DEFAULT_GUIDANCE,
@@ -47,14 +47,12 @@ from core.if_sampling import (
     denoising_run,
     forward_at,
     forward_frames,
-    if_schedule,
+    from_afar,
     make_view,
     one_step_frames,
-    schedule_of,
     text_estimate,
-    with_far_view,
+    through_views,
     with_psnr,
-    with_views,
 )
 from core.sampling import pure_noise
 from core.theory import CLEAN_EXTRA
@@ -63,7 +61,11 @@ TASKS = ("sample", "forward", "blur", "one-step", "iterative", "sdedit", "inpain
 NEUTRAL_PROMPT = "a high quality photo"  # the course's prompt where the text should not steer
 DEFAULT_TIMESTEPS = [250, 500, 750]  # the course's forward-process and denoising levels
 DEFAULT_I_START = {"iterative": [10], "sdedit": [1, 3, 5, 7, 10, 20], "text-i2i": [1, 3, 5, 7, 10, 20]}
+DEFAULT_VIEWS = ["identity", "flip"]  # the course's anagram: upright, and upside down
 NEEDS_IMAGE = ("forward", "blur", "one-step", "iterative", "sdedit", "inpaint", "text-i2i", "upscale")
+AT_CHOSEN_T = ("forward", "blur", "one-step")  # one frame per chosen t, no chain of steps
+WITHOUT_UNET = ("forward", "blur")  # the tasks that never run the model
+FROM_I_START = ("iterative", "sdedit", "text-i2i")  # start from the image noised at i_start
 WITHOUT_CFG = ("one-step", "iterative")  # the course's 1.3 and 1.4 use the conditional estimate alone
 STAGE_II_DEFAULTS = {"steps": 50, "guidance": 4.0}  # IFSuperResolutionPipeline's defaults
 UPSCALE_FACTOR = 4  # stage II turns 64 px into 256 px
@@ -101,7 +103,7 @@ class IFRequest:
     image: Optional[str] = None  # a picture, or a trajectory .npz whose final sample is used (upscale)
     mask: Optional[str] = None
     i_start: Optional[list[int]] = None
-    views: list[str] = field(default_factory=lambda: ["identity", "flip"])
+    views: list[str] = field(default_factory=lambda: list(DEFAULT_VIEWS))
     t: Optional[list[int]] = None
     steps: Optional[int] = None
     stride: Optional[int] = None
@@ -156,7 +158,7 @@ def _check(request: IFRequest) -> None:
 
 
 # Loaded stages, kept for the next run: the app runs many experiments on one model, and loading
-# IF-I-XL takes far longer than sampling a few steps. `forget_loaded_stages` frees them.
+# IF-I-XL takes far longer than sampling a few steps.
 _LOADED_STAGES: dict[tuple, IFStage] = {}
 _LOADING = threading.Lock()
 
@@ -179,18 +181,13 @@ def loaded_stages() -> list[IFStage]:
         return list(_LOADED_STAGES.values())
 
 
-def forget_loaded_stages() -> None:
-    with _LOADING:
-        _LOADED_STAGES.clear()
-
-
 def prepare(request: IFRequest) -> IFRequest:
     """The request with its model stage and prompt embeddings loaded (once, for all its runs)."""
     _check(request)
     stage = request.stage or loaded_stage(2 if request.task == "upscale" else 1, request.size, request.model_dir,
                                           request.device, request.allow_cpu, request.offload)
     table = request.prompt_table
-    if request.task not in ("forward", "blur"):  # the only tasks that never run the UNet
+    if request.task not in WITHOUT_UNET:
         table = prompt_table_for(request, stage)
     return dataclasses.replace(request, stage=stage, prompt_table=table)
 
@@ -245,7 +242,7 @@ def start_if(request: IFRequest) -> SamplingRun:
     spec = IFRunSpec(request.task, stage, request.seed, prompts, params={"num_samples": request.num})
     # CFG unless turned off; the course's one-step and iterative denoising go without, unless a γ is given
     use_cfg = not request.no_cfg and (request.task not in WITHOUT_CFG or request.guidance is not None)
-    use_cfg = use_cfg and request.task not in ("forward", "blur")  # they never run the UNet
+    use_cfg = use_cfg and request.task not in WITHOUT_UNET
     defaults = STAGE_II_DEFAULTS if stage.stage == 2 else {}
     guidance = request.guidance if request.guidance is not None else defaults.get("guidance", DEFAULT_GUIDANCE)
     if use_cfg:
@@ -279,10 +276,10 @@ def start_if(request: IFRequest) -> SamplingRun:
     task = request.task
     if request.blur_kernel is not None and (request.blur_kernel % 2 == 0 or request.blur_kernel // 2 >= size):
         raise UserFacingError(f"the blur kernel must be odd and at most {2 * size - 1} for {size} px images, got {request.blur_kernel}")
-    if task in ("forward", "blur", "one-step"):
+    if task in AT_CHOSEN_T:
         ts = request.t or DEFAULT_TIMESTEPS
         spec.params["t"] = ts
-        schedule = if_schedule(stage)
+        schedule = stage.schedule
         if task == "forward":
             frames = forward_frames(image, schedule, ts, generator)
         elif task == "blur":
@@ -298,13 +295,13 @@ def start_if(request: IFRequest) -> SamplingRun:
 
     timesteps = chain_timesteps(stage, steps=steps, stride=request.stride)
     noise_shape = (request.num, channels, size, size)
-    if task in ("iterative", "sdedit", "text-i2i"):
+    if task in FROM_I_START:
         i_start = (request.i_start or DEFAULT_I_START[task])[0]
         if not 0 <= i_start < len(timesteps) - 1:
             raise UserFacingError(f"i_start must be between 0 and {len(timesteps) - 2} for these {len(timesteps) - 1} steps, got {i_start}")
         spec.params["i_start"] = i_start
         chain = timesteps[i_start:]
-        x_start = forward_at(image, if_schedule(stage), chain[0], generator)[0]
+        x_start = forward_at(image, stage.schedule, chain[0], generator)[0]
         run = run_chain(x_start, chain, estimate_for(prompts[0]), algorithm, extras={CLEAN_EXTRA: image})
         run.frames = with_psnr(run.frames, image)
         return run
@@ -314,7 +311,7 @@ def start_if(request: IFRequest) -> SamplingRun:
         mask = load_mask(request.mask, size, _original_size(request.image)).to(device).repeat(request.num, 1, 1, 1)
         spec.params["mask"] = str(request.mask)
         x_start = pure_noise(noise_shape, generator, device)
-        project = KeepKnownRegion(image, mask, if_schedule(stage))
+        project = KeepKnownRegion(image, mask, stage.schedule)
         return run_chain(x_start, timesteps, estimate_for(prompts[0]), algorithm,
                          project=project, extras={"mask": mask.expand(-1, channels, -1, -1), CLEAN_EXTRA: image})
     if task == "anagram":
@@ -322,14 +319,14 @@ def start_if(request: IFRequest) -> SamplingRun:
         spec.params["views"] = list(request.views)
         estimate = ViewAverage(views, [estimate_for(prompt) for prompt in prompts], channels)
         run = run_chain(pure_noise(noise_shape, generator, device), timesteps, estimate, "ddpm+anagram")
-        run.frames = with_views(run.frames, views)
+        run.frames = with_extras(run.frames, through_views(views))
         return run
     if task == "hybrid":
         kernel = request.blur_kernel or min(HYBRID_KERNEL, 2 * size - 1)  # the course's 33, or what fits a tiny model
         spec.params.update(blur_kernel=kernel, blur_sigma=request.blur_sigma)
         estimate = FrequencySplit(estimate_for(prompts[0]), estimate_for(prompts[1]), channels, kernel, request.blur_sigma)
         run = run_chain(pure_noise(noise_shape, generator, device), timesteps, estimate, "ddpm+hybrid")
-        run.frames = with_far_view(run.frames)
+        run.frames = with_extras(run.frames, from_afar)
         return run
     if task == "upscale":
         # diffusers' order of draws: the initial noise, then the low-res image's augmentation noise

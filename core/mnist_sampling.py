@@ -11,7 +11,7 @@ from core.bundled import DEFAULT_MODEL as DEFAULT_CHECKPOINT
 from core.checkpoints import LoadedCheckpoint
 from core.devices import make_generator
 from core.errors import UserFacingError
-from core.frames import Frame, SamplingRun, to_cpu
+from core.frames import Frame, SamplingRun, to_cpu, with_extras
 from core.mnist_unet import UNet
 from core.objectives import Objective, SingleStepObjective, add_gaussian_noise, one_hot
 from core.sampling import ClassifierFreeGuidance, PlainEstimate, pure_noise, run_sampler
@@ -68,10 +68,8 @@ def compose_mnist_sampler(
 
 def with_clean_image(frames: Iterator[Frame], clean: torch.Tensor) -> Iterator[Frame]:
     """Attach the known clean image to the first frame, as the extra `theory.CLEAN_EXTRA`."""
-    for frame in frames:
-        if frame.index == 0:
-            frame.extras[CLEAN_EXTRA] = to_cpu(clean)
-        yield frame
+    clean = to_cpu(clean)
+    return with_extras(frames, lambda frame: {CLEAN_EXTRA: clean} if frame.index == 0 else {})
 
 
 def sample_mnist(

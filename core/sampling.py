@@ -51,10 +51,8 @@ class StepRule(Protocol):
 # --- starts -------------------------------------------------------------------------------------
 
 
-def pure_noise(
-    shape: Sequence[int], generator: torch.Generator, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
-) -> torch.Tensor:
-    return torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
+def pure_noise(shape: Sequence[int], generator: torch.Generator, device: torch.device | str = "cpu") -> torch.Tensor:
+    return torch.randn(tuple(shape), generator=generator, device=device)
 
 
 # --- noise estimates ----------------------------------------------------------------------------
@@ -118,16 +116,13 @@ def beta_variance(alpha_bar_t: float, alpha_bar_next: float) -> float:
 
 
 class FixedVariance:
-    """A variance that depends on the timesteps only (by default part B's sigma^2 = beta_t)."""
-
-    def __init__(self, variance: Callable[[float, float], float] = beta_variance):
-        self.variance = variance
+    """Part B's variance, fixed by the timesteps: sigma^2 = beta_t."""
 
     def split(self, estimate: torch.Tensor, channels: int) -> tuple[torch.Tensor, None]:
         return estimate, None
 
     def std(self, alpha_bar_t: float, alpha_bar_next: float, model_variance: None) -> float:
-        return math.sqrt(self.variance(alpha_bar_t, alpha_bar_next))
+        return math.sqrt(beta_variance(alpha_bar_t, alpha_bar_next))
 
 
 class LearnedRangeVariance:

@@ -14,8 +14,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QSlider, QVBoxLayout
 
-from core.atomic import atomic_path
 from core.images import open_rgb
+from visualizer.painting import save_png
 
 PREVIEW = 480  # the longer side of the preview, in pixels
 SHADE = 0.35  # how bright the part left out stays in the preview
@@ -68,16 +68,6 @@ class CropDialog(QDialog):
         image = QImage(data.data, data.shape[1], data.shape[0], 3 * data.shape[1], QImage.Format.Format_RGB888)
         self.preview.setPixmap(QPixmap.fromImage(image.copy()))
 
-    def save(self) -> bool:
-        try:
-            self.out_path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(self.out_path) as temporary:
-                self.picture.crop(self.box()).save(temporary, format="PNG")
-        except OSError as error:
-            self.setWindowTitle(f"Could not save the crop: {error}")
-            return False
-        return True
-
     def accept(self) -> None:
-        if self.save():
+        if save_png(self, self.picture.crop(self.box()), "crop"):
             super().accept()

@@ -35,7 +35,18 @@ from core.errors import UserFacingError
 from core.if_embeddings import PromptEmbeddings
 from core.if_models import REQUIREMENTS, STAGE_I_SIZES, stage_source, weights_present
 from core.if_sampling import DEFAULT_GUIDANCE, DEFAULT_STRIDE, VIEW_NAMES
-from core.if_tasks import DEFAULT_I_START, IFRequest, NEUTRAL_PROMPT, loaded_stages
+from core.if_tasks import (
+    AT_CHOSEN_T,
+    DEFAULT_I_START,
+    DEFAULT_TIMESTEPS,
+    DEFAULT_VIEWS,
+    FROM_I_START,
+    NEEDS_IMAGE,
+    NEUTRAL_PROMPT,
+    WITHOUT_UNET,
+    IFRequest,
+    loaded_stages,
+)
 from core.parsing import parse_int_list
 
 # One-click part A experiments: key -> (menu title, compared side by side).
@@ -63,9 +74,14 @@ TASK_LABELS = {
     "hybrid": "Hybrid image (1.9)",
     "upscale": "Upscale with stage II",
 }
-NEEDS_IMAGE = {"forward", "blur", "one-step", "iterative", "sdedit", "inpaint", "text-i2i", "upscale"}
-HUB = "hub"  # the model source choice "download from the hub" (a size), rather than a folder
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff);;Stage I runs (*.npz);;All files (*)"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")  # what the IF dock takes as a picture
+IMAGE_FILTER = f"Images ({' '.join('*' + suffix for suffix in IMAGE_SUFFIXES)});;Stage I runs (*.npz);;All files (*)"
+DENOISERS_T = 690  # part A's comparison of the denoisers: t = 690 is i_start 10 of the stride-30 chain
+DENOISERS_I_START = 10
+
+
+def comma_list(values) -> str:
+    return ", ".join(str(value) for value in values)
 
 
 def describe_loaded(stage) -> str:
@@ -76,7 +92,7 @@ def describe_loaded(stage) -> str:
 
 
 def folder_summary(folder: str) -> str:
-    """"16 px, 0.2 M parameters" for a stage folder, from its UNet config alone (nothing loaded)."""
+    """"16 px, 3 input channels" for a stage folder, from its UNet config alone (nothing loaded)."""
     config_path = Path(folder) / "unet" / "config.json"
     try:
         config = json.loads(config_path.read_text())
@@ -124,11 +140,11 @@ class IFPanel(QWidget):
         self.image_path.setToolTip("Any picture (drop one on the window); bundled ones are in resources/images")
         self.mask_path = QLineEdit(str(sample_image("tower-mask.png")))
         self.mask_path.setPlaceholderText("black and white; white = new content")
-        self.i_start = QLineEdit(", ".join(str(i) for i in DEFAULT_I_START["sdedit"]))
+        self.i_start = QLineEdit(comma_list(DEFAULT_I_START["sdedit"]))
         self.i_start.setToolTip("Start at these indices of the timesteps; several give one run each, side by side")
-        self.views = QLineEdit("identity, flip")
+        self.views = QLineEdit(comma_list(DEFAULT_VIEWS))
         self.views.setToolTip(f"One view per prompt: {', '.join(VIEW_NAMES)}")
-        self.timesteps = QLineEdit("250, 500, 750")
+        self.timesteps = QLineEdit(comma_list(DEFAULT_TIMESTEPS))
         self.blur_kernel = QSpinBox()
         self.blur_kernel.setRange(0, 99)
         self.blur_kernel.setSingleStep(2)
@@ -285,8 +301,8 @@ class IFPanel(QWidget):
             self.mask_path.setText(path)
 
     def mask_editor(self):
-        """The mask editor for the current image, starting from the current mask; None with a
-        message when there is no image to paint on."""
+        """The mask editor for the current image, starting from the current mask; a
+        UserFacingError when there is no picture to paint on."""
         from visualizer.painting import MaskEditor
         from visualizer.train_view import WORK_FOLDER
 
@@ -350,6 +366,11 @@ class IFPanel(QWidget):
     # --- what the panel shows -------------------------------------------------------------------
 
     @property
+    def known_prompts(self) -> list[str]:
+        """The prompts the embeddings file has (none before one is opened)."""
+        return self._embeddings.prompts if self._embeddings else []
+
+    @property
     def task_key(self) -> str:
         return self.task.currentData()
 
@@ -359,19 +380,19 @@ class IFPanel(QWidget):
             self.prompt2: task in ("anagram", "hybrid"),
             self.image_path: task in NEEDS_IMAGE,
             self.mask_path: task == "inpaint",
-            self.i_start: task in ("iterative", "sdedit", "text-i2i"),
+            self.i_start: task in FROM_I_START,
             self.views: task == "anagram",
-            self.timesteps: task in ("forward", "blur", "one-step"),
+            self.timesteps: task in AT_CHOSEN_T,
             self.blur_kernel: task in ("blur", "one-step", "hybrid"),
-            self.stride: task not in ("forward", "blur", "one-step"),
-            self.guidance: task not in ("forward", "blur"),
-            self.use_cfg: task not in ("forward", "blur"),
-            self.x0_clip: task not in ("forward", "blur", "one-step"),
+            self.stride: task not in AT_CHOSEN_T,
+            self.guidance: task not in WITHOUT_UNET,
+            self.use_cfg: task not in WITHOUT_UNET,
+            self.x0_clip: task not in AT_CHOSEN_T,
         }
         for widget, visible in rows.items():
             self.form.setRowVisible(self._row_of(widget), visible)
         if task in DEFAULT_I_START:
-            self.i_start.setText(", ".join(str(i) for i in DEFAULT_I_START[task]))
+            self.i_start.setText(comma_list(DEFAULT_I_START[task]))
         self.use_cfg.setChecked(task not in ("one-step", "iterative"))
 
     def _row_of(self, widget: QWidget) -> int:
@@ -431,13 +452,12 @@ class IFPanel(QWidget):
             blur_kernel=self.blur_kernel.value() or None,
             blur_sigma=self.blur_sigma.value(),
         )
-        if task == "upscale":
+        if task == "upscale":  # stage II takes its own default chain (50 steps), not the stride
             request.model_dir = self.stage2_folder.text().strip() or None
-            request.steps = None  # stage II's own default (50 steps)
         else:
             request.model_dir = self.model_folder.text().strip() or None
             request.size = None if request.model_dir else self.model_size.currentData()
-            if task not in ("forward", "blur", "one-step"):
+            if task not in AT_CHOSEN_T:
                 if self.steps.value():
                     request.steps = self.steps.value()
                 else:
@@ -447,12 +467,15 @@ class IFPanel(QWidget):
         if task == "inpaint":
             request.mask = self.mask_path.text().strip() or None
         try:
-            if task in ("iterative", "sdedit", "text-i2i"):
+            if task in FROM_I_START:
                 request.i_start = parse_int_list(self.i_start.text())
-            if task in ("forward", "blur", "one-step"):
+        except ValueError as error:
+            raise UserFacingError(f"i_start: {error}") from None
+        try:
+            if task in AT_CHOSEN_T:
                 request.t = parse_int_list(self.timesteps.text())
         except ValueError as error:
-            raise UserFacingError(f"{'i_start' if task not in ('forward', 'blur', 'one-step') else 't'}: {error}") from None
+            raise UserFacingError(f"t: {error}") from None
         if task == "anagram":
             request.views = [view.strip() for view in self.views.text().split(",") if view.strip()]
             unknown = [view for view in request.views if view not in VIEW_NAMES]
@@ -463,11 +486,12 @@ class IFPanel(QWidget):
     def experiment_requests(self, key: str) -> list[IFRequest]:
         """The runs of one part A experiment (PART_A_EXPERIMENTS), from the dock's model,
         embeddings, image and seed."""
-        if key == "denoisers":  # 1.2-1.4 at the same noise level: t = 690 is i_start 10 of stride 30
-            blur, one_step = self.requests("blur")[0], self.requests("one-step")[0]
-            blur.t = one_step.t = [690]
-            iterative = self.requests("iterative")[0]
-            iterative.stride, iterative.steps, iterative.i_start = DEFAULT_STRIDE, None, [10]
+        if key == "denoisers":  # 1.2-1.4 at one noise level, the UNet's without CFG as in the course
+            blur, one_step, iterative = (self.requests(task)[0] for task in ("blur", "one-step", "iterative"))
+            blur.t = one_step.t = [DENOISERS_T]
+            iterative.stride, iterative.steps, iterative.i_start = DEFAULT_STRIDE, None, [DENOISERS_I_START]
+            for request in (one_step, iterative):
+                request.no_cfg, request.guidance = True, None
             return [blur, one_step, iterative]
         if key == "cfg":  # 1.5 against 1.6: the same seed, without and with guidance
             without = self.requests("sample")[0]
@@ -477,7 +501,7 @@ class IFPanel(QWidget):
             return [without, with_cfg]
         if key == "forward":
             request = self.requests("forward")[0]
-            request.t = [250, 500, 750]
+            request.t = list(DEFAULT_TIMESTEPS)
             return [request]
         if key in ("sdedit", "text-i2i"):  # the course's strip: i_start 1 … 20 of the stride-30 chain
             return dataclasses.replace(self.requests(key)[0], i_start=None, stride=DEFAULT_STRIDE, steps=None).expand()

@@ -32,7 +32,7 @@ from core.frames import Trajectory
 from core.session import CANCELLED, DONE, FAILED, LOADED, PLAYBACK, RUNNING, Session
 from core.trajectory_file import load_trajectory, save_trajectory
 from visualizer.export_dialog import ExportDialog, ExportOptions
-from visualizer.if_panel import PART_A_EXPERIMENTS, IFPanel
+from visualizer.if_panel import IMAGE_SUFFIXES, PART_A_EXPERIMENTS, IFPanel
 from visualizer.panels import FIT, ZOOM_CHOICES
 from visualizer.sample_panel import MODEL_DEFAULT_STEPS, SamplePanel
 from visualizer.timeline import TransportBar
@@ -46,7 +46,6 @@ HIDE_CONTROLS_MS = 2500  # presentation mode hides the controls this long after 
 TRAJECTORY_FILTER = "Trajectories (*.npz)"
 CHECKPOINT_FILTER = "Checkpoints (*.safetensors *.json)"
 STEP_TAB, COMPARE_TAB, TRAIN_TAB = 0, 1, 2
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 PRESENTATION_STYLE = """
 QWidget { background: #000; color: #fff; font-size: 16pt; }

@@ -151,11 +151,18 @@ def _lay_out(dialog: QDialog, extra_tools: list, hint: str) -> None:
     layout.addWidget(buttons)
 
 
-def _save_png(dialog: QDialog, image: Image.Image, what: str) -> bool:
+def picture_at(image_path: str, size: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """The picture as IF sees it (centre square, `size` px) as RGB values 0..255 in float32,
+    and its size in the file."""
+    loaded = load_image(image_path, size)
+    pixels = loaded.tensor[0].permute(1, 2, 0).numpy()
+    return ((pixels + 1.0) * 127.5).round().astype(np.float32), loaded.original_size
+
+
+def save_png(dialog: QDialog, image: Image.Image, what: str) -> bool:
     """Write atomically to dialog.out_path; on failure say so in the title and keep the dialog open."""
     try:
-        dialog.out_path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(dialog.out_path) as temporary:
+        with atomic_path(dialog.out_path) as temporary:  # (it makes the folder too)
             image.save(temporary, format="PNG")
     except OSError as error:
         dialog.setWindowTitle(f"Could not save the {what}: {error}")
@@ -171,9 +178,7 @@ class MaskEditor(QDialog):
         self.setWindowTitle("Paint the inpainting mask (white: new content)")
         self.image_path = image_path
         self.out_path = Path(out_path)
-        loaded = load_image(image_path, CANVAS)
-        self.original_size = loaded.original_size
-        picture = ((loaded.tensor[0].permute(1, 2, 0).numpy() + 1.0) * 127.5).round().astype(np.float32)
+        picture, self.original_size = picture_at(image_path, CANVAS)
 
         def overlay(mask: np.ndarray) -> np.ndarray:
             shown = picture.copy()
@@ -214,7 +219,7 @@ class MaskEditor(QDialog):
         return full
 
     def save(self) -> bool:
-        return _save_png(self, Image.fromarray(self.full_size_mask()), "mask")
+        return save_png(self, Image.fromarray(self.full_size_mask()), "mask")
 
     def accept(self) -> None:
         if self.save():
@@ -236,7 +241,7 @@ class SketchEditor(QDialog):
         self.out_path = Path(out_path)
         paper = np.full((CANVAS, CANVAS, 3), PAPER, dtype=np.uint8)
         if image_path:
-            paper = ((load_image(image_path, CANVAS).tensor[0].permute(1, 2, 0).numpy() + 1.0) * 127.5).round().astype(np.uint8)
+            paper = picture_at(image_path, CANVAS)[0].astype(np.uint8)
         self.canvas = PaintCanvas(paper, lambda layer: layer, np.array(SWATCHES["black"], np.uint8), np.array(PAPER, np.uint8))
         swatches = []
         for name, colour in SWATCHES.items():
@@ -255,5 +260,5 @@ class SketchEditor(QDialog):
         return Image.fromarray(self.canvas.layer).resize((SKETCH_SIZE, SKETCH_SIZE), Image.Resampling.LANCZOS)
 
     def accept(self) -> None:
-        if _save_png(self, self.picture(), "sketch"):
+        if save_png(self, self.picture(), "sketch"):
             super().accept()

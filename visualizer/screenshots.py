@@ -113,7 +113,7 @@ def _render_if_views(app, window, out_dir: Path) -> list[Path]:
     panel.model_folder.setText(folder)
     panel.set_embeddings(embeddings)
     panel.allow_cpu.setChecked(True)
-    prompts = panel._embeddings.prompts if panel._embeddings else []
+    prompts = panel.known_prompts
     if len(prompts) >= 3:  # two prompts of the course's kind for anagrams and hybrids
         panel.prompt.setCurrentText(prompts[1])
         panel.prompt2.setCurrentText(prompts[2])

@@ -22,7 +22,6 @@ from core.if_sampling import (
     VIEW_NAMES,
     chain_timesteps,
     gaussian_blur,
-    if_schedule,
     make_view,
 )
 from core.if_tasks import IFRequest
@@ -128,7 +127,7 @@ def test_learned_variance_and_dynamic_threshold_match_the_scheduler(stage1):
     scheduler.set_timesteps(10)
     generator = torch.Generator().manual_seed(0)
     predicted = torch.rand(2, 3, 4, 4, generator=generator) * 2 - 1
-    schedule = if_schedule(stage1)
+    schedule = stage1.schedule
     for t, t_next in [(900, 800), (100, 0)]:
         expected = torch.exp(0.5 * scheduler._get_variance(t, predicted_variance=predicted))
         ours = LearnedRangeVariance().std(schedule.alpha_bar(t), schedule.alpha_bar(t_next), predicted)
@@ -141,7 +140,7 @@ def test_learned_variance_and_dynamic_threshold_match_the_scheduler(stage1):
 
 def test_plain_x0_is_the_course_formula_and_each_step_the_posterior(stage1, table):
     _, frames = frames_of(request(stage1, table, steps=4, x0_clip="none", seed=3))
-    schedule = if_schedule(stage1)
+    schedule = stage1.schedule
     for frame in frames[:-1]:
         a = schedule.alpha_bar(int(frame.t))
         torch.testing.assert_close(frame.x0_hat, (frame.x_t - math.sqrt(1 - a) * frame.eps_hat) / math.sqrt(a))
@@ -173,7 +172,7 @@ def test_stride_follows_the_course_and_the_same_seed_gives_the_same_frames(stage
 
 def test_forward_one_step_and_blur_follow_their_formulas(stage1, table, photo, tmp_path):
     path = save_png(photo, tmp_path / "photo.png")
-    schedule = if_schedule(stage1)
+    schedule = stage1.schedule
     _, forward = frames_of(request(stage1, table, task="forward", image=str(path)))
     assert [f.t for f in forward] == [250, 500, 750]
     image = forward[0].extras[CLEAN_EXTRA]
@@ -212,7 +211,7 @@ def test_sdedit_starts_from_the_forward_process_at_i_start(stage1, table, photo,
     assert frames[0].t == timesteps[3] and len(frames) == len(timesteps) - 3
     image = frames[0].extras[CLEAN_EXTRA]
     noise = torch.randn(image.shape, generator=torch.Generator().manual_seed(4))  # the run's first draw
-    a = if_schedule(stage1).alpha_bar(timesteps[3])
+    a = stage1.schedule.alpha_bar(timesteps[3])
     torch.testing.assert_close(frames[0].x_t, math.sqrt(a) * image + math.sqrt(1 - a) * noise)
 
 
@@ -230,7 +229,7 @@ def test_inpainting_keeps_the_known_region(stage1, table, photo, tmp_path):
     assert torch.equal(frames[-1].x_t[outside], known[outside])  # exactly the original at the clean end
     assert not torch.allclose(frames[-1].x_t[~outside], known[~outside])
     assert torch.equal(frames[0].extras["mask"][0, 0], mask)
-    schedule = if_schedule(stage1)
+    schedule = stage1.schedule
     for frame in frames[1:-1]:  # outside the mask x_t sits at the forward process's noise level
         a = schedule.alpha_bar(int(frame.t))
         residual = (frame.x_t - math.sqrt(a) * known)[outside] / math.sqrt(1 - a)
