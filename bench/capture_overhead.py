@@ -13,18 +13,15 @@ import argparse
 import math
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.mnist_sampling import compose_mnist_sampler  # noqa: E402
-from core.mnist_unet import build_unet  # noqa: E402
-from core.objectives import DDPMObjective, one_hot  # noqa: E402
-from core.schedules import evenly_spaced_timesteps  # noqa: E402
+from diffusion_stepper.core.mnist.sampling import compose_mnist_sampler
+from diffusion_stepper.core.mnist.unet import build_unet
+from diffusion_stepper.core.diffusion.objectives import DDPMObjective, one_hot
+from diffusion_stepper.core.diffusion.schedules import evenly_spaced_timesteps
 
 
 def plain_loop(model, objective, x, labels, guidance, steps, generator):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 def press_generate(app, window, steps: int | None) -> tuple[float, float]:
     """Seconds from Generate to the first frame on screen, and to the end of the run."""
-    from visualizer.sample_panel import MODEL_DEFAULT_STEPS
+    from diffusion_stepper.visualizer.docks.sample_dock import MODEL_DEFAULT_STEPS
 
     window.sample_panel.steps.setValue(steps or MODEL_DEFAULT_STEPS)
     panel = window.step_view.panels["x_t"]
@@ -48,12 +48,11 @@ def main() -> int:
     parser.add_argument("--baseline-steps", type=int, default=300)
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import torch
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from visualizer.main_window import MainWindow
+    from diffusion_stepper.visualizer.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([])
     with tempfile.TemporaryDirectory() as folder:

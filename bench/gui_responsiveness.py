@@ -62,12 +62,11 @@ def main() -> int:
     parser.add_argument("--idle-seconds", type=float, default=3.0)
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import torch
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from visualizer.main_window import MainWindow
+    from diffusion_stepper.visualizer.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([])
     with tempfile.TemporaryDirectory() as folder:

@@ -20,7 +20,6 @@ import argparse
 import json
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from datetime import date
@@ -28,13 +27,10 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from core.if_embeddings import PromptEmbeddings  # noqa: E402
-from core.if_models import load_if_stage  # noqa: E402
-from core.if_tasks import IFRequest  # noqa: E402
-from tests.tiny_if import TOKENS, build_tiny_stage, if_scheduler_config  # noqa: E402
+from diffusion_stepper.core.deepfloyd_if.embeddings import PromptEmbeddings
+from diffusion_stepper.core.deepfloyd_if.models import load_if_stage
+from diffusion_stepper.core.deepfloyd_if.tasks import IFRequest
+from diffusion_stepper.core.deepfloyd_if.tiny import TOKENS, build_tiny_stage, if_scheduler_config
 
 PROMPT = "an oil painting of a snowy mountain village"
 
@@ -113,7 +109,7 @@ def main() -> None:
         def baseline():
             extra = {}
             if args.stage == 2:
-                from core.images import load_image
+                from diffusion_stepper.core.deepfloyd_if.images import load_image
 
                 image = load_image(low_res, stage.sample_size // 4).tensor
                 extra = {"image": image.to(device, stage.dtype), "noise_level": 250}

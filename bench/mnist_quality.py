@@ -39,13 +39,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from diffusion_stepper.core.atomic import atomic_path
+from diffusion_stepper.core.mnist.data import load_mnist
+from diffusion_stepper.core.mnist.sampling import SampleRequest, start_sampling
+from diffusion_stepper.core.io.trajectory_file import load_trajectory
 
-from core.atomic import atomic_path  # noqa: E402
-from core.mnist_data import load_mnist  # noqa: E402
-from core.mnist_sampling import SampleRequest, start_sampling  # noqa: E402
-from core.trajectory_file import load_trajectory  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 TARGET_ACCURACY = 0.99

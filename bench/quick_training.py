@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import tempfile
 import time
 from datetime import date
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.mnist_data import load_mnist  # noqa: E402
-from core.training import EpochEvent, LossEvent, preset_config, train  # noqa: E402
+from diffusion_stepper.core.mnist.data import load_mnist
+from diffusion_stepper.core.mnist.training import EpochEvent, LossEvent, preset_config, train
 
 
 def main() -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -21,12 +20,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from diffusion_stepper.core.devices import make_generator, resolve_device
+from diffusion_stepper.core.mnist.data import load_mnist
+from diffusion_stepper.core.mnist.training import LossEvent, recipe, train
 
-from core.devices import make_generator, resolve_device  # noqa: E402
-from core.mnist_data import load_mnist  # noqa: E402
-from core.training import LossEvent, recipe, train  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 
 WARMUP = 5
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from core.errors import UserFacingError
+from diffusion_stepper.core.errors import UserFacingError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 

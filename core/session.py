@@ -18,7 +18,8 @@ from typing import Callable, Optional
 
 import torch
 
-from core.frames import Frame, Trajectory
+from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.frames import Frame, Trajectory
 
 # Event names passed to listeners.
 RUNS = "runs"  # a run was added, removed, renamed, finished, or the active/compared set changed
@@ -79,6 +80,7 @@ class Session:
     fps: float = 10.0
     loop: bool = True
     _listeners: list[Listener] = field(default_factory=list, repr=False)
+    removed: list[tuple[Run, bool]] = field(default_factory=list, repr=False)  # (run, was compared), for undo
     _next_id: int = 1
     _play_anchor: Optional[tuple[float, int]] = None  # (clock, position) when playback (re)started
 
@@ -166,6 +168,43 @@ class Session:
         self._clamp_position()
         self._emit(RUNS)
         self._emit(POSITION)
+
+    def remove_run_undoably(self, run_id: int) -> Run:
+        """Remove a finished run so that `undo_remove` can bring it back; a run still sampling is
+        refused with a UserFacingError (cancel it first)."""
+        run = self.run(run_id)
+        if run is None:
+            raise UserFacingError("no run to remove")
+        if run.state == RUNNING:
+            raise UserFacingError("cancel the run (Esc) before removing it")
+        self.removed.append((run, run_id in self.compared_ids))
+        self.remove_run(run_id)
+        return run
+
+    def undo_remove(self) -> Optional[Run]:
+        """Bring back the run removed last, active and compared as before; None if there is none."""
+        if not self.removed:
+            return None
+        run, compared = self.removed.pop()
+        self.runs.append(run)
+        self.active_id = run.id
+        self.follow_live = False
+        if compared:
+            self.compared_ids.append(run.id)
+        self._clamp_position()
+        self._emit(RUNS)
+        self._emit(POSITION)
+        return run
+
+    def finished_active_run(self, verb: str) -> Run:
+        """The active run, for saving or exporting it; a UserFacingError if there is none or it
+        is still sampling. `verb` says what the user was about to do."""
+        run = self.active
+        if run is None:
+            raise UserFacingError(f"nothing to {verb}: generate or open a run first")
+        if run.state == RUNNING:
+            raise UserFacingError(f"the run is still sampling: wait for it or cancel it (Esc) before you {verb} it")
+        return run
 
     def rename_run(self, run_id: int, name: str) -> None:
         run = self.run(run_id)

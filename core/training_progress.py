@@ -9,7 +9,7 @@ from typing import Optional
 
 import numpy as np
 
-from core.training import EpochEvent, LossEvent
+from diffusion_stepper.core.mnist.training import EpochEvent, LossEvent
 
 SMOOTHING = 0.95  # the weight of the past in the smoothed loss (an EMA over about 20 iterations)
 THROUGHPUT_SMOOTHING = 0.8

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core.checkpoints import save_checkpoint
-from core.training import TrainConfig, recipe
+from diffusion_stepper.core.mnist.checkpoints import save_checkpoint
+from diffusion_stepper.core.mnist.training import TrainConfig, recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 MNIST_DIR = ROOT.parent / "shared" / "data" / "mnist"
@@ -74,7 +74,7 @@ class TinyIF:
 def tiny_if(tmp_path_factory) -> TinyIF:
     import torch
 
-    from tests.tiny_if import build_tiny_stage, tiny_embeddings
+    from diffusion_stepper.core.deepfloyd_if.tiny import build_tiny_stage, tiny_embeddings
 
     folder = tmp_path_factory.mktemp("tiny-if")
     prompts = ["a high quality photo", "an oil painting of an old man", "an oil painting of people around a campfire",

@@ -1,5 +1,5 @@
 import sys
 
-from visualizer.launcher import main
+from diffusion_stepper.visualizer.launcher import main
 
 sys.exit(main())

@@ -7,7 +7,7 @@ from typing import Sequence
 
 from PySide6.QtWidgets import QApplication
 
-from visualizer.main_window import MainWindow
+from diffusion_stepper.visualizer.main_window import MainWindow
 
 
 def run_app(files: Sequence[str] = ()) -> int:

@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from core import cli
+from diffusion_stepper.core import cli
 
 
 def has_display() -> bool:
@@ -28,7 +28,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         )
         return 1
     # Imported here so that headless commands never load Qt.
-    from visualizer.app import run_app
+    from diffusion_stepper.visualizer.app import run_app
 
     return run_app(argv)
 

@@ -40,10 +40,10 @@ def render(out_dir: Path) -> list[Path]:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from core.errors import DataError
-    from core.mnist_data import load_mnist
-    from visualizer.main_window import COMPARE_TAB, STEP_TAB, MainWindow
-    from visualizer.train_view import IDLE
+    from diffusion_stepper.core.errors import DataError
+    from diffusion_stepper.core.mnist.data import load_mnist
+    from diffusion_stepper.visualizer.main_window import COMPARE_TAB, STEP_TAB, MainWindow
+    from diffusion_stepper.visualizer.controllers.training import IDLE
 
     app = QApplication.instance() or QApplication([])
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -54,27 +54,27 @@ def render(out_dir: Path) -> list[Path]:
         window.show()
 
         window.generate()  # the default: digits 0-9, guidance 5, the model's own 50 strided steps
-        _wait(app, lambda: not window.is_sampling)
+        _wait(app, lambda: not window.sampling.busy)
         window.session.seek(30)
         _wait(app, lambda: True)
         written.append(_save(window, out_dir / "step-view.png"))
 
-        window.sample_panel.steps.setValue(50)
-        window.sample_panel.sweep.setText("0, 1, 5")
+        window.sample_dock.steps.setValue(50)
+        window.sample_dock.sweep.setText("0, 1, 5")
         window.sweep()
-        _wait(app, lambda: not window.is_sampling and not window._queue)
+        _wait(app, lambda: not window.sampling.busy)
         window.session.seek(35)
         window.tabs.setCurrentIndex(COMPARE_TAB)
         _wait(app, lambda: True)
         written.append(_save(window, out_dir / "compare-view.png"))
 
         train_view = window.train_view
-        train_view.preset.setCurrentIndex(train_view.preset.findData("quick"))
-        train_view.epochs.setValue(2)
-        train_view.limit.setValue(1280)
-        train_view.out_dir.setText(str(Path(folder) / "quick-run"))
+        train_view.form.preset.setCurrentIndex(train_view.form.preset.findData("quick"))
+        train_view.form.epochs.setValue(2)
+        train_view.form.limit.setValue(1280)
+        train_view.form.out_dir.setText(str(Path(folder) / "quick-run"))
         window.start_training()
-        _wait(app, lambda: train_view.state == IDLE)
+        _wait(app, lambda: window.training.state == IDLE)
         written.append(_save(window, out_dir / "train-view.png"))
 
         try:
@@ -83,7 +83,7 @@ def render(out_dir: Path) -> list[Path]:
             print("MNIST not found: no screenshot of the experiments (set DIFFUSION_STEPPER_DATA)", file=sys.stderr)
         else:
             window.run_experiment("out-of-distribution")
-            _wait(app, lambda: not window.is_sampling)
+            _wait(app, lambda: not window.sampling.busy)
             window.session.seek(window.session.position_of(window.session.active, 5))  # sigma = 0.8
             _wait(app, lambda: True)
             written.append(_save(window, out_dir / "experiment-out-of-distribution.png"))
@@ -91,7 +91,7 @@ def render(out_dir: Path) -> list[Path]:
         written += _render_if_views(app, window, out_dir)
 
         window.tabs.setCurrentIndex(STEP_TAB)
-        window.set_presentation(True)
+        window.presentation.set_active(True)
         window.resize(1920, 1080)
         _wait(app, lambda: True)
         written.append(_save(window, out_dir / "presentation.png"))
@@ -102,14 +102,14 @@ def render(out_dir: Path) -> list[Path]:
 def _render_if_views(app, window, out_dir: Path) -> list[Path]:
     """Every part A experiment of the IF dock, as if-<experiment>.png, when a stage I folder and
     embeddings are given (see the docstring); the Compare view for comparisons."""
-    from visualizer.if_panel import PART_A_EXPERIMENTS
-    from visualizer.main_window import COMPARE_TAB, STEP_TAB
+    from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS
+    from diffusion_stepper.visualizer.main_window import COMPARE_TAB, STEP_TAB
 
     folder, embeddings = os.environ.get("DIFFUSION_STEPPER_IF_DIR"), os.environ.get("DIFFUSION_STEPPER_IF_EMBEDDINGS")
     if not folder or not embeddings:
         print("no IF screenshots: set DIFFUSION_STEPPER_IF_DIR and DIFFUSION_STEPPER_IF_EMBEDDINGS", file=sys.stderr)
         return []
-    panel = window.if_panel
+    panel = window.if_dock
     panel.model_folder.setText(folder)
     panel.set_embeddings(embeddings)
     panel.allow_cpu.setChecked(True)
@@ -119,12 +119,12 @@ def _render_if_views(app, window, out_dir: Path) -> list[Path]:
         panel.prompt2.setCurrentText(prompts[2])
     window.if_dock.raise_()
     written = []
-    for key, (_, compared) in PART_A_EXPERIMENTS.items():
-        window.run_if_experiment(key)
-        _wait(app, lambda: not window.is_sampling and not window._queue)
+    for key, experiment in PART_A_EXPERIMENTS.items():
+        window.if_runs.run_experiment(key)
+        _wait(app, lambda: not window.sampling.busy)
         run = window.session.active
         window.session.seek(window.session.position_of(run, run.length * 2 // 3))  # mid-way: the strip still shows
-        window.tabs.setCurrentIndex(COMPARE_TAB if compared else STEP_TAB)
+        window.tabs.setCurrentIndex(COMPARE_TAB if experiment.compare else STEP_TAB)
         _wait(app, lambda: True)
         written.append(_save(window, out_dir / f"if-{key}.png"))
     window.tabs.setCurrentIndex(STEP_TAB)
@@ -132,7 +132,7 @@ def _render_if_views(app, window, out_dir: Path) -> list[Path]:
 
 
 def _save(window, path: Path) -> Path:
-    from core.atomic import atomic_path
+    from diffusion_stepper.core.atomic import atomic_path
 
     with atomic_path(path) as temporary:
         if not window.grab().save(str(temporary), "PNG"):

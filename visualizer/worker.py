@@ -1,4 +1,5 @@
-"""Run a core generator on a worker thread, one `next()` at a time (see DESIGN.md, "Workers").
+"""The one job runner: a core generator on a worker thread, one `next()` at a time (see DESIGN.md,
+"Workers"). Sampling, exporting and training all run through it.
 
 Items reach the GUI thread as a queued signal; cancel takes effect before the next item is
 handed over; errors arrive as one-line messages, never swallowed.
@@ -12,9 +13,9 @@ from typing import Callable, Iterator
 import torch
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from core.errors import UserFacingError
+from diffusion_stepper.core.errors import UserFacingError
 
-# How finished() reports the end of a job.
+# How `Job.finished` reports the end of a job.
 DONE, CANCELLED = "done", "cancelled"
 
 OUT_OF_MEMORY = "out of memory: use fewer samples or fewer steps, or pick the CPU device"
@@ -30,11 +31,13 @@ def error_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-class GeneratorWorker(QObject):
+class _GeneratorWorker(QObject):
+    """Lives on the job's thread and drives the generator there."""
+
     item = Signal(object)
     finished = Signal(str)  # DONE or CANCELLED
     failed = Signal(str)
-    held = Signal()  # the worker has stopped between two items because the job is paused
+    held = Signal()  # stopped between two items because the job is paused
 
     def __init__(self, make_items: Callable[[], Iterator], cancel_event: threading.Event, run_gate: threading.Event):
         super().__init__()
@@ -69,7 +72,18 @@ class GeneratorWorker(QObject):
 
 
 class Job(QObject):
-    """A worker and its thread; `start()` runs it, `stop()` cancels it and waits for the thread."""
+    """A generator run on its own thread: `start()`, `cancel()`, `pause()`, `resume()`, `stop()`.
+
+    On the GUI thread it signals `item` for each value, `held` when a paused job has stopped
+    between two items, then exactly one of `finished(DONE | CANCELLED)` or `failed(message)`.
+    Those two come after the thread has ended, so a handler may start the next job at once; the
+    job deletes itself afterwards.
+    """
+
+    item = Signal(object)
+    held = Signal()
+    finished = Signal(str)
+    failed = Signal(str)
 
     def __init__(self, make_items: Callable[[], Iterator], parent: QObject | None = None):
         super().__init__(parent)
@@ -77,13 +91,15 @@ class Job(QObject):
         self.cancel_event = threading.Event()
         self.run_gate = threading.Event()
         self.run_gate.set()
-        self.worker = GeneratorWorker(make_items, self.cancel_event, self.run_gate)
+        self._worker = worker = _GeneratorWorker(make_items, self.cancel_event, self.run_gate)  # kept alive by this reference
         self.thread = QThread()
-        self.worker.moveToThread(self.thread)
-        self.thread.started.connect(self.worker.run)
-        self.worker.finished.connect(self.thread.quit)
-        self.worker.failed.connect(self.thread.quit)
-        self.thread.finished.connect(self.worker.deleteLater)
+        worker.moveToThread(self.thread)
+        self.thread.started.connect(worker.run)
+        worker.item.connect(self.item)  # queued: this job lives on the GUI thread
+        worker.held.connect(self.held)
+        worker.finished.connect(self._on_finished)
+        worker.failed.connect(self._on_failed)
+        self.thread.finished.connect(worker.deleteLater)
 
     def start(self) -> None:
         self.thread.start()
@@ -103,21 +119,27 @@ class Job(QObject):
     def paused(self) -> bool:
         return not self.run_gate.is_set()
 
-    @property
-    def cancelled(self) -> bool:
-        return self.cancel_event.is_set()
-
-    def is_running(self) -> bool:
-        return self.thread.isRunning()
-
     def stop(self, timeout_ms: int = 30_000) -> bool:
         """Cancel and wait for the current step to end; True if the thread has stopped."""
         self.cancel()
         self.thread.quit()
         return self.thread.wait(timeout_ms)
 
+    def _end_thread(self) -> None:
+        self.thread.quit()
+        self.thread.wait()
+        self.deleteLater()
 
-# --- the app's jobs ------------------------------------------------------------------------------
+    def _on_finished(self, outcome: str) -> None:
+        self._end_thread()
+        self.finished.emit(outcome)
+
+    def _on_failed(self, message: str) -> None:
+        self._end_thread()
+        self.failed.emit(message)
+
+
+# --- sampling jobs -----------------------------------------------------------------------------
 
 
 class RunHeader:
@@ -130,8 +152,8 @@ class RunHeader:
 def sampling_items(request) -> Iterator:
     """Load and compose on the worker thread, announce the run, then yield its frames.
 
-    `request` is anything with a `start()` that returns a `SamplingRun`: a `SampleRequest`,
-    or one of the requests in `core.experiments`.
+    `request` is anything with a `start()` that returns a `SamplingRun`: an MNIST `SampleRequest`,
+    an `IFRequest`, or one of the requests the experiments make.
     """
     run = request.start()
     yield RunHeader(run.meta, run.labels, run.num_frames)

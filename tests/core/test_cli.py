@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import cli
-from core.bundled import BUNDLED_NAMES
-from core.trajectory_file import load_trajectory
+from diffusion_stepper.core import cli
+from diffusion_stepper.core.mnist.bundled import BUNDLED_NAMES
+from diffusion_stepper.core.io.trajectory_file import load_trajectory
 
 
 def run(capsys, *argv):
@@ -119,7 +119,7 @@ def test_models_lists_the_bundled_checkpoints(capsys):
 def test_bundle_writes_a_half_precision_copy(tmp_path, capsys, tiny_checkpoints):
     code, stdout, err = run(capsys, "bundle", tiny_checkpoints["class-flow"], "--name", "mnist-class-flow", "--dest", tmp_path)
     assert code == 0, err
-    from core.checkpoints import load_checkpoint, read_sidecar
+    from diffusion_stepper.core.mnist.checkpoints import load_checkpoint, read_sidecar
     from safetensors.torch import load_file
 
     sidecar = read_sidecar(tmp_path / "mnist-class-flow.json")

@@ -2,10 +2,10 @@
 
 import torch
 
-from core.checkpoints import load_checkpoint
-from core.equations import frame_caption, step_equation
-from core.mnist_sampling import sample_mnist
-from core.parsing import parse_float_list, parse_int_list
+from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
+from diffusion_stepper.core.diffusion.equations import frame_caption, step_equation
+from diffusion_stepper.core.mnist.sampling import sample_mnist
+from diffusion_stepper.core.parsing import parse_float_list, parse_int_list
 
 import pytest
 

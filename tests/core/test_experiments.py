@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from core import cli
-from core.checkpoints import load_checkpoint
-from core.errors import UserFacingError
-from core.experiments import (
+from diffusion_stepper.core import cli
+from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
+from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.mnist.experiments import (
     COURSE_SIGMAS,
     EXPERIMENTS,
     GUIDANCE_SWEEP,
@@ -16,10 +16,10 @@ from core.experiments import (
     sigma_sweep_frames,
     one_test_digit_each,
 )
-from core.mnist_sampling import MnistPredictor
-from core.theory import CLEAN_EXTRA, frame_histograms
-from core.frames import Trajectory
-from core.trajectory_file import load_trajectory
+from diffusion_stepper.core.mnist.sampling import MnistPredictor
+from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA, frame_histograms
+from diffusion_stepper.core.frames import Trajectory
+from diffusion_stepper.core.io.trajectory_file import load_trajectory
 
 
 def test_the_noising_process_scales_one_noise_draw(mnist_dir):

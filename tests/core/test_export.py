@@ -3,8 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from core.checkpoints import load_checkpoint
-from core.export import (
+from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
+from diffusion_stepper.core.io.export import (
     GRID_PADDING,
     render_panel,
     select_frames,
@@ -12,8 +12,8 @@ from core.export import (
     write_gif,
     write_png_grid,
 )
-from core.frames import Trajectory
-from core.mnist_sampling import sample_mnist
+from diffusion_stepper.core.frames import Trajectory
+from diffusion_stepper.core.mnist.sampling import sample_mnist
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_to_uint8_clips_and_expands_grey():
 def test_mp4_plays_the_chosen_frames_in_h264(tmp_path, trajectory):
     import av
 
-    from core.export import render_frame, write_animation
+    from diffusion_stepper.core.io.export import render_frame, write_animation
 
     path = write_animation(trajectory, tmp_path / "run.mp4", panel="x_t,eps_hat", fps=10, every=3, scale=2, hold_last_seconds=0.5)
     picture = render_frame(trajectory, trajectory[0], ["x_t", "eps_hat"], scale=2)
@@ -86,7 +86,7 @@ def test_mp4_plays_the_chosen_frames_in_h264(tmp_path, trajectory):
 
 
 def test_stopping_an_export_early_writes_nothing(tmp_path, trajectory):
-    from core.export import export_animation
+    from diffusion_stepper.core.io.export import export_animation
 
     folder = tmp_path / "exports"
     folder.mkdir()
@@ -97,7 +97,7 @@ def test_stopping_an_export_early_writes_nothing(tmp_path, trajectory):
 
 
 def test_animation_needs_a_known_suffix(tmp_path, trajectory):
-    from core.export import write_animation
+    from diffusion_stepper.core.io.export import write_animation
 
     with pytest.raises(ValueError, match=".gif or .mp4"):
         write_animation(trajectory, tmp_path / "run.avi")

@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from core.schedules import LinearBetaSchedule, forward_process
+from diffusion_stepper.core.diffusion.schedules import LinearBetaSchedule, forward_process
 
 N = 200_000
 

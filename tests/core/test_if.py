@@ -12,10 +12,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from core.errors import UserFacingError
-from core.if_embeddings import PromptEmbeddings
-from core.if_models import load_if_stage
-from core.if_sampling import (
+from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.deepfloyd_if.embeddings import PromptEmbeddings
+from diffusion_stepper.core.deepfloyd_if.models import load_if_stage
+from diffusion_stepper.core.deepfloyd_if.sampling import (
     CLEAN_T,
     DynamicThreshold,
     IFPredictor,
@@ -24,9 +24,9 @@ from core.if_sampling import (
     gaussian_blur,
     make_view,
 )
-from core.if_tasks import IFRequest
-from core.sampling import LearnedRangeVariance
-from core.theory import CLEAN_EXTRA
+from diffusion_stepper.core.deepfloyd_if.tasks import IFRequest
+from diffusion_stepper.core.diffusion.sampling import LearnedRangeVariance
+from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
 
@@ -102,8 +102,8 @@ def reference_timesteps(stage, steps):
 def test_stage_two_equals_superresolution_pipeline(tiny_if, stage1, stage2, table, tmp_path):
     from diffusers import IFSuperResolutionPipeline
 
-    from core.frames import Trajectory
-    from core.trajectory_file import save_trajectory
+    from diffusion_stepper.core.frames import Trajectory
+    from diffusion_stepper.core.io.trajectory_file import save_trajectory
 
     prompt = tiny_if.prompts[1]
     low_run, low_frames = frames_of(request(stage1, table, prompt=[prompt], steps=5, seed=1))
@@ -312,7 +312,7 @@ def test_hub_weights_missing_offline_say_what_is_needed(monkeypatch):
 def test_gated_repository_messages(monkeypatch, token, expected):
     from huggingface_hub.errors import GatedRepoError
 
-    from core import if_models
+    from diffusion_stepper.core.deepfloyd_if import models as if_models
 
     response = SimpleNamespace(headers={}, request=None)  # what the error reads from an HTTP response
 
@@ -375,8 +375,8 @@ def test_t5_encodes_prompts_as_ifpipeline_does(tmp_path, tiny_if):
     from diffusers import IFPipeline
     from transformers import AutoTokenizer, T5EncoderModel
 
-    from core.if_embeddings import t5_encoder
-    from tests.tiny_if import build_tiny_t5
+    from diffusion_stepper.core.deepfloyd_if.embeddings import t5_encoder
+    from diffusion_stepper.core.deepfloyd_if.tiny import build_tiny_t5
 
     folder = build_tiny_t5(tmp_path / "t5")
     encode = t5_encoder(str(folder), "cpu")
@@ -394,7 +394,7 @@ def test_t5_encodes_prompts_as_ifpipeline_does(tmp_path, tiny_if):
 
 
 def test_denoising_runs_report_psnr_against_the_original(stage1, table, photo, tmp_path):
-    from core.equations import step_equation
+    from diffusion_stepper.core.diffusion.equations import step_equation
 
     path = save_png(photo, tmp_path / "photo.png")
     run, frames = frames_of(request(stage1, table, task="iterative", image=str(path), stride=200, i_start=[2]))
@@ -415,7 +415,7 @@ def test_anagram_frames_show_the_estimate_through_each_view(stage1, table, tiny_
 
 
 def test_a_branch_continues_from_a_step_with_new_settings(stage1, table, tiny_if):
-    from core.if_tasks import BranchPoint
+    from diffusion_stepper.core.deepfloyd_if.tasks import BranchPoint
 
     run, frames = frames_of(request(stage1, table, prompt=[tiny_if.prompts[1]], stride=200, seed=1, num=2))
     point = BranchPoint.from_run(run.meta, frames, 2, source="first")
@@ -435,7 +435,7 @@ def test_a_branch_continues_from_a_step_with_new_settings(stage1, table, tiny_if
 
 @pytest.mark.parametrize("name", VIEW_NAMES)
 def test_the_anagram_turn_starts_at_the_image_and_ends_on_the_view(name):
-    from core.if_sampling import view_turn
+    from diffusion_stepper.core.deepfloyd_if.sampling import view_turn
 
     ramp = torch.linspace(-1, 1, 32)
     image = torch.stack([ramp.view(1, -1).expand(32, 32), ramp.view(-1, 1).expand(32, 32), torch.outer(ramp, ramp)]).unsqueeze(0)
@@ -449,7 +449,7 @@ def test_the_anagram_turn_starts_at_the_image_and_ends_on_the_view(name):
 
 
 def test_weights_present_knows_folders_and_the_hub_cache(tiny_if, tmp_path, monkeypatch):
-    from core.if_models import weights_present
+    from diffusion_stepper.core.deepfloyd_if.models import weights_present
 
     assert weights_present(str(tiny_if.stage1_dir)) and not weights_present(str(tmp_path))
     cache = tmp_path / "hub-cache"

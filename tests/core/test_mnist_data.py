@@ -3,8 +3,8 @@ import gzip
 import pytest
 import torch
 
-from core.errors import DataError
-from core.mnist_data import DATA_ENV_VAR, download_mnist, load_mnist, read_idx, resolve_data_dir
+from diffusion_stepper.core.errors import DataError
+from diffusion_stepper.core.mnist.data import DATA_ENV_VAR, download_mnist, load_mnist, read_idx, resolve_data_dir
 
 TEST_LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 

@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from core.checkpoints import load_checkpoint
-from core.mnist_sampling import sample_mnist
-from core.sampling import (
+from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
+from diffusion_stepper.core.mnist.sampling import sample_mnist
+from diffusion_stepper.core.diffusion.sampling import (
     ClassifierFreeGuidance,
     DDPMStep,
     StaticClip,
@@ -14,7 +14,7 @@ from core.sampling import (
     SingleStepDenoise,
     run_sampler,
 )
-from core.schedules import LinearBetaSchedule, evenly_spaced_timesteps, flow_time_grid
+from diffusion_stepper.core.diffusion.schedules import LinearBetaSchedule, evenly_spaced_timesteps, flow_time_grid
 
 
 def fake_eps(x, t, cond):
@@ -160,9 +160,9 @@ def test_clipping_x0_keeps_the_estimate_in_range_and_feeds_the_update():
 
 
 def test_x0_clip_option_and_the_checkpoints_default(tiny_checkpoints, tmp_path):
-    from core.checkpoints import write_bundled_copy
-    from core.equations import step_equation
-    from core.errors import UserFacingError
+    from diffusion_stepper.core.mnist.checkpoints import write_bundled_copy
+    from diffusion_stepper.core.diffusion.equations import step_equation
+    from diffusion_stepper.core.errors import UserFacingError
 
     checkpoint = load_checkpoint(tiny_checkpoints["class-ddpm"])
     frames = list(sample_mnist(checkpoint, classes=[1], steps=5, x0_clip="static").frames)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from core.schedules import (
+from diffusion_stepper.core.diffusion.schedules import (
     LinearBetaSchedule,
     evenly_spaced_timesteps,
     flow_time_grid,

@@ -2,8 +2,8 @@
 
 import torch
 
-from core.frames import Frame
-from core.session import CANCELLED, DONE, FRAMES, LOADED, POSITION, RUNNING, Session
+from diffusion_stepper.core.frames import Frame
+from diffusion_stepper.core.session import CANCELLED, DONE, FRAMES, LOADED, POSITION, RUNNING, Session
 
 
 def frames(count: int) -> list[Frame]:
@@ -114,3 +114,31 @@ def test_removing_the_active_run_activates_another():
     assert session.active_id == first.id and session.compared_ids == []
     session.finish_run(first.id, DONE)
     assert first.state == DONE and RUNNING != DONE
+
+
+def test_removing_a_run_can_be_undone_and_brings_it_back_as_it_was():
+    import pytest
+
+    from diffusion_stepper.core.errors import UserFacingError
+
+    session = Session()
+    first, second = loaded(session, 4, "first"), loaded(session, 7, "second")
+    session.set_compared(first.id, True)
+    session.set_compared(second.id, True)
+    assert session.remove_run_undoably(first.id) is first
+    assert session.runs == [second] and session.compared_ids == [second.id]
+    session.remove_run_undoably(second.id)
+    assert session.runs == [] and session.active is None
+    assert session.undo_remove() is second and session.undo_remove() is first
+    assert session.active is first and {run.id for run in session.runs} == {first.id, second.id}
+    assert sorted(session.compared_ids) == sorted([first.id, second.id])  # both were compared before
+    assert session.undo_remove() is None  # nothing more to undo
+    live = session.add_run({"algorithm": "ddpm"}, expected_frames=5)
+    with pytest.raises(UserFacingError, match="cancel the run"):
+        session.remove_run_undoably(live.id)
+    with pytest.raises(UserFacingError, match="still sampling"):
+        session.finished_active_run("export")
+    session.finish_run(live.id, CANCELLED)
+    assert session.finished_active_run("export") is live
+    with pytest.raises(UserFacingError, match="nothing to save"):
+        Session().finished_active_run("save")

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from core.checkpoints import load_checkpoint
-from core.frames import Frame, Trajectory
-from core.mnist_sampling import sample_mnist
-from core.objectives import DDPMObjective
-from core.schedules import LinearBetaSchedule
-from core.theory import (
+from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
+from diffusion_stepper.core.frames import Frame, Trajectory
+from diffusion_stepper.core.mnist.sampling import sample_mnist
+from diffusion_stepper.core.diffusion.objectives import DDPMObjective
+from diffusion_stepper.core.diffusion.schedules import LinearBetaSchedule
+from diffusion_stepper.core.diffusion.theory import (
     CLEAN_EXTRA,
     HISTOGRAM_EDGES,
     density_histogram,
@@ -84,7 +84,7 @@ def test_schedule_curves_are_the_runs_schedule(tiny_checkpoints):
 
 
 def test_flow_marginal_coefficients():
-    from core.theory import marginal_coefficients
+    from diffusion_stepper.core.diffusion.theory import marginal_coefficients
 
     frame = Frame(index=3, t=0.25, x_t=torch.zeros(1, 1, 2, 2), x0_hat=torch.zeros(1, 1, 2, 2))
     assert marginal_coefficients({"algorithm": "flow"}, frame) == (0.25, 0.75)

@@ -3,11 +3,11 @@ import json
 import pytest
 import torch
 
-from core.checkpoints import load_checkpoint
-from core.errors import TrainingDiverged, UserFacingError
-from core.mnist_data import MnistSplit, load_mnist
-from core.objectives import DDPMObjective
-from core.training import EpochEvent, LossEvent, train
+from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
+from diffusion_stepper.core.errors import TrainingDiverged, UserFacingError
+from diffusion_stepper.core.mnist.data import MnistSplit, load_mnist
+from diffusion_stepper.core.diffusion.objectives import DDPMObjective
+from diffusion_stepper.core.mnist.training import EpochEvent, LossEvent, train
 from tests.conftest import tiny_config
 
 
@@ -121,7 +121,7 @@ def test_bad_configs(tmp_path):
 
 
 def test_the_pure_noise_denoiser_sees_noise_alone_and_learns_the_mean_digit(tmp_path):
-    from core.objectives import SingleStepObjective, objective_from_dict
+    from diffusion_stepper.core.diffusion.objectives import SingleStepObjective, objective_from_dict
 
     objective = SingleStepObjective(pure_noise=True)
     seen = []

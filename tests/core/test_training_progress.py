@@ -1,8 +1,8 @@
 import pytest
 
-from core.training import EpochEvent, LossEvent, preset_config, recipe
-from core.errors import UserFacingError
-from core.training_progress import SMOOTHING, LossHistory, format_duration
+from diffusion_stepper.core.mnist.training import EpochEvent, LossEvent, preset_config, recipe
+from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.training_progress import SMOOTHING, LossHistory, format_duration
 
 
 def loss_event(iteration, losses, epoch=1, epoch_iteration=None, per_epoch=10, images_per_second=100.0):

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from core.checkpoints import load_checkpoint
-from core.errors import TrajectoryFileError
-from core.frames import Trajectory
-from core.mnist_sampling import sample_mnist
-from core.trajectory_file import load_trajectory, save_trajectory
+from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
+from diffusion_stepper.core.errors import TrajectoryFileError
+from diffusion_stepper.core.frames import Trajectory
+from diffusion_stepper.core.mnist.sampling import sample_mnist
+from diffusion_stepper.core.io.trajectory_file import load_trajectory, save_trajectory
 
 
 @pytest.fixture

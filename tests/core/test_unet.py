@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from core.mnist_unet import FCBlock, UNet, build_unet
+from diffusion_stepper.core.mnist.unet import FCBlock, UNet, build_unet
 
 D = 8
 

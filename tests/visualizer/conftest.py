@@ -10,9 +10,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
 
-from core.frames import Frame, Trajectory  # noqa: E402
-from core.trajectory_file import save_trajectory  # noqa: E402
-from visualizer.main_window import MainWindow  # noqa: E402
+from diffusion_stepper.core.frames import Frame, Trajectory  # noqa: E402
+from diffusion_stepper.core.io.trajectory_file import save_trajectory  # noqa: E402
+from diffusion_stepper.visualizer.main_window import MainWindow  # noqa: E402
 
 
 
@@ -77,7 +77,7 @@ def settle(qtbot):
 
 
 def wait_until_sampled(qtbot, window):
-    qtbot.waitUntil(lambda: not window.is_sampling, timeout=LONG_WAIT_MS)
+    qtbot.waitUntil(lambda: not window.sampling.busy, timeout=LONG_WAIT_MS)
     settle(qtbot)
 
 

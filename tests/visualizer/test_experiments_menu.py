@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from core.experiments import COURSE_SIGMAS, EXPERIMENTS, ExperimentOptions
+from diffusion_stepper.core.mnist.experiments import COURSE_SIGMAS, EXPERIMENTS, ExperimentOptions
 from tests.visualizer.conftest import displayed, settle, wait_until_sampled
-from visualizer.main_window import COMPARE_TAB, STEP_TAB
-from visualizer.panels import render_grid
+from diffusion_stepper.visualizer.main_window import COMPARE_TAB, STEP_TAB
+from diffusion_stepper.visualizer.widgets.panels import render_grid
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def tiny_experiments(window, tiny_checkpoints, mnist_dir, monkeypatch):
         ddpm_checkpoint=str(tiny_checkpoints["class-ddpm"]),
         flow_checkpoint=str(tiny_checkpoints["class-flow"]),
     )
-    monkeypatch.setattr(window, "experiment_options", lambda: options)
+    monkeypatch.setattr(window.sample_dock, "experiment_options", lambda: options)
     return window
 
 
@@ -73,7 +73,7 @@ def test_out_of_distribution_and_pure_noise_carry_their_notes(qtbot, window, tin
 def test_comparisons_open_side_by_side(qtbot, window, tiny_experiments, key, names):
     trigger(window, key)
     wait_until_sampled(qtbot, window)
-    qtbot.waitUntil(lambda: len(window.session.compared) == len(names) and not window.is_sampling, timeout=60_000)
+    qtbot.waitUntil(lambda: len(window.session.compared) == len(names) and not window.sampling.busy, timeout=60_000)
     settle(qtbot)
     runs = window.session.compared
     assert window.tabs.currentIndex() == COMPARE_TAB and len(window.compare_view.panels) == len(names)

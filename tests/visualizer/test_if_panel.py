@@ -8,15 +8,15 @@ import torch
 from PIL import Image
 from PySide6.QtWidgets import QLabel
 
-from core.trajectory_file import load_trajectory
+from diffusion_stepper.core.io.trajectory_file import load_trajectory
 from tests.visualizer.conftest import displayed, settle, wait_until_sampled
-from visualizer.panels import render_grid
+from diffusion_stepper.visualizer.widgets.panels import render_grid
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
 
 
 def configure(window, tiny_if, task: str, **fields):
-    panel = window.if_panel
+    panel = window.if_dock
     panel.model_folder.setText(str(tiny_if.stage1_dir))
     panel.stage2_folder.setText(str(tiny_if.stage2_dir))
     panel.set_embeddings(tiny_if.embeddings_file)
@@ -25,7 +25,7 @@ def configure(window, tiny_if, task: str, **fields):
     panel.task.setCurrentIndex(panel.task.findData(task))
     panel.stride.setValue(fields.pop("stride", 200))
     for name, value in fields.items():
-        widget = getattr(panel, name)
+        widget = getattr(panel.images if name in ("image_path", "mask_path") else panel, name)
         if hasattr(widget, "setText"):
             widget.setText(str(value))
         else:
@@ -34,12 +34,12 @@ def configure(window, tiny_if, task: str, **fields):
 
 
 def test_the_status_says_what_real_if_needs(window):
-    text = window.if_panel.status.text()
+    text = window.if_dock.status.text()
     assert "DeepFloyd/IF-I-XL-v1.0" in text and "GB of disk" in text and "hf auth login" in text
     if not torch.cuda.is_available():
         assert "no CUDA GPU" in text
-    window.if_panel.model_size.setCurrentIndex(window.if_panel.model_size.findData("M"))
-    assert "DeepFloyd/IF-I-M-v1.0" in window.if_panel.status.text()
+    window.if_dock.model_size.setCurrentIndex(window.if_dock.model_size.findData("M"))
+    assert "DeepFloyd/IF-I-M-v1.0" in window.if_dock.status.text()
 
 
 def test_a_sample_run_steps_in_the_viewer(qtbot, window, tiny_if, tmp_path):
@@ -63,7 +63,7 @@ def test_a_sample_run_steps_in_the_viewer(qtbot, window, tiny_if, tmp_path):
     window.session.first()
     settle(qtbot)
     assert "dynamic thresholding" in window.step_view.equation.text
-    assert window.save_trajectory_to(tmp_path / "if.npz")
+    assert window.files.save_trajectory_to(tmp_path / "if.npz")
     assert load_trajectory(tmp_path / "if.npz").meta["prompts"] == [tiny_if.prompts[1]]
 
 
@@ -71,8 +71,8 @@ def test_an_sdedit_strip_is_compared_side_by_side(qtbot, window, tiny_if, tmp_pa
     image = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(1).integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(image)
     configure(window, tiny_if, "sdedit", image_path=image, i_start="1, 3")
-    window.run_if()
-    qtbot.waitUntil(lambda: len(window.session.compared_ids) == 2 and not window.is_sampling, timeout=120_000)
+    window.if_runs.run()
+    qtbot.waitUntil(lambda: len(window.session.compared_ids) == 2 and not window.sampling.busy, timeout=120_000)
     lengths = sorted(window.session.run(run_id).produced for run_id in window.session.compared_ids)
     assert lengths == [4, 6]  # 7 timesteps from i_start 3 and 1
     assert window.tabs.currentIndex() == 1
@@ -82,17 +82,17 @@ def test_a_missing_mask_is_a_one_line_error_and_nothing_runs(qtbot, window, tiny
     image = tmp_path / "photo.png"
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image)
     configure(window, tiny_if, "inpaint", image_path=image, mask_path="")
-    window.run_if()
-    qtbot.waitUntil(lambda: window.last_error is not None, timeout=120_000)
-    assert "needs a mask" in window.last_error and "\n" not in window.last_error
-    assert not window.is_sampling
+    window.if_runs.run()
+    qtbot.waitUntil(lambda: window.messages.last_error is not None, timeout=120_000)
+    assert "needs a mask" in window.messages.last_error and "\n" not in window.messages.last_error
+    assert not window.sampling.busy
 
 
 def test_dropping_a_picture_makes_it_the_if_image(window, tmp_path):
     image = tmp_path / "campanile.jpg"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
     window.open_dropped(str(image))
-    assert window.if_panel.image_path.text() == str(image)
+    assert window.if_dock.images.image_path.text() == str(image)
 
 
 def qtbot_control():
@@ -102,13 +102,13 @@ def qtbot_control():
 
 
 def test_the_denoisers_experiment_compares_three_runs_with_psnr(qtbot, window, tiny_if, tmp_path):
-    from visualizer.views import run_caption
+    from diffusion_stepper.visualizer.views.common import run_caption
 
     image = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(2).integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(image)
     configure(window, tiny_if, "sample", image_path=image)
-    window.run_if_experiment("denoisers")
-    qtbot.waitUntil(lambda: len(window.session.compared_ids) == 3 and not window.is_sampling and not window._queue,
+    window.if_runs.run_experiment("denoisers")
+    qtbot.waitUntil(lambda: len(window.session.compared_ids) == 3 and not window.sampling.busy and not window.sampling.pending,
                     timeout=120_000)
     runs = [window.session.run(run_id) for run_id in window.session.compared_ids]
     assert [run.trajectory.meta["params"]["task"] for run in runs] == ["blur", "one-step", "iterative"]
@@ -123,8 +123,8 @@ def test_the_denoisers_experiment_compares_three_runs_with_psnr(qtbot, window, t
 
 def test_the_bundled_tower_and_its_mask_inpaint_out_of_the_box(qtbot, window, tiny_if):
     panel = configure(window, tiny_if, "inpaint")
-    assert panel.image_path.text().endswith("tower.png") and panel.mask_path.text().endswith("tower-mask.png")
-    window.run_if()
+    assert panel.images.image_path.text().endswith("tower.png") and panel.images.mask_path.text().endswith("tower-mask.png")
+    window.if_runs.run()
     wait_until_sampled(qtbot, window)
     run = window.session.active
     assert run.state == "done", run.error
@@ -135,7 +135,7 @@ def test_the_bundled_tower_and_its_mask_inpaint_out_of_the_box(qtbot, window, ti
 
 def test_the_extras_strip_shows_each_view_and_hides_on_7(qtbot, window, tiny_if):
     configure(window, tiny_if, "anagram", prompt=tiny_if.prompts[1], prompt2=tiny_if.prompts[2], views="identity, flip")
-    window.run_if()
+    window.if_runs.run()
     wait_until_sampled(qtbot, window)
     window.session.seek(3)
     settle(qtbot)
@@ -154,7 +154,7 @@ def test_the_extras_strip_shows_each_view_and_hides_on_7(qtbot, window, tiny_if)
 
 def test_branching_continues_a_run_from_the_step_on_screen(qtbot, window, tiny_if):
     panel = configure(window, tiny_if, "sample", prompt=tiny_if.prompts[1])
-    window.run_if()
+    window.if_runs.run()
     wait_until_sampled(qtbot, window)
     source = window.session.active
     window.session.seek(2)
@@ -162,7 +162,7 @@ def test_branching_continues_a_run_from_the_step_on_screen(qtbot, window, tiny_i
     panel.prompt.setCurrentText(tiny_if.prompts[2])
     panel.seed.setValue(9)
     qtbot.keyClick(window, "b", modifier=qtbot_control())
-    qtbot.waitUntil(lambda: len(window.session.compared_ids) == 2 and not window.is_sampling, timeout=120_000)
+    qtbot.waitUntil(lambda: len(window.session.compared_ids) == 2 and not window.sampling.busy, timeout=120_000)
     branch = window.session.run(max(window.session.compared_ids))
     assert source.id in window.session.compared_ids and branch.id != source.id
     assert torch.equal(branch.trajectory.frames[0].x_t, source.trajectory.frames[2].x_t)
@@ -171,7 +171,7 @@ def test_branching_continues_a_run_from_the_step_on_screen(qtbot, window, tiny_i
     window.session.last()
     settle(qtbot)
     qtbot.keyClick(window, "b", modifier=qtbot_control())  # the final image has nothing left to denoise
-    assert "nothing left to denoise" in window.last_error
+    assert "nothing left to denoise" in window.messages.last_error
 
 
 @pytest.mark.parametrize("key, tasks", [
@@ -184,17 +184,17 @@ def test_branching_continues_a_run_from_the_step_on_screen(qtbot, window, tiny_i
     ("anagram", ["anagram"]),
 ])
 def test_each_part_a_experiment_in_one_click(qtbot, window, tiny_if, key, tasks):
-    from visualizer.if_panel import PART_A_EXPERIMENTS
+    from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS
 
     configure(window, tiny_if, "sample", prompt=tiny_if.prompts[3], prompt2=tiny_if.prompts[4], stride=300)
     before = len(window.session.runs)
-    window.run_if_experiment(key)
-    qtbot.waitUntil(lambda: len(window.session.runs) == before + len(tasks) and not window.is_sampling and not window._queue,
+    window.if_runs.run_experiment(key)
+    qtbot.waitUntil(lambda: len(window.session.runs) == before + len(tasks) and not window.sampling.busy and not window.sampling.pending,
                     timeout=120_000)
     runs = window.session.runs[before:]
     assert [run.trajectory.meta["params"]["task"] for run in runs] == tasks
     assert all(run.state == "done" for run in runs), [run.error for run in runs]
-    if PART_A_EXPERIMENTS[key][1] and len(tasks) > 1:
+    if PART_A_EXPERIMENTS[key].compare and len(tasks) > 1:
         assert {run.id for run in runs} == set(window.session.compared_ids)
     if key == "cfg":
         assert "guidance" not in runs[0].trajectory.meta["params"] and runs[1].trajectory.meta["params"]["guidance"] == 7.0
@@ -207,7 +207,7 @@ def test_each_part_a_experiment_in_one_click(qtbot, window, tiny_if, key, tasks)
 
 def test_inpainting_tints_the_masked_region_over_x_t(qtbot, window, tiny_if):
     configure(window, tiny_if, "inpaint")
-    window.run_if()
+    window.if_runs.run()
     wait_until_sampled(qtbot, window)
     window.session.seek(2)
     settle(qtbot)
@@ -218,7 +218,7 @@ def test_inpainting_tints_the_masked_region_over_x_t(qtbot, window, tiny_if):
     pad = (tinted.shape[0] - mask.shape[0]) // 2  # the grid's border around the one image
     assert np.array_equal(tinted[pad:-pad, pad:-pad], mask.numpy()) and mask.any() and not mask.all()
     configure(window, tiny_if, "sample")
-    window.run_if()
+    window.if_runs.run()
     wait_until_sampled(qtbot, window)
     settle(qtbot)
     assert not window.step_view.panels["x_t"].overlay_item.isVisible()
@@ -226,7 +226,7 @@ def test_inpainting_tints_the_masked_region_over_x_t(qtbot, window, tiny_if):
 
 def test_an_anagram_seen_through_its_second_view_and_its_turn_exported(qtbot, window, tiny_if, tmp_path):
     configure(window, tiny_if, "anagram", prompt=tiny_if.prompts[1], prompt2=tiny_if.prompts[2], views="identity, rot180")
-    window.run_if()
+    window.if_runs.run()
     wait_until_sampled(qtbot, window)
     window.session.last()
     settle(qtbot)
@@ -236,25 +236,25 @@ def test_an_anagram_seen_through_its_second_view_and_its_turn_exported(qtbot, wi
     turned = torch.rot90(final, 2, dims=[2, 3])
     assert np.array_equal(displayed(window, "x_t"), render_grid(turned, "x_t", (-1.0, 1.0), None))
     assert "seen through rot180" in window.step_view.panels["x_t"].title_label.text()
-    assert window.export_anagram_turn_to(tmp_path / "turn.gif")
-    qtbot.waitUntil(lambda: window._export_job is None, timeout=60_000)
+    assert window.exports.export_anagram_turn_to(tmp_path / "turn.gif")
+    qtbot.waitUntil(lambda: window.exports.job is None, timeout=60_000)
     with Image.open(tmp_path / "turn.gif") as gif:
         assert gif.n_frames == 24
-    window.second_view_action.setChecked(False)  # (the export's progress dialog may hold the keyboard focus)
+    window.toggles["second-view"].setChecked(False)  # (the export's progress dialog may hold the keyboard focus)
     settle(qtbot)
     assert np.array_equal(displayed(window, "x_t"), render_grid(final, "x_t", (-1.0, 1.0), None))
 
 
 def test_upscaling_the_result_is_a_second_stepped_run(qtbot, window, tiny_if, monkeypatch, tmp_path):
-    monkeypatch.setattr("visualizer.train_view.WORK_FOLDER", tmp_path)
+    monkeypatch.setattr("diffusion_stepper.core.paths.WORK_FOLDER", tmp_path)
     panel = configure(window, tiny_if, "sample", prompt=tiny_if.prompts[1])
     panel.steps.setValue(4)  # the scheduler's own four steps instead of the stride
-    window.run_if()
+    window.if_runs.run()
     wait_until_sampled(qtbot, window)
     stage_one = window.session.active
     assert stage_one.produced == 5 and stage_one.trajectory.meta["params"]["timesteps"] == [750, 500, 250, 0]
     qtbot.keyClick(window, "u", modifier=qtbot_control())
-    qtbot.waitUntil(lambda: window.session.active is not stage_one and not window.is_sampling, timeout=120_000)
+    qtbot.waitUntil(lambda: window.session.active is not stage_one and not window.sampling.busy, timeout=120_000)
     upscaled = window.session.active
     meta = upscaled.trajectory.meta
     assert meta["params"]["task"] == "upscale" and meta["params"]["stage"] == 2

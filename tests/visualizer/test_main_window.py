@@ -14,24 +14,24 @@ from PySide6.QtCore import QEvent, QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QMouseEvent
 from PySide6.QtWidgets import QPushButton
 
-from core.export import render_frame, select_frames
-from core.session import CANCELLED, DONE
-from core.theory import density_histogram
-from core.trajectory_file import load_trajectory
-from visualizer.export_dialog import ExportDialog, ExportOptions
-from visualizer.panels import render_grid
-from visualizer.timeline import PRODUCED_COLOUR
+from diffusion_stepper.core.io.export import render_frame, select_frames
+from diffusion_stepper.core.session import CANCELLED, DONE
+from diffusion_stepper.core.diffusion.theory import density_histogram
+from diffusion_stepper.core.io.trajectory_file import load_trajectory
+from diffusion_stepper.visualizer.dialogs.export_dialog import ExportDialog, ExportOptions
+from diffusion_stepper.visualizer.widgets.panels import render_grid
+from diffusion_stepper.visualizer.widgets.timeline import PRODUCED_COLOUR
 from tests.visualizer.conftest import LONG_WAIT_MS, displayed, make_window, settle, wait_until_sampled
 
 def test_opens_ready_on_the_bundled_class_model(window):
-    assert window.sample_panel.model_key == "mnist-class-ddpm"
-    assert window.sample_panel.is_class_conditioned and window.sample_panel.classes.text() == "0-9"
+    assert window.sample_dock.model_key == "mnist-class-ddpm"
+    assert window.sample_dock.is_class_conditioned and window.sample_dock.classes.text() == "0-9"
     assert window.step_view.empty_message.isVisible()
     assert "Generate" in window.transport.caption.text()
 
 
 def test_generate_streams_frames_then_scrubbing_shows_each_frames_pixels(qtbot, window):
-    window.sample_panel.steps.setValue(40)
+    window.sample_dock.steps.setValue(40)
     qtbot.keyClick(window, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: window.session.active is not None and 3 <= window.session.active.produced, timeout=LONG_WAIT_MS)
     run = window.session.active
@@ -75,7 +75,7 @@ def test_generate_streams_frames_then_scrubbing_shows_each_frames_pixels(qtbot, 
 
 
 def test_cancel_stops_at_the_next_step_and_keeps_the_frames(qtbot, window):
-    window.sample_panel.steps.setValue(300)  # the full chain, so the cancel lands mid-run
+    window.sample_dock.steps.setValue(300)  # the full chain, so the cancel lands mid-run
     qtbot.keyClick(window, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: window.session.active is not None and window.session.active.produced >= 3, timeout=LONG_WAIT_MS)
     qtbot.keyClick(window, Qt.Key.Key_Escape)
@@ -90,15 +90,15 @@ def test_closing_mid_run_stops_the_worker(qtbot, tmp_path):
     window = make_window(qtbot, tmp_path / "settings.ini")
     window.generate()
     qtbot.waitUntil(lambda: window.session.active is not None and window.session.active.produced >= 2, timeout=LONG_WAIT_MS)
-    job = window._sampling_job
+    job = window.sampling.job
     window.close()
     assert job.thread.isFinished()
 
 
 def test_export_animation_and_contact_sheet_write_the_chosen_frames(qtbot, window, tiny_checkpoints, tmp_path):
-    assert window.add_checkpoint(tiny_checkpoints["class-ddpm"])
-    window.sample_panel.classes.setText("0-3")
-    window.sample_panel.steps.setValue(8)
+    assert window.files.add_checkpoint(tiny_checkpoints["class-ddpm"])
+    window.sample_dock.classes.setText("0-3")
+    window.sample_dock.steps.setValue(8)
     window.generate()
     wait_until_sampled(qtbot, window)
     trajectory = window.session.active.trajectory
@@ -109,8 +109,8 @@ def test_export_animation_and_contact_sheet_write_the_chosen_frames(qtbot, windo
     options = ExportOptions(panels=["x_t", "eps_hat"], start=2, end=8, every=2, fps=5, scale=2)
     gif = tmp_path / "out" / "run.gif"
     gif.parent.mkdir()
-    assert window.export_animation_to(gif, options)
-    qtbot.waitUntil(lambda: window._export_job is None, timeout=LONG_WAIT_MS)
+    assert window.exports.export_animation_to(gif, options)
+    qtbot.waitUntil(lambda: window.exports.job is None, timeout=LONG_WAIT_MS)
     expected_size = render_frame(trajectory, trajectory[2], ["x_t", "eps_hat"], scale=2).size
     with Image.open(gif) as image:
         assert image.n_frames == len(select_frames(9, 2, 2, 8)) == 4
@@ -119,32 +119,32 @@ def test_export_animation_and_contact_sheet_write_the_chosen_frames(qtbot, windo
 
     options.format = "mp4"
     movie = tmp_path / "out" / "run.mp4"
-    assert window.export_animation_to(movie, options)
-    qtbot.waitUntil(lambda: window._export_job is None, timeout=LONG_WAIT_MS)
+    assert window.exports.export_animation_to(movie, options)
+    qtbot.waitUntil(lambda: window.exports.job is None, timeout=LONG_WAIT_MS)
     with av.open(str(movie)) as container:
         assert sum(1 for _ in container.decode(video=0)) == 4 + 4  # and the last frame held 1 s at 5 fps
 
     sheet = tmp_path / "out" / "sheet.png"
-    assert window.export_contact_sheet_to(sheet, [0, 4, 8])
+    assert window.exports.export_contact_sheet_to(sheet, [0, 4, 8])
     with Image.open(sheet) as image:
         row = render_frame(trajectory, trajectory[0], ["x_t", "x0_hat", "eps_hat"], scale=2)
         assert image.size[0] == row.size[0] and image.size[1] > 3 * row.size[1]
 
 
 def test_cancelled_export_writes_nothing(qtbot, window, marked_file, tmp_path):
-    assert window.open_trajectory(marked_file(400))
+    assert window.files.open_trajectory(marked_file(400))
     target = tmp_path / "big.gif"
-    assert window.export_animation_to(target, ExportOptions(panels=["x_t", "x0_hat", "eps_hat"], start=0, end=399, scale=8))
-    window.export_progress.findChild(QPushButton).click()  # the dialog's Cancel button
-    qtbot.waitUntil(lambda: window._export_job is None, timeout=LONG_WAIT_MS)
+    assert window.exports.export_animation_to(target, ExportOptions(panels=["x_t", "x0_hat", "eps_hat"], start=0, end=399, scale=8))
+    window.exports.progress_dialog.findChild(QPushButton).click()  # the dialog's Cancel button
+    qtbot.waitUntil(lambda: window.exports.job is None, timeout=LONG_WAIT_MS)
     assert not target.exists() and list(tmp_path.glob("*.gif*")) == []
     assert "nothing was written" in window.statusBar().currentMessage()
 
 
 def test_save_and_reopen_and_drop(qtbot, window, marked_file, tmp_path):
-    assert window.open_trajectory(marked_file(12))
+    assert window.files.open_trajectory(marked_file(12))
     saved = tmp_path / "saved.npz"
-    assert window.save_trajectory_to(saved)
+    assert window.files.save_trajectory_to(saved)
     assert len(load_trajectory(saved)) == 12
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(saved))])
@@ -160,22 +160,22 @@ def test_save_and_reopen_and_drop(qtbot, window, marked_file, tmp_path):
 
 
 def test_bad_input_is_reported_and_changes_nothing(qtbot, window, marked_file, tmp_path):
-    assert window.open_trajectory(marked_file(5))
+    assert window.files.open_trajectory(marked_file(5))
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_bytes(b"PK\x03\x04 not really a zip")
-    assert not window.open_trajectory(corrupt)
-    assert "corrupt.npz" in window.last_error and "corrupt.npz" in window.statusBar().currentMessage()
-    assert window.error_box.isVisible() and "corrupt.npz" in window.error_box.text()
+    assert not window.files.open_trajectory(corrupt)
+    assert "corrupt.npz" in window.messages.last_error and "corrupt.npz" in window.statusBar().currentMessage()
+    assert window.messages.error_box.isVisible() and "corrupt.npz" in window.messages.error_box.text()
     assert len(window.session.runs) == 1
-    window.sample_panel.classes.setText("zero")
+    window.sample_dock.classes.setText("zero")
     window.generate()
-    assert "digits" in window.last_error and not window.is_sampling
-    assert not window.add_checkpoint(corrupt)
-    assert window.sample_panel.model_key == "mnist-class-ddpm"
+    assert "digits" in window.messages.last_error and not window.sampling.busy
+    assert not window.files.add_checkpoint(corrupt)
+    assert window.sample_dock.model_key == "mnist-class-ddpm"
 
 
 def test_keyboard_playback(qtbot, window, marked_file):
-    assert window.open_trajectory(marked_file(30))
+    assert window.files.open_trajectory(marked_file(30))
     qtbot.keyClick(window, Qt.Key.Key_Home)
     window.session.set_fps(60)
     qtbot.keyClick(window, Qt.Key.Key_Space)
@@ -194,8 +194,8 @@ def test_keyboard_playback(qtbot, window, marked_file):
 
 
 def test_runs_of_different_lengths_compare_on_one_timeline(qtbot, window, marked_file):
-    window.open_trajectory(marked_file(11))
-    window.open_trajectory(marked_file(51))
+    window.files.open_trajectory(marked_file(11))
+    window.files.open_trajectory(marked_file(51))
     settle(qtbot)
     for row in range(2):
         window.runs_list.item(row).setCheckState(Qt.CheckState.Checked)
@@ -212,11 +212,11 @@ def test_runs_of_different_lengths_compare_on_one_timeline(qtbot, window, marked
 
 
 def test_sweep_compares_guidance_scales(qtbot, window, tiny_checkpoints):
-    window.add_checkpoint(tiny_checkpoints["class-ddpm"])
-    window.sample_panel.steps.setValue(4)
-    window.sample_panel.sweep.setText("0, 7")
+    window.files.add_checkpoint(tiny_checkpoints["class-ddpm"])
+    window.sample_dock.steps.setValue(4)
+    window.sample_dock.sweep.setText("0, 7")
     window.sweep()
-    qtbot.waitUntil(lambda: len(window.session.runs) == 2 and not window.is_sampling, timeout=LONG_WAIT_MS)
+    qtbot.waitUntil(lambda: len(window.session.runs) == 2 and not window.sampling.busy, timeout=LONG_WAIT_MS)
     settle(qtbot)
     guidances = [run.trajectory.meta["params"]["guidance"] for run in window.session.compared]
     assert guidances == [0.0, 7.0]
@@ -224,10 +224,10 @@ def test_sweep_compares_guidance_scales(qtbot, window, tiny_checkpoints):
 
 
 def test_x0_clipping_is_a_choice_for_ddpm_models_and_shows_in_the_equation(qtbot, window, tiny_checkpoints):
-    panel = window.sample_panel
-    window.add_checkpoint(tiny_checkpoints["class-flow"])
+    panel = window.sample_dock
+    window.files.add_checkpoint(tiny_checkpoints["class-flow"])
     assert not panel.form.isRowVisible(panel.x0_clip)  # flow steps have no x̂₀ to clip
-    window.add_checkpoint(tiny_checkpoints["class-ddpm"])
+    window.files.add_checkpoint(tiny_checkpoints["class-ddpm"])
     assert panel.form.isRowVisible(panel.x0_clip)
     panel.x0_clip.setCurrentIndex(panel.x0_clip.findData("static"))
     panel.steps.setValue(4)
@@ -240,7 +240,7 @@ def test_x0_clipping_is_a_choice_for_ddpm_models_and_shows_in_the_equation(qtbot
 
 
 def test_integer_zoom(qtbot, window, marked_file):
-    window.open_trajectory(marked_file(3))
+    window.files.open_trajectory(marked_file(3))
     settle(qtbot)
     panel = window.step_view.panels["x_t"]
     assert panel.factor >= 1
@@ -253,19 +253,19 @@ def test_integer_zoom(qtbot, window, marked_file):
 
 
 def test_presentation_mode_hides_controls_until_the_mouse_moves(qtbot, window, marked_file):
-    window.open_trajectory(marked_file(5))
+    window.files.open_trajectory(marked_file(5))
     qtbot.keyClick(window, Qt.Key.Key_F5)
-    assert window.presentation and window.isFullScreen()
+    assert window.presentation.active and window.isFullScreen()
     assert not window.menuBar().isVisible() and not window.transport.isVisible() and not window.sample_dock.isVisible()
     assert not window.if_dock.isVisible() and not window.runs_dock.isVisible()
     move = QMouseEvent(QEvent.Type.MouseMove, QPointF(10, 10), QPointF(10, 10), Qt.MouseButton.NoButton,
                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
-    window.eventFilter(window, move)
+    window.presentation.eventFilter(window, move)
     assert window.transport.isVisible()
     qtbot.keyClick(window, Qt.Key.Key_Right)  # still driven from the keyboard
     assert window.session.position == 1
     qtbot.keyClick(window, Qt.Key.Key_Escape)
-    assert not window.presentation and window.menuBar().isVisible() and window.sample_dock.isVisible()
+    assert not window.presentation.active and window.menuBar().isVisible() and window.sample_dock.isVisible()
 
 
 def test_settings_persist_across_launches(qtbot, tmp_path):
@@ -273,25 +273,25 @@ def test_settings_persist_across_launches(qtbot, tmp_path):
     first = make_window(qtbot, settings_path)
     first.session.set_fps(7)
     first.set_zoom(3)
-    first.set_panel_visible("noise", False)
-    first._remember_folder(tmp_path / "somewhere" / "run.npz")
+    first.set_part_visible("noise", False)
+    first.settings.remember_folder(tmp_path / "somewhere" / "run.npz")
     first.close()
     second = make_window(qtbot, settings_path)
     assert second.session.fps == 7 and second.zoom == 3
-    assert not second.panel_actions["noise"].isChecked() and not second.step_view.visible["noise"]
-    assert second._last_folder() == str(tmp_path / "somewhere")
+    assert not second.toggles["noise"].isChecked() and not second.step_view.parts["noise"]
+    assert second.settings.last_folder() == str(tmp_path / "somewhere")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_a_failing_worker_reports_and_the_app_keeps_running(qtbot, window, tiny_checkpoints):
-    window.add_checkpoint(tiny_checkpoints["class-ddpm"])
-    window.sample_panel.device.setCurrentText("cuda")
+    window.files.add_checkpoint(tiny_checkpoints["class-ddpm"])
+    window.sample_dock.device.setCurrentText("cuda")
     window.generate()
-    qtbot.waitUntil(lambda: not window.is_sampling, timeout=LONG_WAIT_MS)
-    assert "CUDA" in window.last_error and window.error_box.isVisible()
+    qtbot.waitUntil(lambda: not window.sampling.busy, timeout=LONG_WAIT_MS)
+    assert "CUDA" in window.messages.last_error and window.messages.error_box.isVisible()
     assert window.session.runs == []
-    window.sample_panel.device.setCurrentText("cpu")
-    window.sample_panel.steps.setValue(3)
+    window.sample_dock.device.setCurrentText("cpu")
+    window.sample_dock.steps.setValue(3)
     window.generate()
     wait_until_sampled(qtbot, window)
     assert window.session.active.state == DONE
@@ -299,10 +299,10 @@ def test_a_failing_worker_reports_and_the_app_keeps_running(qtbot, window, tiny_
 
 def test_denoising_test_digits_overlays_the_forward_marginal(qtbot, window, tiny_checkpoints, mnist_dir, monkeypatch):
     monkeypatch.setenv("DIFFUSION_STEPPER_DATA", str(mnist_dir))
-    window.add_checkpoint(tiny_checkpoints["single-step"])
-    window.sample_panel.noisy_test.setChecked(True)
-    window.sample_panel.sigma.setValue(0.8)
-    window.sample_panel.num.setValue(4)
+    window.files.add_checkpoint(tiny_checkpoints["single-step"])
+    window.sample_dock.noisy_test.setChecked(True)
+    window.sample_dock.sigma.setValue(0.8)
+    window.sample_dock.num.setValue(4)
     window.generate()
     wait_until_sampled(qtbot, window)
     qtbot.keyClick(window, Qt.Key.Key_Home)

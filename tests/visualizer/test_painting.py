@@ -6,9 +6,9 @@ import numpy as np
 from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 
-from core.bundled import sample_image
-from core.images import load_mask
-from visualizer.painting import CANVAS, PAPER, SKETCH_SIZE, SWATCHES
+from diffusion_stepper.core.paths import sample_image
+from diffusion_stepper.core.deepfloyd_if.images import load_mask
+from diffusion_stepper.visualizer.dialogs.painting import CANVAS, PAPER, SKETCH_SIZE, SWATCHES
 
 
 def drag(canvas, button, start: QPoint, end: QPoint) -> None:
@@ -28,10 +28,10 @@ def drag(canvas, button, start: QPoint, end: QPoint) -> None:
 
 
 def editor_for(window, tmp_path, image, mask=""):
-    panel = window.if_panel
-    panel.image_path.setText(str(image))
-    panel.mask_path.setText(str(mask))
-    editor = panel.mask_editor()
+    panel = window.if_dock
+    panel.images.image_path.setText(str(image))
+    panel.images.mask_path.setText(str(mask))
+    editor = panel.images.mask_editor()
     editor.out_path = tmp_path / "mask.png"
     return editor
 
@@ -72,15 +72,15 @@ def test_rectangle_invert_clear_and_the_saved_file(qtbot, window, tmp_path):
 
 
 def test_painting_needs_a_picture(window):
-    window.if_panel.image_path.setText("")
-    window.if_panel.paint_mask()
-    assert "open a picture first" in window.if_panel.status.text()
+    window.if_dock.images.image_path.setText("")
+    window.if_dock.images.paint_mask()
+    assert "open a picture first" in window.if_dock.status.text()
 
 
 def test_a_sketch_is_saved_in_its_colours_and_starts_an_sdedit(qtbot, window, tmp_path):
-    panel = window.if_panel
+    panel = window.if_dock
     panel.task.setCurrentIndex(panel.task.findData("sample"))
-    editor = panel.sketch_editor()
+    editor = panel.images.sketch_editor()
     editor.out_path = tmp_path / "sketch.png"
     editor.set_colour(SWATCHES["red"])
     editor.rectangle.setChecked(True)
@@ -90,16 +90,16 @@ def test_a_sketch_is_saved_in_its_colours_and_starts_an_sdedit(qtbot, window, tm
     assert picture.shape == (SKETCH_SIZE, SKETCH_SIZE, 3)
     assert tuple(picture[SKETCH_SIZE // 2, SKETCH_SIZE // 2]) == SWATCHES["red"]
     assert tuple(picture[5, 5]) == PAPER
-    panel.use_sketch(editor.out_path)
-    assert panel.image_path.text() == str(editor.out_path) and panel.task_key == "sdedit"
+    panel.images.use_sketch(editor.out_path)
+    assert panel.images.image_path.text() == str(editor.out_path) and panel.task_key == "sdedit"
 
 
 def test_the_crop_step_saves_the_chosen_square(window, tmp_path):
     wide = np.zeros((100, 200, 3), np.uint8)
     wide[:, :100] = (200, 30, 30)  # red on the left half, black on the right
     Image.fromarray(wide).save(tmp_path / "wide.png")
-    panel = window.if_panel
-    dialog = panel.crop_dialog_for(tmp_path / "wide.png")
+    panel = window.if_dock
+    dialog = panel.images.crop_dialog_for(tmp_path / "wide.png")
     assert dialog.box() == (50, 0, 150, 100)  # the centre square by default
     dialog.out_path = tmp_path / "square.png"
     dialog.slider.setValue(0)
@@ -107,5 +107,5 @@ def test_the_crop_step_saves_the_chosen_square(window, tmp_path):
     square = np.asarray(Image.open(dialog.out_path))
     assert square.shape == (100, 100, 3) and (square == (200, 30, 30)).all()
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "square-already.png")
-    assert panel.crop_dialog_for(tmp_path / "square-already.png") is None
-    assert panel.crop_dialog_for(tmp_path / "missing.png") is None
+    assert panel.images.crop_dialog_for(tmp_path / "square-already.png") is None
+    assert panel.images.crop_dialog_for(tmp_path / "missing.png") is None

@@ -10,8 +10,8 @@ import sys
 import pytest
 import torch
 
-from core.theory import HISTOGRAM_EDGES, FrameHistograms, density_histogram
-from visualizer.plots import HistogramPlot
+from diffusion_stepper.core.diffusion.theory import HISTOGRAM_EDGES, FrameHistograms, density_histogram
+from diffusion_stepper.visualizer.widgets.plots import HistogramPlot
 
 pytestmark = pytest.mark.skipif(sys.version_info >= (3, 12), reason="None is immortal from Python 3.12 on")
 

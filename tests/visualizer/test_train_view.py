@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from core.checkpoints import load_checkpoint
-from core.objectives import DDPMObjective
-from core.training import config_for_resume, epoch_sample_grid
+from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
+from diffusion_stepper.core.diffusion.objectives import DDPMObjective
+from diffusion_stepper.core.mnist.training import config_for_resume, epoch_sample_grid
 from tests.conftest import TINY_HIDDEN
 from tests.visualizer.conftest import LONG_WAIT_MS, make_window, wait_until_sampled
-from visualizer.panels import render_grid
-from visualizer.train_view import IDLE
+from diffusion_stepper.visualizer.widgets.panels import render_grid
+from diffusion_stepper.visualizer.controllers.training import IDLE
 
 ITERATIONS_PER_EPOCH = 2
 
@@ -22,27 +22,27 @@ ITERATIONS_PER_EPOCH = 2
 @pytest.fixture
 def window(qtbot, tmp_path, mnist_dir):
     window = make_window(qtbot, tmp_path / "settings.ini")
-    window.train_view.data_dir = str(mnist_dir)
+    window.training.data_dir = str(mnist_dir)
     tiny_settings(window.train_view, tmp_path)
     return window
 
 
 def tiny_settings(view, tmp_path):
     """The quick preset, shrunk to a tiny model on 64 digits (choosing a preset or model refills the form)."""
-    view.preset.setCurrentIndex(view.preset.findData("quick"))
-    view.hidden.setValue(TINY_HIDDEN)
-    view.batch_size.setValue(32)
-    view.limit.setValue(32 * ITERATIONS_PER_EPOCH)
-    view.out_dir.setText(str(tmp_path / "run"))
+    view.form.preset.setCurrentIndex(view.form.preset.findData("quick"))
+    view.form.hidden.setValue(TINY_HIDDEN)
+    view.form.batch_size.setValue(32)
+    view.form.limit.setValue(32 * ITERATIONS_PER_EPOCH)
+    view.form.out_dir.setText(str(tmp_path / "run"))
 
 
 def train(qtbot, window, epochs: int) -> Path:
     view = window.train_view
-    view.epochs.setValue(epochs)
+    view.form.epochs.setValue(epochs)
     window.start_training()
-    qtbot.waitUntil(lambda: view.state == IDLE, timeout=LONG_WAIT_MS)
+    qtbot.waitUntil(lambda: view.training.state == IDLE, timeout=LONG_WAIT_MS)
     qtbot.wait(PLOT_SETTLE_MS)
-    return Path(view.out_dir.text())
+    return Path(view.form.out_dir.text())
 
 
 PLOT_SETTLE_MS = 150  # longer than the plot's redraw interval
@@ -58,7 +58,7 @@ def test_training_plots_each_iteration_and_shows_each_epochs_samples(qtbot, wind
     iterations, raw = view.loss_plot.raw.getData()
     _, smoothed = view.loss_plot.smoothed.getData()
     assert list(iterations) == [1, 2, 3, 4]
-    assert np.allclose(raw, view.history.raw) and len(smoothed) == 4
+    assert np.allclose(raw, view.training.history.raw) and len(smoothed) == 4
     assert smoothed[0] == pytest.approx(raw[0])  # the smoothed curve is bias-corrected from the start
     assert [marker.value() for marker in view.loss_plot.markers] == [2, 4]
     assert [marker.label.format for marker in view.loss_plot.markers] == ["epoch 1", "epoch 2"]
@@ -74,9 +74,9 @@ def test_training_plots_each_iteration_and_shows_each_epochs_samples(qtbot, wind
     assert "epoch 2" in view.samples.title_label.text()
 
     # Both epochs can be sampled from the Sample dock at once.
-    models = [window.sample_panel.model.itemText(i) for i in range(window.sample_panel.model.count())]
+    models = [window.sample_dock.model.itemText(i) for i in range(window.sample_dock.model.count())]
     assert {"run/epoch-001", "run/epoch-002"} <= set(models)
-    assert window.sample_panel.model_key == "mnist-class-ddpm"  # the lecturer's choice is kept
+    assert window.sample_dock.model_key == "mnist-class-ddpm"  # the lecturer's choice is kept
 
     # Epoch comparison: both epochs side by side, from the same seed.
     view.compare_epochs.setText("1, 2")
@@ -96,29 +96,29 @@ def test_log_scale_toggle(qtbot, window):
 
 def test_pause_holds_training_and_stop_keeps_the_last_checkpoint(qtbot, window):
     view = window.train_view
-    view.epochs.setValue(200)
+    view.form.epochs.setValue(200)
     window.start_training()
-    run_dir = Path(view.out_dir.text())
-    qtbot.waitUntil(lambda: view.last_checkpoint is not None, timeout=LONG_WAIT_MS)
+    run_dir = Path(view.form.out_dir.text())
+    qtbot.waitUntil(lambda: view.training.last_checkpoint is not None, timeout=LONG_WAIT_MS)
     view.pause_button.click()
     assert view.pause_button.text() == "Resume"
     qtbot.waitUntil(lambda: view.readout.text().endswith("· paused"), timeout=LONG_WAIT_MS)  # the batch in flight is done
-    held = len(view.history.raw)
+    held = len(view.training.history.raw)
     qtbot.wait(1000)
-    assert len(view.history.raw) == held, "a paused run went on training"
+    assert len(view.training.history.raw) == held, "a paused run went on training"
     view.pause_button.click()
-    qtbot.waitUntil(lambda: len(view.history.raw) > held, timeout=LONG_WAIT_MS)
+    qtbot.waitUntil(lambda: len(view.training.history.raw) > held, timeout=LONG_WAIT_MS)
 
     view.pause_button.click()  # stop from a paused run
     qtbot.waitUntil(lambda: view.readout.text().endswith("· paused"), timeout=LONG_WAIT_MS)
     saved = file_digests(run_dir)
     view.stop_button.click()
-    qtbot.waitUntil(lambda: view.state == IDLE, timeout=LONG_WAIT_MS)
+    qtbot.waitUntil(lambda: view.training.state == IDLE, timeout=LONG_WAIT_MS)
     assert view.readout.text().startswith("Stopped at epoch")
     after = file_digests(run_dir)
     assert after == saved, "stopping changed or added files"
     assert not list(run_dir.glob(".*partial"))
-    assert load_checkpoint(view.last_checkpoint).sidecar["epoch"] >= 1
+    assert load_checkpoint(view.training.last_checkpoint).sidecar["epoch"] >= 1
     assert view.start_button.isEnabled()
 
 
@@ -133,10 +133,10 @@ def test_a_nan_loss_stops_training_with_where_it_happened(qtbot, window, monkeyp
 
     monkeypatch.setattr(DDPMObjective, "training_loss", diverging)
     run_dir = train(qtbot, window, epochs=3)
-    message = window.last_error
+    message = window.messages.last_error
     assert "loss became nan at epoch 2, iteration 3" in message
     assert "epoch-001.json" in message and "intact" in message
-    assert window.error_box.isVisible()
+    assert window.messages.error_box.isVisible()
     assert load_checkpoint(run_dir / "epoch-001.json").sidecar["epoch"] == 1
     assert not (run_dir / "epoch-002.json").exists()
     assert window.train_view.start_button.isEnabled()
@@ -148,11 +148,11 @@ def test_out_of_memory_suggests_a_smaller_batch_and_the_app_goes_on(qtbot, windo
 
     monkeypatch.setattr(DDPMObjective, "training_loss", out_of_memory)
     train(qtbot, window, epochs=1)
-    assert "out of CPU memory at batch size 32" in window.last_error
-    assert "try a smaller batch size, such as 16" in window.last_error
+    assert "out of CPU memory at batch size 32" in window.messages.last_error
+    assert "try a smaller batch size, such as 16" in window.messages.last_error
     monkeypatch.undo()
-    window.error_box.close()
-    window.train_view.out_dir.setText(str(tmp_path / "second"))
+    window.messages.error_box.close()
+    window.train_view.form.out_dir.setText(str(tmp_path / "second"))
     train(qtbot, window, epochs=1)  # the app trains again after the failure
     assert (tmp_path / "second" / "epoch-001.json").is_file()
 
@@ -161,36 +161,36 @@ def test_a_folder_with_another_runs_checkpoints_is_refused(qtbot, window):
     run_dir = train(qtbot, window, epochs=1)
     saved = file_digests(run_dir)
     train(qtbot, window, epochs=1)  # the same folder again
-    assert "already holds checkpoints" in window.last_error
+    assert "already holds checkpoints" in window.messages.last_error
     assert file_digests(run_dir) == saved
 
 
 def test_resume_continues_a_stopped_run(qtbot, window):
     run_dir = train(qtbot, window, epochs=1)
     view = window.train_view
-    view.epochs.setValue(2)
+    view.form.epochs.setValue(2)
     assert view.resume(run_dir)
-    qtbot.waitUntil(lambda: view.state == IDLE, timeout=LONG_WAIT_MS)
+    qtbot.waitUntil(lambda: view.training.state == IDLE, timeout=LONG_WAIT_MS)
     assert (run_dir / "epoch-002.json").is_file()
-    assert view.history.iterations[0] == ITERATIONS_PER_EPOCH + 1  # the curve goes on from the checkpoint
+    assert view.training.history.iterations[0] == ITERATIONS_PER_EPOCH + 1  # the curve goes on from the checkpoint
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
 def test_asking_for_cuda_without_a_gpu_says_what_to_do(qtbot, window):
-    window.train_view.device.setCurrentText("cuda")
+    window.train_view.form.device.setCurrentText("cuda")
     train(qtbot, window, epochs=1)
-    assert "no CUDA device" in window.last_error and "choose the CPU device" in window.last_error
-    assert not (Path(window.train_view.out_dir.text()) / "epoch-001.json").exists()
+    assert "no CUDA device" in window.messages.last_error and "choose the CPU device" in window.messages.last_error
+    assert not (Path(window.train_view.form.out_dir.text()) / "epoch-001.json").exists()
 
 
 def test_the_single_step_model_can_train_on_pure_noise(qtbot, window, tmp_path):
     view = window.train_view
-    view.model.setCurrentIndex(view.model.findData("single-step"))
+    view.form.model.setCurrentIndex(view.form.model.findData("single-step"))
     tiny_settings(view, tmp_path)
-    assert view.form.isRowVisible(view.pure_noise) and not view.form.isRowVisible(view.objective)
-    view.pure_noise.setChecked(True)
+    assert view.form.is_shown(view.form.pure_noise) and not view.form.is_shown(view.form.objective)
+    view.form.pure_noise.setChecked(True)
     run_dir = train(qtbot, window, epochs=1)
-    assert window.last_error is None
+    assert window.messages.last_error is None
     sidecar = load_checkpoint(run_dir / "epoch-001.json").sidecar
     assert sidecar["objective"] == {"name": "single-step", "sigma": 1.0, "pure_noise": True}
     assert view.samples.grid is not None  # 40 samples, in a near-square grid

@@ -1,0 +1,73 @@
+"""`diffusion-stepper export RUN.npz`: a GIF, MP4 or PNG contact sheet of a trajectory."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Optional
+
+from diffusion_stepper.core.cli.common import int_list, positive_float, positive_int, progress
+from diffusion_stepper.core.errors import UserFacingError
+
+NAME = "export"
+
+
+def register(commands) -> None:
+    from diffusion_stepper.core.io.export import PANEL_CHOICES, SIDE_BY_SIDE
+
+    export = commands.add_parser(NAME, help="render a trajectory to a GIF, an MP4 or a PNG contact sheet")
+    export.add_argument("trajectory")
+    target = export.add_mutually_exclusive_group(required=True)
+    target.add_argument("--gif", metavar="OUT.gif")
+    target.add_argument("--mp4", metavar="OUT.mp4", help="H.264 video that plays in browsers and slides")
+    target.add_argument("--png-grid", metavar="OUT.png")
+    export.add_argument("--panel", default=SIDE_BY_SIDE,
+                        help=f"one of {', '.join(PANEL_CHOICES)} or an extra's name; several side by side as x_t,eps_hat")
+    export.add_argument("--fps", type=positive_float, default=10.0)
+    export.add_argument("--every", type=positive_int, default=1, help="keep every K-th frame (the last is kept)")
+    export.add_argument("--frames", metavar="START:END", help="frame range, inclusive")
+    export.add_argument("--scale", type=positive_int, default=4, help="integer zoom")
+    export.add_argument("--steps-shown", type=int_list, help="frames for --png-grid, e.g. 0,100,200,300")
+    export.add_argument("--anagram-turn", action="store_true",
+                        help="a visual anagram run: animate its result turning into the second view instead of its steps")
+
+
+def frame_range(text: Optional[str], num_frames: int) -> tuple[int, Optional[int]]:
+    """"START:END" (either may be left out) as frame indices, inclusive."""
+    if not text:
+        return 0, None
+    try:
+        start_text, end_text = text.split(":")
+        start = int(start_text) if start_text else 0
+        end = int(end_text) if end_text else num_frames - 1
+    except ValueError:
+        raise UserFacingError(f"--frames expects START:END, got {text!r}") from None
+    return start, end
+
+
+def run(args: argparse.Namespace) -> int:
+    from diffusion_stepper.core.io.export import SIDE_BY_SIDE, anagram_turn, write_animation, write_png_grid
+    from diffusion_stepper.core.io.trajectory_file import load_trajectory
+
+    trajectory = load_trajectory(args.trajectory)
+    try:
+        if args.anagram_turn:
+            trajectory = anagram_turn(trajectory)
+            args.panel = "x_t" if args.panel == SIDE_BY_SIDE else args.panel  # the turning picture alone
+        animation = args.gif or args.mp4
+        if animation:
+            start, end = frame_range(args.frames, len(trajectory))
+            with progress(len(trajectory), "rendering", unit="frame") as bar:
+
+                def advance(done: int, total: int) -> None:
+                    bar.total = total
+                    bar.n = done
+                    bar.refresh()
+
+                path = write_animation(trajectory, animation, args.panel, args.fps, args.every, args.scale, start, end,
+                                       progress=advance)
+        else:
+            path = write_png_grid(trajectory, args.png_grid, args.steps_shown, args.panel, args.scale)
+    except ValueError as exc:
+        raise UserFacingError(str(exc)) from None
+    print(f"wrote {path}")
+    return 0

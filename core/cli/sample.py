@@ -1,0 +1,94 @@
+"""`diffusion-stepper sample mnist|if`: sample a model into a trajectory file."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from diffusion_stepper.core.cli.common import (
+    OneLineParser,
+    int_list,
+    non_negative_float,
+    positive_int,
+    print_image_notes,
+    record_run,
+)
+from diffusion_stepper.core.cli.if_options import add_if_settings_arguments, if_settings
+
+NAME = "sample"
+
+
+def register(commands) -> None:
+    from diffusion_stepper.core.deepfloyd_if.sampling import DEFAULT_NOISE_LEVEL
+    from diffusion_stepper.core.deepfloyd_if.tasks import TASKS
+    from diffusion_stepper.core.devices import DEVICE_CHOICES
+    from diffusion_stepper.core.mnist import bundled
+    from diffusion_stepper.core.mnist.sampling import X0_CLIP_CHOICES
+
+    parent = commands.add_parser(NAME, help="sample a model into a trajectory file (mnist, or DeepFloyd IF: if)")
+    targets = parent.add_subparsers(dest="dataset", metavar="{mnist,if}", required=True, parser_class=OneLineParser)
+
+    mnist = targets.add_parser("mnist", help="an MNIST model (part B)")
+    mnist.add_argument("--checkpoint", default=bundled.DEFAULT_MODEL, help="bundled name or path (default %(default)s)")
+    mnist.add_argument("--classes", type=int_list, help="digits to sample, e.g. 0,1,2 or 0-9 (class models)")
+    mnist.add_argument("--per-class", type=positive_int, default=1)
+    mnist.add_argument("--num", type=positive_int, help="number of samples (unconditional models)")
+    mnist.add_argument("--guidance", type=float, help="CFG scale (class models; default 5)")
+    mnist.add_argument("--steps", type=int, help="sampling steps (default: the model's own)")
+    mnist.add_argument("--sigma", type=non_negative_float, help="single-step: noise level of the input")
+    mnist.add_argument("--noisy-test", action="store_true", help="single-step: denoise noised test digits, not pure noise")
+    mnist.add_argument("--data-dir", help="MNIST folder, for --noisy-test")
+    mnist.add_argument("--seed", type=int, default=0)
+    mnist.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    mnist.add_argument("--x0-clip", choices=X0_CLIP_CHOICES,
+                       help="DDPM: static clips x̂0 to [0, 1] in every step; none is the course's plain formula "
+                            "(default: the model's choice)")
+    add_output_arguments(mnist)
+
+    deepfloyd_if = targets.add_parser("if", help="DeepFloyd IF (part A): sample, denoise, edit, anagrams, hybrids, upscale")
+    deepfloyd_if.add_argument("--task", choices=TASKS, default="sample")
+    deepfloyd_if.add_argument("--i-start", type=int, nargs="+", metavar="K", help="start at the K-th timestep (several: one run each)")
+    deepfloyd_if.add_argument("--t", type=int, nargs="+", metavar="T", help="forward / blur / one-step: timesteps (default 250 500 750)")
+    deepfloyd_if.add_argument("--noise-level", type=int, default=DEFAULT_NOISE_LEVEL, help="upscale: noise added to the low-res image")
+    add_if_settings_arguments(deepfloyd_if)
+    add_output_arguments(deepfloyd_if, several="; several runs get -i<K> suffixes")
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, several: str = "") -> None:
+    parser.add_argument("--keep-every", type=positive_int, default=1, metavar="K",
+                        help="store every K-th frame and the last, for big runs (default: every frame)")
+    parser.add_argument("--out", required=True, help=f"trajectory file to write (.npz){several}")
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_if(args) if args.dataset == "if" else run_mnist(args)
+
+
+def run_mnist(args: argparse.Namespace) -> int:
+    from diffusion_stepper.core.io.trajectory_file import save_trajectory
+    from diffusion_stepper.core.mnist.sampling import SampleRequest
+
+    # the flags are named like the request's fields
+    request = SampleRequest(**{field.name: getattr(args, field.name) for field in dataclasses.fields(SampleRequest)})
+    trajectory = record_run(request, "sampling", args.keep_every)
+    path = save_trajectory(trajectory, args.out)
+    print(f"wrote {path}: {len(trajectory)} frames of {trajectory[0].x_t.shape[0]} images ({trajectory.meta['algorithm']})")
+    return 0
+
+
+def run_if(args: argparse.Namespace) -> int:
+    from diffusion_stepper.core.deepfloyd_if.tasks import prepare
+    from diffusion_stepper.core.io.trajectory_file import save_trajectory
+
+    requests = prepare(if_settings(args)).expand()  # the model and prompts load once for all runs
+    out = Path(args.out)
+    for number, request in enumerate(requests, 1):
+        trajectory = record_run(request, f"run {number}/{len(requests)}", args.keep_every)
+        path = out if len(requests) == 1 else out.with_name(f"{out.stem}-i{request.i_start[0]}{out.suffix}")
+        save_trajectory(trajectory, path)
+        if number == 1:
+            print_image_notes(trajectory.meta)
+        task = trajectory.meta["params"]["task"]
+        print(f"wrote {path}: {len(trajectory)} frames of {trajectory[0].x_t.shape[0]} images ({task})")
+    return 0

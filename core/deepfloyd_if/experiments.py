@@ -1,0 +1,83 @@
+"""The part A experiments of CS180 as runs: each turns one set of IF settings (model, prompts,
+image, mask, seed, γ, ...) into the requests of the course's figure.
+
+The app's Experiments ▸ Part A menu and `diffusion-stepper experiment if NAME` read this one
+registry, so every one-click figure can be made (and saved) headless too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Callable
+
+from diffusion_stepper.core.deepfloyd_if.sampling import DEFAULT_GUIDANCE, DEFAULT_STRIDE
+from diffusion_stepper.core.deepfloyd_if.tasks import DEFAULT_TIMESTEPS, IFRequest
+from diffusion_stepper.core.errors import UserFacingError
+
+DENOISERS_T = 690  # the comparison of 1.2-1.4 at one noise level: t = 690 is i_start 10 of the stride-30 chain
+DENOISERS_I_START = 10
+
+
+@dataclass(frozen=True)
+class PartAExperiment:
+    key: str
+    title: str
+    compare: bool  # several runs, shown side by side on one timeline
+    requests: Callable[[IFRequest], list[IFRequest]] = field(repr=False)
+
+
+def _forward(settings: IFRequest) -> list[IFRequest]:
+    return [dataclasses.replace(settings.for_task("forward"), t=list(DEFAULT_TIMESTEPS))]
+
+
+def _denoisers(settings: IFRequest) -> list[IFRequest]:
+    """Blur, one step and iterative denoising from one noise level; the UNet's without CFG, as in the course."""
+    without_cfg = {"no_cfg": True, "guidance": None}
+    return [
+        dataclasses.replace(settings.for_task("blur"), t=[DENOISERS_T]),
+        dataclasses.replace(settings.for_task("one-step"), t=[DENOISERS_T], **without_cfg),
+        dataclasses.replace(settings.for_task("iterative"), stride=DEFAULT_STRIDE, steps=None, i_start=[DENOISERS_I_START],
+                            **without_cfg),
+    ]
+
+
+def _cfg(settings: IFRequest) -> list[IFRequest]:
+    """1.5 against 1.6: the same seed, without and with guidance."""
+    sample = settings.for_task("sample")
+    return [
+        dataclasses.replace(sample, no_cfg=True, guidance=None),
+        dataclasses.replace(sample, no_cfg=False, guidance=settings.guidance or DEFAULT_GUIDANCE),
+    ]
+
+
+def _course_strip(task: str) -> Callable[[IFRequest], list[IFRequest]]:
+    """The course's strip: i_start 1, 3, 5, 7, 10, 20 of the stride-30 chain, one run each."""
+    return lambda settings: dataclasses.replace(settings.for_task(task), i_start=None, stride=DEFAULT_STRIDE, steps=None).expand()
+
+
+def _plain(task: str) -> Callable[[IFRequest], list[IFRequest]]:
+    """The task with the settings as they are."""
+    return lambda settings: settings.for_task(task).expand()
+
+
+PART_A_EXPERIMENTS = {
+    experiment.key: experiment
+    for experiment in (
+        PartAExperiment("forward", "Forward process at t = 250, 500, 750", False, _forward),
+        PartAExperiment("denoisers", "Blur vs one-step vs iterative denoising (PSNR)", True, _denoisers),
+        PartAExperiment("cfg", "Sampling without and with CFG", True, _cfg),
+        PartAExperiment("sdedit", "SDEdit strip, i_start = 1, 3, 5, 7, 10, 20", True, _course_strip("sdedit")),
+        PartAExperiment("inpaint", "Inpainting with the mask", False, _plain("inpaint")),
+        PartAExperiment("text-i2i", "Text-conditional image-to-image, i_start = 1 … 20", True, _course_strip("text-i2i")),
+        PartAExperiment("anagram", "Visual anagram", False, _plain("anagram")),
+        PartAExperiment("hybrid", "Hybrid image", False, _plain("hybrid")),
+    )
+}
+
+
+def part_a_requests(key: str, settings: IFRequest) -> list[IFRequest]:
+    """The runs of one part A experiment, made from `settings`."""
+    if key not in PART_A_EXPERIMENTS:
+        raise UserFacingError(f"unknown part A experiment {key!r}; use one of {', '.join(PART_A_EXPERIMENTS)}")
+    return PART_A_EXPERIMENTS[key].requests(settings)

@@ -1,0 +1,135 @@
+"""Images and masks in, for part A: any file a lecturer has, brought to IF's square RGB in [-1, 1].
+
+Every conversion that changes what the user gave (transparency, grey, 16 bits, cropping,
+resizing) is reported as a note rather than done silently; what cannot be converted is refused
+with one line that says why.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from diffusion_stepper.core.errors import UserFacingError
+
+# Pillow refuses images above about 179 megapixels as possible decompression bombs; a photo of
+# that size is rare, and a JPEG is decoded at a reduced scale (draft mode) long before it.
+MAX_PIXELS = 179_000_000
+# The files taken as pictures (a dropped file with another suffix opens as a run or a checkpoint).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+
+@dataclass
+class LoadedImage:
+    tensor: torch.Tensor  # [1, 3, size, size] in [-1, 1]
+    notes: list[str] = field(default_factory=list)
+    original_size: tuple[int, int] = (0, 0)  # (width, height) as the file has it
+
+
+def _open(path: Path) -> Image.Image:
+    if not path.is_file():
+        raise UserFacingError(f"no image file at {path}")
+    try:
+        image = Image.open(path)
+    except UnidentifiedImageError as error:
+        raise UserFacingError(f"{path} is not an image Pillow can read (PNG, JPEG, WebP, BMP, TIFF, ...)") from error
+    except Image.DecompressionBombError as error:
+        raise UserFacingError(f"{path} is too large to open safely (over {MAX_PIXELS // 1_000_000} megapixels): downscale it first") from error
+    except OSError as error:
+        raise UserFacingError(f"{path} could not be read: {error}") from error
+    return image
+
+
+def _to_rgb(image: Image.Image, notes: list[str]) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB, with a note for each lossy or surprising step."""
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if mode.startswith("I;16") or array.max() > 255 else 255.0
+        notes.append(f"converted from {mode} ({'16' if peak > 255 else '32'}-bit) greyscale to 8-bit RGB")
+        return Image.fromarray(np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)).convert("RGB")
+    if mode == "F":
+        array = np.asarray(image, dtype=np.float64)
+        low, high = float(array.min()), float(array.max())
+        notes.append(f"converted from floating-point greyscale (values {low:g} to {high:g}) to 8-bit RGB")
+        scaled = (array - low) / (high - low) if high > low else np.zeros_like(array)
+        return Image.fromarray((scaled * 255.0 + 0.5).astype(np.uint8)).convert("RGB")
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
+        notes.append("transparency flattened onto white")
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if mode in ("L", "1"):
+        notes.append("greyscale copied to the three colour channels")
+    elif mode == "CMYK":
+        notes.append("converted from CMYK to RGB")
+    elif mode not in ("RGB", "P"):
+        notes.append(f"converted from {mode} to RGB")
+    return image.convert("RGB")
+
+
+def _square(image: Image.Image, notes: list[str]) -> Image.Image:
+    width, height = image.size
+    if width == height:
+        return image
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    notes.append(f"centre-cropped from {width}x{height} to {side}x{side}")
+    return image.crop((left, top, left + side, top + side))
+
+
+def open_rgb(path: str | os.PathLike, notes: list[str], draft_size: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """The picture at `path` as 8-bit RGB and its size in the file; conversions go to `notes`.
+    With `draft_size`, a big JPEG is decoded at a reduced scale, at least that large."""
+    path = Path(path)
+    image = _open(path)
+    original_size = image.size
+    if draft_size and image.format == "JPEG" and min(image.size) > 2 * draft_size:
+        image.draft("RGB", (draft_size, draft_size))  # decode a big JPEG at a fraction of its size
+    try:
+        return _to_rgb(image, notes), original_size
+    except OSError as error:
+        raise UserFacingError(f"{path} is damaged or truncated: {error}") from error
+
+
+def load_image(path: str | os.PathLike, size: int) -> LoadedImage:
+    """The image at `path` as [1, 3, size, size] in [-1, 1]: centre-cropped to a square, resized."""
+    notes: list[str] = []
+    rgb, original_size = open_rgb(path, notes, draft_size=2 * size)
+    rgb = _square(rgb, notes)
+    if rgb.size != (size, size):
+        notes.append(f"resized from {rgb.size[0]}x{rgb.size[1]} to {size}x{size}")
+        rgb = rgb.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=None)
+    array = np.asarray(rgb, dtype=np.float32) / 127.5 - 1.0
+    tensor = torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
+    return LoadedImage(tensor, notes, original_size)
+
+
+def load_mask(path: str | os.PathLike, size: int, image_size: tuple[int, int] | None = None) -> torch.Tensor:
+    """A binary mask as [1, 1, size, size] of 0 and 1 (1: make new content there).
+
+    The mask must be the image's own size (it is then cropped and resized like the image) or
+    the model's size, and hold only black and white.
+    """
+    path = Path(path)
+    image = _open(path)
+    accepted = {(size, size)} | ({tuple(image_size)} if image_size else set())
+    if image.size not in accepted:
+        wanted = " or ".join(f"{w}x{h}" for w, h in sorted(accepted))
+        raise UserFacingError(f"the mask {path} is {image.size[0]}x{image.size[1]}, but it must be {wanted} to line up with the image")
+    grey = np.asarray(image.convert("L"))
+    grey_levels = np.unique(grey)
+    if not set(grey_levels.tolist()) <= {0, 255} and not set(grey_levels.tolist()) <= {0, 1}:
+        between = int(((grey > 0) & (grey < 255)).sum())
+        raise UserFacingError(f"the mask {path} is not binary: {between} pixels are neither black nor white (paint with a hard brush, no anti-aliasing)")
+    binary = Image.fromarray(((grey > 0) * 255).astype(np.uint8))
+    binary = _square(binary, [])
+    if binary.size != (size, size):
+        binary = binary.resize((size, size), Image.Resampling.NEAREST)
+    mask = torch.from_numpy((np.asarray(binary) > 127).astype(np.float32))
+    return mask.view(1, 1, size, size)

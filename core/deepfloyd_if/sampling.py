@@ -1,0 +1,436 @@
+"""Part A on DeepFloyd IF: every algorithm a generator of Frames, composed from diffusion_stepper.core.diffusion.sampling.
+
+The pieces (see DESIGN.md, "A sampler is a composition"):
+
+- schedule: IF's alphas_cumprod, read from its scheduler;
+- timesteps: the scheduler's own `set_timesteps(N)` list, or the course's 990, 990 - K, ..., 0;
+  either way followed by the clean end t = -1 (diffusers' indexing: t = 0 is still noised);
+- denoiser adapter: `IFPredictor`, stage I (text) or stage II (text + the noised low-res image);
+- noise estimate: plain, CFG, visual anagram (`ViewAverage`) or hybrid (`FrequencySplit`);
+- step rule: the DDPM posterior step with IF's learned variance and x0_hat handling;
+- per-step projection: inpainting's known region;
+- start: pure noise, or the forward process of an image at `i_start` (SDEdit, image-to-image).
+
+Images are [N, 3, H, W] in [-1, 1]. With the same seed, steps and guidance, `sample` draws its
+noise from the generator in the order diffusers' IFPipeline does, so the two agree exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from diffusion_stepper.core.frames import Frame, SamplingRun, to_cpu, with_extras
+from diffusion_stepper.core.deepfloyd_if.models import IFStage
+from diffusion_stepper.core.diffusion.sampling import (
+    ClassifierFreeGuidance,
+    DDPMStep,
+    DynamicThreshold,
+    LearnedRangeVariance,
+    NoiseEstimate,
+    PlainEstimate,
+    StaticClip,
+    run_sampler,
+)
+from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule, forward_process, strided_timesteps
+from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
+
+IF_VALUE_RANGE = [-1.0, 1.0]
+CLEAN_T = -1  # the chain's clean end in diffusers' indexing (alpha_bar = 1)
+DEFAULT_STRIDE = 30  # the course's 990, 960, ..., 0
+DEFAULT_STRIDE_START = 990
+DEFAULT_GUIDANCE = 7.0
+DEFAULT_NOISE_LEVEL = 250  # stage II's augmentation of its low-res input, as in diffusers
+X0_CLIP_CHOICES = ("dynamic", "none")
+
+
+# --- schedule, timesteps, step rule -------------------------------------------------------------
+
+
+def chain_timesteps(stage: IFStage, steps: Optional[int] = None, stride: Optional[int] = None) -> list[int]:
+    """The timesteps a run visits, ending with the clean end CLEAN_T.
+
+    `steps` takes the scheduler's own `set_timesteps(steps)` list (as IFPipeline does); `stride`
+    the course's 990, 990 - stride, ..., 0. Give one; the default is the course's stride 30.
+    """
+    if steps is not None and stride is not None:
+        raise ValueError("give steps or stride, not both")
+    if steps is not None:
+        from diffusers import DDPMScheduler
+
+        scheduler = DDPMScheduler.from_config(stage.scheduler.config)  # a copy: set_timesteps mutates
+        scheduler.set_timesteps(int(steps))
+        return [int(t) for t in scheduler.timesteps] + [CLEAN_T]
+    start = min(DEFAULT_STRIDE_START, stage.schedule.T)
+    return strided_timesteps(start, stride or DEFAULT_STRIDE, 0) + [CLEAN_T]
+
+
+def x0_handling(stage: IFStage, x0_clip: str = "dynamic"):
+    """"dynamic": the scheduler's own (IF's dynamic thresholding); "none": the course's plain formula."""
+    if x0_clip not in X0_CLIP_CHOICES:
+        raise ValueError(f"x0-clip must be one of {', '.join(X0_CLIP_CHOICES)}, got {x0_clip!r}")
+    config = stage.scheduler.config
+    if x0_clip == "none":
+        return None
+    if config.thresholding:
+        return DynamicThreshold(float(config.dynamic_thresholding_ratio), float(config.sample_max_value))
+    if config.clip_sample:
+        return StaticClip(-float(config.clip_sample_range), float(config.clip_sample_range))
+    return None
+
+
+def if_step_rule(stage: IFStage, x0_clip: str = "dynamic") -> DDPMStep:
+    if stage.scheduler.config.variance_type != "learned_range":
+        raise ValueError(f"IF's scheduler uses learned_range variance, this one {stage.scheduler.config.variance_type!r}")
+    return DDPMStep(stage.schedule, variance=LearnedRangeVariance(), x0_clip=x0_handling(stage, x0_clip), clean_t=CLEAN_T)
+
+
+# --- the denoiser adapter -----------------------------------------------------------------------
+
+
+class IFPredictor:
+    """(x, t, prompt embeddings) -> the UNet's output: noise estimate and variance channels.
+
+    Stage II also sees the noised, upscaled low-res image and its noise level. Inputs are cast to
+    the UNet's dtype (fp16 on a GPU); the output comes back in float32, so the step is computed
+    at full precision.
+    """
+
+    def __init__(self, stage: IFStage, low_res: Optional[torch.Tensor] = None, noise_level: Optional[int] = None):
+        if (stage.stage == 2) != (low_res is not None):
+            raise ValueError("stage II takes the noised low-res image; stage I does not")
+        self.stage = stage
+        self.low_res = low_res
+        self.noise_level = noise_level
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, t: float, cond: Optional[torch.Tensor]) -> torch.Tensor:
+        unet, dtype = self.stage.unet, self.stage.dtype
+        model_input = x
+        class_labels = None
+        if self.low_res is not None:
+            repeats = x.shape[0] // self.low_res.shape[0]  # CFG doubles the batch
+            model_input = torch.cat([x, self.low_res.repeat(repeats, 1, 1, 1)], dim=1)
+            class_labels = torch.full((x.shape[0],), int(self.noise_level), device=x.device)
+        output = unet(
+            model_input.to(dtype), int(t), encoder_hidden_states=cond.to(dtype), class_labels=class_labels, return_dict=False
+        )[0]
+        return output.float()
+
+
+def text_estimate(
+    predict: IFPredictor, cond: torch.Tensor, uncond: Optional[torch.Tensor], guidance: float, channels: int
+) -> Callable[[torch.Tensor, float], NoiseEstimate]:
+    """CFG with the empty prompt as unconditional (the course's default), or the plain
+    conditional estimate when `uncond` is None. `cond` holds one embedding per batch item."""
+    if uncond is None:
+        return PlainEstimate(predict, cond)
+    return ClassifierFreeGuidance(predict, cond, uncond, guidance, name="eps", guided_channels=channels)
+
+
+# --- visual anagrams: views and their inverses ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class View:
+    """An orthogonal transform of the image, so pure noise stays pure noise under it."""
+
+    name: str
+    apply: Callable[[torch.Tensor], torch.Tensor]
+    invert: Callable[[torch.Tensor], torch.Tensor]  # spatial part only
+    negates: bool = False  # colour negation: the noise estimate flips sign, the variance does not
+
+
+def _jigsaw_permutation(patches: int = 4, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed shuffle of a patches x patches grid (reproducible: its own generator)."""
+    order = torch.randperm(patches * patches, generator=torch.Generator().manual_seed(seed))
+    return order, torch.argsort(order)
+
+
+def _permute_patches(x: torch.Tensor, order: torch.Tensor, patches: int = 4) -> torch.Tensor:
+    n, c, h, w = x.shape
+    if h % patches or w % patches:
+        raise ValueError(f"the jigsaw view needs a size divisible by {patches}, got {h}x{w}")
+    ph, pw = h // patches, w // patches
+    grid = x.reshape(n, c, patches, ph, patches, pw).permute(0, 2, 4, 1, 3, 5).reshape(n, patches * patches, c, ph, pw)
+    grid = grid[:, order.to(x.device)]
+    return grid.reshape(n, patches, patches, c, ph, pw).permute(0, 3, 1, 4, 2, 5).reshape(n, c, h, w)
+
+
+def make_view(name: str) -> View:
+    """identity, flip (upside down, the course's), rot90, rot180, rot270, negate, jigsaw."""
+    spatial = {
+        "identity": (lambda x: x, lambda x: x),
+        "flip": (lambda x: torch.flip(x, dims=[2]), lambda x: torch.flip(x, dims=[2])),
+        "rot90": (lambda x: torch.rot90(x, 1, dims=[2, 3]), lambda x: torch.rot90(x, -1, dims=[2, 3])),
+        "rot180": (lambda x: torch.rot90(x, 2, dims=[2, 3]), lambda x: torch.rot90(x, -2, dims=[2, 3])),
+        "rot270": (lambda x: torch.rot90(x, -1, dims=[2, 3]), lambda x: torch.rot90(x, 1, dims=[2, 3])),
+    }
+    if name in spatial:
+        forward, inverse = spatial[name]
+        return View(name, forward, inverse)
+    if name == "negate":
+        return View(name, lambda x: -x, lambda x: x, negates=True)
+    if name == "jigsaw":
+        order, inverse_order = _jigsaw_permutation()
+        return View(name, lambda x: _permute_patches(x, order), lambda x: _permute_patches(x, inverse_order))
+    raise ValueError(f"unknown view {name!r}; choose from {', '.join(VIEW_NAMES)}")
+
+
+VIEW_NAMES = ("identity", "flip", "rot90", "rot180", "rot270", "negate", "jigsaw")
+TURN_DEGREES = {"rot90": -90.0, "rot180": 180.0, "rot270": 90.0}  # in affine_grid's sense, to end on torch.rot90's
+
+
+def view_turn(image: torch.Tensor, name: str, num_frames: int = 24) -> torch.Tensor:
+    """[num_frames, N, C, H, W]: the image turning from its first reading into `name`'s view,
+    for showing an anagram. Rotations turn, a flip folds over the horizontal axis, negation and
+    jigsaw cross-fade; the last frame is exactly the view."""
+    target = make_view(name).apply(image)
+    low = image.amin(dim=(1, 2, 3), keepdim=True)  # outside the turned square: the image's minimum, as background
+    frames = []
+    for index in range(num_frames):
+        f = index / max(1, num_frames - 1)
+        if name in TURN_DEGREES or name == "flip":
+            if name == "flip":  # fold: the vertical axis scales from 1 through 0 to -1
+                matrix = [[1.0, 0.0, 0.0], [0.0, math.cos(math.pi * f), 0.0]]
+            else:
+                angle = math.radians(TURN_DEGREES[name] * f)
+                matrix = [[math.cos(angle), math.sin(angle), 0.0], [-math.sin(angle), math.cos(angle), 0.0]]
+            theta = torch.tensor(matrix, dtype=image.dtype, device=image.device).expand(image.shape[0], 2, 3)
+            grid = F.affine_grid(theta, list(image.shape), align_corners=False)
+            frames.append(F.grid_sample(image - low, grid, align_corners=False) + low)
+        else:
+            frames.append((1 - f) * image + f * target)
+    frames[-1] = target
+    return torch.stack(frames)
+
+
+class ViewAverage:
+    """Visual anagrams: each view of x_t gets its own prompt's estimate, mapped back and averaged.
+
+        eps = mean_i  view_i^-1( eps(view_i(x_t), prompt_i) )
+
+    The learned-variance channels are mapped back and averaged the same way (never negated).
+    Each view's mapped-back noise estimate is in the extras as eps_view1, eps_view2, ...
+    """
+
+    def __init__(self, views: Sequence[View], estimates: Sequence[Callable[[torch.Tensor, float], NoiseEstimate]], channels: int):
+        if not 2 <= len(views) == len(estimates) <= 4:
+            raise ValueError("visual anagrams take 2 to 4 views, each with its own prompt")
+        self.views = list(views)
+        self.estimates = list(estimates)
+        self.channels = channels
+
+    def __call__(self, x: torch.Tensor, t: float) -> NoiseEstimate:
+        mapped_back = []
+        extras: dict[str, torch.Tensor] = {}
+        coeffs: dict[str, float] = {}
+        for number, (view, estimate) in enumerate(zip(self.views, self.estimates), 1):
+            result = estimate(view.apply(x), t)
+            value = view.invert(result.value)
+            if view.negates:
+                value = torch.cat([-value[:, : self.channels], value[:, self.channels:]], dim=1)
+            mapped_back.append(value)
+            extras[f"eps_view{number}"] = value[:, : self.channels]
+            coeffs.update(result.coeffs)
+        return NoiseEstimate(torch.stack(mapped_back).mean(dim=0), extras=extras, coeffs=coeffs)
+
+
+# --- hybrid images: low frequencies of one estimate, high of another -------------------------------
+
+
+def gaussian_kernel(kernel_size: int, sigma: float) -> torch.Tensor:
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"the kernel size must be odd and positive, got {kernel_size}")
+    if sigma <= 0:
+        raise ValueError(f"the blur sigma must be positive, got {sigma}")
+    offsets = torch.arange(kernel_size, dtype=torch.float64) - (kernel_size - 1) / 2
+    weights = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    return (weights / weights.sum()).to(torch.float32)
+
+
+def gaussian_blur(x: torch.Tensor, kernel_size: int = 33, sigma: float = 2.0) -> torch.Tensor:
+    """A separable Gaussian blur per channel, reflecting at the borders (torchvision's choice)."""
+    kernel = gaussian_kernel(kernel_size, sigma).to(x.device, x.dtype)
+    channels = x.shape[1]
+    pad = kernel_size // 2
+    if pad >= min(x.shape[-2:]):
+        raise ValueError(f"kernel size {kernel_size} is too big for a {x.shape[-2]}x{x.shape[-1]} image")
+    horizontal = kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1)
+    vertical = kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1)
+    x = F.conv2d(F.pad(x, (pad, pad, 0, 0), mode="reflect"), horizontal, groups=channels)
+    return F.conv2d(F.pad(x, (0, 0, pad, pad), mode="reflect"), vertical, groups=channels)
+
+
+class FrequencySplit:
+    """Hybrid images: eps = lowpass(eps_1) + highpass(eps_2), highpass = identity - lowpass.
+
+    The learned-variance channels are averaged. The two parts are in the extras as eps_low and
+    eps_high.
+    """
+
+    def __init__(self, low: Callable, high: Callable, channels: int, kernel_size: int = 33, sigma: float = 2.0):
+        gaussian_kernel(kernel_size, sigma)  # validates both now rather than at the first step
+        self.low, self.high = low, high
+        self.channels = channels
+        self.kernel_size, self.sigma = kernel_size, sigma
+
+    def __call__(self, x: torch.Tensor, t: float) -> NoiseEstimate:
+        low, high = self.low(x, t), self.high(x, t)
+        c = self.channels
+        eps_low = gaussian_blur(low.value[:, :c], self.kernel_size, self.sigma)
+        eps_high = high.value[:, :c] - gaussian_blur(high.value[:, :c], self.kernel_size, self.sigma)
+        variance = (low.value[:, c:] + high.value[:, c:]) / 2
+        coeffs = {**low.coeffs, "blur_kernel": float(self.kernel_size), "blur_sigma": float(self.sigma)}
+        return NoiseEstimate(torch.cat([eps_low + eps_high, variance], dim=1), {"eps_low": eps_low, "eps_high": eps_high}, coeffs)
+
+
+# --- the forward process: starts and references ---------------------------------------------------
+
+
+def forward_at(image: torch.Tensor, schedule: DiscreteSchedule, t: int, generator: torch.Generator):
+    """(x_t, the noise drawn, alpha_bar_t): the forward process of `image` at t (one draw)."""
+    noise = torch.randn(image.shape, generator=generator, device=image.device, dtype=image.dtype)
+    alpha_bar = schedule.alpha_bar(int(t))
+    return forward_process(image, alpha_bar, noise), noise, alpha_bar
+
+
+# --- inpainting: the per-step projection --------------------------------------------------------
+
+
+class KeepKnownRegion:
+    """Inpainting: after every step, x_t' <- m * x_t' + (1 - m) * forward(x_orig, t').
+
+    m = 1 where new content is made, 0 where the original is kept (the course's convention).
+    """
+
+    def __init__(self, original: torch.Tensor, mask: torch.Tensor, schedule: DiscreteSchedule):
+        self.original = original
+        self.mask = mask
+        self.schedule = schedule
+
+    def __call__(self, x_next: torch.Tensor, t_next: float, generator: torch.Generator) -> torch.Tensor:
+        if self.schedule.alpha_bar(int(t_next)) >= 1.0:  # the clean end: the original itself, no draw
+            known = self.original
+        else:
+            known = forward_at(self.original, self.schedule, int(t_next), generator)[0]
+        return self.mask * x_next + (1.0 - self.mask) * known
+
+
+# --- runs -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class IFRunSpec:
+    """What every IF run records in its trajectory's meta."""
+
+    task: str
+    stage: IFStage
+    seed: int
+    prompts: list[str]
+    params: dict = field(default_factory=dict)
+
+    def meta(self, algorithm: str) -> dict:
+        return {
+            "algorithm": algorithm,
+            "model": f"IF stage {'I' * self.stage.stage} ({Path(self.stage.source).name})",
+            "checkpoint": self.stage.source,
+            "seed": self.seed,
+            "prompts": self.prompts,
+            "params": {"task": self.task, "stage": self.stage.stage, "alpha_bars": self.stage.schedule.alpha_bars.tolist(), **self.params},
+            "value_range": IF_VALUE_RANGE,
+            "device": str(self.stage.device),
+        }
+
+
+def psnr(estimate: torch.Tensor, reference: torch.Tensor, value_range: Sequence[float] = IF_VALUE_RANGE) -> float:
+    """Peak signal-to-noise ratio in dB: 10 log10(peak^2 / MSE), the peak being the range's width."""
+    peak = float(value_range[1]) - float(value_range[0])
+    error = float(((estimate.float().clamp(*value_range) - reference.float()) ** 2).mean())
+    return math.inf if error == 0 else 10.0 * math.log10(peak * peak / error)
+
+
+def with_psnr(frames: Iterator[Frame], clean: torch.Tensor) -> Iterator[Frame]:
+    """Record how close each step's clean estimate is to the original image (the denoising tasks)."""
+    reference = to_cpu(clean)
+    for frame in frames:
+        frame.coeffs["psnr_db"] = psnr(frame.x0_hat, reference)
+        yield frame
+
+
+def through_views(views: Sequence[View]) -> Callable[[Frame], dict[str, torch.Tensor]]:
+    """Anagrams' extras: the clean estimate as each view sees it (x0_view1, ...), so every reading
+    of the illusion shows at every step, the second upside down for a flip."""
+    return lambda frame: {f"x0_view{number}": view.apply(frame.x0_hat) for number, view in enumerate(views, 1)}
+
+
+FAR_AWAY = 4  # "view from afar": the hybrid's clean estimate shrunk this many times
+
+
+def from_afar(frame: Frame) -> dict[str, torch.Tensor]:
+    """Hybrids' extra: the clean estimate shrunk (area average), as it looks from across the room,
+    where only the low frequencies, prompt 1's image, survive."""
+    return {"x0_afar": F.avg_pool2d(frame.x0_hat, FAR_AWAY)}
+
+
+def denoising_run(
+    spec: IFRunSpec,
+    x_start: torch.Tensor,
+    timesteps: list[int],
+    estimate: Callable[[torch.Tensor, float], NoiseEstimate],
+    generator: torch.Generator,
+    x0_clip: str,
+    algorithm: str,
+    project: Optional[Callable] = None,
+    extras: Optional[dict[str, torch.Tensor]] = None,
+) -> SamplingRun:
+    """The one IF loop: run_sampler with IF's step rule, wrapped in a SamplingRun."""
+    spec.params.update(timesteps=timesteps[:-1], x0_clip=x0_clip, steps=len(timesteps) - 1)
+    frames = run_sampler(x_start, timesteps, estimate, if_step_rule(spec.stage, x0_clip), generator, project=project)
+    if extras:  # the same images on every frame (the mask, the original)
+        fixed = {name: to_cpu(image) for name, image in extras.items()}
+        frames = with_extras(frames, lambda frame: fixed)
+    return SamplingRun(frames, spec.meta(algorithm), None, len(timesteps))
+
+
+def forward_frames(image: torch.Tensor, schedule: DiscreteSchedule, ts: Sequence[int], generator: torch.Generator) -> Iterator[Frame]:
+    """The forward process of one image at each t: x_t, with the noise drawn and the image."""
+    for index, t in enumerate(ts):
+        x_t, noise, alpha_bar = forward_at(image, schedule, t, generator)
+        yield Frame(index=index, t=float(t), x_t=to_cpu(x_t), x0_hat=to_cpu(image), eps_hat=to_cpu(noise),
+                    coeffs={"t": float(t), "alpha_bar_t": alpha_bar}, extras={CLEAN_EXTRA: to_cpu(image)})
+
+
+def one_step_frames(
+    image: torch.Tensor, schedule: DiscreteSchedule, ts: Sequence[int], estimate: Callable, generator: torch.Generator,
+    channels: int, blur: Optional[tuple[int, float]] = None,
+) -> Iterator[Frame]:
+    """Denoise the forward process of `image` at each t in one step:
+    x0_hat = (x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t). With `blur` = (kernel, sigma) the
+    classical baseline is in the extras as "blurred"."""
+    for index, t in enumerate(ts):
+        x_t, noise, alpha_bar = forward_at(image, schedule, t, generator)
+        result = estimate(x_t, float(t))
+        eps = result.value[:, :channels]
+        x0_hat = (x_t - math.sqrt(1.0 - alpha_bar) * eps) / math.sqrt(alpha_bar)
+        extras = {CLEAN_EXTRA: to_cpu(image), "noise": to_cpu(noise), **{k: to_cpu(v) for k, v in result.extras.items()}}
+        if blur is not None:
+            extras["blurred"] = to_cpu(gaussian_blur(x_t, *blur))
+        yield Frame(index=index, t=float(t), x_t=to_cpu(x_t), x0_hat=to_cpu(x0_hat), eps_hat=to_cpu(eps),
+                    coeffs={"t": float(t), "alpha_bar_t": alpha_bar, **result.coeffs}, extras=extras)
+
+
+def blur_frames(image: torch.Tensor, schedule: DiscreteSchedule, ts: Sequence[int], generator: torch.Generator,
+                kernel_size: int, sigma: float) -> Iterator[Frame]:
+    """Classical denoising: the forward process at each t, then a Gaussian blur as x0_hat."""
+    for index, t in enumerate(ts):
+        x_t, noise, alpha_bar = forward_at(image, schedule, t, generator)
+        yield Frame(index=index, t=float(t), x_t=to_cpu(x_t), x0_hat=to_cpu(gaussian_blur(x_t, kernel_size, sigma)),
+                    eps_hat=to_cpu(noise), coeffs={"t": float(t), "alpha_bar_t": alpha_bar,
+                                                   "blur_kernel": float(kernel_size), "blur_sigma": sigma},
+                    extras={CLEAN_EXTRA: to_cpu(image)})

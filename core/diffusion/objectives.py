@@ -1,0 +1,192 @@
+"""The three part B objectives: what a model learns, and how it is sampled.
+
+Each objective is the one home for its formulas: its training loss, the timesteps its sampler
+walks, the step rule that walks them, and how its t is fed to the network. Training
+(`core.training`) and sampling (`core.mnist_sampling`) both read them from here.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Union
+
+import torch
+import torch.nn.functional as F
+
+from diffusion_stepper.core.diffusion.sampling import DDPMStep, EulerFlowStep, SingleStepDenoise, StaticClip, StepRule
+from diffusion_stepper.core.diffusion.schedules import (
+    DEFAULT_BETA_END,
+    DEFAULT_BETA_START,
+    DEFAULT_FLOW_STEPS,
+    DEFAULT_T,
+    LinearBetaSchedule,
+    evenly_spaced_timesteps,
+    flow_time_grid,
+    forward_process,
+)
+
+# (x, t in [0, 1] as [N, 1], one-hot condition or None) -> network output
+Network = Callable[[torch.Tensor, torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
+
+DEFAULT_SIGMA = 0.5
+P_UNCOND = 0.1
+
+
+def one_hot(labels: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
+    return F.one_hot(labels.long(), num_classes).float()
+
+
+def class_condition_with_dropout(
+    labels: torch.Tensor, num_classes: int, p_uncond: float, generator: torch.Generator
+) -> torch.Tensor:
+    """One-hot c, set to the zero vector with probability p_uncond (Algorithm 3, lines 4-5)."""
+    keep = torch.rand(labels.shape[0], generator=generator, device=labels.device) >= p_uncond
+    return one_hot(labels, num_classes) * keep[:, None].float()
+
+
+class SingleStepObjective:
+    """z = x + sigma * eps; the network maps z straight to x under an L2 loss.
+
+    With `pure_noise` the input is eps alone (part B's "denoising pure noise"): z says nothing
+    about x, so the L2-optimal output is the mean of the training digits.
+    """
+
+    name = "single-step"
+    noise_field = "eps_hat"
+
+    def __init__(self, sigma: float = DEFAULT_SIGMA, pure_noise: bool = False):
+        self.sigma = 1.0 if pure_noise else sigma  # pure N(0, I) is "clean zero plus noise of sigma 1"
+        self.pure_noise = pure_noise
+
+    def training_loss(self, net: Network, x: torch.Tensor, cond, generator: torch.Generator) -> torch.Tensor:
+        if self.pure_noise:
+            noisy = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        else:
+            noisy = add_gaussian_noise(x, self.sigma, generator)
+        return F.mse_loss(net(noisy, None, None), x)
+
+    @property
+    def default_steps(self) -> int:
+        return 1
+
+    def timesteps(self, steps: Optional[int] = None, sigma: Optional[float] = None) -> list[float]:
+        """One jump from the noise level sigma to clean; `t` in its frames is sigma."""
+        if steps not in (None, 1):
+            raise ValueError("the single-step denoiser takes exactly one step")
+        return [self.sigma if sigma is None else sigma, 0.0]
+
+    def step_rule(self) -> StepRule:
+        return SingleStepDenoise()
+
+    def network_time(self, t: float) -> Optional[float]:
+        return None
+
+    def to_dict(self) -> dict:
+        spec = {"name": self.name, "sigma": self.sigma}
+        if self.pure_noise:
+            spec["pure_noise"] = True
+        return spec
+
+
+class DDPMObjective:
+    """Algorithms 1-4 of part B: predict eps from x_t and t/T (and the class)."""
+
+    name = "ddpm"
+    noise_field = "eps_hat"
+
+    def __init__(self, schedule: Optional[LinearBetaSchedule] = None):
+        self.schedule = schedule or LinearBetaSchedule.create()
+        self._alpha_bars_on: dict[torch.device, torch.Tensor] = {}
+
+    def _alpha_bars(self, device: torch.device) -> torch.Tensor:
+        if device not in self._alpha_bars_on:
+            self._alpha_bars_on[device] = self.schedule.alpha_bars.to(device=device, dtype=torch.float32)
+        return self._alpha_bars_on[device]
+
+    def training_loss(self, net: Network, x0: torch.Tensor, cond, generator: torch.Generator) -> torch.Tensor:
+        T = self.schedule.T
+        t = torch.randint(1, T + 1, (x0.shape[0],), generator=generator, device=x0.device)
+        eps = torch.randn(x0.shape, generator=generator, device=x0.device)
+        x_t = forward_process(x0, self._alpha_bars(x0.device)[t], eps)
+        return F.mse_loss(net(x_t, (t.float() / T)[:, None], cond), eps)
+
+    @property
+    def default_steps(self) -> int:
+        return self.schedule.T
+
+    def timesteps(self, steps: Optional[int] = None, sigma: Optional[float] = None) -> list[float]:
+        return evenly_spaced_timesteps(self.schedule.T, steps or self.schedule.T)
+
+    def step_rule(self, x0_range: Optional[tuple[float, float]] = None) -> StepRule:
+        return DDPMStep(self.schedule, x0_clip=StaticClip(*x0_range) if x0_range else None)
+
+    def network_time(self, t: float) -> Optional[float]:
+        return float(t) / self.schedule.T
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "schedule": self.schedule.to_dict()}
+
+
+class FlowObjective:
+    """The course's flow matching: x0 is noise, x1 is data, x_t = (1 - t) x0 + t x1, target x1 - x0."""
+
+    name = "flow"
+    noise_field = "v_hat"
+
+    def __init__(self, num_ts: int = DEFAULT_FLOW_STEPS):
+        self.num_ts = num_ts
+
+    @staticmethod
+    def interpolate(noise: torch.Tensor, data: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        t = t.view(-1, *([1] * (data.ndim - 1)))
+        return (1.0 - t) * noise + t * data
+
+    def training_loss(self, net: Network, x1: torch.Tensor, cond, generator: torch.Generator) -> torch.Tensor:
+        x0 = torch.randn(x1.shape, generator=generator, device=x1.device)
+        t = torch.rand(x1.shape[0], generator=generator, device=x1.device)
+        x_t = self.interpolate(x0, x1, t)
+        return F.mse_loss(net(x_t, t[:, None], cond), x1 - x0)
+
+    @property
+    def default_steps(self) -> int:
+        return self.num_ts
+
+    def timesteps(self, steps: Optional[int] = None, sigma: Optional[float] = None) -> list[float]:
+        return flow_time_grid(steps or self.num_ts)
+
+    def step_rule(self) -> StepRule:
+        return EulerFlowStep()
+
+    def network_time(self, t: float) -> Optional[float]:
+        return float(t)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "num_ts": self.num_ts}
+
+
+Objective = Union[SingleStepObjective, DDPMObjective, FlowObjective]
+OBJECTIVES = ("single-step", "ddpm", "flow")
+
+
+def add_gaussian_noise(x: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
+    """z = x + sigma * eps, the single-step denoiser's noising process."""
+    return x + sigma * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+def objective_from_dict(spec: dict) -> Objective:
+    name = spec.get("name")
+    if name == "single-step":
+        return SingleStepObjective(float(spec.get("sigma", DEFAULT_SIGMA)), bool(spec.get("pure_noise", False)))
+    if name == "ddpm":
+        schedule = spec.get("schedule", {})
+        if schedule.get("kind", "linear_beta") != "linear_beta":
+            raise ValueError(f"unknown schedule kind {schedule.get('kind')!r}")
+        return DDPMObjective(
+            LinearBetaSchedule.create(
+                int(schedule.get("T", DEFAULT_T)),
+                float(schedule.get("beta_start", DEFAULT_BETA_START)),
+                float(schedule.get("beta_end", DEFAULT_BETA_END)),
+            )
+        )
+    if name == "flow":
+        return FlowObjective(int(spec.get("num_ts", DEFAULT_FLOW_STEPS)))
+    raise ValueError(f"unknown objective {name!r}; expected one of {', '.join(OBJECTIVES)}")

@@ -1,0 +1,335 @@
+"""Render trajectories to pictures: panels, labelled frames, GIFs and PNG contact sheets.
+
+Qt-free (Pillow only), so the CLI and the GUI export the same pixels.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from diffusion_stepper.core.atomic import atomic_path
+from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.diffusion.equations import time_text
+from diffusion_stepper.core.frames import NOISE_FIELDS, Frame, Trajectory
+from diffusion_stepper.core.diffusion.theory import algorithm_family
+
+NOISE_DISPLAY_RANGE = (-3.0, 3.0)  # eps ~ N(0, 1) and v = x1 - x0 fit here but for rare tails
+PANEL_TITLES = {"x_t": "x_t", "x0_hat": "x0 estimate", "eps_hat": "noise estimate", "v_hat": "velocity estimate"}
+# The extra images algorithms attach to frames (core.sampling, core.if_sampling), by name.
+EXTRA_TITLES = {
+    "eps_cond": "ε_c conditional", "eps_uncond": "ε_u unconditional", "v_cond": "v_c conditional",
+    "v_uncond": "v_u unconditional", "eps_low": "lowpass part (prompt 1)", "eps_high": "highpass part (prompt 2)",
+    "x0": "original", "mask": "mask (white: new)", "low_res": "stage I input, upscaled", "blurred": "Gaussian blur",
+    "noise": "the noise added", "eps_view1": "view 1 ε̂", "eps_view2": "view 2 ε̂", "eps_view3": "view 3 ε̂",
+    "eps_view4": "view 4 ε̂", "x0_view1": "view 1 x̂₀", "x0_view2": "view 2 x̂₀", "x0_view3": "view 3 x̂₀",
+    "x0_view4": "view 4 x̂₀", "x0_afar": "x̂₀ from afar (shrunk 4×)",
+}
+PANEL_TITLES.update(EXTRA_TITLES)
+SIDE_BY_SIDE = "side-by-side"
+PANEL_CHOICES = ("x_t", "x0_hat", "eps_hat", "v_hat", SIDE_BY_SIDE)
+GRID_PADDING = 2
+BACKGROUND = (24, 24, 24)
+TEXT_COLOUR = (235, 235, 235)
+
+
+def display_range(name: str, value_range: tuple[float, float]) -> tuple[float, float]:
+    """The value range a panel maps to black..white: noise fields are centred on zero."""
+    if name in NOISE_FIELDS or name == "noise" or name.startswith(("eps", "v_")):
+        return NOISE_DISPLAY_RANGE
+    if name == "mask":  # 0 and 1, whatever the images' range
+        return (0.0, 1.0)
+    return value_range
+
+
+def to_uint8(images: torch.Tensor, low: float, high: float) -> np.ndarray:
+    """[N, C, H, W] floats -> [N, H, W, 3] uint8, clipping to [low, high]."""
+    scaled = ((images.float() - low) / (high - low)).clamp(0, 1).mul(255).round().to(torch.uint8)
+    array = scaled.permute(0, 2, 3, 1).numpy()
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    return array[..., :3]
+
+
+def grid_columns(num_images: int, labels: Optional[torch.Tensor] = None) -> int:
+    """One column per class for class-conditioned runs, else a near-square grid."""
+    if labels is not None and len(labels) == num_images:
+        return max(1, min(num_images, len(torch.unique(labels))))
+    return max(1, math.ceil(math.sqrt(num_images)))
+
+
+def tile(images: np.ndarray, columns: int, padding: int = GRID_PADDING) -> np.ndarray:
+    """[N, H, W, 3] -> one [rows*(H+p)+p, cols*(W+p)+p, 3] grid on the background colour."""
+    count, height, width, _ = images.shape
+    rows = math.ceil(count / columns)
+    canvas = np.empty((rows * (height + padding) + padding, columns * (width + padding) + padding, 3), np.uint8)
+    canvas[...] = BACKGROUND
+    for i in range(count):
+        row, column = divmod(i, columns)
+        top, left = padding + row * (height + padding), padding + column * (width + padding)
+        canvas[top : top + height, left : left + width] = images[i]
+    return canvas
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _caption(image: Image.Image, text: str, font_size: int) -> Image.Image:
+    """`image` with a strip of text above it, widened when the text is wider than the image
+    (a small image's step label would otherwise be cut off)."""
+    font = _font(font_size)
+    strip = font_size + 8
+    width = max(image.width, int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(text, font=font)) + 8)
+    out = Image.new("RGB", (width, image.height + strip), BACKGROUND)
+    out.paste(image, (0, strip))
+    ImageDraw.Draw(out).text((4, 3), text, fill=TEXT_COLOUR, font=font)
+    return out
+
+
+def hstack(images: Sequence[Image.Image], gap: int = 6) -> Image.Image:
+    width = sum(image.width for image in images) + gap * (len(images) - 1)
+    height = max(image.height for image in images)
+    out = Image.new("RGB", (width, height), BACKGROUND)
+    left = 0
+    for image in images:
+        out.paste(image, (left, 0))
+        left += image.width + gap
+    return out
+
+
+def vstack(images: Sequence[Image.Image], gap: int = 6) -> Image.Image:
+    width = max(image.width for image in images)
+    height = sum(image.height for image in images) + gap * (len(images) - 1)
+    out = Image.new("RGB", (width, height), BACKGROUND)
+    top = 0
+    for image in images:
+        out.paste(image, (0, top))
+        top += image.height + gap
+    return out
+
+
+def panel_names(trajectory: Trajectory, panel: str | Sequence[str]) -> list[str]:
+    """The image fields a panel choice shows, left to right.
+
+    `panel` is one choice ("x_t", "side-by-side", an extra's name), a comma-separated list of them
+    ("x_t,eps_hat"), or a sequence. "eps_hat" and "v_hat" both mean the run's noise field.
+    """
+    choices = panel.split(",") if isinstance(panel, str) else list(panel)
+    names: list[str] = []
+    for choice in (choice.strip() for choice in choices):
+        for name in _one_panel(trajectory, choice):
+            if name not in names:
+                names.append(name)
+    if not names:
+        raise ValueError("choose at least one panel to export")
+    return names
+
+
+def _one_panel(trajectory: Trajectory, panel: str) -> list[str]:
+    noise = trajectory.noise_field
+    if panel == SIDE_BY_SIDE:
+        return ["x_t", "x0_hat"] + ([noise] if noise else [])
+    if panel in NOISE_FIELDS:
+        if noise is None:
+            raise ValueError("this trajectory has no noise estimate to show")
+        return [noise]
+    if panel in ("x_t", "x0_hat") or panel in trajectory.extra_names():
+        return [panel]
+    raise ValueError(f"unknown panel {panel!r}; choose from {', '.join(PANEL_CHOICES + tuple(trajectory.extra_names()))}")
+
+
+def step_label(trajectory: Trajectory, frame: Frame) -> str:
+    return f"step {frame.index}/{len(trajectory) - 1}   t = {time_text(algorithm_family(trajectory.meta), frame.t)}"
+
+
+def render_panel(trajectory: Trajectory, frame: Frame, name: str, scale: int, font_size: int) -> Image.Image:
+    low, high = display_range(name, trajectory.value_range)
+    try:
+        shown = frame.image(name)
+    except KeyError:  # an extra this frame does not carry (CFG's parts on the final frame): blank
+        shown = torch.zeros_like(frame.x_t)
+    images = to_uint8(shown, low, high)
+    grid = tile(images, grid_columns(images.shape[0], trajectory.labels))
+    picture = Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
+    return _caption(picture, PANEL_TITLES.get(name, name), font_size)
+
+
+def render_frame(trajectory: Trajectory, frame: Frame, names: Sequence[str], scale: int = 4) -> Image.Image:
+    """The chosen panels of one frame side by side, with the step and t written above."""
+    font_size = max(12, 4 * scale)
+    panels = hstack([render_panel(trajectory, frame, name, scale, font_size) for name in names])
+    return _caption(panels, step_label(trajectory, frame), font_size)
+
+
+def select_frames(num_frames: int, every: int = 1, start: int = 0, end: Optional[int] = None) -> list[int]:
+    """Every `every`-th frame of [start, end], always ending on the range's last frame."""
+    end = num_frames - 1 if end is None else end
+    if every < 1:
+        raise ValueError(f"every must be at least 1, got {every}")
+    if not 0 <= start <= end < num_frames:
+        raise ValueError(f"frame range {start}:{end} is outside 0:{num_frames - 1}")
+    chosen = list(range(start, end + 1, every))
+    if chosen[-1] != end:
+        chosen.append(end)
+    return chosen
+
+
+ANIMATION_FORMATS = ("gif", "mp4")
+
+
+def animation_format(path: str | os.PathLike) -> str:
+    """"gif" or "mp4", from the file name's suffix."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in ANIMATION_FORMATS:
+        raise ValueError(f"cannot export an animation to {Path(path).name!r}: name it .gif or .mp4")
+    return suffix
+
+
+def anagram_turn(trajectory: Trajectory, num_frames: int = 24) -> Trajectory:
+    """A visual anagram's result turning into its second view, as a trajectory of its own
+    (x_t: the turning image), to export like any run: the illusion's reveal for a slide."""
+    from diffusion_stepper.core.deepfloyd_if.sampling import view_turn
+
+    views = trajectory.meta.get("params", {}).get("views") or []
+    if len(views) < 2:
+        raise ValueError("the anagram turn is for visual anagram runs (task anagram), which record their views")
+    turning = view_turn(trajectory.final_sample, views[1], num_frames)
+    frames = [Frame(index=i, t=float(i), x_t=image, x0_hat=image, coeffs={"t": float(i)}) for i, image in enumerate(turning)]
+    meta = {**trajectory.meta, "algorithm": "anagram-turn", "params": {**trajectory.meta["params"], "turn_to": views[1]}}
+    return Trajectory(meta, frames, trajectory.labels)
+
+
+def export_animation(
+    trajectory: Trajectory,
+    path: str | os.PathLike,
+    panel: str | Sequence[str] = SIDE_BY_SIDE,
+    fps: float = 10.0,
+    every: int = 1,
+    scale: int = 4,
+    start: int = 0,
+    end: Optional[int] = None,
+    hold_last_seconds: float = 1.0,
+) -> Iterator[tuple[int, int]]:
+    """Render frames, then write a GIF or MP4 (by `path`'s suffix); yields (frames rendered, total).
+
+    A generator, so that the CLI's progress bar and the GUI's cancel button share one loop: a
+    caller that stops iterating early leaves nothing on disk, and the file appears only complete.
+    Both formats loop or play in a browser; the last frame is held `hold_last_seconds`.
+    """
+    kind = animation_format(path)
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    if scale < 1:
+        raise ValueError(f"scale must be at least 1, got {scale}")
+    names = panel_names(trajectory, panel)
+    indices = select_frames(len(trajectory), every, start, end)
+    pictures = []
+    for done, index in enumerate(indices, start=1):
+        pictures.append(render_frame(trajectory, trajectory[index], names, scale))
+        yield done, len(indices)
+    with atomic_path(Path(path)) as temporary:
+        if kind == "gif":
+            _save_gif(pictures, temporary, fps, hold_last_seconds)
+        else:
+            _save_mp4(pictures, temporary, fps, hold_last_seconds)
+
+
+def write_animation(
+    trajectory: Trajectory,
+    path: str | os.PathLike,
+    panel: str | Sequence[str] = SIDE_BY_SIDE,
+    fps: float = 10.0,
+    every: int = 1,
+    scale: int = 4,
+    start: int = 0,
+    end: Optional[int] = None,
+    hold_last_seconds: float = 1.0,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> Path:
+    """`export_animation` run to the end; `progress(done, total)` is called after each frame."""
+    for done, total in export_animation(trajectory, path, panel, fps, every, scale, start, end, hold_last_seconds):
+        if progress is not None:
+            progress(done, total)
+    return Path(path)
+
+
+write_gif = write_animation  # the name the Foundation's callers know
+
+
+def _save_gif(pictures: Sequence[Image.Image], path: Path, fps: float, hold_last_seconds: float) -> None:
+    frame_ms = max(20, int(round(1000 / fps)))  # browsers treat shorter GIF delays as 100 ms
+    durations = [frame_ms] * len(pictures)
+    durations[-1] = max(frame_ms, int(hold_last_seconds * 1000))
+    pictures[0].save(path, format="GIF", save_all=True, append_images=list(pictures[1:]), duration=durations, loop=0, disposal=1)
+
+
+def _save_mp4(pictures: Sequence[Image.Image], path: Path, fps: float, hold_last_seconds: float) -> None:
+    """H.264 in yuv420p, the one MP4 flavour every browser plays; sizes are padded to even numbers."""
+    try:
+        import av
+    except ImportError:
+        raise UserFacingError("MP4 export needs PyAV: pip install av (or export a .gif)") from None
+    width = max(picture.width for picture in pictures)
+    height = max(picture.height for picture in pictures)
+    width, height = width + width % 2, height + height % 2
+    rate = Fraction(fps).limit_denominator(1000)
+    hold_frames = max(0, math.ceil(hold_last_seconds * fps) - 1)
+    with av.open(str(path), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": "18"}  # sharp edges on upscaled pixels; files stay small
+        for picture in list(pictures) + [pictures[-1]] * hold_frames:
+            canvas = Image.new("RGB", (width, height), BACKGROUND)
+            canvas.paste(picture, (0, 0))
+            for packet in stream.encode(av.VideoFrame.from_image(canvas)):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def default_steps_shown(num_frames: int, count: int = 8) -> list[int]:
+    if num_frames <= count:
+        return list(range(num_frames))
+    return sorted({round(i * (num_frames - 1) / (count - 1)) for i in range(count)})
+
+
+def write_png_grid(
+    trajectory: Trajectory,
+    path: str | os.PathLike,
+    steps_shown: Optional[Sequence[int]] = None,
+    panel: str | Sequence[str] = SIDE_BY_SIDE,
+    scale: int = 2,
+) -> Path:
+    """A contact sheet: one row per chosen step, each row the chosen panels with its label."""
+    steps_shown = list(steps_shown) if steps_shown else default_steps_shown(len(trajectory))
+    bad = [s for s in steps_shown if not 0 <= s < len(trajectory)]
+    if bad:
+        raise ValueError(f"steps {bad} are outside 0..{len(trajectory) - 1}")
+    names = panel_names(trajectory, panel)
+    sheet = vstack([render_frame(trajectory, trajectory[s], names, scale) for s in steps_shown])
+    target = Path(path)
+    with atomic_path(target) as temporary:
+        sheet.save(temporary, format="PNG")
+    return target
+
+
+def write_sample_grid(
+    images: torch.Tensor, path: str | os.PathLike, labels: Optional[torch.Tensor] = None, value_range=(0.0, 1.0)
+) -> Path:
+    """A plain PNG grid of samples (one column per class when labelled), at their native size."""
+    grid = tile(to_uint8(images, *value_range), grid_columns(images.shape[0], labels))
+    target = Path(path)
+    with atomic_path(target) as temporary:
+        Image.fromarray(grid).save(temporary, format="PNG")
+    return target

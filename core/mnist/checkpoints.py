@@ -1,0 +1,218 @@
+"""MNIST checkpoints: safetensors weights plus a JSON sidecar, written atomically.
+
+For epoch E of a run in DIR:
+  DIR/epoch-EEE.safetensors        the model weights (float32, or float16 for bundled models)
+  DIR/epoch-EEE.state.safetensors  optimizer moments and the RNG state, for resuming
+  DIR/epoch-EEE.json               the sidecar: architecture, objective, hyperparameters, epoch, data
+
+The sidecar is written last, so a checkpoint is complete exactly when its sidecar exists.
+A checkpoint is named by its .safetensors or .json path, by its run directory (the latest
+epoch), or by a bundled model's name (see `core.bundled`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from diffusion_stepper.core.mnist import bundled
+from diffusion_stepper.core.atomic import atomic_path
+from diffusion_stepper.core.errors import CheckpointError
+from diffusion_stepper.core.mnist.unet import UNet, build_unet
+from diffusion_stepper.core.diffusion.objectives import Objective, objective_from_dict
+
+CHECKPOINT_FORMAT = "diffusion-stepper-mnist-checkpoint"
+CHECKPOINT_VERSION = 1
+_EPOCH_SIDECAR = re.compile(r"epoch-(\d+)\.json$")
+
+
+@dataclass
+class LoadedCheckpoint:
+    model: UNet
+    objective: Objective
+    sidecar: dict
+    sidecar_path: Path
+    name: str  # the bundled name, or the path the user gave
+
+    @property
+    def architecture(self) -> str:
+        return self.sidecar["architecture"]["name"]
+
+    @property
+    def is_class_conditioned(self) -> bool:
+        return self.architecture == "class"
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.sidecar["architecture"].get("num_classes", 0))
+
+    @property
+    def default_steps(self) -> int:
+        """The sampling steps a run takes unless told: the checkpoint's own choice (bundled models
+        pick fewer, strided steps to stay quick on a CPU), else the objective's full chain."""
+        return int(self.sidecar.get("sampling", {}).get("steps") or self.objective.default_steps)
+
+    @property
+    def default_x0_clip(self) -> str:
+        """"static" where the checkpoint asks for x0_hat clipped to the data range, else "none"."""
+        return str(self.sidecar.get("sampling", {}).get("x0_clip", "none"))
+
+
+def display_name(path_or_name: str | os.PathLike, sidecar_path: Path) -> str:
+    """A bundled model's name, or "run-folder/epoch-005" for a checkpoint file."""
+    text = str(path_or_name)
+    if text in bundled.bundled_models():
+        return text
+    return f"{sidecar_path.parent.name}/{sidecar_path.stem}"
+
+
+def checkpoint_paths(out_dir: Path, epoch: int) -> tuple[Path, Path, Path]:
+    stem = out_dir / f"epoch-{epoch:03d}"
+    return stem.with_suffix(".safetensors"), Path(f"{stem}.state.safetensors"), stem.with_suffix(".json")
+
+
+def save_checkpoint(
+    out_dir: str | os.PathLike,
+    epoch: int,
+    model: UNet,
+    sidecar: dict,
+    training_state: Optional[dict[str, torch.Tensor]] = None,
+) -> Path:
+    """Write epoch `epoch`'s weights, training state, then sidecar; returns the sidecar path."""
+    weights_path, state_path, sidecar_path = checkpoint_paths(Path(out_dir), epoch)
+    sidecar = {**sidecar, "epoch": epoch}
+    if training_state is not None:
+        with atomic_path(state_path) as temporary:
+            save_file({k: v.detach().cpu().contiguous() for k, v in training_state.items()}, str(temporary))
+        sidecar["training_state"] = state_path.name
+    return _write_weights_and_sidecar(model, sidecar, weights_path, sidecar_path, torch.float32)
+
+
+def write_bundled_copy(path_or_name: str | os.PathLike, name: str, dest_dir: str | os.PathLike,
+                       dtype: torch.dtype = torch.float16, sampling_steps: Optional[int] = None,
+                       x0_clip: Optional[str] = None) -> Path:
+    """Copy a checkpoint as DEST/NAME.safetensors + NAME.json: smaller weights, no training state,
+    and optionally its own sampling defaults (steps, x0_hat clipping)."""
+    loaded = load_checkpoint(path_or_name)
+    sidecar = {key: value for key, value in loaded.sidecar.items() if key not in ("training_state", "optimizer_param_groups")}
+    sidecar["bundled_from"] = str(loaded.sidecar_path)
+    if sampling_steps is not None:
+        if loaded.objective.name == "single-step" or sampling_steps > loaded.objective.default_steps:
+            raise CheckpointError(f"--steps {sampling_steps} does not fit {loaded.objective.name} (at most {loaded.objective.default_steps})")
+        sidecar.setdefault("sampling", {})["steps"] = sampling_steps
+    if x0_clip is not None:
+        if loaded.objective.name != "ddpm":
+            raise CheckpointError(f"--x0-clip is for DDPM models; this one is {loaded.objective.name}")
+        sidecar.setdefault("sampling", {})["x0_clip"] = x0_clip
+    dest_dir = Path(dest_dir)
+    return _write_weights_and_sidecar(loaded.model, sidecar, dest_dir / f"{name}.safetensors", dest_dir / f"{name}.json", dtype)
+
+
+def _write_weights_and_sidecar(model: UNet, sidecar: dict, weights_path: Path, sidecar_path: Path, dtype: torch.dtype) -> Path:
+    """The weights first, the sidecar last: a checkpoint is complete exactly when its sidecar exists."""
+    weights = {name: tensor.detach().to("cpu", dtype if tensor.is_floating_point() else tensor.dtype).contiguous()
+               for name, tensor in model.state_dict().items()}
+    with atomic_path(weights_path) as temporary:
+        save_file(weights, str(temporary))
+    full_sidecar = {
+        **sidecar,
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "weights": weights_path.name,
+        "weights_dtype": str(dtype).replace("torch.", ""),
+    }
+    with atomic_path(sidecar_path) as temporary:
+        temporary.write_text(json.dumps(full_sidecar, indent=2))
+    return sidecar_path
+
+
+def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
+    """The sidecar path for a bundled name, a run directory, a .json or a .safetensors path."""
+    text = str(path_or_name)
+    known = bundled.bundled_models()
+    if text in known:
+        return known[text]
+    path = Path(text).expanduser()
+    if not path.exists():
+        if os.sep not in text and "/" not in text and not path.suffix:
+            raise CheckpointError(
+                f"unknown model {text!r}; bundled models are {', '.join(sorted(known)) or 'none'}, "
+                "or give the path of a .safetensors checkpoint"
+            )
+        raise CheckpointError(f"{path}: no such file or directory")
+    if path.is_dir():
+        sidecars = sorted(
+            (int(m.group(1)), p) for p in path.glob("epoch-*.json") if (m := _EPOCH_SIDECAR.search(p.name))
+        )
+        if not sidecars:
+            raise CheckpointError(f"{path}: directory holds no epoch-NNN.json checkpoint")
+        return sidecars[-1][1]
+    if path.suffix == ".json":
+        return path
+    if path.suffix == ".safetensors":
+        sidecar = path.with_suffix(".json")
+        if not sidecar.is_file():
+            raise CheckpointError(f"{path}: has no JSON sidecar {sidecar.name} beside it, so its architecture is unknown")
+        return sidecar
+    raise CheckpointError(f"{path}: not a diffusion-stepper checkpoint (expected a .safetensors file with a .json sidecar)")
+
+
+def read_sidecar(sidecar_path: Path) -> dict:
+    try:
+        sidecar = json.loads(sidecar_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{sidecar_path}: unreadable checkpoint sidecar ({exc})") from None
+    if not isinstance(sidecar, dict) or sidecar.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{sidecar_path}: not a diffusion-stepper MNIST checkpoint sidecar")
+    if sidecar.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{sidecar_path}: checkpoint version {sidecar.get('version')} is not supported")
+    return sidecar
+
+
+def load_checkpoint(path_or_name: str | os.PathLike, device: torch.device | str = "cpu") -> LoadedCheckpoint:
+    """Build the model a checkpoint describes and load its weights, in eval mode on `device`."""
+    sidecar_path = resolve_checkpoint(path_or_name)
+    sidecar = read_sidecar(sidecar_path)
+    try:
+        architecture = sidecar["architecture"]
+        model = build_unet(architecture["name"], int(architecture["hidden"]), int(architecture.get("num_classes", 10)))
+        objective = objective_from_dict(sidecar["objective"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{sidecar_path}: malformed checkpoint sidecar ({exc})") from None
+    weights = read_weights(sidecar_path, sidecar)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        first_line = str(exc).splitlines()[0]
+        raise CheckpointError(f"{sidecar_path}: weights do not fit the architecture it names ({first_line})") from None
+    model.to(device).eval()
+    return LoadedCheckpoint(model, objective, sidecar, sidecar_path, display_name(path_or_name, sidecar_path))
+
+
+def read_weights(sidecar_path: Path, sidecar: dict) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(sidecar_path.parent / sidecar["weights"]))
+    except KeyError:
+        raise CheckpointError(f"{sidecar_path}: sidecar names no weights file") from None
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{sidecar_path}: cannot read its weights file ({exc})") from None
+
+
+def load_training_state(sidecar_path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """The sidecar and the optimizer/RNG tensors saved for resuming training."""
+    sidecar = read_sidecar(sidecar_path)
+    if "training_state" not in sidecar:
+        raise CheckpointError(f"{sidecar_path}: has no training state to resume from (bundled models cannot be resumed)")
+    try:
+        state = load_file(str(sidecar_path.parent / sidecar["training_state"]))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{sidecar_path}: cannot read its training state ({exc})") from None
+    return sidecar, state

@@ -1,0 +1,232 @@
+"""The part B experiments of CS180 as runs: each is a list of requests, each request starts a run.
+
+The GUI's Experiments menu and `diffusion-stepper experiment` read the same registry, so every
+one-click view in the app can be reproduced (and saved) from the command line.
+
+Two of them are not sampling runs but sweeps over the noise level sigma of test digits:
+frame k holds the digits noised at sigmas[k], z = x + sigma * eps, with one eps for all frames,
+so the frames differ only in sigma. The noising process shows z and the eps that was added; the
+single-step denoiser adds its one-jump estimate D(z) and its implied noise (z - D(z)) / sigma.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence
+
+import torch
+from safetensors.torch import load_file
+
+from diffusion_stepper.core.mnist.checkpoints import load_checkpoint, resolve_checkpoint
+from diffusion_stepper.core.devices import make_generator, resolve_device
+from diffusion_stepper.core.errors import DataError, UserFacingError
+from diffusion_stepper.core.frames import Frame, to_cpu
+from diffusion_stepper.core.frames import SamplingRun
+from diffusion_stepper.core.paths import test_digits_path
+from diffusion_stepper.core.mnist.sampling import MNIST_VALUE_RANGE, MnistPredictor, SampleRequest, start_sampling
+from diffusion_stepper.core.diffusion.objectives import SingleStepObjective
+from diffusion_stepper.core.diffusion.sampling import SingleStepDenoise
+from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
+
+COURSE_SIGMAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)
+GUIDANCE_SWEEP = (0.0, 5.0, 10.0)
+NOISING = "noising"
+
+PURE_NOISE_NOTE = (
+    "Denoising pure noise: this single-step denoiser was trained with an L2 loss to map pure noise ε "
+    "to a training digit x. The input says nothing about which digit to draw, and the output that "
+    "minimises the expected squared error is the average of all training digits: a blurry mean digit, "
+    "nearly the same whatever the noise."
+)
+OOD_NOTE = (
+    "Out of distribution: the denoiser saw only σ = {trained} in training. Near that level it "
+    "recovers the digit; far below it, it invents strokes, and far above, it falls back to an "
+    "average digit."
+)
+
+
+def one_test_digit_each(count: int, data_dir: Optional[str], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first test image of each digit 0-9 (then the next ones, up to `count`), and labels.
+
+    Without MNIST on disk (and no --data-dir given), up to ten come from the copy of the first
+    of each digit shipped in resources/data: the same images, so the same frames.
+    """
+    from diffusion_stepper.core.mnist.data import load_mnist
+
+    try:
+        images, labels = load_mnist("test", data_dir).as_float(device)
+    except DataError:
+        if data_dir is not None or count > 10:
+            raise
+        shipped = load_file(str(test_digits_path()))
+        images = shipped["images"].to(device).unsqueeze(1).float().div_(255.0)
+        labels = shipped["labels"].to(device)
+    picks: list[int] = []
+    seen = {digit: 0 for digit in range(10)}
+    while len(picks) < count:
+        digit = len(picks) % 10
+        matches = (labels == digit).nonzero().flatten()
+        picks.append(int(matches[seen[digit] % len(matches)]))
+        seen[digit] += 1
+    index = torch.tensor(picks, device=device)
+    return images[index], labels[index].cpu()
+
+
+def sigma_sweep_frames(
+    clean: torch.Tensor,
+    sigmas: Sequence[float],
+    generator: torch.Generator,
+    denoise: Optional[MnistPredictor] = None,
+) -> Iterator[Frame]:
+    """One frame per sigma: the noised digits, and either the noise itself or the denoiser's output."""
+    noise = torch.randn(clean.shape, generator=generator, device=clean.device, dtype=clean.dtype)
+    step = SingleStepDenoise()
+    for index, sigma in enumerate(sigmas):
+        noisy = clean + float(sigma) * noise
+        if denoise is None:
+            x0_hat, noise_hat, coeffs = clean, noise, {"sigma": float(sigma)}
+        else:
+            result = step(noisy, sigma, 0.0, denoise(noisy, sigma, None), generator)
+            x0_hat, noise_hat, coeffs = result.x0_hat, result.noise_hat, result.coeffs
+        yield Frame(
+            index=index,
+            t=float(sigma),
+            x_t=to_cpu(noisy),
+            x0_hat=to_cpu(x0_hat),
+            eps_hat=to_cpu(noise_hat),
+            coeffs={"t": float(sigma), **coeffs},
+            extras={CLEAN_EXTRA: to_cpu(clean)} if index == 0 else {},
+        )
+
+
+@dataclass
+class SigmaSweepRequest:
+    """Test digits noised at each sigma; with a checkpoint, the single-step denoiser on each."""
+
+    checkpoint: Optional[str] = None  # None: the noising process alone
+    sigmas: Sequence[float] = COURSE_SIGMAS
+    num: int = 10
+    seed: int = 0
+    data_dir: Optional[str] = None
+    device: str = "auto"
+
+    def start(self) -> SamplingRun:
+        if not self.sigmas or any(sigma < 0 for sigma in self.sigmas):
+            raise UserFacingError(f"sigmas must be a list of values >= 0, got {list(self.sigmas)}")
+        device = resolve_device(self.device)
+        clean, labels = one_test_digit_each(self.num, self.data_dir, device)
+        generator = make_generator(self.seed, device)
+        params: dict = {"sigmas": [float(s) for s in self.sigmas], "num_samples": self.num, "source": "noised test digits"}
+        if self.checkpoint is None:
+            frames = sigma_sweep_frames(clean, self.sigmas, generator)
+            meta = {"algorithm": NOISING, "model": "none", "checkpoint": ""}
+            note = "The noising process z = x + σ·ε at each σ, with the same ε throughout; the noise panel shows ε."
+        else:
+            checkpoint = load_checkpoint(self.checkpoint, device)
+            if not isinstance(checkpoint.objective, SingleStepObjective):
+                raise UserFacingError(f"{checkpoint.name} is not a single-step denoiser; the σ sweep needs one")
+            predictor = MnistPredictor(checkpoint.model, checkpoint.objective)
+            frames = sigma_sweep_frames(clean, self.sigmas, generator, predictor)
+            meta = {"algorithm": "single-step", "model": checkpoint.name, "checkpoint": str(checkpoint.sidecar_path)}
+            note = OOD_NOTE.format(trained=f"{checkpoint.objective.sigma:g}")
+            params["objective"] = checkpoint.objective.to_dict()
+        meta.update(seed=self.seed, params=params, value_range=MNIST_VALUE_RANGE, device=str(device), note=note)
+        return SamplingRun(frames, meta, labels, len(self.sigmas))
+
+
+@dataclass
+class NotedRequest:
+    """A sample request whose run carries a note to show beside it."""
+
+    request: SampleRequest
+    note: str
+
+    def start(self) -> SamplingRun:
+        run = start_sampling(self.request)
+        run.meta["note"] = self.note
+        return run
+
+
+@dataclass
+class ExperimentOptions:
+    seed: int = 0
+    device: str = "auto"
+    steps: Optional[int] = None  # sampling steps of the sampling runs (default: each model's own)
+    data_dir: Optional[str] = None
+    # the models the experiments use: the bundled ones unless told otherwise
+    single_step_checkpoint: str = "mnist-single-step"
+    pure_noise_checkpoint: str = "mnist-pure-noise"
+    ddpm_checkpoint: str = "mnist-class-ddpm"
+    flow_checkpoint: str = "mnist-class-flow"
+    run_dir: Optional[str] = None  # for the epoch comparison: a training run's folder
+    epochs: Sequence[int] = (1, 5, 10, 20)
+
+
+@dataclass
+class Experiment:
+    key: str
+    title: str
+    compare: bool  # several runs, shown side by side on one timeline
+    requests: Callable[[ExperimentOptions], list] = field(repr=False)
+
+
+def _noising(options: ExperimentOptions) -> list:
+    return [SigmaSweepRequest(None, seed=options.seed, data_dir=options.data_dir, device=options.device)]
+
+
+def _out_of_distribution(options: ExperimentOptions) -> list:
+    return [SigmaSweepRequest(options.single_step_checkpoint, seed=options.seed, data_dir=options.data_dir, device=options.device)]
+
+
+def _pure_noise(options: ExperimentOptions) -> list:
+    request = SampleRequest(checkpoint=options.pure_noise_checkpoint, num=10, seed=options.seed, device=options.device)
+    return [NotedRequest(request, PURE_NOISE_NOTE)]
+
+
+def _guidance_sweep(options: ExperimentOptions) -> list:
+    return [SampleRequest(options.ddpm_checkpoint, guidance=scale, steps=options.steps, seed=options.seed, device=options.device)
+            for scale in GUIDANCE_SWEEP]
+
+
+def _ddpm_vs_flow(options: ExperimentOptions) -> list:
+    return [SampleRequest(checkpoint=name, steps=options.steps, seed=options.seed, device=options.device)
+            for name in (options.ddpm_checkpoint, options.flow_checkpoint)]
+
+
+def epoch_checkpoints(run_dir: str | Path, epochs: Sequence[int]) -> list[Path]:
+    """The sidecars of the chosen epochs of a training run; one clear error for any missing."""
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        raise UserFacingError(f"{folder}: no such folder (give a training run's folder)")
+    missing = [epoch for epoch in epochs if not (folder / f"epoch-{epoch:03d}.json").is_file()]
+    if missing:
+        have = sorted(int(p.stem.split("-")[1]) for p in folder.glob("epoch-[0-9][0-9][0-9].json"))
+        raise UserFacingError(f"{folder} has no checkpoint for epoch {', '.join(map(str, missing))}; it has epochs {have or 'none'}")
+    return [resolve_checkpoint(folder / f"epoch-{epoch:03d}.json") for epoch in epochs]
+
+
+def _epochs(options: ExperimentOptions) -> list:
+    if not options.run_dir:
+        raise UserFacingError("the epoch comparison needs a training run's folder (--run-dir)")
+    return [SampleRequest(checkpoint=str(path), steps=options.steps, seed=options.seed, device=options.device)
+            for path in epoch_checkpoints(options.run_dir, options.epochs)]
+
+
+EXPERIMENTS = {
+    experiment.key: experiment
+    for experiment in (
+        Experiment("noising", "Noising process at σ = 0 … 1", False, _noising),
+        Experiment("out-of-distribution", "Single-step denoiser across σ (out of distribution)", False, _out_of_distribution),
+        Experiment("pure-noise", "Single-step denoiser on pure noise", False, _pure_noise),
+        Experiment("guidance-sweep", "Guidance sweep γ = 0, 5, 10", True, _guidance_sweep),
+        Experiment("ddpm-vs-flow", "DDPM against flow matching, same seed", True, _ddpm_vs_flow),
+        Experiment("epochs", "Epochs of a training run, side by side", True, _epochs),
+    )
+}
+
+
+def experiment_requests(key: str, options: ExperimentOptions) -> list:
+    if key not in EXPERIMENTS:
+        raise UserFacingError(f"unknown experiment {key!r}; use one of {', '.join(EXPERIMENTS)}")
+    return EXPERIMENTS[key].requests(options)

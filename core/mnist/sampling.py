@@ -1,0 +1,228 @@
+"""Sampling runs for the MNIST models: a checkpoint plus the user's choices, composed into frames."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Optional, Sequence
+
+import torch
+
+from diffusion_stepper.core.mnist.bundled import DEFAULT_MODEL as DEFAULT_CHECKPOINT
+from diffusion_stepper.core.mnist.checkpoints import LoadedCheckpoint
+from diffusion_stepper.core.devices import make_generator
+from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.frames import Frame, SamplingRun, to_cpu, with_extras
+from diffusion_stepper.core.mnist.unet import UNet
+from diffusion_stepper.core.diffusion.objectives import Objective, SingleStepObjective, add_gaussian_noise, one_hot
+from diffusion_stepper.core.diffusion.sampling import ClassifierFreeGuidance, PlainEstimate, pure_noise, run_sampler
+from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
+
+MNIST_SHAPE = (1, 28, 28)
+MNIST_VALUE_RANGE = [0.0, 1.0]
+DEFAULT_GUIDANCE = 5.0
+DEFAULT_NUM_SAMPLES = 10
+X0_CLIP_CHOICES = ("none", "static")  # static: clip x0_hat to the data range [0, 1] in each DDPM step
+
+
+class MnistPredictor:
+    """Adapter from the sampler's (x, t, cond) to the UNet's (x, t in [0, 1] as [N, 1], one-hot c)."""
+
+    def __init__(self, model: UNet, objective: Objective):
+        self.model = model
+        self.objective = objective
+
+    def __call__(self, x: torch.Tensor, t: float, cond: Optional[torch.Tensor]) -> torch.Tensor:
+        network_time = self.objective.network_time(t)
+        t_in = None if network_time is None else torch.full((x.shape[0], 1), network_time, device=x.device)
+        with torch.no_grad():
+            return self.model(x, t_in, cond)
+
+
+def algorithm_name(objective: Objective, guided: bool) -> str:
+    return objective.name + ("+cfg" if guided else "")
+
+
+def compose_mnist_sampler(
+    model: UNet,
+    objective: Objective,
+    x_start: torch.Tensor,
+    generator: torch.Generator,
+    labels: Optional[torch.Tensor] = None,
+    guidance: float = DEFAULT_GUIDANCE,
+    steps: Optional[int] = None,
+    sigma: Optional[float] = None,
+    x0_clip: str = "none",
+) -> Iterator[Frame]:
+    """The sampler for one model: CFG when `labels` are given, the objective's step rule and timesteps."""
+    predict = MnistPredictor(model, objective)
+    if labels is not None:
+        cond = one_hot(labels.to(x_start.device), model.num_classes)
+        name = "v" if objective.noise_field == "v_hat" else "eps"
+        estimate = ClassifierFreeGuidance(predict, cond, torch.zeros_like(cond), guidance, name=name)
+    else:
+        estimate = PlainEstimate(predict)
+    timesteps = objective.timesteps(steps, sigma)
+    step_rule = objective.step_rule(tuple(MNIST_VALUE_RANGE)) if x0_clip == "static" else objective.step_rule()
+    return run_sampler(x_start, timesteps, estimate, step_rule, generator)
+
+
+def with_clean_image(frames: Iterator[Frame], clean: torch.Tensor) -> Iterator[Frame]:
+    """Attach the known clean image to the first frame, as the extra `theory.CLEAN_EXTRA`."""
+    clean = to_cpu(clean)
+    return with_extras(frames, lambda frame: {CLEAN_EXTRA: clean} if frame.index == 0 else {})
+
+
+def sample_mnist(
+    checkpoint: LoadedCheckpoint,
+    *,
+    classes: Optional[Sequence[int]] = None,
+    per_class: int = 1,
+    num: Optional[int] = None,
+    guidance: Optional[float] = None,
+    steps: Optional[int] = None,
+    seed: int = 0,
+    sigma: Optional[float] = None,
+    clean_images: Optional[torch.Tensor] = None,
+    x0_clip: Optional[str] = None,
+) -> SamplingRun:
+    """Validate the user's choices against the checkpoint and compose its sampling run.
+
+    Class-conditioned models sample `per_class` of each of `classes` (default 0-9) with CFG.
+    Other models sample `num` images. The single-step denoiser denoises pure noise, or
+    `clean_images` noised at `sigma` (default: its training sigma).
+    """
+    objective = checkpoint.objective
+    model = checkpoint.model
+    device = next(model.parameters()).device
+    is_single_step = isinstance(objective, SingleStepObjective)
+    if guidance is not None and guidance < 0:
+        raise UserFacingError(f"guidance must be >= 0, got {guidance}")
+    if steps is not None and steps <= 0:
+        raise UserFacingError(f"steps must be positive, got {steps}")
+    if steps is not None and objective.name == "ddpm" and steps > objective.default_steps:
+        raise UserFacingError(f"steps must be at most T = {objective.default_steps} for this DDPM model, got {steps}")
+    if steps is not None and is_single_step and steps != 1:
+        raise UserFacingError("the single-step denoiser takes exactly one step; leave out --steps")
+    if per_class <= 0:
+        raise UserFacingError(f"per-class must be positive, got {per_class}")
+    if num is not None and num <= 0:
+        raise UserFacingError(f"num must be positive, got {num}")
+    if sigma is not None and not (is_single_step and clean_images is not None):
+        raise UserFacingError("--sigma sets the noise added to test digits: use it with the single-step denoiser and --noisy-test")
+    if sigma is not None and sigma < 0:
+        raise UserFacingError(f"sigma must be >= 0, got {sigma}")
+    if x0_clip is not None and x0_clip not in X0_CLIP_CHOICES:
+        raise UserFacingError(f"x0-clip must be one of {', '.join(X0_CLIP_CHOICES)}, got {x0_clip!r}")
+    if x0_clip == "static" and objective.name != "ddpm":
+        raise UserFacingError(f"clipping x̂0 is a DDPM step's option; {checkpoint.name} is {objective.name}")
+
+    labels = None
+    if checkpoint.is_class_conditioned:
+        if num is not None:
+            raise UserFacingError("--num is for unconditional models; for a class-conditioned one use --classes and --per-class")
+        classes = list(range(checkpoint.num_classes)) if classes is None else list(classes)
+        bad = [c for c in classes if not 0 <= c < checkpoint.num_classes]
+        if bad or not classes:
+            raise UserFacingError(f"classes must be in 0..{checkpoint.num_classes - 1}, got {classes}")
+        labels = torch.tensor(classes, dtype=torch.int64).repeat(per_class)  # rows of 0..9, as the course shows them
+        guidance = DEFAULT_GUIDANCE if guidance is None else guidance
+        batch = labels.shape[0]
+    else:
+        if classes is not None:
+            raise UserFacingError(f"--classes needs a class-conditioned model; {checkpoint.name} is {checkpoint.architecture!r}")
+        if guidance is not None:
+            raise UserFacingError(f"--guidance needs a class-conditioned model; {checkpoint.name} is {checkpoint.architecture!r}")
+        batch = num or (clean_images.shape[0] if clean_images is not None else DEFAULT_NUM_SAMPLES)
+
+    generator = make_generator(seed, device)
+    if is_single_step and clean_images is not None:
+        sigma = objective.sigma if sigma is None else sigma
+        x_start = add_gaussian_noise(clean_images[:batch].to(device), sigma, generator)
+        source = "noised test digits"
+    else:
+        x_start = pure_noise((batch, *MNIST_SHAPE), generator, device)
+        source = "pure noise"
+        if is_single_step:
+            sigma = 1.0  # pure N(0, I) noise is "clean zero plus noise of sigma 1"
+    if not is_single_step and steps is None:
+        steps = checkpoint.default_steps
+    x0_clip = x0_clip or checkpoint.default_x0_clip
+    frames = compose_mnist_sampler(
+        model, objective, x_start, generator, labels=labels, guidance=guidance or 0.0, steps=steps, sigma=sigma, x0_clip=x0_clip
+    )
+    if is_single_step and clean_images is not None:
+        frames = with_clean_image(frames, clean_images[:batch])
+    num_steps = 1 if is_single_step else steps
+    params = {
+        "steps": num_steps,
+        "num_samples": batch,
+        "source": source,
+        "objective": objective.to_dict(),
+        "architecture": checkpoint.sidecar["architecture"],
+        "epoch": checkpoint.sidecar.get("epoch"),
+    }
+    if labels is not None:
+        params.update(guidance=guidance, classes=classes, per_class=per_class)
+    if objective.name == "ddpm":
+        params["x0_clip"] = x0_clip
+    if is_single_step:
+        params["sigma"] = sigma
+    meta = {
+        "algorithm": algorithm_name(objective, labels is not None),
+        "model": checkpoint.name,
+        "checkpoint": str(checkpoint.sidecar_path),
+        "seed": seed,
+        "params": params,
+        "value_range": MNIST_VALUE_RANGE,
+        "device": str(device),
+    }
+    return SamplingRun(frames, meta, labels, num_steps + 1)
+
+
+@dataclass
+class SampleRequest:
+    """Everything `diffusion-stepper sample mnist` and the app's Generate button ask for."""
+
+    checkpoint: str = DEFAULT_CHECKPOINT
+    classes: Optional[list[int]] = None
+    per_class: int = 1
+    num: Optional[int] = None
+    guidance: Optional[float] = None
+    steps: Optional[int] = None
+    seed: int = 0
+    sigma: Optional[float] = None
+    noisy_test: bool = False
+    data_dir: Optional[str] = None
+    device: str = "auto"
+    x0_clip: Optional[str] = None  # none | static; default: the checkpoint's own choice
+
+    def start(self) -> SamplingRun:
+        return start_sampling(self)
+
+
+def start_sampling(request: SampleRequest) -> SamplingRun:
+    """Load the checkpoint (and test digits for --noisy-test), then compose the run."""
+    from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
+    from diffusion_stepper.core.devices import resolve_device
+
+    device = resolve_device(request.device)
+    checkpoint = load_checkpoint(request.checkpoint, device)
+    clean_images = None
+    if request.noisy_test:
+        if not isinstance(checkpoint.objective, SingleStepObjective):
+            raise UserFacingError("noisy test digits are for the single-step denoiser")
+        from diffusion_stepper.core.mnist.data import load_mnist
+
+        clean_images, _ = load_mnist("test", request.data_dir).as_float(device, request.num or DEFAULT_NUM_SAMPLES)
+    return sample_mnist(
+        checkpoint,
+        classes=request.classes,
+        per_class=request.per_class,
+        num=request.num,
+        guidance=request.guidance,
+        steps=request.steps,
+        seed=request.seed,
+        sigma=request.sigma,
+        clean_images=clean_images,
+        x0_clip=request.x0_clip,
+    )

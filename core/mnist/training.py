@@ -1,0 +1,377 @@
+"""Training as a generator of events: loss events every few iterations, an epoch event per epoch.
+
+The caller decides what to do between events: the CLI advances a progress bar, the GUI plots a
+curve. Pausing is simply not asking for the next event; stopping is closing the generator.
+Checkpoints are written only at epoch ends, atomically, so neither can damage one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional, Union
+
+import torch
+
+from diffusion_stepper.core.mnist.checkpoints import load_training_state, read_weights, resolve_checkpoint, save_checkpoint
+from diffusion_stepper.core.devices import make_generator, resolve_device
+from diffusion_stepper.core.errors import CheckpointError, TrainingDiverged, UserFacingError
+from diffusion_stepper.core.paths import work_folder
+from diffusion_stepper.core.mnist.data import MnistSplit, load_mnist
+from diffusion_stepper.core.mnist.sampling import MNIST_SHAPE, MNIST_VALUE_RANGE, compose_mnist_sampler
+from diffusion_stepper.core.mnist.unet import UNet, build_unet
+from diffusion_stepper.core.diffusion.objectives import (
+    DEFAULT_SIGMA,
+    P_UNCOND,
+    DDPMObjective,
+    FlowObjective,
+    Objective,
+    SingleStepObjective,
+    class_condition_with_dropout,
+)
+from diffusion_stepper.core.diffusion.sampling import pure_noise
+from diffusion_stepper.core.diffusion.schedules import DEFAULT_FLOW_STEPS, DEFAULT_T, LinearBetaSchedule
+
+MODEL_KINDS = ("single-step", "time", "class")
+ARCHITECTURE_OF_MODEL = {"single-step": "unconditional", "time": "time", "class": "class"}
+NUM_CLASSES = 10
+EPOCH_SAMPLE_STEPS = 50  # epoch grids use at most this many steps, to keep them quick on a CPU
+
+
+@dataclass
+class TrainConfig:
+    model: str  # single-step | time | class
+    objective: str  # single-step | ddpm | flow
+    epochs: int
+    hidden: int
+    batch_size: int
+    lr: float
+    lr_decay: bool  # ExponentialLR with gamma = 0.1^(1/epochs): the rate ends at 0.1x, as in the course
+    seed: int = 0
+    device: str = "auto"
+    limit: Optional[int] = None  # train on the first `limit` images
+    sigma: float = DEFAULT_SIGMA  # single-step noise level
+    pure_noise: bool = False  # single-step: learn to "denoise" pure noise (z = eps)
+    T: int = DEFAULT_T  # DDPM chain length
+    num_ts: int = DEFAULT_FLOW_STEPS  # flow-matching sampling steps
+    p_uncond: float = P_UNCOND
+    log_every: int = 10
+    epoch_samples: int = 40  # 4 of each digit for class models; 0 turns the epoch grid off
+    epoch_sample_steps: Optional[int] = None  # default: min(EPOCH_SAMPLE_STEPS, the objective's own)
+
+    def validate(self) -> None:
+        if self.model not in MODEL_KINDS:
+            raise UserFacingError(f"unknown model kind {self.model!r}; use one of {', '.join(MODEL_KINDS)}")
+        if (self.model == "single-step") != (self.objective == "single-step"):
+            raise UserFacingError(
+                "the single-step model trains only the single-step objective, and time/class models train ddpm or flow"
+            )
+        for name in ("epochs", "hidden", "batch_size", "log_every"):
+            if getattr(self, name) <= 0:
+                raise UserFacingError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise UserFacingError(f"lr must be positive, got {self.lr}")
+        if self.limit is not None and self.limit <= 0:
+            raise UserFacingError(f"limit must be positive, got {self.limit}")
+        if not 0 <= self.p_uncond < 1:
+            raise UserFacingError(f"p-uncond must be in [0, 1), got {self.p_uncond}")
+
+    @property
+    def lr_gamma(self) -> Optional[float]:
+        return 0.1 ** (1 / self.epochs) if self.lr_decay else None
+
+    def build_objective(self) -> Objective:
+        if self.objective == "single-step":
+            return SingleStepObjective(self.sigma, self.pure_noise)
+        if self.objective == "ddpm":
+            return DDPMObjective(LinearBetaSchedule.create(self.T))
+        if self.objective == "flow":
+            return FlowObjective(self.num_ts)
+        raise UserFacingError(f"unknown objective {self.objective!r}; use ddpm or flow")
+
+    def architecture_spec(self) -> dict:
+        """The sidecar's description of the network, enough for `build_unet` to rebuild it."""
+        spec = {
+            "name": ARCHITECTURE_OF_MODEL[self.model],
+            "hidden": self.hidden,
+            "in_channels": MNIST_SHAPE[0],
+            "image_size": MNIST_SHAPE[1],
+        }
+        if self.model == "class":
+            spec["num_classes"] = NUM_CLASSES
+        return spec
+
+    def build_model(self) -> UNet:
+        """A freshly initialised UNet; its weights depend only on the seed."""
+        # nn.Module initialisers draw from the global RNG; fork it so the caller's stays untouched.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            return build_unet(ARCHITECTURE_OF_MODEL[self.model], self.hidden, NUM_CLASSES)
+
+
+def recipe(model: str, objective: Optional[str] = None) -> TrainConfig:
+    """The course's hyperparameters for a model kind (and objective, for time/class models)."""
+    if model == "single-step":
+        return TrainConfig("single-step", "single-step", epochs=5, hidden=128, batch_size=256, lr=1e-4, lr_decay=False)
+    objective = objective or "ddpm"
+    if objective == "ddpm":
+        return TrainConfig(model, "ddpm", epochs=20, hidden=64, batch_size=128, lr=1e-3, lr_decay=True)
+    if objective == "flow":
+        return TrainConfig(model, "flow", epochs=10, hidden=64, batch_size=64, lr=1e-2, lr_decay=True)
+    raise UserFacingError(f"unknown objective {objective!r}; use ddpm or flow")
+
+
+PRESETS = ("course", "quick")
+
+
+def preset_config(preset: str, model: str, objective: Optional[str] = None) -> TrainConfig:
+    """The course recipe, or the quick one: a small model on a subset, whose loss curve falls
+    visibly within a minute on a laptop CPU (for lectures without a GPU)."""
+    config = recipe(model, objective)
+    if preset == "quick":
+        config.hidden, config.batch_size, config.limit, config.epochs = 32, 64, 3000, 5
+        config.epoch_sample_steps = 20
+        if model == "single-step":
+            config.lr = 1e-3  # the course's 1e-4 suits 5 epochs of 60,000 images, not 3,000
+    elif preset != "course":
+        raise UserFacingError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+    return config
+
+
+@dataclass
+class LossEvent:
+    epoch: int
+    iteration: int  # iterations done so far, over all epochs
+    loss: float  # mean over the iterations since the last event
+    losses: list[float]  # each of those iterations' losses
+    lr: float
+    images_per_second: float
+    epoch_iteration: int  # iterations done in this epoch
+    epoch_iterations: int  # iterations in a whole epoch
+
+
+@dataclass
+class EpochEvent:
+    epoch: int
+    iteration: int
+    mean_loss: float
+    checkpoint: Path  # the sidecar of this epoch's checkpoint
+    samples: Optional[torch.Tensor]  # [N, 1, 28, 28] in [0, 1] (clamped for display), or None
+    sample_labels: Optional[torch.Tensor]
+    seconds: float
+
+
+TrainEvent = Union[LossEvent, EpochEvent]
+
+
+def _optimizer_to_safetensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    state = optimizer.state_dict()
+    tensors = {}
+    for param_index, param_state in state["state"].items():
+        for key, value in param_state.items():
+            tensors[f"optimizer.{param_index}.{key}"] = torch.as_tensor(value)
+    return tensors, state["param_groups"]
+
+
+def _optimizer_from_safetensors(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict]) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, param_index, name = key.split(".", 2)
+            state.setdefault(int(param_index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def config_for_resume(checkpoint: str | Path, epochs: Optional[int] = None, device: Optional[str] = None) -> TrainConfig:
+    """The configuration a checkpoint was trained with; `epochs` may be raised to train on."""
+    sidecar, _ = load_training_state(resolve_checkpoint(checkpoint))
+    config = TrainConfig(**sidecar["hyperparameters"])
+    if epochs is not None:
+        config.epochs = epochs
+    if device is not None:
+        config.device = device
+    return config
+
+
+def _raise_out_of_memory(config: TrainConfig, device: torch.device, epoch: int, iteration: int) -> None:
+    smaller = max(1, config.batch_size // 2)
+    raise UserFacingError(
+        f"out of {device.type.upper()} memory at batch size {config.batch_size} (epoch {epoch}, iteration {iteration}); "
+        f"try a smaller batch size, such as {smaller}"
+    ) from None
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    message = str(exc)
+    return isinstance(exc, RuntimeError) and ("out of memory" in message or "can't allocate memory" in message)
+
+
+def epoch_sample_grid(
+    model: UNet, objective: Objective, config: TrainConfig, device: torch.device
+) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+    """The epoch's sample grid, always from the same seed so epochs compare like for like."""
+    if config.epoch_samples <= 0:
+        return None, None
+    generator = make_generator(config.seed, device)
+    labels = None
+    count = config.epoch_samples
+    if model.num_classes:
+        per_class = max(1, config.epoch_samples // model.num_classes)
+        labels = torch.arange(model.num_classes).repeat(per_class)
+        count = labels.shape[0]
+    steps = config.epoch_sample_steps or min(EPOCH_SAMPLE_STEPS, objective.default_steps)
+    if isinstance(objective, SingleStepObjective):
+        steps = None  # one jump, whatever the setting
+    x_start = pure_noise((count, *MNIST_SHAPE), generator, device)
+    model.eval()
+    try:
+        for frame in compose_mnist_sampler(model, objective, x_start, generator, labels=labels, steps=steps):
+            final = frame.x_t
+    finally:
+        model.train()
+    low, high = MNIST_VALUE_RANGE
+    return final.clamp(low, high), labels
+
+
+def default_run_folder(model: str, objective: str) -> Path:
+    """A new folder under the work folder for a run, e.g. mnist-class-ddpm-20261123-142500."""
+    name = f"mnist-{model}" if model == "single-step" else f"mnist-{model}-{objective}"
+    return work_folder(f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def train_on_mnist(
+    config: TrainConfig, out_dir: str | Path, data_dir: Optional[str] = None, resume_from: Optional[str | Path] = None
+) -> Iterator[TrainEvent]:
+    """Load MNIST's training split (on the caller's thread: the app's worker), then train."""
+    yield from train(config, load_mnist("train", data_dir), out_dir, resume_from=resume_from)
+
+
+def train(
+    config: TrainConfig,
+    data: MnistSplit,
+    out_dir: str | Path,
+    resume_from: Optional[str | Path] = None,
+) -> Iterator[TrainEvent]:
+    """Train per `config` on `data`, writing one checkpoint per epoch to `out_dir`."""
+    config.validate()
+    device = resolve_device(config.device)
+    out_dir = Path(out_dir)
+    if resume_from is None and any(out_dir.glob("epoch-*.json")):
+        raise UserFacingError(
+            f"{out_dir} already holds checkpoints of another run: choose a new output folder, or resume that run"
+        )
+    objective = config.build_objective()
+    images, labels = data.as_float(device, config.limit)
+    num_images = images.shape[0]
+    if num_images == 0:
+        raise UserFacingError("no training images (check --limit and the data directory)")
+    model = config.build_model().to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, config.lr_gamma) if config.lr_gamma else None
+    generator = make_generator(config.seed, device)
+    first_epoch, iteration = 1, 0
+    if resume_from is not None:
+        sidecar_path = resolve_checkpoint(resume_from)
+        sidecar, state = load_training_state(sidecar_path)
+        try:
+            model.load_state_dict(read_weights(sidecar_path, sidecar))
+        except RuntimeError:
+            raise CheckpointError(f"{sidecar_path}: its weights do not match this run's model ({config.model}, hidden {config.hidden})") from None
+        _optimizer_from_safetensors(optimizer, state, sidecar["optimizer_param_groups"])
+        if scheduler is not None:
+            scheduler.last_epoch = sidecar["epoch"]
+        generator.set_state(state["generator"])
+        first_epoch, iteration = sidecar["epoch"] + 1, sidecar["iteration"]
+        if first_epoch > config.epochs:
+            raise UserFacingError(
+                f"{sidecar_path} already finished epoch {sidecar['epoch']} of {config.epochs}; pass a larger --epochs"
+            )
+
+    batches_per_epoch = (num_images + config.batch_size - 1) // config.batch_size
+    hyperparameters = dataclasses.asdict(config)
+    for epoch in range(first_epoch, config.epochs + 1):
+        model.train()
+        epoch_start = time.perf_counter()
+        window_start, window_losses, window_images = epoch_start, [], 0
+        epoch_loss_sum = torch.zeros((), device=device)
+        order = torch.randperm(num_images, generator=generator, device=device)
+        for batch_index in range(batches_per_epoch):
+            index = order[batch_index * config.batch_size : (batch_index + 1) * config.batch_size]
+            x = images[index]
+            cond = None
+            if model.num_classes:
+                cond = class_condition_with_dropout(labels[index], model.num_classes, config.p_uncond, generator)
+            try:
+                loss = objective.training_loss(model, x, cond, generator)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            except (RuntimeError, torch.OutOfMemoryError) as exc:
+                if _is_out_of_memory(exc):
+                    _raise_out_of_memory(config, device, epoch, iteration + 1)
+                raise
+            iteration += 1
+            window_losses.append(loss.detach())
+            window_images += x.shape[0]
+            epoch_loss_sum += loss.detach()
+            last_batch = batch_index == batches_per_epoch - 1
+            if len(window_losses) >= config.log_every or last_batch:
+                values = torch.stack(window_losses).tolist()  # one device sync per window
+                first_iteration = iteration - len(values) + 1
+                for offset, value in enumerate(values):
+                    if value != value or value in (float("inf"), float("-inf")):
+                        raise TrainingDiverged(
+                            f"loss became {value} at epoch {epoch}, iteration {first_iteration + offset}; "
+                            "lower --lr or resume from the last checkpoint"
+                        )
+                yield LossEvent(
+                    epoch=epoch,
+                    iteration=iteration,
+                    loss=sum(values) / len(values),
+                    losses=values,
+                    lr=optimizer.param_groups[0]["lr"],
+                    images_per_second=window_images / max(time.perf_counter() - window_start, 1e-9),
+                    epoch_iteration=batch_index + 1,
+                    epoch_iterations=batches_per_epoch,
+                )
+                # The clock restarts when the caller asks for more, so a pause is not counted.
+                window_start, window_losses, window_images = time.perf_counter(), [], 0
+        if scheduler is not None:
+            scheduler.step()
+        mean_loss = float(epoch_loss_sum) / batches_per_epoch
+        samples, sample_labels = epoch_sample_grid(model, objective, config, device)
+        tensors, groups = _optimizer_to_safetensors(optimizer)
+        tensors["generator"] = generator.get_state()
+        sidecar = {
+            "architecture": config.architecture_spec(),
+            "objective": objective.to_dict(),
+            "hyperparameters": hyperparameters,
+            "epochs": config.epochs,
+            "iteration": iteration,
+            "mean_loss": mean_loss,
+            "lr": optimizer.param_groups[0]["lr"],
+            "device": str(device),
+            "data": {
+                "dataset": "mnist",
+                "split": "train",
+                "images": num_images,
+                "limit": config.limit,
+                "value_range": MNIST_VALUE_RANGE,
+            },
+            "optimizer_param_groups": groups,
+        }
+        checkpoint = save_checkpoint(out_dir, epoch, model, sidecar, tensors)
+        yield EpochEvent(
+            epoch=epoch,
+            iteration=iteration,
+            mean_loss=mean_loss,
+            checkpoint=checkpoint,
+            samples=None if samples is None else samples.cpu(),
+            sample_labels=sample_labels,
+            seconds=time.perf_counter() - epoch_start,
+        )
+

@@ -1,0 +1,85 @@
+"""The IF dock's runs: its task, a part A experiment, a branch from the step on screen, and stage II
+on a finished stage I run. The dock says what to run; the sampling controller runs it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QObject
+
+from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS, part_a_requests
+from diffusion_stepper.core.deepfloyd_if.tasks import BranchPoint
+from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.frames import Trajectory
+from diffusion_stepper.core.io.trajectory_file import save_trajectory
+from diffusion_stepper.core.paths import work_folder
+from diffusion_stepper.core.session import Session
+from diffusion_stepper.visualizer.controllers.sampling import SamplingController
+
+
+class IFRunsController(QObject):
+    def __init__(self, session: Session, dock, sampling: SamplingController, parent: QObject | None = None):
+        super().__init__(parent)
+        self.session, self.dock, self.sampling = session, dock, sampling
+
+    def run(self) -> None:
+        """The dock's task; an SDEdit strip (several i_start) is compared side by side."""
+        self.dock.raise_()
+        try:
+            requests = self.dock.requests()
+        except UserFacingError as exc:
+            self.sampling.messages.error(str(exc))
+            return
+        self.sampling.start(lambda: requests, compare=len(requests) > 1)
+
+    def run_experiment(self, key: str) -> None:
+        """A part A experiment in one click, with the dock's model, embeddings, image and seed."""
+        self.dock.raise_()
+        try:
+            requests = part_a_requests(key, self.dock.settings(task="sample"))  # each experiment sets its own i_start and t
+        except UserFacingError as exc:
+            self.sampling.messages.error(str(exc))
+            return
+        self.sampling.start(lambda: requests, compare=PART_A_EXPERIMENTS[key].compare and len(requests) > 1)
+
+    def branch_from_step(self) -> None:
+        """Continue the active IF run from the step on screen with the dock's prompt, γ and seed, as
+        a new run compared beside it."""
+        run = self.session.active
+        if run is None or self.session.view(run).pending:
+            self.sampling.messages.error("no step to branch from: run IF (Ctrl+R) or open an IF trajectory, then pick a step")
+            return
+
+        def branch_requests() -> list:
+            meta = run.trajectory.meta
+            point = BranchPoint.from_run(meta, run.trajectory.frames, self.session.view(run).index, source=run.name)
+            request = self.dock.requests(task=meta["params"].get("task", "sample"))[0]
+            request.branch = point
+            if Path(str(meta.get("checkpoint", ""))).is_dir():  # the same stage I folder the run used
+                request.model_dir, request.size = str(meta["checkpoint"]), None
+            return [request]
+
+        self.sampling.start(branch_requests, compare=True, also_compare=[run.id])
+
+    def upscale_active_run(self) -> None:
+        """Stage II on the active stage I run's result, as a stepped run of its own."""
+
+        def upscale_requests() -> list:
+            run = self.session.finished_active_run("upscale")
+            meta = run.trajectory.meta
+            if meta.get("params", {}).get("stage") != 1:
+                raise UserFacingError("upscaling takes a finished IF stage I run: run IF (Ctrl+R) or open one, then Ctrl+U")
+            request = self.dock.requests(task="upscale")[0]
+            # stage II reads the final sample from a file, which also records where it came from
+            source = Trajectory(meta, [run.trajectory.frames[-1]], run.trajectory.labels)
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            try:
+                request.image = str(save_trajectory(source, work_folder("upscale-inputs", f"run-{run.id}-{stamp}.npz")))
+            except OSError as exc:
+                raise UserFacingError(f"could not write the stage II input: {exc}") from None
+            request.prompt = list(meta.get("prompts") or request.prompt)[:1]
+            return [request]
+
+        self.sampling.start(upscale_requests)
+

@@ -1,0 +1,124 @@
+"""Sampling: requests run one after another on the job runner, each becoming a run of the session
+whose frames appear as they are produced."""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from typing import Callable, Optional, Sequence
+
+from PySide6.QtCore import QObject, Signal
+
+from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.session import CANCELLED, DONE, FAILED, Session
+from diffusion_stepper.visualizer.controllers.messages import Messages
+from diffusion_stepper.visualizer.worker import DONE as JOB_DONE
+from diffusion_stepper.visualizer.worker import Job, RunHeader, sampling_items
+
+
+class SamplingController(QObject):
+    busy_changed = Signal(bool)  # the docks enable Cancel and disable Run while busy
+    progress = Signal(int, int)  # frames done, frames in all; (0, 0) while the model loads
+    started = Signal(bool)  # a batch of runs began; True when they are compared side by side
+
+    def __init__(self, session: Session, messages: Messages, parent: QObject | None = None):
+        super().__init__(parent)
+        self.session, self.messages = session, messages
+        self.job: Optional[Job] = None
+        self.pending: list = []  # requests waiting their turn (a guidance sweep, an SDEdit strip)
+        self._compare = False
+        self._run_id: Optional[int] = None  # the run the current job fills
+        self._started_at = 0.0
+
+    @property
+    def busy(self) -> bool:
+        return self.job is not None or bool(self.pending)
+
+    def start(self, make_requests: Callable[[], list], compare: bool = False, also_compare: Sequence[int] = ()) -> bool:
+        """Run the requests `make_requests()` gives, in order. Runs of a comparison replace the
+        compared set (after the runs in `also_compare`). A bad setting is reported and runs nothing."""
+        if self.busy:
+            self.messages.show("Already sampling: wait for it, or press Esc to cancel", 5000)
+            return False
+        try:
+            requests = list(make_requests())
+        except UserFacingError as exc:
+            self.messages.error(str(exc))
+            return False
+        if not requests:
+            self.messages.error("nothing to sample with these settings")
+            return False
+        if compare:
+            for run_id in list(self.session.compared_ids):
+                self.session.set_compared(run_id, False)
+            for run_id in also_compare:
+                self.session.set_compared(run_id, True)
+        self.pending, self._compare = requests, compare
+        self.started.emit(compare)
+        self.busy_changed.emit(True)
+        self._start_next()
+        return True
+
+    def cancel(self) -> None:
+        """Stop at the next step (the frames so far stay) and drop the runs still waiting."""
+        self.pending = []
+        if self.job is not None:
+            self.job.cancel()
+            self.messages.show("Cancelling at the next step…", 0)
+
+    def stop(self) -> None:
+        """Cancel and wait for the worker: the window is closing."""
+        self.pending = []
+        if self.job is not None:
+            self.job.stop()
+
+    def _start_next(self) -> None:
+        request = self.pending.pop(0)
+        self._started_at, self._run_id = time.monotonic(), None
+        self.job = Job(partial(sampling_items, request), self)
+        self.job.item.connect(self._on_item)
+        self.job.finished.connect(self._on_finished)
+        self.job.failed.connect(self._on_failed)
+        self.progress.emit(0, 0)
+        self.messages.show("Loading the model…", 0)
+        self.job.start()
+
+    def _on_item(self, item) -> None:
+        if isinstance(item, RunHeader):
+            run = self.session.add_run(item.meta, item.num_frames, item.labels)
+            self._run_id = run.id
+            if self._compare:
+                self.session.set_compared(run.id, True)
+            self.progress.emit(0, item.num_frames)
+            self.messages.show(f"Sampling {run.name}…", 0)
+            return
+        self.session.append_frame(self._run_id, item)
+        run = self.session.run(self._run_id)
+        if run is not None:
+            self.progress.emit(item.index + 1, run.expected_frames)
+
+    def _on_finished(self, outcome: str) -> None:
+        seconds = time.monotonic() - self._started_at
+        run = self.session.run(self._run_id)
+        self.job = None
+        if run is not None:
+            self.session.finish_run(run.id, DONE if outcome == JOB_DONE else CANCELLED)
+        if outcome != JOB_DONE:
+            self.pending = []
+            self.messages.show(f"Cancelled after {run.produced if run else 0} frames")
+        elif run is not None:
+            self.messages.show(f"Sampled {run.produced} frames in {seconds:.1f} s: scrub with ← →, play with Space")
+        self._next_or_idle()
+
+    def _on_failed(self, message: str) -> None:
+        self.job, self.pending = None, []
+        if self._run_id is not None:
+            self.session.finish_run(self._run_id, FAILED, message)
+        self.messages.error(f"Sampling failed: {message}")
+        self._next_or_idle()
+
+    def _next_or_idle(self) -> None:
+        if self.pending:
+            self._start_next()
+        else:
+            self.busy_changed.emit(False)

@@ -1,0 +1,144 @@
+"""Training: one run of `core.mnist.training` on the job runner, with Pause, Stop and Resume.
+
+Pause holds the worker between two loss events; Stop closes the generator, so only whole epochs
+are ever saved and the last checkpoint stays as it was. The loss history and a one-line readout
+of where the run stands are kept here for the Train tab to show.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Optional
+
+from PySide6.QtCore import QObject, Signal
+
+from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.mnist.training import EpochEvent, LossEvent, TrainConfig, config_for_resume, train_on_mnist
+from diffusion_stepper.core.training_progress import LossHistory
+from diffusion_stepper.visualizer.worker import DONE as JOB_DONE
+from diffusion_stepper.visualizer.worker import Job
+
+IDLE, TRAINING, PAUSED = "idle", "training", "paused"
+
+
+class TrainingController(QObject):
+    state_changed = Signal(str)
+    readout_changed = Signal(str)  # one line: epoch, batch, loss, speed, time left; or how the run ended
+    launched = Signal(object)  # the run's folder: a new loss curve begins
+    progressed = Signal()  # new losses or a finished epoch are in `history`
+    epoch_finished = Signal(object)  # the EpochEvent: its samples and checkpoint
+    checkpoint_saved = Signal(str)
+    failed = Signal(str)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.job: Optional[Job] = None
+        self.state = IDLE
+        self.config: Optional[TrainConfig] = None
+        self.run_dir: Optional[Path] = None
+        self.history = LossHistory()
+        self.last_checkpoint: Optional[Path] = None
+        self.data_dir: Optional[str] = None  # MNIST's folder; None: the default places
+
+    def start(self, config: TrainConfig, out_dir: Path) -> bool:
+        """Train a new run into `out_dir`."""
+        if self.state != IDLE:
+            self.failed.emit("a training run is already going: stop it first")
+            return False
+        return self._launch(config, out_dir, None)
+
+    def resume(self, run_dir: str | Path, epochs: int, device: str) -> bool:
+        """Continue a run from its last checkpoint, up to `epochs`."""
+        if self.state != IDLE:
+            self.failed.emit("a training run is already going: stop it first")
+            return False
+        try:
+            config = config_for_resume(run_dir, epochs=epochs, device=device)
+        except UserFacingError as exc:
+            self.failed.emit(str(exc))
+            return False
+        config.log_every = 1  # every iteration reaches the plot, and Pause acts within one batch
+        return self._launch(config, Path(run_dir), Path(run_dir))
+
+    def _launch(self, config: TrainConfig, out_dir: Path, resume_from: Optional[Path]) -> bool:
+        self.config, self.run_dir, self.history, self.last_checkpoint = config, out_dir, LossHistory(), None
+        self.launched.emit(out_dir)
+        self.readout_changed.emit("Loading MNIST…")
+        self.job = Job(partial(train_on_mnist, config, out_dir, self.data_dir, resume_from), self)
+        self.job.item.connect(self._on_event)
+        self.job.finished.connect(self._on_finished)
+        self.job.failed.connect(self._on_failed)
+        self.job.held.connect(self._on_held)
+        self._set_state(TRAINING)
+        self.job.start()
+        return True
+
+    def toggle_pause(self) -> None:
+        if self.job is None:
+            return
+        if self.state == TRAINING:
+            self.job.pause()
+            self._set_state(PAUSED)
+            self.readout_changed.emit("Pausing after this batch…")
+        elif self.state == PAUSED:
+            self.job.resume()
+            self._set_state(TRAINING)
+
+    def stop(self) -> None:
+        """Stop after the current batch; finished epochs keep their checkpoints."""
+        if self.job is not None:
+            self.job.cancel()
+            self.readout_changed.emit("Stopping after this batch…")
+
+    def shutdown(self) -> None:
+        """Stop and wait for the worker: the window is closing."""
+        if self.job is not None:
+            self.job.stop()
+
+    def _readout(self) -> str:
+        return self.history.readout(self.config.epochs, self.config.batch_size)
+
+    def _on_held(self) -> None:
+        if self.state == PAUSED:  # the batch in flight is done: now it really is paused
+            self.readout_changed.emit(self._readout() + " · paused")
+
+    def _on_event(self, event) -> None:
+        if isinstance(event, LossEvent):
+            self.history.add_losses(event)
+            if self.state == TRAINING:
+                self.readout_changed.emit(self._readout())
+        elif isinstance(event, EpochEvent):
+            self.history.add_epoch(event)
+            self.last_checkpoint = event.checkpoint
+            self.epoch_finished.emit(event)
+            self.checkpoint_saved.emit(str(event.checkpoint))
+        self.progressed.emit()
+
+    def _kept(self) -> str:
+        return f"last checkpoint {self.last_checkpoint}" if self.last_checkpoint else "no epoch finished, so no checkpoint"
+
+    def _on_finished(self, outcome: str) -> None:
+        last = self.history.last
+        self._end()
+        if outcome == JOB_DONE:
+            epochs = self.config.epochs
+            self.readout_changed.emit(f"Finished {epochs} epoch{'s' if epochs > 1 else ''} · {self._kept()}")
+        else:
+            where = f" at epoch {last.epoch}, iteration {last.iteration}" if last else ""
+            self.readout_changed.emit(f"Stopped{where} · {self._kept()}")
+
+    def _on_failed(self, message: str) -> None:
+        self._end()
+        kept = f"; the last checkpoint is intact: {self.last_checkpoint}" if self.last_checkpoint else ""
+        self.readout_changed.emit(f"Training stopped: {message}")
+        self.failed.emit(f"Training stopped: {message}{kept}")
+
+    def _end(self) -> None:
+        self.job = None
+        self.progressed.emit()
+        self._set_state(IDLE)
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.state_changed.emit(state)

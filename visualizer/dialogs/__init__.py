@@ -1,0 +1,1 @@
+"""Dialogs: the export options, crop to a square, and the mask and sketch editors."""

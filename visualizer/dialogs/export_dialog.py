@@ -1,0 +1,103 @@
+"""The export dialog: which panels, which frames, how fast and how big, GIF or MP4."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.frames import Trajectory
+from diffusion_stepper.visualizer.widgets.panels import panel_title
+
+
+@dataclass
+class ExportOptions:
+    panels: list[str]  # frame fields, left to right
+    start: int
+    end: int
+    every: int = 1
+    fps: float = 10.0
+    scale: int = 4
+    format: str = "gif"  # "gif" or "mp4"
+
+
+def exportable_fields(trajectory: Trajectory) -> list[str]:
+    noise = [trajectory.noise_field] if trajectory.noise_field else []
+    return ["x_t", "x0_hat"] + noise + trajectory.extra_names()
+
+
+class ExportDialog(QDialog):
+    def __init__(self, trajectory: Trajectory, fps: float, visible_fields: list[str], parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Export animation")
+        last = len(trajectory) - 1
+        self.checks: dict[str, QCheckBox] = {}
+        panel_row = QWidget()
+        panel_layout = QHBoxLayout(panel_row)
+        panel_layout.setContentsMargins(0, 0, 0, 0)
+        for name in exportable_fields(trajectory):
+            check = QCheckBox(panel_title(name).split("  ")[0])
+            check.setToolTip(panel_title(name))
+            check.setChecked(name in visible_fields)
+            self.checks[name] = check
+            panel_layout.addWidget(check)
+        self.start = QSpinBox()
+        self.start.setRange(0, last)
+        self.end = QSpinBox()
+        self.end.setRange(0, last)
+        self.end.setValue(last)
+        self.every = QSpinBox()
+        self.every.setRange(1, max(1, last))
+        self.every.setToolTip("Keep every k-th frame (the last one is always kept)")
+        self.fps = QDoubleSpinBox()
+        self.fps.setRange(0.5, 50.0)
+        self.fps.setValue(fps)
+        self.scale = QSpinBox()
+        self.scale.setRange(1, 16)
+        self.scale.setValue(4)
+        self.scale.setSuffix("×")
+        self.format = QComboBox()
+        self.format.addItem("GIF (loops in any browser)", "gif")
+        self.format.addItem("MP4 (H.264, for slides)", "mp4")
+        form = QFormLayout()
+        form.addRow("Panels", panel_row)
+        form.addRow("From frame", self.start)
+        form.addRow("To frame", self.end)
+        form.addRow("Every", self.every)
+        form.addRow("Frames per second", self.fps)
+        form.addRow("Scale", self.scale)
+        form.addRow("Format", self.format)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    def options(self) -> ExportOptions:
+        panels = [name for name, check in self.checks.items() if check.isChecked()]
+        if not panels:
+            raise UserFacingError("tick at least one panel to export")
+        if self.start.value() > self.end.value():
+            raise UserFacingError(f"the frame range {self.start.value()}–{self.end.value()} is empty")
+        return ExportOptions(
+            panels=panels,
+            start=self.start.value(),
+            end=self.end.value(),
+            every=self.every.value(),
+            fps=self.fps.value(),
+            scale=self.scale.value(),
+            format=self.format.currentData(),
+        )

@@ -1,0 +1,200 @@
+"""The Step view: the active run at the current step. Its image panels (x_t, x̂₀, the noise
+estimate and the extras strip), the update rule with this step's numbers, the histogram against
+theory and the schedule with a cursor. Each part can be shown or hidden (`set_part_visible`)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtWidgets import QBoxLayout, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
+
+from diffusion_stepper.core.deepfloyd_if.sampling import make_view
+from diffusion_stepper.core.diffusion.equations import step_equation
+from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA, frame_histograms, known_clean_image, schedule_curves
+from diffusion_stepper.core.session import Run, Session
+from diffusion_stepper.visualizer.views.common import NOISE, PANEL_KEYS, CoalescedRefresh, field_for
+from diffusion_stepper.visualizer.widgets.equation import EquationPanel
+from diffusion_stepper.visualizer.widgets.panels import ImagePanel, panel_title
+from diffusion_stepper.visualizer.widgets.plots import HistogramPlot, SchedulePlot
+
+EXTRAS = "extras"  # the key of the extras strip
+EQUATION, HISTOGRAM, SCHEDULE = "equation", "histogram", "schedule"
+PART_KEYS = PANEL_KEYS + (EQUATION, HISTOGRAM, SCHEDULE, EXTRAS)  # what View ▸ Show … toggles (keys 1-7)
+WIDE_GRID = 1.6  # a grid this much wider than tall stacks the panels vertically
+
+
+class StepView(QWidget):
+    """The active run at the current step: image panels, the update rule, histogram, schedule."""
+
+    def __init__(self, session: Session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.panels = {key: ImagePanel(key if key != NOISE else "eps_hat") for key in PANEL_KEYS}
+        self.panel_box = QBoxLayout(QBoxLayout.Direction.TopToBottom)
+        self.panel_box.setContentsMargins(0, 0, 0, 0)
+        for panel in self.panels.values():
+            self.panel_box.addWidget(panel, 1)
+        self.empty_message = QLabel("Press Generate (Enter) to sample the digits 0–9, or open a trajectory (Ctrl+O).")
+        self.empty_message.setObjectName("emptyMessage")
+        self.empty_message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.panel_box.addWidget(self.empty_message)
+        # The extras strip: a smaller panel per extra image the run carries (CFG's two estimates,
+        # each anagram view, a hybrid's two parts, the mask and the original, ...).
+        self.extra_panels: dict[str, ImagePanel] = {}
+        self.extras_area = QWidget()
+        self.extras_box = QHBoxLayout(self.extras_area)
+        self.extras_box.setContentsMargins(0, 0, 0, 0)
+        self.extras_area.setVisible(False)
+        self.note = QLabel("")
+        self.note.setObjectName("runNote")
+        self.note.setWordWrap(True)
+        self.note.setVisible(False)
+        panel_column = QVBoxLayout()
+        panel_column.setContentsMargins(0, 0, 0, 0)
+        panel_column.addWidget(self.note)
+        panel_column.addLayout(self.panel_box, 3)
+        panel_column.addWidget(self.extras_area, 1)
+        panel_area = QWidget()
+        panel_area.setLayout(panel_column)
+
+        self.equation = EquationPanel()
+        self.histogram = HistogramPlot()
+        self.schedule = SchedulePlot()
+        plots = QSplitter(Qt.Orientation.Horizontal)
+        plots.addWidget(self.histogram)
+        plots.addWidget(self.schedule)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(panel_area)
+        self.splitter.addWidget(self.equation)
+        self.splitter.addWidget(plots)
+        self.splitter.setStretchFactor(0, 5)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(2, 2)
+        self.splitter.setSizes([460, 170, 270])  # the images get most of the height
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.splitter)
+        self.parts = dict.fromkeys(PART_KEYS, True)  # which parts are shown
+        self.through_second_view = False  # anagrams: show the main panels as the second view sees them
+        self._schedule_for: Optional[int] = None  # the run whose schedule the plot shows
+        self.refresher = CoalescedRefresh(session, self.refresh, self)
+        self.refresh()
+
+    def set_part_visible(self, key: str, visible: bool) -> None:
+        """Show or hide one part: an image panel, the extras strip, the equation or a plot."""
+        self.parts[key] = visible
+        plain_widgets = {EQUATION: self.equation, HISTOGRAM: self.histogram, SCHEDULE: self.schedule}
+        if key in plain_widgets:
+            plain_widgets[key].setVisible(visible)
+        else:
+            self.refresh()  # whether an image panel shows also depends on the run
+
+    def visible_fields(self, run: Run) -> list[str]:
+        """The frame fields of the image panels on screen, for exports (x_t if none is)."""
+        fields = (field_for(run, key) for key in PANEL_KEYS if self.parts[key])
+        return [name for name in fields if name is not None] or ["x_t"]
+
+    def set_zoom(self, zoom: int) -> None:
+        for panel in self.panels.values():
+            panel.set_zoom(zoom)
+
+    @property
+    def zoom_factor(self) -> int:
+        """The integer zoom the image panels show at now."""
+        return self.panels["x_t"].factor
+
+    def save_layout(self) -> QByteArray:
+        """The sizes of the images, the equation and the plots, for the next launch."""
+        return self.splitter.saveState()
+
+    def restore_layout(self, state: Optional[QByteArray]) -> None:
+        if state is not None:
+            self.splitter.restoreState(state)
+
+    def set_through_second_view(self, on: bool) -> None:
+        self.through_second_view = on
+        self.refresh()
+
+    def _second_view(self, run):
+        """The anagram's second view, when the toggle is on and the run is an anagram; else None."""
+        views = run.trajectory.meta.get("params", {}).get("views") or []
+        if not self.through_second_view or len(views) < 2:
+            return None
+        return make_view(views[1])
+
+    def _sync_extra_panels(self, run) -> list[str]:
+        """One panel per extra image of the run, in the run's order; returns the names shown."""
+        names = [] if run is None or not self.parts[EXTRAS] else run.trajectory.extra_names()
+        if list(self.extra_panels) != names:
+            for panel in self.extra_panels.values():
+                self.extras_box.removeWidget(panel)
+                panel.deleteLater()
+            self.extra_panels = {name: ImagePanel(name) for name in names}
+            for panel in self.extra_panels.values():
+                self.extras_box.addWidget(panel, 1)
+        self.extras_area.setVisible(bool(names))
+        return names
+
+    def refresh(self) -> None:
+        run = self.session.active
+        self.empty_message.setVisible(run is None)
+        note = "" if run is None else str(run.trajectory.meta.get("note", ""))
+        self.note.setText(note)
+        self.note.setVisible(bool(note))
+        for key, panel in self.panels.items():
+            panel.setVisible(run is not None and self.parts[key] and field_for(run, key) is not None)
+        extra_names = self._sync_extra_panels(run)
+        if run is None:
+            self.equation.show_lines("Update rule", ["No run yet."])
+            self.histogram.clear_frame()
+            self.schedule.set_schedule(None, "")
+            self._schedule_for = None
+            return
+        if self._schedule_for != run.id:
+            self._schedule_for = run.id
+            self.schedule.set_schedule(
+                schedule_curves(run.trajectory.meta), "no schedule: the single-step denoiser jumps in one step"
+            )
+        view = self.session.view(run)
+        if view.pending:
+            for panel in list(self.panels.values()) + list(self.extra_panels.values()):
+                panel.show_pending()
+            self.equation.show_lines("Update rule", [f"step {view.index}: pending, the worker has not reached it yet"])
+            return
+        frame, trajectory = view.frame, run.trajectory
+        second_view = self._second_view(run)
+        for name in extra_names:
+            images = frame.extras.get(name)
+            if images is None and name == CLEAN_EXTRA:  # a run may carry the original on one frame only
+                images = known_clean_image(trajectory)
+            if images is None:  # e.g. CFG's parts on the final frame, which has no estimate: blank
+                images = torch.zeros_like(frame.x_t)
+            self.extra_panels[name].show_images(images, trajectory.value_range, trajectory.labels, name)
+        for key, panel in self.panels.items():
+            name = field_for(run, key)
+            if name is not None and panel.isVisibleTo(self):
+                images, title = frame.image(name), panel_title(name)
+                if second_view is not None:
+                    images, title = second_view.apply(images), f"{title}   (seen through {second_view.name})"
+                panel.set_title(title)
+                panel.show_images(images, trajectory.value_range, trajectory.labels, name)
+                # inpainting: tint the region being made anew over x_t and x̂₀
+                panel.set_overlay(frame.extras.get("mask") if key in ("x_t", "x0_hat") else None, trajectory.labels)
+        self._orient_panels()
+        self.equation.show_lines(f"Update rule: {trajectory.meta.get('algorithm', '')}", step_equation(trajectory.meta, frame))
+        self.histogram.show_histograms(frame_histograms(trajectory, frame))
+        if self.schedule.schedule is not None:
+            self.schedule.set_cursor(frame.t)
+
+    def _orient_panels(self) -> None:
+        grid = self.panels["x_t"].grid
+        if grid is None:
+            return
+        wide = grid.shape[1] > WIDE_GRID * grid.shape[0]
+        direction = QBoxLayout.Direction.TopToBottom if wide else QBoxLayout.Direction.LeftToRight
+        if self.panel_box.direction() != direction:
+            self.panel_box.setDirection(direction)
+
+

@@ -1,0 +1,1 @@
+"""Reusable widgets: image panels, the equation panel, plots, the timeline and form helpers."""

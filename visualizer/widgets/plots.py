@@ -1,0 +1,169 @@
+"""The noise histogram and the schedule plot. Their pyqtgraph items are created once and
+updated with setData; the numbers come from diffusion_stepper.core.diffusion.theory."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+
+from diffusion_stepper.core.diffusion.theory import FrameHistograms, ScheduleCurves
+from diffusion_stepper.core.training_progress import LossHistory
+
+X_T_COLOUR = (90, 160, 255)
+NOISE_COLOUR = (255, 165, 60)
+THEORY_WIDTH = 2
+RAW_LOSS_COLOUR = (140, 190, 255, 150)
+SMOOTH_LOSS_COLOUR = (255, 165, 60)
+
+
+def _bars(colour: tuple[int, int, int], name: str) -> pg.PlotDataItem:
+    return pg.PlotDataItem(
+        stepMode="center", fillLevel=0, pen=pg.mkPen(colour, width=1), brush=pg.mkBrush(*colour, 70), name=name
+    )
+
+
+def _theory(colour: tuple[int, int, int], name: str) -> pg.PlotDataItem:
+    return pg.PlotDataItem(pen=pg.mkPen(colour, width=THEORY_WIDTH, style=Qt.PenStyle.DashLine), name=name)
+
+
+class HistogramPlot(pg.PlotWidget):
+    """Histograms of x_t and the noise estimate at the current frame, with theory's densities."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent=parent)
+        self.setTitle("Pixel values")
+        self.setLabel("bottom", "value")
+        self.setLabel("left", "density")
+        self.setMouseEnabled(x=False, y=False)
+        self.legend = self.addLegend(offset=(-10, 10))
+        self.x_t_bars = _bars(X_T_COLOUR, "x_t")
+        self.noise_bars = _bars(NOISE_COLOUR, "ε̂")
+        self.x_t_theory = _theory(X_T_COLOUR, "x_t theory")
+        self.noise_theory = _theory(NOISE_COLOUR, "N(0, 1)")
+        for item in (self.x_t_bars, self.noise_bars, self.x_t_theory, self.noise_theory):
+            self.addItem(item)
+        self.note = pg.TextItem("", color=(200, 200, 200), anchor=(0, 0))
+        self.note.setParentItem(self.getPlotItem().vb)
+        self.note.setPos(8, 4)
+        self.setXRange(-4, 4, padding=0)
+        self.enableAutoRange(axis="y")
+
+    def show_histograms(self, histograms: FrameHistograms) -> None:
+        self._show(self.x_t_bars, histograms.edges, histograms.x_t)
+        self._show(self.noise_bars, histograms.edges, histograms.noise)
+        noise_symbol = "v̂" if histograms.noise_name == "v_hat" else "ε̂"
+        self._rename(self.noise_bars, noise_symbol)
+        theory = histograms.x_t_theory
+        self._show(self.x_t_theory, None if theory is None else theory.x, None if theory is None else theory.y)
+        self._rename(self.x_t_theory, "x_t theory" if theory is None else f"x_t: {theory.label}")
+        theory = histograms.noise_theory
+        self._show(self.noise_theory, None if theory is None else theory.x, None if theory is None else theory.y)
+        self.note.setText(f"x_t theory: {histograms.x_t_note}")
+
+    def clear_frame(self) -> None:
+        for item in (self.x_t_bars, self.noise_bars, self.x_t_theory, self.noise_theory):
+            item.setVisible(False)
+        self.note.setText("")
+
+    @staticmethod
+    def _show(item: pg.PlotDataItem, x: Optional[np.ndarray], y: Optional[np.ndarray]) -> None:
+        if y is None:
+            item.setVisible(False)
+            return
+        item.setData(x, y)
+        item.setVisible(True)
+
+    def _rename(self, item: pg.PlotDataItem, name: str) -> None:
+        if item.name() == name:
+            return
+        item.opts["name"] = name
+        for sample, label in self.legend.items:
+            if sample.item is item:
+                label.setText(name)
+
+
+class SchedulePlot(pg.PlotWidget):
+    """The run's schedule over t with a cursor at the current step."""
+
+    CURVE_COLOURS = ((90, 160, 255), (255, 165, 60))
+
+    def __init__(self, parent=None):
+        super().__init__(parent=parent)
+        self.setTitle("Schedule")
+        self.setMouseEnabled(x=False, y=False)
+        self.legend = self.addLegend(offset=(-10, 10))
+        self.curves = [pg.PlotDataItem(pen=pg.mkPen(colour, width=2), name=" ") for colour in self.CURVE_COLOURS]
+        for curve in self.curves:
+            self.addItem(curve)
+        self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((240, 240, 240), width=2))
+        self.addItem(self.cursor)
+        self.message = pg.TextItem("", color=(200, 200, 200), anchor=(0.5, 0.5))
+        self.addItem(self.message, ignoreBounds=True)
+        self.setYRange(0, 1.02, padding=0)
+        self.schedule: Optional[ScheduleCurves] = None
+
+    def set_schedule(self, schedule: Optional[ScheduleCurves], empty_message: str = "") -> None:
+        self.schedule = schedule
+        if schedule is None:
+            for curve in self.curves:
+                curve.setVisible(False)
+            self.cursor.setVisible(False)
+            self.message.setText(empty_message)
+            self.message.setPos(0.5, 0.5)
+            self.setXRange(0, 1, padding=0)
+            return
+        self.message.setText("")
+        self.setLabel("bottom", schedule.x_label)
+        for curve, data in zip(self.curves, schedule.curves):
+            curve.setData(data.x, data.y)
+            curve.setVisible(True)
+            curve.opts["name"] = data.label
+        for (sample, label), data in zip(self.legend.items, schedule.curves):
+            label.setText(data.label)
+        self.cursor.setVisible(True)
+        low, high = schedule.curves[0].x[0], schedule.curves[0].x[-1]
+        self.setXRange(low, high, padding=0.02)
+
+    def set_cursor(self, t: float) -> None:
+        self.cursor.setValue(t)
+
+
+class LossPlot(pg.PlotWidget):
+    """Raw and smoothed loss per iteration, epoch markers, log scale on a toggle."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent=parent)
+        self.setTitle("Training loss")
+        self.setLabel("bottom", "iteration")
+        self.setLabel("left", "loss")
+        self.addLegend(offset=(-10, 30))
+        self.raw = pg.PlotDataItem(pen=pg.mkPen(RAW_LOSS_COLOUR, width=1), name="per iteration")
+        self.smoothed = pg.PlotDataItem(pen=pg.mkPen(SMOOTH_LOSS_COLOUR, width=2.5), name="smoothed")
+        self.addItem(self.raw)
+        self.addItem(self.smoothed)
+        self.markers: list[pg.InfiniteLine] = []
+
+    def show_history(self, history: LossHistory) -> None:
+        x, raw, smoothed = history.arrays()
+        self.raw.setData(x, raw)
+        self.smoothed.setData(x, smoothed)
+        for iteration, epoch in history.epoch_ends[len(self.markers):]:
+            marker = pg.InfiniteLine(
+                iteration, angle=90, movable=False, pen=pg.mkPen((200, 200, 200), style=Qt.PenStyle.DashLine),
+                label=f"epoch {epoch}", labelOpts={"position": 0.97, "color": (220, 220, 220)},
+            )
+            self.addItem(marker)
+            self.markers.append(marker)
+
+    def clear_history(self) -> None:
+        for marker in self.markers:
+            self.removeItem(marker)
+        self.markers = []
+        self.raw.setData([], [])
+        self.smoothed.setData([], [])
+
+    def set_log_scale(self, on: bool) -> None:
+        self.setLogMode(y=on)
