@@ -17,11 +17,10 @@ import time
 
 import torch
 
-
-from diffusion_stepper.core.mnist.sampling import compose_mnist_sampler
-from diffusion_stepper.core.mnist.unet import build_unet
 from diffusion_stepper.core.diffusion.objectives import DDPMObjective, one_hot
 from diffusion_stepper.core.diffusion.schedules import evenly_spaced_timesteps
+from diffusion_stepper.core.mnist.sampling import compose_mnist_sampler
+from diffusion_stepper.core.mnist.unet import build_unet
 
 
 def plain_loop(model, objective, x, labels, guidance, steps, generator):
@@ -63,8 +62,11 @@ def main() -> None:
         return plain_loop(model, objective, start, labels, 5.0, args.steps, torch.Generator().manual_seed(1))
 
     def run_sampler():
-        frames = list(compose_mnist_sampler(model, objective, start, torch.Generator().manual_seed(1), labels=labels,
-                                            guidance=5.0, steps=args.steps))
+        frames = list(
+            compose_mnist_sampler(
+                model, objective, start, torch.Generator().manual_seed(1), labels=labels, guidance=5.0, steps=args.steps
+            )
+        )
         return frames[-1].x_t
 
     assert torch.allclose(run_plain(), run_sampler(), atol=1e-5), "the two loops disagree"
@@ -75,9 +77,17 @@ def main() -> None:
             runner()
             times.append(time.perf_counter() - begin)
     plain, sampler = statistics.median(plain_times), statistics.median(sampler_times)
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    print(f"class UNet D={args.hidden}, {labels.shape[0]} samples with CFG, {args.steps} steps, median of {args.repeats}")
-    print(f"plain loop: {plain:.3f} s   sampler with frames: {sampler:.3f} s   ratio: {sampler / plain:.3f} (goal <= 1.03)")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch "
+        f"{torch.__version__}"
+    )
+    print(
+        f"class UNet D={args.hidden}, {labels.shape[0]} samples with CFG, {args.steps} steps, median of {args.repeats}"
+    )
+    print(
+        f"plain loop: {plain:.3f} s   sampler with frames: {sampler:.3f} s   ratio: {sampler / plain:.3f} "
+        "(goal <= 1.03)"
+    )
 
 
 if __name__ == "__main__":

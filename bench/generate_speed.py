@@ -35,7 +35,13 @@ def press_generate(app, window, steps: int | None) -> tuple[float, float]:
     while window.is_sampling:
         app.processEvents()
         new_run = window.session.active if len(window.session.runs) > runs_before else None
-        if first is None and new_run is not None and new_run.produced > 0 and panel.grid is not None and not panel.pending:
+        if (
+            first is None
+            and new_run is not None
+            and new_run.produced > 0
+            and panel.grid is not None
+            and not panel.pending
+        ):
             first = time.perf_counter() - started  # the new run's first frame is drawn
         time.sleep(0.001)
     total = time.perf_counter() - started
@@ -65,13 +71,18 @@ def main() -> int:
             runs = [press_generate(app, window, steps) for _ in range(args.repeats)]
             results[label] = (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs))
             frames = window.session.active.length
-            print(f"{label}: {frames - 1} steps, first frame {results[label][0]:.3f} s, all {results[label][1]:.2f} s", file=sys.stderr)
+            print(
+                f"{label}: {frames - 1} steps, first frame {results[label][0]:.3f} s, all {results[label][1]:.2f} s",
+                file=sys.stderr,
+            )
             results[label] += (frames - 1,)
         window.close()
     default, baseline = results["default"], results["baseline"]
-    print(f"| {date.today()} | {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"Qt {os.environ['QT_QPA_PLATFORM']} | {baseline[2]} steps: {baseline[0]:.3f} / {baseline[1]:.2f} s | "
-          f"{default[2]} steps: **{default[0]:.3f} / {default[1]:.2f} s** | {baseline[1] / default[1]:.1f}× |")
+    print(
+        f"| {date.today()} | {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+        f"Qt {os.environ['QT_QPA_PLATFORM']} | {baseline[2]} steps: {baseline[0]:.3f} / {baseline[1]:.2f} s | "
+        f"{default[2]} steps: **{default[0]:.3f} / {default[1]:.2f} s** | {baseline[1] / default[1]:.1f}× |"
+    )
     return 0
 
 

@@ -81,14 +81,18 @@ def main() -> int:
         seconds = time.perf_counter() - started
         run = window.session.active
         window.close()
-    print(f"machine: {platform.node()} · {platform.processor() or platform.machine()} · {os.cpu_count()} cores · "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads) · Qt platform {os.environ['QT_QPA_PLATFORM']}")
+    print(
+        f"machine: {platform.node()} · {platform.processor() or platform.machine()} · {os.cpu_count()} cores · "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads) · Qt platform {os.environ['QT_QPA_PLATFORM']}"
+    )
     print(f"idle (baseline):  {summary(idle)}")
     print(f"sampling:         {summary(sampling)}")
     print(f"sampled {run.produced} frames of {run.trajectory[0].x_t.shape[0]} digits in {seconds:.1f} s")
     ratio = np.percentile(sampling, 99) / np.percentile(idle, 99)
-    print(f"p99 gap while sampling / idle p99: {ratio:.2f}×;  longest stall {sampling.max():.1f} ms "
-          f"({'within' if sampling.max() <= GOAL_MS else 'OVER'} the {GOAL_MS:.0f} ms goal)")
+    print(
+        f"p99 gap while sampling / idle p99: {ratio:.2f}×;  longest stall {sampling.max():.1f} ms "
+        f"({'within' if sampling.max() <= GOAL_MS else 'OVER'} the {GOAL_MS:.0f} ms goal)"
+    )
     return 0 if sampling.max() <= GOAL_MS else 1
 
 

@@ -46,8 +46,16 @@ def stage_folder(args, scratch: Path) -> Path:
     config = json.loads(Path(args.unet_config).read_text())
     torch.manual_seed(0)
     unet = UNet2DConditionModel.from_config(config).to(torch.float16)
-    common = dict(unet=unet, scheduler=DDPMScheduler(**if_scheduler_config(args.stage)), tokenizer=None, text_encoder=None,
-                  safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False)
+    common = dict(
+        unet=unet,
+        scheduler=DDPMScheduler(**if_scheduler_config(args.stage)),
+        tokenizer=None,
+        text_encoder=None,
+        safety_checker=None,
+        feature_extractor=None,
+        watermarker=None,
+        requires_safety_checker=False,
+    )
     if args.stage == 1:
         pipeline = IFPipeline(**common)
     else:
@@ -88,8 +96,12 @@ def main() -> None:
         device = stage.device
         width = stage.embedding_dim
         generator = torch.Generator().manual_seed(0)
-        table = PromptEmbeddings({"": torch.randn(1, TOKENS, width, generator=generator),
-                                  PROMPT: torch.randn(1, TOKENS, width, generator=generator)})
+        table = PromptEmbeddings(
+            {
+                "": torch.randn(1, TOKENS, width, generator=generator),
+                PROMPT: torch.randn(1, TOKENS, width, generator=generator),
+            }
+        )
         low_res = None
         if args.stage == 2:  # a random 64 px picture to upscale (stage II's time does not depend on it)
             from PIL import Image
@@ -99,9 +111,17 @@ def main() -> None:
             low_res = Path(scratch) / "low.png"
             Image.fromarray(pixels).save(low_res)
         pipeline_class = IFPipeline if args.stage == 1 else IFSuperResolutionPipeline
-        pipeline = pipeline_class(unet=stage.unet, scheduler=stage.scheduler, tokenizer=None, text_encoder=None,
-                                  safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False,
-                                  **({"image_noising_scheduler": stage.image_noising_scheduler} if args.stage == 2 else {}))
+        pipeline = pipeline_class(
+            unet=stage.unet,
+            scheduler=stage.scheduler,
+            tokenizer=None,
+            text_encoder=None,
+            safety_checker=None,
+            feature_extractor=None,
+            watermarker=None,
+            requires_safety_checker=False,
+            **({"image_noising_scheduler": stage.image_noising_scheduler} if args.stage == 2 else {}),
+        )
         pipeline.set_progress_bar_config(disable=True)
         embeds = {name: table.get(name).to(device, stage.dtype) for name in ("", PROMPT)}
         guidance = 7.0 if args.stage == 1 else 4.0
@@ -113,12 +133,26 @@ def main() -> None:
 
                 image = load_image(low_res, stage.sample_size // 4).tensor
                 extra = {"image": image.to(device, stage.dtype), "noise_level": 250}
-            pipeline(prompt_embeds=embeds[PROMPT], negative_prompt_embeds=embeds[""], num_inference_steps=args.steps,
-                     guidance_scale=guidance, generator=torch.Generator(device).manual_seed(0), output_type="pt", **extra)
+            pipeline(
+                prompt_embeds=embeds[PROMPT],
+                negative_prompt_embeds=embeds[""],
+                num_inference_steps=args.steps,
+                guidance_scale=guidance,
+                generator=torch.Generator(device).manual_seed(0),
+                output_type="pt",
+                **extra,
+            )
 
         def ours():
-            request = IFRequest(task="sample" if args.stage == 1 else "upscale", prompt=[PROMPT], steps=args.steps,
-                                guidance=guidance, image=str(low_res) if low_res else None, stage=stage, prompt_table=table)
+            request = IFRequest(
+                task="sample" if args.stage == 1 else "upscale",
+                prompt=[PROMPT],
+                steps=args.steps,
+                guidance=guidance,
+                image=str(low_res) if low_res else None,
+                stage=stage,
+                prompt_table=table,
+            )
             for _ in request.start().frames:
                 pass
 
@@ -134,11 +168,18 @@ def main() -> None:
 
     base_step = statistics.median(base_times) / args.steps
     our_step = statistics.median(our_times) / args.steps
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+    where = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+    )
     model = args.model_dir or args.unet_config or "tiny IF-architecture UNet (tests/tiny_if.py)"
-    print(f"| {date.today()} | {where}, torch {torch.__version__} | stage {'I' * args.stage}: {model}, {args.steps} steps, CFG | "
-          f"{base_step * 1000:.2f} ms | {our_step * 1000:.2f} ms | **{our_step / base_step:.3f}** | "
-          f"{max(base_peaks):.2f} / {max(our_peaks):.2f} GiB |")
+    print(
+        f"| {date.today()} | {where}, torch {torch.__version__} | stage {'I' * args.stage}: {model}, "
+        f"{args.steps} steps, CFG | "
+        f"{base_step * 1000:.2f} ms | {our_step * 1000:.2f} ms | **{our_step / base_step:.3f}** | "
+        f"{max(base_peaks):.2f} / {max(our_peaks):.2f} GiB |"
+    )
 
 
 if __name__ == "__main__":

@@ -40,9 +40,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from diffusion_stepper.core.atomic import atomic_path
+from diffusion_stepper.core.io.trajectory_file import load_trajectory
 from diffusion_stepper.core.mnist.data import load_mnist
 from diffusion_stepper.core.mnist.sampling import SampleRequest, start_sampling
-from diffusion_stepper.core.io.trajectory_file import load_trajectory
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 
@@ -126,13 +126,31 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt)
 
 
-def sample_with_cli(checkpoint: str, per_class: int, guidance: float, steps, seed: int, x0_clip) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_with_cli(
+    checkpoint: str, per_class: int, guidance: float, steps, seed: int, x0_clip
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Final samples and their labels, drawn by `diffusion-stepper sample mnist` in a subprocess."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "samples.npz"
-        command = [sys.executable, "-m", "visualizer", "sample", "mnist", "--checkpoint", checkpoint,
-                   "--per-class", str(per_class), "--guidance", str(guidance), "--seed", str(seed),
-                   "--keep-every", "1000000", "--out", str(out)]
+        command = [
+            sys.executable,
+            "-m",
+            "visualizer",
+            "sample",
+            "mnist",
+            "--checkpoint",
+            checkpoint,
+            "--per-class",
+            str(per_class),
+            "--guidance",
+            str(guidance),
+            "--seed",
+            str(seed),
+            "--keep-every",
+            "1000000",
+            "--out",
+            str(out),
+        ]
         if steps:
             command += ["--steps", str(steps)]
         if x0_clip:
@@ -181,7 +199,10 @@ def main() -> None:
     real_index = torch.randperm(train_set[0].shape[0], generator=torch.Generator().manual_seed(args.seed))[:count]
     real_features = batched(classifier.features, train_set[0][real_index]).numpy().astype(np.float64)
     real_distance = frechet_distance(real_features, test_features)
-    print(f"classifier test accuracy {test_accuracy:.4f}; FD of {count} real training digits to the test set: {real_distance:.3f}")
+    print(
+        f"classifier test accuracy {test_accuracy:.4f}; FD of {count} real training digits to the test set: "
+        f"{real_distance:.3f}"
+    )
 
     machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
     rows = []
@@ -196,9 +217,17 @@ def main() -> None:
         distance = frechet_distance(batched(classifier.features, samples).numpy().astype(np.float64), test_features)
         first, total = (None, None) if args.skip_timing else generate_timing(checkpoint, steps, args.x0_clip)
         row = {
-            "checkpoint": checkpoint, "steps": steps, "x0_clip": args.x0_clip, "samples": int(labels.shape[0]), "guidance": guidance,
-            "class_consistency": consistency, "fd_samples": distance, "fd_real": real_distance,
-            "fd_ratio": distance / real_distance, "generate_first_frame_s": first, "generate_total_s": total,
+            "checkpoint": checkpoint,
+            "steps": steps,
+            "x0_clip": args.x0_clip,
+            "samples": int(labels.shape[0]),
+            "guidance": guidance,
+            "class_consistency": consistency,
+            "fd_samples": distance,
+            "fd_real": real_distance,
+            "fd_ratio": distance / real_distance,
+            "generate_first_frame_s": first,
+            "generate_total_s": total,
             "sampling_seconds": sampling_seconds,
             "per_class_errors": [int(((predictions != labels) & (labels == d)).sum()) for d in range(10)],
         }
@@ -206,12 +235,23 @@ def main() -> None:
         print(json.dumps(row), file=sys.stderr, flush=True)
 
     print(f"\n{date.today()} · {machine} · classifier test accuracy {test_accuracy:.4f} · seed {args.seed}\n")
-    print("| model | steps | x̂0 clip | γ | samples | class consistency | FD samples→test | FD real→test | FD ratio | Generate: first frame / all |")
+    print(
+        "| model | steps | x̂0 clip | γ | samples | class consistency | FD samples→test | FD real→test | FD "
+        "ratio | Generate: first frame / all |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
-        timing = "—" if row["generate_total_s"] is None else f"{row['generate_first_frame_s']:.3f} / {row['generate_total_s']:.2f} s"
-        print(f"| {row['checkpoint']} | {row['steps'] or 'default'} | {row['x0_clip'] or 'default'} | {row['guidance']:g} | {row['samples']} | "
-              f"{row['class_consistency']:.1%} | {row['fd_samples']:.3f} | {row['fd_real']:.3f} | {row['fd_ratio']:.2f} | {timing} |")
+        timing = (
+            "—"
+            if row["generate_total_s"] is None
+            else f"{row['generate_first_frame_s']:.3f} / {row['generate_total_s']:.2f} s"
+        )
+        print(
+            f"| {row['checkpoint']} | {row['steps'] or 'default'} | {row['x0_clip'] or 'default'} | "
+            f"{row['guidance']:g} | {row['samples']} | "
+            f"{row['class_consistency']:.1%} | {row['fd_samples']:.3f} | {row['fd_real']:.3f} | "
+            f"{row['fd_ratio']:.2f} | {timing} |"
+        )
     if args.json:
         args.json.write_text(json.dumps({"test_accuracy": test_accuracy, "machine": machine, "rows": rows}, indent=2))
 

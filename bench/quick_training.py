@@ -2,7 +2,7 @@
 
     python bench/quick_training.py --data-dir ../shared/data/mnist [--seconds 60] [--model class --objective ddpm]
 
-Runs `core.training.train` with the quick preset, as the Train tab does (one loss event per
+Runs `core.mnist.training.train` with the quick preset, as the Train tab does (one loss event per
 iteration), for `seconds` of wall time including loading MNIST, and compares the mean loss of
 the first 10 iterations (the baseline) with that of the last 10. Goal: a clear fall (ratio <= 0.5).
 """
@@ -16,7 +16,6 @@ import time
 from datetime import date
 
 import torch
-
 
 from diffusion_stepper.core.mnist.data import load_mnist
 from diffusion_stepper.core.mnist.training import EpochEvent, LossEvent, preset_config, train
@@ -47,9 +46,12 @@ def main() -> None:
                 break
     elapsed = time.perf_counter() - started
     first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
-    print(f"| {date.today()} | {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__} | "
-          f"quick {args.model} {config.objective}, D={config.hidden}, batch {config.batch_size}, {config.limit} digits | "
-          f"{elapsed:.0f} s | {len(losses)} iterations, {epochs_done} epochs | {first:.3f} | {last:.3f} | **{last / first:.2f}** |")
+    print(
+        f"| {date.today()} | {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__} | "
+        f"quick {args.model} {config.objective}, D={config.hidden}, batch {config.batch_size}, {config.limit} digits | "
+        f"{elapsed:.0f} s | {len(losses)} iterations, {epochs_done} epochs | {first:.3f} | {last:.3f} | "
+        f"**{last / first:.2f}** |"
+    )
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
-"""Training throughput (images/s): core.training against the course notebook's data path.
+"""Training throughput (images/s): core.mnist.training against the course notebook's data path.
 
     python bench/train_throughput.py [--device cpu|cuda] [--hidden 64] [--batch-size 128] [--iterations 60]
 
 Baseline: a per-item Dataset that builds a PIL image per digit and converts it to a tensor (what
 torchvision's MNIST + ToTensor do), batched by a DataLoader, moved to the device per batch, then
-the same model, objective and optimizer step. Ours: `core.training.train`, which holds MNIST as
+the same model, objective and optimizer step. Ours: `core.mnist.training.train`, which holds MNIST as
 one tensor on the device. Both time the same number of iterations after a short warm-up.
 Goal: ours >= 1.5x the baseline on the same device.
 """
@@ -52,7 +52,7 @@ def baseline(config, split, device, iterations):
     )
     done, begin = 0, None
     while done < iterations + WARMUP:
-        for x, labels in loader:
+        for x, _labels in loader:
             if done == WARMUP:
                 if device.type == "cuda":
                     torch.cuda.synchronize()
@@ -100,10 +100,17 @@ def main() -> None:
     base = baseline(config, split, device, args.iterations)
     with tempfile.TemporaryDirectory() as out_dir:
         mine = ours(config, split, args.iterations, out_dir)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+    )
     print(f"device: {name}, torch {torch.__version__}")
     print(f"time UNet D={args.hidden}, batch {args.batch_size}, {args.iterations} iterations after {WARMUP} warm-up")
-    print(f"baseline (per-item Dataset + DataLoader): {base:.0f} img/s   ours: {mine:.0f} img/s   ratio: {mine / base:.2f} (goal >= 1.5)")
+    print(
+        f"baseline (per-item Dataset + DataLoader): {base:.0f} img/s   ours: {mine:.0f} img/s   ratio: "
+        f"{mine / base:.2f} (goal >= 1.5)"
+    )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,10 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise UserFacingError(f"device {name} was asked for, but this machine has no CUDA device: choose the CPU device (--device cpu) instead")
+            raise UserFacingError(
+                f"device {name} was asked for, but this machine has no CUDA device: choose the CPU device "
+                "(--device cpu) instead"
+            )
         return torch.device(name)
     raise UserFacingError(f"unknown device {name!r}; use one of {', '.join(DEVICE_CHOICES)}")
 

@@ -8,8 +8,8 @@ and its noise estimate is zero), so a run of S steps has S + 1 frames.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional
 
 import torch
 
@@ -24,14 +24,14 @@ class Frame:
     t: float  # integer timestep for DDPM-style runs, a float in [0, 1] for flow matching
     x_t: torch.Tensor  # [N, C, H, W], on the CPU
     x0_hat: torch.Tensor  # the clean-image estimate at x_t, whatever the objective calls it
-    eps_hat: Optional[torch.Tensor] = None  # noise estimate (DDPM, IF, single-step)
-    v_hat: Optional[torch.Tensor] = None  # velocity estimate (flow matching)
+    eps_hat: torch.Tensor | None = None  # noise estimate (DDPM, IF, single-step)
+    v_hat: torch.Tensor | None = None  # velocity estimate (flow matching)
     coeffs: dict[str, float] = field(default_factory=dict)  # the numbers this step's update used
     extras: dict[str, torch.Tensor] = field(default_factory=dict)  # named images to show
 
     @property
-    def noise_field(self) -> Optional[str]:
-        """"eps_hat" or "v_hat", whichever this frame carries."""
+    def noise_field(self) -> str | None:
+        """ "eps_hat" or "v_hat", whichever this frame carries."""
         if self.eps_hat is not None:
             return "eps_hat"
         if self.v_hat is not None:
@@ -40,10 +40,7 @@ class Frame:
 
     def image(self, name: str) -> torch.Tensor:
         """One of the image fields or extras by name, e.g. "x_t" or "eps_cond"."""
-        if name in IMAGE_FIELDS:
-            value = getattr(self, name)
-        else:
-            value = self.extras.get(name)
+        value = getattr(self, name) if name in IMAGE_FIELDS else self.extras.get(name)
         if value is None:
             raise KeyError(f"frame {self.index} has no image named {name!r}")
         return value
@@ -84,7 +81,7 @@ class Trajectory:
 
     meta: dict
     frames: list[Frame] = field(default_factory=list)
-    labels: Optional[torch.Tensor] = None  # [N] class labels for class-conditioned runs
+    labels: torch.Tensor | None = None  # [N] class labels for class-conditioned runs
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -101,7 +98,7 @@ class Trajectory:
         return float(low), float(high)
 
     @property
-    def noise_field(self) -> Optional[str]:
+    def noise_field(self) -> str | None:
         return self.frames[0].noise_field if self.frames else None
 
     @property
@@ -126,5 +123,5 @@ class SamplingRun:
 
     frames: Iterator[Frame]
     meta: dict
-    labels: Optional[torch.Tensor]
+    labels: torch.Tensor | None
     num_frames: int

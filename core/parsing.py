@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def parse_int_list(text: str) -> list[int]:
-    """"0,2,4", "0-9" or "0-4, 7" -> a list of ints; raises ValueError with a one-line reason."""
+    """ "0,2,4", "0-9" or "0-4, 7" -> a list of ints; raises ValueError with a one-line reason."""
     values: list[int] = []
     for part in (part.strip() for part in text.split(",")):
         if not part:
@@ -24,7 +24,7 @@ def parse_int_list(text: str) -> list[int]:
 
 
 def parse_float_list(text: str) -> list[float]:
-    """"0, 5, 10" -> [0.0, 5.0, 10.0]; raises ValueError with a one-line reason."""
+    """ "0, 5, 10" -> [0.0, 5.0, 10.0]; raises ValueError with a one-line reason."""
     try:
         return [float(part) for part in text.replace(";", ",").split(",") if part.strip()]
     except ValueError:

@@ -12,9 +12,9 @@ frames shows frame round(p / (P - 1) * (F - 1)).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
 
 import torch
 
@@ -42,8 +42,8 @@ class Run:
     trajectory: Trajectory
     expected_frames: int  # how many frames the run will have when complete
     state: str = RUNNING
-    error: Optional[str] = None
-    path: Optional[Path] = None  # where it was loaded from or last saved to
+    error: str | None = None
+    path: Path | None = None  # where it was loaded from or last saved to
 
     @property
     def produced(self) -> int:
@@ -65,14 +65,14 @@ class FrameView:
 
     run: Run
     index: int  # the frame the position maps to
-    frame: Optional[Frame]  # None while that frame is still pending
+    frame: Frame | None  # None while that frame is still pending
     pending: bool
 
 
 @dataclass
 class Session:
     runs: list[Run] = field(default_factory=list)
-    active_id: Optional[int] = None
+    active_id: int | None = None
     compared_ids: list[int] = field(default_factory=list)
     position: int = 0
     follow_live: bool = True  # while a run samples, the position follows its newest frame
@@ -82,7 +82,7 @@ class Session:
     _listeners: list[Listener] = field(default_factory=list, repr=False)
     removed: list[tuple[Run, bool]] = field(default_factory=list, repr=False)  # (run, was compared), for undo
     _next_id: int = 1
-    _play_anchor: Optional[tuple[float, int]] = None  # (clock, position) when playback (re)started
+    _play_anchor: tuple[float, int] | None = None  # (clock, position) when playback (re)started
 
     # --- subscription ---------------------------------------------------------------------------
 
@@ -103,11 +103,11 @@ class Session:
         self,
         meta: dict,
         expected_frames: int,
-        labels: Optional[torch.Tensor] = None,
-        name: Optional[str] = None,
-        frames: Optional[list[Frame]] = None,
+        labels: torch.Tensor | None = None,
+        name: str | None = None,
+        frames: list[Frame] | None = None,
         state: str = RUNNING,
-        path: Optional[Path] = None,
+        path: Path | None = None,
     ) -> Run:
         """Add a run (empty while sampling, or complete when loaded) and make it the active one."""
         run = Run(
@@ -128,11 +128,11 @@ class Session:
         self._emit(POSITION)
         return run
 
-    def run(self, run_id: Optional[int]) -> Optional[Run]:
+    def run(self, run_id: int | None) -> Run | None:
         return next((run for run in self.runs if run.id == run_id), None)
 
     @property
-    def active(self) -> Optional[Run]:
+    def active(self) -> Run | None:
         return self.run(self.active_id)
 
     def append_frame(self, run_id: int, frame: Frame) -> None:
@@ -144,7 +144,7 @@ class Session:
         if self.follow_live and run.id == self.active_id:
             self._set_position(self.position_of(run, run.produced - 1))
 
-    def finish_run(self, run_id: int, state: str = DONE, error: Optional[str] = None) -> None:
+    def finish_run(self, run_id: int, state: str = DONE, error: str | None = None) -> None:
         run = self.run(run_id)
         if run is None:
             return
@@ -181,7 +181,7 @@ class Session:
         self.remove_run(run_id)
         return run
 
-    def undo_remove(self) -> Optional[Run]:
+    def undo_remove(self) -> Run | None:
         """Bring back the run removed last, active and compared as before; None if there is none."""
         if not self.removed:
             return None
@@ -256,7 +256,7 @@ class Session:
         length = self.timeline_length
         return self.position / (length - 1) if length > 1 else 0.0
 
-    def frame_index(self, run: Run, position: Optional[int] = None) -> int:
+    def frame_index(self, run: Run, position: int | None = None) -> int:
         """The frame of `run` shown at a timeline position (aligned by normalized time)."""
         position = self.position if position is None else position
         length = self.timeline_length

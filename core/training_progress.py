@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
@@ -21,8 +20,8 @@ class LossHistory:
     raw: list[float] = field(default_factory=list)
     smoothed: list[float] = field(default_factory=list)
     epoch_ends: list[tuple[int, int]] = field(default_factory=list)  # (iteration, epoch)
-    images_per_second: Optional[float] = None
-    last: Optional[LossEvent] = None
+    images_per_second: float | None = None
+    last: LossEvent | None = None
     _ema: float = 0.0  # the plain EMA, which starts at 0; smoothed[] divides out that start
 
     def add_losses(self, event: LossEvent) -> None:
@@ -36,8 +35,9 @@ class LossHistory:
         if self.images_per_second is None:
             self.images_per_second = event.images_per_second
         else:
-            self.images_per_second = (THROUGHPUT_SMOOTHING * self.images_per_second
-                                      + (1 - THROUGHPUT_SMOOTHING) * event.images_per_second)
+            self.images_per_second = (
+                THROUGHPUT_SMOOTHING * self.images_per_second + (1 - THROUGHPUT_SMOOTHING) * event.images_per_second
+            )
         self.last = event
 
     def add_epoch(self, event: EpochEvent) -> None:
@@ -46,16 +46,18 @@ class LossHistory:
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return np.asarray(self.iterations, float), np.asarray(self.raw, float), np.asarray(self.smoothed, float)
 
-    def seconds_left(self, epochs: int, batch_size: int) -> Optional[float]:
+    def seconds_left(self, epochs: int, batch_size: int) -> float | None:
         """Training time left at the smoothed throughput (the epoch sample grids not included)."""
         event = self.last
         if event is None or not self.images_per_second:
             return None
-        iterations_left = (epochs - event.epoch) * event.epoch_iterations + event.epoch_iterations - event.epoch_iteration
+        iterations_left = (
+            (epochs - event.epoch) * event.epoch_iterations + event.epoch_iterations - event.epoch_iteration
+        )
         return iterations_left * batch_size / self.images_per_second
 
     def readout(self, epochs: int, batch_size: int) -> str:
-        """"epoch 2/6 · iteration 340 · loss 0.0412 (smoothed 0.0430) · 123 img/s · 4 min 12 s left"."""
+        """ "epoch 2/6 · iteration 340 · loss 0.0412 (smoothed 0.0430) · 123 img/s · 4 min 12 s left"."""
         event = self.last
         if event is None:
             return "starting…"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-
 from pathlib import Path
 
 import pytest
@@ -69,6 +68,19 @@ class TinyIF:
     embeddings_file: Path
     prompts: list
 
+    @property
+    def stage1_flags(self) -> list[str]:
+        """`sample if` / `experiment if` flags that run stage I on the CPU with these embeddings."""
+        return [
+            "--model-dir",
+            str(self.stage1_dir),
+            "--embeddings",
+            str(self.embeddings_file),
+            "--allow-cpu",
+            "--device",
+            "cpu",
+        ]
+
 
 @pytest.fixture(scope="session")
 def tiny_if(tmp_path_factory) -> TinyIF:
@@ -77,8 +89,17 @@ def tiny_if(tmp_path_factory) -> TinyIF:
     from diffusion_stepper.core.deepfloyd_if.tiny import build_tiny_stage, tiny_embeddings
 
     folder = tmp_path_factory.mktemp("tiny-if")
-    prompts = ["a high quality photo", "an oil painting of an old man", "an oil painting of people around a campfire",
-               "a lithograph of waterfalls", "a lithograph of a skull"]
+    prompts = [
+        "a high quality photo",
+        "an oil painting of an old man",
+        "an oil painting of people around a campfire",
+        "a lithograph of waterfalls",
+        "a lithograph of a skull",
+    ]
     torch.save(tiny_embeddings(prompts), folder / "prompt_embeds_dict.pth")
-    return TinyIF(build_tiny_stage(1, folder / "stage1"), build_tiny_stage(2, folder / "stage2"),
-                  folder / "prompt_embeds_dict.pth", prompts)
+    return TinyIF(
+        build_tiny_stage(1, folder / "stage1"),
+        build_tiny_stage(2, folder / "stage2"),
+        folder / "prompt_embeds_dict.pth",
+        prompts,
+    )

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
 
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QProgressBar, QTabWidget, QVBoxLayout, QWidget
@@ -40,7 +39,7 @@ PLAY_TICK_MS = 15  # the playback clock; the position itself comes from elapsed 
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, settings: Optional[QSettings] = None):
+    def __init__(self, settings: QSettings | None = None):
         super().__init__()
         self.setWindowTitle(f"diffusion-stepper {__version__}")
         self.resize(1400, 900)
@@ -86,8 +85,9 @@ class MainWindow(QMainWindow):
         self.sampling = SamplingController(self.session, self.messages, self)
         self.exports = ExportController(self.session, self.messages, self.files, self.step_view.visible_fields, self)
         self.if_runs = IFRunsController(self.session, self.if_dock, self.sampling, self)
-        self.presentation = PresentationController(self, (self.sample_dock, self.if_dock, self.runs_dock),
-                                                   (self.transport, self.tabs.tabBar()))
+        self.presentation = PresentationController(
+            self, (self.sample_dock, self.if_dock, self.runs_dock), (self.transport, self.tabs.tabBar())
+        )
         self._connect()
         self.toggles = build_menus(self, self.menuBar())
         self.presentation.toggled.connect(self.toggles["presentation"].setChecked)
@@ -127,7 +127,9 @@ class MainWindow(QMainWindow):
 
     def _refresh_transport(self) -> None:
         run = self.session.active
-        caption = "No run yet: press Generate (Enter)" if run is None else f"{run.name}      {run_caption(self.session, run)}"
+        caption = (
+            "No run yet: press Generate (Enter)" if run is None else f"{run.name}      {run_caption(self.session, run)}"
+        )
         self.transport.refresh(caption)
 
     def _show_progress(self, done: int, total: int) -> None:
@@ -212,9 +214,14 @@ class MainWindow(QMainWindow):
     # --- help, drops, closing -------------------------------------------------------------------
 
     def show_shortcuts(self) -> None:
-        lines = [f"{action.shortcut().toString():>14}   {action.text().replace('&', '')}"
-                 for action in self.actions() if not action.shortcut().isEmpty()]
-        QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", "\n".join(lines), QMessageBox.StandardButton.Ok, self).open()
+        lines = [
+            f"{action.shortcut().toString():>14}   {action.text().replace('&', '')}"
+            for action in self.actions()
+            if not action.shortcut().isEmpty()
+        ]
+        QMessageBox(
+            QMessageBox.Icon.Information, "Keyboard shortcuts", "\n".join(lines), QMessageBox.StandardButton.Ok, self
+        ).open()
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if event.mimeData().hasUrls() and any(url.isLocalFile() for url in event.mimeData().urls()):

@@ -6,16 +6,16 @@ for a toggle), so the menus read as a table and the shortcut help (F1) lists the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional, Union
 
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu, QMenuBar
 
 from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS
 from diffusion_stepper.core.mnist.experiments import EXPERIMENTS
-from diffusion_stepper.visualizer.views.step_view import EQUATION, EXTRAS, HISTOGRAM, SCHEDULE
 from diffusion_stepper.visualizer.views.common import NOISE
+from diffusion_stepper.visualizer.views.step_view import EQUATION, EXTRAS, HISTOGRAM, SCHEDULE
 from diffusion_stepper.visualizer.widgets.panels import FIT
 
 STEP_TAB, COMPARE_TAB, TRAIN_TAB = 0, 1, 2
@@ -26,92 +26,133 @@ class Entry:
     text: str
     run: Callable
     shortcuts: tuple[str, ...] = ()
-    toggle: Optional[str] = None  # a checkable entry, kept in window.toggles under this key
+    toggle: str | None = None  # a checkable entry, kept in window.toggles under this key
     checked: bool = False
 
 
 @dataclass(frozen=True)
 class Menu:
     title: str
-    entries: tuple[Union[Entry, "Menu", None], ...]  # None: a separator
+    entries: tuple[Entry | Menu | None, ...]  # None: a separator
 
 
 SEPARATOR = None
 
-FILE = Menu("&File", (
-    Entry("&Open trajectory…", lambda w: w.files.ask_open(), ("Ctrl+O",)),
-    Entry("&Save trajectory…", lambda w: w.files.ask_save(), ("Ctrl+S",)),
-    Entry("Add &checkpoint…", lambda w: w.files.ask_add_checkpoint()),
-    SEPARATOR,
-    Entry("&Export animation (GIF/MP4)…", lambda w: w.exports.ask_animation(), ("Ctrl+E",)),
-    Entry("Export contact &sheet (PNG)…", lambda w: w.exports.ask_contact_sheet(), ("Ctrl+Shift+E",)),
-    Entry("Export the anagram &turn (GIF/MP4)…", lambda w: w.exports.ask_anagram_turn()),
-    SEPARATOR,
-    Entry("&Quit", lambda w: w.close(), ("Ctrl+Q",)),
-))
+FILE = Menu(
+    "&File",
+    (
+        Entry("&Open trajectory…", lambda w: w.files.ask_open(), ("Ctrl+O",)),
+        Entry("&Save trajectory…", lambda w: w.files.ask_save(), ("Ctrl+S",)),
+        Entry("Add &checkpoint…", lambda w: w.files.ask_add_checkpoint()),
+        SEPARATOR,
+        Entry("&Export animation (GIF/MP4)…", lambda w: w.exports.ask_animation(), ("Ctrl+E",)),
+        Entry("Export contact &sheet (PNG)…", lambda w: w.exports.ask_contact_sheet(), ("Ctrl+Shift+E",)),
+        Entry("Export the anagram &turn (GIF/MP4)…", lambda w: w.exports.ask_anagram_turn()),
+        SEPARATOR,
+        Entry("&Quit", lambda w: w.close(), ("Ctrl+Q",)),
+    ),
+)
 
-EDIT = Menu("&Edit", (
-    Entry("&Undo remove run", lambda w: w.undo_remove_run(), ("Ctrl+Z",)),
-    Entry("&Remove run", lambda w: w.remove_active_run(), ("Delete",)),
-))
+EDIT = Menu(
+    "&Edit",
+    (
+        Entry("&Undo remove run", lambda w: w.undo_remove_run(), ("Ctrl+Z",)),
+        Entry("&Remove run", lambda w: w.remove_active_run(), ("Delete",)),
+    ),
+)
 
-RUN = Menu("&Run", (
-    Entry("&Generate", lambda w: w.generate(), ("Return", "Enter")),
-    Entry("&Sweep guidance", lambda w: w.sweep(), ("Ctrl+G",)),
-    Entry("&Run DeepFloyd IF", lambda w: w.if_runs.run(), ("Ctrl+R",)),
-    Entry("&Branch IF run from this step", lambda w: w.if_runs.branch_from_step(), ("Ctrl+B",)),
-    Entry("&Upscale this IF run with stage II", lambda w: w.if_runs.upscale_active_run(), ("Ctrl+U",)),
-    Entry("&Cancel / leave presentation", lambda w: w.escape(), ("Escape",)),
-    SEPARATOR,
-    Entry("Start &training", lambda w: w.start_training(), ("Ctrl+T",)),
-    Entry("&Pause / resume training", lambda w: w.training.toggle_pause(), ("Ctrl+P",)),
-    Entry("S&top training", lambda w: w.training.stop(), ("Ctrl+Shift+T",)),
-))
+RUN = Menu(
+    "&Run",
+    (
+        Entry("&Generate", lambda w: w.generate(), ("Return", "Enter")),
+        Entry("&Sweep guidance", lambda w: w.sweep(), ("Ctrl+G",)),
+        Entry("&Run DeepFloyd IF", lambda w: w.if_runs.run(), ("Ctrl+R",)),
+        Entry("&Branch IF run from this step", lambda w: w.if_runs.branch_from_step(), ("Ctrl+B",)),
+        Entry("&Upscale this IF run with stage II", lambda w: w.if_runs.upscale_active_run(), ("Ctrl+U",)),
+        Entry("&Cancel / leave presentation", lambda w: w.escape(), ("Escape",)),
+        SEPARATOR,
+        Entry("Start &training", lambda w: w.start_training(), ("Ctrl+T",)),
+        Entry("&Pause / resume training", lambda w: w.training.toggle_pause(), ("Ctrl+P",)),
+        Entry("S&top training", lambda w: w.training.stop(), ("Ctrl+Shift+T",)),
+    ),
+)
 
-EXPERIMENTS_MENU = Menu("E&xperiments", (
-    *(Entry(f"{experiment.title}…", lambda w: w.show_tab(TRAIN_TAB), (f"Alt+{number}",)) if experiment.key == "epochs"
-      else Entry(experiment.title, lambda w, key=experiment.key: w.run_experiment(key), (f"Alt+{number}",))
-      for number, experiment in enumerate(EXPERIMENTS.values(), 1)),
-    SEPARATOR,
-    Menu("Part &A: DeepFloyd IF (the IF dock's model and image)", tuple(
-        Entry(experiment.title, lambda w, key=key: w.if_runs.run_experiment(key), (f"Alt+Shift+{number}",))
-        for number, (key, experiment) in enumerate(PART_A_EXPERIMENTS.items(), 1)
-    )),
-))
+EXPERIMENTS_MENU = Menu(
+    "E&xperiments",
+    (
+        *(
+            Entry(f"{experiment.title}…", lambda w: w.show_tab(TRAIN_TAB), (f"Alt+{number}",))
+            if experiment.key == "epochs"
+            else Entry(experiment.title, lambda w, key=experiment.key: w.run_experiment(key), (f"Alt+{number}",))
+            for number, experiment in enumerate(EXPERIMENTS.values(), 1)
+        ),
+        SEPARATOR,
+        Menu(
+            "Part &A: DeepFloyd IF (the IF dock's model and image)",
+            tuple(
+                Entry(experiment.title, lambda w, key=key: w.if_runs.run_experiment(key), (f"Alt+Shift+{number}",))
+                for number, (key, experiment) in enumerate(PART_A_EXPERIMENTS.items(), 1)
+            ),
+        ),
+    ),
+)
 
-PLAYBACK = Menu("&Playback", (
-    Entry("&Play / pause", lambda w: w.session.toggle_playing(), ("Space",)),
-    Entry("&Next frame", lambda w: w.session.step(1), ("Right",)),
-    Entry("&Previous frame", lambda w: w.session.step(-1), ("Left",)),
-    Entry("Forward 10", lambda w: w.session.step(10), ("PgDown",)),
-    Entry("Back 10", lambda w: w.session.step(-10), ("PgUp",)),
-    Entry("&First frame", lambda w: w.session.first(), ("Home",)),
-    Entry("&Last frame", lambda w: w.session.last(), ("End",)),
-    Entry("Faster", lambda w: w.session.set_fps(w.session.fps * 1.5), ("]",)),
-    Entry("Slower", lambda w: w.session.set_fps(w.session.fps / 1.5), ("[",)),
-    Entry("L&oop", lambda w: w.session.set_loop(not w.session.loop), ("L",)),
-))
+PLAYBACK = Menu(
+    "&Playback",
+    (
+        Entry("&Play / pause", lambda w: w.session.toggle_playing(), ("Space",)),
+        Entry("&Next frame", lambda w: w.session.step(1), ("Right",)),
+        Entry("&Previous frame", lambda w: w.session.step(-1), ("Left",)),
+        Entry("Forward 10", lambda w: w.session.step(10), ("PgDown",)),
+        Entry("Back 10", lambda w: w.session.step(-10), ("PgUp",)),
+        Entry("&First frame", lambda w: w.session.first(), ("Home",)),
+        Entry("&Last frame", lambda w: w.session.last(), ("End",)),
+        Entry("Faster", lambda w: w.session.set_fps(w.session.fps * 1.5), ("]",)),
+        Entry("Slower", lambda w: w.session.set_fps(w.session.fps / 1.5), ("[",)),
+        Entry("L&oop", lambda w: w.session.set_loop(not w.session.loop), ("L",)),
+    ),
+)
 
 PART_LABELS = {  # the Step view's parts, shown or hidden with the keys 1 to 7
-    "x_t": "x_t", "x0_hat": "x̂₀ clean estimate", NOISE: "ε̂ / v̂ noise estimate", EQUATION: "equation",
-    HISTOGRAM: "histogram", SCHEDULE: "schedule", EXTRAS: "the extras (CFG parts, views, mask, …)",
+    "x_t": "x_t",
+    "x0_hat": "x̂₀ clean estimate",
+    NOISE: "ε̂ / v̂ noise estimate",
+    EQUATION: "equation",
+    HISTOGRAM: "histogram",
+    SCHEDULE: "schedule",
+    EXTRAS: "the extras (CFG parts, views, mask, …)",
 }
 
-VIEW = Menu("&View", (
-    *(Entry(f"Show {label}", lambda w, on, key=key: w.set_part_visible(key, on), (str(number),), toggle=key, checked=True)
-      for number, (key, label) in enumerate(PART_LABELS.items(), 1)),
-    Entry("See an &anagram through its second view", lambda w, on: w.step_view.set_through_second_view(on), ("V",),
-          toggle="second-view"),
-    SEPARATOR,
-    Entry("Zoom &in", lambda w: w.change_zoom(+1), ("+", "=")),
-    Entry("Zoom &out", lambda w: w.change_zoom(-1), ("-",)),
-    Entry("Zoom to &fit", lambda w: w.set_zoom(FIT), ("0",)),
-    SEPARATOR,
-    Entry("&Step view", lambda w: w.show_tab(STEP_TAB), ("Ctrl+1",)),
-    Entry("&Compare view", lambda w: w.show_tab(COMPARE_TAB), ("Ctrl+2",)),
-    Entry("&Train view", lambda w: w.show_tab(TRAIN_TAB), ("Ctrl+3",)),
-    Entry("&Presentation mode", lambda w, on: w.presentation.set_active(on), ("F5", "F11"), toggle="presentation"),
-))
+VIEW = Menu(
+    "&View",
+    (
+        *(
+            Entry(
+                f"Show {label}",
+                lambda w, on, key=key: w.set_part_visible(key, on),
+                (str(number),),
+                toggle=key,
+                checked=True,
+            )
+            for number, (key, label) in enumerate(PART_LABELS.items(), 1)
+        ),
+        Entry(
+            "See an &anagram through its second view",
+            lambda w, on: w.step_view.set_through_second_view(on),
+            ("V",),
+            toggle="second-view",
+        ),
+        SEPARATOR,
+        Entry("Zoom &in", lambda w: w.change_zoom(+1), ("+", "=")),
+        Entry("Zoom &out", lambda w: w.change_zoom(-1), ("-",)),
+        Entry("Zoom to &fit", lambda w: w.set_zoom(FIT), ("0",)),
+        SEPARATOR,
+        Entry("&Step view", lambda w: w.show_tab(STEP_TAB), ("Ctrl+1",)),
+        Entry("&Compare view", lambda w: w.show_tab(COMPARE_TAB), ("Ctrl+2",)),
+        Entry("&Train view", lambda w: w.show_tab(TRAIN_TAB), ("Ctrl+3",)),
+        Entry("&Presentation mode", lambda w, on: w.presentation.set_active(on), ("F5", "F11"), toggle="presentation"),
+    ),
+)
 
 HELP = Menu("&Help", (Entry("&Keyboard shortcuts", lambda w: w.show_shortcuts(), ("F1",)),))
 

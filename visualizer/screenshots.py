@@ -1,6 +1,7 @@
 """Render the main views to PNG files, for the README and for checking the app by eye.
 
-    python -m visualizer.screenshots [OUT_DIR]      (default: resources/screenshots)
+    python -m diffusion_stepper.visualizer.screenshots [OUT_DIR] [--tiny-if]
+    (OUT_DIR defaults to resources/screenshots)
 
 It drives the real window: samples the bundled class model, scrubs to a step mid-way, sweeps
 three guidance scales for the Compare view, trains the quick preset for two epochs in the Train
@@ -9,11 +10,13 @@ mode. Runs offscreen unless a display is set.
 
 With DIFFUSION_STEPPER_IF_DIR (a stage I folder) and DIFFUSION_STEPPER_IF_EMBEDDINGS (the
 prompt embeddings file) set, it also renders each part A experiment of the DeepFloyd IF dock
-(if-<experiment>.png).
+(if-<experiment>.png). --tiny-if builds a tiny IF-architecture stage I with random weights
+(core.deepfloyd_if.tiny) and course-format embeddings for that, which shows each view's layout.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -36,14 +39,34 @@ def _wait(app, condition, timeout_s: float = 600.0) -> None:
         time.sleep(0.01)
 
 
-def render(out_dir: Path) -> list[Path]:
+COURSE_PROMPTS = [
+    "a high quality photo",
+    "an oil painting of an old man",
+    "an oil painting of people around a campfire",
+    "a lithograph of waterfalls",
+    "a lithograph of a skull",
+]
+
+
+def build_tiny_if(folder: Path) -> tuple[str, str]:
+    """A tiny random IF stage I and an embeddings file of the course's prompts, in `folder`."""
+    import torch
+
+    from diffusion_stepper.core.deepfloyd_if.tiny import build_tiny_stage, tiny_embeddings
+
+    embeddings = folder / "prompt_embeds_dict.pth"
+    torch.save(tiny_embeddings(COURSE_PROMPTS), embeddings)
+    return str(build_tiny_stage(1, folder / "stage1")), str(embeddings)
+
+
+def render(out_dir: Path, tiny_if: bool = False) -> list[Path]:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
     from diffusion_stepper.core.errors import DataError
     from diffusion_stepper.core.mnist.data import load_mnist
-    from diffusion_stepper.visualizer.main_window import COMPARE_TAB, STEP_TAB, MainWindow
     from diffusion_stepper.visualizer.controllers.training import IDLE
+    from diffusion_stepper.visualizer.main_window import COMPARE_TAB, STEP_TAB, MainWindow
 
     app = QApplication.instance() or QApplication([])
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -88,7 +111,14 @@ def render(out_dir: Path) -> list[Path]:
             _wait(app, lambda: True)
             written.append(_save(window, out_dir / "experiment-out-of-distribution.png"))
 
-        written += _render_if_views(app, window, out_dir)
+        if tiny_if:
+            folder_and_embeddings = build_tiny_if(Path(folder))
+        else:
+            folder_and_embeddings = (
+                os.environ.get("DIFFUSION_STEPPER_IF_DIR"),
+                os.environ.get("DIFFUSION_STEPPER_IF_EMBEDDINGS"),
+            )
+        written += _render_if_views(app, window, out_dir / "if", *folder_and_embeddings)
 
         window.tabs.setCurrentIndex(STEP_TAB)
         window.presentation.set_active(True)
@@ -99,15 +129,17 @@ def render(out_dir: Path) -> list[Path]:
     return written
 
 
-def _render_if_views(app, window, out_dir: Path) -> list[Path]:
+def _render_if_views(app, window, out_dir: Path, folder: str | None, embeddings: str | None) -> list[Path]:
     """Every part A experiment of the IF dock, as if-<experiment>.png, when a stage I folder and
     embeddings are given (see the docstring); the Compare view for comparisons."""
     from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS
     from diffusion_stepper.visualizer.main_window import COMPARE_TAB, STEP_TAB
 
-    folder, embeddings = os.environ.get("DIFFUSION_STEPPER_IF_DIR"), os.environ.get("DIFFUSION_STEPPER_IF_EMBEDDINGS")
     if not folder or not embeddings:
-        print("no IF screenshots: set DIFFUSION_STEPPER_IF_DIR and DIFFUSION_STEPPER_IF_EMBEDDINGS", file=sys.stderr)
+        print(
+            "no IF screenshots: pass --tiny-if, or set DIFFUSION_STEPPER_IF_DIR and DIFFUSION_STEPPER_IF_EMBEDDINGS",
+            file=sys.stderr,
+        )
         return []
     panel = window.if_dock
     panel.model_folder.setText(folder)
@@ -144,8 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    out_dir = Path(argv[0]) if argv else DEFAULT_OUT
-    for path in render(out_dir):
+    parser = argparse.ArgumentParser(prog="python -m diffusion_stepper.visualizer.screenshots")
+    parser.add_argument("out_dir", nargs="?", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--tiny-if", action="store_true", help="render the part A views on a tiny random IF model")
+    args = parser.parse_args(argv)
+    for path in render(args.out_dir, args.tiny_if):
         print(f"wrote {path}")
     return 0
 

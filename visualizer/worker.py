@@ -8,7 +8,7 @@ handed over; errors arrive as one-line messages, never swallowed.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -91,7 +91,9 @@ class Job(QObject):
         self.cancel_event = threading.Event()
         self.run_gate = threading.Event()
         self.run_gate.set()
-        self._worker = worker = _GeneratorWorker(make_items, self.cancel_event, self.run_gate)  # kept alive by this reference
+        self._worker = worker = _GeneratorWorker(
+            make_items, self.cancel_event, self.run_gate
+        )  # kept alive by this reference
         self.thread = QThread()
         worker.moveToThread(self.thread)
         self.thread.started.connect(worker.run)

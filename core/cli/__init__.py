@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -26,12 +26,16 @@ from diffusion_stepper.core.cli import bundle, download, experiment, export, ins
 from diffusion_stepper.core.cli.common import PROG, OneLineParser
 from diffusion_stepper.core.errors import UserFacingError
 
-COMMAND_MODULES = {module.NAME: module for module in (train, sample, experiment, export, inspect, models, download, bundle)}
+COMMAND_MODULES = {
+    module.NAME: module for module in (train, sample, experiment, export, inspect, models, download, bundle)
+}
 COMMANDS = tuple(COMMAND_MODULES)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog=PROG, description="Step through diffusion sampling frame by frame. With no command, opens the app.")
+    parser = OneLineParser(
+        prog=PROG, description="Step through diffusion sampling frame by frame. With no command, opens the app."
+    )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for module in COMMAND_MODULES.values():
@@ -39,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -51,7 +55,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
     except torch.OutOfMemoryError:
-        print(f"{PROG}: error: out of GPU memory; use fewer samples, a smaller --batch-size, or --device cpu", file=sys.stderr)
+        print(
+            f"{PROG}: error: out of GPU memory; use fewer samples, a smaller --batch-size, or --device cpu",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -18,15 +18,20 @@ def register(commands) -> None:
     bundle.add_argument("checkpoint")
     bundle.add_argument("--name", required=True, choices=BUNDLED_NAMES)
     bundle.add_argument("--dest", help="folder to write to (default: the installed resources/models)")
-    bundle.add_argument("--steps", type=positive_int, help="the model's default sampling steps (strided; default: its full chain)")
-    bundle.add_argument("--x0-clip", choices=X0_CLIP_CHOICES, help="the DDPM model's default x̂0 clipping (default: none)")
+    bundle.add_argument(
+        "--steps", type=positive_int, help="the model's default sampling steps (strided; default: its full chain)"
+    )
+    bundle.add_argument(
+        "--x0-clip", choices=X0_CLIP_CHOICES, help="the DDPM model's default x̂0 clipping (default: none)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from diffusion_stepper.core.mnist.checkpoints import write_bundled_copy
     from diffusion_stepper.core.paths import models_dir
 
-    path = write_bundled_copy(args.checkpoint, args.name, args.dest or models_dir(), sampling_steps=args.steps,
-                              x0_clip=args.x0_clip)
+    path = write_bundled_copy(
+        args.checkpoint, args.name, args.dest or models_dir(), sampling_steps=args.steps, x0_clip=args.x0_clip
+    )
     print(f"wrote {path} and {path.with_suffix('.safetensors').name}")
     return 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import Frame, Trajectory, keep_every
@@ -103,4 +103,3 @@ def print_image_notes(meta: dict) -> None:
     """How a run's starting image was converted (IF: mode, crop, size), one line each."""
     for note in meta.get("params", {}).get("image_notes", []):
         print(f"note: image {note}")
-

@@ -26,7 +26,9 @@ def register(commands) -> None:
     mnist.add_argument("--out-dir", required=True, help="folder for the trajectory files, one per run")
     mnist.add_argument("--seed", type=int, default=0)
     mnist.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
-    mnist.add_argument("--steps", type=positive_int, help="sampling steps of the sampling runs (default: each model's own)")
+    mnist.add_argument(
+        "--steps", type=positive_int, help="sampling steps of the sampling runs (default: each model's own)"
+    )
     mnist.add_argument("--data-dir", help="MNIST folder, for the experiments on test digits")
     mnist.add_argument("--run-dir", help="epochs: the training run's folder")
     mnist.add_argument("--epochs", type=int_list, default=[1, 5, 10, 20], help="epochs: which (default 1,5,10,20)")
@@ -46,8 +48,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         from diffusion_stepper.core.mnist.experiments import ExperimentOptions, experiment_requests
 
-        options = ExperimentOptions(seed=args.seed, device=args.device, steps=args.steps, data_dir=args.data_dir,
-                                    run_dir=args.run_dir, epochs=args.epochs)
+        options = ExperimentOptions(
+            seed=args.seed,
+            device=args.device,
+            steps=args.steps,
+            data_dir=args.data_dir,
+            run_dir=args.run_dir,
+            epochs=args.epochs,
+        )
         requests = experiment_requests(args.name, options)
     write_experiment(args.name, requests, args.out_dir)
     return 0

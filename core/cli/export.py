@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Optional
 
 from diffusion_stepper.core.cli.common import int_list, positive_float, positive_int, progress
 from diffusion_stepper.core.errors import UserFacingError
@@ -20,19 +19,25 @@ def register(commands) -> None:
     target.add_argument("--gif", metavar="OUT.gif")
     target.add_argument("--mp4", metavar="OUT.mp4", help="H.264 video that plays in browsers and slides")
     target.add_argument("--png-grid", metavar="OUT.png")
-    export.add_argument("--panel", default=SIDE_BY_SIDE,
-                        help=f"one of {', '.join(PANEL_CHOICES)} or an extra's name; several side by side as x_t,eps_hat")
+    export.add_argument(
+        "--panel",
+        default=SIDE_BY_SIDE,
+        help=f"one of {', '.join(PANEL_CHOICES)} or an extra's name; several side by side as x_t,eps_hat",
+    )
     export.add_argument("--fps", type=positive_float, default=10.0)
     export.add_argument("--every", type=positive_int, default=1, help="keep every K-th frame (the last is kept)")
     export.add_argument("--frames", metavar="START:END", help="frame range, inclusive")
     export.add_argument("--scale", type=positive_int, default=4, help="integer zoom")
     export.add_argument("--steps-shown", type=int_list, help="frames for --png-grid, e.g. 0,100,200,300")
-    export.add_argument("--anagram-turn", action="store_true",
-                        help="a visual anagram run: animate its result turning into the second view instead of its steps")
+    export.add_argument(
+        "--anagram-turn",
+        action="store_true",
+        help="a visual anagram run: animate its result turning into the second view instead of its steps",
+    )
 
 
-def frame_range(text: Optional[str], num_frames: int) -> tuple[int, Optional[int]]:
-    """"START:END" (either may be left out) as frame indices, inclusive."""
+def frame_range(text: str | None, num_frames: int) -> tuple[int, int | None]:
+    """ "START:END" (either may be left out) as frame indices, inclusive."""
     if not text:
         return 0, None
     try:
@@ -63,8 +68,9 @@ def run(args: argparse.Namespace) -> int:
                     bar.n = done
                     bar.refresh()
 
-                path = write_animation(trajectory, animation, args.panel, args.fps, args.every, args.scale, start, end,
-                                       progress=advance)
+                path = write_animation(
+                    trajectory, animation, args.panel, args.fps, args.every, args.scale, start, end, progress=advance
+                )
         else:
             path = write_png_grid(trajectory, args.png_grid, args.steps_shown, args.panel, args.scale)
     except ValueError as exc:

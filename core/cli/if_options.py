@@ -6,45 +6,69 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from typing import Optional
 
 from diffusion_stepper.core.cli.common import non_negative_float, positive_float, positive_int
 
 
-def add_if_settings_arguments(parser: argparse.ArgumentParser, image_default: Optional[str] = None,
-                              mask_default: Optional[str] = None) -> None:
+def add_if_settings_arguments(
+    parser: argparse.ArgumentParser, image_default: str | None = None, mask_default: str | None = None
+) -> None:
     from diffusion_stepper.core.deepfloyd_if.models import STAGE_I_SIZES
     from diffusion_stepper.core.deepfloyd_if.sampling import VIEW_NAMES
     from diffusion_stepper.core.deepfloyd_if.sampling import X0_CLIP_CHOICES as IF_X0_CLIP_CHOICES
     from diffusion_stepper.core.devices import DEVICE_CHOICES
 
-    parser.add_argument("--prompt", action="append", default=[],
-                        help="the prompt (repeat, or use --prompt2.., for anagram views and hybrids)")
+    parser.add_argument(
+        "--prompt",
+        action="append",
+        default=[],
+        help="the prompt (repeat, or use --prompt2.., for anagram views and hybrids)",
+    )
     for number in (2, 3, 4):
-        parser.add_argument(f"--prompt{number}",
-                            help=argparse.SUPPRESS if number > 2 else "the second prompt (anagram, hybrid: the high frequencies)")
+        parser.add_argument(
+            f"--prompt{number}",
+            help=argparse.SUPPRESS if number > 2 else "the second prompt (anagram, hybrid: the high frequencies)",
+        )
     default_note = " (default: the bundled tower)" if image_default else ""
-    parser.add_argument("--image", default=image_default,
-                        help=f"the starting image (any picture; for upscale also a stage I trajectory .npz){default_note}")
-    parser.add_argument("--mask", default=mask_default,
-                        help=f"inpainting: binary mask, white where new content goes{default_note and ' (default: its mask)'}")
-    parser.add_argument("--views", nargs="+", choices=VIEW_NAMES, default=["identity", "flip"], help="anagram: one view per prompt")
+    parser.add_argument(
+        "--image",
+        default=image_default,
+        help=f"the starting image (any picture; for upscale also a stage I trajectory .npz){default_note}",
+    )
+    parser.add_argument(
+        "--mask",
+        default=mask_default,
+        help=f"inpainting: binary mask, white where new content goes{default_note and ' (default: its mask)'}",
+    )
+    parser.add_argument(
+        "--views", nargs="+", choices=VIEW_NAMES, default=["identity", "flip"], help="anagram: one view per prompt"
+    )
     chain = parser.add_mutually_exclusive_group()
     chain.add_argument("--steps", type=positive_int, help="the scheduler's own set_timesteps(N) list")
     chain.add_argument("--stride", type=positive_int, help="the course's 990, 990-K, ..., 0 (default: stride 30)")
     parser.add_argument("--guidance", type=non_negative_float, help="CFG scale γ (default 7; stage II 4)")
-    parser.add_argument("--no-cfg", action="store_true",
-                        help="use the conditional estimate alone (the default for one-step and iterative)")
+    parser.add_argument(
+        "--no-cfg",
+        action="store_true",
+        help="use the conditional estimate alone (the default for one-step and iterative)",
+    )
     parser.add_argument("--num", type=positive_int, default=1, help="images per run")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--x0-clip", choices=IF_X0_CLIP_CHOICES, default="dynamic",
-                        help="dynamic: IF's dynamic thresholding (default); none: the course's plain formula")
+    parser.add_argument(
+        "--x0-clip",
+        choices=IF_X0_CLIP_CHOICES,
+        default="dynamic",
+        help="dynamic: IF's dynamic thresholding (default); none: the course's plain formula",
+    )
     parser.add_argument("--blur-kernel", type=positive_int, help="Gaussian kernel size (blur default 5, hybrid 33)")
     parser.add_argument("--blur-sigma", type=positive_float, default=2.0)
     parser.add_argument("--model-dir", help="a local IF stage folder (diffusers layout) instead of the hub")
-    parser.add_argument("--size", choices=sorted(STAGE_I_SIZES),
-                        help="model size from the hub (default XL for stage I, L for stage II)")
-    parser.add_argument("--embeddings", help="precomputed prompt embeddings (the course's dict prompt -> [1, 77, 4096])")
+    parser.add_argument(
+        "--size", choices=sorted(STAGE_I_SIZES), help="model size from the hub (default XL for stage I, L for stage II)"
+    )
+    parser.add_argument(
+        "--embeddings", help="precomputed prompt embeddings (the course's dict prompt -> [1, 77, 4096])"
+    )
     parser.add_argument("--t5", action="store_true", help="encode prompts with IF's T5 encoder (about 9.5 GB)")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     parser.add_argument("--allow-cpu", action="store_true", help="run IF on the CPU (very slow for the real model)")

@@ -12,7 +12,9 @@ NAME = "inspect"
 
 
 def register(commands) -> None:
-    inspect = commands.add_parser(NAME, help="print a trajectory's steps: t, the update rule with its numbers, statistics")
+    inspect = commands.add_parser(
+        NAME, help="print a trajectory's steps: t, the update rule with its numbers, statistics"
+    )
     inspect.add_argument("trajectory")
     inspect.add_argument("--step", type=int_list, help="frames to print, e.g. 0,150,300 (default: all)")
 

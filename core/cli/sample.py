@@ -37,27 +37,45 @@ def register(commands) -> None:
     mnist.add_argument("--guidance", type=float, help="CFG scale (class models; default 5)")
     mnist.add_argument("--steps", type=int, help="sampling steps (default: the model's own)")
     mnist.add_argument("--sigma", type=non_negative_float, help="single-step: noise level of the input")
-    mnist.add_argument("--noisy-test", action="store_true", help="single-step: denoise noised test digits, not pure noise")
+    mnist.add_argument(
+        "--noisy-test", action="store_true", help="single-step: denoise noised test digits, not pure noise"
+    )
     mnist.add_argument("--data-dir", help="MNIST folder, for --noisy-test")
     mnist.add_argument("--seed", type=int, default=0)
     mnist.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
-    mnist.add_argument("--x0-clip", choices=X0_CLIP_CHOICES,
-                       help="DDPM: static clips x̂0 to [0, 1] in every step; none is the course's plain formula "
-                            "(default: the model's choice)")
+    mnist.add_argument(
+        "--x0-clip",
+        choices=X0_CLIP_CHOICES,
+        help="DDPM: static clips x̂0 to [0, 1] in every step; none is the course's plain formula "
+        "(default: the model's choice)",
+    )
     add_output_arguments(mnist)
 
-    deepfloyd_if = targets.add_parser("if", help="DeepFloyd IF (part A): sample, denoise, edit, anagrams, hybrids, upscale")
+    deepfloyd_if = targets.add_parser(
+        "if", help="DeepFloyd IF (part A): sample, denoise, edit, anagrams, hybrids, upscale"
+    )
     deepfloyd_if.add_argument("--task", choices=TASKS, default="sample")
-    deepfloyd_if.add_argument("--i-start", type=int, nargs="+", metavar="K", help="start at the K-th timestep (several: one run each)")
-    deepfloyd_if.add_argument("--t", type=int, nargs="+", metavar="T", help="forward / blur / one-step: timesteps (default 250 500 750)")
-    deepfloyd_if.add_argument("--noise-level", type=int, default=DEFAULT_NOISE_LEVEL, help="upscale: noise added to the low-res image")
+    deepfloyd_if.add_argument(
+        "--i-start", type=int, nargs="+", metavar="K", help="start at the K-th timestep (several: one run each)"
+    )
+    deepfloyd_if.add_argument(
+        "--t", type=int, nargs="+", metavar="T", help="forward / blur / one-step: timesteps (default 250 500 750)"
+    )
+    deepfloyd_if.add_argument(
+        "--noise-level", type=int, default=DEFAULT_NOISE_LEVEL, help="upscale: noise added to the low-res image"
+    )
     add_if_settings_arguments(deepfloyd_if)
     add_output_arguments(deepfloyd_if, several="; several runs get -i<K> suffixes")
 
 
 def add_output_arguments(parser: argparse.ArgumentParser, several: str = "") -> None:
-    parser.add_argument("--keep-every", type=positive_int, default=1, metavar="K",
-                        help="store every K-th frame and the last, for big runs (default: every frame)")
+    parser.add_argument(
+        "--keep-every",
+        type=positive_int,
+        default=1,
+        metavar="K",
+        help="store every K-th frame and the last, for big runs (default: every frame)",
+    )
     parser.add_argument("--out", required=True, help=f"trajectory file to write (.npz){several}")
 
 
@@ -73,7 +91,10 @@ def run_mnist(args: argparse.Namespace) -> int:
     request = SampleRequest(**{field.name: getattr(args, field.name) for field in dataclasses.fields(SampleRequest)})
     trajectory = record_run(request, "sampling", args.keep_every)
     path = save_trajectory(trajectory, args.out)
-    print(f"wrote {path}: {len(trajectory)} frames of {trajectory[0].x_t.shape[0]} images ({trajectory.meta['algorithm']})")
+    print(
+        f"wrote {path}: {len(trajectory)} frames of {trajectory[0].x_t.shape[0]} images "
+        f"({trajectory.meta['algorithm']})"
+    )
     return 0
 
 

@@ -19,15 +19,21 @@ def register(commands) -> None:
     train.add_argument("dataset", choices=["mnist"])
     train.add_argument("--model", choices=MODEL_KINDS, required=True)
     train.add_argument("--objective", choices=["ddpm", "flow"], help="for time/class models (default ddpm)")
-    train.add_argument("--preset", choices=PRESETS, default="course",
-                       help="course: CS180's recipe; quick: D=32 on 3,000 digits, a falling loss within a minute on a CPU")
+    train.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default="course",
+        help="course: CS180's recipe; quick: D=32 on 3,000 digits, a falling loss within a minute on a CPU",
+    )
     train.add_argument("--epochs", type=positive_int)
     train.add_argument("--hidden", type=positive_int, help="UNet hidden size D")
     train.add_argument("--batch-size", type=positive_int)
     train.add_argument("--lr", type=positive_float)
     train.add_argument("--no-lr-decay", action="store_true", help="keep the learning rate constant")
     train.add_argument("--sigma", type=non_negative_float, help="single-step noise level (default 0.5)")
-    train.add_argument("--pure-noise", action="store_true", help="single-step: train on pure noise z = ε (part B's average digit)")
+    train.add_argument(
+        "--pure-noise", action="store_true", help="single-step: train on pure noise z = ε (part B's average digit)"
+    )
     train.add_argument("--p-uncond", type=non_negative_float, help="class dropout probability (default 0.1)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
@@ -80,8 +86,10 @@ def run(args: argparse.Namespace) -> int:
                 if bar is not None:
                     bar.close()
                     bar = None
-                message = (f"epoch {event.epoch}/{config.epochs}: mean loss {event.mean_loss:.4f} in {event.seconds:.1f} s, "
-                           f"checkpoint {event.checkpoint}")
+                message = (
+                    f"epoch {event.epoch}/{config.epochs}: mean loss {event.mean_loss:.4f} in {event.seconds:.1f} s, "
+                    f"checkpoint {event.checkpoint}"
+                )
                 if event.samples is not None:
                     sample_path = event.checkpoint.with_name(event.checkpoint.stem + "-samples.png")
                     write_sample_grid(event.samples, sample_path, event.sample_labels)

@@ -9,8 +9,8 @@ in fp16) encodes any other prompt once; both sources share one cache.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import torch
 
@@ -24,31 +24,47 @@ T5_SOURCE = "DeepFloyd/IF-I-XL-v1.0"  # IF's repos ship the T5 encoder and token
 class PromptEmbeddings:
     """prompt -> [1, tokens, dim] embedding, each prompt encoded at most once."""
 
-    def __init__(self, table: Optional[dict[str, torch.Tensor]] = None, encoder: Optional[Callable[[str], torch.Tensor]] = None,
-                 source: str = "embeddings"):
+    def __init__(
+        self,
+        table: dict[str, torch.Tensor] | None = None,
+        encoder: Callable[[str], torch.Tensor] | None = None,
+        source: str = "embeddings",
+    ):
         self.table = dict(table or {})
         self.encoder = encoder
         self.source = source
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, encoder: Optional[Callable[[str], torch.Tensor]] = None) -> "PromptEmbeddings":
+    def from_file(
+        cls, path: str | os.PathLike, encoder: Callable[[str], torch.Tensor] | None = None
+    ) -> PromptEmbeddings:
         path = Path(path)
         if not path.is_file():
             raise UserFacingError(f"no embeddings file at {path}")
         try:
             loaded = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # pickle, zip or safety errors: all mean "not an embeddings file"
-            raise UserFacingError(f"{path} is not a prompt-embeddings file (a dict of prompt -> tensor saved with torch.save): {_first_line(error)}") from error
+            raise UserFacingError(
+                f"{path} is not a prompt-embeddings file (a dict of prompt -> tensor saved with torch.save): "
+                f"{_first_line(error)}"
+            ) from error
         if not isinstance(loaded, dict) or not loaded:
-            raise UserFacingError(f"{path} holds a {type(loaded).__name__}, not a dict of prompt -> tensor [1, 77, 4096]")
+            raise UserFacingError(
+                f"{path} holds a {type(loaded).__name__}, not a dict of prompt -> tensor [1, 77, 4096]"
+            )
         table = {}
         for prompt, tensor in loaded.items():
             if not isinstance(prompt, str) or not isinstance(tensor, torch.Tensor):
-                raise UserFacingError(f"{path}: every entry must map a prompt (text) to a tensor, found {type(prompt).__name__} -> {type(tensor).__name__}")
+                raise UserFacingError(
+                    f"{path}: every entry must map a prompt (text) to a tensor, found "
+                    f"{type(prompt).__name__} -> {type(tensor).__name__}"
+                )
             if tensor.ndim == 2:
                 tensor = tensor.unsqueeze(0)
             if tensor.ndim != 3 or tensor.shape[0] != 1:
-                raise UserFacingError(f"{path}: the embedding of {prompt!r} has shape {list(tensor.shape)}, expected [1, 77, 4096]")
+                raise UserFacingError(
+                    f"{path}: the embedding of {prompt!r} has shape {list(tensor.shape)}, expected [1, 77, 4096]"
+                )
             table[prompt] = tensor.float()
         widths = {tensor.shape[-1] for tensor in table.values()}
         if len(widths) > 1:
@@ -66,8 +82,10 @@ class PromptEmbeddings:
                 known = ", ".join(repr(p) for p in self.prompts[:8]) or "none"
                 more = " …" if len(self.prompts) > 8 else ""
                 what = "the unconditional (empty) prompt" if prompt == UNCONDITIONAL else f"the prompt {prompt!r}"
-                raise UserFacingError(f"{self.source} has no embedding for {what}; it has {known}{more} "
-                                      "(add --t5 to encode new prompts, which loads the 9.5 GB T5 encoder)")
+                raise UserFacingError(
+                    f"{self.source} has no embedding for {what}; it has {known}{more} "
+                    "(add --t5 to encode new prompts, which loads the 9.5 GB T5 encoder)"
+                )
             self.table[prompt] = self.encoder(prompt).float().cpu()
         return self.table[prompt]
 
@@ -75,7 +93,9 @@ class PromptEmbeddings:
         """The UNet's expected embedding width must match the table's (4096 for real IF)."""
         for tensor in self.table.values():
             if tensor.shape[-1] != width:
-                raise UserFacingError(f"{self.source}: the embeddings are {tensor.shape[-1]} wide but this IF model expects {width}")
+                raise UserFacingError(
+                    f"{self.source}: the embeddings are {tensor.shape[-1]} wide but this IF model expects {width}"
+                )
 
 
 def t5_encoder(source: str = T5_SOURCE, device: str | torch.device = "cpu") -> Callable[[str], torch.Tensor]:
@@ -95,7 +115,14 @@ def t5_encoder(source: str = T5_SOURCE, device: str | torch.device = "cpu") -> C
     @torch.no_grad()
     def encode(prompt: str) -> torch.Tensor:
         prompt = prompt.lower().strip()  # IFPipeline's text preprocessing (without caption cleaning)
-        tokens = tokenizer(prompt, padding="max_length", max_length=MAX_TOKENS, truncation=True, add_special_tokens=True, return_tensors="pt")
+        tokens = tokenizer(
+            prompt,
+            padding="max_length",
+            max_length=MAX_TOKENS,
+            truncation=True,
+            add_special_tokens=True,
+            return_tensors="pt",
+        )
         output = model(tokens.input_ids.to(device), attention_mask=tokens.attention_mask.to(device))
         return output[0]
 

@@ -8,8 +8,8 @@ registry, so every one-click figure can be made (and saved) headless too.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from diffusion_stepper.core.deepfloyd_if.sampling import DEFAULT_GUIDANCE, DEFAULT_STRIDE
 from diffusion_stepper.core.deepfloyd_if.tasks import DEFAULT_TIMESTEPS, IFRequest
@@ -37,8 +37,13 @@ def _denoisers(settings: IFRequest) -> list[IFRequest]:
     return [
         dataclasses.replace(settings.for_task("blur"), t=[DENOISERS_T]),
         dataclasses.replace(settings.for_task("one-step"), t=[DENOISERS_T], **without_cfg),
-        dataclasses.replace(settings.for_task("iterative"), stride=DEFAULT_STRIDE, steps=None, i_start=[DENOISERS_I_START],
-                            **without_cfg),
+        dataclasses.replace(
+            settings.for_task("iterative"),
+            stride=DEFAULT_STRIDE,
+            steps=None,
+            i_start=[DENOISERS_I_START],
+            **without_cfg,
+        ),
     ]
 
 
@@ -53,7 +58,9 @@ def _cfg(settings: IFRequest) -> list[IFRequest]:
 
 def _course_strip(task: str) -> Callable[[IFRequest], list[IFRequest]]:
     """The course's strip: i_start 1, 3, 5, 7, 10, 20 of the stride-30 chain, one run each."""
-    return lambda settings: dataclasses.replace(settings.for_task(task), i_start=None, stride=DEFAULT_STRIDE, steps=None).expand()
+    return lambda settings: dataclasses.replace(
+        settings.for_task(task), i_start=None, stride=DEFAULT_STRIDE, steps=None
+    ).expand()
 
 
 def _plain(task: str) -> Callable[[IFRequest], list[IFRequest]]:
@@ -69,7 +76,9 @@ PART_A_EXPERIMENTS = {
         PartAExperiment("cfg", "Sampling without and with CFG", True, _cfg),
         PartAExperiment("sdedit", "SDEdit strip, i_start = 1, 3, 5, 7, 10, 20", True, _course_strip("sdedit")),
         PartAExperiment("inpaint", "Inpainting with the mask", False, _plain("inpaint")),
-        PartAExperiment("text-i2i", "Text-conditional image-to-image, i_start = 1 … 20", True, _course_strip("text-i2i")),
+        PartAExperiment(
+            "text-i2i", "Text-conditional image-to-image, i_start = 1 … 20", True, _course_strip("text-i2i")
+        ),
         PartAExperiment("anagram", "Visual anagram", False, _plain("anagram")),
         PartAExperiment("hybrid", "Hybrid image", False, _plain("hybrid")),
     )

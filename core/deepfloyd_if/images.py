@@ -39,7 +39,9 @@ def _open(path: Path) -> Image.Image:
     except UnidentifiedImageError as error:
         raise UserFacingError(f"{path} is not an image Pillow can read (PNG, JPEG, WebP, BMP, TIFF, ...)") from error
     except Image.DecompressionBombError as error:
-        raise UserFacingError(f"{path} is too large to open safely (over {MAX_PIXELS // 1_000_000} megapixels): downscale it first") from error
+        raise UserFacingError(
+            f"{path} is too large to open safely (over {MAX_PIXELS // 1_000_000} megapixels): downscale it first"
+        ) from error
     except OSError as error:
         raise UserFacingError(f"{path} could not be read: {error}") from error
     return image
@@ -83,7 +85,9 @@ def _square(image: Image.Image, notes: list[str]) -> Image.Image:
     return image.crop((left, top, left + side, top + side))
 
 
-def open_rgb(path: str | os.PathLike, notes: list[str], draft_size: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
+def open_rgb(
+    path: str | os.PathLike, notes: list[str], draft_size: int | None = None
+) -> tuple[Image.Image, tuple[int, int]]:
     """The picture at `path` as 8-bit RGB and its size in the file; conversions go to `notes`.
     With `draft_size`, a big JPEG is decoded at a reduced scale, at least that large."""
     path = Path(path)
@@ -121,12 +125,17 @@ def load_mask(path: str | os.PathLike, size: int, image_size: tuple[int, int] | 
     accepted = {(size, size)} | ({tuple(image_size)} if image_size else set())
     if image.size not in accepted:
         wanted = " or ".join(f"{w}x{h}" for w, h in sorted(accepted))
-        raise UserFacingError(f"the mask {path} is {image.size[0]}x{image.size[1]}, but it must be {wanted} to line up with the image")
+        raise UserFacingError(
+            f"the mask {path} is {image.size[0]}x{image.size[1]}, but it must be {wanted} to line up with the image"
+        )
     grey = np.asarray(image.convert("L"))
     grey_levels = np.unique(grey)
     if not set(grey_levels.tolist()) <= {0, 255} and not set(grey_levels.tolist()) <= {0, 1}:
         between = int(((grey > 0) & (grey < 255)).sum())
-        raise UserFacingError(f"the mask {path} is not binary: {between} pixels are neither black nor white (paint with a hard brush, no anti-aliasing)")
+        raise UserFacingError(
+            f"the mask {path} is not binary: {between} pixels are neither black nor white (paint with a hard "
+            "brush, no anti-aliasing)"
+        )
     binary = Image.fromarray(((grey > 0) * 255).astype(np.uint8))
     binary = _square(binary, [])
     if binary.size != (size, size):

@@ -1,7 +1,7 @@
 """DeepFloyd IF's two stages, loaded through diffusers, with errors that say what to do.
 
 Only the parts our own sampling loop needs are loaded: the UNet and its DDPM scheduler (and
-stage II's image-noising scheduler). The T5 text encoder is separate (core.if_embeddings),
+stage II's image-noising scheduler). The T5 text encoder is separate (core.deepfloyd_if.embeddings),
 because it is large and part A can run from precomputed prompt embeddings instead.
 
 Sources are hub ids (`DeepFloyd/IF-I-XL-v1.0`, ...) or a local folder in diffusers' layout
@@ -14,13 +14,12 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Optional
 
 import torch
 
 from diffusion_stepper.core.devices import resolve_device
-from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule
+from diffusion_stepper.core.errors import UserFacingError
 
 STAGE_I_SIZES = {"XL": "DeepFloyd/IF-I-XL-v1.0", "L": "DeepFloyd/IF-I-L-v1.0", "M": "DeepFloyd/IF-I-M-v1.0"}
 STAGE_II_SIZES = {"L": "DeepFloyd/IF-II-L-v1.0", "M": "DeepFloyd/IF-II-M-v1.0"}
@@ -59,7 +58,7 @@ class IFStage:
     scheduler: object  # diffusers.DDPMScheduler
     device: torch.device
     dtype: torch.dtype
-    image_noising_scheduler: Optional[object] = None  # stage II only: noises the low-res input
+    image_noising_scheduler: object | None = None  # stage II only: noises the low-res input
 
     @cached_property
     def schedule(self) -> DiscreteSchedule:
@@ -87,7 +86,7 @@ def schedule_of(scheduler) -> DiscreteSchedule:
     return DiscreteSchedule(alpha_bars=scheduler.alphas_cumprod.to(torch.float64).cpu())
 
 
-def stage_source(stage: int, size: Optional[str] = None, model_dir: Optional[str | os.PathLike] = None) -> str:
+def stage_source(stage: int, size: str | None = None, model_dir: str | os.PathLike | None = None) -> str:
     """The hub id or folder a stage loads from."""
     if stage not in (1, 2):
         raise UserFacingError(f"IF has stages 1 and 2 here, got {stage}")
@@ -102,8 +101,8 @@ def stage_source(stage: int, size: Optional[str] = None, model_dir: Optional[str
 
 def load_if_stage(
     stage: int = 1,
-    size: Optional[str] = None,
-    model_dir: Optional[str | os.PathLike] = None,
+    size: str | None = None,
+    model_dir: str | os.PathLike | None = None,
     device: str = "auto",
     allow_cpu: bool = False,
     offload: bool = False,
@@ -118,7 +117,10 @@ def load_if_stage(
             "or open a saved IF trajectory instead"
         )
     if model_dir is not None and not (Path(model_dir) / "unet").is_dir():
-        raise UserFacingError(f"{model_dir} is not an IF stage folder: it needs unet/ and scheduler/ (as diffusers' save_pretrained writes them)")
+        raise UserFacingError(
+            f"{model_dir} is not an IF stage folder: it needs unet/ and scheduler/ (as diffusers' "
+            "save_pretrained writes them)"
+        )
     on_gpu = resolved.type == "cuda"
     dtype = torch.float16 if on_gpu else torch.float32
     pipeline = _from_pretrained(stage, source, dtype, variant="fp16" if on_gpu and _has_fp16_variant(source) else None)
@@ -128,7 +130,9 @@ def load_if_stage(
         try:
             pipeline.enable_model_cpu_offload(device=resolved)
         except (ImportError, ModuleNotFoundError) as error:
-            raise UserFacingError(f"model CPU offload needs the accelerate package: pip install accelerate ({error})") from error
+            raise UserFacingError(
+                f"model CPU offload needs the accelerate package: pip install accelerate ({error})"
+            ) from error
     else:
         pipeline.unet.to(resolved)
     pipeline.unet.eval()
@@ -167,7 +171,7 @@ def _has_fp16_variant(source: str) -> bool:
     return any(".fp16." in name.name for name in folder.iterdir())
 
 
-def _from_pretrained(stage: int, source: str, dtype: torch.dtype, variant: Optional[str]):
+def _from_pretrained(stage: int, source: str, dtype: torch.dtype, variant: str | None):
     import warnings
 
     from diffusers import IFPipeline, IFSuperResolutionPipeline
@@ -205,12 +209,16 @@ def explain_load_error(source: str, error: BaseException) -> str:
     card = f"https://huggingface.co/{source}"
     if any(isinstance(e, GatedRepoError) for e in chain):
         if get_token() is None:
-            return (f"{source} is gated and no Hugging Face token is set: accept the license at {card}, "
-                    "then log in with `hf auth login` (or set HF_TOKEN)")
+            return (
+                f"{source} is gated and no Hugging Face token is set: accept the license at {card}, "
+                "then log in with `hf auth login` (or set HF_TOKEN)"
+            )
         return f"{source} is gated and your token has no access yet: accept the license at {card} with the same account"
     if any(isinstance(e, LocalEntryNotFoundError) for e in chain) or _looks_offline(chain):
-        return (f"the weights of {source} are not on this disk and the hub cannot be reached: download them once on a "
-                f"connected machine ({_needs(source)}) or pass --model-dir with a local copy")
+        return (
+            f"the weights of {source} are not on this disk and the hub cannot be reached: download them once on a "
+            f"connected machine ({_needs(source)}) or pass --model-dir with a local copy"
+        )
     if any(isinstance(e, RepositoryNotFoundError) for e in chain):
         return f"there is no model {source} on the hub (or it is private): check the name, or pass --model-dir"
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

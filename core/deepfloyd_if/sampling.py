@@ -1,4 +1,5 @@
-"""Part A on DeepFloyd IF: every algorithm a generator of Frames, composed from diffusion_stepper.core.diffusion.sampling.
+"""Part A on DeepFloyd IF: every algorithm a generator of Frames, composed from
+core.diffusion.sampling.
 
 The pieces (see DESIGN.md, "A sampler is a composition"):
 
@@ -18,14 +19,13 @@ noise from the generator in the order diffusers' IFPipeline does, so the two agr
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from diffusion_stepper.core.frames import Frame, SamplingRun, to_cpu, with_extras
 from diffusion_stepper.core.deepfloyd_if.models import IFStage
 from diffusion_stepper.core.diffusion.sampling import (
     ClassifierFreeGuidance,
@@ -39,6 +39,7 @@ from diffusion_stepper.core.diffusion.sampling import (
 )
 from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule, forward_process, strided_timesteps
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
+from diffusion_stepper.core.frames import Frame, SamplingRun, to_cpu, with_extras
 
 IF_VALUE_RANGE = [-1.0, 1.0]
 CLEAN_T = -1  # the chain's clean end in diffusers' indexing (alpha_bar = 1)
@@ -52,7 +53,7 @@ X0_CLIP_CHOICES = ("dynamic", "none")
 # --- schedule, timesteps, step rule -------------------------------------------------------------
 
 
-def chain_timesteps(stage: IFStage, steps: Optional[int] = None, stride: Optional[int] = None) -> list[int]:
+def chain_timesteps(stage: IFStage, steps: int | None = None, stride: int | None = None) -> list[int]:
     """The timesteps a run visits, ending with the clean end CLEAN_T.
 
     `steps` takes the scheduler's own `set_timesteps(steps)` list (as IFPipeline does); `stride`
@@ -71,7 +72,7 @@ def chain_timesteps(stage: IFStage, steps: Optional[int] = None, stride: Optiona
 
 
 def x0_handling(stage: IFStage, x0_clip: str = "dynamic"):
-    """"dynamic": the scheduler's own (IF's dynamic thresholding); "none": the course's plain formula."""
+    """ "dynamic": the scheduler's own (IF's dynamic thresholding); "none": the course's plain formula."""
     if x0_clip not in X0_CLIP_CHOICES:
         raise ValueError(f"x0-clip must be one of {', '.join(X0_CLIP_CHOICES)}, got {x0_clip!r}")
     config = stage.scheduler.config
@@ -86,8 +87,12 @@ def x0_handling(stage: IFStage, x0_clip: str = "dynamic"):
 
 def if_step_rule(stage: IFStage, x0_clip: str = "dynamic") -> DDPMStep:
     if stage.scheduler.config.variance_type != "learned_range":
-        raise ValueError(f"IF's scheduler uses learned_range variance, this one {stage.scheduler.config.variance_type!r}")
-    return DDPMStep(stage.schedule, variance=LearnedRangeVariance(), x0_clip=x0_handling(stage, x0_clip), clean_t=CLEAN_T)
+        raise ValueError(
+            f"IF's scheduler uses learned_range variance, this one {stage.scheduler.config.variance_type!r}"
+        )
+    return DDPMStep(
+        stage.schedule, variance=LearnedRangeVariance(), x0_clip=x0_handling(stage, x0_clip), clean_t=CLEAN_T
+    )
 
 
 # --- the denoiser adapter -----------------------------------------------------------------------
@@ -101,7 +106,7 @@ class IFPredictor:
     at full precision.
     """
 
-    def __init__(self, stage: IFStage, low_res: Optional[torch.Tensor] = None, noise_level: Optional[int] = None):
+    def __init__(self, stage: IFStage, low_res: torch.Tensor | None = None, noise_level: int | None = None):
         if (stage.stage == 2) != (low_res is not None):
             raise ValueError("stage II takes the noised low-res image; stage I does not")
         self.stage = stage
@@ -109,7 +114,7 @@ class IFPredictor:
         self.noise_level = noise_level
 
     @torch.no_grad()
-    def __call__(self, x: torch.Tensor, t: float, cond: Optional[torch.Tensor]) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, t: float, cond: torch.Tensor | None) -> torch.Tensor:
         unet, dtype = self.stage.unet, self.stage.dtype
         model_input = x
         class_labels = None
@@ -118,13 +123,17 @@ class IFPredictor:
             model_input = torch.cat([x, self.low_res.repeat(repeats, 1, 1, 1)], dim=1)
             class_labels = torch.full((x.shape[0],), int(self.noise_level), device=x.device)
         output = unet(
-            model_input.to(dtype), int(t), encoder_hidden_states=cond.to(dtype), class_labels=class_labels, return_dict=False
+            model_input.to(dtype),
+            int(t),
+            encoder_hidden_states=cond.to(dtype),
+            class_labels=class_labels,
+            return_dict=False,
         )[0]
         return output.float()
 
 
 def text_estimate(
-    predict: IFPredictor, cond: torch.Tensor, uncond: Optional[torch.Tensor], guidance: float, channels: int
+    predict: IFPredictor, cond: torch.Tensor, uncond: torch.Tensor | None, guidance: float, channels: int
 ) -> Callable[[torch.Tensor, float], NoiseEstimate]:
     """CFG with the empty prompt as unconditional (the course's default), or the plain
     conditional estimate when `uncond` is None. `cond` holds one embedding per batch item."""
@@ -219,7 +228,9 @@ class ViewAverage:
     Each view's mapped-back noise estimate is in the extras as eps_view1, eps_view2, ...
     """
 
-    def __init__(self, views: Sequence[View], estimates: Sequence[Callable[[torch.Tensor, float], NoiseEstimate]], channels: int):
+    def __init__(
+        self, views: Sequence[View], estimates: Sequence[Callable[[torch.Tensor, float], NoiseEstimate]], channels: int
+    ):
         if not 2 <= len(views) == len(estimates) <= 4:
             raise ValueError("visual anagrams take 2 to 4 views, each with its own prompt")
         self.views = list(views)
@@ -234,7 +245,7 @@ class ViewAverage:
             result = estimate(view.apply(x), t)
             value = view.invert(result.value)
             if view.negates:
-                value = torch.cat([-value[:, : self.channels], value[:, self.channels:]], dim=1)
+                value = torch.cat([-value[:, : self.channels], value[:, self.channels :]], dim=1)
             mapped_back.append(value)
             extras[f"eps_view{number}"] = value[:, : self.channels]
             coeffs.update(result.coeffs)
@@ -287,7 +298,9 @@ class FrequencySplit:
         eps_high = high.value[:, :c] - gaussian_blur(high.value[:, :c], self.kernel_size, self.sigma)
         variance = (low.value[:, c:] + high.value[:, c:]) / 2
         coeffs = {**low.coeffs, "blur_kernel": float(self.kernel_size), "blur_sigma": float(self.sigma)}
-        return NoiseEstimate(torch.cat([eps_low + eps_high, variance], dim=1), {"eps_low": eps_low, "eps_high": eps_high}, coeffs)
+        return NoiseEstimate(
+            torch.cat([eps_low + eps_high, variance], dim=1), {"eps_low": eps_low, "eps_high": eps_high}, coeffs
+        )
 
 
 # --- the forward process: starts and references ---------------------------------------------------
@@ -342,7 +355,12 @@ class IFRunSpec:
             "checkpoint": self.stage.source,
             "seed": self.seed,
             "prompts": self.prompts,
-            "params": {"task": self.task, "stage": self.stage.stage, "alpha_bars": self.stage.schedule.alpha_bars.tolist(), **self.params},
+            "params": {
+                "task": self.task,
+                "stage": self.stage.stage,
+                "alpha_bars": self.stage.schedule.alpha_bars.tolist(),
+                **self.params,
+            },
             "value_range": IF_VALUE_RANGE,
             "device": str(self.stage.device),
         }
@@ -386,8 +404,8 @@ def denoising_run(
     generator: torch.Generator,
     x0_clip: str,
     algorithm: str,
-    project: Optional[Callable] = None,
-    extras: Optional[dict[str, torch.Tensor]] = None,
+    project: Callable | None = None,
+    extras: dict[str, torch.Tensor] | None = None,
 ) -> SamplingRun:
     """The one IF loop: run_sampler with IF's step rule, wrapped in a SamplingRun."""
     spec.params.update(timesteps=timesteps[:-1], x0_clip=x0_clip, steps=len(timesteps) - 1)
@@ -398,17 +416,31 @@ def denoising_run(
     return SamplingRun(frames, spec.meta(algorithm), None, len(timesteps))
 
 
-def forward_frames(image: torch.Tensor, schedule: DiscreteSchedule, ts: Sequence[int], generator: torch.Generator) -> Iterator[Frame]:
+def forward_frames(
+    image: torch.Tensor, schedule: DiscreteSchedule, ts: Sequence[int], generator: torch.Generator
+) -> Iterator[Frame]:
     """The forward process of one image at each t: x_t, with the noise drawn and the image."""
     for index, t in enumerate(ts):
         x_t, noise, alpha_bar = forward_at(image, schedule, t, generator)
-        yield Frame(index=index, t=float(t), x_t=to_cpu(x_t), x0_hat=to_cpu(image), eps_hat=to_cpu(noise),
-                    coeffs={"t": float(t), "alpha_bar_t": alpha_bar}, extras={CLEAN_EXTRA: to_cpu(image)})
+        yield Frame(
+            index=index,
+            t=float(t),
+            x_t=to_cpu(x_t),
+            x0_hat=to_cpu(image),
+            eps_hat=to_cpu(noise),
+            coeffs={"t": float(t), "alpha_bar_t": alpha_bar},
+            extras={CLEAN_EXTRA: to_cpu(image)},
+        )
 
 
 def one_step_frames(
-    image: torch.Tensor, schedule: DiscreteSchedule, ts: Sequence[int], estimate: Callable, generator: torch.Generator,
-    channels: int, blur: Optional[tuple[int, float]] = None,
+    image: torch.Tensor,
+    schedule: DiscreteSchedule,
+    ts: Sequence[int],
+    estimate: Callable,
+    generator: torch.Generator,
+    channels: int,
+    blur: tuple[int, float] | None = None,
 ) -> Iterator[Frame]:
     """Denoise the forward process of `image` at each t in one step:
     x0_hat = (x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t). With `blur` = (kernel, sigma) the
@@ -418,19 +450,41 @@ def one_step_frames(
         result = estimate(x_t, float(t))
         eps = result.value[:, :channels]
         x0_hat = (x_t - math.sqrt(1.0 - alpha_bar) * eps) / math.sqrt(alpha_bar)
-        extras = {CLEAN_EXTRA: to_cpu(image), "noise": to_cpu(noise), **{k: to_cpu(v) for k, v in result.extras.items()}}
+        extras = {
+            CLEAN_EXTRA: to_cpu(image),
+            "noise": to_cpu(noise),
+            **{k: to_cpu(v) for k, v in result.extras.items()},
+        }
         if blur is not None:
             extras["blurred"] = to_cpu(gaussian_blur(x_t, *blur))
-        yield Frame(index=index, t=float(t), x_t=to_cpu(x_t), x0_hat=to_cpu(x0_hat), eps_hat=to_cpu(eps),
-                    coeffs={"t": float(t), "alpha_bar_t": alpha_bar, **result.coeffs}, extras=extras)
+        yield Frame(
+            index=index,
+            t=float(t),
+            x_t=to_cpu(x_t),
+            x0_hat=to_cpu(x0_hat),
+            eps_hat=to_cpu(eps),
+            coeffs={"t": float(t), "alpha_bar_t": alpha_bar, **result.coeffs},
+            extras=extras,
+        )
 
 
-def blur_frames(image: torch.Tensor, schedule: DiscreteSchedule, ts: Sequence[int], generator: torch.Generator,
-                kernel_size: int, sigma: float) -> Iterator[Frame]:
+def blur_frames(
+    image: torch.Tensor,
+    schedule: DiscreteSchedule,
+    ts: Sequence[int],
+    generator: torch.Generator,
+    kernel_size: int,
+    sigma: float,
+) -> Iterator[Frame]:
     """Classical denoising: the forward process at each t, then a Gaussian blur as x0_hat."""
     for index, t in enumerate(ts):
         x_t, noise, alpha_bar = forward_at(image, schedule, t, generator)
-        yield Frame(index=index, t=float(t), x_t=to_cpu(x_t), x0_hat=to_cpu(gaussian_blur(x_t, kernel_size, sigma)),
-                    eps_hat=to_cpu(noise), coeffs={"t": float(t), "alpha_bar_t": alpha_bar,
-                                                   "blur_kernel": float(kernel_size), "blur_sigma": sigma},
-                    extras={CLEAN_EXTRA: to_cpu(image)})
+        yield Frame(
+            index=index,
+            t=float(t),
+            x_t=to_cpu(x_t),
+            x0_hat=to_cpu(gaussian_blur(x_t, kernel_size, sigma)),
+            eps_hat=to_cpu(noise),
+            coeffs={"t": float(t), "alpha_bar_t": alpha_bar, "blur_kernel": float(kernel_size), "blur_sigma": sigma},
+            extras={CLEAN_EXTRA: to_cpu(image)},
+        )

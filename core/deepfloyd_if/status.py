@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import torch
 
@@ -16,14 +15,15 @@ from diffusion_stepper.core.deepfloyd_if.tasks import loaded_stages
 
 
 def describe_loaded(stage: IFStage) -> str:
-    """"stage I (IF-I-XL-v1.0, 4300.0 M parameters, float16) on cuda:0"."""
+    """ "stage I (IF-I-XL-v1.0, 4300.0 M parameters, float16) on cuda:0"."""
     parameters = sum(parameter.numel() for parameter in stage.unet.parameters())
     dtype = str(stage.dtype).removeprefix("torch.")
-    return f"stage {'I' * stage.stage} ({Path(stage.source).name}, {parameters / 1e6:.1f} M parameters, {dtype}) on {stage.device}"
+    about = f"{Path(stage.source).name}, {parameters / 1e6:.1f} M parameters, {dtype}"
+    return f"stage {'I' * stage.stage} ({about}) on {stage.device}"
 
 
 def folder_summary(folder: str) -> str:
-    """"16 px, 3 input channels" for a stage folder, from its UNet config alone (nothing loaded)."""
+    """ "16 px, 3 input channels" for a stage folder, from its UNet config alone (nothing loaded)."""
     config_path = Path(folder) / "unet" / "config.json"
     try:
         config = json.loads(config_path.read_text())
@@ -32,15 +32,17 @@ def folder_summary(folder: str) -> str:
     return f"{config.get('sample_size', '?')} px, {config.get('in_channels', '?')} input channels"
 
 
-def stage_one_line(folder: str, size: Optional[str]) -> str:
+def stage_one_line(folder: str, size: str | None) -> str:
     if folder:
         return f"Stage I: folder {Path(folder).name} ({folder_summary(folder)})"
     source = stage_source(1, size)
     need = REQUIREMENTS[source]
     if weights_present(source):
         return f"Stage I: {source}, in the Hugging Face cache (sampling needs about {need.vram_gb:g} GB of GPU memory)"
-    return (f"Stage I: {source}, not downloaded yet ({need.describe()}; accept the license on its model card, "
-            "then `hf auth login`; the first run downloads it)")
+    return (
+        f"Stage I: {source}, not downloaded yet ({need.describe()}; accept the license on its model card, "
+        "then `hf auth login`; the first run downloads it)"
+    )
 
 
 def machine_line() -> str:
@@ -50,7 +52,7 @@ def machine_line() -> str:
     return "no CUDA GPU here: IF runs only with “allow the CPU”, slowly; saved IF runs open fine (File ▸ Open)"
 
 
-def status_text(folder: str, size: Optional[str], embeddings: Optional[PromptEmbeddings]) -> str:
+def status_text(folder: str, size: str | None, embeddings: PromptEmbeddings | None) -> str:
     """The dock's status: stage I, the machine, what is loaded, the prompts (one line each)."""
     loaded = [describe_loaded(stage) for stage in loaded_stages()]
     in_memory = "loaded: " + "; ".join(loaded) if loaded else "nothing loaded yet: the first run loads the model"

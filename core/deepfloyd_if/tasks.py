@@ -1,6 +1,6 @@
 """The part A tasks as requests: what `diffusion-stepper sample if` and the app's IF view ask for.
 
-Each task is a few lines that pick pieces from diffusion_stepper.core.deepfloyd_if.sampling; none has a loop of its own.
+Each task is a few lines that pick pieces from core.deepfloyd_if.sampling; none has a loop of its own.
 
 | task      | start                         | estimate             | course part |
 | --------- | ----------------------------- | -------------------- | ----------- |
@@ -23,14 +23,10 @@ import dataclasses
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
-from diffusion_stepper.core.devices import make_generator
-from diffusion_stepper.core.errors import UserFacingError
-from diffusion_stepper.core.frames import SamplingRun, with_extras
 from diffusion_stepper.core.deepfloyd_if.embeddings import UNCONDITIONAL, PromptEmbeddings, t5_encoder
 from diffusion_stepper.core.deepfloyd_if.models import IFStage, load_if_stage, schedule_of
 from diffusion_stepper.core.deepfloyd_if.sampling import (
@@ -38,9 +34,9 @@ from diffusion_stepper.core.deepfloyd_if.sampling import (
     DEFAULT_GUIDANCE,
     DEFAULT_NOISE_LEVEL,
     VIEW_NAMES,
+    FrequencySplit,
     IFPredictor,
     IFRunSpec,
-    FrequencySplit,
     KeepKnownRegion,
     ViewAverage,
     blur_frames,
@@ -55,10 +51,25 @@ from diffusion_stepper.core.deepfloyd_if.sampling import (
     through_views,
     with_psnr,
 )
+from diffusion_stepper.core.devices import make_generator
 from diffusion_stepper.core.diffusion.sampling import pure_noise
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
+from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.frames import SamplingRun, with_extras
 
-TASKS = ("sample", "forward", "blur", "one-step", "iterative", "sdedit", "inpaint", "text-i2i", "anagram", "hybrid", "upscale")
+TASKS = (
+    "sample",
+    "forward",
+    "blur",
+    "one-step",
+    "iterative",
+    "sdedit",
+    "inpaint",
+    "text-i2i",
+    "anagram",
+    "hybrid",
+    "upscale",
+)
 NEUTRAL_PROMPT = "a high quality photo"  # the course's prompt where the text should not steer
 DEFAULT_TIMESTEPS = [250, 500, 750]  # the course's forward-process and denoising levels
 DEFAULT_I_START = {"iterative": [10], "sdedit": [1, 3, 5, 7, 10, 20], "text-i2i": [1, 3, 5, 7, 10, 20]}
@@ -85,15 +96,19 @@ class BranchPoint:
     step: int = 0
 
     @classmethod
-    def from_run(cls, meta: dict, frames: list, index: int, source: str = "") -> "BranchPoint":
+    def from_run(cls, meta: dict, frames: list, index: int, source: str = "") -> BranchPoint:
         """Branch at frame `index` of an IF denoising run (one whose meta lists its timesteps)."""
         chain = list(meta.get("params", {}).get("timesteps") or [])
         if not chain:
-            raise UserFacingError("only IF denoising runs (sample, SDEdit, inpainting, anagram, hybrid, …) can be branched")
+            raise UserFacingError(
+                "only IF denoising runs (sample, SDEdit, inpainting, anagram, hybrid, …) can be branched"
+            )
         frame = frames[index]
         if int(frame.t) not in chain:
-            raise UserFacingError(f"step {index} is the final image: there is nothing left to denoise; branch from an earlier step")
-        return cls(frame.x_t.clone(), chain[chain.index(int(frame.t)):] + [CLEAN_T], source, index)
+            raise UserFacingError(
+                f"step {index} is the final image: there is nothing left to denoise; branch from an earlier step"
+            )
+        return cls(frame.x_t.clone(), chain[chain.index(int(frame.t)) :] + [CLEAN_T], source, index)
 
 
 @dataclass
@@ -102,34 +117,34 @@ class IFRequest:
 
     task: str = "sample"
     prompt: list[str] = field(default_factory=list)  # one per view for anagrams; low, high for hybrids
-    image: Optional[str] = None  # a picture, or a trajectory .npz whose final sample is used (upscale)
-    mask: Optional[str] = None
-    i_start: Optional[list[int]] = None
+    image: str | None = None  # a picture, or a trajectory .npz whose final sample is used (upscale)
+    mask: str | None = None
+    i_start: list[int] | None = None
     views: list[str] = field(default_factory=lambda: list(DEFAULT_VIEWS))
-    t: Optional[list[int]] = None
-    steps: Optional[int] = None
-    stride: Optional[int] = None
-    guidance: Optional[float] = None
+    t: list[int] | None = None
+    steps: int | None = None
+    stride: int | None = None
+    guidance: float | None = None
     no_cfg: bool = False
     seed: int = 0
     num: int = 1
     x0_clip: str = "dynamic"
-    blur_kernel: Optional[int] = None
+    blur_kernel: int | None = None
     blur_sigma: float = 2.0
     noise_level: int = DEFAULT_NOISE_LEVEL
-    model_dir: Optional[str] = None
-    size: Optional[str] = None
-    embeddings: Optional[str] = None
+    model_dir: str | None = None
+    size: str | None = None
+    embeddings: str | None = None
     t5: bool = False
     device: str = "auto"
     allow_cpu: bool = False
     offload: bool = False
-    branch: Optional[BranchPoint] = field(default=None, repr=False, compare=False)  # continue from a step
+    branch: BranchPoint | None = field(default=None, repr=False, compare=False)  # continue from a step
     # Loaded parts can be handed in (the app keeps them between runs; tests build them in code).
-    stage: Optional[IFStage] = field(default=None, repr=False, compare=False)
-    prompt_table: Optional[PromptEmbeddings] = field(default=None, repr=False, compare=False)
+    stage: IFStage | None = field(default=None, repr=False, compare=False)
+    prompt_table: PromptEmbeddings | None = field(default=None, repr=False, compare=False)
 
-    def for_task(self, task: str) -> "IFRequest":
+    def for_task(self, task: str) -> IFRequest:
         """These settings as a request for `task`, without the fields the task does not read, so
         its run records only what it used. The app's IF dock and the part A experiments keep one
         set of settings for every task and make each run's request this way."""
@@ -147,7 +162,7 @@ class IFRequest:
             stride=self.stride if own_chain else None,
         )
 
-    def expand(self) -> list["IFRequest"]:
+    def expand(self) -> list[IFRequest]:
         """One request per i_start: an SDEdit strip is several runs of different lengths."""
         starts = self.i_start or DEFAULT_I_START.get(self.task)
         if not starts or len(starts) == 1:
@@ -168,12 +183,17 @@ def _check(request: IFRequest) -> None:
     if request.task == "anagram" and not 2 <= len(request.prompt) <= 4:
         raise UserFacingError("a visual anagram takes one --prompt per view, 2 to 4 of them")
     if request.task == "anagram" and len(request.views) != len(request.prompt):
-        raise UserFacingError(f"{len(request.prompt)} prompts but {len(request.views)} views: give one view per prompt (--views identity flip)")
+        raise UserFacingError(
+            f"{len(request.prompt)} prompts but {len(request.views)} views: give one view per prompt "
+            "(--views identity flip)"
+        )
     unknown_views = [name for name in request.views if name not in VIEW_NAMES] if request.task == "anagram" else []
     if unknown_views:
         raise UserFacingError(f"unknown view {unknown_views[0]!r}; choose from {', '.join(VIEW_NAMES)}")
     if request.task == "hybrid" and len(request.prompt) != 2:
-        raise UserFacingError("a hybrid image takes two prompts: --prompt LOW_FREQUENCY_PROMPT --prompt2 HIGH_FREQUENCY_PROMPT")
+        raise UserFacingError(
+            "a hybrid image takes two prompts: --prompt LOW_FREQUENCY_PROMPT --prompt2 HIGH_FREQUENCY_PROMPT"
+        )
     if request.steps is not None and request.stride is not None:
         raise UserFacingError("give --steps or --stride, not both")
     if request.num < 1:
@@ -186,7 +206,9 @@ _LOADED_STAGES: dict[tuple, IFStage] = {}
 _LOADING = threading.Lock()
 
 
-def loaded_stage(stage: int, size: Optional[str], model_dir: Optional[str], device: str, allow_cpu: bool, offload: bool) -> IFStage:
+def loaded_stage(
+    stage: int, size: str | None, model_dir: str | None, device: str, allow_cpu: bool, offload: bool
+) -> IFStage:
     key = (stage, size, str(model_dir) if model_dir else None, device, allow_cpu, offload)
     with _LOADING:
         if key in _LOADED_STAGES:
@@ -207,8 +229,14 @@ def loaded_stages() -> list[IFStage]:
 def prepare(request: IFRequest) -> IFRequest:
     """The request with its model stage and prompt embeddings loaded (once, for all its runs)."""
     _check(request)
-    stage = request.stage or loaded_stage(2 if request.task == "upscale" else 1, request.size, request.model_dir,
-                                          request.device, request.allow_cpu, request.offload)
+    stage = request.stage or loaded_stage(
+        2 if request.task == "upscale" else 1,
+        request.size,
+        request.model_dir,
+        request.device,
+        request.allow_cpu,
+        request.offload,
+    )
     table = request.prompt_table
     if request.task not in WITHOUT_UNET:
         table = prompt_table_for(request, stage)
@@ -236,7 +264,10 @@ def prompt_table_for(request: IFRequest, stage: IFStage) -> PromptEmbeddings:
         elif encoder is not None:
             table = PromptEmbeddings(encoder=encoder, source="T5")
         else:
-            raise UserFacingError("IF needs prompt embeddings: pass --embeddings FILE (the course's prompt_embeds_dict.pth) or --t5 to encode prompts")
+            raise UserFacingError(
+                "IF needs prompt embeddings: pass --embeddings FILE (the course's prompt_embeds_dict.pth) "
+                "or --t5 to encode prompts"
+            )
     table.check_width(stage.embedding_dim)
     return table
 
@@ -286,7 +317,7 @@ def start_if(request: IFRequest) -> SamplingRun:
     def embedding(prompt: str) -> torch.Tensor:
         return table.get(prompt).to(device).repeat(request.num, 1, 1)
 
-    def estimate_for(prompt: str, predictor: Optional[IFPredictor] = None):
+    def estimate_for(prompt: str, predictor: IFPredictor | None = None):
         uncond = embedding(UNCONDITIONAL) if use_cfg else None
         return text_estimate(predictor or IFPredictor(stage), embedding(prompt), uncond, guidance, channels)
 
@@ -309,7 +340,9 @@ def start_if(request: IFRequest) -> SamplingRun:
 
     task = request.task
     if request.blur_kernel is not None and (request.blur_kernel % 2 == 0 or request.blur_kernel // 2 >= size):
-        raise UserFacingError(f"the blur kernel must be odd and at most {2 * size - 1} for {size} px images, got {request.blur_kernel}")
+        raise UserFacingError(
+            f"the blur kernel must be odd and at most {2 * size - 1} for {size} px images, got {request.blur_kernel}"
+        )
     if task in AT_CHOSEN_T:
         ts = request.t or DEFAULT_TIMESTEPS
         spec.params["t"] = ts
@@ -321,8 +354,15 @@ def start_if(request: IFRequest) -> SamplingRun:
             spec.params.update(blur_kernel=kernel, blur_sigma=request.blur_sigma)
             frames = blur_frames(image, schedule, ts, generator, kernel, request.blur_sigma)
         else:
-            frames = one_step_frames(image, schedule, ts, estimate_for(prompts[0]), generator, channels,
-                                     blur=(request.blur_kernel or BLUR_KERNEL, request.blur_sigma))
+            frames = one_step_frames(
+                image,
+                schedule,
+                ts,
+                estimate_for(prompts[0]),
+                generator,
+                channels,
+                blur=(request.blur_kernel or BLUR_KERNEL, request.blur_sigma),
+            )
         if task != "forward":
             frames = with_psnr(frames, image)
         return SamplingRun(frames, spec.meta(f"if-{task}"), None, len(ts))
@@ -332,7 +372,10 @@ def start_if(request: IFRequest) -> SamplingRun:
     if task in FROM_I_START:
         i_start = (request.i_start or DEFAULT_I_START[task])[0]
         if not 0 <= i_start < len(timesteps) - 1:
-            raise UserFacingError(f"i_start must be between 0 and {len(timesteps) - 2} for these {len(timesteps) - 1} steps, got {i_start}")
+            raise UserFacingError(
+                f"i_start must be between 0 and {len(timesteps) - 2} for these {len(timesteps) - 1} steps, "
+                f"got {i_start}"
+            )
         spec.params["i_start"] = i_start
         chain = timesteps[i_start:]
         x_start = forward_at(image, stage.schedule, chain[0], generator)[0]
@@ -346,8 +389,14 @@ def start_if(request: IFRequest) -> SamplingRun:
         spec.params["mask"] = str(request.mask)
         x_start = pure_noise(noise_shape, generator, device)
         project = KeepKnownRegion(image, mask, stage.schedule)
-        return run_chain(x_start, timesteps, estimate_for(prompts[0]), algorithm,
-                         project=project, extras={"mask": mask.expand(-1, channels, -1, -1), CLEAN_EXTRA: image})
+        return run_chain(
+            x_start,
+            timesteps,
+            estimate_for(prompts[0]),
+            algorithm,
+            project=project,
+            extras={"mask": mask.expand(-1, channels, -1, -1), CLEAN_EXTRA: image},
+        )
     if task == "anagram":
         views = [make_view(name) for name in request.views]
         spec.params["views"] = list(request.views)
@@ -358,7 +407,9 @@ def start_if(request: IFRequest) -> SamplingRun:
     if task == "hybrid":
         kernel = request.blur_kernel or min(HYBRID_KERNEL, 2 * size - 1)  # the course's 33, or what fits a tiny model
         spec.params.update(blur_kernel=kernel, blur_sigma=request.blur_sigma)
-        estimate = FrequencySplit(estimate_for(prompts[0]), estimate_for(prompts[1]), channels, kernel, request.blur_sigma)
+        estimate = FrequencySplit(
+            estimate_for(prompts[0]), estimate_for(prompts[1]), channels, kernel, request.blur_sigma
+        )
         run = run_chain(pure_noise(noise_shape, generator, device), timesteps, estimate, "ddpm+hybrid")
         run.frames = with_extras(run.frames, from_afar)
         return run
@@ -370,12 +421,14 @@ def start_if(request: IFRequest) -> SamplingRun:
         low_res = forward_at(upscaled, noising, request.noise_level, generator)[0]
         spec.params["noise_level"] = request.noise_level
         predictor = IFPredictor(stage, low_res=low_res, noise_level=request.noise_level)
-        return run_chain(x_start, timesteps, estimate_for(prompts[0], predictor), algorithm, extras={"low_res": upscaled})
+        return run_chain(
+            x_start, timesteps, estimate_for(prompts[0], predictor), algorithm, extras={"low_res": upscaled}
+        )
     # sample
     return run_chain(pure_noise(noise_shape, generator, device), timesteps, estimate_for(prompts[0]), algorithm)
 
 
-def _original_size(image_path: Optional[str]) -> Optional[tuple[int, int]]:
+def _original_size(image_path: str | None) -> tuple[int, int] | None:
     if not image_path or Path(image_path).suffix == ".npz":
         return None
     from PIL import Image

@@ -39,7 +39,12 @@ def tiny_unet(stage: int, sample_size: int):
 
     extra = {}
     if stage == 2:
-        extra = dict(class_embed_type="timestep", mid_block_scale_factor=1.414, time_embedding_act_fn="gelu", time_embedding_dim=32)
+        extra = dict(
+            class_embed_type="timestep",
+            mid_block_scale_factor=1.414,
+            time_embedding_act_fn="gelu",
+            time_embedding_dim=32,
+        )
     return UNet2DConditionModel(
         sample_size=sample_size,
         layers_per_block=1,
@@ -68,12 +73,22 @@ def build_tiny_stage(stage: int, folder: Path, sample_size: int | None = None, s
 
     torch.manual_seed(seed)
     unet = tiny_unet(stage, sample_size or (16 if stage == 1 else 32))
-    common = dict(unet=unet, scheduler=DDPMScheduler(**if_scheduler_config(stage)), tokenizer=None, text_encoder=None,
-                  safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False)
+    common = dict(
+        unet=unet,
+        scheduler=DDPMScheduler(**if_scheduler_config(stage)),
+        tokenizer=None,
+        text_encoder=None,
+        safety_checker=None,
+        feature_extractor=None,
+        watermarker=None,
+        requires_safety_checker=False,
+    )
     if stage == 1:
         pipeline = IFPipeline(**common)
     else:
-        noising = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", beta_start=0.0001, beta_end=0.02)
+        noising = DDPMScheduler(
+            num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", beta_start=0.0001, beta_end=0.02
+        )
         pipeline = IFSuperResolutionPipeline(image_noising_scheduler=noising, **common)
     pipeline.save_pretrained(folder)
     return Path(folder)

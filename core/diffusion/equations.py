@@ -1,15 +1,15 @@
 """A step's update rule with this step's numbers filled in, as plain Unicode lines.
 
 The GUI's equation panel and `diffusion-stepper inspect` print the same text, built from the
-numbers the step rule recorded in `frame.coeffs` (see core.sampling).
+numbers the step rule recorded in `frame.coeffs` (see core.diffusion.sampling).
 """
 
 from __future__ import annotations
 
 import math
 
-from diffusion_stepper.core.frames import Frame
 from diffusion_stepper.core.diffusion.theory import algorithm_family
+from diffusion_stepper.core.frames import Frame
 
 
 def _number(value: float) -> str:
@@ -24,7 +24,7 @@ def time_text(family: str, t: float) -> str:
 
 
 def frame_caption(meta: dict, frame: Frame, num_frames: int) -> str:
-    """"step 12/300 · t = 288 · ᾱ_t = 0.0123" (σ for the single-step denoiser, t alone for flow)."""
+    """ "step 12/300 · t = 288 · ᾱ_t = 0.0123" (σ for the single-step denoiser, t alone for flow)."""
     family = algorithm_family(meta)
     parts = [f"step {frame.index}/{num_frames - 1}"]
     if family in ("single-step", "noising"):
@@ -55,7 +55,10 @@ def _denoise_once_lines(algorithm: str, frame: Frame) -> list[str]:
     a, b = math.sqrt(alpha_bar), math.sqrt(1 - alpha_bar)
     lines = [f"x_t = √ᾱ_t·x₀ + √(1 − ᾱ_t)·ε = {_number(a)}·x₀ + {_number(b)}·ε,   ε ~ N(0, I),   t = {int(frame.t)}"]
     if algorithm == "if-blur":
-        lines.append(f"x̂₀ = G∗x_t,   G: Gaussian, kernel {int(frame.coeffs['blur_kernel'])}, σ = {frame.coeffs['blur_sigma']:g}   (classical denoising)")
+        lines.append(
+            f"x̂₀ = G∗x_t,   G: Gaussian, kernel {int(frame.coeffs['blur_kernel'])}, σ = "
+            f"{frame.coeffs['blur_sigma']:g}   (classical denoising)"
+        )
     elif algorithm == "if-one-step":
         lines += _guidance_line(frame, "ε")
         lines.append(f"x̂₀ = (x_t − √(1 − ᾱ_t)·ε̂) / √ᾱ_t = (x_t − {_number(b)}·ε̂) / {_number(a)}   (one-step denoising)")
@@ -72,7 +75,10 @@ def _composition_lines(meta: dict, frame: Frame) -> list[str]:
         return [f"ε̂ = ({terms}) / {len(views)}   (visual anagram: each view's estimate mapped back, averaged)"]
     if algorithm.endswith("+hybrid"):
         kernel, sigma = params.get("blur_kernel", 33), params.get("blur_sigma", 2.0)
-        return [f"ε̂ = G∗ε̂(x_t, p1) + (ε̂(x_t, p2) − G∗ε̂(x_t, p2)),   G: Gaussian, kernel {kernel}, σ = {sigma:g}   (hybrid image)"]
+        return [
+            f"ε̂ = G∗ε̂(x_t, p1) + (ε̂(x_t, p2) − G∗ε̂(x_t, p2)),   G: Gaussian, kernel {kernel}, σ = "
+            f"{sigma:g}   (hybrid image)"
+        ]
     return []
 
 
@@ -97,23 +103,38 @@ def _step_lines(meta: dict, frame: Frame) -> list[str]:
         sigma = coeffs["sigma"]
         clip = []
         if "x0_clip_low" in coeffs:
-            clip = [f"x̂₀ ← clip(x̂₀, {coeffs['x0_clip_low']:g}, {coeffs['x0_clip_high']:g})   (kept inside the data range)"]
+            clip = [
+                f"x̂₀ ← clip(x̂₀, {coeffs['x0_clip_low']:g}, {coeffs['x0_clip_high']:g})   (kept inside the data range)"
+            ]
         if "x0_threshold_s" in coeffs:
-            clip = [f"x̂₀ ← clip(x̂₀, −s, s)/s,   s = the {coeffs['x0_threshold_ratio']:g} quantile of |x̂₀| kept within "
-                    f"[1, {coeffs['x0_threshold_max']:g}] = {coeffs['x0_threshold_s']:.3f}   (dynamic thresholding; the largest s in the batch)"]
+            clip = [
+                f"x̂₀ ← clip(x̂₀, −s, s)/s,   s = the {coeffs['x0_threshold_ratio']:g} quantile of |x̂₀| kept within "
+                f"[1, {coeffs['x0_threshold_max']:g}] = {coeffs['x0_threshold_s']:.3f}   (dynamic "
+                "thresholding; the largest s in the batch)"
+            ]
         variance = f"σ² = {_number(sigma**2)}"
         if "sigma_min" in coeffs:  # IF's learned variance: one sigma per pixel
-            variance = (f"σ learned per pixel between √β̃ and √β: mean {_number(sigma)}, "
-                        f"from {_number(coeffs['sigma_min'])} to {_number(coeffs['sigma_max'])}")
-        return _composition_lines(meta, frame) + _guidance_line(frame, "ε") + [
-            f"x̂₀ = (x_t − √(1 − ᾱ_t)·ε̂) / √ᾱ_t = (x_t − {_number(math.sqrt(1 - alpha_bar_t))}·ε̂) / {_number(math.sqrt(alpha_bar_t))}",
-        ] + clip + [
-            "x_t′ = √ᾱ_t′·β_t/(1 − ᾱ_t)·x̂₀ + √α_t·(1 − ᾱ_t′)/(1 − ᾱ_t)·x_t + σ·z",
-            f"     = {_number(coeffs['coef_x0'])}·x̂₀ + {_number(coeffs['coef_xt'])}·x_t + {_number(sigma)}·z",
-            f"t = {t} → t′ = {t_next}:   ᾱ_t = {_number(alpha_bar_t)},   ᾱ_t′ = {_number(alpha_bar_next)}",
-            f"α_t = ᾱ_t/ᾱ_t′ = {_number(coeffs['alpha_t'])},   β_t = 1 − α_t = {_number(coeffs['beta_t'])},   "
-            + variance + ("   (no noise on the last step)" if sigma == 0 else ""),
-        ]
+            variance = (
+                f"σ learned per pixel between √β̃ and √β: mean {_number(sigma)}, "
+                f"from {_number(coeffs['sigma_min'])} to {_number(coeffs['sigma_max'])}"
+            )
+        return (
+            _composition_lines(meta, frame)
+            + _guidance_line(frame, "ε")
+            + [
+                f"x̂₀ = (x_t − √(1 − ᾱ_t)·ε̂) / √ᾱ_t = (x_t − {_number(math.sqrt(1 - alpha_bar_t))}·ε̂) / "
+                f"{_number(math.sqrt(alpha_bar_t))}",
+            ]
+            + clip
+            + [
+                "x_t′ = √ᾱ_t′·β_t/(1 − ᾱ_t)·x̂₀ + √α_t·(1 − ᾱ_t′)/(1 − ᾱ_t)·x_t + σ·z",
+                f"     = {_number(coeffs['coef_x0'])}·x̂₀ + {_number(coeffs['coef_xt'])}·x_t + {_number(sigma)}·z",
+                f"t = {t} → t′ = {t_next}:   ᾱ_t = {_number(alpha_bar_t)},   ᾱ_t′ = {_number(alpha_bar_next)}",
+                f"α_t = ᾱ_t/ᾱ_t′ = {_number(coeffs['alpha_t'])},   β_t = 1 − α_t = {_number(coeffs['beta_t'])},   "
+                + variance
+                + ("   (no noise on the last step)" if sigma == 0 else ""),
+            ]
+        )
     if family == "flow" and "dt" in coeffs:
         t, dt = frame.t, coeffs["dt"]
         return _guidance_line(frame, "v") + [

@@ -2,12 +2,12 @@
 
 Each objective is the one home for its formulas: its training loss, the timesteps its sampler
 walks, the step rule that walks them, and how its t is fed to the network. Training
-(`core.training`) and sampling (`core.mnist_sampling`) both read them from here.
+(`core.mnist.training`) and sampling (`core.mnist.sampling`) both read them from here.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Union
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +25,7 @@ from diffusion_stepper.core.diffusion.schedules import (
 )
 
 # (x, t in [0, 1] as [N, 1], one-hot condition or None) -> network output
-Network = Callable[[torch.Tensor, torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
+Network = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 DEFAULT_SIGMA = 0.5
 P_UNCOND = 0.1
@@ -68,7 +68,7 @@ class SingleStepObjective:
     def default_steps(self) -> int:
         return 1
 
-    def timesteps(self, steps: Optional[int] = None, sigma: Optional[float] = None) -> list[float]:
+    def timesteps(self, steps: int | None = None, sigma: float | None = None) -> list[float]:
         """One jump from the noise level sigma to clean; `t` in its frames is sigma."""
         if steps not in (None, 1):
             raise ValueError("the single-step denoiser takes exactly one step")
@@ -77,7 +77,7 @@ class SingleStepObjective:
     def step_rule(self) -> StepRule:
         return SingleStepDenoise()
 
-    def network_time(self, t: float) -> Optional[float]:
+    def network_time(self, t: float) -> float | None:
         return None
 
     def to_dict(self) -> dict:
@@ -93,7 +93,7 @@ class DDPMObjective:
     name = "ddpm"
     noise_field = "eps_hat"
 
-    def __init__(self, schedule: Optional[LinearBetaSchedule] = None):
+    def __init__(self, schedule: LinearBetaSchedule | None = None):
         self.schedule = schedule or LinearBetaSchedule.create()
         self._alpha_bars_on: dict[torch.device, torch.Tensor] = {}
 
@@ -113,13 +113,13 @@ class DDPMObjective:
     def default_steps(self) -> int:
         return self.schedule.T
 
-    def timesteps(self, steps: Optional[int] = None, sigma: Optional[float] = None) -> list[float]:
+    def timesteps(self, steps: int | None = None, sigma: float | None = None) -> list[float]:
         return evenly_spaced_timesteps(self.schedule.T, steps or self.schedule.T)
 
-    def step_rule(self, x0_range: Optional[tuple[float, float]] = None) -> StepRule:
+    def step_rule(self, x0_range: tuple[float, float] | None = None) -> StepRule:
         return DDPMStep(self.schedule, x0_clip=StaticClip(*x0_range) if x0_range else None)
 
-    def network_time(self, t: float) -> Optional[float]:
+    def network_time(self, t: float) -> float | None:
         return float(t) / self.schedule.T
 
     def to_dict(self) -> dict:
@@ -150,20 +150,20 @@ class FlowObjective:
     def default_steps(self) -> int:
         return self.num_ts
 
-    def timesteps(self, steps: Optional[int] = None, sigma: Optional[float] = None) -> list[float]:
+    def timesteps(self, steps: int | None = None, sigma: float | None = None) -> list[float]:
         return flow_time_grid(steps or self.num_ts)
 
     def step_rule(self) -> StepRule:
         return EulerFlowStep()
 
-    def network_time(self, t: float) -> Optional[float]:
+    def network_time(self, t: float) -> float | None:
         return float(t)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "num_ts": self.num_ts}
 
 
-Objective = Union[SingleStepObjective, DDPMObjective, FlowObjective]
+Objective = SingleStepObjective | DDPMObjective | FlowObjective
 OBJECTIVES = ("single-step", "ddpm", "flow")
 
 

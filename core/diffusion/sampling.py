@@ -14,15 +14,16 @@ so frames can share memory with the loop's tensors on the CPU.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional, Protocol, Sequence
+from typing import Protocol
 
 import torch
 
-from diffusion_stepper.core.frames import Frame, to_cpu
 from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule
+from diffusion_stepper.core.frames import Frame, to_cpu
 
-Predictor = Callable[[torch.Tensor, float, Optional[torch.Tensor]], torch.Tensor]
+Predictor = Callable[[torch.Tensor, float, torch.Tensor | None], torch.Tensor]
 
 
 @dataclass
@@ -61,7 +62,7 @@ def pure_noise(shape: Sequence[int], generator: torch.Generator, device: torch.d
 class PlainEstimate:
     """The predictor's output as it is, optionally under one fixed condition."""
 
-    def __init__(self, predict: Predictor, cond: Optional[torch.Tensor] = None):
+    def __init__(self, predict: Predictor, cond: torch.Tensor | None = None):
         self.predict = predict
         self.cond = cond
 
@@ -84,7 +85,7 @@ class ClassifierFreeGuidance:
         uncond: torch.Tensor,
         scale: float,
         name: str = "eps",
-        guided_channels: Optional[int] = None,
+        guided_channels: int | None = None,
     ):
         if scale < 0:
             raise ValueError(f"guidance scale must be >= 0, got {scale}")
@@ -174,7 +175,11 @@ class DynamicThreshold:
         flat = x0_hat.float().reshape(x0_hat.shape[0], -1)  # quantile needs float32 or float64
         s = torch.quantile(flat.abs(), self.ratio, dim=1).clamp(1.0, self.max_value).unsqueeze(1)
         thresholded = (torch.clamp(flat, -s, s) / s).reshape(x0_hat.shape).to(x0_hat.dtype)
-        return thresholded, {"x0_threshold_ratio": self.ratio, "x0_threshold_max": self.max_value, "x0_threshold_s": float(s.max())}
+        return thresholded, {
+            "x0_threshold_ratio": self.ratio,
+            "x0_threshold_max": self.max_value,
+            "x0_threshold_s": float(s.max()),
+        }
 
 
 X0Clip = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
@@ -202,7 +207,7 @@ class DDPMStep:
         self,
         schedule: DiscreteSchedule,
         variance: FixedVariance | LearnedRangeVariance | None = None,
-        x0_clip: Optional[X0Clip] = None,
+        x0_clip: X0Clip | None = None,
         clean_t: int = 0,
     ):
         self.schedule = schedule
@@ -297,7 +302,7 @@ def run_sampler(
     estimate: Callable[[torch.Tensor, float], NoiseEstimate],
     step: StepRule,
     generator: torch.Generator,
-    project: Optional[Callable[[torch.Tensor, float, torch.Generator], torch.Tensor]] = None,
+    project: Callable[[torch.Tensor, float, torch.Generator], torch.Tensor] | None = None,
 ) -> Iterator[Frame]:
     """Walk `timesteps` from `x_start`, yielding len(timesteps) frames (the last is the result).
 

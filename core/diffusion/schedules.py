@@ -24,7 +24,7 @@ class DiscreteSchedule:
     alpha_bars: torch.Tensor  # float64, indexed by t
 
     @property
-    def T(self) -> int:
+    def T(self) -> int:  # noqa: N802 - the course's name for the chain's length
         return self.alpha_bars.shape[0] - 1
 
     def alpha_bar(self, t: int) -> float:
@@ -42,7 +42,7 @@ class LinearBetaSchedule(DiscreteSchedule):
     @classmethod
     def create(
         cls, T: int = DEFAULT_T, beta_start: float = DEFAULT_BETA_START, beta_end: float = DEFAULT_BETA_END
-    ) -> "LinearBetaSchedule":
+    ) -> LinearBetaSchedule:
         if T < 1:
             raise ValueError(f"T must be at least 1, got {T}")
         betas = torch.zeros(T + 1, dtype=torch.float64)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import torch
@@ -55,7 +54,7 @@ def mixture_density(x: np.ndarray, clean: torch.Tensor, a: float, b: float) -> n
 
 
 def algorithm_family(meta: dict) -> str:
-    """"ddpm" (also IF), "flow" or "single-step", from a run's algorithm name like "ddpm+cfg"."""
+    """ "ddpm" (also IF), "flow" or "single-step", from a run's algorithm name like "ddpm+cfg"."""
     name = str(meta.get("algorithm", ""))
     if name.startswith(("ddpm", "if")):
         return "ddpm"
@@ -64,7 +63,7 @@ def algorithm_family(meta: dict) -> str:
     return name.split("+")[0]
 
 
-def marginal_coefficients(meta: dict, frame: Frame) -> Optional[tuple[float, float]]:
+def marginal_coefficients(meta: dict, frame: Frame) -> tuple[float, float] | None:
     """(a, b) with x_t = a * x0 + b * noise at this frame, or None where the run does not say."""
     family = algorithm_family(meta)
     if family == "ddpm":
@@ -81,7 +80,7 @@ def marginal_coefficients(meta: dict, frame: Frame) -> Optional[tuple[float, flo
     return None
 
 
-def known_clean_image(trajectory: Trajectory) -> Optional[torch.Tensor]:
+def known_clean_image(trajectory: Trajectory) -> torch.Tensor | None:
     """The clean image a run started from (SDEdit, inpainting, noised test digits), if it has one."""
     for frame in trajectory.frames:
         if CLEAN_EXTRA in frame.extras:
@@ -106,10 +105,10 @@ class FrameHistograms:
 
     edges: np.ndarray
     x_t: np.ndarray
-    noise: Optional[np.ndarray]  # eps_hat or v_hat, whichever the frame has
-    noise_name: Optional[str]
-    x_t_theory: Optional[Curve]
-    noise_theory: Optional[Curve]
+    noise: np.ndarray | None  # eps_hat or v_hat, whichever the frame has
+    noise_name: str | None
+    x_t_theory: Curve | None
+    noise_theory: Curve | None
     x_t_note: str  # why there is (or is not) a theory curve for x_t
 
 
@@ -153,7 +152,7 @@ class ScheduleCurves:
     reversed_time: bool  # True when sampling runs from high t to low t (DDPM, IF)
 
 
-def schedule_curves(meta: dict) -> Optional[ScheduleCurves]:
+def schedule_curves(meta: dict) -> ScheduleCurves | None:
     """alpha_bar_t and sigma_t = sqrt(1 - alpha_bar_t) over t, or the flow's weights; None if the
     run has no schedule (the single-step denoiser)."""
     from diffusion_stepper.core.diffusion.objectives import DDPMObjective, objective_from_dict
@@ -161,7 +160,9 @@ def schedule_curves(meta: dict) -> Optional[ScheduleCurves]:
     family = algorithm_family(meta)
     if family == "flow":
         t = np.linspace(0.0, 1.0, CURVE_POINTS)
-        return ScheduleCurves("t (0 = noise, 1 = data)", [Curve(t, t, "data weight t"), Curve(t, 1 - t, "noise weight 1 − t")], False)
+        return ScheduleCurves(
+            "t (0 = noise, 1 = data)", [Curve(t, t, "data weight t"), Curve(t, 1 - t, "noise weight 1 − t")], False
+        )
     if family != "ddpm":
         return None
     alpha_bars = meta.get("params", {}).get("alpha_bars")  # runs that carry their own (IF)

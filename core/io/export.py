@@ -7,30 +7,44 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from diffusion_stepper.core.atomic import atomic_path
-from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.diffusion.equations import time_text
-from diffusion_stepper.core.frames import NOISE_FIELDS, Frame, Trajectory
 from diffusion_stepper.core.diffusion.theory import algorithm_family
+from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.frames import NOISE_FIELDS, Frame, Trajectory
 
 NOISE_DISPLAY_RANGE = (-3.0, 3.0)  # eps ~ N(0, 1) and v = x1 - x0 fit here but for rare tails
 PANEL_TITLES = {"x_t": "x_t", "x0_hat": "x0 estimate", "eps_hat": "noise estimate", "v_hat": "velocity estimate"}
-# The extra images algorithms attach to frames (core.sampling, core.if_sampling), by name.
+# The extra images algorithms attach to frames (core.diffusion.sampling, core.deepfloyd_if.sampling), by name.
 EXTRA_TITLES = {
-    "eps_cond": "ε_c conditional", "eps_uncond": "ε_u unconditional", "v_cond": "v_c conditional",
-    "v_uncond": "v_u unconditional", "eps_low": "lowpass part (prompt 1)", "eps_high": "highpass part (prompt 2)",
-    "x0": "original", "mask": "mask (white: new)", "low_res": "stage I input, upscaled", "blurred": "Gaussian blur",
-    "noise": "the noise added", "eps_view1": "view 1 ε̂", "eps_view2": "view 2 ε̂", "eps_view3": "view 3 ε̂",
-    "eps_view4": "view 4 ε̂", "x0_view1": "view 1 x̂₀", "x0_view2": "view 2 x̂₀", "x0_view3": "view 3 x̂₀",
-    "x0_view4": "view 4 x̂₀", "x0_afar": "x̂₀ from afar (shrunk 4×)",
+    "eps_cond": "ε_c conditional",
+    "eps_uncond": "ε_u unconditional",
+    "v_cond": "v_c conditional",
+    "v_uncond": "v_u unconditional",
+    "eps_low": "lowpass part (prompt 1)",
+    "eps_high": "highpass part (prompt 2)",
+    "x0": "original",
+    "mask": "mask (white: new)",
+    "low_res": "stage I input, upscaled",
+    "blurred": "Gaussian blur",
+    "noise": "the noise added",
+    "eps_view1": "view 1 ε̂",
+    "eps_view2": "view 2 ε̂",
+    "eps_view3": "view 3 ε̂",
+    "eps_view4": "view 4 ε̂",
+    "x0_view1": "view 1 x̂₀",
+    "x0_view2": "view 2 x̂₀",
+    "x0_view3": "view 3 x̂₀",
+    "x0_view4": "view 4 x̂₀",
+    "x0_afar": "x̂₀ from afar (shrunk 4×)",
 }
 PANEL_TITLES.update(EXTRA_TITLES)
 SIDE_BY_SIDE = "side-by-side"
@@ -58,7 +72,7 @@ def to_uint8(images: torch.Tensor, low: float, high: float) -> np.ndarray:
     return array[..., :3]
 
 
-def grid_columns(num_images: int, labels: Optional[torch.Tensor] = None) -> int:
+def grid_columns(num_images: int, labels: torch.Tensor | None = None) -> int:
     """One column per class for class-conditioned runs, else a near-square grid."""
     if labels is not None and len(labels) == num_images:
         return max(1, min(num_images, len(torch.unique(labels))))
@@ -146,7 +160,9 @@ def _one_panel(trajectory: Trajectory, panel: str) -> list[str]:
         return [noise]
     if panel in ("x_t", "x0_hat") or panel in trajectory.extra_names():
         return [panel]
-    raise ValueError(f"unknown panel {panel!r}; choose from {', '.join(PANEL_CHOICES + tuple(trajectory.extra_names()))}")
+    raise ValueError(
+        f"unknown panel {panel!r}; choose from {', '.join(PANEL_CHOICES + tuple(trajectory.extra_names()))}"
+    )
 
 
 def step_label(trajectory: Trajectory, frame: Frame) -> str:
@@ -172,7 +188,7 @@ def render_frame(trajectory: Trajectory, frame: Frame, names: Sequence[str], sca
     return _caption(panels, step_label(trajectory, frame), font_size)
 
 
-def select_frames(num_frames: int, every: int = 1, start: int = 0, end: Optional[int] = None) -> list[int]:
+def select_frames(num_frames: int, every: int = 1, start: int = 0, end: int | None = None) -> list[int]:
     """Every `every`-th frame of [start, end], always ending on the range's last frame."""
     end = num_frames - 1 if end is None else end
     if every < 1:
@@ -189,7 +205,7 @@ ANIMATION_FORMATS = ("gif", "mp4")
 
 
 def animation_format(path: str | os.PathLike) -> str:
-    """"gif" or "mp4", from the file name's suffix."""
+    """ "gif" or "mp4", from the file name's suffix."""
     suffix = Path(path).suffix.lower().lstrip(".")
     if suffix not in ANIMATION_FORMATS:
         raise ValueError(f"cannot export an animation to {Path(path).name!r}: name it .gif or .mp4")
@@ -205,8 +221,14 @@ def anagram_turn(trajectory: Trajectory, num_frames: int = 24) -> Trajectory:
     if len(views) < 2:
         raise ValueError("the anagram turn is for visual anagram runs (task anagram), which record their views")
     turning = view_turn(trajectory.final_sample, views[1], num_frames)
-    frames = [Frame(index=i, t=float(i), x_t=image, x0_hat=image, coeffs={"t": float(i)}) for i, image in enumerate(turning)]
-    meta = {**trajectory.meta, "algorithm": "anagram-turn", "params": {**trajectory.meta["params"], "turn_to": views[1]}}
+    frames = [
+        Frame(index=i, t=float(i), x_t=image, x0_hat=image, coeffs={"t": float(i)}) for i, image in enumerate(turning)
+    ]
+    meta = {
+        **trajectory.meta,
+        "algorithm": "anagram-turn",
+        "params": {**trajectory.meta["params"], "turn_to": views[1]},
+    }
     return Trajectory(meta, frames, trajectory.labels)
 
 
@@ -218,7 +240,7 @@ def export_animation(
     every: int = 1,
     scale: int = 4,
     start: int = 0,
-    end: Optional[int] = None,
+    end: int | None = None,
     hold_last_seconds: float = 1.0,
 ) -> Iterator[tuple[int, int]]:
     """Render frames, then write a GIF or MP4 (by `path`'s suffix); yields (frames rendered, total).
@@ -253,9 +275,9 @@ def write_animation(
     every: int = 1,
     scale: int = 4,
     start: int = 0,
-    end: Optional[int] = None,
+    end: int | None = None,
     hold_last_seconds: float = 1.0,
-    progress: Optional[Callable[[int, int], None]] = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """`export_animation` run to the end; `progress(done, total)` is called after each frame."""
     for done, total in export_animation(trajectory, path, panel, fps, every, scale, start, end, hold_last_seconds):
@@ -271,7 +293,9 @@ def _save_gif(pictures: Sequence[Image.Image], path: Path, fps: float, hold_last
     frame_ms = max(20, int(round(1000 / fps)))  # browsers treat shorter GIF delays as 100 ms
     durations = [frame_ms] * len(pictures)
     durations[-1] = max(frame_ms, int(hold_last_seconds * 1000))
-    pictures[0].save(path, format="GIF", save_all=True, append_images=list(pictures[1:]), duration=durations, loop=0, disposal=1)
+    pictures[0].save(
+        path, format="GIF", save_all=True, append_images=list(pictures[1:]), duration=durations, loop=0, disposal=1
+    )
 
 
 def _save_mp4(pictures: Sequence[Image.Image], path: Path, fps: float, hold_last_seconds: float) -> None:
@@ -307,7 +331,7 @@ def default_steps_shown(num_frames: int, count: int = 8) -> list[int]:
 def write_png_grid(
     trajectory: Trajectory,
     path: str | os.PathLike,
-    steps_shown: Optional[Sequence[int]] = None,
+    steps_shown: Sequence[int] | None = None,
     panel: str | Sequence[str] = SIDE_BY_SIDE,
     scale: int = 2,
 ) -> Path:
@@ -325,7 +349,7 @@ def write_png_grid(
 
 
 def write_sample_grid(
-    images: torch.Tensor, path: str | os.PathLike, labels: Optional[torch.Tensor] = None, value_range=(0.0, 1.0)
+    images: torch.Tensor, path: str | os.PathLike, labels: torch.Tensor | None = None, value_range=(0.0, 1.0)
 ) -> Path:
     """A plain PNG grid of samples (one column per class when labelled), at their native size."""
     grid = tile(to_uint8(images, *value_range), grid_columns(images.shape[0], labels))

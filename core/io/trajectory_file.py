@@ -67,9 +67,8 @@ def save_trajectory(trajectory: Trajectory, path: str | os.PathLike) -> Path:
     }
     arrays["meta"] = np.asarray(json.dumps(meta))
     target = Path(path)
-    with atomic_path(target) as temporary:
-        with open(temporary, "wb") as handle:  # a handle, so numpy does not append ".npz"
-            np.savez_compressed(handle, **arrays)
+    with atomic_path(target) as temporary, open(temporary, "wb") as handle:  # a handle: numpy appends no ".npz"
+        np.savez_compressed(handle, **arrays)
     return target
 
 
@@ -79,7 +78,9 @@ def load_trajectory(path: str | os.PathLike) -> Trajectory:
     if not path.is_file():
         raise TrajectoryFileError(f"{path}: no such file")
     if not zipfile.is_zipfile(path):  # else numpy reads it as a pickle and suggests unpickling it
-        raise TrajectoryFileError(f"{path}: not a readable trajectory file (truncated or corrupt: not a complete .npz archive)")
+        raise TrajectoryFileError(
+            f"{path}: not a readable trajectory file (truncated or corrupt: not a complete .npz archive)"
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
@@ -103,7 +104,9 @@ def _trajectory_from_arrays(path: Path, arrays: dict[str, np.ndarray]) -> Trajec
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise fail("not a diffusion-stepper trajectory (meta has no matching 'format')")
     if meta.get("version") != FORMAT_VERSION:
-        raise fail(f"trajectory format version {meta.get('version')} is not supported (this build reads {FORMAT_VERSION})")
+        raise fail(
+            f"trajectory format version {meta.get('version')} is not supported (this build reads {FORMAT_VERSION})"
+        )
     lacking = [key for key in REQUIRED_META if key not in meta]
     if lacking:
         raise fail(f"meta lacks {', '.join(lacking)}")
@@ -141,8 +144,11 @@ def _trajectory_from_arrays(path: Path, arrays: dict[str, np.ndarray]) -> Trajec
         if key.startswith(EXTRA_PREFIX):
             if array.ndim != 5 or array.shape[0] != num_frames:
                 raise fail(f"{key} must be [F, N, C, H, W] with F = {num_frames}, got shape {array.shape}")
-            name = key[len(EXTRA_PREFIX):]
-            extras[name] = (torch.from_numpy(array.astype(np.float32, copy=False)), set(extras_present.get(name, range(num_frames))))
+            name = key[len(EXTRA_PREFIX) :]
+            extras[name] = (
+                torch.from_numpy(array.astype(np.float32, copy=False)),
+                set(extras_present.get(name, range(num_frames))),
+            )
 
     def tensor(name: str) -> torch.Tensor:
         return torch.from_numpy(arrays[name].astype(np.float32, copy=False))

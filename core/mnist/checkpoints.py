@@ -7,7 +7,7 @@ For epoch E of a run in DIR:
 
 The sidecar is written last, so a checkpoint is complete exactly when its sidecar exists.
 A checkpoint is named by its .safetensors or .json path, by its run directory (the latest
-epoch), or by a bundled model's name (see `core.bundled`).
+epoch), or by a bundled model's name (see `core.mnist.bundled`).
 """
 
 from __future__ import annotations
@@ -17,17 +17,16 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from diffusion_stepper.core.mnist import bundled
 from diffusion_stepper.core.atomic import atomic_path
-from diffusion_stepper.core.errors import CheckpointError
-from diffusion_stepper.core.mnist.unet import UNet, build_unet
 from diffusion_stepper.core.diffusion.objectives import Objective, objective_from_dict
+from diffusion_stepper.core.errors import CheckpointError
+from diffusion_stepper.core.mnist import bundled
+from diffusion_stepper.core.mnist.unet import UNet, build_unet
 
 CHECKPOINT_FORMAT = "diffusion-stepper-mnist-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -62,7 +61,7 @@ class LoadedCheckpoint:
 
     @property
     def default_x0_clip(self) -> str:
-        """"static" where the checkpoint asks for x0_hat clipped to the data range, else "none"."""
+        """ "static" where the checkpoint asks for x0_hat clipped to the data range, else "none"."""
         return str(self.sidecar.get("sampling", {}).get("x0_clip", "none"))
 
 
@@ -84,7 +83,7 @@ def save_checkpoint(
     epoch: int,
     model: UNet,
     sidecar: dict,
-    training_state: Optional[dict[str, torch.Tensor]] = None,
+    training_state: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write epoch `epoch`'s weights, training state, then sidecar; returns the sidecar path."""
     weights_path, state_path, sidecar_path = checkpoint_paths(Path(out_dir), epoch)
@@ -96,30 +95,46 @@ def save_checkpoint(
     return _write_weights_and_sidecar(model, sidecar, weights_path, sidecar_path, torch.float32)
 
 
-def write_bundled_copy(path_or_name: str | os.PathLike, name: str, dest_dir: str | os.PathLike,
-                       dtype: torch.dtype = torch.float16, sampling_steps: Optional[int] = None,
-                       x0_clip: Optional[str] = None) -> Path:
+def write_bundled_copy(
+    path_or_name: str | os.PathLike,
+    name: str,
+    dest_dir: str | os.PathLike,
+    dtype: torch.dtype = torch.float16,
+    sampling_steps: int | None = None,
+    x0_clip: str | None = None,
+) -> Path:
     """Copy a checkpoint as DEST/NAME.safetensors + NAME.json: smaller weights, no training state,
     and optionally its own sampling defaults (steps, x0_hat clipping)."""
     loaded = load_checkpoint(path_or_name)
-    sidecar = {key: value for key, value in loaded.sidecar.items() if key not in ("training_state", "optimizer_param_groups")}
+    sidecar = {
+        key: value for key, value in loaded.sidecar.items() if key not in ("training_state", "optimizer_param_groups")
+    }
     sidecar["bundled_from"] = str(loaded.sidecar_path)
     if sampling_steps is not None:
         if loaded.objective.name == "single-step" or sampling_steps > loaded.objective.default_steps:
-            raise CheckpointError(f"--steps {sampling_steps} does not fit {loaded.objective.name} (at most {loaded.objective.default_steps})")
+            raise CheckpointError(
+                f"--steps {sampling_steps} does not fit {loaded.objective.name} (at most "
+                f"{loaded.objective.default_steps})"
+            )
         sidecar.setdefault("sampling", {})["steps"] = sampling_steps
     if x0_clip is not None:
         if loaded.objective.name != "ddpm":
             raise CheckpointError(f"--x0-clip is for DDPM models; this one is {loaded.objective.name}")
         sidecar.setdefault("sampling", {})["x0_clip"] = x0_clip
     dest_dir = Path(dest_dir)
-    return _write_weights_and_sidecar(loaded.model, sidecar, dest_dir / f"{name}.safetensors", dest_dir / f"{name}.json", dtype)
+    return _write_weights_and_sidecar(
+        loaded.model, sidecar, dest_dir / f"{name}.safetensors", dest_dir / f"{name}.json", dtype
+    )
 
 
-def _write_weights_and_sidecar(model: UNet, sidecar: dict, weights_path: Path, sidecar_path: Path, dtype: torch.dtype) -> Path:
+def _write_weights_and_sidecar(
+    model: UNet, sidecar: dict, weights_path: Path, sidecar_path: Path, dtype: torch.dtype
+) -> Path:
     """The weights first, the sidecar last: a checkpoint is complete exactly when its sidecar exists."""
-    weights = {name: tensor.detach().to("cpu", dtype if tensor.is_floating_point() else tensor.dtype).contiguous()
-               for name, tensor in model.state_dict().items()}
+    weights = {
+        name: tensor.detach().to("cpu", dtype if tensor.is_floating_point() else tensor.dtype).contiguous()
+        for name, tensor in model.state_dict().items()
+    }
     with atomic_path(weights_path) as temporary:
         save_file(weights, str(temporary))
     full_sidecar = {
@@ -160,9 +175,13 @@ def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
     if path.suffix == ".safetensors":
         sidecar = path.with_suffix(".json")
         if not sidecar.is_file():
-            raise CheckpointError(f"{path}: has no JSON sidecar {sidecar.name} beside it, so its architecture is unknown")
+            raise CheckpointError(
+                f"{path}: has no JSON sidecar {sidecar.name} beside it, so its architecture is unknown"
+            )
         return sidecar
-    raise CheckpointError(f"{path}: not a diffusion-stepper checkpoint (expected a .safetensors file with a .json sidecar)")
+    raise CheckpointError(
+        f"{path}: not a diffusion-stepper checkpoint (expected a .safetensors file with a .json sidecar)"
+    )
 
 
 def read_sidecar(sidecar_path: Path) -> dict:
@@ -210,7 +229,9 @@ def load_training_state(sidecar_path: Path) -> tuple[dict, dict[str, torch.Tenso
     """The sidecar and the optimizer/RNG tensors saved for resuming training."""
     sidecar = read_sidecar(sidecar_path)
     if "training_state" not in sidecar:
-        raise CheckpointError(f"{sidecar_path}: has no training state to resume from (bundled models cannot be resumed)")
+        raise CheckpointError(
+            f"{sidecar_path}: has no training state to resume from (bundled models cannot be resumed)"
+        )
     try:
         state = load_file(str(sidecar_path.parent / sidecar["training_state"]))
     except (SafetensorError, OSError) as exc:

@@ -11,9 +11,9 @@ import hashlib
 import os
 import struct
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -53,7 +53,9 @@ class MnistSplit:
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def as_float(self, device: torch.device | str = "cpu", limit: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def as_float(
+        self, device: torch.device | str = "cpu", limit: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Images as float [N, 1, 28, 28] in [0, 1] and labels, both on `device`."""
         images, labels = self.images, self.labels
         if limit is not None:
@@ -62,7 +64,7 @@ class MnistSplit:
         return images, labels.to(device=device)
 
 
-def resolve_data_dir(data_dir: Optional[str | os.PathLike] = None) -> Path:
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """--data-dir if given, else $DIFFUSION_STEPPER_DATA, else ~/.cache/diffusion-stepper/mnist."""
     if data_dir:
         return Path(data_dir).expanduser()
@@ -71,7 +73,7 @@ def resolve_data_dir(data_dir: Optional[str | os.PathLike] = None) -> Path:
     return MNIST_CACHE_FOLDER
 
 
-def _find(data_dir: Path, stem: str) -> Optional[Path]:
+def _find(data_dir: Path, stem: str) -> Path | None:
     for candidate in (data_dir / f"{stem}.gz", data_dir / stem):
         if candidate.is_file():
             return candidate
@@ -95,11 +97,13 @@ def read_idx(path: Path) -> np.ndarray:
     shape = struct.unpack(f">{ndim}I", raw[4:header_size])
     expected = int(np.prod(shape)) if ndim else 0
     if len(raw) - header_size != expected:
-        raise DataError(f"{path}: IDX header says {expected} values for shape {shape}, file has {len(raw) - header_size}")
+        raise DataError(
+            f"{path}: IDX header says {expected} values for shape {shape}, file has {len(raw) - header_size}"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(shape)
 
 
-def load_mnist(split: str = "train", data_dir: Optional[str | os.PathLike] = None) -> MnistSplit:
+def load_mnist(split: str = "train", data_dir: str | os.PathLike | None = None) -> MnistSplit:
     """Load the "train" or "test" split; one clear error if any file is missing."""
     directory = resolve_data_dir(data_dir)
     stems = [FILES[(split, "images")], FILES[(split, "labels")]]
@@ -118,7 +122,7 @@ def load_mnist(split: str = "train", data_dir: Optional[str | os.PathLike] = Non
 
 
 def download_mnist(
-    data_dir: Optional[str | os.PathLike] = None,
+    data_dir: str | os.PathLike | None = None,
     mirrors: tuple[str, ...] = MIRRORS,
     report: Callable[[str], None] = lambda message: None,
 ) -> Path:

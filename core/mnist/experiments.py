@@ -11,23 +11,22 @@ single-step denoiser adds its one-jump estimate D(z) and its implied noise (z - 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 from safetensors.torch import load_file
 
-from diffusion_stepper.core.mnist.checkpoints import load_checkpoint, resolve_checkpoint
 from diffusion_stepper.core.devices import make_generator, resolve_device
-from diffusion_stepper.core.errors import DataError, UserFacingError
-from diffusion_stepper.core.frames import Frame, to_cpu
-from diffusion_stepper.core.frames import SamplingRun
-from diffusion_stepper.core.paths import test_digits_path
-from diffusion_stepper.core.mnist.sampling import MNIST_VALUE_RANGE, MnistPredictor, SampleRequest, start_sampling
 from diffusion_stepper.core.diffusion.objectives import SingleStepObjective
 from diffusion_stepper.core.diffusion.sampling import SingleStepDenoise
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
+from diffusion_stepper.core.errors import DataError, UserFacingError
+from diffusion_stepper.core.frames import Frame, SamplingRun, to_cpu
+from diffusion_stepper.core.mnist.checkpoints import load_checkpoint, resolve_checkpoint
+from diffusion_stepper.core.mnist.sampling import MNIST_VALUE_RANGE, MnistPredictor, SampleRequest, start_sampling
+from diffusion_stepper.core.paths import test_digits_path
 
 COURSE_SIGMAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)
 GUIDANCE_SWEEP = (0.0, 5.0, 10.0)
@@ -46,7 +45,7 @@ OOD_NOTE = (
 )
 
 
-def one_test_digit_each(count: int, data_dir: Optional[str], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def one_test_digit_each(count: int, data_dir: str | None, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """The first test image of each digit 0-9 (then the next ones, up to `count`), and labels.
 
     Without MNIST on disk (and no --data-dir given), up to ten come from the copy of the first
@@ -63,7 +62,7 @@ def one_test_digit_each(count: int, data_dir: Optional[str], device: torch.devic
         images = shipped["images"].to(device).unsqueeze(1).float().div_(255.0)
         labels = shipped["labels"].to(device)
     picks: list[int] = []
-    seen = {digit: 0 for digit in range(10)}
+    seen = dict.fromkeys(range(10), 0)
     while len(picks) < count:
         digit = len(picks) % 10
         matches = (labels == digit).nonzero().flatten()
@@ -77,7 +76,7 @@ def sigma_sweep_frames(
     clean: torch.Tensor,
     sigmas: Sequence[float],
     generator: torch.Generator,
-    denoise: Optional[MnistPredictor] = None,
+    denoise: MnistPredictor | None = None,
 ) -> Iterator[Frame]:
     """One frame per sigma: the noised digits, and either the noise itself or the denoiser's output."""
     noise = torch.randn(clean.shape, generator=generator, device=clean.device, dtype=clean.dtype)
@@ -104,11 +103,11 @@ def sigma_sweep_frames(
 class SigmaSweepRequest:
     """Test digits noised at each sigma; with a checkpoint, the single-step denoiser on each."""
 
-    checkpoint: Optional[str] = None  # None: the noising process alone
+    checkpoint: str | None = None  # None: the noising process alone
     sigmas: Sequence[float] = COURSE_SIGMAS
     num: int = 10
     seed: int = 0
-    data_dir: Optional[str] = None
+    data_dir: str | None = None
     device: str = "auto"
 
     def start(self) -> SamplingRun:
@@ -117,7 +116,11 @@ class SigmaSweepRequest:
         device = resolve_device(self.device)
         clean, labels = one_test_digit_each(self.num, self.data_dir, device)
         generator = make_generator(self.seed, device)
-        params: dict = {"sigmas": [float(s) for s in self.sigmas], "num_samples": self.num, "source": "noised test digits"}
+        params: dict = {
+            "sigmas": [float(s) for s in self.sigmas],
+            "num_samples": self.num,
+            "source": "noised test digits",
+        }
         if self.checkpoint is None:
             frames = sigma_sweep_frames(clean, self.sigmas, generator)
             meta = {"algorithm": NOISING, "model": "none", "checkpoint": ""}
@@ -152,14 +155,14 @@ class NotedRequest:
 class ExperimentOptions:
     seed: int = 0
     device: str = "auto"
-    steps: Optional[int] = None  # sampling steps of the sampling runs (default: each model's own)
-    data_dir: Optional[str] = None
+    steps: int | None = None  # sampling steps of the sampling runs (default: each model's own)
+    data_dir: str | None = None
     # the models the experiments use: the bundled ones unless told otherwise
     single_step_checkpoint: str = "mnist-single-step"
     pure_noise_checkpoint: str = "mnist-pure-noise"
     ddpm_checkpoint: str = "mnist-class-ddpm"
     flow_checkpoint: str = "mnist-class-flow"
-    run_dir: Optional[str] = None  # for the epoch comparison: a training run's folder
+    run_dir: str | None = None  # for the epoch comparison: a training run's folder
     epochs: Sequence[int] = (1, 5, 10, 20)
 
 
@@ -176,7 +179,11 @@ def _noising(options: ExperimentOptions) -> list:
 
 
 def _out_of_distribution(options: ExperimentOptions) -> list:
-    return [SigmaSweepRequest(options.single_step_checkpoint, seed=options.seed, data_dir=options.data_dir, device=options.device)]
+    return [
+        SigmaSweepRequest(
+            options.single_step_checkpoint, seed=options.seed, data_dir=options.data_dir, device=options.device
+        )
+    ]
 
 
 def _pure_noise(options: ExperimentOptions) -> list:
@@ -185,13 +192,19 @@ def _pure_noise(options: ExperimentOptions) -> list:
 
 
 def _guidance_sweep(options: ExperimentOptions) -> list:
-    return [SampleRequest(options.ddpm_checkpoint, guidance=scale, steps=options.steps, seed=options.seed, device=options.device)
-            for scale in GUIDANCE_SWEEP]
+    return [
+        SampleRequest(
+            options.ddpm_checkpoint, guidance=scale, steps=options.steps, seed=options.seed, device=options.device
+        )
+        for scale in GUIDANCE_SWEEP
+    ]
 
 
 def _ddpm_vs_flow(options: ExperimentOptions) -> list:
-    return [SampleRequest(checkpoint=name, steps=options.steps, seed=options.seed, device=options.device)
-            for name in (options.ddpm_checkpoint, options.flow_checkpoint)]
+    return [
+        SampleRequest(checkpoint=name, steps=options.steps, seed=options.seed, device=options.device)
+        for name in (options.ddpm_checkpoint, options.flow_checkpoint)
+    ]
 
 
 def epoch_checkpoints(run_dir: str | Path, epochs: Sequence[int]) -> list[Path]:
@@ -202,22 +215,28 @@ def epoch_checkpoints(run_dir: str | Path, epochs: Sequence[int]) -> list[Path]:
     missing = [epoch for epoch in epochs if not (folder / f"epoch-{epoch:03d}.json").is_file()]
     if missing:
         have = sorted(int(p.stem.split("-")[1]) for p in folder.glob("epoch-[0-9][0-9][0-9].json"))
-        raise UserFacingError(f"{folder} has no checkpoint for epoch {', '.join(map(str, missing))}; it has epochs {have or 'none'}")
+        raise UserFacingError(
+            f"{folder} has no checkpoint for epoch {', '.join(map(str, missing))}; it has epochs {have or 'none'}"
+        )
     return [resolve_checkpoint(folder / f"epoch-{epoch:03d}.json") for epoch in epochs]
 
 
 def _epochs(options: ExperimentOptions) -> list:
     if not options.run_dir:
         raise UserFacingError("the epoch comparison needs a training run's folder (--run-dir)")
-    return [SampleRequest(checkpoint=str(path), steps=options.steps, seed=options.seed, device=options.device)
-            for path in epoch_checkpoints(options.run_dir, options.epochs)]
+    return [
+        SampleRequest(checkpoint=str(path), steps=options.steps, seed=options.seed, device=options.device)
+        for path in epoch_checkpoints(options.run_dir, options.epochs)
+    ]
 
 
 EXPERIMENTS = {
     experiment.key: experiment
     for experiment in (
         Experiment("noising", "Noising process at σ = 0 … 1", False, _noising),
-        Experiment("out-of-distribution", "Single-step denoiser across σ (out of distribution)", False, _out_of_distribution),
+        Experiment(
+            "out-of-distribution", "Single-step denoiser across σ (out of distribution)", False, _out_of_distribution
+        ),
         Experiment("pure-noise", "Single-step denoiser on pure noise", False, _pure_noise),
         Experiment("guidance-sweep", "Guidance sweep γ = 0, 5, 10", True, _guidance_sweep),
         Experiment("ddpm-vs-flow", "DDPM against flow matching, same seed", True, _ddpm_vs_flow),

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Optional, Sequence
 
 import torch
 
-from diffusion_stepper.core.mnist.bundled import DEFAULT_MODEL as DEFAULT_CHECKPOINT
-from diffusion_stepper.core.mnist.checkpoints import LoadedCheckpoint
 from diffusion_stepper.core.devices import make_generator
-from diffusion_stepper.core.errors import UserFacingError
-from diffusion_stepper.core.frames import Frame, SamplingRun, to_cpu, with_extras
-from diffusion_stepper.core.mnist.unet import UNet
 from diffusion_stepper.core.diffusion.objectives import Objective, SingleStepObjective, add_gaussian_noise, one_hot
 from diffusion_stepper.core.diffusion.sampling import ClassifierFreeGuidance, PlainEstimate, pure_noise, run_sampler
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
+from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.frames import Frame, SamplingRun, to_cpu, with_extras
+from diffusion_stepper.core.mnist.bundled import DEFAULT_MODEL as DEFAULT_CHECKPOINT
+from diffusion_stepper.core.mnist.checkpoints import LoadedCheckpoint
+from diffusion_stepper.core.mnist.unet import UNet
 
 MNIST_SHAPE = (1, 28, 28)
 MNIST_VALUE_RANGE = [0.0, 1.0]
@@ -31,7 +31,7 @@ class MnistPredictor:
         self.model = model
         self.objective = objective
 
-    def __call__(self, x: torch.Tensor, t: float, cond: Optional[torch.Tensor]) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, t: float, cond: torch.Tensor | None) -> torch.Tensor:
         network_time = self.objective.network_time(t)
         t_in = None if network_time is None else torch.full((x.shape[0], 1), network_time, device=x.device)
         with torch.no_grad():
@@ -47,10 +47,10 @@ def compose_mnist_sampler(
     objective: Objective,
     x_start: torch.Tensor,
     generator: torch.Generator,
-    labels: Optional[torch.Tensor] = None,
+    labels: torch.Tensor | None = None,
     guidance: float = DEFAULT_GUIDANCE,
-    steps: Optional[int] = None,
-    sigma: Optional[float] = None,
+    steps: int | None = None,
+    sigma: float | None = None,
     x0_clip: str = "none",
 ) -> Iterator[Frame]:
     """The sampler for one model: CFG when `labels` are given, the objective's step rule and timesteps."""
@@ -75,15 +75,15 @@ def with_clean_image(frames: Iterator[Frame], clean: torch.Tensor) -> Iterator[F
 def sample_mnist(
     checkpoint: LoadedCheckpoint,
     *,
-    classes: Optional[Sequence[int]] = None,
+    classes: Sequence[int] | None = None,
     per_class: int = 1,
-    num: Optional[int] = None,
-    guidance: Optional[float] = None,
-    steps: Optional[int] = None,
+    num: int | None = None,
+    guidance: float | None = None,
+    steps: int | None = None,
     seed: int = 0,
-    sigma: Optional[float] = None,
-    clean_images: Optional[torch.Tensor] = None,
-    x0_clip: Optional[str] = None,
+    sigma: float | None = None,
+    clean_images: torch.Tensor | None = None,
+    x0_clip: str | None = None,
 ) -> SamplingRun:
     """Validate the user's choices against the checkpoint and compose its sampling run.
 
@@ -108,7 +108,9 @@ def sample_mnist(
     if num is not None and num <= 0:
         raise UserFacingError(f"num must be positive, got {num}")
     if sigma is not None and not (is_single_step and clean_images is not None):
-        raise UserFacingError("--sigma sets the noise added to test digits: use it with the single-step denoiser and --noisy-test")
+        raise UserFacingError(
+            "--sigma sets the noise added to test digits: use it with the single-step denoiser and --noisy-test"
+        )
     if sigma is not None and sigma < 0:
         raise UserFacingError(f"sigma must be >= 0, got {sigma}")
     if x0_clip is not None and x0_clip not in X0_CLIP_CHOICES:
@@ -119,7 +121,9 @@ def sample_mnist(
     labels = None
     if checkpoint.is_class_conditioned:
         if num is not None:
-            raise UserFacingError("--num is for unconditional models; for a class-conditioned one use --classes and --per-class")
+            raise UserFacingError(
+                "--num is for unconditional models; for a class-conditioned one use --classes and --per-class"
+            )
         classes = list(range(checkpoint.num_classes)) if classes is None else list(classes)
         bad = [c for c in classes if not 0 <= c < checkpoint.num_classes]
         if bad or not classes:
@@ -129,9 +133,13 @@ def sample_mnist(
         batch = labels.shape[0]
     else:
         if classes is not None:
-            raise UserFacingError(f"--classes needs a class-conditioned model; {checkpoint.name} is {checkpoint.architecture!r}")
+            raise UserFacingError(
+                f"--classes needs a class-conditioned model; {checkpoint.name} is {checkpoint.architecture!r}"
+            )
         if guidance is not None:
-            raise UserFacingError(f"--guidance needs a class-conditioned model; {checkpoint.name} is {checkpoint.architecture!r}")
+            raise UserFacingError(
+                f"--guidance needs a class-conditioned model; {checkpoint.name} is {checkpoint.architecture!r}"
+            )
         batch = num or (clean_images.shape[0] if clean_images is not None else DEFAULT_NUM_SAMPLES)
 
     generator = make_generator(seed, device)
@@ -148,7 +156,15 @@ def sample_mnist(
         steps = checkpoint.default_steps
     x0_clip = x0_clip or checkpoint.default_x0_clip
     frames = compose_mnist_sampler(
-        model, objective, x_start, generator, labels=labels, guidance=guidance or 0.0, steps=steps, sigma=sigma, x0_clip=x0_clip
+        model,
+        objective,
+        x_start,
+        generator,
+        labels=labels,
+        guidance=guidance or 0.0,
+        steps=steps,
+        sigma=sigma,
+        x0_clip=x0_clip,
     )
     if is_single_step and clean_images is not None:
         frames = with_clean_image(frames, clean_images[:batch])
@@ -184,17 +200,17 @@ class SampleRequest:
     """Everything `diffusion-stepper sample mnist` and the app's Generate button ask for."""
 
     checkpoint: str = DEFAULT_CHECKPOINT
-    classes: Optional[list[int]] = None
+    classes: list[int] | None = None
     per_class: int = 1
-    num: Optional[int] = None
-    guidance: Optional[float] = None
-    steps: Optional[int] = None
+    num: int | None = None
+    guidance: float | None = None
+    steps: int | None = None
     seed: int = 0
-    sigma: Optional[float] = None
+    sigma: float | None = None
     noisy_test: bool = False
-    data_dir: Optional[str] = None
+    data_dir: str | None = None
     device: str = "auto"
-    x0_clip: Optional[str] = None  # none | static; default: the checkpoint's own choice
+    x0_clip: str | None = None  # none | static; default: the checkpoint's own choice
 
     def start(self) -> SamplingRun:
         return start_sampling(self)
@@ -202,8 +218,8 @@ class SampleRequest:
 
 def start_sampling(request: SampleRequest) -> SamplingRun:
     """Load the checkpoint (and test digits for --noisy-test), then compose the run."""
-    from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
     from diffusion_stepper.core.devices import resolve_device
+    from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 
     device = resolve_device(request.device)
     checkpoint = load_checkpoint(request.checkpoint, device)

@@ -9,19 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Union
 
 import torch
 
-from diffusion_stepper.core.mnist.checkpoints import load_training_state, read_weights, resolve_checkpoint, save_checkpoint
 from diffusion_stepper.core.devices import make_generator, resolve_device
-from diffusion_stepper.core.errors import CheckpointError, TrainingDiverged, UserFacingError
-from diffusion_stepper.core.paths import work_folder
-from diffusion_stepper.core.mnist.data import MnistSplit, load_mnist
-from diffusion_stepper.core.mnist.sampling import MNIST_SHAPE, MNIST_VALUE_RANGE, compose_mnist_sampler
-from diffusion_stepper.core.mnist.unet import UNet, build_unet
 from diffusion_stepper.core.diffusion.objectives import (
     DEFAULT_SIGMA,
     P_UNCOND,
@@ -33,6 +27,17 @@ from diffusion_stepper.core.diffusion.objectives import (
 )
 from diffusion_stepper.core.diffusion.sampling import pure_noise
 from diffusion_stepper.core.diffusion.schedules import DEFAULT_FLOW_STEPS, DEFAULT_T, LinearBetaSchedule
+from diffusion_stepper.core.errors import CheckpointError, TrainingDiverged, UserFacingError
+from diffusion_stepper.core.mnist.checkpoints import (
+    load_training_state,
+    read_weights,
+    resolve_checkpoint,
+    save_checkpoint,
+)
+from diffusion_stepper.core.mnist.data import MnistSplit, load_mnist
+from diffusion_stepper.core.mnist.sampling import MNIST_SHAPE, MNIST_VALUE_RANGE, compose_mnist_sampler
+from diffusion_stepper.core.mnist.unet import UNet, build_unet
+from diffusion_stepper.core.paths import work_folder
 
 MODEL_KINDS = ("single-step", "time", "class")
 ARCHITECTURE_OF_MODEL = {"single-step": "unconditional", "time": "time", "class": "class"}
@@ -51,7 +56,7 @@ class TrainConfig:
     lr_decay: bool  # ExponentialLR with gamma = 0.1^(1/epochs): the rate ends at 0.1x, as in the course
     seed: int = 0
     device: str = "auto"
-    limit: Optional[int] = None  # train on the first `limit` images
+    limit: int | None = None  # train on the first `limit` images
     sigma: float = DEFAULT_SIGMA  # single-step noise level
     pure_noise: bool = False  # single-step: learn to "denoise" pure noise (z = eps)
     T: int = DEFAULT_T  # DDPM chain length
@@ -59,7 +64,7 @@ class TrainConfig:
     p_uncond: float = P_UNCOND
     log_every: int = 10
     epoch_samples: int = 40  # 4 of each digit for class models; 0 turns the epoch grid off
-    epoch_sample_steps: Optional[int] = None  # default: min(EPOCH_SAMPLE_STEPS, the objective's own)
+    epoch_sample_steps: int | None = None  # default: min(EPOCH_SAMPLE_STEPS, the objective's own)
 
     def validate(self) -> None:
         if self.model not in MODEL_KINDS:
@@ -79,7 +84,7 @@ class TrainConfig:
             raise UserFacingError(f"p-uncond must be in [0, 1), got {self.p_uncond}")
 
     @property
-    def lr_gamma(self) -> Optional[float]:
+    def lr_gamma(self) -> float | None:
         return 0.1 ** (1 / self.epochs) if self.lr_decay else None
 
     def build_objective(self) -> Objective:
@@ -111,7 +116,7 @@ class TrainConfig:
             return build_unet(ARCHITECTURE_OF_MODEL[self.model], self.hidden, NUM_CLASSES)
 
 
-def recipe(model: str, objective: Optional[str] = None) -> TrainConfig:
+def recipe(model: str, objective: str | None = None) -> TrainConfig:
     """The course's hyperparameters for a model kind (and objective, for time/class models)."""
     if model == "single-step":
         return TrainConfig("single-step", "single-step", epochs=5, hidden=128, batch_size=256, lr=1e-4, lr_decay=False)
@@ -126,7 +131,7 @@ def recipe(model: str, objective: Optional[str] = None) -> TrainConfig:
 PRESETS = ("course", "quick")
 
 
-def preset_config(preset: str, model: str, objective: Optional[str] = None) -> TrainConfig:
+def preset_config(preset: str, model: str, objective: str | None = None) -> TrainConfig:
     """The course recipe, or the quick one: a small model on a subset, whose loss curve falls
     visibly within a minute on a laptop CPU (for lectures without a GPU)."""
     config = recipe(model, objective)
@@ -158,12 +163,12 @@ class EpochEvent:
     iteration: int
     mean_loss: float
     checkpoint: Path  # the sidecar of this epoch's checkpoint
-    samples: Optional[torch.Tensor]  # [N, 1, 28, 28] in [0, 1] (clamped for display), or None
-    sample_labels: Optional[torch.Tensor]
+    samples: torch.Tensor | None  # [N, 1, 28, 28] in [0, 1] (clamped for display), or None
+    sample_labels: torch.Tensor | None
     seconds: float
 
 
-TrainEvent = Union[LossEvent, EpochEvent]
+TrainEvent = LossEvent | EpochEvent
 
 
 def _optimizer_to_safetensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
@@ -175,7 +180,9 @@ def _optimizer_to_safetensors(optimizer: torch.optim.Optimizer) -> tuple[dict[st
     return tensors, state["param_groups"]
 
 
-def _optimizer_from_safetensors(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict]) -> None:
+def _optimizer_from_safetensors(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict]
+) -> None:
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optimizer."):
@@ -184,7 +191,7 @@ def _optimizer_from_safetensors(optimizer: torch.optim.Optimizer, tensors: dict[
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
-def config_for_resume(checkpoint: str | Path, epochs: Optional[int] = None, device: Optional[str] = None) -> TrainConfig:
+def config_for_resume(checkpoint: str | Path, epochs: int | None = None, device: str | None = None) -> TrainConfig:
     """The configuration a checkpoint was trained with; `epochs` may be raised to train on."""
     sidecar, _ = load_training_state(resolve_checkpoint(checkpoint))
     config = TrainConfig(**sidecar["hyperparameters"])
@@ -198,7 +205,8 @@ def config_for_resume(checkpoint: str | Path, epochs: Optional[int] = None, devi
 def _raise_out_of_memory(config: TrainConfig, device: torch.device, epoch: int, iteration: int) -> None:
     smaller = max(1, config.batch_size // 2)
     raise UserFacingError(
-        f"out of {device.type.upper()} memory at batch size {config.batch_size} (epoch {epoch}, iteration {iteration}); "
+        f"out of {device.type.upper()} memory at batch size {config.batch_size} (epoch {epoch}, iteration "
+        f"{iteration}); "
         f"try a smaller batch size, such as {smaller}"
     ) from None
 
@@ -212,7 +220,7 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 
 def epoch_sample_grid(
     model: UNet, objective: Objective, config: TrainConfig, device: torch.device
-) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """The epoch's sample grid, always from the same seed so epochs compare like for like."""
     if config.epoch_samples <= 0:
         return None, None
@@ -244,7 +252,7 @@ def default_run_folder(model: str, objective: str) -> Path:
 
 
 def train_on_mnist(
-    config: TrainConfig, out_dir: str | Path, data_dir: Optional[str] = None, resume_from: Optional[str | Path] = None
+    config: TrainConfig, out_dir: str | Path, data_dir: str | None = None, resume_from: str | Path | None = None
 ) -> Iterator[TrainEvent]:
     """Load MNIST's training split (on the caller's thread: the app's worker), then train."""
     yield from train(config, load_mnist("train", data_dir), out_dir, resume_from=resume_from)
@@ -254,7 +262,7 @@ def train(
     config: TrainConfig,
     data: MnistSplit,
     out_dir: str | Path,
-    resume_from: Optional[str | Path] = None,
+    resume_from: str | Path | None = None,
 ) -> Iterator[TrainEvent]:
     """Train per `config` on `data`, writing one checkpoint per epoch to `out_dir`."""
     config.validate()
@@ -280,7 +288,9 @@ def train(
         try:
             model.load_state_dict(read_weights(sidecar_path, sidecar))
         except RuntimeError:
-            raise CheckpointError(f"{sidecar_path}: its weights do not match this run's model ({config.model}, hidden {config.hidden})") from None
+            raise CheckpointError(
+                f"{sidecar_path}: its weights do not match this run's model ({config.model}, hidden {config.hidden})"
+            ) from None
         _optimizer_from_safetensors(optimizer, state, sidecar["optimizer_param_groups"])
         if scheduler is not None:
             scheduler.last_epoch = sidecar["epoch"]
@@ -374,4 +384,3 @@ def train(
             sample_labels=sample_labels,
             seconds=time.perf_counter() - epoch_start,
         )
-

@@ -12,8 +12,6 @@ Shapes with hidden size D: 28x28xD -> 14x14xD -> 7x7x2D -> 1x1x2D -> 7x7x2D -> 1
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import nn
 
@@ -122,9 +120,7 @@ class UNet(nn.Module):
             return "class"
         return "time" if self.time_conditioned else "unconditional"
 
-    def forward(
-        self, x: torch.Tensor, t: Optional[torch.Tensor] = None, c: Optional[torch.Tensor] = None
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None, c: torch.Tensor | None = None) -> torch.Tensor:
         """x: [N, C, 28, 28]; t: [N, 1] in [0, 1]; c: [N, num_classes] one-hot (zeros = unconditional)."""
         skip_in = self.conv_in(x)
         skip_down1 = self.down1(skip_in)

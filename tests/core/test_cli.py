@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from diffusion_stepper.core import cli
-from diffusion_stepper.core.mnist.bundled import BUNDLED_NAMES
 from diffusion_stepper.core.io.trajectory_file import load_trajectory
+from diffusion_stepper.core.mnist.bundled import BUNDLED_NAMES
 
 
 def run(capsys, *argv):
@@ -27,22 +27,68 @@ def run(capsys, *argv):
 def test_train_then_resume_on_real_mnist(tmp_path, capsys, mnist_dir):
     out = tmp_path / "run"
     common = ["--hidden", 4, "--limit", 64, "--batch-size", 32, "--epoch-samples", 10, "--epoch-sample-steps", 2]
-    code, stdout, _ = run(capsys, "train", "mnist", "--model", "class", "--objective", "flow", "--epochs", 1,
-                          *common, "--data-dir", mnist_dir, "--out", out)
+    code, stdout, _ = run(
+        capsys,
+        "train",
+        "mnist",
+        "--model",
+        "class",
+        "--objective",
+        "flow",
+        "--epochs",
+        1,
+        *common,
+        "--data-dir",
+        mnist_dir,
+        "--out",
+        out,
+    )
     assert code == 0
     assert "epoch 1/1" in stdout
     assert {p.name for p in out.iterdir()} >= {"epoch-001.json", "epoch-001.safetensors", "epoch-001-samples.png"}
     with Image.open(out / "epoch-001-samples.png") as grid:
         assert grid.size == (10 * 28 + 11 * 2, 28 + 2 * 2)  # one of each digit in a row
-    code, stdout, _ = run(capsys, "train", "mnist", "--model", "class", "--resume", out / "epoch-001.json",
-                          "--epochs", 2, "--data-dir", mnist_dir, "--out", out)
+    code, stdout, _ = run(
+        capsys,
+        "train",
+        "mnist",
+        "--model",
+        "class",
+        "--resume",
+        out / "epoch-001.json",
+        "--epochs",
+        2,
+        "--data-dir",
+        mnist_dir,
+        "--out",
+        out,
+    )
     assert code == 0 and "epoch 2/2" in stdout and (out / "epoch-002.json").is_file()
 
 
 def test_quick_preset_from_the_command_line(tmp_path, capsys, mnist_dir):
     out = tmp_path / "quick"
-    code, stdout, err = run(capsys, "train", "mnist", "--model", "time", "--preset", "quick", "--epochs", 1, "--limit", 64,
-                            "--hidden", 4, "--epoch-samples", 0, "--data-dir", mnist_dir, "--out", out)
+    code, stdout, err = run(
+        capsys,
+        "train",
+        "mnist",
+        "--model",
+        "time",
+        "--preset",
+        "quick",
+        "--epochs",
+        1,
+        "--limit",
+        64,
+        "--hidden",
+        4,
+        "--epoch-samples",
+        0,
+        "--data-dir",
+        mnist_dir,
+        "--out",
+        out,
+    )
     assert code == 0, err
     sidecar = json.loads((out / "epoch-001.json").read_text())
     assert sidecar["hyperparameters"]["batch_size"] == 64 and sidecar["hyperparameters"]["limit"] == 64
@@ -87,8 +133,22 @@ def test_keep_every_stores_every_kth_frame_and_the_last(tmp_path, capsys, tiny_c
 
 def test_single_step_denoises_noisy_test_digits(tmp_path, capsys, tiny_checkpoints, mnist_dir):
     out = tmp_path / "denoise.npz"
-    code, _, err = run(capsys, "sample", "mnist", "--checkpoint", tiny_checkpoints["single-step"], "--noisy-test",
-                       "--num", 3, "--sigma", 0.8, "--data-dir", mnist_dir, "--out", out)
+    code, _, err = run(
+        capsys,
+        "sample",
+        "mnist",
+        "--checkpoint",
+        tiny_checkpoints["single-step"],
+        "--noisy-test",
+        "--num",
+        3,
+        "--sigma",
+        0.8,
+        "--data-dir",
+        mnist_dir,
+        "--out",
+        out,
+    )
     assert code == 0, err
     trajectory = load_trajectory(out)
     assert trajectory[0].t == pytest.approx(0.8) and trajectory.meta["params"]["source"] == "noised test digits"
@@ -98,7 +158,9 @@ def test_export_gif_and_contact_sheet(tmp_path, capsys, tiny_checkpoints):
     run_file = tmp_path / "run.npz"
     run(capsys, "sample", "mnist", "--checkpoint", tiny_checkpoints["class-ddpm"], "--steps", 10, "--out", run_file)
     gif = tmp_path / "run.gif"
-    code, _, err = run(capsys, "export", run_file, "--gif", gif, "--panel", "eps_hat", "--every", 3, "--scale", 2, "--fps", 20)
+    code, _, err = run(
+        capsys, "export", run_file, "--gif", gif, "--panel", "eps_hat", "--every", 3, "--scale", 2, "--fps", 20
+    )
     assert code == 0, err
     with Image.open(gif) as image:
         assert image.n_frames == 5  # 0, 3, 6, 9, 10
@@ -117,27 +179,44 @@ def test_models_lists_the_bundled_checkpoints(capsys):
 
 
 def test_bundle_writes_a_half_precision_copy(tmp_path, capsys, tiny_checkpoints):
-    code, stdout, err = run(capsys, "bundle", tiny_checkpoints["class-flow"], "--name", "mnist-class-flow", "--dest", tmp_path)
+    code, stdout, err = run(
+        capsys, "bundle", tiny_checkpoints["class-flow"], "--name", "mnist-class-flow", "--dest", tmp_path
+    )
     assert code == 0, err
-    from diffusion_stepper.core.mnist.checkpoints import load_checkpoint, read_sidecar
     from safetensors.torch import load_file
+
+    from diffusion_stepper.core.mnist.checkpoints import load_checkpoint, read_sidecar
 
     sidecar = read_sidecar(tmp_path / "mnist-class-flow.json")
     assert "training_state" not in sidecar and sidecar["weights_dtype"] == "float16"
-    assert all(v.dtype.is_floating_point is False or str(v.dtype) == "torch.float16"
-               for v in load_file(tmp_path / "mnist-class-flow.safetensors").values())
+    assert all(
+        v.dtype.is_floating_point is False or str(v.dtype) == "torch.float16"
+        for v in load_file(tmp_path / "mnist-class-flow.safetensors").values()
+    )
     assert load_checkpoint(tmp_path / "mnist-class-flow.json").is_class_conditioned
 
 
 def test_bundle_steps_become_the_models_default(tmp_path, capsys, tiny_checkpoints):
-    code, _, err = run(capsys, "bundle", tiny_checkpoints["class-ddpm"], "--name", "mnist-class-ddpm", "--dest", tmp_path, "--steps", 5)
+    code, _, err = run(
+        capsys, "bundle", tiny_checkpoints["class-ddpm"], "--name", "mnist-class-ddpm", "--dest", tmp_path, "--steps", 5
+    )
     assert code == 0, err
     out = tmp_path / "run.npz"
     assert run(capsys, "sample", "mnist", "--checkpoint", tmp_path / "mnist-class-ddpm.json", "--out", out)[0] == 0
     trajectory = load_trajectory(out)
     assert [frame.t for frame in trajectory] == [20, 16, 12, 8, 4, 0]  # 5 strided steps of the tiny T = 20 chain
     assert trajectory.meta["params"]["steps"] == 5
-    code, _, err = run(capsys, "bundle", tiny_checkpoints["class-ddpm"], "--name", "mnist-class-ddpm", "--dest", tmp_path, "--steps", 50)
+    code, _, err = run(
+        capsys,
+        "bundle",
+        tiny_checkpoints["class-ddpm"],
+        "--name",
+        "mnist-class-ddpm",
+        "--dest",
+        tmp_path,
+        "--steps",
+        50,
+    )
     assert code == 1 and "at most 20" in err
 
 
@@ -152,24 +231,46 @@ def expect_one_line_error(capsys, argv, fragment):
 def test_bad_inputs_fail_in_one_line(tmp_path, capsys, tiny_checkpoints):
     out = ["--out", tmp_path / "x.npz"]
     class_model = tiny_checkpoints["class-ddpm"]
-    expect_one_line_error(capsys, ["sample", "mnist", "--checkpoint", "mnist-nonsense", *out], "unknown model 'mnist-nonsense'")
-    expect_one_line_error(capsys, ["sample", "mnist", "--checkpoint", class_model, "--guidance", -1, *out], "guidance must be >= 0")
-    expect_one_line_error(capsys, ["sample", "mnist", "--checkpoint", class_model, "--steps", 0, *out], "steps must be positive")
-    expect_one_line_error(capsys, ["sample", "mnist", "--checkpoint", class_model, "--steps", -4, *out], "steps must be positive")
-    expect_one_line_error(capsys, ["sample", "mnist", "--checkpoint", tmp_path / "nope" / "m.safetensors", *out], "no such file")
+    expect_one_line_error(
+        capsys, ["sample", "mnist", "--checkpoint", "mnist-nonsense", *out], "unknown model 'mnist-nonsense'"
+    )
+    expect_one_line_error(
+        capsys, ["sample", "mnist", "--checkpoint", class_model, "--guidance", -1, *out], "guidance must be >= 0"
+    )
+    expect_one_line_error(
+        capsys, ["sample", "mnist", "--checkpoint", class_model, "--steps", 0, *out], "steps must be positive"
+    )
+    expect_one_line_error(
+        capsys, ["sample", "mnist", "--checkpoint", class_model, "--steps", -4, *out], "steps must be positive"
+    )
+    expect_one_line_error(
+        capsys, ["sample", "mnist", "--checkpoint", tmp_path / "nope" / "m.safetensors", *out], "no such file"
+    )
     expect_one_line_error(capsys, ["export", tmp_path / "missing.npz", "--gif", tmp_path / "a.gif"], "no such file")
     # Checkpoints of the wrong kind.
     trajectory = tmp_path / "run.npz"
     run(capsys, "sample", "mnist", "--checkpoint", class_model, "--steps", 2, "--out", trajectory)
-    expect_one_line_error(capsys, ["sample", "mnist", "--checkpoint", trajectory, *out], "not a diffusion-stepper checkpoint")
+    expect_one_line_error(
+        capsys, ["sample", "mnist", "--checkpoint", trajectory, *out], "not a diffusion-stepper checkpoint"
+    )
     foreign = tmp_path / "foreign.json"
     foreign.write_text('{"model_type": "bert"}')
-    expect_one_line_error(capsys, ["sample", "mnist", "--checkpoint", foreign, *out], "not a diffusion-stepper MNIST checkpoint")
+    expect_one_line_error(
+        capsys, ["sample", "mnist", "--checkpoint", foreign, *out], "not a diffusion-stepper MNIST checkpoint"
+    )
     time_model = tiny_checkpoints["time-ddpm"]
-    expect_one_line_error(capsys, ["sample", "mnist", "--checkpoint", time_model, "--guidance", 5, *out], "needs a class-conditioned model")
-    expect_one_line_error(capsys, ["sample", "mnist", "--checkpoint", time_model, "--sigma", 0.3, *out], "use it with the single-step")
+    expect_one_line_error(
+        capsys,
+        ["sample", "mnist", "--checkpoint", time_model, "--guidance", 5, *out],
+        "needs a class-conditioned model",
+    )
+    expect_one_line_error(
+        capsys, ["sample", "mnist", "--checkpoint", time_model, "--sigma", 0.3, *out], "use it with the single-step"
+    )
     # Usage errors from argparse are one line too.
-    expect_one_line_error(capsys, ["sample", "mnist", "--checkpoint", class_model, "--per-class", 0, *out], "must be positive")
+    expect_one_line_error(
+        capsys, ["sample", "mnist", "--checkpoint", class_model, "--per-class", 0, *out], "must be positive"
+    )
     expect_one_line_error(capsys, ["train", "mnist", "--model", "unet9000", "--out", tmp_path], "invalid choice")
     # A corrupt trajectory given to export.
     corrupt = tmp_path / "corrupt.npz"
@@ -185,8 +286,12 @@ def test_installed_console_script(tmp_path):
     result = subprocess.run([script, "models"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert all(name in result.stdout for name in BUNDLED_NAMES)
-    result = subprocess.run([script, "sample", "mnist", "--checkpoint", "no-such-model", "--out", tmp_path / "x.npz"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [script, "sample", "mnist", "--checkpoint", "no-such-model", "--out", tmp_path / "x.npz"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("diffusion-stepper: error: unknown model")
 
@@ -195,11 +300,26 @@ def test_export_mp4_and_inspect(tmp_path, capsys, tiny_checkpoints):
     import av
 
     run_file = tmp_path / "run.npz"
-    code, _, err = run(capsys, "sample", "mnist", "--checkpoint", tiny_checkpoints["class-ddpm"], "--classes", "0-2",
-                       "--steps", 6, "--guidance", 2, "--out", run_file)
+    code, _, err = run(
+        capsys,
+        "sample",
+        "mnist",
+        "--checkpoint",
+        tiny_checkpoints["class-ddpm"],
+        "--classes",
+        "0-2",
+        "--steps",
+        6,
+        "--guidance",
+        2,
+        "--out",
+        run_file,
+    )
     assert code == 0, err
     movie = tmp_path / "run.mp4"
-    code, _, err = run(capsys, "export", run_file, "--mp4", movie, "--panel", "x_t,x0_hat", "--fps", 7, "--frames", "2:5")
+    code, _, err = run(
+        capsys, "export", run_file, "--mp4", movie, "--panel", "x_t,x0_hat", "--fps", 7, "--frames", "2:5"
+    )
     assert code == 0, err
     with av.open(str(movie)) as container:
         assert sum(1 for _ in container.decode(video=0)) == 4 + 6  # frames 2..5, then 1 s held at 7 fps
@@ -213,16 +333,33 @@ def test_export_mp4_and_inspect(tmp_path, capsys, tiny_checkpoints):
 
 
 def test_sample_if_writes_trajectories_that_export_and_inspect(tmp_path, capsys, tiny_if):
-    common = ["--model-dir", tiny_if.stage1_dir, "--embeddings", tiny_if.embeddings_file, "--allow-cpu", "--device", "cpu"]
+    common = tiny_if.stage1_flags
     image = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (24, 30, 3), dtype=np.uint8)).save(image)
-    code, stdout, _ = run(capsys, "sample", "if", "--prompt", tiny_if.prompts[1], "--steps", 4, *common, "--out", tmp_path / "s.npz")
+    code, stdout, _ = run(
+        capsys, "sample", "if", "--prompt", tiny_if.prompts[1], "--steps", 4, *common, "--out", tmp_path / "s.npz"
+    )
     assert code == 0 and "5 frames" in stdout
     trajectory = load_trajectory(tmp_path / "s.npz")
     assert trajectory.value_range == (-1.0, 1.0) and trajectory.meta["algorithm"] == "ddpm+cfg"
     assert trajectory.meta["prompts"] == [tiny_if.prompts[1]] and "eps_cond" in trajectory.extra_names()
-    code, stdout, _ = run(capsys, "sample", "if", "--task", "sdedit", "--image", image, "--i-start", 1, 3, "--stride", 200,
-                          *common, "--out", tmp_path / "sd.npz")
+    code, stdout, _ = run(
+        capsys,
+        "sample",
+        "if",
+        "--task",
+        "sdedit",
+        "--image",
+        image,
+        "--i-start",
+        1,
+        3,
+        "--stride",
+        200,
+        *common,
+        "--out",
+        tmp_path / "sd.npz",
+    )
     assert code == 0 and "note: image centre-cropped from 30x24" in stdout
     assert len(load_trajectory(tmp_path / "sd-i1.npz")) == 6 and len(load_trajectory(tmp_path / "sd-i3.npz")) == 4
     code, stdout, _ = run(capsys, "export", tmp_path / "s.npz", "--gif", tmp_path / "s.gif", "--panel", "x_t,eps_cond")
@@ -231,25 +368,55 @@ def test_sample_if_writes_trajectories_that_export_and_inspect(tmp_path, capsys,
     assert code == 0 and "dynamic thresholding" in stdout and "σ learned per pixel" in stdout
     code, _, stderr = run(capsys, "export", tmp_path / "s.npz", "--gif", tmp_path / "turn.gif", "--anagram-turn")
     assert code == 1 and "for visual anagram runs" in stderr and not (tmp_path / "turn.gif").exists()
-    code, _, _ = run(capsys, "sample", "if", "--task", "anagram", "--prompt", tiny_if.prompts[1], "--prompt2", tiny_if.prompts[2],
-                     "--views", "identity", "flip", "--stride", 300, *common, "--out", tmp_path / "a.npz")
+    code, _, _ = run(
+        capsys,
+        "sample",
+        "if",
+        "--task",
+        "anagram",
+        "--prompt",
+        tiny_if.prompts[1],
+        "--prompt2",
+        tiny_if.prompts[2],
+        "--views",
+        "identity",
+        "flip",
+        "--stride",
+        300,
+        *common,
+        "--out",
+        tmp_path / "a.npz",
+    )
     code, _, _ = run(capsys, "export", tmp_path / "a.npz", "--gif", tmp_path / "turn.gif", "--anagram-turn")
     assert code == 0 and Image.open(tmp_path / "turn.gif").n_frames == 24
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--task", "inpaint", "--image", "IMAGE"], "needs a mask"),
-    (["--task", "anagram", "--prompt", "a"], "one --prompt per view"),
-    (["--task", "sdedit"], "starts from an image"),
-    (["--prompt", "a unicorn"], "no embedding for the prompt 'a unicorn'"),
-    (["--task", "hybrid", "--prompt", "a", "--prompt2", "b", "--blur-kernel", "41"], "the blur kernel must be odd and at most 31"),
-    (["--task", "blur", "--image", "IMAGE", "--blur-kernel", "4"], "the blur kernel must be odd"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--task", "inpaint", "--image", "IMAGE"], "needs a mask"),
+        (["--task", "anagram", "--prompt", "a"], "one --prompt per view"),
+        (["--task", "sdedit"], "starts from an image"),
+        (["--prompt", "a unicorn"], "no embedding for the prompt 'a unicorn'"),
+        (
+            ["--task", "hybrid", "--prompt", "a", "--prompt2", "b", "--blur-kernel", "41"],
+            "the blur kernel must be odd and at most 31",
+        ),
+        (["--task", "blur", "--image", "IMAGE", "--blur-kernel", "4"], "the blur kernel must be odd"),
+    ],
+)
 def test_sample_if_bad_requests_fail_in_one_line(tmp_path, capsys, tiny_if, extra, message):
     image = tmp_path / "photo.png"
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image)
     extra = [str(image) if item == "IMAGE" else item for item in extra]
-    code, _, stderr = run(capsys, "sample", "if", *extra, "--model-dir", tiny_if.stage1_dir, "--embeddings",
-                          tiny_if.embeddings_file, "--allow-cpu", "--device", "cpu", "--out", tmp_path / "x.npz")
+    code, _, stderr = run(
+        capsys,
+        "sample",
+        "if",
+        *extra,
+        *tiny_if.stage1_flags,
+        "--out",
+        tmp_path / "x.npz",
+    )
     assert code == 1 and message in stderr and stderr.count("\n") == 1
     assert not (tmp_path / "x.npz").exists()

@@ -1,13 +1,12 @@
 """The equation panel's text carries this step's own numbers."""
 
+import pytest
 import torch
 
-from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.diffusion.equations import frame_caption, step_equation
+from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.sampling import sample_mnist
 from diffusion_stepper.core.parsing import parse_float_list, parse_int_list
-
-import pytest
 
 
 def frames_of(checkpoint, **kwargs):
@@ -24,7 +23,9 @@ def test_ddpm_equation_shows_the_coefficients_the_step_used(tiny_checkpoints):
     assert f"{coeffs['sigma']:.4f}·z" in text
     assert "γ = 7.5" in text
     assert f"t = {int(frame.t)} → t′ = {int(coeffs['t_next'])}" in text
-    assert frame_caption(meta, frame, len(frames)) == f"step 1/5 · t = {int(frame.t)} · ᾱ_t = {coeffs['alpha_bar_t']:.4f}"
+    assert (
+        frame_caption(meta, frame, len(frames)) == f"step 1/5 · t = {int(frame.t)} · ᾱ_t = {coeffs['alpha_bar_t']:.4f}"
+    )
     assert "final" in step_equation(meta, frames[-1])[0]
 
 

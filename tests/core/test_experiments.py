@@ -4,8 +4,11 @@ import pytest
 import torch
 
 from diffusion_stepper.core import cli
-from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
+from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA, frame_histograms
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.frames import Trajectory
+from diffusion_stepper.core.io.trajectory_file import load_trajectory
+from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.experiments import (
     COURSE_SIGMAS,
     EXPERIMENTS,
@@ -13,13 +16,10 @@ from diffusion_stepper.core.mnist.experiments import (
     ExperimentOptions,
     SigmaSweepRequest,
     experiment_requests,
-    sigma_sweep_frames,
     one_test_digit_each,
+    sigma_sweep_frames,
 )
 from diffusion_stepper.core.mnist.sampling import MnistPredictor
-from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA, frame_histograms
-from diffusion_stepper.core.frames import Trajectory
-from diffusion_stepper.core.io.trajectory_file import load_trajectory
 
 
 def test_the_noising_process_scales_one_noise_draw(mnist_dir):
@@ -72,7 +72,9 @@ def test_sweep_runs_have_a_theory_curve_and_a_note(tiny_checkpoints, mnist_dir):
 
 def tiny_options(tiny_checkpoints, mnist_dir, **overrides):
     return ExperimentOptions(
-        device="cpu", data_dir=str(mnist_dir), seed=5,
+        device="cpu",
+        data_dir=str(mnist_dir),
+        seed=5,
         single_step_checkpoint=str(tiny_checkpoints["single-step"]),
         pure_noise_checkpoint=str(tiny_checkpoints["single-step"]),
         ddpm_checkpoint=str(tiny_checkpoints["class-ddpm"]),
@@ -83,7 +85,14 @@ def tiny_options(tiny_checkpoints, mnist_dir, **overrides):
 
 def test_every_experiment_starts_its_runs(tiny_checkpoints, mnist_dir):
     options = tiny_options(tiny_checkpoints, mnist_dir, run_dir=str(tiny_checkpoints["class-ddpm"].parent), epochs=[1])
-    expected_runs = {"noising": 1, "out-of-distribution": 1, "pure-noise": 1, "guidance-sweep": 3, "ddpm-vs-flow": 2, "epochs": 1}
+    expected_runs = {
+        "noising": 1,
+        "out-of-distribution": 1,
+        "pure-noise": 1,
+        "guidance-sweep": 3,
+        "ddpm-vs-flow": 2,
+        "epochs": 1,
+    }
     assert set(expected_runs) == set(EXPERIMENTS)
     for key, count in expected_runs.items():
         runs = [request.start() for request in experiment_requests(key, options)]
@@ -111,12 +120,27 @@ def test_epoch_comparison_names_missing_epochs(tmp_path, tiny_checkpoints):
 
 
 def test_cli_writes_one_file_per_run(tmp_path, capsys, tiny_checkpoints, mnist_dir):
-    code = cli.main(["experiment", "mnist", "noising", "--data-dir", str(mnist_dir), "--device", "cpu", "--out-dir", str(tmp_path)])
+    code = cli.main(
+        ["experiment", "mnist", "noising", "--data-dir", str(mnist_dir), "--device", "cpu", "--out-dir", str(tmp_path)]
+    )
     assert code == 0
     trajectory = load_trajectory(tmp_path / "noising.npz")
     assert [frame.t for frame in trajectory] == list(COURSE_SIGMAS)
     assert trajectory.meta["algorithm"] == "noising" and "note" in trajectory.meta
-    code = cli.main(["experiment", "mnist", "epochs", "--run-dir", str(tiny_checkpoints["class-ddpm"].parent),
-                     "--epochs", "1", "--device", "cpu", "--out-dir", str(tmp_path)])
+    code = cli.main(
+        [
+            "experiment",
+            "mnist",
+            "epochs",
+            "--run-dir",
+            str(tiny_checkpoints["class-ddpm"].parent),
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--out-dir",
+            str(tmp_path),
+        ]
+    )
     assert code == 0 and (tmp_path / "epochs.npz").is_file()
     assert "class-ddpm/epoch-001" in capsys.readouterr().out

@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
+from diffusion_stepper.core.frames import Trajectory
 from diffusion_stepper.core.io.export import (
     GRID_PADDING,
     render_panel,
@@ -12,7 +12,7 @@ from diffusion_stepper.core.io.export import (
     write_gif,
     write_png_grid,
 )
-from diffusion_stepper.core.frames import Trajectory
+from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.sampling import sample_mnist
 
 
@@ -41,7 +41,9 @@ def test_panel_pixels_are_the_frames_values(trajectory):
     frame = trajectory[5]
     picture = np.asarray(render_panel(trajectory, frame, "x_t", scale=1, font_size=12))
     caption_height = picture.shape[0] - (28 + 2 * GRID_PADDING)
-    first_image = picture[caption_height + GRID_PADDING : caption_height + GRID_PADDING + 28, GRID_PADDING : GRID_PADDING + 28]
+    first_image = picture[
+        caption_height + GRID_PADDING : caption_height + GRID_PADDING + 28, GRID_PADDING : GRID_PADDING + 28
+    ]
     expected = to_uint8(frame.x_t[:1], 0.0, 1.0)[0]
     assert np.array_equal(first_image, expected)
 
@@ -74,7 +76,9 @@ def test_mp4_plays_the_chosen_frames_in_h264(tmp_path, trajectory):
 
     from diffusion_stepper.core.io.export import render_frame, write_animation
 
-    path = write_animation(trajectory, tmp_path / "run.mp4", panel="x_t,eps_hat", fps=10, every=3, scale=2, hold_last_seconds=0.5)
+    path = write_animation(
+        trajectory, tmp_path / "run.mp4", panel="x_t,eps_hat", fps=10, every=3, scale=2, hold_last_seconds=0.5
+    )
     picture = render_frame(trajectory, trajectory[0], ["x_t", "eps_hat"], scale=2)
     with av.open(str(path)) as container:
         stream = container.streams.video[0]

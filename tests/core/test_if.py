@@ -12,14 +12,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.deepfloyd_if.embeddings import PromptEmbeddings
 from diffusion_stepper.core.deepfloyd_if.models import load_if_stage
 from diffusion_stepper.core.deepfloyd_if.sampling import (
     CLEAN_T,
+    VIEW_NAMES,
     DynamicThreshold,
     IFPredictor,
-    VIEW_NAMES,
     chain_timesteps,
     gaussian_blur,
     make_view,
@@ -27,6 +26,7 @@ from diffusion_stepper.core.deepfloyd_if.sampling import (
 from diffusion_stepper.core.deepfloyd_if.tasks import IFRequest
 from diffusion_stepper.core.diffusion.sampling import LearnedRangeVariance
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
+from diffusion_stepper.core.errors import UserFacingError
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
 
@@ -51,8 +51,9 @@ def photo(stage1):
     """A smooth test image in [-1, 1] at stage I's size (an image, not noise)."""
     size = stage1.sample_size
     ramp = torch.linspace(-0.9, 0.9, size)
-    return torch.stack([ramp.view(1, -1).expand(size, size), ramp.view(-1, 1).expand(size, size),
-                        torch.outer(ramp, ramp)]).unsqueeze(0)
+    return torch.stack(
+        [ramp.view(1, -1).expand(size, size), ramp.view(-1, 1).expand(size, size), torch.outer(ramp, ramp)]
+    ).unsqueeze(0)
 
 
 def frames_of(request: IFRequest):
@@ -67,8 +68,15 @@ def request(stage, table, **fields) -> IFRequest:
 
 
 def pipeline(cls, folder):
-    pipe = cls.from_pretrained(folder, text_encoder=None, tokenizer=None, safety_checker=None, feature_extractor=None,
-                               watermarker=None, requires_safety_checker=False)
+    pipe = cls.from_pretrained(
+        folder,
+        text_encoder=None,
+        tokenizer=None,
+        safety_checker=None,
+        feature_extractor=None,
+        watermarker=None,
+        requires_safety_checker=False,
+    )
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -82,8 +90,13 @@ def test_stage_one_equals_ifpipeline(tiny_if, stage1, table, steps, guidance, nu
 
     prompt = tiny_if.prompts[1]
     reference = pipeline(IFPipeline, tiny_if.stage1_dir)(
-        prompt_embeds=table.get(prompt), negative_prompt_embeds=table.get(""), num_images_per_prompt=num,
-        num_inference_steps=steps, guidance_scale=guidance, generator=torch.Generator().manual_seed(5), output_type="pt",
+        prompt_embeds=table.get(prompt),
+        negative_prompt_embeds=table.get(""),
+        num_images_per_prompt=num,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        generator=torch.Generator().manual_seed(5),
+        output_type="pt",
     ).images
     run, frames = frames_of(request(stage1, table, prompt=[prompt], steps=steps, guidance=guidance, seed=5, num=num))
     assert len(frames) == steps + 1 and frames[-1].t == CLEAN_T
@@ -110,10 +123,18 @@ def test_stage_two_equals_superresolution_pipeline(tiny_if, stage1, stage2, tabl
     low_res_file = save_trajectory(Trajectory(low_run.meta, low_frames), tmp_path / "stage1.npz")
     low_res = low_frames[-1].x_t
     reference = pipeline(IFSuperResolutionPipeline, tiny_if.stage2_dir)(
-        image=low_res, prompt_embeds=table.get(prompt), negative_prompt_embeds=table.get(""), num_inference_steps=6,
-        guidance_scale=4.0, noise_level=250, generator=torch.Generator().manual_seed(2), output_type="pt",
+        image=low_res,
+        prompt_embeds=table.get(prompt),
+        negative_prompt_embeds=table.get(""),
+        num_inference_steps=6,
+        guidance_scale=4.0,
+        noise_level=250,
+        generator=torch.Generator().manual_seed(2),
+        output_type="pt",
     ).images
-    run, frames = frames_of(request(stage2, table, task="upscale", image=str(low_res_file), prompt=[prompt], steps=6, seed=2))
+    run, frames = frames_of(
+        request(stage2, table, task="upscale", image=str(low_res_file), prompt=[prompt], steps=6, seed=2)
+    )
     assert frames[-1].x_t.shape[-1] == stage2.sample_size
     assert (frames[-1].x_t - reference).abs().max() < 1e-4
     assert run.meta["params"]["guidance"] == 4.0 and "low_res" in frames[0].extras
@@ -147,7 +168,8 @@ def test_plain_x0_is_the_course_formula_and_each_step_the_posterior(stage1, tabl
         assert "x0_threshold_s" not in frame.coeffs
     guided = frames[0]
     torch.testing.assert_close(
-        guided.eps_hat, guided.extras["eps_uncond"] + 7.0 * (guided.extras["eps_cond"] - guided.extras["eps_uncond"]))
+        guided.eps_hat, guided.extras["eps_uncond"] + 7.0 * (guided.extras["eps_cond"] - guided.extras["eps_uncond"])
+    )
     # the last real step lands on t = 0 and still adds learned noise; the step to the clean end does not
     assert frames[-3].coeffs["sigma"] > 0 and frames[-2].coeffs["sigma"] == 0 and frames[-2].coeffs["t_next"] == CLEAN_T
 
@@ -223,7 +245,9 @@ def test_inpainting_keeps_the_known_region(stage1, table, photo, tmp_path):
     mask = torch.zeros(size, size)
     mask[4:12, 4:12] = 1
     Image.fromarray((mask.numpy() * 255).astype("uint8")).save(tmp_path / "mask.png")
-    _, frames = frames_of(request(stage1, table, task="inpaint", image=str(path), mask=str(tmp_path / "mask.png"), stride=250))
+    _, frames = frames_of(
+        request(stage1, table, task="inpaint", image=str(path), mask=str(tmp_path / "mask.png"), stride=250)
+    )
     known = frames[-1].extras[CLEAN_EXTRA]
     outside = (1 - mask).bool().expand(1, 3, size, size)
     assert torch.equal(frames[-1].x_t[outside], known[outside])  # exactly the original at the clean end
@@ -248,7 +272,9 @@ def test_every_view_is_orthogonal_and_inverts(name):
 
 def test_anagram_estimate_averages_the_views_mapped_back(stage1, table, tiny_if):
     prompts = tiny_if.prompts[1:3]
-    run, frames = frames_of(request(stage1, table, task="anagram", prompt=prompts, views=["identity", "flip"], stride=300, seed=2))
+    run, frames = frames_of(
+        request(stage1, table, task="anagram", prompt=prompts, views=["identity", "flip"], stride=300, seed=2)
+    )
     frame = frames[1]
     predict = IFPredictor(stage1)
     uncond = table.get("")
@@ -267,7 +293,9 @@ def test_anagram_estimate_averages_the_views_mapped_back(stage1, table, tiny_if)
 
 
 def test_hybrid_estimate_is_lowpass_plus_highpass(stage1, table, tiny_if):
-    _, frames = frames_of(request(stage1, table, task="hybrid", prompt=tiny_if.prompts[3:5], stride=300, blur_kernel=5, blur_sigma=1.5))
+    _, frames = frames_of(
+        request(stage1, table, task="hybrid", prompt=tiny_if.prompts[3:5], stride=300, blur_kernel=5, blur_sigma=1.5)
+    )
     frame = frames[1]
     predict = IFPredictor(stage1)
     uncond = table.get("")
@@ -381,9 +409,14 @@ def test_t5_encodes_prompts_as_ifpipeline_does(tmp_path, tiny_if):
     folder = build_tiny_t5(tmp_path / "t5")
     encode = t5_encoder(str(folder), "cpu")
     reference = IFPipeline.from_pretrained(
-        tiny_if.stage1_dir, tokenizer=AutoTokenizer.from_pretrained(folder, subfolder="tokenizer"),
-        text_encoder=T5EncoderModel.from_pretrained(folder, subfolder="text_encoder"), safety_checker=None,
-        feature_extractor=None, watermarker=None, requires_safety_checker=False)
+        tiny_if.stage1_dir,
+        tokenizer=AutoTokenizer.from_pretrained(folder, subfolder="tokenizer"),
+        text_encoder=T5EncoderModel.from_pretrained(folder, subfolder="text_encoder"),
+        safety_checker=None,
+        feature_extractor=None,
+        watermarker=None,
+        requires_safety_checker=False,
+    )
     for prompt in ["A photo of a Cat ", ""]:
         expected, _ = reference.encode_prompt(prompt, do_classifier_free_guidance=False, clean_caption=False)
         ours = encode(prompt)
@@ -408,7 +441,9 @@ def test_denoising_runs_report_psnr_against_the_original(stage1, table, photo, t
 
 
 def test_anagram_frames_show_the_estimate_through_each_view(stage1, table, tiny_if):
-    _, frames = frames_of(request(stage1, table, task="anagram", prompt=tiny_if.prompts[1:3], views=["identity", "rot180"], stride=300))
+    _, frames = frames_of(
+        request(stage1, table, task="anagram", prompt=tiny_if.prompts[1:3], views=["identity", "rot180"], stride=300)
+    )
     for frame in (frames[1], frames[-1]):
         torch.testing.assert_close(frame.extras["x0_view1"], frame.x0_hat)
         torch.testing.assert_close(frame.extras["x0_view2"], torch.rot90(frame.x0_hat, 2, dims=[2, 3]))
@@ -438,7 +473,9 @@ def test_the_anagram_turn_starts_at_the_image_and_ends_on_the_view(name):
     from diffusion_stepper.core.deepfloyd_if.sampling import view_turn
 
     ramp = torch.linspace(-1, 1, 32)
-    image = torch.stack([ramp.view(1, -1).expand(32, 32), ramp.view(-1, 1).expand(32, 32), torch.outer(ramp, ramp)]).unsqueeze(0)
+    image = torch.stack(
+        [ramp.view(1, -1).expand(32, 32), ramp.view(-1, 1).expand(32, 32), torch.outer(ramp, ramp)]
+    ).unsqueeze(0)
     turn = view_turn(image, name, 41)
     target = make_view(name).apply(image)
     assert turn.shape == (41, 1, 3, 32, 32)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.deepfloyd_if.images import load_image, load_mask
+from diffusion_stepper.core.errors import UserFacingError
 
 
 def test_rgba_is_flattened_onto_white_with_a_note(tmp_path):

@@ -14,7 +14,7 @@ def test_real_test_split(mnist_dir):
     assert split.images.shape == (10000, 28, 28) and split.images.dtype == torch.uint8
     assert torch.bincount(split.labels).tolist() == TEST_LABEL_COUNTS
     images, labels = split.as_float(limit=5)
-    assert images.shape == (5, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
+    assert images.shape == (5, 1, 28, 28) and images.min() >= 0 and images.max() <= 1
     assert labels.shape == (5,)
 
 

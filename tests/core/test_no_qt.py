@@ -13,7 +13,8 @@ for module in pkgutil.walk_packages(core.__path__, "diffusion_stepper.core."):
     importlib.import_module(module.name)
 from diffusion_stepper.core import cli
 cli.main(["models"])
-qt = sorted(name for name in sys.modules if name.split(".")[0] in ("PySide6", "shiboken6", "pyqtgraph", "PyQt5", "PyQt6", "qtpy"))
+QT = ("PySide6", "shiboken6", "pyqtgraph", "PyQt5", "PyQt6", "qtpy")
+qt = sorted(name for name in sys.modules if name.split(".")[0] in QT)
 print("QT_MODULES", qt)
 """
 
@@ -29,6 +30,15 @@ def test_core_sources_have_no_qt_imports():
         str(path)
         for path in (ROOT / "core").rglob("*.py")
         for line in path.read_text().splitlines()
-        if line.strip().startswith(("import PySide6", "from PySide6", "import pyqtgraph", "from pyqtgraph", "from diffusion_stepper.visualizer", "import diffusion_stepper.visualizer"))
+        if line.strip().startswith(
+            (
+                "import PySide6",
+                "from PySide6",
+                "import pyqtgraph",
+                "from pyqtgraph",
+                "from diffusion_stepper.visualizer",
+                "import diffusion_stepper.visualizer",
+            )
+        )
     ]
     assert offenders == []

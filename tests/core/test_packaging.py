@@ -60,8 +60,20 @@ def test_the_wheel_holds_diffusion_stepper_alone_at_its_top_level(tmp_path):
     for folder in TOP_FOLDERS:
         shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__", "screenshots"))
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(tmp_path / "wheel"), str(source)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--quiet",
+            "--wheel-dir",
+            str(tmp_path / "wheel"),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     (wheel,) = (tmp_path / "wheel").glob("*.whl")
@@ -70,9 +82,12 @@ def test_the_wheel_holds_diffusion_stepper_alone_at_its_top_level(tmp_path):
         top_level = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
         assert top_level == {"diffusion_stepper"}
         assert "diffusion_stepper/__init__.py" not in names  # an implicit namespace parent
-        for expected in ("diffusion_stepper/core/deepfloyd_if/experiments.py", "diffusion_stepper/visualizer/main_window.py",
-                         "diffusion_stepper/resources/models/mnist-class-ddpm.safetensors",
-                         "diffusion_stepper/resources/styles/presentation.qss"):
+        for expected in (
+            "diffusion_stepper/core/deepfloyd_if/experiments.py",
+            "diffusion_stepper/visualizer/main_window.py",
+            "diffusion_stepper/resources/models/mnist-class-ddpm.safetensors",
+            "diffusion_stepper/resources/styles/presentation.qss",
+        ):
             assert expected in names
 
 

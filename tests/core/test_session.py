@@ -7,7 +7,10 @@ from diffusion_stepper.core.session import CANCELLED, DONE, FRAMES, LOADED, POSI
 
 
 def frames(count: int) -> list[Frame]:
-    return [Frame(index=i, t=float(count - 1 - i), x_t=torch.full((1, 1, 2, 2), float(i)), x0_hat=torch.zeros(1, 1, 2, 2)) for i in range(count)]
+    return [
+        Frame(index=i, t=float(count - 1 - i), x_t=torch.full((1, 1, 2, 2), float(i)), x0_hat=torch.zeros(1, 1, 2, 2))
+        for i in range(count)
+    ]
 
 
 def loaded(session: Session, count: int, name: str = "run"):

@@ -6,9 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
-from diffusion_stepper.core.frames import Frame, Trajectory
-from diffusion_stepper.core.mnist.sampling import sample_mnist
 from diffusion_stepper.core.diffusion.objectives import DDPMObjective
 from diffusion_stepper.core.diffusion.schedules import LinearBetaSchedule
 from diffusion_stepper.core.diffusion.theory import (
@@ -20,6 +17,9 @@ from diffusion_stepper.core.diffusion.theory import (
     normal_pdf,
     schedule_curves,
 )
+from diffusion_stepper.core.frames import Frame, Trajectory
+from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
+from diffusion_stepper.core.mnist.sampling import sample_mnist
 
 
 def sampled(checkpoint, **kwargs) -> Trajectory:

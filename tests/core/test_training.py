@@ -3,10 +3,10 @@ import json
 import pytest
 import torch
 
-from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
-from diffusion_stepper.core.errors import TrainingDiverged, UserFacingError
-from diffusion_stepper.core.mnist.data import MnistSplit, load_mnist
 from diffusion_stepper.core.diffusion.objectives import DDPMObjective
+from diffusion_stepper.core.errors import TrainingDiverged, UserFacingError
+from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
+from diffusion_stepper.core.mnist.data import MnistSplit, load_mnist
 from diffusion_stepper.core.mnist.training import EpochEvent, LossEvent, train
 from tests.conftest import tiny_config
 
@@ -31,7 +31,9 @@ def test_fifty_iterations_on_real_mnist_lower_the_loss(tmp_path, mnist_dir):
 
 
 def test_events_and_checkpoints(tmp_path):
-    config = tiny_config("class", "flow", batch_size=16, limit=40, epochs=2, log_every=2, epoch_samples=10, epoch_sample_steps=2)
+    config = tiny_config(
+        "class", "flow", batch_size=16, limit=40, epochs=2, log_every=2, epoch_samples=10, epoch_sample_steps=2
+    )
     events = list(train(config, synthetic_split(), tmp_path))
     loss_events = [e for e in events if isinstance(e, LossEvent)]
     epoch_events = [e for e in events if isinstance(e, EpochEvent)]
@@ -96,7 +98,9 @@ def test_out_of_memory_suggests_a_smaller_batch(tmp_path, monkeypatch):
 
     monkeypatch.setattr(DDPMObjective, "training_loss", out_of_memory)
     config = tiny_config("time", "ddpm", batch_size=64, limit=64, epochs=1, epoch_samples=0)
-    with pytest.raises(UserFacingError, match=r"out of .* memory at batch size 64 .*try a smaller batch size, such as 32"):
+    with pytest.raises(
+        UserFacingError, match=r"out of .* memory at batch size 64 .*try a smaller batch size, such as 32"
+    ):
         list(train(config, synthetic_split(), tmp_path))
 
 
@@ -107,7 +111,11 @@ def test_stopping_mid_epoch_leaves_checkpoints_intact(tmp_path):
         if isinstance(event, LossEvent) and event.epoch == 2 and event.epoch_iteration == 3:
             break
     events.close()  # what the GUI's Stop does
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch-001.json", "epoch-001.safetensors", "epoch-001.state.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "epoch-001.json",
+        "epoch-001.safetensors",
+        "epoch-001.state.safetensors",
+    ]
     assert load_checkpoint(tmp_path).sidecar["epoch"] == 1
 
 
@@ -139,10 +147,11 @@ def test_the_pure_noise_denoiser_sees_noise_alone_and_learns_the_mean_digit(tmp_
     # Trained on two "digits" (all black, all white), it converges to their average, 0.5.
     images = torch.cat([torch.zeros(32, 28, 28, dtype=torch.uint8), torch.full((32, 28, 28), 255, dtype=torch.uint8)])
     images = images.repeat(40, 1, 1)  # 40 batches of 64 per epoch
-    config = tiny_config("single-step", batch_size=64, epochs=2, lr=3e-2, lr_decay=False, pure_noise=True, epoch_samples=0)
-    for event in train(config, MnistSplit(images, torch.zeros(images.shape[0], dtype=torch.int64)), tmp_path):
-        pass
-    model = load_checkpoint(event.checkpoint).model
+    config = tiny_config(
+        "single-step", batch_size=64, epochs=2, lr=3e-2, lr_decay=False, pure_noise=True, epoch_samples=0
+    )
+    *_, last_epoch = train(config, MnistSplit(images, torch.zeros(images.shape[0], dtype=torch.int64)), tmp_path)
+    model = load_checkpoint(last_epoch.checkpoint).model
     with torch.no_grad():
         output = model(torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(1)), None, None)
     assert output.mean().item() == pytest.approx(0.5, abs=0.1)

@@ -1,13 +1,21 @@
 import pytest
 
-from diffusion_stepper.core.mnist.training import EpochEvent, LossEvent, preset_config, recipe
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.mnist.training import EpochEvent, LossEvent, preset_config, recipe
 from diffusion_stepper.core.training_progress import SMOOTHING, LossHistory, format_duration
 
 
 def loss_event(iteration, losses, epoch=1, epoch_iteration=None, per_epoch=10, images_per_second=100.0):
-    return LossEvent(epoch, iteration, sum(losses) / len(losses), losses, 1e-3, images_per_second,
-                     epoch_iteration or iteration, per_epoch)
+    return LossEvent(
+        epoch,
+        iteration,
+        sum(losses) / len(losses),
+        losses,
+        1e-3,
+        images_per_second,
+        epoch_iteration or iteration,
+        per_epoch,
+    )
 
 
 def test_history_keeps_every_iteration_and_a_bias_corrected_average():

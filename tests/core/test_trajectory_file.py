@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.errors import TrajectoryFileError
 from diffusion_stepper.core.frames import Trajectory
-from diffusion_stepper.core.mnist.sampling import sample_mnist
 from diffusion_stepper.core.io.trajectory_file import load_trajectory, save_trajectory
+from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
+from diffusion_stepper.core.mnist.sampling import sample_mnist
 
 
 @pytest.fixture
@@ -78,8 +78,13 @@ def test_corrupt_and_foreign_files(tmp_path):
     one_line_error(foreign, "not a diffusion-stepper trajectory")
 
     pickled = tmp_path / "pickled.npz"
-    np.savez(pickled, x_t=np.zeros((1, 1, 1, 2, 2)), x0_hat=np.zeros((1, 1, 1, 2, 2)), t=np.zeros(1),
-             meta=np.array([{"format": "x"}], dtype=object))
+    np.savez(
+        pickled,
+        x_t=np.zeros((1, 1, 1, 2, 2)),
+        x0_hat=np.zeros((1, 1, 1, 2, 2)),
+        t=np.zeros(1),
+        meta=np.array([{"format": "x"}], dtype=object),
+    )
     one_line_error(pickled, "not a readable trajectory file")  # refused: it would need pickle
 
     one_line_error(tmp_path / "missing.npz", "no such file")

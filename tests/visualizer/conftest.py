@@ -15,7 +15,6 @@ from diffusion_stepper.core.io.trajectory_file import save_trajectory  # noqa: E
 from diffusion_stepper.visualizer.main_window import MainWindow  # noqa: E402
 
 
-
 def marked_trajectory(num_frames: int, num_images: int = 4, algorithm: str = "ddpm") -> Trajectory:
     """A run whose frame k is filled with the value k / (num_frames - 1), so a displayed pixel
     tells which frame is on screen."""

@@ -4,16 +4,18 @@ import numpy as np
 import pytest
 
 from diffusion_stepper.core.mnist.experiments import COURSE_SIGMAS, EXPERIMENTS, ExperimentOptions
-from tests.visualizer.conftest import displayed, settle, wait_until_sampled
 from diffusion_stepper.visualizer.main_window import COMPARE_TAB, STEP_TAB
 from diffusion_stepper.visualizer.widgets.panels import render_grid
+from tests.visualizer.conftest import displayed, settle, wait_until_sampled
 
 
 @pytest.fixture
 def tiny_experiments(window, tiny_checkpoints, mnist_dir, monkeypatch):
     """Point the window's experiments at tiny models and the real MNIST test digits."""
     options = ExperimentOptions(
-        device="cpu", data_dir=str(mnist_dir), seed=2,
+        device="cpu",
+        data_dir=str(mnist_dir),
+        seed=2,
         single_step_checkpoint=str(tiny_checkpoints["single-step"]),
         pure_noise_checkpoint=str(tiny_checkpoints["single-step"]),
         ddpm_checkpoint=str(tiny_checkpoints["class-ddpm"]),
@@ -66,10 +68,13 @@ def test_out_of_distribution_and_pure_noise_carry_their_notes(qtbot, window, tin
     assert window.session.active.trajectory.meta["params"]["source"] == "pure noise"
 
 
-@pytest.mark.parametrize("key, names", [
-    ("guidance-sweep", ["γ=0", "γ=5", "γ=10"]),
-    ("ddpm-vs-flow", ["ddpm+cfg", "flow+cfg"]),
-])
+@pytest.mark.parametrize(
+    "key, names",
+    [
+        ("guidance-sweep", ["γ=0", "γ=5", "γ=10"]),
+        ("ddpm-vs-flow", ["ddpm+cfg", "flow+cfg"]),
+    ],
+)
 def test_comparisons_open_side_by_side(qtbot, window, tiny_experiments, key, names):
     trigger(window, key)
     wait_until_sampled(qtbot, window)

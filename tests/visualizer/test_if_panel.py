@@ -9,8 +9,8 @@ from PIL import Image
 from PySide6.QtWidgets import QLabel
 
 from diffusion_stepper.core.io.trajectory_file import load_trajectory
-from tests.visualizer.conftest import displayed, settle, wait_until_sampled
 from diffusion_stepper.visualizer.widgets.panels import render_grid
+from tests.visualizer.conftest import displayed, settle, wait_until_sampled
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
 
@@ -108,8 +108,10 @@ def test_the_denoisers_experiment_compares_three_runs_with_psnr(qtbot, window, t
     Image.fromarray(np.random.default_rng(2).integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(image)
     configure(window, tiny_if, "sample", image_path=image)
     window.if_runs.run_experiment("denoisers")
-    qtbot.waitUntil(lambda: len(window.session.compared_ids) == 3 and not window.sampling.busy and not window.sampling.pending,
-                    timeout=120_000)
+    qtbot.waitUntil(
+        lambda: len(window.session.compared_ids) == 3 and not window.sampling.busy and not window.sampling.pending,
+        timeout=120_000,
+    )
     runs = [window.session.run(run_id) for run_id in window.session.compared_ids]
     assert [run.trajectory.meta["params"]["task"] for run in runs] == ["blur", "one-step", "iterative"]
     assert all(run.trajectory.frames[0].t == 690 for run in runs)
@@ -123,7 +125,9 @@ def test_the_denoisers_experiment_compares_three_runs_with_psnr(qtbot, window, t
 
 def test_the_bundled_tower_and_its_mask_inpaint_out_of_the_box(qtbot, window, tiny_if):
     panel = configure(window, tiny_if, "inpaint")
-    assert panel.images.image_path.text().endswith("tower.png") and panel.images.mask_path.text().endswith("tower-mask.png")
+    assert panel.images.image_path.text().endswith("tower.png") and panel.images.mask_path.text().endswith(
+        "tower-mask.png"
+    )
     window.if_runs.run()
     wait_until_sampled(qtbot, window)
     run = window.session.active
@@ -144,7 +148,9 @@ def test_the_extras_strip_shows_each_view_and_hides_on_7(qtbot, window, tiny_if)
     assert list(strip) == run.trajectory.extra_names()
     assert {"eps_view1", "eps_view2", "x0_view1", "x0_view2"} <= set(strip)
     frame = run.trajectory.frames[3]
-    assert np.array_equal(strip["x0_view2"].image_item.image, render_grid(frame.extras["x0_view2"], "x0_view2", (-1.0, 1.0), None))
+    assert np.array_equal(
+        strip["x0_view2"].image_item.image, render_grid(frame.extras["x0_view2"], "x0_view2", (-1.0, 1.0), None)
+    )
     assert strip["x0_view2"].title_label.text() == "view 2 x̂₀"
     assert window.step_view.extras_area.isVisible()
     qtbot.keyClick(window, "7")
@@ -174,30 +180,39 @@ def test_branching_continues_a_run_from_the_step_on_screen(qtbot, window, tiny_i
     assert "nothing left to denoise" in window.messages.last_error
 
 
-@pytest.mark.parametrize("key, tasks", [
-    ("forward", ["forward"]),
-    ("cfg", ["sample", "sample"]),
-    ("sdedit", ["sdedit"] * 6),
-    ("text-i2i", ["text-i2i"] * 6),
-    ("hybrid", ["hybrid"]),
-    ("inpaint", ["inpaint"]),
-    ("anagram", ["anagram"]),
-])
+@pytest.mark.parametrize(
+    "key, tasks",
+    [
+        ("forward", ["forward"]),
+        ("cfg", ["sample", "sample"]),
+        ("sdedit", ["sdedit"] * 6),
+        ("text-i2i", ["text-i2i"] * 6),
+        ("hybrid", ["hybrid"]),
+        ("inpaint", ["inpaint"]),
+        ("anagram", ["anagram"]),
+    ],
+)
 def test_each_part_a_experiment_in_one_click(qtbot, window, tiny_if, key, tasks):
     from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS
 
     configure(window, tiny_if, "sample", prompt=tiny_if.prompts[3], prompt2=tiny_if.prompts[4], stride=300)
     before = len(window.session.runs)
     window.if_runs.run_experiment(key)
-    qtbot.waitUntil(lambda: len(window.session.runs) == before + len(tasks) and not window.sampling.busy and not window.sampling.pending,
-                    timeout=120_000)
+    qtbot.waitUntil(
+        lambda: (
+            len(window.session.runs) == before + len(tasks) and not window.sampling.busy and not window.sampling.pending
+        ),
+        timeout=120_000,
+    )
     runs = window.session.runs[before:]
     assert [run.trajectory.meta["params"]["task"] for run in runs] == tasks
     assert all(run.state == "done" for run in runs), [run.error for run in runs]
     if PART_A_EXPERIMENTS[key].compare and len(tasks) > 1:
         assert {run.id for run in runs} == set(window.session.compared_ids)
     if key == "cfg":
-        assert "guidance" not in runs[0].trajectory.meta["params"] and runs[1].trajectory.meta["params"]["guidance"] == 7.0
+        assert (
+            "guidance" not in runs[0].trajectory.meta["params"] and runs[1].trajectory.meta["params"]["guidance"] == 7.0
+        )
         assert torch.equal(runs[0].trajectory.frames[0].x_t, runs[1].trajectory.frames[0].x_t)  # one seed, one start
     if key == "forward":
         assert [frame.t for frame in runs[0].trajectory.frames] == [250, 500, 750]
@@ -225,7 +240,9 @@ def test_inpainting_tints_the_masked_region_over_x_t(qtbot, window, tiny_if):
 
 
 def test_an_anagram_seen_through_its_second_view_and_its_turn_exported(qtbot, window, tiny_if, tmp_path):
-    configure(window, tiny_if, "anagram", prompt=tiny_if.prompts[1], prompt2=tiny_if.prompts[2], views="identity, rot180")
+    configure(
+        window, tiny_if, "anagram", prompt=tiny_if.prompts[1], prompt2=tiny_if.prompts[2], views="identity, rot180"
+    )
     window.if_runs.run()
     wait_until_sampled(qtbot, window)
     window.session.last()
@@ -261,5 +278,43 @@ def test_upscaling_the_result_is_a_second_stepped_run(qtbot, window, tiny_if, mo
     assert upscaled.trajectory.frames[-1].x_t.shape[-1] == 32 and upscaled.produced == 51  # stage II's 50 steps
     assert meta["prompts"] == [tiny_if.prompts[1]]
     low_res = upscaled.trajectory.frames[0].extras["low_res"]
-    expected = torch.nn.functional.interpolate(stage_one.trajectory.frames[-1].x_t, (32, 32), mode="bilinear", align_corners=True)
+    expected = torch.nn.functional.interpolate(
+        stage_one.trajectory.frames[-1].x_t, (32, 32), mode="bilinear", align_corners=True
+    )
     torch.testing.assert_close(low_res, expected)
+
+
+@pytest.mark.parametrize("key", ["cfg", "anagram"])
+def test_the_menu_and_the_command_line_make_the_same_runs(qtbot, window, tiny_if, tmp_path, key):
+    """Experiments ▸ Part A and `diffusion-stepper experiment if` read one registry: the same
+    settings give the same frames."""
+    from diffusion_stepper.core import cli
+
+    prompts = {"prompt": tiny_if.prompts[1], "prompt2": tiny_if.prompts[2]}
+    configure(window, tiny_if, "sample", stride=250, **prompts)
+    window.if_dock.seed.setValue(3)
+    before = len(window.session.runs)
+    window.if_runs.run_experiment(key)
+    qtbot.waitUntil(lambda: not window.sampling.busy and len(window.session.runs) > before, timeout=120_000)
+    in_app = [run.trajectory for run in window.session.runs[before:]]
+    argv = [
+        "experiment",
+        "if",
+        key,
+        *tiny_if.stage1_flags,
+        "--stride",
+        "250",
+        "--seed",
+        "3",
+        "--out-dir",
+        str(tmp_path),
+    ]
+    assert cli.main([*argv, "--prompt", prompts["prompt"], "--prompt2", prompts["prompt2"]]) == 0
+    written = sorted(tmp_path.glob("*.npz"))
+    assert len(written) == len(in_app)
+    for app_run, path in zip(in_app, written):
+        file_run = load_trajectory(path)
+        assert file_run.meta["params"] == app_run.meta["params"]
+        assert file_run.meta["prompts"] == app_run.meta["prompts"]
+        for app_frame, file_frame in zip(app_run.frames, file_run.frames, strict=True):
+            assert torch.equal(app_frame.x_t, file_frame.x_t)

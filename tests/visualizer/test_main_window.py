@@ -4,7 +4,6 @@ Assertions are on what the widgets display (image items' pixels, histogram data,
 the files written.
 """
 
-
 import av
 import numpy as np
 import pytest
@@ -14,14 +13,15 @@ from PySide6.QtCore import QEvent, QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QMouseEvent
 from PySide6.QtWidgets import QPushButton
 
-from diffusion_stepper.core.io.export import render_frame, select_frames
-from diffusion_stepper.core.session import CANCELLED, DONE
 from diffusion_stepper.core.diffusion.theory import density_histogram
+from diffusion_stepper.core.io.export import render_frame, select_frames
 from diffusion_stepper.core.io.trajectory_file import load_trajectory
+from diffusion_stepper.core.session import CANCELLED, DONE
 from diffusion_stepper.visualizer.dialogs.export_dialog import ExportDialog, ExportOptions
 from diffusion_stepper.visualizer.widgets.panels import render_grid
 from diffusion_stepper.visualizer.widgets.timeline import PRODUCED_COLOUR
 from tests.visualizer.conftest import LONG_WAIT_MS, displayed, make_window, settle, wait_until_sampled
+
 
 def test_opens_ready_on_the_bundled_class_model(window):
     assert window.sample_dock.model_key == "mnist-class-ddpm"
@@ -33,7 +33,9 @@ def test_opens_ready_on_the_bundled_class_model(window):
 def test_generate_streams_frames_then_scrubbing_shows_each_frames_pixels(qtbot, window):
     window.sample_dock.steps.setValue(40)
     qtbot.keyClick(window, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: window.session.active is not None and 3 <= window.session.active.produced, timeout=LONG_WAIT_MS)
+    qtbot.waitUntil(
+        lambda: window.session.active is not None and window.session.active.produced >= 3, timeout=LONG_WAIT_MS
+    )
     run = window.session.active
     settle(qtbot)
     if run.produced < 41:  # still sampling: later frames are visibly pending on the timeline
@@ -77,7 +79,9 @@ def test_generate_streams_frames_then_scrubbing_shows_each_frames_pixels(qtbot, 
 def test_cancel_stops_at_the_next_step_and_keeps_the_frames(qtbot, window):
     window.sample_dock.steps.setValue(300)  # the full chain, so the cancel lands mid-run
     qtbot.keyClick(window, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: window.session.active is not None and window.session.active.produced >= 3, timeout=LONG_WAIT_MS)
+    qtbot.waitUntil(
+        lambda: window.session.active is not None and window.session.active.produced >= 3, timeout=LONG_WAIT_MS
+    )
     qtbot.keyClick(window, Qt.Key.Key_Escape)
     wait_until_sampled(qtbot, window)
     run = window.session.active
@@ -89,7 +93,9 @@ def test_cancel_stops_at_the_next_step_and_keeps_the_frames(qtbot, window):
 def test_closing_mid_run_stops_the_worker(qtbot, tmp_path):
     window = make_window(qtbot, tmp_path / "settings.ini")
     window.generate()
-    qtbot.waitUntil(lambda: window.session.active is not None and window.session.active.produced >= 2, timeout=LONG_WAIT_MS)
+    qtbot.waitUntil(
+        lambda: window.session.active is not None and window.session.active.produced >= 2, timeout=LONG_WAIT_MS
+    )
     job = window.sampling.job
     window.close()
     assert job.thread.isFinished()
@@ -134,7 +140,9 @@ def test_export_animation_and_contact_sheet_write_the_chosen_frames(qtbot, windo
 def test_cancelled_export_writes_nothing(qtbot, window, marked_file, tmp_path):
     assert window.files.open_trajectory(marked_file(400))
     target = tmp_path / "big.gif"
-    assert window.exports.export_animation_to(target, ExportOptions(panels=["x_t", "x0_hat", "eps_hat"], start=0, end=399, scale=8))
+    assert window.exports.export_animation_to(
+        target, ExportOptions(panels=["x_t", "x0_hat", "eps_hat"], start=0, end=399, scale=8)
+    )
     window.exports.progress_dialog.findChild(QPushButton).click()  # the dialog's Cancel button
     qtbot.waitUntil(lambda: window.exports.job is None, timeout=LONG_WAIT_MS)
     assert not target.exists() and list(tmp_path.glob("*.gif*")) == []
@@ -148,7 +156,9 @@ def test_save_and_reopen_and_drop(qtbot, window, marked_file, tmp_path):
     assert len(load_trajectory(saved)) == 12
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(saved))])
-    drop = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    drop = QDropEvent(
+        QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     window.dropEvent(drop)
     settle(qtbot)
     assert len(window.session.runs) == 2 and window.session.active.path == saved
@@ -258,8 +268,14 @@ def test_presentation_mode_hides_controls_until_the_mouse_moves(qtbot, window, m
     assert window.presentation.active and window.isFullScreen()
     assert not window.menuBar().isVisible() and not window.transport.isVisible() and not window.sample_dock.isVisible()
     assert not window.if_dock.isVisible() and not window.runs_dock.isVisible()
-    move = QMouseEvent(QEvent.Type.MouseMove, QPointF(10, 10), QPointF(10, 10), Qt.MouseButton.NoButton,
-                       Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    move = QMouseEvent(
+        QEvent.Type.MouseMove,
+        QPointF(10, 10),
+        QPointF(10, 10),
+        Qt.MouseButton.NoButton,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     window.presentation.eventFilter(window, move)
     assert window.transport.isVisible()
     qtbot.keyClick(window, Qt.Key.Key_Right)  # still driven from the keyboard

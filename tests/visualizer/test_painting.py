@@ -6,8 +6,8 @@ import numpy as np
 from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 
-from diffusion_stepper.core.paths import sample_image
 from diffusion_stepper.core.deepfloyd_if.images import load_mask
+from diffusion_stepper.core.paths import sample_image
 from diffusion_stepper.visualizer.dialogs.painting import CANVAS, PAPER, SKETCH_SIZE, SWATCHES
 
 
@@ -19,7 +19,9 @@ def drag(canvas, button, start: QPoint, end: QPoint) -> None:
     from PySide6.QtWidgets import QApplication
 
     def send(kind, point, changed, held):
-        event = QMouseEvent(kind, QPointF(point), QPointF(canvas.mapToGlobal(point)), changed, held, Qt.KeyboardModifier.NoModifier)
+        event = QMouseEvent(
+            kind, QPointF(point), QPointF(canvas.mapToGlobal(point)), changed, held, Qt.KeyboardModifier.NoModifier
+        )
         QApplication.sendEvent(canvas, event)
 
     send(QMouseEvent.Type.MouseButtonPress, start, button, button)
@@ -84,7 +86,12 @@ def test_a_sketch_is_saved_in_its_colours_and_starts_an_sdedit(qtbot, window, tm
     editor.out_path = tmp_path / "sketch.png"
     editor.set_colour(SWATCHES["red"])
     editor.rectangle.setChecked(True)
-    drag(editor.canvas, Qt.MouseButton.LeftButton, QPoint(CANVAS // 4, CANVAS // 4), QPoint(3 * CANVAS // 4, 3 * CANVAS // 4))
+    drag(
+        editor.canvas,
+        Qt.MouseButton.LeftButton,
+        QPoint(CANVAS // 4, CANVAS // 4),
+        QPoint(3 * CANVAS // 4, 3 * CANVAS // 4),
+    )
     editor.accept()
     picture = np.asarray(Image.open(editor.out_path))
     assert picture.shape == (SKETCH_SIZE, SKETCH_SIZE, 3)

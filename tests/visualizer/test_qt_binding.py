@@ -21,7 +21,9 @@ def test_drawing_does_not_release_references_to_none(qtbot):
     qtbot.addWidget(plot)
     plot.resize(400, 300)
     values = torch.randn(1000, generator=torch.Generator().manual_seed(0))
-    histograms = FrameHistograms(HISTOGRAM_EDGES, density_histogram(values), density_histogram(values), "eps_hat", None, None, "")
+    histograms = FrameHistograms(
+        HISTOGRAM_EDGES, density_histogram(values), density_histogram(values), "eps_hat", None, None, ""
+    )
     plot.show_histograms(histograms)
     plot.grab()
     before = sys.getrefcount(None)

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.diffusion.objectives import DDPMObjective
+from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.training import config_for_resume, epoch_sample_grid
+from diffusion_stepper.visualizer.controllers.training import IDLE
+from diffusion_stepper.visualizer.widgets.panels import render_grid
 from tests.conftest import TINY_HIDDEN
 from tests.visualizer.conftest import LONG_WAIT_MS, make_window, wait_until_sampled
-from diffusion_stepper.visualizer.widgets.panels import render_grid
-from diffusion_stepper.visualizer.controllers.training import IDLE
 
 ITERATIONS_PER_EPOCH = 2
 
@@ -102,7 +102,9 @@ def test_pause_holds_training_and_stop_keeps_the_last_checkpoint(qtbot, window):
     qtbot.waitUntil(lambda: view.training.last_checkpoint is not None, timeout=LONG_WAIT_MS)
     view.pause_button.click()
     assert view.pause_button.text() == "Resume"
-    qtbot.waitUntil(lambda: view.readout.text().endswith("· paused"), timeout=LONG_WAIT_MS)  # the batch in flight is done
+    qtbot.waitUntil(
+        lambda: view.readout.text().endswith("· paused"), timeout=LONG_WAIT_MS
+    )  # the batch in flight is done
     held = len(view.training.history.raw)
     qtbot.wait(1000)
     assert len(view.training.history.raw) == held, "a paused run went on training"

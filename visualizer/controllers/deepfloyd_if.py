@@ -37,7 +37,9 @@ class IFRunsController(QObject):
         """A part A experiment in one click, with the dock's model, embeddings, image and seed."""
         self.dock.raise_()
         try:
-            requests = part_a_requests(key, self.dock.settings(task="sample"))  # each experiment sets its own i_start and t
+            requests = part_a_requests(
+                key, self.dock.settings(task="sample")
+            )  # each experiment sets its own i_start and t
         except UserFacingError as exc:
             self.sampling.messages.error(str(exc))
             return
@@ -48,7 +50,9 @@ class IFRunsController(QObject):
         a new run compared beside it."""
         run = self.session.active
         if run is None or self.session.view(run).pending:
-            self.sampling.messages.error("no step to branch from: run IF (Ctrl+R) or open an IF trajectory, then pick a step")
+            self.sampling.messages.error(
+                "no step to branch from: run IF (Ctrl+R) or open an IF trajectory, then pick a step"
+            )
             return
 
         def branch_requests() -> list:
@@ -69,7 +73,9 @@ class IFRunsController(QObject):
             run = self.session.finished_active_run("upscale")
             meta = run.trajectory.meta
             if meta.get("params", {}).get("stage") != 1:
-                raise UserFacingError("upscaling takes a finished IF stage I run: run IF (Ctrl+R) or open one, then Ctrl+U")
+                raise UserFacingError(
+                    "upscaling takes a finished IF stage I run: run IF (Ctrl+R) or open one, then Ctrl+U"
+                )
             request = self.dock.requests(task="upscale")[0]
             # stage II reads the final sample from a file, which also records where it came from
             source = Trajectory(meta, [run.trajectory.frames[-1]], run.trajectory.labels)
@@ -82,4 +88,3 @@ class IFRunsController(QObject):
             return [request]
 
         self.sampling.start(upscale_requests)
-

@@ -3,9 +3,9 @@ dialog whose Cancel leaves no file behind, the anagram turn, and PNG contact she
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Callable, Optional
 
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QProgressDialog, QWidget
@@ -24,17 +24,23 @@ ANIMATION_FORMATS = ("gif", "mp4")
 
 
 class ExportController(QObject):
-    def __init__(self, session: Session, messages: Messages, files: FilesController,
-                 visible_fields: Callable[[Run], list[str]], parent: QWidget):
+    def __init__(
+        self,
+        session: Session,
+        messages: Messages,
+        files: FilesController,
+        visible_fields: Callable[[Run], list[str]],
+        parent: QWidget,
+    ):
         super().__init__(parent)
         self.session, self.messages, self.files = session, messages, files
         self._visible_fields = visible_fields  # the fields on screen, exported unless told otherwise
         self._parent = parent
-        self.job: Optional[Job] = None
-        self.progress_dialog: Optional[QProgressDialog] = None
-        self._path: Optional[Path] = None
+        self.job: Job | None = None
+        self.progress_dialog: QProgressDialog | None = None
+        self._path: Path | None = None
 
-    def _active_run(self) -> Optional[Run]:
+    def _active_run(self) -> Run | None:
         try:
             return self.session.finished_active_run("export")
         except UserFacingError as exc:
@@ -78,11 +84,14 @@ class ExportController(QObject):
 
     def export_anagram_turn_to(self, path: str | Path) -> bool:
         path = with_suffix(path, ANIMATION_FORMATS)
-        options = ExportOptions(panels=["x_t"], start=0, end=None, fps=12.0, scale=6, format=path.suffix.lower().lstrip("."))
+        options = ExportOptions(
+            panels=["x_t"], start=0, end=None, fps=12.0, scale=6, format=path.suffix.lower().lstrip(".")
+        )
         return self.export_animation_to(path, options, transform=anagram_turn)
 
-    def export_animation_to(self, path: str | Path, options: ExportOptions,
-                            transform: Optional[Callable[[Trajectory], Trajectory]] = None) -> bool:
+    def export_animation_to(
+        self, path: str | Path, options: ExportOptions, transform: Callable[[Trajectory], Trajectory] | None = None
+    ) -> bool:
         """Render on the job runner with a progress dialog. `transform` makes the trajectory to
         render from the run's (the anagram turn)."""
         run = self._active_run()
@@ -101,8 +110,17 @@ class ExportController(QObject):
         path = Path(path)
         if path.suffix.lower() != f".{options.format}":
             path = path.with_suffix(f".{options.format}")
-        make_items = partial(export_animation, trajectory, path, options.panels, options.fps, options.every, options.scale,
-                             options.start, options.end)
+        make_items = partial(
+            export_animation,
+            trajectory,
+            path,
+            options.panels,
+            options.fps,
+            options.every,
+            options.scale,
+            options.start,
+            options.end,
+        )
         self.job, self._path = Job(make_items, self), path
         self.job.item.connect(self._on_progress)
         self.job.finished.connect(self._on_finished)
@@ -115,7 +133,7 @@ class ExportController(QObject):
         self.job.start()
         return True
 
-    def export_contact_sheet_to(self, path: str | Path, steps_shown: Optional[list[int]] = None) -> bool:
+    def export_contact_sheet_to(self, path: str | Path, steps_shown: list[int] | None = None) -> bool:
         """Eight evenly spaced steps (or `steps_shown`), one row each, of the panels on screen."""
         run = self._active_run()
         if run is None:

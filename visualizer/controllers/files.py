@@ -3,8 +3,8 @@ save dialog every export uses."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QFileDialog, QWidget
@@ -26,13 +26,17 @@ def with_suffix(path: str | Path, suffixes: Sequence[str]) -> Path:
 
 
 class FilesController(QObject):
-    def __init__(self, session: Session, messages: Messages, settings: SettingsController, sample_dock, parent: QWidget):
+    def __init__(
+        self, session: Session, messages: Messages, settings: SettingsController, sample_dock, parent: QWidget
+    ):
         super().__init__(parent)
         self.session, self.messages, self.settings = session, messages, settings
         self._sample_dock = sample_dock  # where added checkpoints go
         self._parent = parent
 
-    def ask_save_path(self, title: str, suggested_name: str, suffixes: Sequence[str], start: Optional[Path] = None) -> Optional[Path]:
+    def ask_save_path(
+        self, title: str, suggested_name: str, suffixes: Sequence[str], start: Path | None = None
+    ) -> Path | None:
         """A save dialog starting in the last folder; the answer ends in one of `suffixes`. None if cancelled."""
         filters = ";;".join(f"{suffix.upper()} (*.{suffix})" for suffix in suffixes)
         suggested = str(start or Path(self.settings.last_folder()) / suggested_name)
@@ -42,7 +46,9 @@ class FilesController(QObject):
     # --- trajectories ---------------------------------------------------------------------------
 
     def ask_open(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self._parent, "Open trajectories", self.settings.last_folder(), TRAJECTORY_FILTER)
+        paths, _ = QFileDialog.getOpenFileNames(
+            self._parent, "Open trajectories", self.settings.last_folder(), TRAJECTORY_FILTER
+        )
         for path in paths:
             self.open_trajectory(path)
 
@@ -53,8 +59,9 @@ class FilesController(QObject):
         except UserFacingError as exc:
             self.messages.error(str(exc))
             return False
-        self.session.add_run(trajectory.meta, len(trajectory), trajectory.labels, frames=trajectory.frames, state=LOADED,
-                             path=Path(path))
+        self.session.add_run(
+            trajectory.meta, len(trajectory), trajectory.labels, frames=trajectory.frames, state=LOADED, path=Path(path)
+        )
         self.settings.remember_folder(path)
         meta = trajectory.meta
         self.messages.show(f"Opened {Path(path).name}: {len(trajectory)} frames, {meta['algorithm']} ({meta['model']})")
@@ -88,7 +95,9 @@ class FilesController(QObject):
     # --- checkpoints ----------------------------------------------------------------------------
 
     def ask_add_checkpoint(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self._parent, "Add a checkpoint", self.settings.last_folder(), CHECKPOINT_FILTER)
+        path, _ = QFileDialog.getOpenFileName(
+            self._parent, "Add a checkpoint", self.settings.last_folder(), CHECKPOINT_FILTER
+        )
         if path:
             self.add_checkpoint(path)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QMainWindow, QMessageBox
 
@@ -15,8 +13,8 @@ class Messages(QObject):
     def __init__(self, window: QMainWindow):
         super().__init__(window)
         self._window = window
-        self.last_error: Optional[str] = None
-        self.error_box: Optional[QMessageBox] = None
+        self.last_error: str | None = None
+        self.error_box: QMessageBox | None = None
 
     def show(self, text: str, timeout_ms: int = NEWS_MS) -> None:
         """News in the status bar; 0 keeps it until the next message."""
@@ -28,6 +26,8 @@ class Messages(QObject):
         self.show(text, ERROR_MS)
         if self.error_box is not None:
             self.error_box.close()
-        self.error_box = QMessageBox(QMessageBox.Icon.Warning, "diffusion-stepper", text, QMessageBox.StandardButton.Ok, self._window)
+        self.error_box = QMessageBox(
+            QMessageBox.Icon.Warning, "diffusion-stepper", text, QMessageBox.StandardButton.Ok, self._window
+        )
         self.error_box.finished.connect(self._window.activateWindow)  # keys go back to the window's shortcuts
         self.error_box.open()

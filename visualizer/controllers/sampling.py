@@ -4,8 +4,8 @@ whose frames appear as they are produced."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Callable, Optional, Sequence
 
 from PySide6.QtCore import QObject, Signal
 
@@ -24,10 +24,10 @@ class SamplingController(QObject):
     def __init__(self, session: Session, messages: Messages, parent: QObject | None = None):
         super().__init__(parent)
         self.session, self.messages = session, messages
-        self.job: Optional[Job] = None
+        self.job: Job | None = None
         self.pending: list = []  # requests waiting their turn (a guidance sweep, an SDEdit strip)
         self._compare = False
-        self._run_id: Optional[int] = None  # the run the current job fills
+        self._run_id: int | None = None  # the run the current job fills
         self._started_at = 0.0
 
     @property

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Optional
 
 from PySide6.QtCore import QObject, Signal
 
@@ -33,13 +32,13 @@ class TrainingController(QObject):
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self.job: Optional[Job] = None
+        self.job: Job | None = None
         self.state = IDLE
-        self.config: Optional[TrainConfig] = None
-        self.run_dir: Optional[Path] = None
+        self.config: TrainConfig | None = None
+        self.run_dir: Path | None = None
         self.history = LossHistory()
-        self.last_checkpoint: Optional[Path] = None
-        self.data_dir: Optional[str] = None  # MNIST's folder; None: the default places
+        self.last_checkpoint: Path | None = None
+        self.data_dir: str | None = None  # MNIST's folder; None: the default places
 
     def start(self, config: TrainConfig, out_dir: Path) -> bool:
         """Train a new run into `out_dir`."""
@@ -61,7 +60,7 @@ class TrainingController(QObject):
         config.log_every = 1  # every iteration reaches the plot, and Pause acts within one batch
         return self._launch(config, Path(run_dir), Path(run_dir))
 
-    def _launch(self, config: TrainConfig, out_dir: Path, resume_from: Optional[Path]) -> bool:
+    def _launch(self, config: TrainConfig, out_dir: Path, resume_from: Path | None) -> bool:
         self.config, self.run_dir, self.history, self.last_checkpoint = config, out_dir, LossHistory(), None
         self.launched.emit(out_dir)
         self.readout_changed.emit("Loading MNIST…")
@@ -116,7 +115,9 @@ class TrainingController(QObject):
         self.progressed.emit()
 
     def _kept(self) -> str:
-        return f"last checkpoint {self.last_checkpoint}" if self.last_checkpoint else "no epoch finished, so no checkpoint"
+        return (
+            f"last checkpoint {self.last_checkpoint}" if self.last_checkpoint else "no epoch finished, so no checkpoint"
+        )
 
     def _on_finished(self, outcome: str) -> None:
         last = self.history.last

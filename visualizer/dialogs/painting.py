@@ -12,8 +12,8 @@ with the right button, erases) a rectangle; Clear empties it and Ctrl+Z undoes t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 from PIL import Image
@@ -31,8 +31,8 @@ from PySide6.QtWidgets import (
 )
 
 from diffusion_stepper.core.atomic import atomic_path
-from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.deepfloyd_if.images import load_image
+from diffusion_stepper.core.errors import UserFacingError
 
 CANVAS = 384  # on-screen size of the square canvas, in pixels
 OVERLAY = np.array([255, 40, 40], dtype=np.float32)  # the mask's colour over the image
@@ -42,7 +42,9 @@ OVERLAY_ALPHA = 0.55
 class PaintCanvas(QLabel):
     """A square layer (a mask, or colours) painted with the mouse, shown through `compose`."""
 
-    def __init__(self, layer: np.ndarray, compose: Callable[[np.ndarray], np.ndarray], paint_value, erase_value, parent=None):
+    def __init__(
+        self, layer: np.ndarray, compose: Callable[[np.ndarray], np.ndarray], paint_value, erase_value, parent=None
+    ):
         super().__init__(parent)
         self.layer = layer  # [CANVAS, CANVAS] or [CANVAS, CANVAS, 3]
         self.compose = compose  # layer -> the RGB uint8 picture on screen
@@ -50,8 +52,8 @@ class PaintCanvas(QLabel):
         self.brush = 16
         self.rectangle_mode = False
         self.history: list[np.ndarray] = []
-        self._anchor: Optional[QPoint] = None  # where the drag began
-        self._last: Optional[QPoint] = None  # where the brush was at the last event
+        self._anchor: QPoint | None = None  # where the drag began
+        self._last: QPoint | None = None  # where the brush was at the last event
         self._painting_value = True
         self.setFixedSize(CANVAS, CANVAS)
         self.setCursor(Qt.CursorShape.CrossCursor)
@@ -87,12 +89,15 @@ class PaintCanvas(QLabel):
         count = max(1, int(np.ceil(length / max(1.0, self.brush / 2))))
         for step in range(count + 1):
             f = step / count
-            self._dab(QPoint(round(start.x() + f * (end.x() - start.x())), round(start.y() + f * (end.y() - start.y()))), value)
+            self._dab(
+                QPoint(round(start.x() + f * (end.x() - start.x())), round(start.y() + f * (end.y() - start.y()))),
+                value,
+            )
 
     def _fill_rectangle(self, start: QPoint, end: QPoint, value) -> None:
         top, bottom = sorted((start.y(), end.y()))
         left, right = sorted((start.x(), end.x()))
-        self.layer[max(top, 0):min(bottom, CANVAS - 1) + 1, max(left, 0):min(right, CANVAS - 1) + 1] = value
+        self.layer[max(top, 0) : min(bottom, CANVAS - 1) + 1, max(left, 0) : min(right, CANVAS - 1) + 1] = value
 
     def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt's name
         self.remember()
@@ -173,7 +178,7 @@ def save_png(dialog: QDialog, image: Image.Image, what: str) -> bool:
 class MaskEditor(QDialog):
     """Edit the mask for `image_path`, starting from `mask_path` if it lines up; saves to `out_path`."""
 
-    def __init__(self, image_path: str, mask_path: Optional[str], out_path: Path, parent=None):
+    def __init__(self, image_path: str, mask_path: str | None, out_path: Path, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Paint the inpainting mask (white: new content)")
         self.image_path = image_path
@@ -191,7 +196,7 @@ class MaskEditor(QDialog):
         invert.clicked.connect(self.invert)
         _lay_out(self, [invert], "Left-drag paints, right-drag erases; Ctrl+Z undoes a stroke.")
 
-    def _starting_mask(self, mask_path: Optional[str]) -> np.ndarray:
+    def _starting_mask(self, mask_path: str | None) -> np.ndarray:
         """The existing mask on the canvas, if it is one for this image; otherwise empty."""
         from diffusion_stepper.core.deepfloyd_if.images import load_mask
 
@@ -212,10 +217,12 @@ class MaskEditor(QDialog):
         """The mask at the image's own size: the canvas covers its centre square, black elsewhere."""
         width, height = self.original_size
         side = min(width, height)
-        square = Image.fromarray(self.canvas.layer.astype(np.uint8) * 255).resize((side, side), Image.Resampling.NEAREST)
+        square = Image.fromarray(self.canvas.layer.astype(np.uint8) * 255).resize(
+            (side, side), Image.Resampling.NEAREST
+        )
         full = np.zeros((height, width), dtype=np.uint8)
         top, left = (height - side) // 2, (width - side) // 2
-        full[top:top + side, left:left + side] = np.asarray(square)
+        full[top : top + side, left : left + side] = np.asarray(square)
         return full
 
     def save(self) -> bool:
@@ -227,22 +234,32 @@ class MaskEditor(QDialog):
 
 
 SKETCH_SIZE = 256  # the saved sketch, in pixels (IF's stage I resizes it to 64)
-SWATCHES = {"black": (20, 20, 20), "brown": (120, 75, 40), "red": (210, 40, 40), "orange": (240, 150, 40),
-            "yellow": (245, 220, 60), "green": (60, 150, 60), "sky": (110, 170, 235), "blue": (40, 70, 180)}
+SWATCHES = {
+    "black": (20, 20, 20),
+    "brown": (120, 75, 40),
+    "red": (210, 40, 40),
+    "orange": (240, 150, 40),
+    "yellow": (245, 220, 60),
+    "green": (60, 150, 60),
+    "sky": (110, 170, 235),
+    "blue": (40, 70, 180),
+}
 PAPER = (255, 255, 255)
 
 
 class SketchEditor(QDialog):
     """Draw a scribble in colour (on white, or traced over `image_path`); saves a PNG to `out_path`."""
 
-    def __init__(self, out_path: Path, image_path: Optional[str] = None, parent=None):
+    def __init__(self, out_path: Path, image_path: str | None = None, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Sketch: SDEdit will project it onto natural images")
         self.out_path = Path(out_path)
         paper = np.full((CANVAS, CANVAS, 3), PAPER, dtype=np.uint8)
         if image_path:
             paper = picture_at(image_path, CANVAS)[0].astype(np.uint8)
-        self.canvas = PaintCanvas(paper, lambda layer: layer, np.array(SWATCHES["black"], np.uint8), np.array(PAPER, np.uint8))
+        self.canvas = PaintCanvas(
+            paper, lambda layer: layer, np.array(SWATCHES["black"], np.uint8), np.array(PAPER, np.uint8)
+        )
         swatches = []
         for name, colour in SWATCHES.items():
             button = QPushButton()
@@ -251,7 +268,9 @@ class SketchEditor(QDialog):
             button.setStyleSheet(f"background-color: rgb{colour}; border: 1px solid #555;")
             button.clicked.connect(lambda _=False, c=colour: self.set_colour(c))
             swatches.append(button)
-        _lay_out(self, swatches, "Left-drag draws in the chosen colour, right-drag paints white; Ctrl+Z undoes a stroke.")
+        _lay_out(
+            self, swatches, "Left-drag draws in the chosen colour, right-drag paints white; Ctrl+Z undoes a stroke."
+        )
 
     def set_colour(self, colour: tuple) -> None:
         self.canvas.paint_value = np.array(colour, np.uint8)

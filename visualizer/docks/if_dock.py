@@ -10,10 +10,20 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Optional
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDockWidget, QFileDialog, QFormLayout, QLabel, QLineEdit, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
 from diffusion_stepper.core.deepfloyd_if.embeddings import PromptEmbeddings
 from diffusion_stepper.core.deepfloyd_if.models import STAGE_I_SIZES
@@ -77,7 +87,7 @@ class IFDock(QDockWidget):
     def __init__(self, parent=None):
         super().__init__("DeepFloyd IF", parent)
         self.setObjectName("deepfloyd ifDock")  # the name older saved layouts know it by
-        self._embeddings: Optional[PromptEmbeddings] = None
+        self._embeddings: PromptEmbeddings | None = None
         self.model_size = QComboBox()
         for size, hub_id in STAGE_I_SIZES.items():
             self.model_size.addItem(f"{hub_id} (hub)", size)
@@ -112,7 +122,9 @@ class IFDock(QDockWidget):
         self.blur_sigma = float_box(0.1, 20.0, 2.0, 0.1)
         self.blur_sigma.setPrefix("σ ")
         self.stride = spin_box(1, 999, DEFAULT_STRIDE, "The course's strided timesteps 990, 990 − K, …, 0")
-        self.steps = spin_box(0, 1000, tooltip="Instead of the stride: the scheduler's own set_timesteps(N), as diffusers' IFPipeline")
+        self.steps = spin_box(
+            0, 1000, tooltip="Instead of the stride: the scheduler's own set_timesteps(N), as diffusers' IFPipeline"
+        )
         self.steps.setSpecialValueText("use the stride")
         self.steps.setPrefix("scheduler steps ")
         self.guidance = float_box(0.0, 50.0, DEFAULT_GUIDANCE, 0.5)
@@ -133,13 +145,27 @@ class IFDock(QDockWidget):
         stage_one.addLayout(row(self.model_folder, button("Folder…", self.ask_model_folder)))
         self.form = QFormLayout()
         for label, field in (
-            ("Stage I", stage_one), ("Stage II", row(self.stage2_folder, button("Folder…", self.ask_stage2_folder))),
-            ("", self.status), ("Embeddings", row(self.embeddings_path, button("Open…", self.ask_embeddings))),
-            ("", self.use_t5), ("Task", self.task), ("Prompt", self.prompt), ("Prompt 2", self.prompt2),
-            ("Image", self.images.image_row), ("Mask", self.images.mask_row), ("i_start", self.i_start),
-            ("Views", self.views), ("t", self.timesteps), ("Gaussian", row(self.blur_kernel, self.blur_sigma)),
-            ("Stride", row(self.stride, self.steps)), ("Guidance γ", self.guidance), ("", self.use_cfg),
-            ("x̂₀", self.x0_clip), ("Seed", self.seed), ("Device", self.device), ("", self.allow_cpu),
+            ("Stage I", stage_one),
+            ("Stage II", row(self.stage2_folder, button("Folder…", self.ask_stage2_folder))),
+            ("", self.status),
+            ("Embeddings", row(self.embeddings_path, button("Open…", self.ask_embeddings))),
+            ("", self.use_t5),
+            ("Task", self.task),
+            ("Prompt", self.prompt),
+            ("Prompt 2", self.prompt2),
+            ("Image", self.images.image_row),
+            ("Mask", self.images.mask_row),
+            ("i_start", self.i_start),
+            ("Views", self.views),
+            ("t", self.timesteps),
+            ("Gaussian", row(self.blur_kernel, self.blur_sigma)),
+            ("Stride", row(self.stride, self.steps)),
+            ("Guidance γ", self.guidance),
+            ("", self.use_cfg),
+            ("x̂₀", self.x0_clip),
+            ("Seed", self.seed),
+            ("Device", self.device),
+            ("", self.allow_cpu),
         ):
             self.form.addRow(label, field)
         content = QWidget()
@@ -225,19 +251,22 @@ class IFDock(QDockWidget):
 
     def _update_fields(self) -> None:
         task = self.task_key
-        show_rows(self.form, {
-            self.prompt2: task in ("anagram", "hybrid"),
-            self.images.image_path: task in NEEDS_IMAGE,
-            self.images.mask_path: task == "inpaint",
-            self.i_start: task in FROM_I_START,
-            self.views: task == "anagram",
-            self.timesteps: task in AT_CHOSEN_T,
-            self.blur_kernel: task in ("blur", "one-step", "hybrid"),
-            self.stride: task not in AT_CHOSEN_T,
-            self.guidance: task not in WITHOUT_UNET,
-            self.use_cfg: task not in WITHOUT_UNET,
-            self.x0_clip: task not in AT_CHOSEN_T,
-        })
+        show_rows(
+            self.form,
+            {
+                self.prompt2: task in ("anagram", "hybrid"),
+                self.images.image_path: task in NEEDS_IMAGE,
+                self.images.mask_path: task == "inpaint",
+                self.i_start: task in FROM_I_START,
+                self.views: task == "anagram",
+                self.timesteps: task in AT_CHOSEN_T,
+                self.blur_kernel: task in ("blur", "one-step", "hybrid"),
+                self.stride: task not in AT_CHOSEN_T,
+                self.guidance: task not in WITHOUT_UNET,
+                self.use_cfg: task not in WITHOUT_UNET,
+                self.x0_clip: task not in AT_CHOSEN_T,
+            },
+        )
         if task in DEFAULT_I_START:
             self.i_start.setText(comma_list(DEFAULT_I_START[task]))
         self.use_cfg.setChecked(task not in WITHOUT_CFG)
@@ -254,13 +283,14 @@ class IFDock(QDockWidget):
 
     # --- requests -------------------------------------------------------------------------------
 
-    def settings(self, task: Optional[str] = None) -> IFRequest:
+    def settings(self, task: str | None = None) -> IFRequest:
         """Every field as one request for `task` (default: the chosen one). The i_start and t fields
         are read only for a task that takes them; a bad field is a one-line UserFacingError."""
         task = task or self.task_key
         if not self.embeddings_path.text().strip() and not self.use_t5.isChecked():
-            raise UserFacingError("IF needs prompt embeddings: open the course's prompt_embeds_dict.pth "
-                                  "(Embeddings ▸ Open…) or tick T5")
+            raise UserFacingError(
+                "IF needs prompt embeddings: open the course's prompt_embeds_dict.pth (Embeddings ▸ Open…) or tick T5"
+            )
         model_dir = self.model_folder.text().strip() or None
         return IFRequest(
             task=task,
@@ -287,7 +317,7 @@ class IFDock(QDockWidget):
             prompt_table=self._embeddings if not self.use_t5.isChecked() else None,
         )
 
-    def requests(self, task: Optional[str] = None) -> list[IFRequest]:
+    def requests(self, task: str | None = None) -> list[IFRequest]:
         """The runs of `task` (default: the chosen one): one per i_start for an SDEdit strip."""
         task = task or self.task_key
         request = self.settings(task).for_task(task)

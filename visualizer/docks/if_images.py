@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLineEdit, QWidget
@@ -33,18 +32,22 @@ class IFImageFields(QObject):
         self.mask_path = QLineEdit(str(sample_image(DEFAULT_MASK)))
         self.mask_path.setPlaceholderText("black and white; white = new content")
         self.image_row: QHBoxLayout = row(
-            self.image_path, button("Open…", self.ask_image),
-            button("Sketch…", self.sketch, "Draw a scribble; SDEdit projects it onto natural images (part A 1.7.1)"))
+            self.image_path,
+            button("Open…", self.ask_image),
+            button("Sketch…", self.sketch, "Draw a scribble; SDEdit projects it onto natural images (part A 1.7.1)"),
+        )
         self.mask_row: QHBoxLayout = row(
-            self.mask_path, button("Open…", self.ask_mask),
-            button("Paint…", self.paint_mask, "Paint the mask over the image: brush, eraser, rectangle, clear, invert"))
+            self.mask_path,
+            button("Open…", self.ask_mask),
+            button("Paint…", self.paint_mask, "Paint the mask over the image: brush, eraser, rectangle, clear, invert"),
+        )
 
     @property
-    def image(self) -> Optional[str]:
+    def image(self) -> str | None:
         return self.image_path.text().strip() or None
 
     @property
-    def mask(self) -> Optional[str]:
+    def mask(self) -> str | None:
         return self.mask_path.text().strip() or None
 
     # --- the image ------------------------------------------------------------------------------
@@ -81,7 +84,9 @@ class IFImageFields(QObject):
     def sketch_editor(self):
         from diffusion_stepper.visualizer.dialogs.painting import SketchEditor
 
-        return SketchEditor(work_folder("sketches", f"sketch-{time.strftime('%Y%m%d-%H%M%S')}.png"), parent=self._parent)
+        return SketchEditor(
+            work_folder("sketches", f"sketch-{time.strftime('%Y%m%d-%H%M%S')}.png"), parent=self._parent
+        )
 
     def sketch(self) -> None:
         """Draw a sketch; it becomes the image."""

@@ -4,7 +4,6 @@ list. A view over `core.mnist.sampling.SampleRequest`: each field is one of its 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDockWidget, QFormLayout, QLineEdit, QVBoxLayout, QWidget
@@ -38,16 +37,23 @@ class SampleDock(QDockWidget):
         self.classes.setToolTip("Digits to sample: 0-9, or a list like 3,3,7")
         self.per_class = spin_box(1, 20)
         self.num = spin_box(1, 100, DEFAULT_NUM_SAMPLES)
-        self.guidance = float_box(0.0, 50.0, DEFAULT_GUIDANCE, 0.5,
-                                  "Classifier-free guidance scale γ (0: unconditional, 1: conditional, >1: guided)")
+        self.guidance = float_box(
+            0.0,
+            50.0,
+            DEFAULT_GUIDANCE,
+            0.5,
+            "Classifier-free guidance scale γ (0: unconditional, 1: conditional, >1: guided)",
+        )
         self.steps = spin_box(MODEL_DEFAULT_STEPS, 1000, tooltip="Sampling steps; fewer steps use strided timesteps")
         self.steps.setSpecialValueText("model default")
         self.seed = spin_box(0, 2**31 - 1, tooltip="The same seed gives the same frames")
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu", "cuda"])
         self.noisy_test = QCheckBox("noised test digits")
-        self.noisy_test.setToolTip("Denoise MNIST test digits noised at σ instead of pure noise "
-                                   "(needs MNIST: diffusion-stepper download mnist)")
+        self.noisy_test.setToolTip(
+            "Denoise MNIST test digits noised at σ instead of pure noise "
+            "(needs MNIST: diffusion-stepper download mnist)"
+        )
         self.sigma = float_box(0.0, 3.0, 0.5, 0.1, "The noise level σ added to the test digits")
         self.x0_clip = QComboBox()
         self.x0_clip.addItem("model default", None)
@@ -61,14 +67,26 @@ class SampleDock(QDockWidget):
         self.generate_button.setDefault(True)
         self.cancel_button = button("Cancel  (Esc)", self.cancel_requested)
         self.cancel_button.setEnabled(False)
-        self.sweep_button = button("Sweep γ", self.sweep_requested, "One run per guidance scale, shown side by side in the Compare view")
+        self.sweep_button = button(
+            "Sweep γ", self.sweep_requested, "One run per guidance scale, shown side by side in the Compare view"
+        )
         self.sweep_row = row(self.sweep, self.sweep_button)
 
         self.form = QFormLayout()
-        for label, field in (("Model", self.model), ("Digits", self.classes), ("Per digit", self.per_class),
-                             ("Samples", self.num), ("Guidance γ", self.guidance), ("Steps", self.steps),
-                             ("x̂₀ clip", self.x0_clip), ("Input", self.noisy_test), ("Noise σ", self.sigma),
-                             ("Seed", self.seed), ("Device", self.device), ("Compare γ", self.sweep_row)):
+        for label, field in (
+            ("Model", self.model),
+            ("Digits", self.classes),
+            ("Per digit", self.per_class),
+            ("Samples", self.num),
+            ("Guidance γ", self.guidance),
+            ("Steps", self.steps),
+            ("x̂₀ clip", self.x0_clip),
+            ("Input", self.noisy_test),
+            ("Noise σ", self.sigma),
+            ("Seed", self.seed),
+            ("Device", self.device),
+            ("Compare γ", self.sweep_row),
+        ):
             self.form.addRow(label, field)
         content = QWidget()
         layout = QVBoxLayout(content)
@@ -104,7 +122,7 @@ class SampleDock(QDockWidget):
         return index >= 0
 
     @property
-    def model_key(self) -> Optional[str]:
+    def model_key(self) -> str | None:
         return self.model.currentData()
 
     @property
@@ -122,27 +140,30 @@ class SampleDock(QDockWidget):
     def _update_fields(self) -> None:
         """Show only the settings the selected model takes."""
         conditioned = self.is_class_conditioned
-        show_rows(self.form, {
-            self.classes: conditioned,
-            self.per_class: conditioned,
-            self.guidance: conditioned,
-            self.sweep_row: conditioned,
-            self.num: not conditioned,
-            self.steps: not self.is_single_step,
-            self.x0_clip: self.sidecar.get("objective", {}).get("name") == "ddpm",
-            self.noisy_test: self.is_single_step,
-            self.sigma: self.is_single_step,
-        })
+        show_rows(
+            self.form,
+            {
+                self.classes: conditioned,
+                self.per_class: conditioned,
+                self.guidance: conditioned,
+                self.sweep_row: conditioned,
+                self.num: not conditioned,
+                self.steps: not self.is_single_step,
+                self.x0_clip: self.sidecar.get("objective", {}).get("name") == "ddpm",
+                self.noisy_test: self.is_single_step,
+                self.sigma: self.is_single_step,
+            },
+        )
         self.sweep_button.setEnabled(conditioned)
 
     # --- requests -------------------------------------------------------------------------------
 
     @property
-    def chosen_steps(self) -> Optional[int]:
+    def chosen_steps(self) -> int | None:
         """The steps box, or None for each model's own."""
         return None if self.steps.value() == MODEL_DEFAULT_STEPS else self.steps.value()
 
-    def request(self, guidance: Optional[float] = None) -> SampleRequest:
+    def request(self, guidance: float | None = None) -> SampleRequest:
         """The settings as a core request; bad text raises a one-line UserFacingError."""
         if self.model_key is None:
             raise UserFacingError("no model to sample: add a checkpoint (File ▸ Add checkpoint)")

@@ -7,7 +7,7 @@ burst of frames from the worker costs one redraw, not one per frame.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QTimer
 
@@ -46,8 +46,6 @@ def run_caption(session: Session, run: Run) -> str:
     return caption
 
 
-def field_for(run: Run, key: str) -> Optional[str]:
+def field_for(run: Run, key: str) -> str | None:
     """The frame field a panel key shows for this run (the noise key means eps_hat or v_hat)."""
     return run.trajectory.noise_field if key == NOISE else key
-
-

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem
 
@@ -41,16 +39,18 @@ class RunsList(QListWidget):
                 if not self.isPersistentEditorOpen(item):
                     item.setText(run.name + state)
                 item.setToolTip(run.error or run.name)
-                item.setCheckState(Qt.CheckState.Checked if run.id in self.session.compared_ids else Qt.CheckState.Unchecked)
+                item.setCheckState(
+                    Qt.CheckState.Checked if run.id in self.session.compared_ids else Qt.CheckState.Unchecked
+                )
                 if run.id == self.session.active_id:
                     self.setCurrentItem(item)
         finally:
             self.blockSignals(False)
 
-    def run_id(self, item: Optional[QListWidgetItem]) -> Optional[int]:
+    def run_id(self, item: QListWidgetItem | None) -> int | None:
         return None if item is None else item.data(Qt.ItemDataRole.UserRole)
 
-    def _on_current(self, current: Optional[QListWidgetItem], previous) -> None:
+    def _on_current(self, current: QListWidgetItem | None, previous) -> None:
         run_id = self.run_id(current)
         if run_id is not None:
             self.session.set_active(run_id)

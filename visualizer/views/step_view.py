@@ -4,8 +4,6 @@ theory and the schedule with a cursor. Each part can be shown or hidden (`set_pa
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtWidgets import QBoxLayout, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
@@ -78,7 +76,7 @@ class StepView(QWidget):
         layout.addWidget(self.splitter)
         self.parts = dict.fromkeys(PART_KEYS, True)  # which parts are shown
         self.through_second_view = False  # anagrams: show the main panels as the second view sees them
-        self._schedule_for: Optional[int] = None  # the run whose schedule the plot shows
+        self._schedule_for: int | None = None  # the run whose schedule the plot shows
         self.refresher = CoalescedRefresh(session, self.refresh, self)
         self.refresh()
 
@@ -109,7 +107,7 @@ class StepView(QWidget):
         """The sizes of the images, the equation and the plots, for the next launch."""
         return self.splitter.saveState()
 
-    def restore_layout(self, state: Optional[QByteArray]) -> None:
+    def restore_layout(self, state: QByteArray | None) -> None:
         if state is not None:
             self.splitter.restoreState(state)
 
@@ -183,7 +181,9 @@ class StepView(QWidget):
                 # inpainting: tint the region being made anew over x_t and x̂₀
                 panel.set_overlay(frame.extras.get("mask") if key in ("x_t", "x0_hat") else None, trajectory.labels)
         self._orient_panels()
-        self.equation.show_lines(f"Update rule: {trajectory.meta.get('algorithm', '')}", step_equation(trajectory.meta, frame))
+        self.equation.show_lines(
+            f"Update rule: {trajectory.meta.get('algorithm', '')}", step_equation(trajectory.meta, frame)
+        )
         self.histogram.show_histograms(frame_histograms(trajectory, frame))
         if self.schedule.schedule is not None:
             self.schedule.set_cursor(frame.t)
@@ -196,5 +196,3 @@ class StepView(QWidget):
         direction = QBoxLayout.Direction.TopToBottom if wide else QBoxLayout.Direction.LeftToRight
         if self.panel_box.direction() != direction:
             self.panel_box.setDirection(direction)
-
-

@@ -38,11 +38,16 @@ class TrainForm(QWidget):
         self.lr.setRange(1e-5, 1.0)
         self.lr.setSingleStep(1e-4)
         self.lr_decay = QCheckBox("decay to 0.1× by the last epoch")
-        self.p_uncond = float_box(0.0, 0.99, 0.1, 0.05, "How often the class is dropped in training, so the model also "
-                                                         "learns the unconditional estimate CFG needs")
+        self.p_uncond = float_box(
+            0.0,
+            0.99,
+            0.1,
+            0.05,
+            "How often the class is dropped in training, so the model also learns the unconditional estimate CFG needs",
+        )
         self.sigma = float_box(0.0, 5.0, 0.5, 0.1)
         self.pure_noise = QCheckBox("pure noise z = ε (learns the average digit)")
-        self.pure_noise.setToolTip("Part B's \"denoising pure noise\": the input is noise alone")
+        self.pure_noise.setToolTip('Part B\'s "denoising pure noise": the input is noise alone')
         self.limit = spin_box(0, 60000, tooltip="Train on the first N digits only")
         self.limit.setSpecialValueText("all 60,000")
         self.seed = spin_box(0, 2**31 - 1)
@@ -55,11 +60,23 @@ class TrainForm(QWidget):
 
         self.rows = QFormLayout(self)
         self.rows.setContentsMargins(0, 0, 0, 0)
-        for label, field in (("Preset", self.preset), ("Model", self.model), ("Objective", self.objective),
-                             ("Epochs", self.epochs), ("Hidden D", self.hidden), ("Batch size", self.batch_size),
-                             ("Learning rate", self.lr), ("", self.lr_decay), ("Class dropout", self.p_uncond),
-                             ("Noise σ", self.sigma), ("Input", self.pure_noise), ("Digits", self.limit),
-                             ("Seed", self.seed), ("Device", self.device), ("Folder", row(self.out_dir, browse))):
+        for label, field in (
+            ("Preset", self.preset),
+            ("Model", self.model),
+            ("Objective", self.objective),
+            ("Epochs", self.epochs),
+            ("Hidden D", self.hidden),
+            ("Batch size", self.batch_size),
+            ("Learning rate", self.lr),
+            ("", self.lr_decay),
+            ("Class dropout", self.p_uncond),
+            ("Noise σ", self.sigma),
+            ("Input", self.pure_noise),
+            ("Digits", self.limit),
+            ("Seed", self.seed),
+            ("Device", self.device),
+            ("Folder", row(self.out_dir, browse)),
+        ):
             self.rows.addRow(label, field)
         self.preset.currentIndexChanged.connect(self.apply_preset)
         self.model.currentIndexChanged.connect(self.apply_preset)
@@ -74,13 +91,22 @@ class TrainForm(QWidget):
 
     def _preset_config(self) -> TrainConfig:
         single_step = self.model_kind == "single-step"
-        return preset_config(self.preset.currentData(), self.model_kind, None if single_step else self.objective.currentData())
+        return preset_config(
+            self.preset.currentData(), self.model_kind, None if single_step else self.objective.currentData()
+        )
 
     def apply_preset(self) -> None:
         """Fill the form with the chosen preset's values for this model and objective, and a new run folder."""
         single_step = self.model_kind == "single-step"
-        show_rows(self.rows, {self.objective: not single_step, self.sigma: single_step, self.pure_noise: single_step,
-                              self.p_uncond: self.model_kind == "class"})
+        show_rows(
+            self.rows,
+            {
+                self.objective: not single_step,
+                self.sigma: single_step,
+                self.pure_noise: single_step,
+                self.p_uncond: self.model_kind == "class",
+            },
+        )
         config = self._preset_config()
         self.epochs.setValue(config.epochs)
         self.hidden.setValue(config.hidden)
@@ -95,7 +121,11 @@ class TrainForm(QWidget):
     def config(self) -> TrainConfig:
         """The preset's recipe with the form's values; a UserFacingError names a bad one."""
         config = self._preset_config()
-        config.epochs, config.hidden, config.batch_size = self.epochs.value(), self.hidden.value(), self.batch_size.value()
+        config.epochs, config.hidden, config.batch_size = (
+            self.epochs.value(),
+            self.hidden.value(),
+            self.batch_size.value(),
+        )
         config.lr, config.lr_decay = self.lr.value(), self.lr_decay.isChecked()
         config.p_uncond, config.sigma = self.p_uncond.value(), self.sigma.value()
         config.pure_noise = self.model_kind == "single-step" and self.pure_noise.isChecked()

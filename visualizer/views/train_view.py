@@ -33,9 +33,12 @@ class TrainView(QWidget):
         self.form = TrainForm()
         self.start_button = button("Start", self.start, "Train with these settings (Ctrl+T)")
         self.pause_button = button("Pause", training.toggle_pause)
-        self.stop_button = button("Stop", training.stop, "Stop after the current batch; the checkpoints of finished epochs stay")
-        self.resume_button = button("Resume run…", self.ask_resume,
-                                    "Continue a stopped run from its last checkpoint, up to the epochs above")
+        self.stop_button = button(
+            "Stop", training.stop, "Stop after the current batch; the checkpoints of finished epochs stay"
+        )
+        self.resume_button = button(
+            "Resume run…", self.ask_resume, "Continue a stopped run from its last checkpoint, up to the epochs above"
+        )
         self.compare_epochs = QLineEdit("1, 5, 10, 20")
         self.compare_epochs.setToolTip("Epochs of this run to sample side by side, from the Sample dock's seed")
         self.compare_button = button("Compare epochs", self._request_epoch_comparison)
@@ -130,7 +133,8 @@ class TrainView(QWidget):
             self.samples.set_title(f"Samples after epoch {event.epoch} (seed {self.training.config.seed})")
             self.samples.show_images(event.samples, tuple(MNIST_VALUE_RANGE), event.sample_labels, "x_t")
         self.checkpoint_label.setText(
-            f"Epoch {event.epoch}: mean loss {event.mean_loss:.4f} in {format_duration(event.seconds)}; saved {event.checkpoint}"
+            f"Epoch {event.epoch}: mean loss {event.mean_loss:.4f} in {format_duration(event.seconds)}; "
+            f"saved {event.checkpoint}"
         )
 
     def _show_state(self, state: str) -> None:

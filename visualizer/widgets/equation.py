@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
@@ -12,12 +12,20 @@ from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout
 
 # Textbook-like serif faces that draw the hat of x̂ on the x (DejaVu Sans, the usual default on
 # Linux, drops it); the first one installed wins.
-EQUATION_FONTS = ["DejaVu Serif", "Cambria Math", "Cambria", "STIX Two Text", "Times New Roman", "Liberation Serif", "serif"]
+EQUATION_FONTS = [
+    "DejaVu Serif",
+    "Cambria Math",
+    "Cambria",
+    "STIX Two Text",
+    "Times New Roman",
+    "Liberation Serif",
+    "serif",
+]
 _SUBSCRIPT = re.compile(r"_([A-Za-z0-9]+′?)")
 
 
 def equation_html(line: str) -> str:
-    """core.equations' plain text as rich text, with real subscripts for x_t, ᾱ_t′ and x̂₀."""
+    """core.diffusion.equations' plain text as rich text, with real subscripts for x_t, ᾱ_t′ and x̂₀."""
     text = html.escape(line).replace("₀", "_0").replace("₁", "_1")
     return _SUBSCRIPT.sub(r"<sub>\1</sub>", text).replace("  ", "&nbsp;&nbsp;")
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from PySide6.QtWidgets import QDoubleSpinBox, QFormLayout, QHBoxLayout, QLayout, QPushButton, QSpinBox, QWidget
 
 
-def spin_box(low: int, high: int, value: Optional[int] = None, tooltip: str = "") -> QSpinBox:
+def spin_box(low: int, high: int, value: int | None = None, tooltip: str = "") -> QSpinBox:
     spin = QSpinBox()
     spin.setRange(low, high)
     if value is not None:

@@ -1,12 +1,10 @@
 """The image panel: one image field of a batch as a grid, at a nearest-neighbour integer zoom.
 
 Each panel owns one pyqtgraph ImageItem, created once and updated with setImage(autoLevels=False).
-The pixels are made by core.export, so what the window shows is what an export writes.
+The pixels are made by core.io.export, so what the window shows is what an export writes.
 """
 
 from __future__ import annotations
-
-from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
@@ -22,13 +20,18 @@ ZOOM_CHOICES = (FIT, 1, 2, 3, 4, 6, 8, 12, 16)
 
 
 def panel_title(name: str) -> str:
-    return {"x_t": "x_t", "x0_hat": "x̂₀  clean estimate", "eps_hat": "ε̂  noise estimate", "v_hat": "v̂  velocity estimate"}.get(
-        name, PANEL_TITLES.get(name, name)
-    )
+    return {
+        "x_t": "x_t",
+        "x0_hat": "x̂₀  clean estimate",
+        "eps_hat": "ε̂  noise estimate",
+        "v_hat": "v̂  velocity estimate",
+    }.get(name, PANEL_TITLES.get(name, name))
 
 
-def render_grid(images: torch.Tensor, name: str, value_range: tuple[float, float], labels: Optional[torch.Tensor]) -> np.ndarray:
-    """The uint8 [H, W, 3] grid a panel shows: the same pixels core.export writes at scale 1."""
+def render_grid(
+    images: torch.Tensor, name: str, value_range: tuple[float, float], labels: torch.Tensor | None
+) -> np.ndarray:
+    """The uint8 [H, W, 3] grid a panel shows: the same pixels core.io.export writes at scale 1."""
     low, high = display_range(name, value_range)
     return tile(to_uint8(images, low, high), grid_columns(images.shape[0], labels))
 
@@ -51,12 +54,12 @@ OVERLAY_RGBA = (255, 60, 60, 80)  # a light red tint: the region being made anew
 class ImagePanel(QFrame):
     """One image field of one frame: a title, the grid, and the value range underneath."""
 
-    def __init__(self, name: str, title: Optional[str] = None, parent=None):
+    def __init__(self, name: str, title: str | None = None, parent=None):
         super().__init__(parent)
         self.name = name
         self.zoom = FIT
         self.factor = 1  # the integer zoom in effect
-        self.grid: Optional[np.ndarray] = None
+        self.grid: np.ndarray | None = None
         self.pending = False
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.title_label = QLabel(title or panel_title(name))
@@ -87,7 +90,11 @@ class ImagePanel(QFrame):
         self.title_label.setText(text)
 
     def show_images(
-        self, images: torch.Tensor, value_range: tuple[float, float], labels: Optional[torch.Tensor] = None, name: Optional[str] = None
+        self,
+        images: torch.Tensor,
+        value_range: tuple[float, float],
+        labels: torch.Tensor | None = None,
+        name: str | None = None,
     ) -> None:
         """Show a batch [N, C, H, W] as a grid mapped from the field's display range to black..white."""
         name = name or self.name
@@ -106,7 +113,7 @@ class ImagePanel(QFrame):
         if shape_changed:
             self._apply_zoom()
 
-    def set_overlay(self, mask: Optional[torch.Tensor], labels: Optional[torch.Tensor] = None) -> None:
+    def set_overlay(self, mask: torch.Tensor | None, labels: torch.Tensor | None = None) -> None:
         """Tint where `mask` ([N, C, H, W], 1 = marked) is set, over the grid; None removes it."""
         if mask is None:
             self.overlay_item.setVisible(False)

@@ -1,9 +1,8 @@
-"""The noise histogram and the schedule plot. Their pyqtgraph items are created once and
-updated with setData; the numbers come from diffusion_stepper.core.diffusion.theory."""
+"""The plots: the Step view's noise histogram and schedule, and the Train tab's loss curve. Their
+pyqtgraph items are created once and updated with setData; the numbers come from
+core.diffusion.theory and core.training_progress."""
 
 from __future__ import annotations
-
-from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
@@ -69,7 +68,7 @@ class HistogramPlot(pg.PlotWidget):
         self.note.setText("")
 
     @staticmethod
-    def _show(item: pg.PlotDataItem, x: Optional[np.ndarray], y: Optional[np.ndarray]) -> None:
+    def _show(item: pg.PlotDataItem, x: np.ndarray | None, y: np.ndarray | None) -> None:
         if y is None:
             item.setVisible(False)
             return
@@ -103,9 +102,9 @@ class SchedulePlot(pg.PlotWidget):
         self.message = pg.TextItem("", color=(200, 200, 200), anchor=(0.5, 0.5))
         self.addItem(self.message, ignoreBounds=True)
         self.setYRange(0, 1.02, padding=0)
-        self.schedule: Optional[ScheduleCurves] = None
+        self.schedule: ScheduleCurves | None = None
 
-    def set_schedule(self, schedule: Optional[ScheduleCurves], empty_message: str = "") -> None:
+    def set_schedule(self, schedule: ScheduleCurves | None, empty_message: str = "") -> None:
         self.schedule = schedule
         if schedule is None:
             for curve in self.curves:
@@ -121,7 +120,7 @@ class SchedulePlot(pg.PlotWidget):
             curve.setData(data.x, data.y)
             curve.setVisible(True)
             curve.opts["name"] = data.label
-        for (sample, label), data in zip(self.legend.items, schedule.curves):
+        for (_sample, label), data in zip(self.legend.items, schedule.curves):
             label.setText(data.label)
         self.cursor.setVisible(True)
         low, high = schedule.curves[0].x[0], schedule.curves[0].x[-1]
@@ -150,10 +149,14 @@ class LossPlot(pg.PlotWidget):
         x, raw, smoothed = history.arrays()
         self.raw.setData(x, raw)
         self.smoothed.setData(x, smoothed)
-        for iteration, epoch in history.epoch_ends[len(self.markers):]:
+        for iteration, epoch in history.epoch_ends[len(self.markers) :]:
             marker = pg.InfiniteLine(
-                iteration, angle=90, movable=False, pen=pg.mkPen((200, 200, 200), style=Qt.PenStyle.DashLine),
-                label=f"epoch {epoch}", labelOpts={"position": 0.97, "color": (220, 220, 220)},
+                iteration,
+                angle=90,
+                movable=False,
+                pen=pg.mkPen((200, 200, 200), style=Qt.PenStyle.DashLine),
+                label=f"epoch {epoch}",
+                labelOpts={"position": 0.97, "color": (220, 220, 220)},
             )
             self.addItem(marker)
             self.markers.append(marker)
