@@ -111,6 +111,14 @@ def render(out_dir: Path, tiny_if: bool = False) -> list[Path]:
             _wait(app, lambda: True)
             written.append(_save(window, out_dir / "experiment-out-of-distribution.png"))
 
+        window.tabs.setCurrentIndex(STEP_TAB)
+        window.presentation.set_active(True)
+        window.resize(1920, 1080)
+        _wait(app, lambda: True)
+        written.append(_save(window, out_dir / "presentation.png"))
+        window.presentation.set_active(False)
+        window.resize(*WINDOW_SIZE)
+
         if tiny_if:
             folder_and_embeddings = build_tiny_if(Path(folder))
         else:
@@ -120,11 +128,6 @@ def render(out_dir: Path, tiny_if: bool = False) -> list[Path]:
             )
         written += _render_if_views(app, window, out_dir / "if", *folder_and_embeddings)
 
-        window.tabs.setCurrentIndex(STEP_TAB)
-        window.presentation.set_active(True)
-        window.resize(1920, 1080)
-        _wait(app, lambda: True)
-        written.append(_save(window, out_dir / "presentation.png"))
         window.close()
     return written
 

@@ -1,6 +1,7 @@
 """Every CLI command end to end on tiny models, and the bad inputs that must fail in one line."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -294,6 +295,13 @@ def test_installed_console_script(tmp_path):
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("diffusion-stepper: error: unknown model")
+    reader, writer = os.pipe()
+    os.close(reader)  # a reader that has gone away, as in `diffusion-stepper models | head -0`
+    try:
+        result = subprocess.run([script, "models"], stdout=writer, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(writer)
+    assert result.returncode == 1 and result.stderr == ""
 
 
 def test_export_mp4_and_inspect(tmp_path, capsys, tiny_checkpoints):
