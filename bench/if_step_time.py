@@ -173,7 +173,7 @@ def main() -> None:
         if device.type == "cuda"
         else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
     )
-    model = args.model_dir or args.unet_config or "tiny IF-architecture UNet (tests/tiny_if.py)"
+    model = args.model_dir or args.unet_config or "tiny IF-architecture UNet (core/deepfloyd_if/tiny.py)"
     print(
         f"| {date.today()} | {where}, torch {torch.__version__} | stage {'I' * args.stage}: {model}, "
         f"{args.steps} steps, CFG | "

@@ -1,6 +1,6 @@
 """IF in core: our stepped loop against diffusers' own pipelines, and every piece against its formula.
 
-All on the tiny IF-architecture stages of tests/tiny_if.py, loaded through the same
+All on the tiny IF-architecture stages of core/deepfloyd_if/tiny.py, loaded through the same
 `from_pretrained` path users take; nothing is downloaded.
 """
 

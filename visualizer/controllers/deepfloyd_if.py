@@ -15,7 +15,7 @@ from diffusion_stepper.core.frames import Trajectory
 from diffusion_stepper.core.io.trajectory_file import save_trajectory
 from diffusion_stepper.core.paths import work_folder
 from diffusion_stepper.core.session import Session
-from diffusion_stepper.visualizer.controllers.sampling import SamplingController
+from diffusion_stepper.visualizer.controllers.sampling import WHEN_SEVERAL, SamplingController
 
 
 class IFRunsController(QObject):
@@ -26,36 +26,25 @@ class IFRunsController(QObject):
     def run(self) -> None:
         """The dock's task; an SDEdit strip (several i_start) is compared side by side."""
         self.dock.raise_()
-        try:
-            requests = self.dock.requests()
-        except UserFacingError as exc:
-            self.sampling.messages.error(str(exc))
-            return
-        self.sampling.start(lambda: requests, compare=len(requests) > 1)
+        self.sampling.start(self.dock.requests, compare=WHEN_SEVERAL)
 
     def run_experiment(self, key: str) -> None:
         """A part A experiment in one click, with the dock's model, embeddings, image and seed."""
         self.dock.raise_()
-        try:
-            requests = part_a_requests(
-                key, self.dock.settings(task="sample")
-            )  # each experiment sets its own i_start and t
-        except UserFacingError as exc:
-            self.sampling.messages.error(str(exc))
-            return
-        self.sampling.start(lambda: requests, compare=PART_A_EXPERIMENTS[key].compare and len(requests) > 1)
+        compare = WHEN_SEVERAL if PART_A_EXPERIMENTS[key].compare else False
+        # each experiment sets its own i_start and t, so the dock's fields for those are not read
+        self.sampling.start(lambda: part_a_requests(key, self.dock.settings(task="sample")), compare=compare)
 
     def branch_from_step(self) -> None:
         """Continue the active IF run from the step on screen with the dock's prompt, γ and seed, as
         a new run compared beside it."""
         run = self.session.active
-        if run is None or self.session.view(run).pending:
-            self.sampling.messages.error(
-                "no step to branch from: run IF (Ctrl+R) or open an IF trajectory, then pick a step"
-            )
-            return
 
         def branch_requests() -> list:
+            if run is None or self.session.view(run).pending:
+                raise UserFacingError(
+                    "no step to branch from: run IF (Ctrl+R) or open an IF trajectory, then pick a step"
+                )
             meta = run.trajectory.meta
             point = BranchPoint.from_run(meta, run.trajectory.frames, self.session.view(run).index, source=run.name)
             request = self.dock.requests(task=meta["params"].get("task", "sample"))[0]
@@ -64,7 +53,7 @@ class IFRunsController(QObject):
                 request.model_dir, request.size = str(meta["checkpoint"]), None
             return [request]
 
-        self.sampling.start(branch_requests, compare=True, also_compare=[run.id])
+        self.sampling.start(branch_requests, compare=True, also_compare=[run.id] if run else [])
 
     def upscale_active_run(self) -> None:
         """Stage II on the active stage I run's result, as a stepped run of its own."""

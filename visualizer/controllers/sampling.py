@@ -15,6 +15,8 @@ from diffusion_stepper.visualizer.controllers.messages import Messages
 from diffusion_stepper.visualizer.worker import DONE as JOB_DONE
 from diffusion_stepper.visualizer.worker import Job, RunHeader, sampling_items
 
+WHEN_SEVERAL = None  # `start`'s compare: side by side when there is more than one run
+
 
 class SamplingController(QObject):
     busy_changed = Signal(bool)  # the docks enable Cancel and disable Run while busy
@@ -34,9 +36,12 @@ class SamplingController(QObject):
     def busy(self) -> bool:
         return self.job is not None or bool(self.pending)
 
-    def start(self, make_requests: Callable[[], list], compare: bool = False, also_compare: Sequence[int] = ()) -> bool:
-        """Run the requests `make_requests()` gives, in order. Runs of a comparison replace the
-        compared set (after the runs in `also_compare`). A bad setting is reported and runs nothing."""
+    def start(
+        self, make_requests: Callable[[], list], compare: bool | None = False, also_compare: Sequence[int] = ()
+    ) -> bool:
+        """Run the requests `make_requests()` gives, in order. Runs of a comparison (`compare`, or
+        WHEN_SEVERAL) replace the compared set, after the runs in `also_compare`. A bad setting is
+        reported and runs nothing."""
         if self.busy:
             self.messages.show("Already sampling: wait for it, or press Esc to cancel", 5000)
             return False
@@ -48,6 +53,8 @@ class SamplingController(QObject):
         if not requests:
             self.messages.error("nothing to sample with these settings")
             return False
+        if compare is WHEN_SEVERAL:
+            compare = len(requests) > 1
         if compare:
             for run_id in list(self.session.compared_ids):
                 self.session.set_compared(run_id, False)
