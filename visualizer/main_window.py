@@ -25,6 +25,7 @@ from diffusion_stepper.visualizer.controllers.settings import SettingsController
 from diffusion_stepper.visualizer.controllers.training import TrainingController
 from diffusion_stepper.visualizer.docks.if_dock import IFDock
 from diffusion_stepper.visualizer.docks.sample_dock import SampleDock
+from diffusion_stepper.visualizer.gui_thread_gc import collect_garbage_on_gui_thread
 from diffusion_stepper.visualizer.menus import COMPARE_TAB, STEP_TAB, TRAIN_TAB, build_menus
 from diffusion_stepper.visualizer.style import NORMAL, style_sheet
 from diffusion_stepper.visualizer.views.common import CoalescedRefresh, run_caption
@@ -41,6 +42,7 @@ PLAY_TICK_MS = 15  # the playback clock; the position itself comes from elapsed 
 class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None):
         super().__init__()
+        collect_garbage_on_gui_thread()  # so that no worker thread ever destroys a widget
         self.setWindowTitle(f"diffusion-stepper {__version__}")
         self.resize(1400, 900)
         self.setAcceptDrops(True)

@@ -328,3 +328,27 @@ def test_denoising_test_digits_overlays_the_forward_marginal(qtbot, window, tiny
     histogram = window.step_view.histogram
     assert histogram.x_t_theory.isVisible() and "forward marginal" in histogram.note.textItem.toPlainText()
     assert window.step_view.schedule.message.textItem.toPlainText().startswith("no schedule")
+
+
+def test_cycles_are_collected_on_the_gui_thread_never_on_a_worker(qtbot, window):
+    """A worker that allocates a lot would trigger Python's collector on its own thread, where
+    freeing a widget hangs Qt; with the window open, collection happens on the GUI thread."""
+    import threading
+
+    freed_on = []
+
+    class Cycle:
+        def __init__(self):
+            self.me = self
+
+        def __del__(self):
+            freed_on.append(threading.current_thread() is threading.main_thread())
+
+    Cycle()
+    worker = threading.Thread(target=lambda: [[[]] for _ in range(100_000)])  # crosses the thresholds many times
+    worker.start()
+    worker.join()
+    assert freed_on == []
+    young = [[] for _ in range(2000)]  # enough new objects that a collection is due
+    qtbot.waitUntil(lambda: bool(freed_on), timeout=10_000)
+    assert freed_on == [True] and young
