@@ -6,7 +6,9 @@
 It drives the real window: samples the bundled class model, scrubs to a step mid-way, sweeps
 three guidance scales for the Compare view, trains the quick preset for two epochs in the Train
 tab, runs the out-of-distribution experiment (when MNIST is found), and turns on presentation
-mode. Runs offscreen unless a display is set.
+mode. Runs offscreen unless a display is set; the offscreen screen is 800 px square, so render
+the presentation shot on a 1920x1080 display (e.g. `Xvfb :77 -screen 0 1920x1080x24` and
+DISPLAY=:77), as the committed screenshots were.
 
 With DIFFUSION_STEPPER_IF_DIR (a stage I folder) and DIFFUSION_STEPPER_IF_EMBEDDINGS (the
 prompt embeddings file) set, it also renders each part A experiment of the DeepFloyd IF dock
