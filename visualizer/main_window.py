@@ -34,6 +34,7 @@ from diffusion_stepper.visualizer.views.runs_list import RunsList
 from diffusion_stepper.visualizer.views.step_view import StepView
 from diffusion_stepper.visualizer.views.train_view import TrainView
 from diffusion_stepper.visualizer.widgets.panels import FIT, ZOOM_CHOICES
+from diffusion_stepper.visualizer.widgets.plots import NORMAL_TEXT_PX
 from diffusion_stepper.visualizer.widgets.timeline import TransportBar
 
 PLAY_TICK_MS = 15  # the playback clock; the position itself comes from elapsed time
@@ -88,11 +89,12 @@ class MainWindow(QMainWindow):
         self.exports = ExportController(self.session, self.messages, self.files, self.step_view.visible_fields, self)
         self.if_runs = IFRunsController(self.session, self.if_dock, self.sampling, self)
         self.presentation = PresentationController(
-            self, (self.sample_dock, self.if_dock, self.runs_dock), (self.transport, self.tabs.tabBar())
+            self, (self.sample_dock, self.if_dock, self.runs_dock), [self.transport], hidden=[self.tabs.tabBar()]
         )
         self._connect()
         self.toggles = build_menus(self, self.menuBar())
         self.presentation.toggled.connect(self.toggles["presentation"].setChecked)
+        self.presentation.toggled.connect(self._size_plot_text)
         self.settings.restore(self)
         self.messages.show("Ready: press Enter to sample the digits 0–9", 0)
 
@@ -144,6 +146,11 @@ class MainWindow(QMainWindow):
             self.show_tab(COMPARE_TAB)
         elif self.tabs.currentIndex() == TRAIN_TAB:
             self.show_tab(STEP_TAB)
+
+    def _size_plot_text(self, presenting: bool) -> None:
+        """The plots' text follows presentation mode's size, like the rest of the text."""
+        self.step_view.set_presentation(self.presentation.text_px if presenting else None)
+        self.train_view.loss_plot.set_text_size(self.presentation.text_px if presenting else NORMAL_TEXT_PX)
 
     def show_tab(self, index: int) -> None:
         self.tabs.setCurrentIndex(index)

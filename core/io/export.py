@@ -20,6 +20,7 @@ from diffusion_stepper.core.diffusion.equations import time_text
 from diffusion_stepper.core.diffusion.theory import algorithm_family
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import NOISE_FIELDS, Frame, Trajectory
+from diffusion_stepper.core.io.layout import GRID_PADDING
 
 NOISE_DISPLAY_RANGE = (-3.0, 3.0)  # eps ~ N(0, 1) and v = x1 - x0 fit here but for rare tails
 PANEL_TITLES = {"x_t": "x_t", "x0_hat": "x0 estimate", "eps_hat": "noise estimate", "v_hat": "velocity estimate"}
@@ -49,7 +50,7 @@ EXTRA_TITLES = {
 PANEL_TITLES.update(EXTRA_TITLES)
 SIDE_BY_SIDE = "side-by-side"
 PANEL_CHOICES = ("x_t", "x0_hat", "eps_hat", "v_hat", SIDE_BY_SIDE)
-GRID_PADDING = 2
+
 BACKGROUND = (24, 24, 24)
 TEXT_COLOUR = (235, 235, 235)
 

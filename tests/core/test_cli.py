@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from diffusion_stepper.core import cli
+from diffusion_stepper.core.io.layout import GRID_PADDING
 from diffusion_stepper.core.io.trajectory_file import load_trajectory
 from diffusion_stepper.core.mnist.bundled import BUNDLED_NAMES
 
@@ -48,7 +49,7 @@ def test_train_then_resume_on_real_mnist(tmp_path, capsys, mnist_dir):
     assert "epoch 1/1" in stdout
     assert {p.name for p in out.iterdir()} >= {"epoch-001.json", "epoch-001.safetensors", "epoch-001-samples.png"}
     with Image.open(out / "epoch-001-samples.png") as grid:
-        assert grid.size == (10 * 28 + 11 * 2, 28 + 2 * 2)  # one of each digit in a row
+        assert grid.size == (10 * 28 + 11 * GRID_PADDING, 28 + 2 * GRID_PADDING)  # one of each digit in a row
     code, stdout, _ = run(
         capsys,
         "train",

@@ -82,3 +82,8 @@ def wait_until_sampled(qtbot, window):
 
 def displayed(window, key: str) -> np.ndarray:
     return window.step_view.panels[key].image_item.image
+
+
+def shown_columns(window, key: str = "x_t") -> int:
+    """How many columns the Step view's panel lays its batch out in, as shown now."""
+    return window.step_view.panels[key].columns

@@ -6,7 +6,7 @@ import pytest
 from diffusion_stepper.core.mnist.experiments import COURSE_SIGMAS, EXPERIMENTS, ExperimentOptions
 from diffusion_stepper.visualizer.main_window import COMPARE_TAB, STEP_TAB
 from diffusion_stepper.visualizer.widgets.panels import render_grid
-from tests.visualizer.conftest import displayed, settle, wait_until_sampled
+from tests.visualizer.conftest import displayed, settle, shown_columns, wait_until_sampled
 
 
 @pytest.fixture
@@ -48,7 +48,8 @@ def test_noising_process_steps_through_the_sigmas(qtbot, window, tiny_experiment
     window.session.seek(3)
     settle(qtbot)
     frame = run.trajectory[3]
-    assert np.array_equal(displayed(window, "x_t"), render_grid(frame.x_t, "x_t", (0.0, 1.0), run.trajectory.labels))
+    expected = render_grid(frame.x_t, "x_t", (0.0, 1.0), run.trajectory.labels, shown_columns(window))
+    assert np.array_equal(displayed(window, "x_t"), expected)
     assert "σ = 0.500" in window.transport.caption.text()
     assert window.step_view.histogram.x_t_theory.isVisible()  # the digits are known: p(z) is exact
 

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QLabel
 
 from diffusion_stepper.core.io.trajectory_file import load_trajectory
 from diffusion_stepper.visualizer.widgets.panels import render_grid
-from tests.visualizer.conftest import displayed, settle, wait_until_sampled
+from tests.visualizer.conftest import displayed, settle, shown_columns, wait_until_sampled
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
 
@@ -56,7 +56,7 @@ def test_a_sample_run_steps_in_the_viewer(qtbot, window, tiny_if, tmp_path):
     window.session.last()
     settle(qtbot)
     final = run.trajectory.frames[-1]
-    expected = render_grid(final.x_t, "x_t", (-1.0, 1.0), None)
+    expected = render_grid(final.x_t, "x_t", (-1.0, 1.0), None, shown_columns(window))
     assert expected.shape[-1] == 3  # an RGB picture, not a greyscale digit
     assert np.array_equal(displayed(window, "x_t"), expected)
     assert "final sample" in window.step_view.equation.text
@@ -149,7 +149,8 @@ def test_the_extras_strip_shows_each_view_and_hides_on_7(qtbot, window, tiny_if)
     assert {"eps_view1", "eps_view2", "x0_view1", "x0_view2"} <= set(strip)
     frame = run.trajectory.frames[3]
     assert np.array_equal(
-        strip["x0_view2"].image_item.image, render_grid(frame.extras["x0_view2"], "x0_view2", (-1.0, 1.0), None)
+        strip["x0_view2"].image_item.image,
+        render_grid(frame.extras["x0_view2"], "x0_view2", (-1.0, 1.0), None, strip["x0_view2"].columns),
     )
     assert strip["x0_view2"].title_label.text() == "view 2 x̂₀"
     assert window.step_view.extras_area.isVisible()
@@ -251,7 +252,9 @@ def test_an_anagram_seen_through_its_second_view_and_its_turn_exported(qtbot, wi
     qtbot.keyClick(window, "v")
     settle(qtbot)
     turned = torch.rot90(final, 2, dims=[2, 3])
-    assert np.array_equal(displayed(window, "x_t"), render_grid(turned, "x_t", (-1.0, 1.0), None))
+    assert np.array_equal(
+        displayed(window, "x_t"), render_grid(turned, "x_t", (-1.0, 1.0), None, shown_columns(window))
+    )
     assert "seen through rot180" in window.step_view.panels["x_t"].title_label.text()
     assert window.exports.export_anagram_turn_to(tmp_path / "turn.gif")
     qtbot.waitUntil(lambda: window.exports.job is None, timeout=60_000)
@@ -259,7 +262,7 @@ def test_an_anagram_seen_through_its_second_view_and_its_turn_exported(qtbot, wi
         assert gif.n_frames == 24
     window.toggles["second-view"].setChecked(False)  # (the export's progress dialog may hold the keyboard focus)
     settle(qtbot)
-    assert np.array_equal(displayed(window, "x_t"), render_grid(final, "x_t", (-1.0, 1.0), None))
+    assert np.array_equal(displayed(window, "x_t"), render_grid(final, "x_t", (-1.0, 1.0), None, shown_columns(window)))
 
 
 def test_upscaling_the_result_is_a_second_stepped_run(qtbot, window, tiny_if, monkeypatch, tmp_path):

@@ -60,7 +60,8 @@ def test_generate_streams_frames_then_scrubbing_shows_each_frames_pixels(qtbot, 
     frame = run.trajectory[3]
     trajectory = run.trajectory
     for key, field in (("x_t", "x_t"), ("x0_hat", "x0_hat"), ("noise", "eps_hat")):
-        expected = render_grid(frame.image(field), field, trajectory.value_range, trajectory.labels)
+        columns = window.step_view.panels[key].columns
+        expected = render_grid(frame.image(field), field, trajectory.value_range, trajectory.labels, columns)
         assert np.array_equal(displayed(window, key), expected), key
     histogram = window.step_view.histogram
     assert np.array_equal(histogram.x_t_bars.getData()[1], density_histogram(frame.x_t))
@@ -266,8 +267,12 @@ def test_presentation_mode_hides_controls_until_the_mouse_moves(qtbot, window, m
     window.files.open_trajectory(marked_file(5))
     qtbot.keyClick(window, Qt.Key.Key_F5)
     assert window.presentation.active and window.isFullScreen()
-    assert not window.menuBar().isVisible() and not window.transport.isVisible() and not window.sample_dock.isVisible()
+    assert (
+        not window.menuBar().isVisible() and not window.sample_dock.isVisible() and not window.tabs.tabBar().isVisible()
+    )
     assert not window.if_dock.isVisible() and not window.runs_dock.isVisible()
+    assert window.transport.isVisible()  # at first, then hidden once the mouse rests
+    qtbot.waitUntil(lambda: not window.transport.isVisible(), timeout=10_000)
     move = QMouseEvent(
         QEvent.Type.MouseMove,
         QPointF(10, 10),

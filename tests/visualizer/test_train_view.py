@@ -70,7 +70,9 @@ def test_training_plots_each_iteration_and_shows_each_epochs_samples(qtbot, wind
     config = config_for_resume(checkpoint)
     samples, labels = epoch_sample_grid(loaded.model, loaded.objective, config, torch.device("cpu"))
     assert labels.tolist() == list(range(10)) * 4  # 4 of each digit for a class-conditioned model
-    assert np.array_equal(view.samples.image_item.image, render_grid(samples, "x_t", (0.0, 1.0), labels))
+    assert np.array_equal(
+        view.samples.image_item.image, render_grid(samples, "x_t", (0.0, 1.0), labels, view.samples.columns)
+    )
     assert "epoch 2" in view.samples.title_label.text()
 
     # Both epochs can be sampled from the Sample dock at once.

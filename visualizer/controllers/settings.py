@@ -42,7 +42,7 @@ class SettingsController(QObject):
         state = store.value("window_state")
         if state is not None:
             window.restoreState(state)
-        window.step_view.restore_layout(store.value("step_splitter"))
+        window.step_view.restore_layout(store.value("step_layout"))
         for key in window.step_view.parts:
             window.set_part_visible(key, as_bool(store.value(f"panels/{key}", True)))
         window.session.set_fps(float(store.value("fps", window.session.fps)))
@@ -59,7 +59,7 @@ class SettingsController(QObject):
         store.setValue("geometry", window.saveGeometry())
         if not window.presentation.active:  # the layout to come back to, not the full-screen one
             store.setValue("window_state", window.saveState())
-        store.setValue("step_splitter", window.step_view.save_layout())
+        store.setValue("step_layout", window.step_view.save_layout())
         for key, visible in window.step_view.parts.items():
             store.setValue(f"panels/{key}", visible)
         store.setValue("fps", window.session.fps)

@@ -13,14 +13,17 @@ from diffusion_stepper.core.diffusion.equations import step_equation
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA, frame_histograms, known_clean_image, schedule_curves
 from diffusion_stepper.core.session import Run, Session
 from diffusion_stepper.visualizer.views.common import NOISE, PANEL_KEYS, CoalescedRefresh, field_for
-from diffusion_stepper.visualizer.widgets.equation import EquationPanel
+from diffusion_stepper.visualizer.widgets.equation import DESK_PX, EquationPanel
 from diffusion_stepper.visualizer.widgets.panels import ImagePanel, panel_title
-from diffusion_stepper.visualizer.widgets.plots import HistogramPlot, SchedulePlot
+from diffusion_stepper.visualizer.widgets.plots import NORMAL_TEXT_PX, HistogramPlot, SchedulePlot
 
 EXTRAS = "extras"  # the key of the extras strip
 EQUATION, HISTOGRAM, SCHEDULE = "equation", "histogram", "schedule"
 PART_KEYS = PANEL_KEYS + (EQUATION, HISTOGRAM, SCHEDULE, EXTRAS)  # what View ▸ Show … toggles (keys 1-7)
-WIDE_GRID = 1.6  # a grid this much wider than tall stacks the panels vertically
+IMAGES_SHARE = 66  # percent of the view's height the images get; the update rule and the plots the rest
+PRESENTATION_IMAGES_SHARE = 74  # more in presentation mode, where the text is larger but the pictures come first
+DETAILS_SHARES = (5, 3, 3)  # the widths of the update rule, the histogram and the schedule under the images
+PANEL_CHROME = 12  # pixels of frame and margin around a panel's picture
 
 
 class StepView(QWidget):
@@ -30,7 +33,10 @@ class StepView(QWidget):
         super().__init__(parent)
         self.session = session
         self.panels = {key: ImagePanel(key if key != NOISE else "eps_hat") for key in PANEL_KEYS}
-        self.panel_box = QBoxLayout(QBoxLayout.Direction.TopToBottom)
+        # The main panels sit side by side or stacked, whichever shows the images larger; the box
+        # is re-oriented when its holder is resized.
+        self.panel_holder = _ResizeNotifier(self._orient_panels)
+        self.panel_box = QBoxLayout(QBoxLayout.Direction.LeftToRight, self.panel_holder)
         self.panel_box.setContentsMargins(0, 0, 0, 0)
         for panel in self.panels.values():
             self.panel_box.addWidget(panel, 1)
@@ -39,7 +45,7 @@ class StepView(QWidget):
         self.empty_message.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.panel_box.addWidget(self.empty_message)
         # The extras strip: a smaller panel per extra image the run carries (CFG's two estimates,
-        # each anagram view, a hybrid's two parts, the mask and the original, ...).
+        # each anagram view, a hybrid's two parts, the mask and the original, ...). Key 7 hides it.
         self.extra_panels: dict[str, ImagePanel] = {}
         self.extras_area = QWidget()
         self.extras_box = QHBoxLayout(self.extras_area)
@@ -49,32 +55,37 @@ class StepView(QWidget):
         self.note.setObjectName("runNote")
         self.note.setWordWrap(True)
         self.note.setVisible(False)
-        panel_column = QVBoxLayout()
+        panel_area = QWidget()
+        panel_column = QVBoxLayout(panel_area)
         panel_column.setContentsMargins(0, 0, 0, 0)
         panel_column.addWidget(self.note)
-        panel_column.addLayout(self.panel_box, 3)
+        panel_column.addWidget(self.panel_holder, 5)
         panel_column.addWidget(self.extras_area, 1)
-        panel_area = QWidget()
-        panel_area.setLayout(panel_column)
 
+        # Under the images, side by side: the update rule, the histogram and the schedule.
         self.equation = EquationPanel()
         self.histogram = HistogramPlot()
         self.schedule = SchedulePlot()
-        plots = QSplitter(Qt.Orientation.Horizontal)
-        plots.addWidget(self.histogram)
-        plots.addWidget(self.schedule)
+        self.details = QSplitter(Qt.Orientation.Horizontal)
+        for widget, share in (
+            (self.equation, DETAILS_SHARES[0]),
+            (self.histogram, DETAILS_SHARES[1]),
+            (self.schedule, DETAILS_SHARES[2]),
+        ):
+            self.details.addWidget(widget)
+            self.details.setStretchFactor(self.details.count() - 1, share)
+        self.details.setSizes([share * 100 for share in DETAILS_SHARES])
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(panel_area)
-        self.splitter.addWidget(self.equation)
-        self.splitter.addWidget(plots)
-        self.splitter.setStretchFactor(0, 5)
-        self.splitter.setStretchFactor(1, 1)
-        self.splitter.setStretchFactor(2, 2)
-        self.splitter.setSizes([460, 170, 270])  # the images get most of the height
+        self.splitter.addWidget(self.details)
+        self.splitter.setStretchFactor(0, IMAGES_SHARE)
+        self.splitter.setStretchFactor(1, 100 - IMAGES_SHARE)
+        self.splitter.setSizes([IMAGES_SHARE * 10, (100 - IMAGES_SHARE) * 10])  # the images come first
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.splitter)
         self.parts = dict.fromkeys(PART_KEYS, True)  # which parts are shown
+        self._desk_layout: QByteArray | None = None  # the splitter's sizes before presentation mode
         self.through_second_view = False  # anagrams: show the main panels as the second view sees them
         self._schedule_for: int | None = None  # the run whose schedule the plot shows
         self.refresher = CoalescedRefresh(session, self.refresh, self)
@@ -93,6 +104,19 @@ class StepView(QWidget):
         """The frame fields of the image panels on screen, for exports (x_t if none is)."""
         fields = (field_for(run, key) for key in PANEL_KEYS if self.parts[key])
         return [name for name in fields if name is not None] or ["x_t"]
+
+    def set_presentation(self, text_px: int | None) -> None:
+        """Presentation mode: its text size for the plots and (a quarter larger) the update rule,
+        and a larger share of the height for the images; None: back to the desk's."""
+        for plot in (self.histogram, self.schedule):
+            plot.set_text_size(text_px or NORMAL_TEXT_PX)
+        self.equation.set_text_size(round(text_px * 1.25) if text_px else DESK_PX)
+        if text_px:
+            self._desk_layout = self.splitter.saveState()
+            self.splitter.setSizes([PRESENTATION_IMAGES_SHARE * 10, (100 - PRESENTATION_IMAGES_SHARE) * 10])
+        elif self._desk_layout is not None:
+            self.splitter.restoreState(self._desk_layout)
+            self._desk_layout = None
 
     def set_zoom(self, zoom: int) -> None:
         for panel in self.panels.values():
@@ -179,7 +203,7 @@ class StepView(QWidget):
                 panel.set_title(title)
                 panel.show_images(images, trajectory.value_range, trajectory.labels, name)
                 # inpainting: tint the region being made anew over x_t and x̂₀
-                panel.set_overlay(frame.extras.get("mask") if key in ("x_t", "x0_hat") else None, trajectory.labels)
+                panel.set_overlay(frame.extras.get("mask") if key in ("x_t", "x0_hat") else None)
         self._orient_panels()
         self.equation.show_lines(
             f"Update rule: {trajectory.meta.get('algorithm', '')}", step_equation(trajectory.meta, frame)
@@ -189,10 +213,29 @@ class StepView(QWidget):
             self.schedule.set_cursor(frame.t)
 
     def _orient_panels(self) -> None:
-        grid = self.panels["x_t"].grid
-        if grid is None:
+        """Side by side or stacked: whichever shows the main panels' images larger."""
+        shown = [panel for panel in self.panels.values() if panel.isVisibleTo(self)]
+        if not shown or shown[0].tiles is None:
             return
-        wide = grid.shape[1] > WIDE_GRID * grid.shape[0]
-        direction = QBoxLayout.Direction.TopToBottom if wide else QBoxLayout.Direction.LeftToRight
+        width, height = self.panel_holder.width(), self.panel_holder.height()
+        labels = shown[0].title_label.sizeHint().height() + shown[0].range_label.sizeHint().height() + PANEL_CHROME
+        count = len(shown)
+        side_by_side = shown[0].best_fit(width / count - PANEL_CHROME, height - labels)
+        stacked = shown[0].best_fit(width - PANEL_CHROME, height / count - labels)
+        direction = QBoxLayout.Direction.LeftToRight
+        if stacked.scale > side_by_side.scale:
+            direction = QBoxLayout.Direction.TopToBottom
         if self.panel_box.direction() != direction:
             self.panel_box.setDirection(direction)
+
+
+class _ResizeNotifier(QWidget):
+    """A plain container that calls back when it is resized."""
+
+    def __init__(self, on_resize):
+        super().__init__()
+        self._on_resize = on_resize
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._on_resize()

@@ -16,6 +16,7 @@ from diffusion_stepper.core.parsing import parse_int_list
 from diffusion_stepper.core.training_progress import format_duration
 from diffusion_stepper.visualizer.controllers.training import IDLE, PAUSED, TrainingController
 from diffusion_stepper.visualizer.views.train_form import TrainForm
+from diffusion_stepper.visualizer.widgets.equation import shrinkable
 from diffusion_stepper.visualizer.widgets.forms import button, row
 from diffusion_stepper.visualizer.widgets.panels import ImagePanel
 from diffusion_stepper.visualizer.widgets.plots import LossPlot
@@ -55,7 +56,7 @@ class TrainView(QWidget):
         self.loss_plot = LossPlot()
         self.log_scale = QCheckBox("log scale")
         self.log_scale.toggled.connect(self.loss_plot.set_log_scale)
-        self.readout = QLabel("Choose a model and press Start.")
+        self.readout = shrinkable(QLabel("Choose a model and press Start."))
         self.readout.setObjectName("caption")
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.samples = ImagePanel("x_t", "Samples after the latest epoch")

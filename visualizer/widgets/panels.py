@@ -12,10 +12,12 @@ import torch
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout
 
 from diffusion_stepper.core.io.export import BACKGROUND, PANEL_TITLES, display_range, grid_columns, tile, to_uint8
+from diffusion_stepper.core.io.layout import GridFit, best_grid, screen_scale
+from diffusion_stepper.visualizer.widgets.equation import shrinkable
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
-FIT = 0  # zoom setting: the largest integer factor that fits the panel
+FIT = 0  # zoom setting: as large as fits the panel
 ZOOM_CHOICES = (FIT, 1, 2, 3, 4, 6, 8, 12, 16)
 
 
@@ -29,11 +31,16 @@ def panel_title(name: str) -> str:
 
 
 def render_grid(
-    images: torch.Tensor, name: str, value_range: tuple[float, float], labels: torch.Tensor | None
+    images: torch.Tensor,
+    name: str,
+    value_range: tuple[float, float],
+    labels: torch.Tensor | None,
+    columns: int | None = None,
 ) -> np.ndarray:
-    """The uint8 [H, W, 3] grid a panel shows: the same pixels core.io.export writes at scale 1."""
+    """The uint8 [H, W, 3] grid a panel shows in `columns` columns (default: the exports' choice):
+    the same pixels core.io.export writes at scale 1."""
     low, high = display_range(name, value_range)
-    return tile(to_uint8(images, low, high), grid_columns(images.shape[0], labels))
+    return tile(to_uint8(images, low, high), columns or grid_columns(images.shape[0], labels))
 
 
 class _ResizeAwareView(pg.GraphicsView):
@@ -52,21 +59,30 @@ OVERLAY_RGBA = (255, 60, 60, 80)  # a light red tint: the region being made anew
 
 
 class ImagePanel(QFrame):
-    """One image field of one frame: a title, the grid, and the value range underneath."""
+    """One image field of one frame: a title, the batch as a grid, and the value range underneath.
+
+    The grid takes the column count that shows each image largest in the panel's current shape
+    (core.io.layout), and is laid out again when the panel is resized; at Fit zoom it fills the
+    panel (see `screen_scale`), at a chosen zoom it shows that many screen pixels per pixel.
+    """
 
     def __init__(self, name: str, title: str | None = None, parent=None):
         super().__init__(parent)
         self.name = name
         self.zoom = FIT
-        self.factor = 1  # the integer zoom in effect
+        self.factor = 1.0  # screen pixels per image pixel, as shown now
+        self.columns = 1  # the grid's columns, as shown now
         self.grid: np.ndarray | None = None
+        self.tiles: np.ndarray | None = None  # the batch as [N, H, W, 3] uint8, before tiling
+        self.labels: torch.Tensor | None = None
+        self.mask: torch.Tensor | None = None  # the overlay's mask, re-tiled with the grid
         self.pending = False
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.title_label = QLabel(title or panel_title(name))
+        self.title_label = shrinkable(QLabel(title or panel_title(name)))
         self.title_label.setObjectName("panelTitle")
-        self.range_label = QLabel("")
+        self.range_label = shrinkable(QLabel(""))
         self.range_label.setObjectName("panelRange")
-        self.view = _ResizeAwareView(self._apply_zoom)
+        self.view = _ResizeAwareView(self._lay_out)
         self.view.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.view.setMinimumSize(64, 40)
         self.view_box = pg.ViewBox(enableMouse=False, enableMenu=False, invertY=True, defaultPadding=0)
@@ -89,6 +105,11 @@ class ImagePanel(QFrame):
     def set_title(self, text: str) -> None:
         self.title_label.setText(text)
 
+    @property
+    def image_size(self) -> float:
+        """How many screen pixels one image of the batch is tall, as shown now."""
+        return 0.0 if self.tiles is None else self.tiles.shape[1] * self.factor
+
     def show_images(
         self,
         images: torch.Tensor,
@@ -98,31 +119,31 @@ class ImagePanel(QFrame):
     ) -> None:
         """Show a batch [N, C, H, W] as a grid mapped from the field's display range to black..white."""
         name = name or self.name
-        grid = render_grid(images, name, value_range, labels)
-        shape_changed = self.grid is None or self.grid.shape != grid.shape
-        self.grid = grid
-        self.pending = False
-        self.image_item.setImage(grid, autoLevels=False, levels=(0, 255))
+        low, high = display_range(name, value_range)
+        tiles = to_uint8(images, low, high)
+        same_batch = self.tiles is not None and self.tiles.shape == tiles.shape
+        self.tiles, self.labels, self.pending = tiles, labels, False
         self.image_item.setOpacity(1.0)
         self.pending_text.setVisible(False)
-        low, high = display_range(name, value_range)
         values = images.float()
         self.range_label.setText(
             f"values {values.min().item():+.2f} … {values.max().item():+.2f}   ·   black → white = [{low:g}, {high:g}]"
         )
-        if shape_changed:
-            self._apply_zoom()
+        if same_batch:  # the usual case while stepping: same grid, new pixels
+            self.grid = tile(tiles, self.columns)
+            self.image_item.setImage(self.grid, autoLevels=False, levels=(0, 255))
+        else:
+            self._lay_out(force=True)
 
-    def set_overlay(self, mask: torch.Tensor | None, labels: torch.Tensor | None = None) -> None:
+    def set_overlay(self, mask: torch.Tensor | None) -> None:
         """Tint where `mask` ([N, C, H, W], 1 = marked) is set, over the grid; None removes it."""
-        if mask is None:
-            self.overlay_item.setVisible(False)
-            return
-        marked = render_grid(mask, "mask", (0.0, 1.0), labels)[..., 0] > 127
-        rgba = np.zeros(marked.shape + (4,), dtype=np.uint8)
-        rgba[marked] = OVERLAY_RGBA
-        self.overlay_item.setImage(rgba, autoLevels=False, levels=(0, 255))
-        self.overlay_item.setVisible(True)
+        self.mask = mask
+        self.overlay_item.setVisible(mask is not None)
+        if mask is not None:
+            marked = tile(to_uint8(mask, 0.0, 1.0), self.columns)[..., 0] > 127
+            rgba = np.zeros(marked.shape + (4,), dtype=np.uint8)
+            rgba[marked] = OVERLAY_RGBA
+            self.overlay_item.setImage(rgba, autoLevels=False, levels=(0, 255))
 
     def show_pending(self) -> None:
         """The frame at this position is not produced yet: dim the last picture and say so."""
@@ -135,16 +156,28 @@ class ImagePanel(QFrame):
 
     def set_zoom(self, zoom: int) -> None:
         self.zoom = int(zoom)
-        self._apply_zoom()
+        self._lay_out()
 
-    def _apply_zoom(self) -> None:
-        """Show the grid at an integer number of screen pixels per image pixel, centred."""
-        if self.grid is None:
+    def best_fit(self, width: float, height: float) -> GridFit | None:
+        """The grid that would show this batch largest in a view of that size (None before a batch)."""
+        if self.tiles is None:
+            return None
+        count, tile_height, tile_width, _ = self.tiles.shape
+        return best_grid(count, tile_height, tile_width, width, height, self.labels)
+
+    def _lay_out(self, force: bool = False) -> None:
+        """Choose the grid for the view's shape, then show it at the zoom in effect, centred."""
+        if self.tiles is None:
             return
-        height, width = self.grid.shape[:2]
         view_width, view_height = max(1, self.view.width()), max(1, self.view.height())
-        fit = max(1, min(view_width // width, view_height // height))
-        self.factor = self.zoom or fit
+        fit = self.best_fit(view_width, view_height)
+        if force or fit.columns != self.columns or self.grid is None:
+            self.columns = fit.columns
+            self.grid = tile(self.tiles, self.columns)
+            self.image_item.setImage(self.grid, autoLevels=False, levels=(0, 255))
+            self.set_overlay(self.mask)
+        self.factor = float(self.zoom) if self.zoom else screen_scale(fit.scale)
+        height, width = self.grid.shape[:2]
         half_width, half_height = view_width / self.factor / 2, view_height / self.factor / 2
         self.view_box.setRange(
             xRange=(width / 2 - half_width, width / 2 + half_width),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont
 
 from diffusion_stepper.core.diffusion.theory import FrameHistograms, ScheduleCurves
 from diffusion_stepper.core.training_progress import LossHistory
@@ -16,6 +17,7 @@ NOISE_COLOUR = (255, 165, 60)
 THEORY_WIDTH = 2
 RAW_LOSS_COLOUR = (140, 190, 255, 150)
 SMOOTH_LOSS_COLOUR = (255, 165, 60)
+NORMAL_TEXT_PX = 12  # the plots' text at the desk; presentation mode scales it with the screen
 
 
 def _bars(colour: tuple[int, int, int], name: str) -> pg.PlotDataItem:
@@ -28,16 +30,46 @@ def _theory(colour: tuple[int, int, int], name: str) -> pg.PlotDataItem:
     return pg.PlotDataItem(pen=pg.mkPen(colour, width=THEORY_WIDTH, style=Qt.PenStyle.DashLine), name=name)
 
 
-class HistogramPlot(pg.PlotWidget):
+class TextSizedPlot(pg.PlotWidget):
+    """A plot whose title, axes, legend and notes share one text size, so that presentation mode
+    can make them all readable from the back row (`set_text_size`)."""
+
+    def __init__(self, title: str, parent=None, legend_offset: tuple[int, int] = (-10, 10)):
+        super().__init__(parent=parent)
+        self.title_text = title
+        self.text_px = NORMAL_TEXT_PX
+        self.notes: list[pg.TextItem] = []  # text items drawn in the plot, sized with the rest
+        self.legend = self.addLegend(offset=legend_offset)
+        self.set_text_size(NORMAL_TEXT_PX)
+
+    def set_axis_label(self, axis: str, text: str) -> None:
+        self.setLabel(axis, text, **{"font-size": f"{self.text_px}px"})
+
+    def set_text_size(self, px: int) -> None:
+        self.text_px = px
+        self.setTitle(self.title_text, size=f"{px}px")
+        font = QFont()
+        font.setPixelSize(px)
+        for name in ("left", "bottom"):
+            axis = self.getAxis(name)
+            axis.setTickFont(font)
+            if axis.labelText:
+                self.set_axis_label(name, axis.labelText)
+        self.legend.setLabelTextSize(f"{px}px")
+        for _sample, label in self.legend.items:
+            label.setText(label.text, size=f"{px}px")
+        for note in self.notes:
+            note.setFont(font)
+
+
+class HistogramPlot(TextSizedPlot):
     """Histograms of x_t and the noise estimate at the current frame, with theory's densities."""
 
     def __init__(self, parent=None):
-        super().__init__(parent=parent)
-        self.setTitle("Pixel values")
-        self.setLabel("bottom", "value")
-        self.setLabel("left", "density")
+        super().__init__("Pixel values", parent)
         self.setMouseEnabled(x=False, y=False)
-        self.legend = self.addLegend(offset=(-10, 10))
+        self.set_axis_label("bottom", "value")
+        self.set_axis_label("left", "density")
         self.x_t_bars = _bars(X_T_COLOUR, "x_t")
         self.noise_bars = _bars(NOISE_COLOUR, "ε̂")
         self.x_t_theory = _theory(X_T_COLOUR, "x_t theory")
@@ -47,6 +79,8 @@ class HistogramPlot(pg.PlotWidget):
         self.note = pg.TextItem("", color=(200, 200, 200), anchor=(0, 0))
         self.note.setParentItem(self.getPlotItem().vb)
         self.note.setPos(8, 4)
+        self.notes.append(self.note)
+        self.set_text_size(self.text_px)
         self.setXRange(-4, 4, padding=0)
         self.enableAutoRange(axis="y")
 
@@ -81,19 +115,17 @@ class HistogramPlot(pg.PlotWidget):
         item.opts["name"] = name
         for sample, label in self.legend.items:
             if sample.item is item:
-                label.setText(name)
+                label.setText(name, size=f"{self.text_px}px")
 
 
-class SchedulePlot(pg.PlotWidget):
+class SchedulePlot(TextSizedPlot):
     """The run's schedule over t with a cursor at the current step."""
 
     CURVE_COLOURS = ((90, 160, 255), (255, 165, 60))
 
     def __init__(self, parent=None):
-        super().__init__(parent=parent)
-        self.setTitle("Schedule")
+        super().__init__("Schedule", parent)
         self.setMouseEnabled(x=False, y=False)
-        self.legend = self.addLegend(offset=(-10, 10))
         self.curves = [pg.PlotDataItem(pen=pg.mkPen(colour, width=2), name=" ") for colour in self.CURVE_COLOURS]
         for curve in self.curves:
             self.addItem(curve)
@@ -101,6 +133,7 @@ class SchedulePlot(pg.PlotWidget):
         self.addItem(self.cursor)
         self.message = pg.TextItem("", color=(200, 200, 200), anchor=(0.5, 0.5))
         self.addItem(self.message, ignoreBounds=True)
+        self.notes.append(self.message)
         self.setYRange(0, 1.02, padding=0)
         self.schedule: ScheduleCurves | None = None
 
@@ -115,13 +148,13 @@ class SchedulePlot(pg.PlotWidget):
             self.setXRange(0, 1, padding=0)
             return
         self.message.setText("")
-        self.setLabel("bottom", schedule.x_label)
+        self.set_axis_label("bottom", schedule.x_label)
         for curve, data in zip(self.curves, schedule.curves):
             curve.setData(data.x, data.y)
             curve.setVisible(True)
             curve.opts["name"] = data.label
         for (_sample, label), data in zip(self.legend.items, schedule.curves):
-            label.setText(data.label)
+            label.setText(data.label, size=f"{self.text_px}px")
         self.cursor.setVisible(True)
         low, high = schedule.curves[0].x[0], schedule.curves[0].x[-1]
         self.setXRange(low, high, padding=0.02)
@@ -130,15 +163,13 @@ class SchedulePlot(pg.PlotWidget):
         self.cursor.setValue(t)
 
 
-class LossPlot(pg.PlotWidget):
+class LossPlot(TextSizedPlot):
     """Raw and smoothed loss per iteration, epoch markers, log scale on a toggle."""
 
     def __init__(self, parent=None):
-        super().__init__(parent=parent)
-        self.setTitle("Training loss")
-        self.setLabel("bottom", "iteration")
-        self.setLabel("left", "loss")
-        self.addLegend(offset=(-10, 30))
+        super().__init__("Training loss", parent, legend_offset=(-10, 30))
+        self.set_axis_label("bottom", "iteration")
+        self.set_axis_label("left", "loss")
         self.raw = pg.PlotDataItem(pen=pg.mkPen(RAW_LOSS_COLOUR, width=1), name="per iteration")
         self.smoothed = pg.PlotDataItem(pen=pg.mkPen(SMOOTH_LOSS_COLOUR, width=2.5), name="smoothed")
         self.addItem(self.raw)

@@ -11,6 +11,7 @@ from PySide6.QtGui import QBrush, QColor, QPainter, QPen
 from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QHBoxLayout, QLabel, QStyle, QToolButton, QVBoxLayout, QWidget
 
 from diffusion_stepper.core.session import MAX_FPS, MIN_FPS, RUNNING, Session
+from diffusion_stepper.visualizer.widgets.equation import shrinkable
 
 PRODUCED_COLOUR = QColor(59, 130, 246)
 PENDING_COLOUR = QColor(110, 110, 110)
@@ -85,7 +86,7 @@ class TransportBar(QWidget):
         super().__init__(parent)
         self.session = session
         self.timeline = TimelineBar(session)
-        self.caption = QLabel("No run yet: press Generate (Enter)")
+        self.caption = shrinkable(QLabel("No run yet: press Generate (Enter)"))
         self.caption.setObjectName("caption")
         self.buttons = {}
         row = QHBoxLayout()
