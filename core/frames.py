@@ -15,6 +15,9 @@ import torch
 
 # The field names shared by frames, trajectory files and exports.
 NOISE_FIELDS = ("eps_hat", "v_hat")
+# A coefficient set to 1 on a frame whose x_t was drawn from the forward process q(x_t | x0) of a
+# known clean image (the noising experiments, SDEdit's start): only there does theory know p(x_t).
+FORWARD_NOISED = "forward_noised"
 IMAGE_FIELDS = ("x_t", "x0_hat") + NOISE_FIELDS
 
 
@@ -67,6 +70,14 @@ def with_extras(frames: Iterator[Frame], make: Callable[[Frame], dict[str, torch
     the mask, an anagram's views, ...)."""
     for frame in frames:
         frame.extras.update(make(frame))
+        yield frame
+
+
+def forward_noised_start(frames: Iterator[Frame]) -> Iterator[Frame]:
+    """Mark the first frame as drawn from the forward process (a run that starts from a noised image)."""
+    for frame in frames:
+        if frame.index == 0:
+            frame.coeffs[FORWARD_NOISED] = 1.0
         yield frame
 
 

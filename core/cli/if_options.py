@@ -45,7 +45,12 @@ def add_if_settings_arguments(
     )
     chain = parser.add_mutually_exclusive_group()
     chain.add_argument("--steps", type=positive_int, help="the scheduler's own set_timesteps(N) list")
-    chain.add_argument("--stride", type=positive_int, help="the course's 990, 990-K, ..., 0 (default: stride 30)")
+    chain.add_argument(
+        "--stride",
+        type=positive_int,
+        help="the course's 990, 990-K, ..., 0 (default: stride 30), then one more UNet call at t = 0 to the clean "
+        "image, as diffusers does (34 calls for stride 30)",
+    )
     parser.add_argument("--guidance", type=non_negative_float, help="CFG scale γ (default 7; stage II 4)")
     parser.add_argument(
         "--no-cfg",

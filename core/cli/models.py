@@ -11,6 +11,19 @@ def register(commands) -> None:
     commands.add_parser(NAME, help="list the bundled checkpoints")
 
 
+def sampling_defaults(sidecar: dict) -> str:
+    """How `sample` runs the model unless told otherwise: "50 steps, x̂0 clipped to [0, 1]"."""
+    objective = sidecar["objective"]["name"]
+    if objective == "single-step":
+        return "one jump"
+    sampling = sidecar.get("sampling", {})
+    steps = f"{sampling['steps']} strided steps" if sampling.get("steps") else "the full chain"
+    if objective == "ddpm":
+        clipped = sampling.get("x0_clip", "none") == "static"
+        return f"{steps}, x̂0 {'clipped to [0, 1]' if clipped else 'not clipped'}"
+    return steps
+
+
 def run(args: argparse.Namespace) -> int:
     from diffusion_stepper.core.mnist.bundled import bundled_models
     from diffusion_stepper.core.mnist.checkpoints import read_sidecar
@@ -20,11 +33,12 @@ def run(args: argparse.Namespace) -> int:
     if not models:
         print(f"no bundled models in {models_dir()}")
         return 0
-    print(f"{'name':<20} {'architecture':<14} {'objective':<12} {'hidden':>6} {'epochs':>6}  file")
+    print(f"{'name':<20} {'architecture':<14} {'objective':<12} {'hidden':>6} {'epochs':>6}  {'samples with':<28} file")
     for name, sidecar_path in models.items():
         sidecar = read_sidecar(sidecar_path)
         print(
             f"{name:<20} {sidecar['architecture']['name']:<14} {sidecar['objective']['name']:<12} "
-            f"{sidecar['architecture']['hidden']:>6} {sidecar['epoch']:>6}  {sidecar_path.with_suffix('.safetensors')}"
+            f"{sidecar['architecture']['hidden']:>6} {sidecar['epoch']:>6}  {sampling_defaults(sidecar):<28} "
+            f"{sidecar_path.with_suffix('.safetensors')}"
         )
     return 0

@@ -47,7 +47,7 @@ def register(commands) -> None:
         "--x0-clip",
         choices=X0_CLIP_CHOICES,
         help="DDPM: static clips x̂0 to [0, 1] in every step; none is the course's plain formula "
-        "(default: the model's choice)",
+        "(default: the model's own; the bundled DDPM models clip: see `diffusion-stepper models`)",
     )
     add_output_arguments(mnist)
 

@@ -39,7 +39,7 @@ from diffusion_stepper.core.diffusion.sampling import (
 )
 from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule, forward_process, strided_timesteps
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
-from diffusion_stepper.core.frames import Frame, SamplingRun, to_cpu, with_extras
+from diffusion_stepper.core.frames import FORWARD_NOISED, Frame, SamplingRun, to_cpu, with_extras
 
 IF_VALUE_RANGE = [-1.0, 1.0]
 CLEAN_T = -1  # the chain's clean end in diffusers' indexing (alpha_bar = 1)
@@ -428,7 +428,7 @@ def forward_frames(
             x_t=to_cpu(x_t),
             x0_hat=to_cpu(image),
             eps_hat=to_cpu(noise),
-            coeffs={"t": float(t), "alpha_bar_t": alpha_bar},
+            coeffs={"t": float(t), "alpha_bar_t": alpha_bar, FORWARD_NOISED: 1.0},
             extras={CLEAN_EXTRA: to_cpu(image)},
         )
 
@@ -463,7 +463,7 @@ def one_step_frames(
             x_t=to_cpu(x_t),
             x0_hat=to_cpu(x0_hat),
             eps_hat=to_cpu(eps),
-            coeffs={"t": float(t), "alpha_bar_t": alpha_bar, **result.coeffs},
+            coeffs={"t": float(t), "alpha_bar_t": alpha_bar, FORWARD_NOISED: 1.0, **result.coeffs},
             extras=extras,
         )
 
@@ -485,6 +485,12 @@ def blur_frames(
             x_t=to_cpu(x_t),
             x0_hat=to_cpu(gaussian_blur(x_t, kernel_size, sigma)),
             eps_hat=to_cpu(noise),
-            coeffs={"t": float(t), "alpha_bar_t": alpha_bar, "blur_kernel": float(kernel_size), "blur_sigma": sigma},
+            coeffs={
+                "t": float(t),
+                "alpha_bar_t": alpha_bar,
+                FORWARD_NOISED: 1.0,
+                "blur_kernel": float(kernel_size),
+                "blur_sigma": sigma,
+            },
             extras={CLEAN_EXTRA: to_cpu(image)},
         )

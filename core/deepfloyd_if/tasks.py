@@ -55,7 +55,7 @@ from diffusion_stepper.core.devices import make_generator
 from diffusion_stepper.core.diffusion.sampling import pure_noise
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.errors import UserFacingError
-from diffusion_stepper.core.frames import SamplingRun, with_extras
+from diffusion_stepper.core.frames import SamplingRun, forward_noised_start, with_extras
 
 TASKS = (
     "sample",
@@ -321,11 +321,17 @@ def start_if(request: IFRequest) -> SamplingRun:
         uncond = embedding(UNCONDITIONAL) if use_cfg else None
         return text_estimate(predictor or IFPredictor(stage), embedding(prompt), uncond, guidance, channels)
 
+    def start_noise() -> torch.Tensor:
+        """Pure noise to start from (what the histogram's theory compares the first frame with)."""
+        spec.params["source"] = "pure noise"
+        return pure_noise(noise_shape, generator, device)
+
     def run_chain(x_start: torch.Tensor, chain: list[int], estimate, algorithm_name: str, **options) -> SamplingRun:
         """The denoising loop from x_start along chain, or from the branch point when there is one."""
         if request.branch is not None:
             x_start, chain = request.branch.x_t.to(device), request.branch.timesteps
             spec.params["branched_from"] = {"run": request.branch.source, "step": request.branch.step, "t": chain[0]}
+            spec.params["source"] = f"step {request.branch.step} of {request.branch.source}"
         return denoising_run(spec, x_start, chain, estimate, generator, request.x0_clip, algorithm_name, **options)
 
     image = None
@@ -381,13 +387,15 @@ def start_if(request: IFRequest) -> SamplingRun:
         x_start = forward_at(image, stage.schedule, chain[0], generator)[0]
         run = run_chain(x_start, chain, estimate_for(prompts[0]), algorithm, extras={CLEAN_EXTRA: image})
         run.frames = with_psnr(run.frames, image)
+        if request.branch is None:  # it starts from the image noised at i_start
+            run.frames = forward_noised_start(run.frames)
         return run
     if task == "inpaint":
         from diffusion_stepper.core.deepfloyd_if.images import load_mask
 
         mask = load_mask(request.mask, size, _original_size(request.image)).to(device).repeat(request.num, 1, 1, 1)
         spec.params["mask"] = str(request.mask)
-        x_start = pure_noise(noise_shape, generator, device)
+        x_start = start_noise()
         project = KeepKnownRegion(image, mask, stage.schedule)
         return run_chain(
             x_start,
@@ -401,7 +409,7 @@ def start_if(request: IFRequest) -> SamplingRun:
         views = [make_view(name) for name in request.views]
         spec.params["views"] = list(request.views)
         estimate = ViewAverage(views, [estimate_for(prompt) for prompt in prompts], channels)
-        run = run_chain(pure_noise(noise_shape, generator, device), timesteps, estimate, "ddpm+anagram")
+        run = run_chain(start_noise(), timesteps, estimate, "ddpm+anagram")
         run.frames = with_extras(run.frames, through_views(views))
         return run
     if task == "hybrid":
@@ -410,12 +418,12 @@ def start_if(request: IFRequest) -> SamplingRun:
         estimate = FrequencySplit(
             estimate_for(prompts[0]), estimate_for(prompts[1]), channels, kernel, request.blur_sigma
         )
-        run = run_chain(pure_noise(noise_shape, generator, device), timesteps, estimate, "ddpm+hybrid")
+        run = run_chain(start_noise(), timesteps, estimate, "ddpm+hybrid")
         run.frames = with_extras(run.frames, from_afar)
         return run
     if task == "upscale":
         # diffusers' order of draws: the initial noise, then the low-res image's augmentation noise
-        x_start = pure_noise(noise_shape, generator, device)
+        x_start = start_noise()
         upscaled = F.interpolate(image, (size, size), mode="bilinear", align_corners=True)
         noising = schedule_of(stage.image_noising_scheduler)
         low_res = forward_at(upscaled, noising, request.noise_level, generator)[0]
@@ -425,7 +433,7 @@ def start_if(request: IFRequest) -> SamplingRun:
             x_start, timesteps, estimate_for(prompts[0], predictor), algorithm, extras={"low_res": upscaled}
         )
     # sample
-    return run_chain(pure_noise(noise_shape, generator, device), timesteps, estimate_for(prompts[0]), algorithm)
+    return run_chain(start_noise(), timesteps, estimate_for(prompts[0]), algorithm)
 
 
 def _original_size(image_path: str | None) -> tuple[int, int] | None:

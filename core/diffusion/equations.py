@@ -94,7 +94,8 @@ def _step_lines(meta: dict, frame: Frame) -> list[str]:
     coeffs = frame.coeffs
     family = algorithm_family(meta)
     if coeffs.get("final"):
-        return ["final sample: no step left", f"x_0 = the image shown (t = {time_text(family, frame.t)})"]
+        data = "x_1" if family == "flow" else "x_0"  # flow matching: x_1 is the data
+        return ["final sample: no step left", f"{data} = the image shown (t = {time_text(family, frame.t)})"]
     if str(meta.get("algorithm", "")) in ("if-forward", "if-blur", "if-one-step"):
         return _denoise_once_lines(str(meta["algorithm"]), frame)
     if family == "ddpm" and "coef_x0" in coeffs:
@@ -138,7 +139,7 @@ def _step_lines(meta: dict, frame: Frame) -> list[str]:
     if family == "flow" and "dt" in coeffs:
         t, dt = frame.t, coeffs["dt"]
         return _guidance_line(frame, "v") + [
-            f"x̂ = x_t + (1 − t)·v̂ = x_t + {_number(1 - t)}·v̂      (the clean estimate, at t = 1)",
+            f"x̂₁ = x_t + (1 − t)·v̂ = x_t + {_number(1 - t)}·v̂      (the clean estimate: where x_t lands at t = 1)",
             f"x_t+Δt = x_t + Δt·v̂ = x_t + {_number(dt)}·v̂      (one Euler step)",
             f"t = {time_text(family, t)} → {time_text(family, coeffs['t_next'])}",
         ]

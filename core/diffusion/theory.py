@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from diffusion_stepper.core.frames import Frame, Trajectory
+from diffusion_stepper.core.frames import FORWARD_NOISED, Frame, Trajectory
 
 HISTOGRAM_EDGES = np.linspace(-4.0, 4.0, 81)  # wide enough for N(0, 1) and the [0, 1] data range
 CURVE_POINTS = 401
@@ -120,18 +120,24 @@ def frame_histograms(trajectory: Trajectory, frame: Frame, edges: np.ndarray = H
     noise_values = None if noise_name is None or is_final else frame.image(noise_name)
     noise_theory = None
     if noise_values is not None and noise_name == "eps_hat":
-        noise_theory = Curve(grid, normal_pdf(grid), "N(0, 1)")
+        # the density of the true noise; a guided estimate is not drawn from it and strays wider
+        noise_theory = Curve(grid, normal_pdf(grid), "N(0, 1): the true ε")
 
-    x_t_theory, note = None, "none: x0 is unknown while sampling, so p(x_t) has no closed form"
+    family = algorithm_family(meta)
+    clean_name = "x1" if family == "flow" else "x0"  # flow matching: x0 is noise, x1 the data
+    x_t_theory, note = None, f"none: {clean_name} is unknown while sampling, so p(x_t) has no closed form"
     coefficients = marginal_coefficients(meta, frame)
     clean = known_clean_image(trajectory)
-    if clean is not None and coefficients is not None and coefficients[1] > 0:
+    if clean is not None and coefficients is not None and coefficients[1] > 0 and frame.coeffs.get(FORWARD_NOISED):
         a, b = coefficients
-        x_t_theory = Curve(grid, mixture_density(grid, clean, a, b), f"{a:.2f}·x0 + {b:.2f}·N(0,1)")
-        note = f"x0 known, so p(x_t) is the forward marginal {a:.3f}·x0 + {b:.3f}·N(0, 1)"
+        x_t_theory = Curve(grid, mixture_density(grid, clean, a, b), f"{a:.2f}·{clean_name} + {b:.2f}·N(0,1)")
+        note = f"x_t drawn from the forward process of the known {clean_name}, so p(x_t) is the forward marginal"
     elif frame.index == 0 and starts_from_pure_noise(meta):
         x_t_theory = Curve(grid, normal_pdf(grid), "N(0, 1)")
-        note = "pure noise at the start, x_T ~ N(0, 1)"
+        start = "x_0 ~ N(0, 1) (t = 0)" if family == "flow" else "x_T ~ N(0, 1)"
+        note = f"pure noise at the start, {start}"
+    elif clean is not None:
+        note = "none: this x_t comes from denoising steps, not from the forward process of the original"
     return FrameHistograms(
         edges=edges,
         x_t=density_histogram(frame.x_t, edges),
@@ -150,6 +156,16 @@ class ScheduleCurves:
     x_label: str
     curves: list[Curve]
     reversed_time: bool  # True when sampling runs from high t to low t (DDPM, IF)
+
+
+def no_schedule_reason(meta: dict) -> str:
+    """What the schedule plot says for a run that has none."""
+    family = algorithm_family(meta)
+    if family == "noising":
+        return "no schedule: the noise level σ itself is the step"
+    if family == "single-step":
+        return "no schedule: the single-step denoiser jumps in one step"
+    return "no schedule recorded for this run"
 
 
 def schedule_curves(meta: dict) -> ScheduleCurves | None:

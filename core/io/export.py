@@ -17,13 +17,13 @@ from PIL import Image, ImageDraw, ImageFont
 
 from diffusion_stepper.core.atomic import atomic_path
 from diffusion_stepper.core.diffusion.equations import time_text
+from diffusion_stepper.core.diffusion.labels import field_title
 from diffusion_stepper.core.diffusion.theory import algorithm_family
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import NOISE_FIELDS, Frame, Trajectory
 from diffusion_stepper.core.io.layout import GRID_PADDING
 
 NOISE_DISPLAY_RANGE = (-3.0, 3.0)  # eps ~ N(0, 1) and v = x1 - x0 fit here but for rare tails
-PANEL_TITLES = {"x_t": "x_t", "x0_hat": "x0 estimate", "eps_hat": "noise estimate", "v_hat": "velocity estimate"}
 # The extra images algorithms attach to frames (core.diffusion.sampling, core.deepfloyd_if.sampling), by name.
 EXTRA_TITLES = {
     "eps_cond": "ε_c conditional",
@@ -47,12 +47,16 @@ EXTRA_TITLES = {
     "x0_view4": "view 4 x̂₀",
     "x0_afar": "x̂₀ from afar (shrunk 4×)",
 }
-PANEL_TITLES.update(EXTRA_TITLES)
 SIDE_BY_SIDE = "side-by-side"
 PANEL_CHOICES = ("x_t", "x0_hat", "eps_hat", "v_hat", SIDE_BY_SIDE)
 
 BACKGROUND = (24, 24, 24)
 TEXT_COLOUR = (235, 235, 235)
+
+
+def field_caption(meta: dict, name: str) -> str:
+    """A panel's title in an export: the field's name for this run, or the extra's."""
+    return field_title(meta, name, ascii=True) or EXTRA_TITLES.get(name, name)
 
 
 def display_range(name: str, value_range: tuple[float, float]) -> tuple[float, float]:
@@ -179,7 +183,7 @@ def render_panel(trajectory: Trajectory, frame: Frame, name: str, scale: int, fo
     images = to_uint8(shown, low, high)
     grid = tile(images, grid_columns(images.shape[0], trajectory.labels))
     picture = Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
-    return _caption(picture, PANEL_TITLES.get(name, name), font_size)
+    return _caption(picture, field_caption(trajectory.meta, name), font_size)
 
 
 def render_frame(trajectory: Trajectory, frame: Frame, names: Sequence[str], scale: int = 4) -> Image.Image:

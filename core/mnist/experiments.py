@@ -23,7 +23,7 @@ from diffusion_stepper.core.diffusion.objectives import SingleStepObjective
 from diffusion_stepper.core.diffusion.sampling import SingleStepDenoise
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.errors import DataError, UserFacingError
-from diffusion_stepper.core.frames import Frame, SamplingRun, to_cpu
+from diffusion_stepper.core.frames import FORWARD_NOISED, Frame, SamplingRun, to_cpu
 from diffusion_stepper.core.mnist.checkpoints import load_checkpoint, resolve_checkpoint
 from diffusion_stepper.core.mnist.sampling import MNIST_VALUE_RANGE, MnistPredictor, SampleRequest, start_sampling
 from diffusion_stepper.core.paths import test_digits_path
@@ -94,7 +94,7 @@ def sigma_sweep_frames(
             x_t=to_cpu(noisy),
             x0_hat=to_cpu(x0_hat),
             eps_hat=to_cpu(noise_hat),
-            coeffs={"t": float(sigma), **coeffs},
+            coeffs={"t": float(sigma), FORWARD_NOISED: 1.0, **coeffs},
             extras={CLEAN_EXTRA: to_cpu(clean)} if index == 0 else {},
         )
 
@@ -123,7 +123,7 @@ class SigmaSweepRequest:
         }
         if self.checkpoint is None:
             frames = sigma_sweep_frames(clean, self.sigmas, generator)
-            meta = {"algorithm": NOISING, "model": "none", "checkpoint": ""}
+            meta = {"algorithm": NOISING, "model": "MNIST test digits", "checkpoint": ""}
             note = "The noising process z = x + σ·ε at each σ, with the same ε throughout; the noise panel shows ε."
         else:
             checkpoint = load_checkpoint(self.checkpoint, device)

@@ -12,7 +12,7 @@ from diffusion_stepper.core.diffusion.objectives import Objective, SingleStepObj
 from diffusion_stepper.core.diffusion.sampling import ClassifierFreeGuidance, PlainEstimate, pure_noise, run_sampler
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.errors import UserFacingError
-from diffusion_stepper.core.frames import Frame, SamplingRun, to_cpu, with_extras
+from diffusion_stepper.core.frames import Frame, SamplingRun, forward_noised_start, to_cpu, with_extras
 from diffusion_stepper.core.mnist.bundled import DEFAULT_MODEL as DEFAULT_CHECKPOINT
 from diffusion_stepper.core.mnist.checkpoints import LoadedCheckpoint
 from diffusion_stepper.core.mnist.unet import UNet
@@ -167,7 +167,7 @@ def sample_mnist(
         x0_clip=x0_clip,
     )
     if is_single_step and clean_images is not None:
-        frames = with_clean_image(frames, clean_images[:batch])
+        frames = forward_noised_start(with_clean_image(frames, clean_images[:batch]))
     num_steps = 1 if is_single_step else steps
     params = {
         "steps": num_steps,

@@ -35,7 +35,12 @@ from diffusion_stepper.core.mnist.checkpoints import (
     save_checkpoint,
 )
 from diffusion_stepper.core.mnist.data import MnistSplit, load_mnist
-from diffusion_stepper.core.mnist.sampling import MNIST_SHAPE, MNIST_VALUE_RANGE, compose_mnist_sampler
+from diffusion_stepper.core.mnist.sampling import (
+    DEFAULT_GUIDANCE,
+    MNIST_SHAPE,
+    MNIST_VALUE_RANGE,
+    compose_mnist_sampler,
+)
 from diffusion_stepper.core.mnist.unet import UNet, build_unet
 from diffusion_stepper.core.paths import work_folder
 
@@ -166,6 +171,7 @@ class EpochEvent:
     samples: torch.Tensor | None  # [N, 1, 28, 28] in [0, 1] (clamped for display), or None
     sample_labels: torch.Tensor | None
     seconds: float
+    sampling: str = ""  # how the samples were drawn, e.g. "seed 0, 50 strided DDPM steps, CFG γ = 5"
 
 
 TrainEvent = LossEvent | EpochEvent
@@ -218,6 +224,28 @@ def _is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and ("out of memory" in message or "can't allocate memory" in message)
 
 
+def epoch_sample_steps(config: TrainConfig, objective: Objective) -> int | None:
+    """The steps an epoch's sample grid takes: at most EPOCH_SAMPLE_STEPS (strided), to stay quick;
+    None for the single-step denoiser's one jump."""
+    if isinstance(objective, SingleStepObjective):
+        return None
+    return config.epoch_sample_steps or min(EPOCH_SAMPLE_STEPS, objective.default_steps)
+
+
+def epoch_sampling_text(config: TrainConfig, objective: Objective, class_conditioned: bool) -> str:
+    """How the epoch grids are drawn, for their title: "seed 0, 50 strided DDPM steps, CFG γ = 5"."""
+    steps = epoch_sample_steps(config, objective)
+    if steps is None:
+        how = "one jump of the denoiser"
+    elif isinstance(objective, DDPMObjective):
+        strided = "strided " if steps < objective.default_steps else ""
+        how = f"{steps} {strided}DDPM steps"
+    else:
+        how = f"{steps} Euler steps"
+    guidance = f", CFG γ = {DEFAULT_GUIDANCE:g}, one column per digit" if class_conditioned else ""
+    return f"seed {config.seed}, {how}{guidance}"
+
+
 def epoch_sample_grid(
     model: UNet, objective: Objective, config: TrainConfig, device: torch.device
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -231,13 +259,13 @@ def epoch_sample_grid(
         per_class = max(1, config.epoch_samples // model.num_classes)
         labels = torch.arange(model.num_classes).repeat(per_class)
         count = labels.shape[0]
-    steps = config.epoch_sample_steps or min(EPOCH_SAMPLE_STEPS, objective.default_steps)
-    if isinstance(objective, SingleStepObjective):
-        steps = None  # one jump, whatever the setting
+    steps = epoch_sample_steps(config, objective)
     x_start = pure_noise((count, *MNIST_SHAPE), generator, device)
     model.eval()
     try:
-        for frame in compose_mnist_sampler(model, objective, x_start, generator, labels=labels, steps=steps):
+        for frame in compose_mnist_sampler(
+            model, objective, x_start, generator, labels=labels, guidance=DEFAULT_GUIDANCE, steps=steps
+        ):
             final = frame.x_t
     finally:
         model.train()
@@ -382,5 +410,6 @@ def train(
             checkpoint=checkpoint,
             samples=None if samples is None else samples.cpu(),
             sample_labels=sample_labels,
+            sampling=epoch_sampling_text(config, objective, bool(model.num_classes)),
             seconds=time.perf_counter() - epoch_start,
         )

@@ -178,6 +178,9 @@ def test_models_lists_the_bundled_checkpoints(capsys):
     assert code == 0
     for name in BUNDLED_NAMES:
         assert name in stdout
+    rows = {line.split()[0]: line for line in stdout.splitlines()[1:]}
+    assert "50 strided steps, x̂0 clipped to [0, 1]" in rows["mnist-class-ddpm"]  # the default a user does not see
+    assert "one jump" in rows["mnist-single-step"]
 
 
 def test_bundle_writes_a_half_precision_copy(tmp_path, capsys, tiny_checkpoints):

@@ -34,6 +34,8 @@ def test_flow_and_single_step_equations(tiny_checkpoints):
     text = "\n".join(step_equation(meta, frames[0]))
     assert f"{frames[0].coeffs['dt']:.4f}·v̂" in text and "γ" not in text
     assert frame_caption(meta, frames[0], len(frames)) == "step 0/4 · t = 0.000"
+    assert "x̂₁ = x_t + (1 − t)·v̂" in text  # flow matching's clean end is x₁, at t = 1
+    assert "x_1 = the image shown (t = 1.000)" in step_equation(meta, frames[-1])
     meta, frames = frames_of(tiny_checkpoints["single-step"], num=2)
     assert "σ = 1.0000" in "\n".join(step_equation(meta, frames[0]))
 
@@ -47,3 +49,14 @@ def test_number_lists():
     with pytest.raises(ValueError):
         parse_int_list("5-2")
     assert torch.tensor(parse_int_list("0-9")).sum() == 45
+
+
+def test_the_noising_process_is_named_and_explained_as_what_it_is(mnist_dir):
+    from diffusion_stepper.core.diffusion.theory import no_schedule_reason
+    from diffusion_stepper.core.mnist.experiments import SigmaSweepRequest
+    from diffusion_stepper.core.session import default_run_name
+
+    run = SigmaSweepRequest(None, data_dir=str(mnist_dir), device="cpu").start()
+    assert default_run_name(run.meta).startswith("MNIST test digits · noising")
+    assert "σ itself is the step" in no_schedule_reason(run.meta)
+    assert "single-step denoiser" in no_schedule_reason({"algorithm": "single-step"})

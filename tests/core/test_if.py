@@ -502,3 +502,23 @@ def test_weights_present_knows_folders_and_the_hub_cache(tiny_if, tmp_path, monk
     assert not weights_present("DeepFloyd/IF-I-XL-v1.0")  # no UNet config yet
     (snapshot / "unet" / "config.json").write_text("{}")
     assert weights_present("DeepFloyd/IF-I-XL-v1.0")
+
+
+def test_theory_compares_x_t_only_where_the_forward_process_drew_it(stage1, table, photo, tmp_path):
+    """SDEdit's first frame is the forward process of the image; its later frames come from
+    denoising steps, where the forward marginal is not what x_t follows."""
+    from diffusion_stepper.core.diffusion.theory import frame_histograms
+    from diffusion_stepper.core.frames import Trajectory
+
+    path = save_png(photo, tmp_path / "photo.png")
+    run, frames = frames_of(request(stage1, table, task="sdedit", image=str(path), stride=100, i_start=[3]))
+    trajectory = Trajectory(run.meta, frames, None)
+    start, later = frame_histograms(trajectory, frames[0]), frame_histograms(trajectory, frames[2])
+    assert start.x_t_theory is not None and "forward process" in start.x_t_note
+    assert later.x_t_theory is None and "denoising steps" in later.x_t_note
+    forward_run, forward_frames = frames_of(request(stage1, table, task="forward", image=str(path), t=[250, 750]))
+    forward = Trajectory(forward_run.meta, forward_frames, None)
+    assert all(frame_histograms(forward, frame).x_t_theory is not None for frame in forward_frames)
+    sampled_run, sampled = frames_of(request(stage1, table, task="sample", stride=300))
+    start = frame_histograms(Trajectory(sampled_run.meta, sampled, None), sampled[0])
+    assert start.x_t_theory is not None and "x_T ~ N(0, 1)" in start.x_t_note  # IF starts from pure noise too

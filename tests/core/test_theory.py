@@ -91,3 +91,24 @@ def test_flow_marginal_coefficients():
     frame.coeffs = {"alpha_bar_t": 0.36}
     assert marginal_coefficients({"algorithm": "ddpm+cfg"}, frame) == pytest.approx((0.6, 0.8))
     assert math.isclose(marginal_coefficients({"algorithm": "ddpm"}, frame)[1], 0.8)
+
+
+def test_the_noise_density_is_labelled_as_the_true_noise_and_flow_says_x1(tiny_checkpoints):
+    guided = sampled(tiny_checkpoints["class-ddpm"], classes=[1, 2], steps=5, guidance=5.0)
+    histograms = frame_histograms(guided, guided[1])
+    assert histograms.noise_theory.label == "N(0, 1): the true ε"  # not a claim about the guided ε̂
+    flow = sampled(tiny_checkpoints["class-flow"], classes=[3], steps=4)
+    assert "x_0 ~ N(0, 1) (t = 0)" in frame_histograms(flow, flow[0]).x_t_note
+    assert "x1 is unknown" in frame_histograms(flow, flow[2]).x_t_note
+
+
+def test_each_run_names_its_fields_by_what_they_hold():
+    from diffusion_stepper.core.diffusion.labels import field_title
+
+    assert field_title({"algorithm": "ddpm+cfg"}, "x0_hat") == "x̂₀  clean estimate"
+    assert field_title({"algorithm": "flow+cfg"}, "x0_hat").startswith("x̂₁")
+    assert field_title({"algorithm": "flow"}, "x0_hat", ascii=True) == "x1 estimate (data)"
+    assert field_title({"algorithm": "noising"}, "eps_hat") == "ε  the noise added"  # the true ε, not an estimate
+    assert field_title({"algorithm": "noising"}, "x0_hat") == "x  the clean digits"
+    assert field_title({"algorithm": "if-forward"}, "x0_hat", ascii=True) == "x0 original"
+    assert field_title({"algorithm": "ddpm"}, "eps_cond") is None  # extras have their own titles

@@ -73,7 +73,8 @@ def test_training_plots_each_iteration_and_shows_each_epochs_samples(qtbot, wind
     assert np.array_equal(
         view.samples.image_item.image, render_grid(samples, "x_t", (0.0, 1.0), labels, view.samples.columns)
     )
-    assert "epoch 2" in view.samples.title_label.text()
+    title = view.samples.title_label.text()
+    assert "epoch 2" in title and "seed 0" in title and "CFG γ = 5" in title and "one column per digit" in title
 
     # Both epochs can be sampled from the Sample dock at once.
     models = [window.sample_dock.model.itemText(i) for i in range(window.sample_dock.model.count())]

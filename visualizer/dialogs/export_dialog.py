@@ -48,8 +48,8 @@ class ExportDialog(QDialog):
         panel_layout = QHBoxLayout(panel_row)
         panel_layout.setContentsMargins(0, 0, 0, 0)
         for name in exportable_fields(trajectory):
-            check = QCheckBox(panel_title(name).split("  ")[0])
-            check.setToolTip(panel_title(name))
+            check = QCheckBox(panel_title(name, trajectory.meta).split("  ")[0])
+            check.setToolTip(panel_title(name, trajectory.meta))
             check.setChecked(name in visible_fields)
             self.checks[name] = check
             panel_layout.addWidget(check)

@@ -10,7 +10,13 @@ from PySide6.QtWidgets import QBoxLayout, QHBoxLayout, QLabel, QSplitter, QVBoxL
 
 from diffusion_stepper.core.deepfloyd_if.sampling import make_view
 from diffusion_stepper.core.diffusion.equations import step_equation
-from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA, frame_histograms, known_clean_image, schedule_curves
+from diffusion_stepper.core.diffusion.theory import (
+    CLEAN_EXTRA,
+    frame_histograms,
+    known_clean_image,
+    no_schedule_reason,
+    schedule_curves,
+)
 from diffusion_stepper.core.session import Run, Session
 from diffusion_stepper.visualizer.views.common import NOISE, PANEL_KEYS, CoalescedRefresh, field_for
 from diffusion_stepper.visualizer.widgets.equation import DESK_PX, EquationPanel
@@ -176,9 +182,7 @@ class StepView(QWidget):
             return
         if self._schedule_for != run.id:
             self._schedule_for = run.id
-            self.schedule.set_schedule(
-                schedule_curves(run.trajectory.meta), "no schedule: the single-step denoiser jumps in one step"
-            )
+            self.schedule.set_schedule(schedule_curves(run.trajectory.meta), no_schedule_reason(run.trajectory.meta))
         view = self.session.view(run)
         if view.pending:
             for panel in list(self.panels.values()) + list(self.extra_panels.values()):
@@ -197,7 +201,7 @@ class StepView(QWidget):
         for key, panel in self.panels.items():
             name = field_for(run, key)
             if name is not None and panel.isVisibleTo(self):
-                images, title = frame.image(name), panel_title(name)
+                images, title = frame.image(name), panel_title(name, trajectory.meta)
                 if second_view is not None:
                     images, title = second_view.apply(images), f"{title}   (seen through {second_view.name})"
                 panel.set_title(title)

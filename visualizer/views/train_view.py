@@ -131,7 +131,7 @@ class TrainView(QWidget):
 
     def _on_epoch(self, event) -> None:
         if event.samples is not None:
-            self.samples.set_title(f"Samples after epoch {event.epoch} (seed {self.training.config.seed})")
+            self.samples.set_title(f"Samples after epoch {event.epoch}: {event.sampling}")
             self.samples.show_images(event.samples, tuple(MNIST_VALUE_RANGE), event.sample_labels, "x_t")
         self.checkpoint_label.setText(
             f"Epoch {event.epoch}: mean loss {event.mean_loss:.4f} in {format_duration(event.seconds)}; "

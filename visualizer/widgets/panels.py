@@ -11,7 +11,8 @@ import pyqtgraph as pg
 import torch
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout
 
-from diffusion_stepper.core.io.export import BACKGROUND, PANEL_TITLES, display_range, grid_columns, tile, to_uint8
+from diffusion_stepper.core.diffusion.labels import field_title
+from diffusion_stepper.core.io.export import BACKGROUND, EXTRA_TITLES, display_range, grid_columns, tile, to_uint8
 from diffusion_stepper.core.io.layout import GridFit, best_grid, screen_scale
 from diffusion_stepper.visualizer.widgets.equation import shrinkable
 
@@ -21,13 +22,10 @@ FIT = 0  # zoom setting: as large as fits the panel
 ZOOM_CHOICES = (FIT, 1, 2, 3, 4, 6, 8, 12, 16)
 
 
-def panel_title(name: str) -> str:
-    return {
-        "x_t": "x_t",
-        "x0_hat": "x̂₀  clean estimate",
-        "eps_hat": "ε̂  noise estimate",
-        "v_hat": "v̂  velocity estimate",
-    }.get(name, PANEL_TITLES.get(name, name))
+def panel_title(name: str, meta: dict | None = None) -> str:
+    """A panel's title on screen: the field's name for this run (x̂₁ for flow, "the noise added"
+    where a run shows the true ε, ...), or the extra's."""
+    return field_title(meta or {}, name) or EXTRA_TITLES.get(name, name)
 
 
 def render_grid(

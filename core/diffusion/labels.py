@@ -1,0 +1,42 @@
+"""What the image fields of a run's frames are called, by what the run is: on screen (Unicode) and
+in exports (ASCII, which every export font draws).
+
+One notation throughout: in DDPM and IF, x₀ is the clean image and t counts down to it; in the
+course's flow matching, x₀ is noise and x₁ the data, so the clean estimate is x̂₁. The frame field
+is `x0_hat` either way (the code's "clean estimate"). Runs that show known images rather than
+estimates (the noising process, IF's forward process and blur) say so.
+"""
+
+from __future__ import annotations
+
+from diffusion_stepper.core.diffusion.theory import algorithm_family
+
+# field -> (on screen, in exports)
+_ESTIMATES = {
+    "x_t": ("x_t", "x_t"),
+    "x0_hat": ("x̂₀  clean estimate", "x0 estimate"),
+    "eps_hat": ("ε̂  noise estimate", "noise estimate"),
+    "v_hat": ("v̂  velocity estimate", "velocity estimate"),
+}
+_FLOW = {"x0_hat": ("x̂₁  clean estimate (data, t = 1)", "x1 estimate (data)")}
+_NOISE_ADDED = ("ε  the noise added", "noise added")
+_KNOWN = {  # algorithm -> the fields that hold known images, not estimates
+    "noising": {"x0_hat": ("x  the clean digits", "clean digits"), "eps_hat": _NOISE_ADDED},
+    "if-forward": {"x0_hat": ("x₀  the original", "x0 original"), "eps_hat": _NOISE_ADDED},
+    "if-blur": {"x0_hat": ("x̂₀  Gaussian blur of x_t", "x0 estimate: blur"), "eps_hat": _NOISE_ADDED},
+}
+
+
+def field_title(meta: dict, name: str, ascii: bool = False) -> str | None:
+    """The title of frame field `name` for this run, or None for a name that is not one of the
+    four image fields (an extra: see core.io.export.EXTRA_TITLES)."""
+    algorithm = str(meta.get("algorithm", ""))
+    titles = _ESTIMATES | (_FLOW if algorithm_family(meta) == "flow" else {}) | _KNOWN.get(algorithm, {})
+    if name not in titles:
+        return None
+    return titles[name][1 if ascii else 0]
+
+
+def clean_symbol(meta: dict) -> str:
+    """x₀, or x₁ for flow matching, where the data sits."""
+    return "x₁" if algorithm_family(meta) == "flow" else "x₀"
