@@ -112,7 +112,7 @@ class Session:
         """Add a run (empty while sampling, or complete when loaded) and make it the active one."""
         run = Run(
             id=self._next_id,
-            name=name or default_run_name(meta),
+            name=name or self._unique_name(default_run_name(meta)),
             trajectory=Trajectory(meta=meta, frames=list(frames or []), labels=labels),
             expected_frames=max(1, expected_frames),
             state=state,
@@ -127,6 +127,16 @@ class Session:
         self._emit(RUNS)
         self._emit(POSITION)
         return run
+
+    def _unique_name(self, name: str) -> str:
+        """`name`, or `name (2)`, `name (3)`, ... when runs of that name are in the list already
+        (the same Generate twice makes two rows that say which is which)."""
+        taken = {run.name for run in self.runs}
+        number, unique = 1, name
+        while unique in taken:
+            number += 1
+            unique = f"{name} ({number})"
+        return unique
 
     def run(self, run_id: int | None) -> Run | None:
         return next((run for run in self.runs if run.id == run_id), None)
@@ -363,6 +373,42 @@ class Session:
                 self.set_playing(False)
             return
         self._set_position(min(target, self.produced_limit))
+
+
+# What tells compared runs apart, in the order the Compare view names it: (key, label, in meta or in params).
+_DIFFERENCE_LABELS = (
+    ("model", "", "meta"),
+    ("algorithm", "", "meta"),
+    ("guidance", "γ = ", "params"),
+    ("steps", "", "params"),
+    ("epoch", "epoch ", "params"),
+    ("i_start", "i_start = ", "params"),
+    ("x0_clip", "x̂₀ clip ", "params"),
+    ("prompts", "", "meta"),
+    ("seed", "seed ", "meta"),
+)
+
+
+def run_differences(metas: list[dict]) -> list[str]:
+    """For each run, what sets it apart from the others it is compared with: "γ = 5", "epoch 3",
+    "mnist-class-flow · flow+cfg" (empty strings for a single run or identical settings)."""
+    if len(metas) < 2:
+        return ["" for _ in metas]
+    rows: list[list[str]] = [[] for _ in metas]
+    for key, prefix, where in _DIFFERENCE_LABELS:
+        values = [(meta if where == "meta" else meta.get("params", {})).get(key) for meta in metas]
+        if len({repr(value) for value in values}) < 2:
+            continue
+        for row, value in zip(rows, values):
+            if value is None:
+                continue
+            text = " / ".join(value) if isinstance(value, list) and all(isinstance(v, str) for v in value) else value
+            if key == "steps":
+                text = f"{value} steps"
+            elif isinstance(value, float):
+                text = f"{value:g}"
+            row.append(f"{prefix}{text}")
+    return [" · ".join(row) for row in rows]
 
 
 def default_run_name(meta: dict) -> str:

@@ -21,8 +21,8 @@ from diffusion_stepper.visualizer.controllers.files import FilesController
 from diffusion_stepper.visualizer.controllers.messages import Messages
 from diffusion_stepper.visualizer.controllers.presentation import PresentationController
 from diffusion_stepper.visualizer.controllers.sampling import SamplingController
-from diffusion_stepper.visualizer.controllers.settings import SettingsController, default_settings
-from diffusion_stepper.visualizer.controllers.training import TrainingController
+from diffusion_stepper.visualizer.controllers.settings import SettingsController, default_settings, fit_on_screen
+from diffusion_stepper.visualizer.controllers.training import IDLE, TRAINING, TrainingController
 from diffusion_stepper.visualizer.docks.if_dock import IFDock
 from diffusion_stepper.visualizer.docks.sample_dock import SampleDock
 from diffusion_stepper.visualizer.gui_thread_gc import collect_garbage_on_gui_thread
@@ -45,7 +45,6 @@ class MainWindow(QMainWindow):
         super().__init__()
         collect_garbage_on_gui_thread()  # so that no worker thread ever destroys a widget
         self.setWindowTitle(f"diffusion-stepper {__version__}")
-        self.resize(1400, 900)
         self.setAcceptDrops(True)
         self.setStyleSheet(style_sheet(NORMAL))
         self.session = Session()
@@ -96,7 +95,7 @@ class MainWindow(QMainWindow):
         self.presentation.toggled.connect(self.toggles["presentation"].setChecked)
         self.presentation.toggled.connect(self._size_plot_text)
         self.settings.restore(self)
-        self.messages.show("Ready: press Enter to sample the digits 0–9", 0)
+        self.messages.show("Ready: press Enter to sample the digits 0–9", 30_000)
 
     def _connect(self) -> None:
         self.sample_dock.generate_requested.connect(self.generate)
@@ -113,6 +112,7 @@ class MainWindow(QMainWindow):
         for source in (self.training, self.train_view):
             source.failed.connect(self.messages.error)
         self.training.checkpoint_saved.connect(lambda path: self.files.add_checkpoint(path, select=False))
+        self.training.state_changed.connect(self._show_training_state)
         self.train_view.compare_epochs_requested.connect(self.compare_epochs)
         self.play_timer = QTimer(self)
         self.play_timer.setInterval(PLAY_TICK_MS)
@@ -151,6 +151,12 @@ class MainWindow(QMainWindow):
         """The plots' text follows presentation mode's size, like the rest of the text."""
         self.step_view.set_presentation(self.presentation.text_px if presenting else None)
         self.train_view.loss_plot.set_text_size(self.presentation.text_px if presenting else NORMAL_TEXT_PX)
+
+    def _show_training_state(self, state: str) -> None:
+        if state == TRAINING:
+            self.messages.show(f"Training into {self.training.run_dir}: Ctrl+P pauses, Ctrl+Shift+T stops", 0)
+        elif state == IDLE:
+            self.messages.show("Training ended: the Train tab says how")
 
     def show_tab(self, index: int) -> None:
         self.tabs.setCurrentIndex(index)
@@ -254,6 +260,11 @@ class MainWindow(QMainWindow):
             self.messages.show(f"IF image: {Path(path).name} (pick a task in the DeepFloyd IF dock, then Ctrl+R)")
         else:
             self.files.open_trajectory(path)
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if not self.presentation.active and not self.isMaximized():
+            fit_on_screen(self)  # now that the window's frame is known
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         """Stop the workers at their next step and wait for them, so closing mid-run exits cleanly."""

@@ -50,7 +50,13 @@ def frame_range(text: str | None, num_frames: int) -> tuple[int, int | None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from diffusion_stepper.core.io.export import SIDE_BY_SIDE, anagram_turn, write_animation, write_png_grid
+    from diffusion_stepper.core.io.export import (
+        SIDE_BY_SIDE,
+        anagram_turn,
+        panel_names,
+        write_animation,
+        write_png_grid,
+    )
     from diffusion_stepper.core.io.trajectory_file import load_trajectory
 
     trajectory = load_trajectory(args.trajectory)
@@ -58,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         if args.anagram_turn:
             trajectory = anagram_turn(trajectory)
             args.panel = "x_t" if args.panel == SIDE_BY_SIDE else args.panel  # the turning picture alone
+        panel_names(trajectory, args.panel)  # a bad --panel is refused before anything renders
         animation = args.gif or args.mp4
         if animation:
             start, end = frame_range(args.frames, len(trajectory))

@@ -277,6 +277,10 @@ def test_bad_inputs_fail_in_one_line(tmp_path, capsys, tiny_checkpoints):
         capsys, ["sample", "mnist", "--checkpoint", class_model, "--per-class", 0, *out], "must be positive"
     )
     expect_one_line_error(capsys, ["train", "mnist", "--model", "unet9000", "--out", tmp_path], "invalid choice")
+    # A panel the run does not have is refused before any rendering (no progress bar on stderr).
+    expect_one_line_error(
+        capsys, ["export", trajectory, "--gif", tmp_path / "c.gif", "--panel", "x0"], "unknown panel 'x0'"
+    )
     # A corrupt trajectory given to export.
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_bytes(b"PK\x03\x04garbage")

@@ -145,3 +145,17 @@ def test_removing_a_run_can_be_undone_and_brings_it_back_as_it_was():
     assert session.finished_active_run("export") is live
     with pytest.raises(UserFacingError, match="nothing to save"):
         Session().finished_active_run("save")
+
+
+def test_repeated_runs_get_numbered_names_and_compared_runs_say_what_differs():
+    from diffusion_stepper.core.session import run_differences
+
+    session = Session()
+    meta = {"algorithm": "ddpm+cfg", "model": "mnist-class-ddpm", "seed": 0, "params": {"guidance": 5.0, "steps": 50}}
+    names = [session.add_run(meta, 3).name for _ in range(3)]
+    assert names[1] == names[0] + " (2)" and names[2] == names[0] + " (3)"
+    sweep = [{**meta, "params": {**meta["params"], "guidance": scale}} for scale in (0.0, 5.0, 10.0)]
+    assert run_differences(sweep) == ["γ = 0", "γ = 5", "γ = 10"]
+    other = {**meta, "model": "mnist-class-flow", "algorithm": "flow+cfg", "params": {"guidance": 5.0}}
+    assert run_differences([meta, other]) == ["mnist-class-ddpm · ddpm+cfg · 50 steps", "mnist-class-flow · flow+cfg"]
+    assert run_differences([meta]) == [""] and run_differences([meta, meta]) == ["", ""]

@@ -67,6 +67,8 @@ def test_generate_streams_frames_then_scrubbing_shows_each_frames_pixels(qtbot, 
     assert np.array_equal(histogram.x_t_bars.getData()[1], density_histogram(frame.x_t))
     assert np.array_equal(histogram.noise_bars.getData()[1], density_histogram(frame.eps_hat))
     assert not histogram.x_t_theory.isVisible()  # mid-run, x0 is unknown
+    assert all(sample.item.isVisible() for sample, _ in histogram.legend.items)  # no crossed-out entries
+    assert "x0.001" not in histogram.getAxis("left").labelString()  # no SI prefix that reads like x₀
     assert f"{frame.coeffs['coef_x0']:.4f}·x̂₀" in window.step_view.equation.text
     assert window.step_view.schedule.cursor.value() == frame.t
     assert "step 3/40" in window.transport.caption.text() and f"t = {int(frame.t)}" in window.transport.caption.text()
@@ -74,7 +76,7 @@ def test_generate_streams_frames_then_scrubbing_shows_each_frames_pixels(qtbot, 
     qtbot.keyClick(window, Qt.Key.Key_Home)
     settle(qtbot)
     assert histogram.x_t_theory.isVisible()  # x_T ~ N(0, 1) at the start
-    assert "x_t theory" in histogram.note.textItem.toPlainText()
+    assert "x_t theory" in histogram.subtitle
 
 
 def test_cancel_stops_at_the_next_step_and_keeps_the_frames(qtbot, window):
@@ -232,6 +234,8 @@ def test_sweep_compares_guidance_scales(qtbot, window, tiny_checkpoints):
     guidances = [run.trajectory.meta["params"]["guidance"] for run in window.session.compared]
     assert guidances == [0.0, 7.0]
     assert len(window.compare_view.panels) == 2 and window.tabs.currentWidget() is window.compare_view
+    titles = [panel.title_label.text() for panel in window.compare_view.panels.values()]
+    assert titles[0].startswith("<font size='+2'><b>γ = 0</b>") and "<b>γ = 7</b>" in titles[1]  # first, and large
 
 
 def test_x0_clipping_is_a_choice_for_ddpm_models_and_shows_in_the_equation(qtbot, window, tiny_checkpoints):
@@ -331,7 +335,7 @@ def test_denoising_test_digits_overlays_the_forward_marginal(qtbot, window, tiny
     run = window.session.active
     assert run.trajectory[0].t == pytest.approx(0.8) and run.trajectory.meta["params"]["source"] == "noised test digits"
     histogram = window.step_view.histogram
-    assert histogram.x_t_theory.isVisible() and "forward marginal" in histogram.note.textItem.toPlainText()
+    assert histogram.x_t_theory.isVisible() and "forward marginal" in histogram.subtitle
     assert window.step_view.schedule.message.textItem.toPlainText().startswith("no schedule")
 
 
@@ -357,3 +361,18 @@ def test_cycles_are_collected_on_the_gui_thread_never_on_a_worker(qtbot, window)
     young = [[] for _ in range(2000)]  # enough new objects that a collection is due
     qtbot.waitUntil(lambda: bool(freed_on), timeout=10_000)
     assert freed_on == [True] and young
+
+
+def test_the_window_fits_the_screen_it_opens_on(qtbot, tmp_path):
+    """A layout saved on a bigger monitor comes back inside a smaller screen, timeline included."""
+    settings_path = tmp_path / "settings.ini"
+    first = make_window(qtbot, settings_path)
+    screen = first.screen().availableGeometry()
+    assert first.width() <= screen.width() and first.height() <= screen.height()  # even the first launch
+    first.showNormal()
+    first.setGeometry(100, 100, screen.width() + 600, screen.height() + 400)  # as on a monitor larger than this one
+    first.close()
+    second = make_window(qtbot, settings_path)
+    geometry = second.frameGeometry()
+    assert screen.contains(geometry) or (geometry.width() <= screen.width() and geometry.height() <= screen.height())
+    assert second.transport.mapTo(second, second.transport.rect().bottomRight()).y() <= screen.height()

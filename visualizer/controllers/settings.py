@@ -9,6 +9,22 @@ from PySide6.QtCore import QObject, QSettings
 
 from diffusion_stepper.visualizer.widgets.panels import FIT, ZOOM_CHOICES
 
+DEFAULT_SIZE = (1400, 900)  # the first launch's window, made smaller where the screen is
+
+
+def fit_on_screen(window) -> None:
+    """Shrink and move the window so that all of it is on its screen (a laptop's 1366x768 after a
+    full-HD monitor: the timeline and the status bar must not fall off the bottom)."""
+    screen = window.screen().availableGeometry()
+    frame = window.frameGeometry().size() - window.size()  # the title bar and borders, where there are any
+    width = min(window.width(), screen.width() - frame.width())
+    height = min(window.height(), screen.height() - frame.height())
+    if (width, height) != (window.width(), window.height()):
+        window.resize(width, height)
+    left = min(max(window.x(), screen.left()), screen.right() - window.frameGeometry().width() + 1)
+    top = min(max(window.y(), screen.top()), screen.bottom() - window.frameGeometry().height() + 1)
+    window.move(left, top)
+
 
 def default_settings() -> QSettings:
     return QSettings("diffusion-stepper", "diffusion-stepper")
@@ -37,8 +53,9 @@ class SettingsController(QObject):
         """Put the window back as it was when it last closed."""
         store = self.store
         geometry = store.value("geometry")
-        if geometry is not None:
-            window.restoreGeometry(geometry)
+        if geometry is None or not window.restoreGeometry(geometry):
+            window.resize(*DEFAULT_SIZE)
+        fit_on_screen(window)
         state = store.value("window_state")
         if state is not None:
             window.restoreState(state)

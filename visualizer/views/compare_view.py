@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from diffusion_stepper.core.session import Session
+from diffusion_stepper.core.session import Session, run_differences
 from diffusion_stepper.visualizer.views.common import NOISE, CoalescedRefresh, field_for, run_caption
 from diffusion_stepper.visualizer.widgets.panels import FIT, ImagePanel
 
@@ -25,6 +27,7 @@ class CompareView(QWidget):
         self.hint = QLabel("Tick two or more runs in the Runs list, or press Sweep γ, to compare them here.")
         self.hint.setObjectName("emptyMessage")
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint.setWordWrap(True)
         top = QHBoxLayout()
         top.addWidget(QLabel("Show"))
         top.addWidget(self.field)
@@ -50,13 +53,18 @@ class CompareView(QWidget):
 
     def refresh(self) -> None:
         runs = self.session.compared
-        self.hint.setVisible(len(runs) < 2)
+        self.hint.setVisible(not runs)
         if [run.id for run in runs] != list(self.panels):
             self._rebuild([run.id for run in runs])
-        for run in runs:
+        differences = run_differences([run.trajectory.meta for run in runs])
+        for run, difference in zip(runs, differences):
             panel = self.panels[run.id]
             view = self.session.view(run)
-            panel.set_title(f"{run.name}      {run_caption(self.session, run)}")
+            # what tells the runs apart comes first and large; the name and the step after it
+            leading = f"<font size='+2'><b>{html.escape(difference)}</b></font>&nbsp;&nbsp;&nbsp;" if difference else ""
+            panel.set_title(
+                f"{leading}{html.escape(run.name)}&nbsp;&nbsp;&nbsp;{html.escape(run_caption(self.session, run))}"
+            )
             name = field_for(run, self.field_key)
             if view.pending:
                 panel.show_pending()

@@ -49,6 +49,7 @@ class StepView(QWidget):
         self.empty_message = QLabel("Press Generate (Enter) to sample the digits 0–9, or open a trajectory (Ctrl+O).")
         self.empty_message.setObjectName("emptyMessage")
         self.empty_message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_message.setWordWrap(True)  # a narrow window wraps it rather than growing
         self.panel_box.addWidget(self.empty_message)
         # The extras strip: a smaller panel per extra image the run carries (CFG's two estimates,
         # each anagram view, a hybrid's two parts, the mask and the original, ...). Key 7 hides it.

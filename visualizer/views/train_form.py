@@ -54,7 +54,9 @@ class TrainForm(QWidget):
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu", "cuda"])
         self.out_dir = QLineEdit()
-        self.out_dir.setToolTip("Checkpoints are written here, one per epoch")
+        self.out_dir.textChanged.connect(
+            lambda text: self.out_dir.setToolTip(f"Checkpoints go here, one per epoch: {text}")
+        )
         browse = button("…", self._browse)
         browse.setMaximumWidth(32)
 

@@ -89,6 +89,7 @@ class TrainView(QWidget):
         self.plot_timer.timeout.connect(lambda: self.loss_plot.show_history(self.training.history))
         training.state_changed.connect(self._show_state)
         training.readout_changed.connect(self.readout.setText)
+        training.readout_changed.connect(self.readout.setToolTip)  # the whole line, where the label cuts it
         training.launched.connect(self._on_launched)
         training.progressed.connect(self._schedule_redraw)
         training.epoch_finished.connect(self._on_epoch)

@@ -4,6 +4,8 @@ core.diffusion.theory and core.training_progress."""
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
@@ -37,6 +39,7 @@ class TextSizedPlot(pg.PlotWidget):
     def __init__(self, title: str, parent=None, legend_offset: tuple[int, int] = (-10, 10)):
         super().__init__(parent=parent)
         self.title_text = title
+        self.subtitle = ""  # a smaller second line under the title (the histogram's note on theory)
         self.text_px = NORMAL_TEXT_PX
         self.notes: list[pg.TextItem] = []  # text items drawn in the plot, sized with the rest
         self.legend = self.addLegend(offset=legend_offset)
@@ -45,9 +48,21 @@ class TextSizedPlot(pg.PlotWidget):
     def set_axis_label(self, axis: str, text: str) -> None:
         self.setLabel(axis, text, **{"font-size": f"{self.text_px}px"})
 
+    def set_subtitle(self, text: str) -> None:
+        self.subtitle = text
+        self.setToolTip(text)  # the whole line, should the plot be too narrow for it
+        self._show_title()
+
+    def _show_title(self) -> None:
+        title = html.escape(self.title_text)
+        if self.subtitle:
+            small = max(1, round(self.text_px * 0.85))
+            title += f"<br><span style='font-size: {small}px; color: #c8c8c8'>{html.escape(self.subtitle)}</span>"
+        self.setTitle(title, size=f"{self.text_px}px")
+
     def set_text_size(self, px: int) -> None:
         self.text_px = px
-        self.setTitle(self.title_text, size=f"{px}px")
+        self._show_title()
         font = QFont()
         font.setPixelSize(px)
         for name in ("left", "bottom"):
@@ -70,17 +85,13 @@ class HistogramPlot(TextSizedPlot):
         self.setMouseEnabled(x=False, y=False)
         self.set_axis_label("bottom", "value")
         self.set_axis_label("left", "density")
+        self.getAxis("left").enableAutoSIPrefix(False)  # "density (x0.001)" read like x₀
         self.x_t_bars = _bars(X_T_COLOUR, "x_t")
         self.noise_bars = _bars(NOISE_COLOUR, "ε̂")
         self.x_t_theory = _theory(X_T_COLOUR, "x_t theory")
         self.noise_theory = _theory(NOISE_COLOUR, "N(0, 1)")
         for item in (self.x_t_bars, self.noise_bars, self.x_t_theory, self.noise_theory):
             self.addItem(item)
-        self.note = pg.TextItem("", color=(200, 200, 200), anchor=(0, 0))
-        self.note.setParentItem(self.getPlotItem().vb)
-        self.note.setPos(8, 4)
-        self.notes.append(self.note)
-        self.set_text_size(self.text_px)
         self.setXRange(-4, 4, padding=0)
         self.enableAutoRange(axis="y")
 
@@ -94,20 +105,27 @@ class HistogramPlot(TextSizedPlot):
         self._rename(self.x_t_theory, "x_t theory" if theory is None else f"x_t: {theory.label}")
         theory = histograms.noise_theory
         self._show(self.noise_theory, None if theory is None else theory.x, None if theory is None else theory.y)
-        self.note.setText(f"x_t theory: {histograms.x_t_note}")
+        self.set_subtitle(f"x_t theory: {histograms.x_t_note}")
 
     def clear_frame(self) -> None:
         for item in (self.x_t_bars, self.noise_bars, self.x_t_theory, self.noise_theory):
-            item.setVisible(False)
-        self.note.setText("")
+            self._show(item, None, None)
+        self.set_subtitle("")
 
-    @staticmethod
-    def _show(item: pg.PlotDataItem, x: np.ndarray | None, y: np.ndarray | None) -> None:
+    def _show(self, item: pg.PlotDataItem, x: np.ndarray | None, y: np.ndarray | None) -> None:
+        """Show a curve with its data, in the legend too; or hide it and take it out of the legend
+        (a hidden curve would leave a crossed-out entry there)."""
+        listed = any(sample.item is item for sample, _ in self.legend.items)
         if y is None:
             item.setVisible(False)
+            if listed:
+                self.legend.removeItem(item)
             return
         item.setData(x, y)
         item.setVisible(True)
+        if not listed:
+            self.legend.addItem(item, item.name())
+            self.set_text_size(self.text_px)
 
     def _rename(self, item: pg.PlotDataItem, name: str) -> None:
         if item.name() == name:
