@@ -11,7 +11,7 @@ NAME = "export"
 
 
 def register(commands) -> None:
-    from diffusion_stepper.core.io.export import PANEL_CHOICES, SIDE_BY_SIDE
+    from diffusion_stepper.core.io.export import ARRANGEMENTS, ASPECTS, PANEL_CHOICES, SIDE_BY_SIDE
 
     export = commands.add_parser(NAME, help="render a trajectory to a GIF, an MP4 or a PNG contact sheet")
     export.add_argument("trajectory")
@@ -27,7 +27,25 @@ def register(commands) -> None:
     export.add_argument("--fps", type=positive_float, default=10.0)
     export.add_argument("--every", type=positive_int, default=1, help="keep every K-th frame (the last is kept)")
     export.add_argument("--frames", metavar="START:END", help="frame range, inclusive")
-    export.add_argument("--scale", type=positive_int, default=4, help="integer zoom")
+    export.add_argument("--scale", type=positive_int, default=4, help="integer zoom (without --aspect)")
+    export.add_argument(
+        "--layout",
+        choices=ARRANGEMENTS,
+        help="the panels side by side (the default), stacked, or whichever shows them larger "
+        "(auto: the default with --aspect)",
+    )
+    export.add_argument(
+        "--aspect",
+        choices=list(ASPECTS),
+        help="fit every frame to a slide of this shape, 1080 px tall (or --width wide), the pictures as large "
+        "as they fit",
+    )
+    export.add_argument("--width", type=positive_int, help="with --aspect: the frame's width in pixels")
+    export.add_argument(
+        "--for-slides",
+        action="store_true",
+        help="the slide preset: 16:9 at 1920x1080, the panels arranged to be largest (use with --mp4)",
+    )
     export.add_argument("--steps-shown", type=int_list, help="frames for --png-grid, e.g. 0,100,200,300")
     export.add_argument(
         "--anagram-turn",
@@ -49,6 +67,21 @@ def frame_range(text: str | None, num_frames: int) -> tuple[int, int | None]:
     return start, end
 
 
+def export_layout(args: argparse.Namespace):
+    """The frames' layout the flags ask for: free at --scale, or fitted to a slide."""
+    from diffusion_stepper.core.io.export import SLIDES, ExportLayout
+
+    if args.for_slides:
+        if args.aspect or args.width:
+            raise UserFacingError("--for-slides is 16:9 at 1920x1080: leave out --aspect and --width")
+        return SLIDES
+    if args.aspect:
+        return ExportLayout.for_aspect(args.aspect, args.width, args.layout or "auto")
+    if args.width:
+        raise UserFacingError("--width goes with --aspect (the frame's shape)")
+    return ExportLayout(args.layout or "side-by-side", scale=args.scale)  # auto without a frame: side by side
+
+
 def run(args: argparse.Namespace) -> int:
     from diffusion_stepper.core.io.export import (
         SIDE_BY_SIDE,
@@ -65,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
             trajectory = anagram_turn(trajectory)
             args.panel = "x_t" if args.panel == SIDE_BY_SIDE else args.panel  # the turning picture alone
         panel_names(trajectory, args.panel)  # a bad --panel is refused before anything renders
+        layout = export_layout(args)
         animation = args.gif or args.mp4
         if animation:
             start, end = frame_range(args.frames, len(trajectory))
@@ -76,10 +110,19 @@ def run(args: argparse.Namespace) -> int:
                     bar.refresh()
 
                 path = write_animation(
-                    trajectory, animation, args.panel, args.fps, args.every, args.scale, start, end, progress=advance
+                    trajectory,
+                    animation,
+                    args.panel,
+                    args.fps,
+                    args.every,
+                    args.scale,
+                    start,
+                    end,
+                    progress=advance,
+                    layout=layout,
                 )
         else:
-            path = write_png_grid(trajectory, args.png_grid, args.steps_shown, args.panel, args.scale)
+            path = write_png_grid(trajectory, args.png_grid, args.steps_shown, args.panel, args.scale, layout)
     except ValueError as exc:
         raise UserFacingError(str(exc)) from None
     print(f"wrote {path}")

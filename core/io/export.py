@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,8 +21,8 @@ from diffusion_stepper.core.diffusion.equations import time_text
 from diffusion_stepper.core.diffusion.labels import field_title
 from diffusion_stepper.core.diffusion.theory import algorithm_family
 from diffusion_stepper.core.errors import UserFacingError
-from diffusion_stepper.core.frames import NOISE_FIELDS, Frame, Trajectory
-from diffusion_stepper.core.io.layout import GRID_PADDING
+from diffusion_stepper.core.frames import IMAGE_FIELDS, NOISE_FIELDS, Frame, Trajectory
+from diffusion_stepper.core.io.layout import GRID_PADDING, best_grid, screen_scale
 
 NOISE_DISPLAY_RANGE = (-3.0, 3.0)  # eps ~ N(0, 1) and v = x1 - x0 fit here but for rare tails
 # The extra images algorithms attach to frames (core.diffusion.sampling, core.deepfloyd_if.sampling), by name.
@@ -52,6 +53,13 @@ PANEL_CHOICES = ("x_t", "x0_hat", "eps_hat", "v_hat", SIDE_BY_SIDE)
 
 BACKGROUND = (24, 24, 24)
 TEXT_COLOUR = (235, 235, 235)
+# How exported frames are laid out: side by side (a row), stacked (a column), or whichever shows
+# the images larger in the frame ("auto", for a fixed frame such as a slide).
+ARRANGEMENTS = ("side-by-side", "stacked", "auto")
+ASPECTS = {"16:9": (16, 9), "4:3": (4, 3), "1:1": (1, 1)}  # slide shapes, 1080 px tall unless a width is given
+SLIDE_HEIGHT = 1080
+CAPTION_SHARE = 0.032  # a caption's text is at least this share of the frame's height (3% asked)
+GAP = 6  # pixels between panels
 
 
 def field_caption(meta: dict, name: str) -> str:
@@ -104,11 +112,10 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def _caption(image: Image.Image, text: str, font_size: int) -> Image.Image:
-    """`image` with a strip of text above it, widened when the text is wider than the image
+def _caption(image: Image.Image, text: str, font: ImageFont.ImageFont) -> Image.Image:
+    """`image` with a line of text above it, widened when the text is wider than the image
     (a small image's step label would otherwise be cut off)."""
-    font = _font(font_size)
-    strip = font_size + 8
+    strip = getattr(font, "size", 12) + 8  # the bitmap fallback font has no size: about 12 px
     width = max(image.width, int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(text, font=font)) + 8)
     out = Image.new("RGB", (width, image.height + strip), BACKGROUND)
     out.paste(image, (0, strip))
@@ -116,7 +123,7 @@ def _caption(image: Image.Image, text: str, font_size: int) -> Image.Image:
     return out
 
 
-def hstack(images: Sequence[Image.Image], gap: int = 6) -> Image.Image:
+def hstack(images: Sequence[Image.Image], gap: int = GAP) -> Image.Image:
     width = sum(image.width for image in images) + gap * (len(images) - 1)
     height = max(image.height for image in images)
     out = Image.new("RGB", (width, height), BACKGROUND)
@@ -127,7 +134,7 @@ def hstack(images: Sequence[Image.Image], gap: int = 6) -> Image.Image:
     return out
 
 
-def vstack(images: Sequence[Image.Image], gap: int = 6) -> Image.Image:
+def vstack(images: Sequence[Image.Image], gap: int = GAP) -> Image.Image:
     width = max(image.width for image in images)
     height = sum(image.height for image in images) + gap * (len(images) - 1)
     out = Image.new("RGB", (width, height), BACKGROUND)
@@ -174,23 +181,134 @@ def step_label(trajectory: Trajectory, frame: Frame) -> str:
     return f"step {frame.index}/{len(trajectory) - 1}   t = {time_text(algorithm_family(trajectory.meta), frame.t)}"
 
 
-def render_panel(trajectory: Trajectory, frame: Frame, name: str, scale: int, font_size: int) -> Image.Image:
-    low, high = display_range(name, trajectory.value_range)
+@dataclass(frozen=True)
+class ExportLayout:
+    """How each exported frame is laid out: at `scale` screen pixels per image pixel, or fitted to
+    a frame of `size` pixels (a slide), the panels arranged as `arrangement` says."""
+
+    arrangement: str = "side-by-side"
+    scale: int = 4
+    size: tuple[int, int] | None = None  # (width, height)
+
+    @classmethod
+    def for_aspect(cls, aspect: str, width: int | None = None, arrangement: str = "auto") -> ExportLayout:
+        """A frame of that aspect ratio, 1080 px tall, or `width` px wide."""
+        if aspect not in ASPECTS:
+            raise ValueError(f"unknown aspect {aspect!r}; choose from {', '.join(ASPECTS)}")
+        across, down = ASPECTS[aspect]
+        if width is None:
+            width = round(SLIDE_HEIGHT * across / down)
+        height = round(width * down / across)
+        if min(width, height) < 64:
+            raise ValueError(f"a {width} px wide {aspect} frame is too small to show anything")
+        return cls(arrangement, size=(width + width % 2, height + height % 2))  # even sizes, as H.264 wants
+
+
+SLIDES = ExportLayout.for_aspect("16:9")  # the "for slides" preset: 1920x1080, the panels as large as they fit
+
+
+def shown_images(trajectory: Trajectory, frame: Frame, name: str) -> torch.Tensor:
+    """The images a panel shows for `frame`. The final frame has no estimate of its own (its noise
+    estimate is zero): its noise panels and the extras it lacks show the last step's, so that the
+    last picture of an export is the result beside the estimate that made it."""
+    source = frame
+    lacks_estimate = name in NOISE_FIELDS or (name not in IMAGE_FIELDS and name not in frame.extras)
+    if frame.coeffs.get("final") and 0 < frame.index < len(trajectory) and lacks_estimate:
+        source = trajectory[frame.index - 1]
     try:
-        shown = frame.image(name)
-    except KeyError:  # an extra this frame does not carry (CFG's parts on the final frame): blank
-        shown = torch.zeros_like(frame.x_t)
-    images = to_uint8(shown, low, high)
-    grid = tile(images, grid_columns(images.shape[0], trajectory.labels))
-    picture = Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
-    return _caption(picture, field_caption(trajectory.meta, name), font_size)
+        return source.image(name)
+    except KeyError:  # an extra no frame around carries: blank
+        return torch.zeros_like(frame.x_t)
 
 
-def render_frame(trajectory: Trajectory, frame: Frame, names: Sequence[str], scale: int = 4) -> Image.Image:
-    """The chosen panels of one frame side by side, with the step and t written above."""
-    font_size = max(12, 4 * scale)
-    panels = hstack([render_panel(trajectory, frame, name, scale, font_size) for name in names])
-    return _caption(panels, step_label(trajectory, frame), font_size)
+def caption_size(content_height: float, caption_rows: int) -> int:
+    """The caption font's pixel size for a frame whose pictures are `content_height` tall and that has
+    `caption_rows` lines of caption: at least CAPTION_SHARE of the whole frame's height."""
+    strips = caption_rows * 8  # each caption line adds 8 px of margin to its text
+    share = CAPTION_SHARE * caption_rows
+    return max(12, math.ceil(CAPTION_SHARE * (content_height + strips) / (1 - share)))
+
+
+def _fit_text(text: str, font: ImageFont.ImageFont, width: float) -> str:
+    """`text`, cut with an ellipsis where it would be wider than `width` pixels."""
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength
+    if measure(text, font=font) <= width:
+        return text
+    while text and measure(text + "…", font=font) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def _panel_tiles(trajectory: Trajectory, frame: Frame, name: str) -> np.ndarray:
+    low, high = display_range(name, trajectory.value_range)
+    return to_uint8(shown_images(trajectory, frame, name), low, high)
+
+
+def _arrangement_fits(tiles: list[np.ndarray], labels, box: tuple[float, float], stacked: bool, title_px: int):
+    """The grids (columns per panel) and the one scale that fit these panels into `box` when
+    arranged this way, with a title line above each panel."""
+    count = len(tiles)
+    width, height = box
+    if stacked:
+        panel_box = (width, (height - GAP * (count - 1)) / count - (title_px + 8))
+    else:
+        panel_box = ((width - GAP * (count - 1)) / count, height - (title_px + 8))
+    fits = [best_grid(t.shape[0], t.shape[1], t.shape[2], *panel_box, labels) for t in tiles]
+    return fits, min(fit.scale for fit in fits)
+
+
+def render_frame(
+    trajectory: Trajectory, frame: Frame, names: Sequence[str], scale: int = 4, layout: ExportLayout | None = None
+) -> Image.Image:
+    """The chosen panels of one frame, each batch in the grid that shows it largest, titled, with the
+    step and t written above. `layout` (default: side by side at `scale`) may fit it to a slide."""
+    layout = layout or ExportLayout(scale=scale)
+    if layout.arrangement not in ARRANGEMENTS:
+        raise ValueError(f"unknown arrangement {layout.arrangement!r}; choose from {', '.join(ARRANGEMENTS)}")
+    tiles = [_panel_tiles(trajectory, frame, name) for name in names]
+    titles = [field_caption(trajectory.meta, name) for name in names]
+    step_text = step_label(trajectory, frame)
+    # the box the grids are chosen for: the slide, or a 16:9 one when the size follows the scale
+    box_width, box_height = layout.size or (1920, 1080)
+    font_px = caption_size(box_height, 2) if layout.size else 0
+    options = [False, True] if layout.arrangement == "auto" else [layout.arrangement == "stacked"]
+    candidates = []
+    for stacked in options:
+        title_px = font_px or 12
+        rows = len(names) + 1 if stacked else 2
+        box = (box_width - 2 * GAP, box_height - (title_px + 8) - 2 * GAP)
+        fits, fitted_scale = _arrangement_fits(tiles, trajectory.labels, box, stacked, title_px)
+        candidates.append((fitted_scale, stacked, fits, rows))
+    fitted_scale, stacked, fits, rows = max(candidates, key=lambda candidate: candidate[0])
+    shown_scale = screen_scale(fitted_scale) if layout.size else float(layout.scale)
+    pictures = []
+    for panel_tiles, fit in zip(tiles, fits):
+        grid = tile(panel_tiles, fit.columns)
+        size = (max(1, round(grid.shape[1] * shown_scale)), max(1, round(grid.shape[0] * shown_scale)))
+        pictures.append(Image.fromarray(grid).resize(size, Image.NEAREST))
+    if not font_px:  # free size: the captions grow with the pictures
+        content = (
+            sum(p.height for p in pictures) + GAP * (len(pictures) - 1) if stacked else max(p.height for p in pictures)
+        )
+        font_px = caption_size(content, rows)
+    font = _font(font_px)
+    if layout.size:  # a slide's titles must not widen their panels past the frame
+        titles = [_fit_text(title, font, max(picture.width, 40)) for picture, title in zip(pictures, titles)]
+    panels = [_caption(picture, title, font) for picture, title in zip(pictures, titles)]
+    body = vstack(panels, GAP) if stacked else hstack(panels, GAP)
+    if layout.size is None:
+        picture = _caption(body, step_text, font)
+    else:  # the slide: centred on a frame of exactly that size
+        width, height = layout.size
+        picture = Image.new("RGB", layout.size, BACKGROUND)
+        strip = font_px + 8
+        body = body.crop((0, 0, min(body.width, width), min(body.height, height - strip)))
+        picture.paste(body, ((width - body.width) // 2, strip + (height - strip - body.height) // 2))
+        ImageDraw.Draw(picture).text(
+            (GAP, 3), _fit_text(step_text, font, layout.size[0] - 2 * GAP), fill=TEXT_COLOUR, font=font
+        )
+    picture.info.update(caption_px=font_px, scale=shown_scale)
+    return picture
 
 
 def select_frames(num_frames: int, every: int = 1, start: int = 0, end: int | None = None) -> list[int]:
@@ -247,12 +365,14 @@ def export_animation(
     start: int = 0,
     end: int | None = None,
     hold_last_seconds: float = 1.0,
+    layout: ExportLayout | None = None,
 ) -> Iterator[tuple[int, int]]:
     """Render frames, then write a GIF or MP4 (by `path`'s suffix); yields (frames rendered, total).
 
     A generator, so that the CLI's progress bar and the GUI's cancel button share one loop: a
     caller that stops iterating early leaves nothing on disk, and the file appears only complete.
-    Both formats loop or play in a browser; the last frame is held `hold_last_seconds`.
+    Both formats loop or play in a browser; the last frame is held `hold_last_seconds`. `layout`
+    (default: side by side at `scale`) may fit every frame to a slide.
     """
     kind = animation_format(path)
     if fps <= 0:
@@ -263,7 +383,7 @@ def export_animation(
     indices = select_frames(len(trajectory), every, start, end)
     pictures = []
     for done, index in enumerate(indices, start=1):
-        pictures.append(render_frame(trajectory, trajectory[index], names, scale))
+        pictures.append(render_frame(trajectory, trajectory[index], names, scale, layout))
         yield done, len(indices)
     with atomic_path(Path(path)) as temporary:
         if kind == "gif":
@@ -283,9 +403,11 @@ def write_animation(
     end: int | None = None,
     hold_last_seconds: float = 1.0,
     progress: Callable[[int, int], None] | None = None,
+    layout: ExportLayout | None = None,
 ) -> Path:
     """`export_animation` run to the end; `progress(done, total)` is called after each frame."""
-    for done, total in export_animation(trajectory, path, panel, fps, every, scale, start, end, hold_last_seconds):
+    frames = export_animation(trajectory, path, panel, fps, every, scale, start, end, hold_last_seconds, layout)
+    for done, total in frames:
         if progress is not None:
             progress(done, total)
     return Path(path)
@@ -339,6 +461,7 @@ def write_png_grid(
     steps_shown: Sequence[int] | None = None,
     panel: str | Sequence[str] = SIDE_BY_SIDE,
     scale: int = 2,
+    layout: ExportLayout | None = None,
 ) -> Path:
     """A contact sheet: one row per chosen step, each row the chosen panels with its label."""
     steps_shown = list(steps_shown) if steps_shown else default_steps_shown(len(trajectory))
@@ -346,7 +469,7 @@ def write_png_grid(
     if bad:
         raise ValueError(f"steps {bad} are outside 0..{len(trajectory) - 1}")
     names = panel_names(trajectory, panel)
-    sheet = vstack([render_frame(trajectory, trajectory[s], names, scale) for s in steps_shown])
+    sheet = vstack([render_frame(trajectory, trajectory[s], names, scale, layout) for s in steps_shown])
     target = Path(path)
     with atomic_path(target) as temporary:
         sheet.save(temporary, format="PNG")

@@ -312,6 +312,37 @@ def test_installed_console_script(tmp_path):
     assert result.returncode == 1 and result.stderr == ""
 
 
+def test_export_for_slides_writes_full_hd_frames(tmp_path, capsys, tiny_checkpoints):
+    import av
+
+    run_file = tmp_path / "run.npz"
+    run(capsys, "sample", "mnist", "--checkpoint", tiny_checkpoints["class-ddpm"], "--steps", 3, "--out", run_file)
+    code, _, err = run(capsys, "export", run_file, "--mp4", tmp_path / "talk.mp4", "--for-slides")
+    assert code == 0, err
+    with av.open(str(tmp_path / "talk.mp4")) as container:
+        frame = next(container.decode(video=0))
+        assert (frame.width, frame.height) == (1920, 1080)
+    code, _, err = run(
+        capsys,
+        "export",
+        run_file,
+        "--gif",
+        tmp_path / "square.gif",
+        "--aspect",
+        "1:1",
+        "--width",
+        600,
+        "--layout",
+        "stacked",
+    )
+    assert code == 0, err
+    with Image.open(tmp_path / "square.gif") as gif:
+        assert gif.size == (600, 600)
+    expect_one_line_error(
+        capsys, ["export", run_file, "--gif", tmp_path / "w.gif", "--width", 600], "--width goes with"
+    )
+
+
 def test_export_mp4_and_inspect(tmp_path, capsys, tiny_checkpoints):
     import av
 

@@ -6,8 +6,11 @@ from PIL import Image
 from diffusion_stepper.core.frames import Trajectory
 from diffusion_stepper.core.io.export import (
     GRID_PADDING,
-    render_panel,
+    SLIDES,
+    ExportLayout,
+    render_frame,
     select_frames,
+    shown_images,
     to_uint8,
     write_gif,
     write_png_grid,
@@ -39,13 +42,43 @@ def test_gif_has_the_chosen_frames_and_size(tmp_path, trajectory):
 
 def test_panel_pixels_are_the_frames_values(trajectory):
     frame = trajectory[5]
-    picture = np.asarray(render_panel(trajectory, frame, "x_t", scale=1, font_size=12))
-    caption_height = picture.shape[0] - (28 + 2 * GRID_PADDING)
-    first_image = picture[
-        caption_height + GRID_PADDING : caption_height + GRID_PADDING + 28, GRID_PADDING : GRID_PADDING + 28
-    ]
+    picture = render_frame(trajectory, frame, ["x_t"], scale=1)
+    captions = 2 * (picture.info["caption_px"] + 8)  # the step's line, then the panel's title
+    pixels = np.asarray(picture)
+    first_image = pixels[captions + GRID_PADDING : captions + GRID_PADDING + 28, GRID_PADDING : GRID_PADDING + 28]
     expected = to_uint8(frame.x_t[:1], 0.0, 1.0)[0]
     assert np.array_equal(first_image, expected)
+
+
+def test_a_slide_frame_is_exactly_its_size_with_captions_a_back_row_can_read(trajectory):
+    for layout, size in (
+        (SLIDES, (1920, 1080)),
+        (ExportLayout.for_aspect("4:3", 800), (800, 600)),
+        (ExportLayout.for_aspect("1:1"), (1080, 1080)),
+    ):
+        picture = render_frame(trajectory, trajectory[3], ["x_t", "x0_hat", "eps_hat"], layout=layout)
+        assert picture.size == size
+        assert picture.info["caption_px"] >= 0.03 * picture.height
+        assert picture.info["scale"] >= 2  # three 28 px digits per panel, much larger than on the free frame
+    free = render_frame(trajectory, trajectory[3], ["x_t", "x0_hat", "eps_hat"], scale=2)
+    assert free.info["caption_px"] >= 0.03 * free.height
+
+
+def test_batches_are_near_square_grids_not_strips(tiny_checkpoints):
+    run = sample_mnist(load_checkpoint(tiny_checkpoints["class-ddpm"]), classes=list(range(10)), steps=2)
+    ten = Trajectory(run.meta, list(run.frames), run.labels)
+    side_by_side = render_frame(ten, ten[0], ["x_t", "x0_hat", "eps_hat"], scale=2)
+    stacked = render_frame(ten, ten[0], ["x_t", "x0_hat", "eps_hat"], layout=ExportLayout("stacked", scale=2))
+    assert side_by_side.width / side_by_side.height < 4  # the default run's GIF was a 20:1 strip
+    assert stacked.size != side_by_side.size and stacked.width / stacked.height < 4
+
+
+def test_the_final_frame_shows_the_last_estimate_not_a_zero_one(trajectory):
+    final = trajectory[len(trajectory) - 1]
+    assert final.coeffs.get("final") and not final.eps_hat.any()  # the frame itself has no estimate
+    shown = shown_images(trajectory, final, "eps_hat")
+    assert torch.equal(shown, trajectory[len(trajectory) - 2].eps_hat)
+    assert torch.equal(shown_images(trajectory, final, "x_t"), final.x_t)  # the result itself
 
 
 def test_png_contact_sheet_rows(tmp_path, trajectory):

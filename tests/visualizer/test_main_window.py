@@ -133,6 +133,16 @@ def test_export_animation_and_contact_sheet_write_the_chosen_frames(qtbot, windo
     with av.open(str(movie)) as container:
         assert sum(1 for _ in container.decode(video=0)) == 4 + 4  # and the last frame held 1 s at 5 fps
 
+    dialog.use_slide_preset()  # the export dialog's "For slides" button
+    slides = dialog.options()
+    assert (slides.format, slides.aspect, slides.width, slides.arrangement) == ("mp4", "16:9", 1920, "auto")
+    talk = tmp_path / "out" / "talk.mp4"
+    assert window.exports.export_animation_to(talk, slides)
+    qtbot.waitUntil(lambda: window.exports.job is None, timeout=LONG_WAIT_MS)
+    with av.open(str(talk)) as container:
+        frame = next(container.decode(video=0))
+        assert (frame.width, frame.height) == (1920, 1080)
+
     sheet = tmp_path / "out" / "sheet.png"
     assert window.exports.export_contact_sheet_to(sheet, [0, 4, 8])
     with Image.open(sheet) as image:

@@ -110,6 +110,11 @@ class ExportController(QObject):
         path = Path(path)
         if path.suffix.lower() != f".{options.format}":
             path = path.with_suffix(f".{options.format}")
+        try:
+            layout = options.layout()
+        except ValueError as exc:
+            self.messages.error(str(exc))
+            return False
         make_items = partial(
             export_animation,
             trajectory,
@@ -120,6 +125,7 @@ class ExportController(QObject):
             options.scale,
             options.start,
             options.end,
+            layout=layout,
         )
         self.job, self._path = Job(make_items, self), path
         self.job.item.connect(self._on_progress)

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
+    QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import Trajectory
+from diffusion_stepper.core.io.export import ASPECTS, SLIDES, ExportLayout
 from diffusion_stepper.visualizer.widgets.panels import panel_title
 
 
@@ -31,6 +33,14 @@ class ExportOptions:
     fps: float = 10.0
     scale: int = 4
     format: str = "gif"  # "gif" or "mp4"
+    arrangement: str = "side-by-side"  # or "stacked", or "auto" (whichever is larger, in a fixed frame)
+    aspect: str | None = None  # "16:9", "4:3" or "1:1": every frame fitted to a slide of that shape
+    width: int | None = None  # the slide's width in pixels (default: 1080 px tall)
+
+    def layout(self) -> ExportLayout:
+        if self.aspect:
+            return ExportLayout.for_aspect(self.aspect, self.width, self.arrangement)
+        return ExportLayout("side-by-side" if self.arrangement == "auto" else self.arrangement, scale=self.scale)
 
 
 def exportable_fields(trajectory: Trajectory) -> list[str]:
@@ -71,20 +81,52 @@ class ExportDialog(QDialog):
         self.format = QComboBox()
         self.format.addItem("GIF (loops in any browser)", "gif")
         self.format.addItem("MP4 (H.264, for slides)", "mp4")
+        self.arrangement = QComboBox()
+        for key, label in (("side-by-side", "side by side"), ("stacked", "stacked"), ("auto", "whichever is larger")):
+            self.arrangement.addItem(label, key)
+        self.frame_shape = QComboBox()
+        self.frame_shape.addItem("free: the pictures at the scale", None)
+        for aspect in ASPECTS:
+            self.frame_shape.addItem(f"a {aspect} slide", aspect)
+        self.frame_shape.setToolTip("Fit every frame to a slide of this shape, the pictures as large as they fit")
+        self.width = QSpinBox()
+        self.width.setRange(320, 7680)
+        self.width.setValue(1920)
+        self.width.setSuffix(" px wide")
+        self.slides_button = QPushButton("For slides: 1920×1080 MP4")
+        self.slides_button.setToolTip("16:9 at 1920×1080, MP4, the panels arranged to be largest")
+        self.slides_button.clicked.connect(self.use_slide_preset)
+        self.frame_shape.currentIndexChanged.connect(self._update_fields)
         form = QFormLayout()
         form.addRow("Panels", panel_row)
         form.addRow("From frame", self.start)
         form.addRow("To frame", self.end)
         form.addRow("Every", self.every)
         form.addRow("Frames per second", self.fps)
+        form.addRow("Layout", self.arrangement)
+        form.addRow("Frame", self.frame_shape)
+        form.addRow("Width", self.width)
         form.addRow("Scale", self.scale)
         form.addRow("Format", self.format)
+        form.addRow("", self.slides_button)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(buttons)
+        self._update_fields()
+
+    def _update_fields(self) -> None:
+        framed = self.frame_shape.currentData() is not None
+        self.width.setEnabled(framed)  # a slide's size is its width and shape
+        self.scale.setEnabled(not framed)  # a free frame's size is the scale
+
+    def use_slide_preset(self) -> None:
+        self.frame_shape.setCurrentIndex(self.frame_shape.findData("16:9"))
+        self.width.setValue(SLIDES.size[0])
+        self.arrangement.setCurrentIndex(self.arrangement.findData(SLIDES.arrangement))
+        self.format.setCurrentIndex(self.format.findData("mp4"))
 
     def options(self) -> ExportOptions:
         panels = [name for name, check in self.checks.items() if check.isChecked()]
@@ -100,4 +142,7 @@ class ExportDialog(QDialog):
             fps=self.fps.value(),
             scale=self.scale.value(),
             format=self.format.currentData(),
+            arrangement=self.arrangement.currentData(),
+            aspect=self.frame_shape.currentData(),
+            width=self.width.value() if self.frame_shape.currentData() else None,
         )
