@@ -1,14 +1,14 @@
 """Render the main views to PNG files, for the README and for checking the app by eye.
 
     python -m diffusion_stepper.visualizer.screenshots [OUT_DIR] [--tiny-if]
-    (OUT_DIR defaults to resources/screenshots)
+    (OUT_DIR defaults to resources/screenshots/WIDTHxHEIGHT, the screen's size)
 
-It drives the real window: samples the bundled class model, scrubs to a step mid-way, sweeps
-three guidance scales for the Compare view, trains the quick preset for two epochs in the Train
-tab, runs the out-of-distribution experiment (when MNIST is found), and turns on presentation
-mode. Runs offscreen unless a display is set; the offscreen screen is 800 px square, so render
-the presentation shot on a 1920x1080 display (e.g. `Xvfb :77 -screen 0 1920x1080x24` and
-DISPLAY=:77), as the committed screenshots were.
+It drives the real window, as large as the screen: samples the bundled class model, scrubs to a
+step mid-way, sweeps three guidance scales for the Compare view, trains the quick preset for two
+epochs in the Train tab, runs the out-of-distribution experiment (when MNIST is found), and
+turns on presentation mode. Runs offscreen unless a display is set; the committed screenshots
+were rendered on Xvfb screens of 1920x1080 and 1366x768 (`Xvfb :77 -screen 0 1366x768x24`,
+then DISPLAY=:77), a lecture hall's projector and a laptop.
 
 With DIFFUSION_STEPPER_IF_DIR (a stage I folder) and DIFFUSION_STEPPER_IF_EMBEDDINGS (the
 prompt embeddings file) set, it also renders each part A experiment of the DeepFloyd IF dock
@@ -25,8 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "resources" / "screenshots"
-WINDOW_SIZE = (1500, 940)
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "resources" / "screenshots"
 
 
 def _wait(app, condition, timeout_s: float = 600.0) -> None:
@@ -75,8 +74,8 @@ def render(out_dir: Path, tiny_if: bool = False) -> list[Path]:
     written = []
     with tempfile.TemporaryDirectory() as folder:
         window = MainWindow(QSettings(str(Path(folder) / "screenshots.ini"), QSettings.Format.IniFormat))
-        window.resize(*WINDOW_SIZE)
         window.show()
+        window.setGeometry(window.screen().availableGeometry())  # as large as the screen: no window manager here
 
         window.generate()  # the default: digits 0-9, guidance 5, the model's own 50 strided steps
         _wait(app, lambda: not window.sampling.busy)
@@ -115,11 +114,12 @@ def render(out_dir: Path, tiny_if: bool = False) -> list[Path]:
 
         window.tabs.setCurrentIndex(STEP_TAB)
         window.presentation.set_active(True)
-        window.resize(1920, 1080)
+        _wait(app, lambda: True)
+        window.presentation.show_controls(False)  # as when the mouse rests
         _wait(app, lambda: True)
         written.append(_save(window, out_dir / "presentation.png"))
         window.presentation.set_active(False)
-        window.resize(*WINDOW_SIZE)
+        window.setGeometry(window.screen().availableGeometry())
 
         if tiny_if:
             folder_and_embeddings = build_tiny_if(Path(folder))
@@ -128,7 +128,7 @@ def render(out_dir: Path, tiny_if: bool = False) -> list[Path]:
                 os.environ.get("DIFFUSION_STEPPER_IF_DIR"),
                 os.environ.get("DIFFUSION_STEPPER_IF_EMBEDDINGS"),
             )
-        written += _render_if_views(app, window, out_dir / "if", *folder_and_embeddings)
+        written += _render_if_views(app, window, out_dir, *folder_and_embeddings)
 
         window.close()
     return written
@@ -182,9 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     parser = argparse.ArgumentParser(prog="python -m diffusion_stepper.visualizer.screenshots")
-    parser.add_argument("out_dir", nargs="?", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("out_dir", nargs="?", type=Path)
     parser.add_argument("--tiny-if", action="store_true", help="render the part A views on a tiny random IF model")
     args = parser.parse_args(argv)
+    if args.out_dir is None:
+        from PySide6.QtWidgets import QApplication
+
+        screen = (QApplication.instance() or QApplication([])).primaryScreen().geometry()
+        args.out_dir = SCREENSHOTS / f"{screen.width()}x{screen.height()}"
     for path in render(args.out_dir, args.tiny_if):
         print(f"wrote {path}")
     return 0

@@ -9,7 +9,7 @@ import html
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QFontMetrics
 
 from diffusion_stepper.core.diffusion.theory import FrameHistograms, ScheduleCurves
 from diffusion_stepper.core.training_progress import LossHistory
@@ -57,8 +57,32 @@ class TextSizedPlot(pg.PlotWidget):
         title = html.escape(self.title_text)
         if self.subtitle:
             small = max(1, round(self.text_px * 0.85))
-            title += f"<br><span style='font-size: {small}px; color: #c8c8c8'>{html.escape(self.subtitle)}</span>"
+            font = QFont()
+            font.setPixelSize(small)
+            # cut to the plot's width: a title wider than the plot would push the plot off its widget
+            line = QFontMetrics(font).elidedText(self.subtitle, Qt.TextElideMode.ElideRight, max(60, self.width() - 30))
+            title += f"<br><span style='font-size: {small}px; color: #c8c8c8'>{html.escape(line)}</span>"
         self.setTitle(title, size=f"{self.text_px}px")
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        if getattr(self, "subtitle", ""):  # (pyqtgraph resizes once inside its own __init__)
+            self._show_title()
+
+    def show_curve(self, item: pg.PlotDataItem, x: np.ndarray | None, y: np.ndarray | None) -> None:
+        """Show a curve with its data, in the legend too; or (y None) hide it and take it out of the
+        legend, where a hidden curve would leave a crossed-out entry."""
+        listed = any(sample.item is item for sample, _ in self.legend.items)
+        if y is None:
+            item.setVisible(False)
+            if listed:
+                self.legend.removeItem(item)
+            return
+        item.setData(x, y)
+        item.setVisible(True)
+        if not listed:
+            self.legend.addItem(item, item.name())
+            self.set_text_size(self.text_px)
 
     def set_text_size(self, px: int) -> None:
         self.text_px = px
@@ -96,36 +120,21 @@ class HistogramPlot(TextSizedPlot):
         self.enableAutoRange(axis="y")
 
     def show_histograms(self, histograms: FrameHistograms) -> None:
-        self._show(self.x_t_bars, histograms.edges, histograms.x_t)
-        self._show(self.noise_bars, histograms.edges, histograms.noise)
+        self.show_curve(self.x_t_bars, histograms.edges, histograms.x_t)
+        self.show_curve(self.noise_bars, histograms.edges, histograms.noise)
         noise_symbol = "v̂" if histograms.noise_name == "v_hat" else "ε̂"
         self._rename(self.noise_bars, noise_symbol)
         theory = histograms.x_t_theory
-        self._show(self.x_t_theory, None if theory is None else theory.x, None if theory is None else theory.y)
+        self.show_curve(self.x_t_theory, None if theory is None else theory.x, None if theory is None else theory.y)
         self._rename(self.x_t_theory, "x_t theory" if theory is None else f"x_t: {theory.label}")
         theory = histograms.noise_theory
-        self._show(self.noise_theory, None if theory is None else theory.x, None if theory is None else theory.y)
+        self.show_curve(self.noise_theory, None if theory is None else theory.x, None if theory is None else theory.y)
         self.set_subtitle(f"x_t theory: {histograms.x_t_note}")
 
     def clear_frame(self) -> None:
         for item in (self.x_t_bars, self.noise_bars, self.x_t_theory, self.noise_theory):
-            self._show(item, None, None)
+            self.show_curve(item, None, None)
         self.set_subtitle("")
-
-    def _show(self, item: pg.PlotDataItem, x: np.ndarray | None, y: np.ndarray | None) -> None:
-        """Show a curve with its data, in the legend too; or hide it and take it out of the legend
-        (a hidden curve would leave a crossed-out entry there)."""
-        listed = any(sample.item is item for sample, _ in self.legend.items)
-        if y is None:
-            item.setVisible(False)
-            if listed:
-                self.legend.removeItem(item)
-            return
-        item.setData(x, y)
-        item.setVisible(True)
-        if not listed:
-            self.legend.addItem(item, item.name())
-            self.set_text_size(self.text_px)
 
     def _rename(self, item: pg.PlotDataItem, name: str) -> None:
         if item.name() == name:
@@ -159,20 +168,20 @@ class SchedulePlot(TextSizedPlot):
         self.schedule = schedule
         if schedule is None:
             for curve in self.curves:
-                curve.setVisible(False)
+                self.show_curve(curve, None, None)
             self.cursor.setVisible(False)
             self.message.setText(empty_message)
+            self.message.setTextWidth(max(80, self.width() * 0.8))  # wrapped inside the plot
             self.message.setPos(0.5, 0.5)
             self.setXRange(0, 1, padding=0)
             return
         self.message.setText("")
         self.set_axis_label("bottom", schedule.x_label)
         for curve, data in zip(self.curves, schedule.curves):
-            curve.setData(data.x, data.y)
-            curve.setVisible(True)
             curve.opts["name"] = data.label
-        for (_sample, label), data in zip(self.legend.items, schedule.curves):
-            label.setText(data.label, size=f"{self.text_px}px")
+            self.show_curve(curve, data.x, data.y)
+        for sample, label in self.legend.items:
+            label.setText(sample.item.name(), size=f"{self.text_px}px")
         self.cursor.setVisible(True)
         low, high = schedule.curves[0].x[0], schedule.curves[0].x[-1]
         self.setXRange(low, high, padding=0.02)
