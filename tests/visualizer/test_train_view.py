@@ -75,6 +75,7 @@ def test_training_plots_each_iteration_and_shows_each_epochs_samples(qtbot, wind
     )
     title = view.samples.title_label.text()
     assert "epoch 2" in title and "seed 0" in title and "CFG γ = 5" in title and "one column per digit" in title
+    assert [label.textItem.toPlainText() for label in view.samples.column_labels] == [str(d) for d in range(10)]
 
     # Both epochs can be sampled from the Sample dock at once.
     models = [window.sample_dock.model.itemText(i) for i in range(window.sample_dock.model.count())]

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout
 
 from diffusion_stepper.core.diffusion.labels import field_title
 from diffusion_stepper.core.io.export import BACKGROUND, EXTRA_TITLES, display_range, grid_columns, tile, to_uint8
-from diffusion_stepper.core.io.layout import GridFit, best_grid, screen_scale
+from diffusion_stepper.core.io.layout import GRID_PADDING, GridFit, best_grid, class_columns, screen_scale
 from diffusion_stepper.visualizer.widgets.equation import shrinkable
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
@@ -74,6 +74,7 @@ class ImagePanel(QFrame):
         self.tiles: np.ndarray | None = None  # the batch as [N, H, W, 3] uint8, before tiling
         self.labels: torch.Tensor | None = None
         self.mask: torch.Tensor | None = None  # the overlay's mask, re-tiled with the grid
+        self.column_labels: list[pg.TextItem] = []  # the class of each column, when columns are classes
         self.pending = False
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.title_label = shrinkable(QLabel(title or panel_title(name)))
@@ -163,6 +164,23 @@ class ImagePanel(QFrame):
         count, tile_height, tile_width, _ = self.tiles.shape
         return best_grid(count, tile_height, tile_width, width, height, self.labels)
 
+    def _label_columns(self) -> None:
+        """A batch with several images per class has one column per class: say which, at the top of
+        each column (the Train tab's 4-per-digit epoch grid)."""
+        for item in self.column_labels:
+            self.view_box.removeItem(item)
+        self.column_labels = []
+        if class_columns(self.labels, self.tiles.shape[0]) is None:
+            return
+        tile_width = self.tiles.shape[2]
+        for column in range(self.columns):
+            label = pg.TextItem(
+                str(int(self.labels[column])), color=(255, 235, 120), fill=(0, 0, 0, 150), anchor=(0.5, 0)
+            )
+            label.setPos(GRID_PADDING + column * (tile_width + GRID_PADDING) + tile_width / 2, GRID_PADDING)
+            self.view_box.addItem(label, ignoreBounds=True)
+            self.column_labels.append(label)
+
     def _lay_out(self, force: bool = False) -> None:
         """Choose the grid for the view's shape, then show it at the zoom in effect, centred."""
         if self.tiles is None:
@@ -174,6 +192,7 @@ class ImagePanel(QFrame):
             self.grid = tile(self.tiles, self.columns)
             self.image_item.setImage(self.grid, autoLevels=False, levels=(0, 255))
             self.set_overlay(self.mask)
+            self._label_columns()
         self.factor = float(self.zoom) if self.zoom else screen_scale(fit.scale)
         height, width = self.grid.shape[:2]
         half_width, half_height = view_width / self.factor / 2, view_height / self.factor / 2
