@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QLineEdit, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QLabel, QLineEdit, QWidget
 
 from diffusion_stepper.core.mnist.training import PRESETS, TrainConfig, default_run_folder, preset_config
 from diffusion_stepper.visualizer.widgets.forms import button, float_box, row, show_rows, spin_box
@@ -77,9 +77,11 @@ class TrainForm(QWidget):
             ("Digits", self.limit),
             ("Seed", self.seed),
             ("Device", self.device),
-            ("Folder", row(self.out_dir, browse)),
         ):
             self.rows.addRow(label, field)
+        # the run's folder on a line of its own, the form's whole width: a path needs the room
+        self.rows.addRow(QLabel("Folder for the checkpoints"))
+        self.rows.addRow(row(self.out_dir, browse))
         self.preset.currentIndexChanged.connect(self.apply_preset)
         self.model.currentIndexChanged.connect(self.apply_preset)
         self.objective.currentIndexChanged.connect(self.apply_preset)
