@@ -171,6 +171,20 @@ def test_a_folder_with_another_runs_checkpoints_is_refused(qtbot, window):
     assert file_digests(run_dir) == saved
 
 
+def test_a_long_failure_message_neither_widens_the_window_nor_the_form(qtbot, window, tmp_path):
+    long_folder = tmp_path / ("a-folder-with-a-very-long-name-" * 8)
+    window.train_view.form.out_dir.setText(str(long_folder))
+    window.resize(1200, 800)
+    train(qtbot, window, epochs=1)
+    widths = window.width(), window.train_view.form.width()
+    train(qtbot, window, epochs=1)  # refused: the message names the long folder
+    qtbot.wait(PLOT_SETTLE_MS)
+    readout = window.train_view.readout
+    assert "already holds checkpoints" in readout.text() and str(long_folder) in readout.toolTip()
+    assert readout.fontMetrics().horizontalAdvance(readout.text()) > window.width()  # it really is longer
+    assert (window.width(), window.train_view.form.width()) == widths
+
+
 def test_resume_continues_a_stopped_run(qtbot, window):
     run_dir = train(qtbot, window, epochs=1)
     view = window.train_view
