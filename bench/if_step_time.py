@@ -28,9 +28,9 @@ from pathlib import Path
 import torch
 
 from diffusion_stepper.core.deepfloyd_if.embeddings import PromptEmbeddings
-from diffusion_stepper.core.deepfloyd_if.models import load_if_stage
+from diffusion_stepper.core.deepfloyd_if.models import UNET_AND_SCHEDULERS_ONLY, load_if_stage
 from diffusion_stepper.core.deepfloyd_if.tasks import IFRequest
-from diffusion_stepper.core.deepfloyd_if.tiny import TOKENS, build_tiny_stage, if_scheduler_config
+from diffusion_stepper.core.deepfloyd_if.tiny import TOKENS, build_tiny_stage, save_if_stage
 
 PROMPT = "an oil painting of a snowy mountain village"
 
@@ -41,28 +41,12 @@ def stage_folder(args, scratch: Path) -> Path:
         return Path(args.model_dir)
     if not args.unet_config:
         return build_tiny_stage(args.stage, scratch / "stage")
-    from diffusers import DDPMScheduler, IFPipeline, IFSuperResolutionPipeline, UNet2DConditionModel
+    from diffusers import UNet2DConditionModel
 
     config = json.loads(Path(args.unet_config).read_text())
     torch.manual_seed(0)
     unet = UNet2DConditionModel.from_config(config).to(torch.float16)
-    common = dict(
-        unet=unet,
-        scheduler=DDPMScheduler(**if_scheduler_config(args.stage)),
-        tokenizer=None,
-        text_encoder=None,
-        safety_checker=None,
-        feature_extractor=None,
-        watermarker=None,
-        requires_safety_checker=False,
-    )
-    if args.stage == 1:
-        pipeline = IFPipeline(**common)
-    else:
-        noising = DDPMScheduler(beta_schedule="squaredcos_cap_v2")
-        pipeline = IFSuperResolutionPipeline(image_noising_scheduler=noising, **common)
-    pipeline.save_pretrained(scratch / "stage", variant="fp16")
-    return scratch / "stage"
+    return save_if_stage(args.stage, unet, scratch / "stage", variant="fp16")
 
 
 def timed(run, device) -> tuple[float, float]:
@@ -114,12 +98,7 @@ def main() -> None:
         pipeline = pipeline_class(
             unet=stage.unet,
             scheduler=stage.scheduler,
-            tokenizer=None,
-            text_encoder=None,
-            safety_checker=None,
-            feature_extractor=None,
-            watermarker=None,
-            requires_safety_checker=False,
+            **UNET_AND_SCHEDULERS_ONLY,
             **({"image_noising_scheduler": stage.image_noising_scheduler} if args.stage == 2 else {}),
         )
         pipeline.set_progress_bar_config(disable=True)

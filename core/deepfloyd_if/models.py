@@ -25,6 +25,17 @@ STAGE_I_SIZES = {"XL": "DeepFloyd/IF-I-XL-v1.0", "L": "DeepFloyd/IF-I-L-v1.0", "
 STAGE_II_SIZES = {"L": "DeepFloyd/IF-II-L-v1.0", "M": "DeepFloyd/IF-II-M-v1.0"}
 DEFAULT_SIZE = {1: "XL", 2: "L"}
 
+# Pipeline parts we never load or build: the T5 encoder is loaded on its own (embeddings.py), and the
+# safety checker and watermarker act on the pipeline's output, which our own loop never produces.
+UNET_AND_SCHEDULERS_ONLY = dict(
+    text_encoder=None,
+    tokenizer=None,
+    safety_checker=None,
+    feature_extractor=None,
+    watermarker=None,
+    requires_safety_checker=False,
+)
+
 
 @dataclass(frozen=True)
 class Requirement:
@@ -123,7 +134,7 @@ def load_if_stage(
         )
     on_gpu = resolved.type == "cuda"
     dtype = torch.float16 if on_gpu else torch.float32
-    pipeline = _from_pretrained(stage, source, dtype, variant="fp16" if on_gpu and _has_fp16_variant(source) else None)
+    pipeline = _from_pretrained(stage, source, dtype, variant=_weights_variant(source, on_gpu))
     if offload:
         if not on_gpu:
             raise UserFacingError("model CPU offload is for a CUDA GPU; without one, leave --offload out")
@@ -163,12 +174,17 @@ def _needs(source: str) -> str:
     return requirement.describe() if requirement else "see the model card for its size"
 
 
-def _has_fp16_variant(source: str) -> bool:
-    """Hub repos of IF publish fp16 files; a local folder has them only if it was saved so."""
+def _weights_variant(source: str, on_gpu: bool) -> str | None:
+    """Which weight files to load: the fp16 ones on a GPU where they exist (hub repos of IF publish
+    them; a local folder has them only if it was saved so), and on the CPU only where a local folder
+    has nothing else (they are then cast to float32)."""
     folder = Path(source) / "unet"
     if not folder.is_dir():
-        return source in REQUIREMENTS
-    return any(".fp16." in name.name for name in folder.iterdir())
+        return "fp16" if on_gpu and source in REQUIREMENTS else None
+    weights = [path.name for path in folder.iterdir() if path.suffix in (".safetensors", ".bin")]
+    has_fp16 = any(".fp16." in name for name in weights)
+    has_full_precision = any(".fp16." not in name for name in weights)
+    return "fp16" if has_fp16 and (on_gpu or not has_full_precision) else None
 
 
 def _from_pretrained(stage: int, source: str, dtype: torch.dtype, variant: str | None):
@@ -186,15 +202,7 @@ def _from_pretrained(stage: int, source: str, dtype: torch.dtype, variant: str |
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             return pipeline_class.from_pretrained(
-                source,
-                text_encoder=None,
-                tokenizer=None,
-                safety_checker=None,
-                feature_extractor=None,
-                watermarker=None,
-                requires_safety_checker=False,
-                torch_dtype=dtype,
-                variant=variant,
+                source, **UNET_AND_SCHEDULERS_ONLY, torch_dtype=dtype, variant=variant
             )
     except Exception as error:  # diffusers wraps hub errors in OSError; translate what we can
         raise UserFacingError(explain_load_error(source, error)) from error

@@ -69,28 +69,26 @@ def tiny_unet(stage: int, sample_size: int):
 
 def build_tiny_stage(stage: int, folder: Path, sample_size: int | None = None, seed: int = 0) -> Path:
     """Save a random tiny stage I (16 px) or II (32 px) pipeline to `folder` with save_pretrained."""
+    torch.manual_seed(seed)
+    return save_if_stage(stage, tiny_unet(stage, sample_size or (16 if stage == 1 else 32)), folder)
+
+
+def save_if_stage(stage: int, unet, folder: Path, variant: str | None = None) -> Path:
+    """Save `unet` with IF's schedulers as a stage folder in diffusers' layout, as the hub's repos hold
+    it (stage II also has its image-noising scheduler), so that it loads the way the real model does."""
     from diffusers import DDPMScheduler, IFPipeline, IFSuperResolutionPipeline
 
-    torch.manual_seed(seed)
-    unet = tiny_unet(stage, sample_size or (16 if stage == 1 else 32))
-    common = dict(
-        unet=unet,
-        scheduler=DDPMScheduler(**if_scheduler_config(stage)),
-        tokenizer=None,
-        text_encoder=None,
-        safety_checker=None,
-        feature_extractor=None,
-        watermarker=None,
-        requires_safety_checker=False,
-    )
+    from diffusion_stepper.core.deepfloyd_if.models import UNET_AND_SCHEDULERS_ONLY
+
+    parts = dict(unet=unet, scheduler=DDPMScheduler(**if_scheduler_config(stage)), **UNET_AND_SCHEDULERS_ONLY)
     if stage == 1:
-        pipeline = IFPipeline(**common)
+        pipeline = IFPipeline(**parts)
     else:
         noising = DDPMScheduler(
             num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", beta_start=0.0001, beta_end=0.02
         )
-        pipeline = IFSuperResolutionPipeline(image_noising_scheduler=noising, **common)
-    pipeline.save_pretrained(folder)
+        pipeline = IFSuperResolutionPipeline(image_noising_scheduler=noising, **parts)
+    pipeline.save_pretrained(folder, variant=variant)
     return Path(folder)
 
 

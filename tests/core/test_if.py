@@ -6,6 +6,7 @@ All on the tiny IF-architecture stages of core/deepfloyd_if/tiny.py, loaded thro
 
 from __future__ import annotations
 
+import copy
 import math
 from types import SimpleNamespace
 
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 from diffusion_stepper.core.deepfloyd_if.embeddings import PromptEmbeddings
-from diffusion_stepper.core.deepfloyd_if.models import load_if_stage
+from diffusion_stepper.core.deepfloyd_if.models import UNET_AND_SCHEDULERS_ONLY, load_if_stage
 from diffusion_stepper.core.deepfloyd_if.sampling import (
     CLEAN_T,
     VIEW_NAMES,
@@ -68,15 +69,7 @@ def request(stage, table, **fields) -> IFRequest:
 
 
 def pipeline(cls, folder):
-    pipe = cls.from_pretrained(
-        folder,
-        text_encoder=None,
-        tokenizer=None,
-        safety_checker=None,
-        feature_extractor=None,
-        watermarker=None,
-        requires_safety_checker=False,
-    )
+    pipe = cls.from_pretrained(folder, **UNET_AND_SCHEDULERS_ONLY)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -326,6 +319,19 @@ def test_loading_refuses_the_cpu_without_the_flag_and_foreign_folders(tiny_if, t
         load_if_stage(1, size="S", device="cpu", allow_cpu=True)
 
 
+def test_a_folder_saved_in_fp16_alone_loads_on_the_cpu_in_float32(stage1, tmp_path):
+    """As a stage saved with save_pretrained(variant="fp16") holds it: no full-precision weights."""
+    from diffusion_stepper.core.deepfloyd_if.tiny import save_if_stage
+
+    folder = save_if_stage(1, copy.deepcopy(stage1.unet).half(), tmp_path / "fp16-only", variant="fp16")
+    weight_files = [path.name for path in (folder / "unet").glob("*.safetensors")]
+    assert weight_files == ["diffusion_pytorch_model.fp16.safetensors"]
+    loaded = load_if_stage(1, model_dir=folder, device="cpu", allow_cpu=True)
+    assert loaded.dtype == torch.float32 and next(loaded.unet.parameters()).dtype == torch.float32
+    weight = next(loaded.unet.parameters())
+    torch.testing.assert_close(weight, next(stage1.unet.parameters()).half().float())
+
+
 def test_hub_weights_missing_offline_say_what_is_needed(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
@@ -410,12 +416,11 @@ def test_t5_encodes_prompts_as_ifpipeline_does(tmp_path, tiny_if):
     encode = t5_encoder(str(folder), "cpu")
     reference = IFPipeline.from_pretrained(
         tiny_if.stage1_dir,
-        tokenizer=AutoTokenizer.from_pretrained(folder, subfolder="tokenizer"),
-        text_encoder=T5EncoderModel.from_pretrained(folder, subfolder="text_encoder"),
-        safety_checker=None,
-        feature_extractor=None,
-        watermarker=None,
-        requires_safety_checker=False,
+        **{
+            **UNET_AND_SCHEDULERS_ONLY,
+            "tokenizer": AutoTokenizer.from_pretrained(folder, subfolder="tokenizer"),
+            "text_encoder": T5EncoderModel.from_pretrained(folder, subfolder="text_encoder"),
+        },
     )
     for prompt in ["A photo of a Cat ", ""]:
         expected, _ = reference.encode_prompt(prompt, do_classifier_free_guidance=False, clean_caption=False)
