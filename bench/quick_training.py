@@ -1,57 +1,137 @@
-"""The Train tab's "quick" preset: does its loss curve fall visibly within a minute on this CPU?
+"""The Train tab's Quick preset: digits from scratch within a minute on a laptop CPU?
 
-    python bench/quick_training.py --data-dir ../shared/data/mnist [--seconds 60] [--model class --objective ddpm]
+    python bench/quick_training.py [--skip-series] [--series-seconds 60]
 
-Runs `core.mnist.training.train` with the quick preset, as the Train tab does (one loss event per
-iteration), for `seconds` of wall time including loading MNIST, and compares the mean loss of
-the first 10 iterations (the baseline) with that of the last 10. Goal: a clear fall (ratio <= 0.5).
+1. The goal. `diffusion-stepper train mnist --preset quick --out DIR` runs as a new process with a
+   fresh, empty home folder (so MNIST comes from the copy bundled with the app), timed from launch
+   to exit, torch import included. Each epoch checkpoint it wrote is then sampled at γ = 5 with
+   its default steps, 10 samples per digit, and the judge (the small CNN of
+   bench/mnist_quality.py, >= 99% test accuracy, cached in bench/.cache) reads them. Goal: the
+   whole process <= 60 s, and the last checkpoint read as the right digit >= 95% of the time.
+   The time of each checkpoint is when its file was written, from the launch.
+
+2. The curve, beside the course recipe (the baseline). Each recipe trains in this process with
+   its sample grid drawn every 10 s of training, 10 of each digit at γ = 5 (quick: its default
+   steps; course: 50 strided DDPM steps, as its epoch grids), and the judge reads each grid. The
+   clock is the Train tab's: it includes drawing the grids, which a plain run does not spend.
+
+Prints rows for bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import date
+from pathlib import Path
 
 import torch
 
+from diffusion_stepper.core.mnist.checkpoints import saved_epochs
 from diffusion_stepper.core.mnist.data import load_mnist
-from diffusion_stepper.core.mnist.training import EpochEvent, LossEvent, preset_config, train
+from diffusion_stepper.core.mnist.sampling import SampleRequest, start_sampling
+from diffusion_stepper.core.mnist.training import LossEvent, PreviewEvent, preset_config, train
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mnist_quality import CACHE, batched, trained_classifier  # noqa: E402
+
+PER_DIGIT = 10
+GUIDANCE = 5.0
+GOAL_SECONDS, GOAL_ACCURACY = 60.0, 0.95
+
+
+def judge_accuracy(judge, samples: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((batched(judge, samples).argmax(1) == labels).float().mean())
+
+
+def judge_checkpoint(judge, checkpoint: Path) -> float:
+    """Sample a checkpoint as `sample mnist` does (γ = 5, its default steps) and judge the result."""
+    run = start_sampling(
+        SampleRequest(checkpoint=str(checkpoint), per_class=PER_DIGIT, guidance=GUIDANCE, device="cpu")
+    )
+    for frame in run.frames:
+        final = frame.x_t
+    return judge_accuracy(judge, final.clamp(0, 1), run.labels)
+
+
+def goal_run(judge) -> list[str]:
+    """The CLI's quick preset, timed as a whole process from a fresh home folder."""
+    with tempfile.TemporaryDirectory() as home:
+        out = Path(home) / "quick-run"
+        environment = {key: value for key, value in os.environ.items() if key != "DIFFUSION_STEPPER_DATA"}
+        environment["HOME"] = home
+        script = Path(sys.executable).with_name("diffusion-stepper")  # the installed console script
+        command = [str(script)] if script.is_file() else [sys.executable, "-m", "diffusion_stepper.visualizer"]
+        started = time.time()
+        subprocess.run(
+            [*command, "train", "mnist", "--preset", "quick", "--out", str(out)],
+            check=True,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wall = time.time() - started
+        points = [
+            (sidecar.stat().st_mtime - started, epoch, judge_checkpoint(judge, sidecar))
+            for epoch, sidecar in saved_epochs(out).items()
+        ]
+    seconds, last_epoch, accuracy = points[-1]
+    met = wall <= GOAL_SECONDS and accuracy >= GOAL_ACCURACY
+    print(f"goal run: {wall:.1f} s wall, last checkpoint {accuracy:.0%} right", file=sys.stderr)
+    curve = ", ".join(f"epoch {epoch} at {at:.0f} s: {share:.0%}" for at, epoch, share in points)
+    return [
+        f"| {date.today()} | {machine()} | `train mnist --preset quick`, whole process, fresh home | "
+        f"**{wall:.1f} s** | **{accuracy:.0%}** | {curve} | {'met' if met else 'NOT met'} |"
+    ]
+
+
+def series(judge, preset: str, seconds: float) -> str:
+    """Judge accuracy of a recipe's sample grids, drawn every 10 s of training and at each epoch's
+    end, up to `seconds`."""
+    config = preset_config(preset, "class")
+    config.device, config.epoch_samples, config.preview_seconds = "cpu", 10 * PER_DIGIT, 10.0
+    points = []
+    with tempfile.TemporaryDirectory() as folder:
+        events = train(config, load_mnist("train"), folder)
+        latest_loss = None  # its clock dates an epoch's grid, which comes right after it
+        for event in events:
+            if isinstance(event, LossEvent):
+                latest_loss = event
+                continue
+            at = event.seconds if isinstance(event, PreviewEvent) else latest_loss.seconds
+            points.append((at, judge_accuracy(judge, event.samples, event.sample_labels)))
+            print(f"{preset}: {at:.0f} s, {points[-1][1]:.0%}", file=sys.stderr)
+            if at >= seconds:
+                break
+        events.close()
+    cells = ", ".join(f"{at:.0f} s: {share:.0%}" for at, share in points)
+    return (
+        f"| {date.today()} | {machine()} | {preset}: {config.objective}, D = {config.hidden}, batch "
+        f"{config.batch_size}, lr {config.lr:g} {config.lr_schedule}, EMA {config.ema_decay:g} | {cells} |"
+    )
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir")
-    parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--model", default="class")
-    parser.add_argument("--objective", default="ddpm")
+    parser.add_argument("--skip-series", action="store_true", help="only the goal run")
+    parser.add_argument("--series-seconds", type=float, default=60.0)
     args = parser.parse_args()
-
-    started = time.perf_counter()
-    config = preset_config("quick", args.model, None if args.model == "single-step" else args.objective)
-    config.log_every, config.device = 1, "cpu"
-    data = load_mnist("train", args.data_dir)
-    losses, epochs_done = [], 0
-    with tempfile.TemporaryDirectory() as folder:
-        events = train(config, data, folder)
-        for event in events:
-            if isinstance(event, LossEvent):
-                losses.extend(event.losses)
-            elif isinstance(event, EpochEvent):
-                epochs_done += 1
-            if time.perf_counter() - started >= args.seconds:
-                events.close()
-                break
-    elapsed = time.perf_counter() - started
-    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
-    print(
-        f"| {date.today()} | {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__} | "
-        f"quick {args.model} {config.objective}, D={config.hidden}, batch {config.batch_size}, {config.limit} digits | "
-        f"{elapsed:.0f} s | {len(losses)} iterations, {epochs_done} epochs | {first:.3f} | {last:.3f} | "
-        f"**{last / first:.2f}** |"
-    )
+    train_set, test_set = load_mnist("train").as_float(), load_mnist("test").as_float()
+    judge, test_accuracy = trained_classifier(train_set, test_set, CACHE / "mnist-classifier.safetensors")
+    print(f"judge: test accuracy {test_accuracy:.4f}", file=sys.stderr)
+    rows = goal_run(judge)
+    if not args.skip_series:
+        rows += [series(judge, preset, args.series_seconds) for preset in ("quick", "course")]
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":

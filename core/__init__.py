@@ -7,4 +7,10 @@ command). Nothing in this package may import Qt or pyqtgraph; `tests/core/test_n
 enforces it.
 """
 
+import os
+
 __version__ = "0.1.0"
+
+# On Apple's GPU (MPS), an operation MPS lacks runs on the CPU instead of failing. torch reads this
+# when it first loads, and every module of the app that uses torch imports this package first.
+os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")

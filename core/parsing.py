@@ -23,6 +23,22 @@ def parse_int_list(text: str) -> list[int]:
     return values
 
 
+def format_int_list(values: list[int]) -> str:
+    """[1, 2, 3, 5, 10] -> "1-3, 5, 10": the inverse of parse_int_list, runs of three or more as ranges."""
+    parts: list[str] = []
+    index = 0
+    while index < len(values):
+        end = index
+        while end + 1 < len(values) and values[end + 1] == values[end] + 1:
+            end += 1
+        if end - index >= 2:
+            parts.append(f"{values[index]}-{values[end]}")
+        else:
+            parts.extend(str(value) for value in values[index : end + 1])
+        index = end + 1
+    return ", ".join(parts)
+
+
 def parse_float_list(text: str) -> list[float]:
     """ "0, 5, 10" -> [0.0, 5.0, 10.0]; raises ValueError with a one-line reason."""
     try:

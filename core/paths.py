@@ -4,9 +4,10 @@
   package data in `diffusion_stepper.resources`;
 - the work folder, where the app puts what it makes unless told otherwise (training runs,
   crops, masks, sketches, stage II inputs);
-- MNIST's default cache folder.
+- MNIST: the copy bundled with the app, and the cache folder `download mnist` fills.
 
-Paths under the work folder are built at call time, so a test can point `WORK_FOLDER` elsewhere.
+Paths under the work folder are built at call time, so a test can point `WORK_FOLDER` elsewhere;
+the MNIST cache folder follows HOME at call time.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from importlib import resources
 from pathlib import Path
 
 WORK_FOLDER = Path.home() / "diffusion-stepper-runs"
-MNIST_CACHE_FOLDER = Path.home() / ".cache" / "diffusion-stepper" / "mnist"
 
 
 def resources_dir() -> Path:
@@ -32,9 +32,14 @@ def sample_image(name: str = "tower.png") -> Path:
     return resources_dir() / "images" / name
 
 
-def test_digits_path() -> Path:
-    """The first MNIST test image of each digit 0-9 (see resources/data/README.md)."""
-    return resources_dir() / "data" / "mnist-test-first-of-each-digit.safetensors"
+def bundled_mnist_folder() -> Path:
+    """The four MNIST IDX files shipped with the app (see resources/data/README.md)."""
+    return resources_dir() / "data" / "mnist"
+
+
+def mnist_cache_folder() -> Path:
+    """Where `download mnist` keeps its copy unless told otherwise."""
+    return Path.home() / ".cache" / "diffusion-stepper" / "mnist"
 
 
 def style_sheet_path(name: str) -> Path:

@@ -22,11 +22,14 @@ class LossHistory:
     epoch_ends: list[tuple[int, int]] = field(default_factory=list)  # (iteration, epoch)
     images_per_second: float | None = None
     last: LossEvent | None = None
+    first_iteration: int = 0  # iterations done before this launch (a resumed run's earlier ones)
     _ema: float = 0.0  # the plain EMA, which starts at 0; smoothed[] divides out that start
 
     def add_losses(self, event: LossEvent) -> None:
         """Each iteration's loss, and the bias-corrected exponential moving average beside it."""
         first = event.iteration - len(event.losses) + 1
+        if self.last is None:
+            self.first_iteration = first - 1
         for offset, loss in enumerate(event.losses):
             self.iterations.append(first + offset)
             self.raw.append(loss)
@@ -46,17 +49,19 @@ class LossHistory:
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return np.asarray(self.iterations, float), np.asarray(self.raw, float), np.asarray(self.smoothed, float)
 
-    def seconds_left(self, epochs: int, batch_size: int) -> float | None:
-        """Training time left at the smoothed throughput (the epoch sample grids not included)."""
+    def seconds_left(self, epochs: int) -> float | None:
+        """Time left at this launch's measured pace: its wall time per iteration so far (sample
+        grids and checkpoints included, pauses not) times the iterations left."""
         event = self.last
-        if event is None or not self.images_per_second:
+        done = 0 if event is None else event.iteration - self.first_iteration
+        if done <= 0 or event.seconds <= 0:
             return None
         iterations_left = (
             (epochs - event.epoch) * event.epoch_iterations + event.epoch_iterations - event.epoch_iteration
         )
-        return iterations_left * batch_size / self.images_per_second
+        return iterations_left * event.seconds / done
 
-    def readout(self, epochs: int, batch_size: int) -> str:
+    def readout(self, epochs: int) -> str:
         """ "epoch 2/6 · iteration 340 · loss 0.0412 (smoothed 0.0430) · 123 img/s · 4 min 12 s left"."""
         event = self.last
         if event is None:
@@ -67,7 +72,7 @@ class LossHistory:
             f"loss {self.raw[-1]:.4f} (smoothed {self.smoothed[-1]:.4f})",
             f"{self.images_per_second:.0f} img/s",
         ]
-        seconds = self.seconds_left(epochs, batch_size)
+        seconds = self.seconds_left(epochs)
         if seconds is not None:
             parts.append(f"{format_duration(seconds)} left")
         return " · ".join(parts)

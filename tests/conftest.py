@@ -9,17 +9,15 @@ import pytest
 
 from diffusion_stepper.core.mnist.checkpoints import save_checkpoint
 from diffusion_stepper.core.mnist.training import TrainConfig, recipe
+from diffusion_stepper.core.paths import bundled_mnist_folder
 
-ROOT = Path(__file__).resolve().parent.parent
-MNIST_DIR = ROOT.parent / "shared" / "data" / "mnist"
 TINY_HIDDEN = 4
 
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
-    if not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file():
-        pytest.fail(f"real MNIST is expected in {MNIST_DIR} (see its README)")
-    return MNIST_DIR
+    """Real MNIST: the copy bundled with the app."""
+    return bundled_mnist_folder()
 
 
 def tiny_config(model: str, objective: str | None = None, **overrides) -> TrainConfig:

@@ -195,6 +195,17 @@ class MainWindow(QMainWindow):
         options = options or self.sample_dock.experiment_options()
         self.sampling.start(lambda: experiment_requests(key, options), compare=EXPERIMENTS[key].compare)
 
+    def show_epoch_comparison(self) -> None:
+        """The Train tab's epoch comparison, with the runs on disk to pick from, or what to do first."""
+        self.show_tab(TRAIN_TAB)
+        view = self.train_view
+        view.refresh_runs()
+        if view.has_runs:
+            view.compare_run.setFocus()
+            self.messages.show("Pick a run and its epochs, then press Compare epochs", 5000)
+        else:
+            self.messages.show("No training run on disk yet: press Start (Ctrl+T) here, then compare its epochs", 8000)
+
     def compare_epochs(self, run_dir: str, epochs: list) -> None:
         options = self.sample_dock.experiment_options()
         options.run_dir, options.epochs = run_dir, epochs

@@ -81,7 +81,7 @@ EXPERIMENTS_MENU = Menu(
     "E&xperiments",
     (
         *(
-            Entry(f"{experiment.title}…", lambda w: w.show_tab(TRAIN_TAB), (f"Alt+{number}",))
+            Entry(f"{experiment.title}…", lambda w: w.show_epoch_comparison(), (f"Alt+{number}",))
             if experiment.key == "epochs"
             else Entry(experiment.title, lambda w, key=experiment.key: w.run_experiment(key), (f"Alt+{number}",))
             for number, experiment in enumerate(EXPERIMENTS.values(), 1)

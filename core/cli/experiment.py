@@ -31,7 +31,9 @@ def register(commands) -> None:
     )
     mnist.add_argument("--data-dir", help="MNIST folder, for the experiments on test digits")
     mnist.add_argument("--run-dir", help="epochs: the training run's folder")
-    mnist.add_argument("--epochs", type=int_list, default=[1, 5, 10, 20], help="epochs: which (default 1,5,10,20)")
+    mnist.add_argument(
+        "--epochs", type=int_list, help="epochs: which (default: up to four of those saved, first to last)"
+    )
 
     deepfloyd_if = targets.add_parser("if", help="a part A experiment on DeepFloyd IF")
     deepfloyd_if.add_argument("name", choices=list(PART_A_EXPERIMENTS), help="which experiment")

@@ -13,23 +13,32 @@ NAME = "train"
 
 def register(commands) -> None:
     from diffusion_stepper.core.devices import DEVICE_CHOICES
-    from diffusion_stepper.core.mnist.training import MODEL_KINDS, PRESETS
+    from diffusion_stepper.core.mnist.training import LR_SCHEDULES, MODEL_KINDS, PRESETS, QUICK_SUMMARY
 
     train = commands.add_parser(NAME, help="train a CS180 part B model on MNIST")
     train.add_argument("dataset", choices=["mnist"])
-    train.add_argument("--model", choices=MODEL_KINDS, required=True)
-    train.add_argument("--objective", choices=["ddpm", "flow"], help="for time/class models (default ddpm)")
+    train.add_argument("--model", choices=MODEL_KINDS, default="class", help="default: class")
+    train.add_argument(
+        "--objective", choices=["ddpm", "flow"], help="for time/class models (default: ddpm, or flow with quick)"
+    )
     train.add_argument(
         "--preset",
         choices=PRESETS,
         default="course",
-        help="course: CS180's recipe; quick: D=32 on 3,000 digits, a falling loss within a minute on a CPU",
+        help=f"course: CS180's recipe; quick: {QUICK_SUMMARY}",
     )
     train.add_argument("--epochs", type=positive_int)
     train.add_argument("--hidden", type=positive_int, help="UNet hidden size D")
     train.add_argument("--batch-size", type=positive_int)
     train.add_argument("--lr", type=positive_float)
-    train.add_argument("--no-lr-decay", action="store_true", help="keep the learning rate constant")
+    train.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        help="exponential: the course's fall to 0.1x; warmup-cosine: warm up, then fall to zero",
+    )
+    train.add_argument(
+        "--ema-decay", type=non_negative_float, help="sample from a moving average of the weights (0: off)"
+    )
     train.add_argument("--sigma", type=non_negative_float, help="single-step noise level (default 0.5)")
     train.add_argument(
         "--pure-noise", action="store_true", help="single-step: train on pure noise z = ε (part B's average digit)"
@@ -37,10 +46,10 @@ def register(commands) -> None:
     train.add_argument("--p-uncond", type=non_negative_float, help="class dropout probability (default 0.1)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
-    train.add_argument("--data-dir", help="folder with the MNIST IDX files (or set DIFFUSION_STEPPER_DATA)")
+    train.add_argument("--data-dir", help="another copy of the MNIST IDX files (default: the bundled one)")
     train.add_argument("--limit", type=positive_int, help="train on the first N images only")
     train.add_argument("--log-every", type=positive_int, default=10, help="iterations per loss event")
-    train.add_argument("--epoch-samples", type=int, default=40, help="samples drawn after each epoch (0: none)")
+    train.add_argument("--epoch-samples", type=int, help="samples drawn after each epoch (0: none; default 40)")
     train.add_argument("--epoch-sample-steps", type=positive_int, help="sampling steps for the epoch grid")
     train.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from one of its checkpoints")
     train.add_argument("--out", required=True, help="directory for the checkpoints")
@@ -55,33 +64,48 @@ def config_from_flags(args: argparse.Namespace):
     if args.model == "single-step" and args.objective:
         raise UserFacingError("--objective is for time and class models; the single-step model has one objective")
     config = preset_config(args.preset, args.model, args.objective)
-    for name in ("epochs", "hidden", "batch_size", "lr", "sigma", "p_uncond", "epoch_sample_steps", "limit"):
+    for name in (
+        "epochs",
+        "hidden",
+        "batch_size",
+        "lr",
+        "lr_schedule",
+        "ema_decay",
+        "sigma",
+        "p_uncond",
+        "epoch_sample_steps",
+        "limit",
+    ):
         if getattr(args, name) is not None:  # flags left out keep the preset's value
             setattr(config, name, getattr(args, name))
-    if args.no_lr_decay:
-        config.lr_decay = False
     if args.pure_noise:
         if args.model != "single-step":
             raise UserFacingError("--pure-noise is for the single-step model")
         config.pure_noise = True
     config.seed, config.device = args.seed, args.device
-    config.log_every, config.epoch_samples = args.log_every, args.epoch_samples
+    config.log_every = args.log_every
+    if args.epoch_samples is not None:
+        config.epoch_samples = args.epoch_samples
     return config
 
 
 def run(args: argparse.Namespace) -> int:
     from diffusion_stepper.core.io.export import write_sample_grid
+    from diffusion_stepper.core.mnist.data import mnist_source
     from diffusion_stepper.core.mnist.training import EpochEvent, LossEvent, train_on_mnist
+    from diffusion_stepper.core.training_progress import LossHistory
 
     config = config_from_flags(args)
-    bar = None
+    print(f"training on {mnist_source(args.data_dir).describe()}", flush=True)
+    history, bar = LossHistory(), None
     try:
         for event in train_on_mnist(config, Path(args.out), args.data_dir, resume_from=args.resume):
             if isinstance(event, LossEvent):
+                history.add_losses(event)
                 if bar is None:
                     bar = progress(event.epoch_iterations, f"epoch {event.epoch}/{config.epochs}", unit="batch")
                 bar.n = event.epoch_iteration
-                bar.set_postfix(loss=f"{event.loss:.4f}", lr=f"{event.lr:.2e}", img_s=f"{event.images_per_second:.0f}")
+                bar.set_postfix_str(history.readout(config.epochs))
             elif isinstance(event, EpochEvent):
                 if bar is not None:
                     bar.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from diffusion_stepper.core.devices import is_gpu
 from diffusion_stepper.core.errors import UserFacingError
 
 UNCONDITIONAL = ""
@@ -107,7 +108,7 @@ def t5_encoder(source: str = T5_SOURCE, device: str | torch.device = "cpu") -> C
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, subfolder="tokenizer")
-        dtype = torch.float16 if torch.device(device).type == "cuda" else torch.float32
+        dtype = torch.float16 if is_gpu(device) else torch.float32
         model = T5EncoderModel.from_pretrained(source, subfolder="text_encoder", torch_dtype=dtype).to(device).eval()
     except Exception as error:
         raise UserFacingError(explain_load_error(source, error)) from error

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from diffusion_stepper.core.devices import resolve_device
+from diffusion_stepper.core.devices import is_gpu, resolve_device
 from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule
 from diffusion_stepper.core.errors import UserFacingError
 
@@ -121,9 +121,10 @@ def load_if_stage(
     """Load stage I or II for our sampling loop. Raises UserFacingError with the way forward."""
     source = stage_source(stage, size, model_dir)
     resolved = resolve_device(device)
-    if resolved.type != "cuda" and not allow_cpu:
+    on_gpu = is_gpu(resolved)
+    if not on_gpu and not allow_cpu:
         raise UserFacingError(
-            f"IF stage {stage} needs a CUDA GPU ({_needs(source)}) and this run has none: "
+            f"IF stage {stage} needs a GPU, CUDA or Apple's MPS ({_needs(source)}), and this run has none: "
             "pass --allow-cpu to run it on the CPU anyway (real IF takes minutes per step there), "
             "or open a saved IF trajectory instead"
         )
@@ -132,11 +133,10 @@ def load_if_stage(
             f"{model_dir} is not an IF stage folder: it needs unet/ and scheduler/ (as diffusers' "
             "save_pretrained writes them)"
         )
-    on_gpu = resolved.type == "cuda"
     dtype = torch.float16 if on_gpu else torch.float32
     pipeline = _from_pretrained(stage, source, dtype, variant=_weights_variant(source, on_gpu))
     if offload:
-        if not on_gpu:
+        if resolved.type != "cuda":
             raise UserFacingError("model CPU offload is for a CUDA GPU; without one, leave --offload out")
         try:
             pipeline.enable_model_cpu_offload(device=resolved)

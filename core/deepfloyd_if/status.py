@@ -12,6 +12,7 @@ import torch
 from diffusion_stepper.core.deepfloyd_if.embeddings import PromptEmbeddings
 from diffusion_stepper.core.deepfloyd_if.models import REQUIREMENTS, IFStage, stage_source, weights_present
 from diffusion_stepper.core.deepfloyd_if.tasks import loaded_stages
+from diffusion_stepper.core.devices import mps_available
 
 
 def describe_loaded(stage: IFStage) -> str:
@@ -49,7 +50,9 @@ def machine_line() -> str:
     if torch.cuda.is_available():
         free, total = torch.cuda.mem_get_info()
         return f"GPU: {torch.cuda.get_device_name(0)}, {(total - free) / 2**30:.1f} of {total / 2**30:.0f} GB in use"
-    return "no CUDA GPU here: IF runs only with “allow the CPU”, slowly; saved IF runs open fine (File ▸ Open)"
+    if mps_available():
+        return "GPU: Apple's GPU through MPS (it shares the Mac's memory)"
+    return "no GPU here: IF runs only with “allow the CPU”, slowly; saved IF runs open fine (File ▸ Open)"
 
 
 def status_text(folder: str, size: str | None, embeddings: PromptEmbeddings | None) -> str:

@@ -28,7 +28,7 @@ _MIXTURE_LEVELS = 128
 def density_histogram(values: torch.Tensor, edges: np.ndarray = HISTOGRAM_EDGES) -> np.ndarray:
     """Counts per bin divided by (all values x bin width): a density, so values outside the edges
     lower the bars instead of being silently renormalized away."""
-    flat = values.detach().reshape(-1).double().numpy()
+    flat = values.detach().reshape(-1).cpu().double().numpy()
     counts, _ = np.histogram(flat, bins=edges)
     return counts / (max(flat.size, 1) * np.diff(edges))
 
@@ -42,7 +42,7 @@ def mixture_density(x: np.ndarray, clean: torch.Tensor, a: float, b: float) -> n
 
     The pixel values are first binned into a few levels, so this stays fast for big images.
     """
-    values = clean.detach().reshape(-1).double().numpy()
+    values = clean.detach().reshape(-1).cpu().double().numpy()
     low, high = float(values.min()), float(values.max())
     if high - low < 1e-12:
         return normal_pdf(x, a * low, b)

@@ -149,6 +149,25 @@ def _write_weights_and_sidecar(
     return sidecar_path
 
 
+def saved_epochs(run_dir: str | os.PathLike) -> dict[int, Path]:
+    """A training run's finished epochs: epoch number -> its sidecar, in epoch order."""
+    found = (
+        (int(match.group(1)), sidecar)
+        for sidecar in Path(run_dir).glob("epoch-*.json")
+        if (match := _EPOCH_SIDECAR.fullmatch(sidecar.name))
+    )
+    return dict(sorted(found))
+
+
+def training_runs(parent: str | os.PathLike) -> list[Path]:
+    """The folders right under `parent` that hold a finished epoch, the most recently saved first."""
+    try:
+        folders = [folder for folder in Path(parent).iterdir() if folder.is_dir() and saved_epochs(folder)]
+    except OSError:  # no such folder yet, or unreadable: no runs to offer
+        return []
+    return sorted(folders, key=lambda folder: max(p.stat().st_mtime for p in folder.glob("epoch-*.json")), reverse=True)
+
+
 def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
     """The sidecar path for a bundled name, a run directory, a .json or a .safetensors path."""
     text = str(path_or_name)
@@ -164,12 +183,10 @@ def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
             )
         raise CheckpointError(f"{path}: no such file or directory")
     if path.is_dir():
-        sidecars = sorted(
-            (int(m.group(1)), p) for p in path.glob("epoch-*.json") if (m := _EPOCH_SIDECAR.search(p.name))
-        )
+        sidecars = saved_epochs(path)
         if not sidecars:
             raise CheckpointError(f"{path}: directory holds no epoch-NNN.json checkpoint")
-        return sidecars[-1][1]
+        return sidecars[max(sidecars)]
     if path.suffix == ".json":
         return path
     if path.suffix == ".safetensors":

@@ -1,5 +1,8 @@
 """MNIST from the four standard IDX files (gzipped or raw), and an optional checked download.
 
+The app ships MNIST (resources/data/mnist), so training and the part B experiments work offline
+from the first launch; a folder the user names, or a downloaded copy, takes precedence.
+
 The data is returned as whole tensors, never as per-item PIL images: training moves the full
 training set to the device once and indexes batches out of it.
 """
@@ -18,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from diffusion_stepper.core import paths
 from diffusion_stepper.core.atomic import write_bytes_atomically
 from diffusion_stepper.core.errors import DataError
-from diffusion_stepper.core.paths import MNIST_CACHE_FOLDER
 
 DATA_ENV_VAR = "DIFFUSION_STEPPER_DATA"
 
@@ -64,13 +67,44 @@ class MnistSplit:
         return images, labels.to(device=device)
 
 
-def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """--data-dir if given, else $DIFFUSION_STEPPER_DATA, else ~/.cache/diffusion-stepper/mnist."""
+@dataclass(frozen=True)
+class MnistSource:
+    """Where MNIST is read from, and why there: what the Train tab and `train` report."""
+
+    folder: Path
+    origin: str  # "bundled with the app", "downloaded copy", "$DIFFUSION_STEPPER_DATA" or "chosen folder"
+
+    @property
+    def bundled(self) -> bool:
+        return self.origin == BUNDLED
+
+    def describe(self) -> str:
+        return f"MNIST {self.origin}" if self.bundled else f"MNIST in {self.folder} ({self.origin})"
+
+
+BUNDLED = "bundled with the app"
+
+
+def mnist_source(data_dir: str | os.PathLike | None = None, split: str = "train") -> MnistSource:
+    """--data-dir if given, else $DIFFUSION_STEPPER_DATA, else a complete downloaded copy in
+    ~/.cache/diffusion-stepper/mnist, else the copy bundled with the app."""
+    if data_dir:
+        return MnistSource(Path(data_dir).expanduser(), "chosen folder")
+    if os.environ.get(DATA_ENV_VAR):
+        return MnistSource(Path(os.environ[DATA_ENV_VAR]).expanduser(), f"${DATA_ENV_VAR}")
+    cache = paths.mnist_cache_folder()
+    if all(_find(cache, FILES[(split, kind)]) for kind in ("images", "labels")):
+        return MnistSource(cache, "downloaded copy")
+    return MnistSource(paths.bundled_mnist_folder(), BUNDLED)
+
+
+def download_folder(data_dir: str | os.PathLike | None = None) -> Path:
+    """Where `download mnist` puts the files: --data-dir, else $DIFFUSION_STEPPER_DATA, else the cache."""
     if data_dir:
         return Path(data_dir).expanduser()
     if os.environ.get(DATA_ENV_VAR):
         return Path(os.environ[DATA_ENV_VAR]).expanduser()
-    return MNIST_CACHE_FOLDER
+    return paths.mnist_cache_folder()
 
 
 def _find(data_dir: Path, stem: str) -> Path | None:
@@ -105,14 +139,16 @@ def read_idx(path: Path) -> np.ndarray:
 
 def load_mnist(split: str = "train", data_dir: str | os.PathLike | None = None) -> MnistSplit:
     """Load the "train" or "test" split; one clear error if any file is missing."""
-    directory = resolve_data_dir(data_dir)
+    source = mnist_source(data_dir, split)
+    directory = source.folder
     stems = [FILES[(split, "images")], FILES[(split, "labels")]]
     found = {stem: _find(directory, stem) for stem in stems}
     missing = [stem for stem, path in found.items() if path is None]
     if missing:
         raise DataError(
-            f"MNIST files missing in {directory}: expected {', '.join(s + '[.gz]' for s in missing)}; "
-            f"pass --data-dir, set {DATA_ENV_VAR}, or run `diffusion-stepper download mnist`"
+            f"MNIST files missing in {directory} ({source.origin}): expected "
+            f"{', '.join(s + '[.gz]' for s in missing)}; choose the folder that holds them, or leave the "
+            "data folder unset to use the copy bundled with the app"
         )
     images = read_idx(found[stems[0]])
     labels = read_idx(found[stems[1]])
@@ -127,7 +163,7 @@ def download_mnist(
     report: Callable[[str], None] = lambda message: None,
 ) -> Path:
     """Fetch any missing IDX file from the mirrors, keeping it only if its sha256 matches."""
-    directory = resolve_data_dir(data_dir)
+    directory = download_folder(data_dir)
     directory.mkdir(parents=True, exist_ok=True)
     for stem, digest in SHA256.items():
         if _find(directory, stem) is not None:

@@ -16,17 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from diffusion_stepper.core.devices import make_generator, resolve_device
 from diffusion_stepper.core.diffusion.objectives import SingleStepObjective
 from diffusion_stepper.core.diffusion.sampling import SingleStepDenoise
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
-from diffusion_stepper.core.errors import DataError, UserFacingError
+from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import FORWARD_NOISED, Frame, SamplingRun, to_cpu
-from diffusion_stepper.core.mnist.checkpoints import load_checkpoint, resolve_checkpoint
+from diffusion_stepper.core.mnist.checkpoints import load_checkpoint, saved_epochs
 from diffusion_stepper.core.mnist.sampling import MNIST_VALUE_RANGE, MnistPredictor, SampleRequest, start_sampling
-from diffusion_stepper.core.paths import test_digits_path
 
 COURSE_SIGMAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)
 GUIDANCE_SWEEP = (0.0, 5.0, 10.0)
@@ -46,21 +44,10 @@ OOD_NOTE = (
 
 
 def one_test_digit_each(count: int, data_dir: str | None, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first test image of each digit 0-9 (then the next ones, up to `count`), and labels.
-
-    Without MNIST on disk (and no --data-dir given), up to ten come from the copy of the first
-    of each digit shipped in resources/data: the same images, so the same frames.
-    """
+    """The first test image of each digit 0-9 (then the next ones, up to `count`), and labels."""
     from diffusion_stepper.core.mnist.data import load_mnist
 
-    try:
-        images, labels = load_mnist("test", data_dir).as_float(device)
-    except DataError:
-        if data_dir is not None or count > 10:
-            raise
-        shipped = load_file(str(test_digits_path()))
-        images = shipped["images"].to(device).unsqueeze(1).float().div_(255.0)
-        labels = shipped["labels"].to(device)
+    images, labels = load_mnist("test", data_dir).as_float(device)
     picks: list[int] = []
     seen = dict.fromkeys(range(10), 0)
     while len(picks) < count:
@@ -163,7 +150,7 @@ class ExperimentOptions:
     ddpm_checkpoint: str = "mnist-class-ddpm"
     flow_checkpoint: str = "mnist-class-flow"
     run_dir: str | None = None  # for the epoch comparison: a training run's folder
-    epochs: Sequence[int] = (1, 5, 10, 20)
+    epochs: Sequence[int] | None = None  # default: up to four of the run's saved epochs, first to last
 
 
 @dataclass
@@ -207,18 +194,31 @@ def _ddpm_vs_flow(options: ExperimentOptions) -> list:
     ]
 
 
-def epoch_checkpoints(run_dir: str | Path, epochs: Sequence[int]) -> list[Path]:
-    """The sidecars of the chosen epochs of a training run; one clear error for any missing."""
+def spread_of_epochs(epochs: Sequence[int], count: int = 4) -> list[int]:
+    """Up to `count` of a run's saved epochs, evenly spread from the first to the last."""
+    epochs = sorted(epochs)
+    if len(epochs) <= count:
+        return epochs
+    return sorted({epochs[round(i * (len(epochs) - 1) / (count - 1))] for i in range(count)})
+
+
+def epoch_checkpoints(run_dir: str | Path, epochs: Sequence[int] | None = None) -> list[Path]:
+    """The sidecars of the chosen epochs of a training run (default: a spread of those saved);
+    one clear error for any missing."""
     folder = Path(run_dir)
     if not folder.is_dir():
         raise UserFacingError(f"{folder}: no such folder (give a training run's folder)")
-    missing = [epoch for epoch in epochs if not (folder / f"epoch-{epoch:03d}.json").is_file()]
+    saved = saved_epochs(folder)
+    if not saved:
+        raise UserFacingError(f"{folder} holds no finished epoch: train the run for at least one epoch")
+    epochs = spread_of_epochs(saved) if epochs is None else epochs
+    missing = [epoch for epoch in epochs if epoch not in saved]
     if missing:
-        have = sorted(int(p.stem.split("-")[1]) for p in folder.glob("epoch-[0-9][0-9][0-9].json"))
         raise UserFacingError(
-            f"{folder} has no checkpoint for epoch {', '.join(map(str, missing))}; it has epochs {have or 'none'}"
+            f"{folder} has no checkpoint for epoch {', '.join(map(str, missing))}; it has epochs "
+            f"{', '.join(map(str, saved))}"
         )
-    return [resolve_checkpoint(folder / f"epoch-{epoch:03d}.json") for epoch in epochs]
+    return [saved[epoch] for epoch in epochs]
 
 
 def _epochs(options: ExperimentOptions) -> list:

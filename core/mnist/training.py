@@ -1,13 +1,16 @@
 """Training as a generator of events: loss events every few iterations, an epoch event per epoch.
 
 The caller decides what to do between events: the CLI advances a progress bar, the GUI plots a
-curve. Pausing is simply not asking for the next event; stopping is closing the generator.
-Checkpoints are written only at epoch ends, atomically, so neither can damage one.
+curve and shows the preview grids. Pausing is simply not asking for the next event; stopping is
+closing the generator. Checkpoints are written only at epoch ends, atomically, so neither can
+damage one.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,6 +51,11 @@ MODEL_KINDS = ("single-step", "time", "class")
 ARCHITECTURE_OF_MODEL = {"single-step": "unconditional", "time": "time", "class": "class"}
 NUM_CLASSES = 10
 EPOCH_SAMPLE_STEPS = 50  # epoch grids use at most this many steps, to keep them quick on a CPU
+LR_SCHEDULES = ("exponential", "constant", "warmup-cosine")
+# With ema_decay > 0 a checkpoint's weights are the average; the weights being trained are kept
+# in its training state under this prefix, to resume from.
+TRAINED_WEIGHTS = "trained"
+WARMUP_FRACTION = 0.05  # warmup-cosine: the rate rises linearly over the first 5% of the iterations
 
 
 @dataclass
@@ -58,7 +66,10 @@ class TrainConfig:
     hidden: int
     batch_size: int
     lr: float
-    lr_decay: bool  # ExponentialLR with gamma = 0.1^(1/epochs): the rate ends at 0.1x, as in the course
+    # exponential: the course's, lr x 0.1^((epoch - 1) / epochs), ending at 0.1x; constant; or
+    # warmup-cosine: a linear warm-up, then a cosine fall to zero over the run's iterations
+    lr_schedule: str = "exponential"
+    ema_decay: float = 0.0  # sample from an exponential moving average of the weights (0: the weights)
     seed: int = 0
     device: str = "auto"
     limit: int | None = None  # train on the first `limit` images
@@ -70,6 +81,15 @@ class TrainConfig:
     log_every: int = 10
     epoch_samples: int = 40  # 4 of each digit for class models; 0 turns the epoch grid off
     epoch_sample_steps: int | None = None  # default: min(EPOCH_SAMPLE_STEPS, the objective's own)
+    preview_seconds: float = 0.0  # also sample that grid every this many seconds of training (0: never)
+
+    @classmethod
+    def from_hyperparameters(cls, hyperparameters: dict) -> TrainConfig:
+        """The config a sidecar recorded, including those written before lr_schedule existed."""
+        values = dict(hyperparameters)
+        if "lr_decay" in values:
+            values["lr_schedule"] = "exponential" if values.pop("lr_decay") else "constant"
+        return cls(**values)
 
     def validate(self) -> None:
         if self.model not in MODEL_KINDS:
@@ -83,14 +103,26 @@ class TrainConfig:
                 raise UserFacingError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.lr <= 0:
             raise UserFacingError(f"lr must be positive, got {self.lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise UserFacingError(f"unknown lr schedule {self.lr_schedule!r}; use one of {', '.join(LR_SCHEDULES)}")
+        if not 0 <= self.ema_decay < 1:
+            raise UserFacingError(f"ema-decay must be in [0, 1), got {self.ema_decay}")
         if self.limit is not None and self.limit <= 0:
             raise UserFacingError(f"limit must be positive, got {self.limit}")
         if not 0 <= self.p_uncond < 1:
             raise UserFacingError(f"p-uncond must be in [0, 1), got {self.p_uncond}")
 
-    @property
-    def lr_gamma(self) -> float | None:
-        return 0.1 ** (1 / self.epochs) if self.lr_decay else None
+    def learning_rate(self, epoch: int, iteration: int, total_iterations: int) -> float:
+        """The rate for `iteration` (0-based, over the whole run), which falls in `epoch` (1-based)."""
+        if self.lr_schedule == "exponential":
+            return self.lr * 0.1 ** ((epoch - 1) / self.epochs)
+        if self.lr_schedule == "warmup-cosine":
+            warmup = max(1, round(WARMUP_FRACTION * total_iterations))
+            if iteration < warmup:
+                return self.lr * (iteration + 1) / warmup
+            progress = (iteration - warmup) / max(1, total_iterations - warmup)
+            return self.lr * 0.5 * (1 + math.cos(math.pi * progress))
+        return self.lr
 
     def build_objective(self) -> Objective:
         if self.objective == "single-step":
@@ -124,29 +156,47 @@ class TrainConfig:
 def recipe(model: str, objective: str | None = None) -> TrainConfig:
     """The course's hyperparameters for a model kind (and objective, for time/class models)."""
     if model == "single-step":
-        return TrainConfig("single-step", "single-step", epochs=5, hidden=128, batch_size=256, lr=1e-4, lr_decay=False)
+        return TrainConfig(
+            "single-step", "single-step", epochs=5, hidden=128, batch_size=256, lr=1e-4, lr_schedule="constant"
+        )
     objective = objective or "ddpm"
     if objective == "ddpm":
-        return TrainConfig(model, "ddpm", epochs=20, hidden=64, batch_size=128, lr=1e-3, lr_decay=True)
+        return TrainConfig(model, "ddpm", epochs=20, hidden=64, batch_size=128, lr=1e-3)
     if objective == "flow":
-        return TrainConfig(model, "flow", epochs=10, hidden=64, batch_size=64, lr=1e-2, lr_decay=True)
+        return TrainConfig(model, "flow", epochs=10, hidden=64, batch_size=64, lr=1e-2)
     raise UserFacingError(f"unknown objective {objective!r}; use ddpm or flow")
 
 
 PRESETS = ("course", "quick")
 
 
-def preset_config(preset: str, model: str, objective: str | None = None) -> TrainConfig:
-    """The course recipe, or the quick one: a small model on a subset, whose loss curve falls
-    visibly within a minute on a laptop CPU (for lectures without a GPU)."""
+PRESET_OBJECTIVES = {"course": "ddpm", "quick": "flow"}  # each preset's objective when none is named
+# What the quick preset does and how long it takes, as measured by bench/quick_training.py (see
+# bench/RESULTS.md): the label the Train tab and `train --help` show.
+QUICK_SUMMARY = "the course UNet at D = 16, flow matching, 16,000 digits: about 55 s on a 2-core laptop CPU"
+
+
+def preset_config(preset: str, model: str = "class", objective: str | None = None) -> TrainConfig:
+    """The course recipe, or the quick one: the course's UNet and objective, tuned to draw digits
+    within a minute on a laptop CPU (for lectures without a GPU; bench/quick_training.py).
+
+    Quick keeps the UNet at D = 16 and makes each of its 16,000 training images count: small
+    batches (more steps), a rate warmed up then cosine-decayed to zero, and samples drawn from an
+    average of the weights.
+    """
+    if preset not in PRESETS:
+        raise UserFacingError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+    if model != "single-step":
+        objective = objective or PRESET_OBJECTIVES[preset]
     config = recipe(model, objective)
     if preset == "quick":
-        config.hidden, config.batch_size, config.limit, config.epochs = 32, 64, 3000, 5
-        config.epoch_sample_steps = 20
-        if model == "single-step":
-            config.lr = 1e-3  # the course's 1e-4 suits 5 epochs of 60,000 images, not 3,000
-    elif preset != "course":
-        raise UserFacingError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+        config.hidden, config.batch_size, config.limit, config.epochs = 16, 32, 4000, 4
+        config.lr, config.lr_schedule, config.ema_decay = 5e-3, "warmup-cosine", 0.995
+        config.epoch_samples, config.epoch_sample_steps = 20, 10
+        if config.objective == "flow":
+            config.num_ts = 20
+        elif model == "single-step":
+            config.lr = 1e-3  # the course's 1e-4 suits 5 epochs of 60,000 images, not 18,000
     return config
 
 
@@ -160,6 +210,19 @@ class LossEvent:
     images_per_second: float
     epoch_iteration: int  # iterations done in this epoch
     epoch_iterations: int  # iterations in a whole epoch
+    seconds: float = 0.0  # wall time of this launch so far, sample grids included and pauses not
+
+
+@dataclass
+class PreviewEvent:
+    """The sample grid drawn mid-epoch, every `preview_seconds` of training."""
+
+    epoch: int
+    iteration: int
+    seconds: float  # training time of this launch when it was drawn
+    samples: torch.Tensor  # [N, 1, 28, 28] in [0, 1]
+    sample_labels: torch.Tensor | None
+    sampling: str
 
 
 @dataclass
@@ -174,7 +237,51 @@ class EpochEvent:
     sampling: str = ""  # how the samples were drawn, e.g. "seed 0, 50 strided DDPM steps, CFG γ = 5"
 
 
-TrainEvent = LossEvent | EpochEvent
+TrainEvent = LossEvent | PreviewEvent | EpochEvent
+
+
+class Stopwatch:
+    """Seconds of training: it stops while the caller holds an event, so a pause is not counted."""
+
+    def __init__(self):
+        self._banked, self._since = 0.0, time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return self._banked + time.perf_counter() - self._since
+
+    def hand_over(self, event: TrainEvent) -> Iterator[TrainEvent]:
+        """Yield `event` with the clock stopped (use with `yield from`)."""
+        self._banked = self.seconds
+        yield event
+        self._since = time.perf_counter()
+
+
+class WeightAverage:
+    """An exponential moving average of a model's weights (its BatchNorm statistics copied as
+    they are): the network the samples and checkpoints use when `ema_decay` > 0.
+
+    The decay ramps up as min(decay, (1 + n) / (10 + n)) at iteration n, so the first, random
+    weights are forgotten within a few steps instead of ~1 / (1 - decay).
+    """
+
+    def __init__(self, model: UNet, decay: float):
+        self.model, self.decay = model, decay
+        self.average = copy.deepcopy(model) if decay > 0 else model
+
+    @property
+    def enabled(self) -> bool:
+        return self.average is not self.model
+
+    @torch.no_grad()
+    def update(self, iteration: int) -> None:
+        if not self.enabled:
+            return
+        decay = min(self.decay, (1 + iteration) / (10 + iteration))
+        for average, current in zip(self.average.parameters(), self.model.parameters()):
+            average.lerp_(current, 1 - decay)
+        for average, current in zip(self.average.buffers(), self.model.buffers()):
+            average.copy_(current)
 
 
 def _optimizer_to_safetensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
@@ -200,7 +307,7 @@ def _optimizer_from_safetensors(
 def config_for_resume(checkpoint: str | Path, epochs: int | None = None, device: str | None = None) -> TrainConfig:
     """The configuration a checkpoint was trained with; `epochs` may be raised to train on."""
     sidecar, _ = load_training_state(resolve_checkpoint(checkpoint))
-    config = TrainConfig(**sidecar["hyperparameters"])
+    config = TrainConfig.from_hyperparameters(sidecar["hyperparameters"])
     if epochs is not None:
         config.epochs = epochs
     if device is not None:
@@ -294,6 +401,7 @@ def train(
 ) -> Iterator[TrainEvent]:
     """Train per `config` on `data`, writing one checkpoint per epoch to `out_dir`."""
     config.validate()
+    watch = Stopwatch()
     device = resolve_device(config.device)
     out_dir = Path(out_dir)
     if resume_from is None and any(out_dir.glob("epoch-*.json")):
@@ -306,31 +414,18 @@ def train(
     if num_images == 0:
         raise UserFacingError("no training images (check --limit and the data directory)")
     model = config.build_model().to(device)
+    averaged = WeightAverage(model, config.ema_decay)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, config.lr_gamma) if config.lr_gamma else None
     generator = make_generator(config.seed, device)
     first_epoch, iteration = 1, 0
     if resume_from is not None:
-        sidecar_path = resolve_checkpoint(resume_from)
-        sidecar, state = load_training_state(sidecar_path)
-        try:
-            model.load_state_dict(read_weights(sidecar_path, sidecar))
-        except RuntimeError:
-            raise CheckpointError(
-                f"{sidecar_path}: its weights do not match this run's model ({config.model}, hidden {config.hidden})"
-            ) from None
-        _optimizer_from_safetensors(optimizer, state, sidecar["optimizer_param_groups"])
-        if scheduler is not None:
-            scheduler.last_epoch = sidecar["epoch"]
-        generator.set_state(state["generator"])
-        first_epoch, iteration = sidecar["epoch"] + 1, sidecar["iteration"]
-        if first_epoch > config.epochs:
-            raise UserFacingError(
-                f"{sidecar_path} already finished epoch {sidecar['epoch']} of {config.epochs}; pass a larger --epochs"
-            )
+        first_epoch, iteration = _restore(resume_from, config, averaged, optimizer, generator)
 
     batches_per_epoch = (num_images + config.batch_size - 1) // config.batch_size
+    total_iterations = config.epochs * batches_per_epoch
     hyperparameters = dataclasses.asdict(config)
+    sampling = epoch_sampling_text(config, objective, bool(model.num_classes))
+    next_preview = config.preview_seconds
     for epoch in range(first_epoch, config.epochs + 1):
         model.train()
         epoch_start = time.perf_counter()
@@ -343,6 +438,8 @@ def train(
             cond = None
             if model.num_classes:
                 cond = class_condition_with_dropout(labels[index], model.num_classes, config.p_uncond, generator)
+            for group in optimizer.param_groups:
+                group["lr"] = config.learning_rate(epoch, iteration, total_iterations)
             try:
                 loss = objective.training_loss(model, x, cond, generator)
                 optimizer.zero_grad(set_to_none=True)
@@ -352,6 +449,7 @@ def train(
                 if _is_out_of_memory(exc):
                     _raise_out_of_memory(config, device, epoch, iteration + 1)
                 raise
+            averaged.update(iteration)
             iteration += 1
             window_losses.append(loss.detach())
             window_images += x.shape[0]
@@ -359,14 +457,8 @@ def train(
             last_batch = batch_index == batches_per_epoch - 1
             if len(window_losses) >= config.log_every or last_batch:
                 values = torch.stack(window_losses).tolist()  # one device sync per window
-                first_iteration = iteration - len(values) + 1
-                for offset, value in enumerate(values):
-                    if value != value or value in (float("inf"), float("-inf")):
-                        raise TrainingDiverged(
-                            f"loss became {value} at epoch {epoch}, iteration {first_iteration + offset}; "
-                            "lower --lr or resume from the last checkpoint"
-                        )
-                yield LossEvent(
+                _check_finite(values, epoch, iteration - len(values) + 1)
+                event = LossEvent(
                     epoch=epoch,
                     iteration=iteration,
                     loss=sum(values) / len(values),
@@ -375,15 +467,24 @@ def train(
                     images_per_second=window_images / max(time.perf_counter() - window_start, 1e-9),
                     epoch_iteration=batch_index + 1,
                     epoch_iterations=batches_per_epoch,
+                    seconds=watch.seconds,
                 )
-                # The clock restarts when the caller asks for more, so a pause is not counted.
+                yield from watch.hand_over(event)
+                # The window restarts when the caller asks for more, so a pause is not counted.
                 window_start, window_losses, window_images = time.perf_counter(), [], 0
-        if scheduler is not None:
-            scheduler.step()
+            if next_preview and watch.seconds >= next_preview and not last_batch:
+                samples, sample_labels = epoch_sample_grid(averaged.average, objective, config, device)
+                if samples is not None:
+                    preview = PreviewEvent(epoch, iteration, watch.seconds, samples.cpu(), sample_labels, sampling)
+                    yield from watch.hand_over(preview)
+                while next_preview <= watch.seconds:  # on the 4 s, 8 s, ... marks, skipping any missed
+                    next_preview += config.preview_seconds
         mean_loss = float(epoch_loss_sum) / batches_per_epoch
-        samples, sample_labels = epoch_sample_grid(model, objective, config, device)
+        samples, sample_labels = epoch_sample_grid(averaged.average, objective, config, device)
         tensors, groups = _optimizer_to_safetensors(optimizer)
         tensors["generator"] = generator.get_state()
+        if averaged.enabled:  # the checkpoint's weights are the average; training resumes from these
+            tensors.update({f"{TRAINED_WEIGHTS}.{key}": value for key, value in model.state_dict().items()})
         sidecar = {
             "architecture": config.architecture_spec(),
             "objective": objective.to_dict(),
@@ -402,14 +503,58 @@ def train(
             },
             "optimizer_param_groups": groups,
         }
-        checkpoint = save_checkpoint(out_dir, epoch, model, sidecar, tensors)
-        yield EpochEvent(
+        if averaged.enabled:
+            sidecar["weights_are"] = f"an exponential moving average of the trained weights (decay {config.ema_decay})"
+        checkpoint = save_checkpoint(out_dir, epoch, averaged.average, sidecar, tensors)
+        event = EpochEvent(
             epoch=epoch,
             iteration=iteration,
             mean_loss=mean_loss,
             checkpoint=checkpoint,
             samples=None if samples is None else samples.cpu(),
             sample_labels=sample_labels,
-            sampling=epoch_sampling_text(config, objective, bool(model.num_classes)),
+            sampling=sampling,
             seconds=time.perf_counter() - epoch_start,
         )
+        yield from watch.hand_over(event)
+
+
+def _check_finite(losses: list[float], epoch: int, first_iteration: int) -> None:
+    for offset, value in enumerate(losses):
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"loss became {value} at epoch {epoch}, iteration {first_iteration + offset}; "
+                "lower --lr or resume from the last checkpoint"
+            )
+
+
+def _restore(
+    resume_from: str | Path,
+    config: TrainConfig,
+    averaged: WeightAverage,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+) -> tuple[int, int]:
+    """Load a checkpoint's weights (and their average), optimizer and RNG state; returns the
+    epoch to start at and the iterations done."""
+    sidecar_path = resolve_checkpoint(resume_from)
+    sidecar, state = load_training_state(sidecar_path)
+    saved = read_weights(sidecar_path, sidecar)
+    prefix = f"{TRAINED_WEIGHTS}."
+    trained = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+    try:
+        averaged.average.load_state_dict(saved)
+        if averaged.enabled:
+            averaged.model.load_state_dict(trained or saved)
+    except RuntimeError:
+        raise CheckpointError(
+            f"{sidecar_path}: its weights do not match this run's model ({config.model}, hidden {config.hidden})"
+        ) from None
+    _optimizer_from_safetensors(optimizer, state, sidecar["optimizer_param_groups"])
+    generator.set_state(state["generator"])
+    first_epoch = sidecar["epoch"] + 1
+    if first_epoch > config.epochs:
+        raise UserFacingError(
+            f"{sidecar_path} already finished epoch {sidecar['epoch']} of {config.epochs}; pass a larger --epochs"
+        )
+    return first_epoch, sidecar["iteration"]

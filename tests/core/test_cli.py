@@ -15,6 +15,8 @@ from diffusion_stepper.core import cli
 from diffusion_stepper.core.io.layout import GRID_PADDING
 from diffusion_stepper.core.io.trajectory_file import load_trajectory
 from diffusion_stepper.core.mnist.bundled import BUNDLED_NAMES
+from diffusion_stepper.core.mnist.data import DATA_ENV_VAR
+from diffusion_stepper.core.mnist.training import preset_config
 
 
 def run(capsys, *argv):
@@ -68,33 +70,23 @@ def test_train_then_resume_on_real_mnist(tmp_path, capsys, mnist_dir):
     assert code == 0 and "epoch 2/2" in stdout and (out / "epoch-002.json").is_file()
 
 
-def test_quick_preset_from_the_command_line(tmp_path, capsys, mnist_dir):
+def test_quick_preset_from_the_command_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # a fresh home folder: the bundled MNIST, no --data-dir
+    monkeypatch.delenv(DATA_ENV_VAR, raising=False)
     out = tmp_path / "quick"
-    code, stdout, err = run(
-        capsys,
-        "train",
-        "mnist",
-        "--model",
-        "time",
-        "--preset",
-        "quick",
-        "--epochs",
-        1,
-        "--limit",
-        64,
-        "--hidden",
-        4,
-        "--epoch-samples",
-        0,
-        "--data-dir",
-        mnist_dir,
-        "--out",
-        out,
-    )
+    code, stdout, err = run(capsys, "train", "mnist", "--preset", "quick", "--limit", 64, "--hidden", 4, "--out", out)
     assert code == 0, err
-    sidecar = json.loads((out / "epoch-001.json").read_text())
-    assert sidecar["hyperparameters"]["batch_size"] == 64 and sidecar["hyperparameters"]["limit"] == 64
-    assert sidecar["hyperparameters"]["epoch_sample_steps"] == 20  # the preset's, kept
+    assert stdout.startswith("training on MNIST bundled with the app\n")
+    quick = preset_config("quick")
+    last = f"epoch {quick.epochs}/{quick.epochs}"
+    assert last in stdout and f"batch {64 // quick.batch_size}/" in err and "left" in err  # the Train tab's readout
+    sidecar = json.loads((out / f"epoch-{quick.epochs:03d}.json").read_text())
+    recipe = sidecar["hyperparameters"]
+    assert (recipe["model"], recipe["objective"], recipe["limit"], recipe["hidden"]) == ("class", "flow", 64, 4)
+    for name in ("batch_size", "lr", "lr_schedule", "ema_decay", "epoch_sample_steps"):  # the preset's, kept
+        assert recipe[name] == getattr(quick, name), name
+    assert sidecar["objective"] == {"name": "flow", "num_ts": quick.num_ts}
+    assert (out / f"epoch-{quick.epochs:03d}-samples.png").is_file()
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import torch
 from diffusion_stepper.core.diffusion.equations import frame_caption, step_equation
 from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.sampling import sample_mnist
-from diffusion_stepper.core.parsing import parse_float_list, parse_int_list
+from diffusion_stepper.core.parsing import format_int_list, parse_float_list, parse_int_list
 
 
 def frames_of(checkpoint, **kwargs):
@@ -44,6 +44,9 @@ def test_number_lists():
     assert parse_int_list("0-3, 7") == [0, 1, 2, 3, 7]
     assert parse_int_list("3,3,7") == [3, 3, 7]
     assert parse_float_list("0, 2.5;10") == [0.0, 2.5, 10.0]
+    assert format_int_list([1, 2, 3, 5, 10, 11]) == "1-3, 5, 10, 11"
+    for values in ([], [4], [1, 2, 3, 4, 5, 9], [2, 4, 6]):
+        assert parse_int_list(format_int_list(values)) == values
     with pytest.raises(ValueError, match="0-9"):
         parse_int_list("a-b")
     with pytest.raises(ValueError):

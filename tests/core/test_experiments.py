@@ -18,6 +18,7 @@ from diffusion_stepper.core.mnist.experiments import (
     experiment_requests,
     one_test_digit_each,
     sigma_sweep_frames,
+    spread_of_epochs,
 )
 from diffusion_stepper.core.mnist.sampling import MnistPredictor
 
@@ -33,15 +34,6 @@ def test_the_noising_process_scales_one_noise_draw(mnist_dir):
         assert torch.allclose(frame.x_t, clean + sigma * noise, atol=1e-6)
         assert torch.equal(frame.x0_hat, clean) and torch.equal(frame.eps_hat, noise)
     assert torch.equal(frames[0].extras[CLEAN_EXTRA], clean)
-
-
-def test_without_mnist_the_shipped_digits_give_the_same_frames(mnist_dir, monkeypatch, tmp_path):
-    with_mnist = one_test_digit_each(10, str(mnist_dir), torch.device("cpu"))
-    monkeypatch.setenv("DIFFUSION_STEPPER_DATA", str(tmp_path))  # an empty folder: no MNIST
-    shipped = one_test_digit_each(10, None, torch.device("cpu"))
-    assert torch.equal(shipped[0], with_mnist[0]) and torch.equal(shipped[1], with_mnist[1])
-    with pytest.raises(UserFacingError, match="MNIST files missing"):
-        one_test_digit_each(11, None, torch.device("cpu"))  # more than the ten shipped
 
 
 def test_the_denoiser_sweep_applies_the_model_at_each_sigma(tiny_checkpoints, mnist_dir):
@@ -109,14 +101,25 @@ def test_every_experiment_starts_its_runs(tiny_checkpoints, mnist_dir):
 
 def test_epoch_comparison_names_missing_epochs(tmp_path, tiny_checkpoints):
     options = ExperimentOptions(run_dir=str(tiny_checkpoints["class-ddpm"].parent), epochs=[1, 5])
-    with pytest.raises(UserFacingError, match=r"no checkpoint for epoch 5; it has epochs \[1\]"):
+    with pytest.raises(UserFacingError, match="no checkpoint for epoch 5; it has epochs 1$"):
         experiment_requests("epochs", options)
+    with pytest.raises(UserFacingError, match="holds no finished epoch"):
+        experiment_requests("epochs", ExperimentOptions(run_dir=str(tmp_path)))
     with pytest.raises(UserFacingError, match="no such folder"):
         experiment_requests("epochs", ExperimentOptions(run_dir=str(tmp_path / "nope")))
     with pytest.raises(UserFacingError, match="--run-dir"):
         experiment_requests("epochs", ExperimentOptions())
     with pytest.raises(UserFacingError, match="unknown experiment"):
         experiment_requests("nope", ExperimentOptions())
+
+
+def test_without_epochs_the_comparison_takes_a_spread_of_those_saved(tiny_checkpoints):
+    assert spread_of_epochs([1, 2, 3, 4, 5, 6, 7]) == [1, 3, 5, 7]
+    assert spread_of_epochs([2, 9]) == [2, 9]
+    assert spread_of_epochs(list(range(1, 21))) == [1, 7, 14, 20]
+    run_dir = tiny_checkpoints["class-ddpm"].parent
+    (request,) = experiment_requests("epochs", ExperimentOptions(run_dir=str(run_dir)))
+    assert request.checkpoint == str(run_dir / "epoch-001.json")
 
 
 def test_cli_writes_one_file_per_run(tmp_path, capsys, tiny_checkpoints, mnist_dir):

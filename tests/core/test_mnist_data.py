@@ -1,10 +1,22 @@
 import gzip
+import hashlib
+import shutil
 
 import pytest
 import torch
 
 from diffusion_stepper.core.errors import DataError
-from diffusion_stepper.core.mnist.data import DATA_ENV_VAR, download_mnist, load_mnist, read_idx, resolve_data_dir
+from diffusion_stepper.core.mnist.data import (
+    DATA_ENV_VAR,
+    FILES,
+    SHA256,
+    download_folder,
+    download_mnist,
+    load_mnist,
+    mnist_source,
+    read_idx,
+)
+from diffusion_stepper.core.paths import bundled_mnist_folder
 
 TEST_LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
@@ -45,10 +57,38 @@ def test_corrupt_idx_file(tmp_path):
         read_idx(tmp_path / "junk.gz")
 
 
-def test_data_dir_from_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv(DATA_ENV_VAR, str(tmp_path))
-    assert resolve_data_dir() == tmp_path
-    assert resolve_data_dir("/elsewhere").as_posix() == "/elsewhere"
+def test_the_bundled_copy_is_the_published_mnist():
+    for stem, digest in SHA256.items():
+        assert (
+            hashlib.sha256(gzip.decompress((bundled_mnist_folder() / f"{stem}.gz").read_bytes())).hexdigest() == digest
+        )
+
+
+def test_with_nothing_set_up_mnist_is_read_from_the_bundled_copy(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))  # a fresh home folder: no downloaded copy
+    monkeypatch.delenv(DATA_ENV_VAR, raising=False)
+    source = mnist_source()
+    assert source.bundled and source.folder == bundled_mnist_folder()
+    assert source.describe() == "MNIST bundled with the app"
+    assert len(load_mnist("train")) == 60000
+
+
+def test_a_named_folder_then_the_environment_then_a_downloaded_copy_come_before_the_bundled_one(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv(DATA_ENV_VAR, raising=False)
+    cache = download_folder()
+    assert cache == tmp_path / "home" / ".cache" / "diffusion-stepper" / "mnist"
+    cache.mkdir(parents=True)
+    shutil.copy(bundled_mnist_folder() / f"{FILES[('test', 'images')]}.gz", cache)
+    assert mnist_source(split="test").bundled  # half a split is not a copy to read
+    shutil.copy(bundled_mnist_folder() / f"{FILES[('test', 'labels')]}.gz", cache)
+    assert mnist_source(split="test").folder == cache and mnist_source(split="test").origin == "downloaded copy"
+    assert mnist_source(split="train").bundled
+
+    monkeypatch.setenv(DATA_ENV_VAR, str(tmp_path / "env"))
+    assert mnist_source().folder == tmp_path / "env" and download_folder() == tmp_path / "env"
+    assert mnist_source("/elsewhere").folder.as_posix() == "/elsewhere"
+    assert mnist_source("/elsewhere").describe() == "MNIST in /elsewhere (chosen folder)"
 
 
 def test_download_checks_checksums(tmp_path, mnist_dir):

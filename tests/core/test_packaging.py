@@ -45,8 +45,8 @@ def test_every_package_folder_is_listed_under_one_import_package():
     }
     assert set(setuptools["packages"]) == on_disk  # a forgotten subpackage would be missing from the wheel
     data = setuptools["package-data"]
-    for package in ("models", "data"):
-        assert "*.safetensors" in data[f"diffusion_stepper.resources.{package}"]
+    assert "*.safetensors" in data["diffusion_stepper.resources.models"]
+    assert "mnist/*.gz" in data["diffusion_stepper.resources.data"]
     assert "*.png" in data["diffusion_stepper.resources.images"]
     assert "*.qss" in data["diffusion_stepper.resources.styles"]
     assert pyproject()["project"]["scripts"]["diffusion-stepper"] == "diffusion_stepper.visualizer.launcher:main"
@@ -86,6 +86,7 @@ def test_the_wheel_holds_diffusion_stepper_alone_at_its_top_level(tmp_path):
             "diffusion_stepper/core/deepfloyd_if/experiments.py",
             "diffusion_stepper/visualizer/main_window.py",
             "diffusion_stepper/resources/models/mnist-class-ddpm.safetensors",
+            "diffusion_stepper/resources/data/mnist/train-images-idx3-ubyte.gz",
             "diffusion_stepper/resources/styles/presentation.qss",
         ):
             assert expected in names

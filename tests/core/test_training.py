@@ -1,13 +1,23 @@
+import dataclasses
 import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
-from diffusion_stepper.core.diffusion.objectives import DDPMObjective
+from diffusion_stepper.core.diffusion.objectives import DDPMObjective, objective_from_dict
 from diffusion_stepper.core.errors import TrainingDiverged, UserFacingError
 from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.data import MnistSplit, load_mnist
-from diffusion_stepper.core.mnist.training import EpochEvent, LossEvent, train
+from diffusion_stepper.core.mnist.training import (
+    TRAINED_WEIGHTS,
+    EpochEvent,
+    LossEvent,
+    PreviewEvent,
+    TrainConfig,
+    WeightAverage,
+    train,
+)
 from tests.conftest import tiny_config
 
 
@@ -55,9 +65,17 @@ def test_events_and_checkpoints(tmp_path):
     assert not list(tmp_path.glob(".*partial"))
 
 
-def test_resume_matches_an_uninterrupted_run(tmp_path):
+QUICK_RECIPE = dict(lr_schedule="warmup-cosine", ema_decay=0.9)
+
+
+@pytest.mark.parametrize(
+    "model, objective, recipe",
+    [("time", "ddpm", {}), ("class", "flow", QUICK_RECIPE)],
+    ids=["course", "quick-recipe"],
+)
+def test_resume_matches_an_uninterrupted_run(tmp_path, model, objective, recipe):
     data = synthetic_split()
-    config = tiny_config("time", "ddpm", batch_size=16, limit=48, epochs=2, epoch_samples=0)
+    config = tiny_config(model, objective, batch_size=16, limit=48, epochs=2, epoch_samples=0, **recipe)
     list(train(config, data, tmp_path / "straight"))
     interrupted = train(config, data, tmp_path / "halves")
     for event in interrupted:
@@ -69,6 +87,68 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
     resumed = load_checkpoint(tmp_path / "halves").model.state_dict()
     for name in straight:
         assert torch.equal(straight[name], resumed[name]), name
+    # the weights being trained (kept beside their average when there is one) also match
+    straight_state = load_file(tmp_path / "straight" / "epoch-002.state.safetensors")
+    resumed_state = load_file(tmp_path / "halves" / "epoch-002.state.safetensors")
+    assert straight_state.keys() == resumed_state.keys()
+    for name in straight_state:
+        assert torch.equal(straight_state[name], resumed_state[name]), name
+
+
+def test_with_a_weight_average_the_checkpoint_holds_the_average_and_the_state_the_trained_weights(tmp_path):
+    config = tiny_config("class", "flow", batch_size=16, limit=48, epochs=1, epoch_samples=0, ema_decay=0.9)
+    events = list(train(config, synthetic_split(), tmp_path))
+    sidecar = json.loads(events[-1].checkpoint.read_text())
+    assert "moving average" in sidecar["weights_are"]
+    average = load_file(tmp_path / "epoch-001.safetensors")
+    state = load_file(tmp_path / "epoch-001.state.safetensors")
+    prefix = f"{TRAINED_WEIGHTS}."
+    trained = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+    assert trained.keys() == average.keys()
+    assert not torch.equal(trained["head.weight"], average["head.weight"])
+    assert torch.equal(trained["conv_in.0.1.running_mean"], average["conv_in.0.1.running_mean"])  # copied
+
+
+def test_the_weight_average_moves_towards_the_weights_at_its_decay():
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    averaged = WeightAverage(model, decay=0.5)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    averaged.update(iteration=100)  # past the warm-up: the decay is 0.5
+    assert averaged.average.weight.item() == pytest.approx(0.5)
+    averaged.update(iteration=0)  # at the start the decay is 1/10: the average follows the weights
+    assert averaged.average.weight.item() == pytest.approx(0.5 + 0.9 * 0.5)
+    assert not WeightAverage(model, 0.0).enabled and WeightAverage(model, 0.0).average is model
+
+
+def test_learning_rate_schedules():
+    config = tiny_config("class", "flow", epochs=4, lr=1.0)
+    assert [config.learning_rate(epoch, 0, 400) for epoch in (1, 4)] == pytest.approx([1.0, 0.1 ** (3 / 4)])
+    config.lr_schedule = "warmup-cosine"
+    warmup = [config.learning_rate(1, i, 400) for i in range(20)]  # 5% of 400 iterations
+    assert warmup == pytest.approx([(i + 1) / 20 for i in range(20)])
+    assert config.learning_rate(3, 210, 400) == pytest.approx(0.5)  # halfway through the cosine
+    assert 0 < config.learning_rate(4, 399, 400) < 1e-4
+    config.lr_schedule = "constant"
+    assert config.learning_rate(4, 399, 400) == 1.0
+    old = TrainConfig.from_hyperparameters({**dataclasses.asdict(config), "lr_decay": False})
+    assert old.lr_schedule == "constant"  # a sidecar written before lr_schedule existed
+
+
+def test_previews_come_between_iterations_and_leave_the_training_as_it_was(tmp_path):
+    data = synthetic_split()
+    config = tiny_config("class", "flow", batch_size=16, limit=64, epochs=1, epoch_samples=10, epoch_sample_steps=2)
+    list(train(config, data, tmp_path / "plain"))
+    config.preview_seconds = 1e-6  # after every iteration
+    events = list(train(config, data, tmp_path / "previewed"))
+    previews = [event for event in events if isinstance(event, PreviewEvent)]
+    assert [event.iteration for event in previews] == [1, 2, 3]  # none after the last: the epoch grid follows
+    assert previews[0].samples.shape == (10, 1, 28, 28) and previews[0].sample_labels.tolist() == list(range(10))
+    assert previews[0].sampling == "seed 0, 2 Euler steps, CFG γ = 5, one column per digit"
+    plain = load_file(tmp_path / "plain" / "epoch-001.safetensors")
+    previewed = load_file(tmp_path / "previewed" / "epoch-001.safetensors")
+    assert all(torch.equal(plain[name], previewed[name]) for name in plain)
 
 
 def test_nan_loss_stops_with_epoch_and_iteration_and_keeps_last_checkpoint(tmp_path, monkeypatch):
@@ -129,7 +209,7 @@ def test_bad_configs(tmp_path):
 
 
 def test_the_pure_noise_denoiser_sees_noise_alone_and_learns_the_mean_digit(tmp_path):
-    from diffusion_stepper.core.diffusion.objectives import SingleStepObjective, objective_from_dict
+    from diffusion_stepper.core.diffusion.objectives import SingleStepObjective
 
     objective = SingleStepObjective(pure_noise=True)
     seen = []

@@ -5,16 +5,17 @@ from diffusion_stepper.core.mnist.training import EpochEvent, LossEvent, preset_
 from diffusion_stepper.core.training_progress import SMOOTHING, LossHistory, format_duration
 
 
-def loss_event(iteration, losses, epoch=1, epoch_iteration=None, per_epoch=10, images_per_second=100.0):
+def loss_event(iteration, losses, epoch=1, epoch_iteration=None, per_epoch=10, seconds=1.0):
     return LossEvent(
         epoch,
         iteration,
         sum(losses) / len(losses),
         losses,
         1e-3,
-        images_per_second,
+        100.0,
         epoch_iteration or iteration,
         per_epoch,
+        seconds,
     )
 
 
@@ -29,14 +30,21 @@ def test_history_keeps_every_iteration_and_a_bias_corrected_average():
     assert history.smoothed[1] == pytest.approx(expected)
 
 
-def test_time_left_counts_the_remaining_batches_at_the_measured_throughput():
+def test_time_left_is_the_remaining_batches_at_the_measured_pace():
     history = LossHistory()
-    history.add_losses(loss_event(4, [0.1], epoch=1, epoch_iteration=4, per_epoch=10, images_per_second=64.0))
-    # 6 batches left in epoch 1 and 10 in epoch 2, of 32 images each, at 64 images per second
-    assert history.seconds_left(epochs=2, batch_size=32) == pytest.approx(16 * 32 / 64)
-    assert "epoch 1/2" in history.readout(2, 32) and "8 s left" in history.readout(2, 32)
+    history.add_losses(loss_event(4, [0.1, 0.1, 0.1, 0.1], epoch=1, epoch_iteration=4, per_epoch=10, seconds=2.0))
+    # 4 iterations took 2 s; 6 batches are left in epoch 1 and 10 in epoch 2
+    assert history.seconds_left(epochs=2) == pytest.approx(16 * 0.5)
+    assert "epoch 1/2" in history.readout(2) and "8 s left" in history.readout(2)
     history.add_epoch(EpochEvent(1, 10, 0.1, None, None, None, 1.0))
     assert history.epoch_ends == [(10, 1)]
+
+
+def test_a_resumed_run_measures_its_pace_from_its_own_iterations():
+    history = LossHistory()
+    # resumed after 100 iterations: iterations 101-102 took 1 s of this launch
+    history.add_losses(loss_event(102, [0.1, 0.1], epoch=11, epoch_iteration=2, per_epoch=10, seconds=1.0))
+    assert history.seconds_left(epochs=11) == pytest.approx(8 * 0.5)
 
 
 def test_format_duration():
@@ -45,9 +53,11 @@ def test_format_duration():
     assert format_duration(3 * 3600 + 60) == "3 h 01 min"
 
 
-def test_quick_preset_is_a_small_model_on_a_subset():
-    quick, course = preset_config("quick", "class", "ddpm"), recipe("class", "ddpm")
-    assert quick.limit == 3000 and quick.hidden < course.hidden and quick.lr == course.lr
+def test_the_quick_preset_is_the_course_unet_and_objective_on_a_subset():
+    quick, course = preset_config("quick"), preset_config("course")
+    assert (quick.model, quick.objective, course.objective) == ("class", "flow", "ddpm")
+    assert quick.hidden < course.hidden and quick.limit * quick.epochs < 60000
+    assert preset_config("quick", "class", "ddpm").objective == "ddpm"
     assert preset_config("course", "time", "flow") == recipe("time", "flow")
     with pytest.raises(UserFacingError, match="unknown preset"):
         preset_config("slow", "class")

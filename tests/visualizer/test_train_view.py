@@ -2,16 +2,21 @@
 and survive a diverging loss or running out of memory. Tiny models on a few real MNIST digits."""
 
 import hashlib
+import re
+import socket
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from diffusion_stepper.core.diffusion.objectives import DDPMObjective
+from diffusion_stepper.core.diffusion.objectives import FlowObjective
 from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
+from diffusion_stepper.core.mnist.data import DATA_ENV_VAR
 from diffusion_stepper.core.mnist.training import config_for_resume, epoch_sample_grid
 from diffusion_stepper.visualizer.controllers.training import IDLE
+from diffusion_stepper.visualizer.menus import TRAIN_TAB
 from diffusion_stepper.visualizer.widgets.panels import render_grid
 from tests.conftest import TINY_HIDDEN
 from tests.visualizer.conftest import LONG_WAIT_MS, make_window, wait_until_sampled
@@ -22,7 +27,7 @@ ITERATIONS_PER_EPOCH = 2
 @pytest.fixture
 def window(qtbot, tmp_path, mnist_dir):
     window = make_window(qtbot, tmp_path / "settings.ini")
-    window.training.data_dir = str(mnist_dir)
+    window.train_view.form.set_data_dir(str(mnist_dir))
     tiny_settings(window.train_view, tmp_path)
     return window
 
@@ -69,12 +74,12 @@ def test_training_plots_each_iteration_and_shows_each_epochs_samples(qtbot, wind
     loaded = load_checkpoint(checkpoint)
     config = config_for_resume(checkpoint)
     samples, labels = epoch_sample_grid(loaded.model, loaded.objective, config, torch.device("cpu"))
-    assert labels.tolist() == list(range(10)) * 4  # 4 of each digit for a class-conditioned model
+    assert labels.tolist() == list(range(10)) * 2  # the quick preset draws 2 of each digit
     assert np.array_equal(
         view.samples.image_item.image, render_grid(samples, "x_t", (0.0, 1.0), labels, view.samples.columns)
     )
     title = view.samples.title_label.text()
-    assert "epoch 2" in title and "seed 0" in title and "CFG γ = 5" in title and "one column per digit" in title
+    assert "After epoch 2" in title and "seed 0" in title and "CFG γ = 5" in title and "one column per digit" in title
     assert [label.textItem.toPlainText() for label in view.samples.column_labels] == [str(d) for d in range(10)]
 
     # Both epochs can be sampled from the Sample dock at once.
@@ -82,8 +87,9 @@ def test_training_plots_each_iteration_and_shows_each_epochs_samples(qtbot, wind
     assert {"run/epoch-001", "run/epoch-002"} <= set(models)
     assert window.sample_dock.model_key == "mnist-class-ddpm"  # the lecturer's choice is kept
 
-    # Epoch comparison: both epochs side by side, from the same seed.
-    view.compare_epochs.setText("1, 2")
+    # Epoch comparison: the run just trained is offered with the epochs it saved, side by side from one seed.
+    assert view.compare_run.currentData() == str(run_dir)
+    assert view.compare_epochs.text() == "1, 2" and view.saved_epochs_label.text() == "Saved epochs: 1, 2"
     view.compare_button.click()
     wait_until_sampled(qtbot, window)
     runs = window.session.compared
@@ -129,7 +135,7 @@ def test_pause_holds_training_and_stop_keeps_the_last_checkpoint(qtbot, window):
 
 
 def test_a_nan_loss_stops_training_with_where_it_happened(qtbot, window, monkeypatch):
-    original = DDPMObjective.training_loss
+    original = FlowObjective.training_loss
     calls = []
 
     def diverging(self, net, x, cond, generator):
@@ -137,7 +143,7 @@ def test_a_nan_loss_stops_training_with_where_it_happened(qtbot, window, monkeyp
         loss = original(self, net, x, cond, generator)
         return loss * float("nan") if len(calls) == 3 else loss
 
-    monkeypatch.setattr(DDPMObjective, "training_loss", diverging)
+    monkeypatch.setattr(FlowObjective, "training_loss", diverging)
     run_dir = train(qtbot, window, epochs=3)
     message = window.messages.last_error
     assert "loss became nan at epoch 2, iteration 3" in message
@@ -152,7 +158,7 @@ def test_out_of_memory_suggests_a_smaller_batch_and_the_app_goes_on(qtbot, windo
     def out_of_memory(self, net, x, cond, generator):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(DDPMObjective, "training_loss", out_of_memory)
+    monkeypatch.setattr(FlowObjective, "training_loss", out_of_memory)
     train(qtbot, window, epochs=1)
     assert "out of CPU memory at batch size 32" in window.messages.last_error
     assert "try a smaller batch size, such as 16" in window.messages.last_error
@@ -214,3 +220,73 @@ def test_the_single_step_model_can_train_on_pure_noise(qtbot, window, tmp_path):
     sidecar = load_checkpoint(run_dir / "epoch-001.json").sidecar
     assert sidecar["objective"] == {"name": "single-step", "sigma": 1.0, "pure_noise": True}
     assert view.samples.grid is not None  # 40 samples, in a near-square grid
+
+
+def test_the_samples_refresh_during_an_epoch_with_how_they_were_drawn(qtbot, window, tmp_path):
+    view = window.train_view
+    view.form.limit.setValue(32 * 12)  # one epoch of 12 iterations, with previews between them
+    view.form.preview_seconds = 0.01
+    shown = []
+    view.training.preview_ready.connect(
+        lambda event: shown.append((event, view.samples.title_label.text(), view.samples.image_item.image.copy()))
+    )
+    train(qtbot, window, epochs=1)
+    assert shown, "no sample grid was drawn before the end of the epoch"
+    event, title, image = shown[0]
+    assert event.epoch == 1 and 0 < event.iteration < 12
+    assert re.match(rf"After \d+ s of training \(epoch 1, iteration {event.iteration}\): ", title)
+    assert "seed 0, 10 Euler steps, CFG γ = 5, one column per digit" in title
+    assert np.array_equal(image, render_grid(event.samples, "x_t", (0.0, 1.0), event.sample_labels, 10))
+    assert "After epoch 1" in view.samples.title_label.text()  # the epoch's own grid comes last
+
+
+def test_epoch_comparison_lists_the_runs_on_disk(qtbot, window, tmp_path, monkeypatch):
+    monkeypatch.setattr("diffusion_stepper.core.paths.WORK_FOLDER", tmp_path)
+    view = window.train_view
+    view.refresh_runs()
+    assert view.compare_run.currentText() == "no run on disk yet: press Start"
+    assert not view.has_runs and not view.compare_button.isEnabled()
+    window.show_epoch_comparison()  # Alt+6 with no run: the Train tab, and what to do
+    assert window.tabs.currentIndex() == TRAIN_TAB
+    assert "press Start (Ctrl+T)" in window.statusBar().currentMessage()
+
+    earlier = train(qtbot, window, epochs=2)  # tmp_path/run: in the work folder
+    view.form.out_dir.setText(str(tmp_path / "later"))
+    train(qtbot, window, epochs=1)
+    names = [view.compare_run.itemText(i) for i in range(view.compare_run.count())]
+    assert names == ["later · 1 epochs", "run · 2 epochs"]  # this tab's run first
+    view.compare_run.setCurrentIndex(1)
+    assert view.compare_epochs.text() == "1, 2"
+    compared = []
+    view.compare_epochs_requested.connect(lambda folder, epochs: compared.append((folder, epochs)))
+    view.compare_button.click()
+    assert compared == [(str(earlier), [1, 2])]
+
+
+def test_a_fresh_install_trains_on_the_bundled_mnist_with_no_network(qtbot, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))  # no downloaded MNIST, no earlier runs
+    monkeypatch.delenv(DATA_ENV_VAR, raising=False)
+    monkeypatch.setattr("diffusion_stepper.core.paths.WORK_FOLDER", home / "diffusion-stepper-runs")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the app tried the network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    window = make_window(qtbot, tmp_path / "settings.ini")
+    view = window.train_view
+    assert view.form.preset.currentData() == "quick" and view.form.objective.currentData() == "flow"
+    assert view.form.data_label.text() == "MNIST bundled with the app" and view.form.data_reset.isHidden()
+    assert not view.has_runs
+    view.form.hidden.setValue(TINY_HIDDEN)  # the quick preset as it is, but a tiny model on 64 digits
+    view.form.limit.setValue(64)
+    view.form.epochs.setValue(1)
+    window.start_training()
+    qtbot.waitUntil(lambda: view.training.state == IDLE, timeout=LONG_WAIT_MS)
+    assert window.messages.last_error is None, window.messages.last_error
+    (run_dir,) = (home / "diffusion-stepper-runs").iterdir()
+    assert (run_dir / "epoch-001.json").is_file()
+    assert "Finished 1 epoch" in view.readout.text()
+    assert view.compare_run.currentData() == str(run_dir)

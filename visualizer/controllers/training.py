@@ -13,7 +13,14 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from diffusion_stepper.core.errors import UserFacingError
-from diffusion_stepper.core.mnist.training import EpochEvent, LossEvent, TrainConfig, config_for_resume, train_on_mnist
+from diffusion_stepper.core.mnist.training import (
+    EpochEvent,
+    LossEvent,
+    PreviewEvent,
+    TrainConfig,
+    config_for_resume,
+    train_on_mnist,
+)
 from diffusion_stepper.core.training_progress import LossHistory
 from diffusion_stepper.visualizer.worker import DONE as JOB_DONE
 from diffusion_stepper.visualizer.worker import Job
@@ -27,6 +34,7 @@ class TrainingController(QObject):
     launched = Signal(object)  # the run's folder: a new loss curve begins
     progressed = Signal()  # new losses or a finished epoch are in `history`
     epoch_finished = Signal(object)  # the EpochEvent: its samples and checkpoint
+    preview_ready = Signal(object)  # a PreviewEvent: the sample grid drawn mid-epoch
     checkpoint_saved = Signal(str)
     failed = Signal(str)
 
@@ -47,7 +55,7 @@ class TrainingController(QObject):
             return False
         return self._launch(config, out_dir, None)
 
-    def resume(self, run_dir: str | Path, epochs: int, device: str) -> bool:
+    def resume(self, run_dir: str | Path, epochs: int, device: str, preview_seconds: float = 0.0) -> bool:
         """Continue a run from its last checkpoint, up to `epochs`."""
         if self.state != IDLE:
             self.failed.emit("a training run is already going: stop it first")
@@ -58,6 +66,7 @@ class TrainingController(QObject):
             self.failed.emit(str(exc))
             return False
         config.log_every = 1  # every iteration reaches the plot, and Pause acts within one batch
+        config.preview_seconds = preview_seconds
         return self._launch(config, Path(run_dir), Path(run_dir))
 
     def _launch(self, config: TrainConfig, out_dir: Path, resume_from: Path | None) -> bool:
@@ -96,7 +105,7 @@ class TrainingController(QObject):
             self.job.stop()
 
     def _readout(self) -> str:
-        return self.history.readout(self.config.epochs, self.config.batch_size)
+        return self.history.readout(self.config.epochs)
 
     def _on_held(self) -> None:
         if self.state == PAUSED:  # the batch in flight is done: now it really is paused
@@ -107,6 +116,8 @@ class TrainingController(QObject):
             self.history.add_losses(event)
             if self.state == TRAINING:
                 self.readout_changed.emit(self._readout())
+        elif isinstance(event, PreviewEvent):
+            self.preview_ready.emit(event)
         elif isinstance(event, EpochEvent):
             self.history.add_epoch(event)
             self.last_checkpoint = event.checkpoint

@@ -41,6 +41,7 @@ from diffusion_stepper.core.deepfloyd_if.tasks import (
     WITHOUT_UNET,
     IFRequest,
 )
+from diffusion_stepper.core.devices import DEVICE_CHOICES
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.parsing import parse_int_list
 from diffusion_stepper.visualizer.docks.if_images import IFImageFields
@@ -140,7 +141,7 @@ class IFDock(QDockWidget):
         self.x0_clip.addItem("dynamic thresholding (IF)", "dynamic")
         self.x0_clip.addItem("none (the course's formula)", "none")
         self.device = QComboBox()
-        self.device.addItems(["auto", "cpu", "cuda"])
+        self.device.addItems(DEVICE_CHOICES)
         self.allow_cpu = QCheckBox("allow the CPU (slow for real IF)")
         self.run_button = button("Run IF  (Ctrl+R)", self.run_requested)
         self.cancel_button = button("Cancel  (Esc)", self.cancel_requested)

@@ -8,6 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDockWidget, QFormLayout, QLineEdit, QVBoxLayout, QWidget
 
+from diffusion_stepper.core.devices import DEVICE_CHOICES
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.mnist import bundled
 from diffusion_stepper.core.mnist.checkpoints import display_name, read_sidecar, resolve_checkpoint
@@ -48,7 +49,7 @@ class SampleDock(QDockWidget):
         self.steps.setSpecialValueText("model default")
         self.seed = spin_box(0, 2**31 - 1, tooltip="The same seed gives the same frames")
         self.device = QComboBox()
-        self.device.addItems(["auto", "cpu", "cuda"])
+        self.device.addItems(DEVICE_CHOICES)
         self.noisy_test = QCheckBox("noised test digits")
         self.noisy_test.setToolTip(
             "Denoise MNIST test digits noised at σ instead of pure noise "

@@ -1,18 +1,34 @@
 """The Train tab: choose a part B model and its recipe, train it, and watch the loss fall.
 
-The settings are on the left (`TrainForm`); the loss curve, the readout and each epoch's samples
-on the right. The run itself belongs to the `TrainingController`: this tab starts it and shows
-what it reports. Picked epochs of the run can be sampled side by side from one seed.
+The settings are on the left (`TrainForm`); the loss curve, the readout and the samples on the
+right, redrawn every few seconds of training from one seed so the class sees noise turn into
+digits. The run itself belongs to the `TrainingController`: this tab starts it and shows what it
+reports. Saved epochs of any run on disk can be sampled side by side from one seed.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QCheckBox, QFileDialog, QGroupBox, QLabel, QLineEdit, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.mnist.checkpoints import saved_epochs, training_runs
+from diffusion_stepper.core.mnist.experiments import spread_of_epochs
 from diffusion_stepper.core.mnist.sampling import MNIST_VALUE_RANGE
-from diffusion_stepper.core.parsing import parse_int_list
+from diffusion_stepper.core.parsing import format_int_list, parse_int_list
+from diffusion_stepper.core.paths import work_folder
 from diffusion_stepper.core.training_progress import format_duration
 from diffusion_stepper.visualizer.controllers.training import IDLE, PAUSED, TrainingController
 from diffusion_stepper.visualizer.views.train_form import TrainForm
@@ -40,18 +56,31 @@ class TrainView(QWidget):
         self.resume_button = button(
             "Resume run…", self.ask_resume, "Continue a stopped run from its last checkpoint, up to the epochs above"
         )
-        self.compare_epochs = QLineEdit("1, 5, 10, 20")
-        self.compare_epochs.setToolTip("Epochs of this run to sample side by side, from the Sample dock's seed")
+        self.compare_run = QComboBox()
+        self.compare_run.setToolTip("A training run on disk: this one, or an earlier one in the work folder")
+        self.compare_run.currentIndexChanged.connect(self._offer_saved_epochs)
+        self.compare_epochs = QLineEdit()
+        self.compare_epochs.setToolTip("Epochs of the run to sample side by side, from the Sample dock's seed")
+        self.saved_epochs_label = QLabel()
+        self.saved_epochs_label.setObjectName("caption")
         self.compare_button = button("Compare epochs", self._request_epoch_comparison)
-        compare_group = QGroupBox("Epoch comparison")
-        QVBoxLayout(compare_group).addLayout(row(self.compare_epochs, self.compare_button))
+        self.compare_group = QGroupBox("Epoch comparison")
+        compare_rows = QFormLayout(self.compare_group)
+        compare_rows.addRow("Run", self.compare_run)
+        compare_rows.addRow("Epochs", self.compare_epochs)
+        compare_rows.addRow(self.saved_epochs_label)
+        compare_rows.addRow(self.compare_button)
         settings = QWidget()
         column = QVBoxLayout(settings)
         column.addWidget(self.form)
         column.addLayout(row(self.start_button, self.pause_button, self.stop_button, stretch_first=False))
         column.addWidget(self.resume_button)
-        column.addWidget(compare_group)
+        column.addWidget(self.compare_group)
         column.addStretch(1)
+        scroller = QScrollArea()  # the form is long: on a short screen it scrolls instead of squashing
+        scroller.setWidgetResizable(True)
+        scroller.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroller.setWidget(settings)
 
         self.loss_plot = LossPlot()
         self.log_scale = QCheckBox("log scale")
@@ -59,7 +88,7 @@ class TrainView(QWidget):
         self.readout = shrinkable(QLabel("Choose a model and press Start."))
         self.readout.setObjectName("caption")
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.samples = ImagePanel("x_t", "Samples after the latest epoch")
+        self.samples = ImagePanel("x_t", "Samples appear here every few seconds of training")
         self.checkpoint_label = QLabel("")
         self.checkpoint_label.setWordWrap(True)
         self.checkpoint_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -75,7 +104,7 @@ class TrainView(QWidget):
         results_column.addWidget(self.checkpoint_label)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(settings)
+        splitter.addWidget(scroller)
         splitter.addWidget(results)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([330, 900])
@@ -93,8 +122,11 @@ class TrainView(QWidget):
         training.launched.connect(self._on_launched)
         training.progressed.connect(self._schedule_redraw)
         training.epoch_finished.connect(self._on_epoch)
+        training.preview_ready.connect(self._on_preview)
+        training.checkpoint_saved.connect(lambda _: self.refresh_runs())
         self.form.apply_preset()
         self._show_state(training.state)
+        self.refresh_runs()
 
     # --- starting -------------------------------------------------------------------------------
 
@@ -105,6 +137,7 @@ class TrainView(QWidget):
         except UserFacingError as exc:
             self.failed.emit(str(exc))
             return False
+        self.training.data_dir = self.form.data_dir
         return self.training.start(config, self.form.folder)
 
     def ask_resume(self) -> None:
@@ -114,7 +147,10 @@ class TrainView(QWidget):
 
     def resume(self, run_dir: str) -> bool:
         """Continue a run from its last checkpoint, to the Epochs field's count."""
-        if not self.training.resume(run_dir, self.form.epochs.value(), self.form.device.currentText()):
+        self.training.data_dir = self.form.data_dir
+        if not self.training.resume(
+            run_dir, self.form.epochs.value(), self.form.device.currentText(), self.form.preview_seconds
+        ):
             return False
         self.form.out_dir.setText(str(run_dir))
         return True
@@ -130,10 +166,19 @@ class TrainView(QWidget):
         if not self.plot_timer.isActive():
             self.plot_timer.start()
 
+    def _show_samples(self, title: str, event) -> None:
+        self.samples.set_title(f"{title}: {event.sampling}")
+        self.samples.show_images(event.samples, tuple(MNIST_VALUE_RANGE), event.sample_labels, "x_t")
+
+    def _on_preview(self, event) -> None:
+        self._show_samples(
+            f"After {format_duration(event.seconds)} of training (epoch {event.epoch}, iteration {event.iteration})",
+            event,
+        )
+
     def _on_epoch(self, event) -> None:
         if event.samples is not None:
-            self.samples.set_title(f"Samples after epoch {event.epoch}: {event.sampling}")
-            self.samples.show_images(event.samples, tuple(MNIST_VALUE_RANGE), event.sample_labels, "x_t")
+            self._show_samples(f"After epoch {event.epoch} (iteration {event.iteration})", event)
         self.checkpoint_label.setText(
             f"Epoch {event.epoch}: mean loss {event.mean_loss:.4f} in {format_duration(event.seconds)}; "
             f"saved {event.checkpoint}"
@@ -150,13 +195,47 @@ class TrainView(QWidget):
 
     # --- epoch comparison -----------------------------------------------------------------------
 
+    def refresh_runs(self) -> None:
+        """List the runs with a finished epoch: this tab's run first, then the work folder's, newest first."""
+        current = self.compare_run.currentData()
+        runs = training_runs(work_folder())
+        own = self.training.run_dir
+        if own is not None and own not in runs and saved_epochs(own):
+            runs.insert(0, own)
+        elif own in runs:
+            runs.remove(own)
+            runs.insert(0, own)
+        self.compare_run.blockSignals(True)
+        self.compare_run.clear()
+        for folder in runs:
+            self.compare_run.addItem(f"{folder.name} · {len(saved_epochs(folder))} epochs", str(folder))
+        if self.compare_run.count() == 0:
+            self.compare_run.addItem("no run on disk yet: press Start", None)
+        index = self.compare_run.findData(str(own) if own is not None and saved_epochs(own) else current)
+        self.compare_run.setCurrentIndex(max(index, 0))
+        self.compare_run.blockSignals(False)
+        self._offer_saved_epochs()
+
+    @property
+    def has_runs(self) -> bool:
+        return self.compare_run.currentData() is not None
+
+    def _offer_saved_epochs(self) -> None:
+        """Fill the epochs with a spread of the chosen run's saved ones, and say which it has."""
+        folder = self.compare_run.currentData()
+        saved = list(saved_epochs(folder)) if folder else []
+        self.compare_epochs.setText(format_int_list(spread_of_epochs(saved)))
+        self.saved_epochs_label.setText(f"Saved epochs: {format_int_list(saved)}" if saved else "")
+        self.compare_button.setEnabled(bool(saved))
+
     def _request_epoch_comparison(self) -> None:
-        if self.training.run_dir is None:
-            self.failed.emit("train a run first (or resume one): the comparison samples its epoch checkpoints")
+        folder = self.compare_run.currentData()
+        if folder is None:
+            self.failed.emit("no training run on disk yet: press Start (Ctrl+T), then compare its epochs")
             return
         try:
             epochs = parse_int_list(self.compare_epochs.text())
         except ValueError as exc:
             self.failed.emit(f"epochs: {exc}")
             return
-        self.compare_epochs_requested.emit(str(self.training.run_dir), epochs)
+        self.compare_epochs_requested.emit(folder, epochs)

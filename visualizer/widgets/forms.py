@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtWidgets import QDoubleSpinBox, QFormLayout, QHBoxLayout, QLayout, QPushButton, QSpinBox, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLayout,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
 
 
 def spin_box(low: int, high: int, value: int | None = None, tooltip: str = "") -> QSpinBox:
@@ -23,6 +32,14 @@ def float_box(low: float, high: float, value: float, step: float, tooltip: str =
     spin.setValue(value)
     spin.setToolTip(tooltip)
     return spin
+
+
+def combo_box(labels: dict[str, str]) -> QComboBox:
+    """A choice among `labels`' keys, each shown by its label (`currentData()` is the key)."""
+    combo = QComboBox()
+    for key, label in labels.items():
+        combo.addItem(label, key)
+    return combo
 
 
 def row(*items: QWidget | QLayout, stretch_first: bool = True) -> QHBoxLayout:

@@ -23,11 +23,12 @@ class TimelineBar(QWidget):
     """Positions 0..P-1 of the session's shared timeline across the widget's width."""
 
     MARGIN = 6
+    MIN_WIDTH = 160  # a timeline squeezed narrower cannot be scrubbed: the window keeps room for it
 
     def __init__(self, session: Session, parent=None):
         super().__init__(parent)
         self.session = session
-        self.setMinimumHeight(26)
+        self.setMinimumSize(self.MIN_WIDTH, 26)
         self.setMouseTracking(False)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
         self.setToolTip("Drag to scrub. Hatched: frames still being sampled.")
