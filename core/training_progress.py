@@ -50,8 +50,9 @@ class LossHistory:
         return np.asarray(self.iterations, float), np.asarray(self.raw, float), np.asarray(self.smoothed, float)
 
     def seconds_left(self, epochs: int) -> float | None:
-        """Time left at this launch's measured pace: its wall time per iteration so far (sample
-        grids and checkpoints included, pauses not) times the iterations left."""
+        """Time left at this launch's measured pace: its wall time per iteration so far (epoch
+        grids and checkpoints included; pauses, and the few-percent cost of the preview grids,
+        not) times the iterations left."""
         event = self.last
         done = 0 if event is None else event.iteration - self.first_iteration
         if done <= 0 or event.seconds <= 0:

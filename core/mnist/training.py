@@ -13,6 +13,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,8 +67,8 @@ class TrainConfig:
     hidden: int
     batch_size: int
     lr: float
-    # exponential: the course's, lr x 0.1^((epoch - 1) / epochs), ending at 0.1x; constant; or
-    # warmup-cosine: a linear warm-up, then a cosine fall to zero over the run's iterations
+    # exponential: the course's ExponentialLR stepped after each epoch, lr x 0.1^((epoch - 1) / epochs);
+    # constant; or warmup-cosine: a linear warm-up, then a cosine fall to zero over the run's iterations
     lr_schedule: str = "exponential"
     ema_decay: float = 0.0  # sample from an exponential moving average of the weights (0: the weights)
     seed: int = 0
@@ -173,14 +174,17 @@ PRESETS = ("course", "quick")
 PRESET_OBJECTIVES = {"course": "ddpm", "quick": "flow"}  # each preset's objective when none is named
 # What the quick preset does and how long it takes, as measured by bench/quick_training.py (see
 # bench/RESULTS.md): the label the Train tab and `train --help` show.
-QUICK_SUMMARY = "the course UNet at D = 16, flow matching, 16,000 digits: about 55 s on a 2-core laptop CPU"
+QUICK_SUMMARY = (
+    "the course UNet at D = 16, flow matching, 12,800 digits; on a 2-core laptop CPU about 45 s from the "
+    "command line and 75-100 s in the app, whose live plots share the CPU"
+)
 
 
 def preset_config(preset: str, model: str = "class", objective: str | None = None) -> TrainConfig:
     """The course recipe, or the quick one: the course's UNet and objective, tuned to draw digits
     within a minute on a laptop CPU (for lectures without a GPU; bench/quick_training.py).
 
-    Quick keeps the UNet at D = 16 and makes each of its 16,000 training images count: small
+    Quick keeps the UNet at D = 16 and makes each of its 12,800 training images count: small
     batches (more steps), a rate warmed up then cosine-decayed to zero, and samples drawn from an
     average of the weights.
     """
@@ -190,13 +194,13 @@ def preset_config(preset: str, model: str = "class", objective: str | None = Non
         objective = objective or PRESET_OBJECTIVES[preset]
     config = recipe(model, objective)
     if preset == "quick":
-        config.hidden, config.batch_size, config.limit, config.epochs = 16, 32, 4000, 4
+        config.hidden, config.batch_size, config.limit, config.epochs = 16, 32, 3200, 4
         config.lr, config.lr_schedule, config.ema_decay = 5e-3, "warmup-cosine", 0.995
         config.epoch_samples, config.epoch_sample_steps = 20, 10
         if config.objective == "flow":
             config.num_ts = 20
         elif model == "single-step":
-            config.lr = 1e-3  # the course's 1e-4 suits 5 epochs of 60,000 images, not 18,000
+            config.lr = 1e-3  # the course's 1e-4 suits 5 epochs of 60,000 images, not 12,800
     return config
 
 
@@ -210,7 +214,7 @@ class LossEvent:
     images_per_second: float
     epoch_iteration: int  # iterations done in this epoch
     epoch_iterations: int  # iterations in a whole epoch
-    seconds: float = 0.0  # wall time of this launch so far, sample grids included and pauses not
+    seconds: float = 0.0  # training time of this launch so far (see Stopwatch: pauses and previews not counted)
 
 
 @dataclass
@@ -219,7 +223,7 @@ class PreviewEvent:
 
     epoch: int
     iteration: int
-    seconds: float  # training time of this launch when it was drawn
+    seconds: float  # training time of this launch at the weights it shows (drawing not counted)
     samples: torch.Tensor  # [N, 1, 28, 28] in [0, 1]
     sample_labels: torch.Tensor | None
     sampling: str
@@ -241,7 +245,9 @@ TrainEvent = LossEvent | PreviewEvent | EpochEvent
 
 
 class Stopwatch:
-    """Seconds of training: it stops while the caller holds an event, so a pause is not counted."""
+    """Seconds of training: it stops while the caller holds an event (a pause is not counted) and
+    while a preview grid is drawn for the class, so a preview shows the weights at a round
+    number of seconds of training. (Epoch grids and checkpoints count.)"""
 
     def __init__(self):
         self._banked, self._since = 0.0, time.perf_counter()
@@ -250,11 +256,18 @@ class Stopwatch:
     def seconds(self) -> float:
         return self._banked + time.perf_counter() - self._since
 
+    @contextmanager
+    def stopped(self) -> Iterator[None]:
+        self._banked = self.seconds
+        try:
+            yield
+        finally:
+            self._since = time.perf_counter()
+
     def hand_over(self, event: TrainEvent) -> Iterator[TrainEvent]:
         """Yield `event` with the clock stopped (use with `yield from`)."""
-        self._banked = self.seconds
-        yield event
-        self._since = time.perf_counter()
+        with self.stopped():
+            yield event
 
 
 class WeightAverage:
@@ -473,7 +486,8 @@ def train(
                 # The window restarts when the caller asks for more, so a pause is not counted.
                 window_start, window_losses, window_images = time.perf_counter(), [], 0
             if next_preview and watch.seconds >= next_preview and not last_batch:
-                samples, sample_labels = epoch_sample_grid(averaged.average, objective, config, device)
+                with watch.stopped():
+                    samples, sample_labels = epoch_sample_grid(averaged.average, objective, config, device)
                 if samples is not None:
                     preview = PreviewEvent(epoch, iteration, watch.seconds, samples.cpu(), sample_labels, sampling)
                     yield from watch.hand_over(preview)

@@ -17,6 +17,7 @@ from diffusion_stepper.core.mnist.data import DATA_ENV_VAR
 from diffusion_stepper.core.mnist.training import config_for_resume, epoch_sample_grid
 from diffusion_stepper.visualizer.controllers.training import IDLE
 from diffusion_stepper.visualizer.menus import TRAIN_TAB
+from diffusion_stepper.visualizer.views.train_view import PLOT_REFRESH_MS
 from diffusion_stepper.visualizer.widgets.panels import render_grid
 from tests.conftest import TINY_HIDDEN
 from tests.visualizer.conftest import LONG_WAIT_MS, make_window, wait_until_sampled
@@ -50,7 +51,7 @@ def train(qtbot, window, epochs: int) -> Path:
     return Path(view.form.out_dir.text())
 
 
-PLOT_SETTLE_MS = 150  # longer than the plot's redraw interval
+PLOT_SETTLE_MS = PLOT_REFRESH_MS + 100  # longer than the plot's redraw interval
 
 
 def file_digests(folder: Path) -> dict[str, str]:

@@ -21,9 +21,10 @@ from diffusion_stepper.core.mnist.training import (
     default_run_folder,
     preset_config,
 )
+from diffusion_stepper.visualizer.widgets.equation import shrinkable
 from diffusion_stepper.visualizer.widgets.forms import button, combo_box, float_box, row, show_rows, spin_box
 
-PRESET_LABELS = {"course": "Course recipe (CS180 part B)", "quick": "Quick: digits in about a minute"}
+PRESET_LABELS = {"course": "Course recipe (CS180 part B)", "quick": "Quick: digits in a minute or so"}
 PRESET_TIPS = {
     "course": "The hyperparameters of CS180 part B: D = 64 on all 60,000 digits (minutes per epoch on a CPU)",
     "quick": f"Quick: {QUICK_SUMMARY}",
@@ -80,9 +81,7 @@ class TrainForm(QWidget):
         self.limit.setSpecialValueText("all 60,000")
         self.preview_seconds = PREVIEW_SECONDS
         self.data_dir: str | None = None  # another copy of MNIST; None: the usual places (the bundled copy)
-        self.data_label = QLabel()
-        self.data_label.setObjectName("caption")
-        self.data_label.setWordWrap(True)
+        self.data_label = shrinkable(QLabel())  # a long folder is cut; the tooltip has it whole
         self.data_browse = button("…", self._browse_data, "Train on another copy of MNIST (the four IDX files)")
         self.data_browse.setMaximumWidth(32)
         self.data_reset = button(
