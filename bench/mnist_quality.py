@@ -1,6 +1,6 @@
 """Sample quality of the class-conditioned MNIST models, and the speed/quality trade-off.
 
-    python bench/mnist_quality.py --data-dir ../shared/data/mnist \\
+    python bench/mnist_quality.py \\
         --checkpoint mnist-class-ddpm --checkpoint mnist-class-flow [--per-class 100] [--steps 50,20] [--guidance 1,3,5]
 
 A separate small CNN classifier is trained on the MNIST training set (to >= 99% test accuracy)

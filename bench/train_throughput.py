@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,8 +22,6 @@ from PIL import Image
 from diffusion_stepper.core.devices import make_generator, resolve_device
 from diffusion_stepper.core.mnist.data import load_mnist
 from diffusion_stepper.core.mnist.training import LossEvent, recipe, train
-
-ROOT = Path(__file__).resolve().parents[1]  # the repository
 
 WARMUP = 5
 
@@ -91,7 +88,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--iterations", type=int, default=60)
-    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "mnist"))
+    parser.add_argument("--data-dir", help="another copy of MNIST (default: the bundled one)")
     args = parser.parse_args()
     device = resolve_device(args.device)
     split = load_mnist("train", args.data_dir)
