@@ -4,6 +4,7 @@ recording runs into trajectory files."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -25,9 +26,16 @@ class OneLineParser(argparse.ArgumentParser):
 
 def _number(text: str, kind: type):
     try:
-        return kind(text)
+        value = kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):  # nan and inf would run, and write runs of NaN
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    return _number(text, float)
 
 
 def positive_int(text: str) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from diffusion_stepper.core.cli.common import (
     OneLineParser,
+    finite_float,
     int_list,
     non_negative_float,
     positive_int,
@@ -34,7 +35,7 @@ def register(commands) -> None:
     mnist.add_argument("--classes", type=int_list, help="digits to sample, e.g. 0,1,2 or 0-9 (class models)")
     mnist.add_argument("--per-class", type=positive_int, default=1)
     mnist.add_argument("--num", type=positive_int, help="number of samples (unconditional models)")
-    mnist.add_argument("--guidance", type=float, help="CFG scale (class models; default 5)")
+    mnist.add_argument("--guidance", type=finite_float, help="CFG scale (class models; default 5)")
     mnist.add_argument("--steps", type=int, help="sampling steps (default: the model's own)")
     mnist.add_argument("--sigma", type=non_negative_float, help="single-step: noise level of the input")
     mnist.add_argument(

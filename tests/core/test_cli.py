@@ -459,3 +459,20 @@ def test_sample_if_bad_requests_fail_in_one_line(tmp_path, capsys, tiny_if, extr
     )
     assert code == 1 and message in stderr and stderr.count("\n") == 1
     assert not (tmp_path / "x.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "mnist", "--lr", "nan"],
+        ["train", "mnist", "--ema-decay", "inf"],
+        ["sample", "mnist", "--guidance", "nan"],
+        ["sample", "mnist", "--guidance=-inf"],
+        ["sample", "if", "--guidance", "nan"],
+    ],
+    ids=" ".join,
+)
+def test_a_number_that_is_not_finite_is_refused_before_any_work(tmp_path, capsys, argv):
+    out = tmp_path / "out.npz"
+    expect_one_line_error(capsys, [*argv, "--out", out], "expected a finite number")
+    assert not out.exists()
