@@ -159,13 +159,19 @@ def saved_epochs(run_dir: str | os.PathLike) -> dict[int, Path]:
     return dict(sorted(found))
 
 
-def training_runs(parent: str | os.PathLike) -> list[Path]:
-    """The folders right under `parent` that hold a finished epoch, the most recently saved first."""
+def training_runs(parent: str | os.PathLike, first: Path | None = None) -> dict[Path, dict[int, Path]]:
+    """The runs with a finished epoch, each with its `saved_epochs`: the folders right under
+    `parent`, the most recently saved first, after `first` (a run that may live elsewhere)."""
     try:
-        folders = [folder for folder in Path(parent).iterdir() if folder.is_dir() and saved_epochs(folder)]
-    except OSError:  # no such folder yet, or unreadable: no runs to offer
-        return []
-    return sorted(folders, key=lambda folder: max(p.stat().st_mtime for p in folder.glob("epoch-*.json")), reverse=True)
+        folders = [folder for folder in Path(parent).iterdir() if folder.is_dir()]
+    except OSError:  # no such folder yet, or unreadable: no runs there
+        folders = []
+    runs = {folder: epochs for folder in folders if (epochs := saved_epochs(folder))}
+    newest_first = sorted(runs, key=lambda folder: max(p.stat().st_mtime for p in runs[folder].values()), reverse=True)
+    ordered = {folder: runs[folder] for folder in newest_first}
+    if first is not None and (epochs := saved_epochs(first)):
+        ordered = {first: epochs, **{folder: saved for folder, saved in ordered.items() if folder != first}}
+    return ordered
 
 
 def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:

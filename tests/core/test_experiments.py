@@ -1,5 +1,7 @@
 """The part B experiments: the sigma sweeps against their formulas, and every registry entry end to end."""
 
+import os
+
 import pytest
 import torch
 
@@ -8,7 +10,7 @@ from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA, frame_histogram
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import Trajectory
 from diffusion_stepper.core.io.trajectory_file import load_trajectory
-from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
+from diffusion_stepper.core.mnist.checkpoints import load_checkpoint, training_runs
 from diffusion_stepper.core.mnist.experiments import (
     COURSE_SIGMAS,
     EXPERIMENTS,
@@ -120,6 +122,23 @@ def test_without_epochs_the_comparison_takes_a_spread_of_those_saved(tiny_checkp
     run_dir = tiny_checkpoints["class-ddpm"].parent
     (request,) = experiment_requests("epochs", ExperimentOptions(run_dir=str(run_dir)))
     assert request.checkpoint == str(run_dir / "epoch-001.json")
+
+
+def test_training_runs_lists_runs_with_a_finished_epoch_newest_first(tmp_path, tiny_checkpoints):
+    (tmp_path / "empty-run").mkdir()
+    folders = {name: sidecar.parent for name, sidecar in tiny_checkpoints.items()}
+    for age, name in enumerate(["class-ddpm", "time-flow", "single-step", "time-ddpm", "class-flow"]):
+        os.utime(tiny_checkpoints[name], (1_000_000 - age, 1_000_000 - age))  # class-ddpm saved last
+    runs = training_runs(tmp_path)
+    assert list(runs) == [
+        folders[name] for name in ("class-ddpm", "time-flow", "single-step", "time-ddpm", "class-flow")
+    ]
+    assert runs[folders["class-ddpm"]] == {1: tiny_checkpoints["class-ddpm"]}
+    assert list(training_runs(tmp_path, first=folders["class-flow"]))[:2] == [
+        folders["class-flow"],
+        folders["class-ddpm"],
+    ]
+    assert training_runs(tmp_path / "no-such-folder") == {}
 
 
 def test_cli_writes_one_file_per_run(tmp_path, capsys, tiny_checkpoints, mnist_dir):

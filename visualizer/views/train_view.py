@@ -203,20 +203,15 @@ class TrainView(QWidget):
     def refresh_runs(self) -> None:
         """List the runs with a finished epoch: this tab's run first, then the work folder's, newest first."""
         current = self.compare_run.currentData()
-        runs = training_runs(work_folder())
         own = self.training.run_dir
-        if own is not None and own not in runs and saved_epochs(own):
-            runs.insert(0, own)
-        elif own in runs:
-            runs.remove(own)
-            runs.insert(0, own)
+        runs = training_runs(work_folder(), first=own)
         self.compare_run.blockSignals(True)
         self.compare_run.clear()
-        for folder in runs:
-            self.compare_run.addItem(f"{folder.name} · {len(saved_epochs(folder))} epochs", str(folder))
-        if self.compare_run.count() == 0:
+        for folder, epochs in runs.items():
+            self.compare_run.addItem(f"{folder.name} · {len(epochs)} epochs", str(folder))
+        if not runs:
             self.compare_run.addItem("no run on disk yet: press Start", None)
-        index = self.compare_run.findData(str(own) if own is not None and saved_epochs(own) else current)
+        index = self.compare_run.findData(str(own) if own in runs else current)
         self.compare_run.setCurrentIndex(max(index, 0))
         self.compare_run.blockSignals(False)
         self._offer_saved_epochs()
