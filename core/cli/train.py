@@ -96,11 +96,12 @@ def run(args: argparse.Namespace) -> int:
     from diffusion_stepper.core.training_progress import LossHistory
 
     config = config_from_flags(args)
-    print(f"training on {mnist_source(args.data_dir).describe()}", flush=True)
     history, bar = LossHistory(), None
     try:
         for event in train_on_mnist(config, Path(args.out), args.data_dir, resume_from=args.resume):
             if isinstance(event, LossEvent):
+                if history.last is None:  # said once training runs, not before a bad flag stops it
+                    print(f"training on {mnist_source(args.data_dir).describe()}", flush=True)
                 history.add_losses(event)
                 if bar is None:
                     bar = progress(event.epoch_iterations, f"epoch {event.epoch}/{config.epochs}", unit="batch")
