@@ -10,6 +10,7 @@ enforces it.
 import os
 
 __version__ = "0.1.0"
+PROG = "diffusion-stepper"  # the console script, as messages name it
 
 # On Apple's GPU (MPS), an operation MPS lacks runs on the CPU instead of failing. torch reads this
 # when it first loads, and every module of the app that uses torch imports this package first.

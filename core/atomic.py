@@ -1,12 +1,23 @@
-"""Write files so that a crash, a full disk or a cancel never leaves a half-written one behind."""
+"""Write files so that a crash, a full disk or a cancel never leaves a half-written one behind.
+
+The bytes go to a temporary `.NAME.PID.RANDOM.partial` beside the target, renamed over it only
+once complete. A process killed mid-write (SIGKILL, power loss) cannot remove its temporary file,
+so each write first removes the ones in its folder whose writer is gone.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+_PARTIAL = re.compile(r"\..+?\.(?:(\d+)\.)?[0-9a-f]{8,12}\.partial")  # .NAME.PID.RANDOM or .NAME.RANDOM (older)
+# A temporary file untouched this long is stale even where its writer cannot be asked (Windows)
+STALE_AFTER_SECONDS = 24 * 3600
 
 
 @contextlib.contextmanager
@@ -14,7 +25,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
+    remove_stale_partials(target.parent)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.partial")
     # Created like any new file (0666 less the umask), unlike tempfile's private 0600.
     os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     mode = os.stat(temporary).st_mode & 0o777
@@ -29,3 +41,37 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as temporary:
         temporary.write_bytes(data)
+
+
+def remove_stale_partials(folder: Path) -> list[Path]:
+    """Remove the temporary files in `folder` left by writers that died; returns those removed."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _PARTIAL.fullmatch(entry.name)
+        if not match or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            writer = int(match.group(1)) if match.group(1) else None
+            stale = time.time() - entry.stat(follow_symlinks=False).st_mtime > STALE_AFTER_SECONDS
+            if stale or (writer is not None and writer != os.getpid() and not _process_alive(writer)):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:  # gone already, or not ours to remove
+            continue
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name != "posix":
+        return True  # os.kill(pid, 0) would end the process on Windows; the age rule covers it there
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's live process (or a number no process has: keep it, to be safe)
+    return True

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 
-def parse_int_list(text: str) -> list[int]:
-    """ "0,2,4", "0-9" or "0-4, 7" -> a list of ints; raises ValueError with a one-line reason."""
+def parse_int_list(text: str, max_values: int = 10_000) -> list[int]:
+    """ "0,2,4", "0-9" or "0-4, 7" -> a list of ints; raises ValueError with a one-line reason,
+    also for a list longer than `max_values` (checked before a range is spelled out)."""
     values: list[int] = []
     for part in (part.strip() for part in text.split(",")):
         if not part:
@@ -15,12 +16,20 @@ def parse_int_list(text: str) -> list[int]:
                 start, end = int(low), int(high)
                 if end < start:
                     raise ValueError
-                values.extend(range(start, end + 1))
+                added = range(start, end + 1)
             else:
-                values.append(int(part))
+                added = range(int(part), int(part) + 1)
         except ValueError:
-            raise ValueError(f"expected integers like 0,2,4 or 0-9, got {text!r}") from None
+            raise ValueError(f"expected integers like 0,2,4 or 0-9, got {shorten(text)!r}") from None
+        if len(values) + len(added) > max_values:
+            raise ValueError(f"at most {max_values:,} numbers in one list, got {shorten(text)!r}")
+        values.extend(added)
     return values
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    """`text` cut to `limit` characters for a one-line message."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def format_int_list(values: list[int]) -> str:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from collections.abc import Sequence
 
-from diffusion_stepper.core import cli
+from diffusion_stepper.core import PROG
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+# What the app opens when named on the command line; any other first word must be a command
+APP_FILE_SUFFIXES = (".npz", ".safetensors", ".json")
 
 
 def has_display() -> bool:
@@ -17,13 +23,41 @@ def has_display() -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Every exit is quiet: Ctrl+C (even while torch is still importing) and a closed pipe
+    (`... | head`) end without a traceback."""
+    try:
+        return _dispatch(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        from diffusion_stepper.core.cli.common import silence_stdout
+
+        silence_stdout()
+        return 1
+
+
+def _dispatch(argv: list[str]) -> int:
+    # Imported here, not at the top, so that Ctrl+C during the imports (torch takes a second) is caught.
+    from diffusion_stepper.core import cli
+
     if argv and (argv[0] in cli.COMMANDS or argv[0].startswith("-")):
-        return cli.main(argv)
+        status = cli.main(argv)
+        sys.stdout.flush()  # inside the guard: a reader that went away is noticed here, not at exit
+        return status
+    if argv and not _names_a_file(argv[0]):
+        guess = difflib.get_close_matches(argv[0], cli.COMMANDS, n=1)
+        hint = f" (did you mean {guess[0]}?)" if guess else ""
+        print(
+            f"{PROG}: error: unknown command {argv[0]!r}{hint}; the commands are {', '.join(cli.COMMANDS)}, "
+            f"or name a file for the app to open (see {PROG} --help)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if not has_display():
         print(
-            f"{cli.PROG}: error: no display to open the app on; use a command instead "
-            f"({cli.PROG} --help), or set QT_QPA_PLATFORM=offscreen",
+            f"{PROG}: error: no display to open the app on; use a command instead "
+            f"({PROG} --help), or set QT_QPA_PLATFORM=offscreen",
             file=sys.stderr,
         )
         return 1
@@ -31,6 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from diffusion_stepper.visualizer.app import run_app
 
     return run_app(argv)
+
+
+def _names_a_file(word: str) -> bool:
+    """Whether the app should be given `word` to open (the app reports a file it cannot read)."""
+    return os.path.exists(word) or word.lower().endswith(APP_FILE_SUFFIXES) or os.sep in word
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ Bad input ends the command with one line on stderr and a non-zero exit, never a 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
@@ -24,7 +23,7 @@ import torch
 
 from diffusion_stepper.core import __version__
 from diffusion_stepper.core.cli import bundle, download, experiment, export, inspect, models, sample, train
-from diffusion_stepper.core.cli.common import PROG, OneLineParser
+from diffusion_stepper.core.cli.common import PROG, OneLineParser, silence_stdout
 from diffusion_stepper.core.errors import UserFacingError
 
 COMMAND_MODULES = {
@@ -65,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as other tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        silence_stdout()
         return 1
 
 

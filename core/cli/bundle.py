@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from diffusion_stepper.core.cli.common import positive_int
+from diffusion_stepper.core.cli.common import steps
 
 NAME = "bundle"
 
@@ -19,7 +19,7 @@ def register(commands) -> None:
     bundle.add_argument("--name", required=True, choices=BUNDLED_NAMES)
     bundle.add_argument("--dest", help="folder to write to (default: the installed resources/models)")
     bundle.add_argument(
-        "--steps", type=positive_int, help="the model's default sampling steps (strided; default: its full chain)"
+        "--steps", type=steps, help="the model's default sampling steps (strided; default: its full chain)"
     )
     bundle.add_argument(
         "--x0-clip", choices=X0_CLIP_CHOICES, help="the DDPM model's default x̂0 clipping (default: none)"

@@ -4,16 +4,19 @@ recording runs into trajectory files."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from diffusion_stepper.core import PROG
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import Frame, Trajectory, keep_every
+from diffusion_stepper.core.limits import INT_LIST_VALUES, SAMPLES, SEED, STEPS
 from diffusion_stepper.core.parsing import parse_int_list
 
-PROG = "diffusion-stepper"
 EXIT_USAGE = 2
 
 
@@ -24,44 +27,66 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{PROG}: error: {message} (see {self.prog} --help)\n")
 
 
+def silence_stdout() -> None:
+    """Point stdout at /dev/null once its reader has gone (`... | head`), so that Python's last
+    flush at exit does not fail a second time."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def _number(text: str, kind: type):
     try:
         value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+        ) from None
     if not math.isfinite(value):  # nan and inf would run, and write runs of NaN
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
 
 
-def finite_float(text: str) -> float:
-    return _number(text, float)
+def _in_range(kind: type, low: float | None, high: float | None, *, above_low: bool = False):
+    """An argparse type: a finite number of `kind` within [low, high] (or (low, high] with above_low)."""
+
+    def read(text: str):
+        value = _number(text, kind)
+        too_low = low is not None and (value <= low if above_low else value < low)
+        if too_low or (high is not None and value > high):
+            if low is not None and high is not None:
+                wanted = f"between {low:g} and {high:g}" if not above_low else f"above {low:g} and at most {high:g}"
+            elif low is not None:
+                wanted = f"above {low:g}" if above_low else f"at least {low:g}"
+            else:
+                wanted = f"at most {high:g}"
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        return value
+
+    read.__name__ = kind.__name__  # argparse names the type in some messages
+    return read
 
 
-def positive_int(text: str) -> int:
-    value = _number(text, int)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
+def int_in(bounds: tuple[int, int]):
+    return _in_range(int, *bounds)
 
 
-def positive_float(text: str) -> float:
-    value = _number(text, float)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
+def float_in(bounds: tuple[float, float]):
+    return _in_range(float, *bounds)
 
 
-def non_negative_float(text: str) -> float:
-    value = _number(text, float)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+finite_float = _in_range(float, None, None)
+positive_int = _in_range(int, 1, None)
+positive_float = _in_range(float, 0, None, above_low=True)
+non_negative_float = _in_range(float, 0, None)
+seed = int_in(SEED)
+steps = int_in(STEPS)
+samples = int_in(SAMPLES)
+fraction = _in_range(float, 0, 0.999999)  # a probability or decay that must stay below 1
 
 
 def int_list(text: str) -> list[int]:
     try:
-        return parse_int_list(text)
+        return parse_int_list(text, max_values=INT_LIST_VALUES)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

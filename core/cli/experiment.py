@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from diffusion_stepper.core.cli.common import OneLineParser, int_list, positive_int, write_experiment
+from diffusion_stepper.core.cli.common import OneLineParser, int_list, seed, steps, write_experiment
 from diffusion_stepper.core.cli.if_options import add_if_settings_arguments, if_settings
+from diffusion_stepper.core.files import check_output_folder
 
 NAME = "experiment"
 
@@ -24,11 +25,9 @@ def register(commands) -> None:
     mnist = targets.add_parser("mnist", help="a part B experiment on the MNIST models")
     mnist.add_argument("name", choices=list(EXPERIMENTS), help="which experiment")
     mnist.add_argument("--out-dir", required=True, help="folder for the trajectory files, one per run")
-    mnist.add_argument("--seed", type=int, default=0)
+    mnist.add_argument("--seed", type=seed, default=0)
     mnist.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
-    mnist.add_argument(
-        "--steps", type=positive_int, help="sampling steps of the sampling runs (default: each model's own)"
-    )
+    mnist.add_argument("--steps", type=steps, help="sampling steps of the sampling runs (default: each model's own)")
     mnist.add_argument("--data-dir", help="MNIST folder, for the experiments on test digits")
     mnist.add_argument("--run-dir", help="epochs: the training run's folder")
     mnist.add_argument(
@@ -42,6 +41,7 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_folder(args.out_dir, "--out-dir")
     if args.dataset == "if":
         from diffusion_stepper.core.deepfloyd_if.experiments import part_a_requests
         from diffusion_stepper.core.deepfloyd_if.tasks import prepare_all

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from diffusion_stepper.core.cli.common import int_list, positive_float, positive_int, progress
+from diffusion_stepper.core.cli.common import float_in, int_in, int_list, progress
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.files import check_output_file
 
 NAME = "export"
 
 
 def register(commands) -> None:
     from diffusion_stepper.core.io.export import ARRANGEMENTS, ASPECTS, PANEL_CHOICES, SIDE_BY_SIDE
+    from diffusion_stepper.core.limits import EXPORT_SIDE, FPS, KEEP_EVERY, SCALE
 
     export = commands.add_parser(NAME, help="render a trajectory to a GIF, an MP4 or a PNG contact sheet")
     export.add_argument("trajectory")
@@ -24,10 +26,10 @@ def register(commands) -> None:
         default=SIDE_BY_SIDE,
         help=f"one of {', '.join(PANEL_CHOICES)} or an extra's name; several side by side as x_t,eps_hat",
     )
-    export.add_argument("--fps", type=positive_float, default=10.0)
-    export.add_argument("--every", type=positive_int, default=1, help="keep every K-th frame (the last is kept)")
+    export.add_argument("--fps", type=float_in(FPS), default=10.0)
+    export.add_argument("--every", type=int_in(KEEP_EVERY), default=1, help="keep every K-th frame (the last is kept)")
     export.add_argument("--frames", metavar="START:END", help="frame range, inclusive")
-    export.add_argument("--scale", type=positive_int, default=4, help="integer zoom (without --aspect)")
+    export.add_argument("--scale", type=int_in(SCALE), default=4, help="integer zoom (without --aspect)")
     export.add_argument(
         "--layout",
         choices=ARRANGEMENTS,
@@ -40,7 +42,7 @@ def register(commands) -> None:
         help="fit every frame to a slide of this shape, 1080 px tall (or --width wide), the pictures as large "
         "as they fit",
     )
-    export.add_argument("--width", type=positive_int, help="with --aspect: the frame's width in pixels")
+    export.add_argument("--width", type=int_in(EXPORT_SIDE), help="with --aspect: the frame's width in pixels")
     export.add_argument(
         "--for-slides",
         action="store_true",
@@ -92,6 +94,12 @@ def run(args: argparse.Namespace) -> int:
     )
     from diffusion_stepper.core.io.trajectory_file import load_trajectory
 
+    flag, out = next(
+        (f"--{name.replace('_', '-')}", getattr(args, name))
+        for name in ("gif", "mp4", "png_grid")
+        if getattr(args, name)
+    )
+    check_output_file(out, flag)
     trajectory = load_trajectory(args.trajectory)
     try:
         if args.anagram_turn:

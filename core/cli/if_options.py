@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from diffusion_stepper.core.cli.common import non_negative_float, positive_float, positive_int
+from diffusion_stepper.core.cli.common import float_in, int_in, samples, seed, steps
 
 
 def add_if_settings_arguments(
@@ -17,6 +17,7 @@ def add_if_settings_arguments(
     from diffusion_stepper.core.deepfloyd_if.sampling import VIEW_NAMES
     from diffusion_stepper.core.deepfloyd_if.sampling import X0_CLIP_CHOICES as IF_X0_CLIP_CHOICES
     from diffusion_stepper.core.devices import DEVICE_CHOICES
+    from diffusion_stepper.core.limits import BLUR_KERNEL, BLUR_SIGMA, CHAIN_INDEX, GUIDANCE
 
     parser.add_argument(
         "--prompt",
@@ -44,29 +45,31 @@ def add_if_settings_arguments(
         "--views", nargs="+", choices=VIEW_NAMES, default=["identity", "flip"], help="anagram: one view per prompt"
     )
     chain = parser.add_mutually_exclusive_group()
-    chain.add_argument("--steps", type=positive_int, help="the scheduler's own set_timesteps(N) list")
+    chain.add_argument("--steps", type=steps, help="the scheduler's own set_timesteps(N) list")
     chain.add_argument(
         "--stride",
-        type=positive_int,
+        type=int_in(CHAIN_INDEX),
         help="the course's 990, 990-K, ..., 0 (default: stride 30), then one more UNet call at t = 0 to the clean "
         "image, as diffusers does (34 calls for stride 30)",
     )
-    parser.add_argument("--guidance", type=non_negative_float, help="CFG scale γ (default 7; stage II 4)")
+    parser.add_argument("--guidance", type=float_in(GUIDANCE), help="CFG scale γ (default 7; stage II 4)")
     parser.add_argument(
         "--no-cfg",
         action="store_true",
         help="use the conditional estimate alone (the default for one-step and iterative)",
     )
-    parser.add_argument("--num", type=positive_int, default=1, help="images per run")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num", type=samples, default=1, help="images per run")
+    parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument(
         "--x0-clip",
         choices=IF_X0_CLIP_CHOICES,
         default="dynamic",
         help="dynamic: IF's dynamic thresholding (default); none: the course's plain formula",
     )
-    parser.add_argument("--blur-kernel", type=positive_int, help="Gaussian kernel size (blur default 5, hybrid 33)")
-    parser.add_argument("--blur-sigma", type=positive_float, default=2.0)
+    parser.add_argument(
+        "--blur-kernel", type=int_in(BLUR_KERNEL), help="Gaussian kernel size (blur default 5, hybrid 33)"
+    )
+    parser.add_argument("--blur-sigma", type=float_in(BLUR_SIGMA), default=2.0)
     parser.add_argument("--model-dir", help="a local IF stage folder (diffusers layout) instead of the hub")
     parser.add_argument(
         "--size", choices=sorted(STAGE_I_SIZES), help="model size from the hub (default XL for stage I, L for stage II)"

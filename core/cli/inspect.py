@@ -7,6 +7,7 @@ import argparse
 
 from diffusion_stepper.core.cli.common import int_list
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.parsing import format_int_list, shorten
 
 NAME = "inspect"
 
@@ -28,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
     steps = args.step if args.step else range(len(trajectory))
     bad = [step for step in steps if not 0 <= step < len(trajectory)]
     if bad:
-        raise UserFacingError(f"--step {bad} is outside 0..{len(trajectory) - 1}")
+        shown = shorten(format_int_list(sorted(set(bad))))
+        raise UserFacingError(f"--step {shown} is outside this run's frames 0-{len(trajectory) - 1}")
     meta = trajectory.meta
     print(f"{meta['algorithm']} · {meta['model']} · seed {meta['seed']} · {len(trajectory)} frames")
     for step in steps:

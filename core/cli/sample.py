@@ -9,13 +9,18 @@ from pathlib import Path
 from diffusion_stepper.core.cli.common import (
     OneLineParser,
     finite_float,
+    float_in,
+    int_in,
     int_list,
-    non_negative_float,
-    positive_int,
     print_image_notes,
     record_run,
+    samples,
+    seed,
+    steps,
 )
 from diffusion_stepper.core.cli.if_options import add_if_settings_arguments, if_settings
+from diffusion_stepper.core.files import check_output_file
+from diffusion_stepper.core.limits import KEEP_EVERY
 
 NAME = "sample"
 
@@ -24,6 +29,7 @@ def register(commands) -> None:
     from diffusion_stepper.core.deepfloyd_if.sampling import DEFAULT_NOISE_LEVEL
     from diffusion_stepper.core.deepfloyd_if.tasks import TASKS
     from diffusion_stepper.core.devices import DEVICE_CHOICES
+    from diffusion_stepper.core.limits import CHAIN_INDEX, NOISE_SIGMA
     from diffusion_stepper.core.mnist import bundled
     from diffusion_stepper.core.mnist.sampling import X0_CLIP_CHOICES
 
@@ -33,16 +39,16 @@ def register(commands) -> None:
     mnist = targets.add_parser("mnist", help="an MNIST model (part B)")
     mnist.add_argument("--checkpoint", default=bundled.DEFAULT_MODEL, help="bundled name or path (default %(default)s)")
     mnist.add_argument("--classes", type=int_list, help="digits to sample, e.g. 0,1,2 or 0-9 (class models)")
-    mnist.add_argument("--per-class", type=positive_int, default=1)
-    mnist.add_argument("--num", type=positive_int, help="number of samples (unconditional models)")
+    mnist.add_argument("--per-class", type=samples, default=1)
+    mnist.add_argument("--num", type=samples, help="number of samples (unconditional models)")
     mnist.add_argument("--guidance", type=finite_float, help="CFG scale (class models; default 5)")
-    mnist.add_argument("--steps", type=int, help="sampling steps (default: the model's own)")
-    mnist.add_argument("--sigma", type=non_negative_float, help="single-step: noise level of the input")
+    mnist.add_argument("--steps", type=steps, help="sampling steps (default: the model's own)")
+    mnist.add_argument("--sigma", type=float_in(NOISE_SIGMA), help="single-step: noise level of the input")
     mnist.add_argument(
         "--noisy-test", action="store_true", help="single-step: denoise noised test digits, not pure noise"
     )
     mnist.add_argument("--data-dir", help="MNIST folder, for --noisy-test")
-    mnist.add_argument("--seed", type=int, default=0)
+    mnist.add_argument("--seed", type=seed, default=0)
     mnist.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     mnist.add_argument(
         "--x0-clip",
@@ -57,13 +63,24 @@ def register(commands) -> None:
     )
     deepfloyd_if.add_argument("--task", choices=TASKS, default="sample")
     deepfloyd_if.add_argument(
-        "--i-start", type=int, nargs="+", metavar="K", help="start at the K-th timestep (several: one run each)"
+        "--i-start",
+        type=int_in(CHAIN_INDEX),
+        nargs="+",
+        metavar="K",
+        help="start at the K-th timestep (several: one run each)",
     )
     deepfloyd_if.add_argument(
-        "--t", type=int, nargs="+", metavar="T", help="forward / blur / one-step: timesteps (default 250 500 750)"
+        "--t",
+        type=int_in(CHAIN_INDEX),
+        nargs="+",
+        metavar="T",
+        help="forward / blur / one-step: timesteps (default 250 500 750)",
     )
     deepfloyd_if.add_argument(
-        "--noise-level", type=int, default=DEFAULT_NOISE_LEVEL, help="upscale: noise added to the low-res image"
+        "--noise-level",
+        type=int_in(CHAIN_INDEX),
+        default=DEFAULT_NOISE_LEVEL,
+        help="upscale: noise added to the low-res image",
     )
     add_if_settings_arguments(deepfloyd_if)
     add_output_arguments(deepfloyd_if, several="; several runs get -i<K> suffixes")
@@ -72,7 +89,7 @@ def register(commands) -> None:
 def add_output_arguments(parser: argparse.ArgumentParser, several: str = "") -> None:
     parser.add_argument(
         "--keep-every",
-        type=positive_int,
+        type=int_in(KEEP_EVERY),
         default=1,
         metavar="K",
         help="store every K-th frame and the last, for big runs (default: every frame)",
@@ -87,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
 def run_mnist(args: argparse.Namespace) -> int:
     from diffusion_stepper.core.io.trajectory_file import save_trajectory
     from diffusion_stepper.core.mnist.sampling import SampleRequest
+
+    check_output_file(args.out)
 
     # the flags are named like the request's fields
     request = SampleRequest(**{field.name: getattr(args, field.name) for field in dataclasses.fields(SampleRequest)})
@@ -103,6 +122,7 @@ def run_if(args: argparse.Namespace) -> int:
     from diffusion_stepper.core.deepfloyd_if.tasks import prepare
     from diffusion_stepper.core.io.trajectory_file import save_trajectory
 
+    check_output_file(args.out)
     requests = prepare(if_settings(args)).expand()  # the model and prompts load once for all runs
     out = Path(args.out)
     for number, request in enumerate(requests, 1):

@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from diffusion_stepper.core.cli.common import non_negative_float, positive_float, positive_int, progress
+from diffusion_stepper.core.cli.common import float_in, fraction, int_in, positive_int, progress, seed, steps
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.files import check_output_folder
 
 NAME = "train"
 
 
 def register(commands) -> None:
     from diffusion_stepper.core.devices import DEVICE_CHOICES
+    from diffusion_stepper.core.limits import BATCH_SIZE, EPOCHS, HIDDEN, LEARNING_RATE, NOISE_SIGMA, SAMPLES
     from diffusion_stepper.core.mnist.training import LR_SCHEDULES, MODEL_KINDS, PRESETS, QUICK_SUMMARY
 
     train = commands.add_parser(NAME, help="train a CS180 part B model on MNIST")
@@ -27,30 +29,30 @@ def register(commands) -> None:
         default="course",
         help=f"course: CS180's recipe; quick: {QUICK_SUMMARY}",
     )
-    train.add_argument("--epochs", type=positive_int)
-    train.add_argument("--hidden", type=positive_int, help="UNet hidden size D")
-    train.add_argument("--batch-size", type=positive_int)
-    train.add_argument("--lr", type=positive_float)
+    train.add_argument("--epochs", type=int_in(EPOCHS))
+    train.add_argument("--hidden", type=int_in(HIDDEN), help="UNet hidden size D")
+    train.add_argument("--batch-size", type=int_in(BATCH_SIZE))
+    train.add_argument("--lr", type=float_in(LEARNING_RATE))
     train.add_argument(
         "--lr-schedule",
         choices=LR_SCHEDULES,
         help="exponential: the course's fall to 0.1x; warmup-cosine: warm up, then fall to zero",
     )
-    train.add_argument(
-        "--ema-decay", type=non_negative_float, help="sample from a moving average of the weights (0: off)"
-    )
-    train.add_argument("--sigma", type=non_negative_float, help="single-step noise level (default 0.5)")
+    train.add_argument("--ema-decay", type=fraction, help="sample from a moving average of the weights (0: off)")
+    train.add_argument("--sigma", type=float_in(NOISE_SIGMA), help="single-step noise level (default 0.5)")
     train.add_argument(
         "--pure-noise", action="store_true", help="single-step: train on pure noise z = ε (part B's average digit)"
     )
-    train.add_argument("--p-uncond", type=non_negative_float, help="class dropout probability (default 0.1)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--p-uncond", type=fraction, help="class dropout probability (default 0.1)")
+    train.add_argument("--seed", type=seed, default=0)
     train.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     train.add_argument("--data-dir", help="another copy of the MNIST IDX files (default: the bundled one)")
     train.add_argument("--limit", type=positive_int, help="train on the first N images only")
     train.add_argument("--log-every", type=positive_int, default=10, help="iterations per loss event")
-    train.add_argument("--epoch-samples", type=int, help="samples drawn after each epoch (0: none; default 40)")
-    train.add_argument("--epoch-sample-steps", type=positive_int, help="sampling steps for the epoch grid")
+    train.add_argument(
+        "--epoch-samples", type=int_in((0, SAMPLES[1])), help="samples drawn after each epoch (0: none; default 40)"
+    )
+    train.add_argument("--epoch-sample-steps", type=steps, help="sampling steps for the epoch grid")
     train.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from one of its checkpoints")
     train.add_argument("--out", required=True, help="directory for the checkpoints")
 
@@ -90,12 +92,12 @@ def config_from_flags(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from diffusion_stepper.core.io.export import write_sample_grid
     from diffusion_stepper.core.mnist.data import mnist_source
     from diffusion_stepper.core.mnist.training import EpochEvent, LossEvent, train_on_mnist
     from diffusion_stepper.core.training_progress import LossHistory
 
     config = config_from_flags(args)
+    check_output_folder(args.out)
     history, bar = LossHistory(), None
     try:
         for event in train_on_mnist(config, Path(args.out), args.data_dir, resume_from=args.resume):
@@ -115,10 +117,8 @@ def run(args: argparse.Namespace) -> int:
                     f"epoch {event.epoch}/{config.epochs}: mean loss {event.mean_loss:.4f} in {event.seconds:.1f} s, "
                     f"checkpoint {event.checkpoint}"
                 )
-                if event.samples is not None:
-                    sample_path = event.checkpoint.with_name(event.checkpoint.stem + "-samples.png")
-                    write_sample_grid(event.samples, sample_path, event.sample_labels)
-                    message += f", samples {sample_path}"
+                if event.samples_path is not None:
+                    message += f", samples {event.samples_path}"
                 print(message, flush=True)
     finally:
         if bar is not None:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
 from diffusion_stepper.core.devices import is_gpu
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.files import check_input_file
 
 UNCONDITIONAL = ""
 MAX_TOKENS = 77  # IF's T5 sequence length
@@ -39,9 +39,7 @@ class PromptEmbeddings:
     def from_file(
         cls, path: str | os.PathLike, encoder: Callable[[str], torch.Tensor] | None = None
     ) -> PromptEmbeddings:
-        path = Path(path)
-        if not path.is_file():
-            raise UserFacingError(f"no embeddings file at {path}")
+        path = check_input_file(path)
         try:
             loaded = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # pickle, zip or safety errors: all mean "not an embeddings file"

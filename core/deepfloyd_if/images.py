@@ -16,6 +16,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.files import check_input_file
 
 # Pillow refuses images above about 179 megapixels as possible decompression bombs; a photo of
 # that size is rare, and a JPEG is decoded at a reduced scale (draft mode) long before it.
@@ -32,18 +33,19 @@ class LoadedImage:
 
 
 def _open(path: Path) -> Image.Image:
-    if not path.is_file():
-        raise UserFacingError(f"no image file at {path}")
+    """The picture at `path`, decoded in full, so a truncated file is reported here and not mid-run."""
+    check_input_file(path)
     try:
         image = Image.open(path)
+        image.load()
     except UnidentifiedImageError as error:
         raise UserFacingError(f"{path} is not an image Pillow can read (PNG, JPEG, WebP, BMP, TIFF, ...)") from error
     except Image.DecompressionBombError as error:
         raise UserFacingError(
             f"{path} is too large to open safely (over {MAX_PIXELS // 1_000_000} megapixels): downscale it first"
         ) from error
-    except OSError as error:
-        raise UserFacingError(f"{path} could not be read: {error}") from error
+    except (OSError, SyntaxError, ValueError) as error:  # a damaged file; Pillow raises all three
+        raise UserFacingError(f"{path} is damaged or truncated: {str(error).splitlines()[0]}") from None
     return image
 
 
@@ -121,10 +123,27 @@ def load_mask(path: str | os.PathLike, size: int, image_size: tuple[int, int] | 
     the model's size, and hold only black and white.
     """
     path = Path(path)
+    grey = check_mask(path, image_size)
+    if image_size is not None and grey.shape[::-1] not in ((size, size), tuple(image_size)):
+        wanted = " or ".join(f"{w}x{h}" for w, h in sorted({(size, size), tuple(image_size)}))
+        raise UserFacingError(
+            f"the mask {path} is {grey.shape[1]}x{grey.shape[0]}, but it must be {wanted} to line up with the image"
+        )
+    binary = Image.fromarray(((grey > 0) * 255).astype(np.uint8))
+    binary = _square(binary, [])
+    if binary.size != (size, size):
+        binary = binary.resize((size, size), Image.Resampling.NEAREST)
+    mask = torch.from_numpy((np.asarray(binary) > 127).astype(np.float32))
+    return mask.view(1, 1, size, size)
+
+
+def check_mask(path: str | os.PathLike, image_size: tuple[int, int] | None = None) -> np.ndarray:
+    """The mask as 8-bit grey, refused unless it is readable, black and white, and either the
+    image's size or square (the model's size, which is checked once the model is known)."""
+    path = Path(path)
     image = _open(path)
-    accepted = {(size, size)} | ({tuple(image_size)} if image_size else set())
-    if image.size not in accepted:
-        wanted = " or ".join(f"{w}x{h}" for w, h in sorted(accepted))
+    if image.size != tuple(image_size or ()) and image.size[0] != image.size[1]:
+        wanted = f"{image_size[0]}x{image_size[1]} (the image's size) or square" if image_size else "square"
         raise UserFacingError(
             f"the mask {path} is {image.size[0]}x{image.size[1]}, but it must be {wanted} to line up with the image"
         )
@@ -136,9 +155,4 @@ def load_mask(path: str | os.PathLike, size: int, image_size: tuple[int, int] | 
             f"the mask {path} is not binary: {between} pixels are neither black nor white (paint with a hard "
             "brush, no anti-aliasing)"
         )
-    binary = Image.fromarray(((grey > 0) * 255).astype(np.uint8))
-    binary = _square(binary, [])
-    if binary.size != (size, size):
-        binary = binary.resize((size, size), Image.Resampling.NEAREST)
-    mask = torch.from_numpy((np.asarray(binary) > 127).astype(np.float32))
-    return mask.view(1, 1, size, size)
+    return grey

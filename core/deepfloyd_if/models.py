@@ -190,6 +190,11 @@ def _weights_variant(source: str, on_gpu: bool) -> str | None:
 def _from_pretrained(stage: int, source: str, dtype: torch.dtype, variant: str | None):
     import warnings
 
+    from transformers.utils import logging as transformers_logging
+
+    # Importing diffusers' IF pipelines imports transformers' image processors, which log a line
+    # about torchvision that means nothing here (IF takes no image processor of theirs)
+    transformers_logging.set_verbosity_error()
     from diffusers import IFPipeline, IFSuperResolutionPipeline
     from diffusers.utils import logging as diffusers_logging
 

@@ -56,6 +56,7 @@ from diffusion_stepper.core.diffusion.sampling import pure_noise
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import SamplingRun, forward_noised_start, with_extras
+from diffusion_stepper.core.limits import check_run_fits
 
 TASKS = (
     "sample",
@@ -198,6 +199,24 @@ def _check(request: IFRequest) -> None:
         raise UserFacingError("give --steps or --stride, not both")
     if request.num < 1:
         raise UserFacingError(f"--num must be at least 1, got {request.num}")
+    if request.stage is None:  # before a model loads (minutes for real IF), the pictures are read once
+        check_pictures(request)
+
+
+def check_pictures(request: IFRequest) -> None:
+    """Read the request's image and mask in full, so a bad one is reported before any model loads."""
+    from diffusion_stepper.core.deepfloyd_if.images import check_mask, open_rgb
+
+    original_size = None
+    if request.task in NEEDS_IMAGE:
+        if Path(request.image).suffix == ".npz":
+            from diffusion_stepper.core.io.trajectory_file import load_trajectory
+
+            load_trajectory(request.image)
+        else:
+            original_size = open_rgb(request.image, [], draft_size=256)[1]
+    if request.task == "inpaint":
+        check_mask(request.mask, original_size)
 
 
 # Loaded stages, kept for the next run: the app runs many experiments on one model, and loading
@@ -351,6 +370,7 @@ def start_if(request: IFRequest) -> SamplingRun:
         )
     if task in AT_CHOSEN_T:
         ts = request.t or DEFAULT_TIMESTEPS
+        check_run_fits(len(ts), request.num, (channels, size, size), pictures_per_frame=4)
         spec.params["t"] = ts
         schedule = stage.schedule
         if task == "forward":
@@ -375,6 +395,7 @@ def start_if(request: IFRequest) -> SamplingRun:
 
     timesteps = chain_timesteps(stage, steps=steps, stride=request.stride)
     noise_shape = (request.num, channels, size, size)
+    check_run_fits(len(timesteps) + 1, request.num, noise_shape[1:], pictures_per_frame=5)  # + extras, + a start
     if task in FROM_I_START:
         i_start = (request.i_start or DEFAULT_I_START[task])[0]
         if not 0 <= i_start < len(timesteps) - 1:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from diffusion_stepper.core import schema
 from diffusion_stepper.core.diffusion.sampling import DDPMStep, EulerFlowStep, SingleStepDenoise, StaticClip, StepRule
 from diffusion_stepper.core.diffusion.schedules import (
     DEFAULT_BETA_END,
@@ -23,6 +24,7 @@ from diffusion_stepper.core.diffusion.schedules import (
     flow_time_grid,
     forward_process,
 )
+from diffusion_stepper.core.limits import CHAIN_LENGTH, FLOW_STEPS
 
 # (x, t in [0, 1] as [N, 1], one-hot condition or None) -> network output
 Network = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
@@ -172,21 +174,48 @@ def add_gaussian_noise(x: torch.Tensor, sigma: float, generator: torch.Generator
     return x + sigma * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
-def objective_from_dict(spec: dict) -> Objective:
-    name = spec.get("name")
+def objective_spec(value, where: str = "objective") -> dict:
+    """The schema of an objective as checkpoints and trajectory files store it (`to_dict`): its
+    name and numbers, each in its range; raises `SchemaError` naming the field."""
+    name = schema.record({"name": schema.text(OBJECTIVES)}, required=("name",))(value, where)["name"]
     if name == "single-step":
-        return SingleStepObjective(float(spec.get("sigma", DEFAULT_SIGMA)), bool(spec.get("pure_noise", False)))
+        fields = {"sigma": schema.number(0, 100), "pure_noise": schema.boolean}
+    elif name == "flow":
+        fields = {"num_ts": schema.number(*FLOW_STEPS, integer=True)}
+    else:
+        fields = {"schedule": _linear_beta_spec}
+    return schema.record({"name": schema.text(OBJECTIVES), **fields})(value, where)
+
+
+def _linear_beta_spec(value, where: str) -> dict:
+    probability = schema.number(0, 1)
+    spec = schema.record(
+        {
+            "kind": schema.text(("linear_beta",)),
+            "T": schema.number(*CHAIN_LENGTH, integer=True),
+            "beta_start": probability,
+            "beta_end": probability,
+        }
+    )(value, where)
+    start, end = spec.get("beta_start", DEFAULT_BETA_START), spec.get("beta_end", DEFAULT_BETA_END)
+    if not 0 < start <= end < 1:
+        raise schema.SchemaError(where, f"expected 0 < beta_start <= beta_end < 1, got {start:g} and {end:g}")
+    return spec
+
+
+def objective_from_dict(spec: dict) -> Objective:
+    """The objective `spec` describes; raises `SchemaError` (a ValueError) for a malformed one."""
+    spec = objective_spec(spec)
+    name = spec["name"]
+    if name == "single-step":
+        return SingleStepObjective(spec.get("sigma", DEFAULT_SIGMA), spec.get("pure_noise", False))
     if name == "ddpm":
         schedule = spec.get("schedule", {})
-        if schedule.get("kind", "linear_beta") != "linear_beta":
-            raise ValueError(f"unknown schedule kind {schedule.get('kind')!r}")
         return DDPMObjective(
             LinearBetaSchedule.create(
-                int(schedule.get("T", DEFAULT_T)),
+                schedule.get("T", DEFAULT_T),
                 float(schedule.get("beta_start", DEFAULT_BETA_START)),
                 float(schedule.get("beta_end", DEFAULT_BETA_END)),
             )
         )
-    if name == "flow":
-        return FlowObjective(int(spec.get("num_ts", DEFAULT_FLOW_STEPS)))
-    raise ValueError(f"unknown objective {name!r}; expected one of {', '.join(OBJECTIVES)}")
+    return FlowObjective(spec.get("num_ts", DEFAULT_FLOW_STEPS))

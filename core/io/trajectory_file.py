@@ -14,21 +14,37 @@ The README's "Trajectory files" section documents the same thing for users.
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from diffusion_stepper.core import schema
 from diffusion_stepper.core.atomic import atomic_path
 from diffusion_stepper.core.errors import TrajectoryFileError
+from diffusion_stepper.core.files import check_input_file
 from diffusion_stepper.core.frames import NOISE_FIELDS, Frame, Trajectory
+from diffusion_stepper.core.limits import (
+    CHAIN_LENGTH,
+    CLASSES,
+    MAX_UNPACK_RATIO,
+    MIN_UNPACK_ALLOWANCE,
+    SAMPLES,
+    SEED,
+    check_memory,
+    format_bytes,
+)
+from diffusion_stepper.core.schema import SchemaError, parse_json
 
 FORMAT_NAME = "diffusion-stepper-trajectory"
 FORMAT_VERSION = 1
 EXTRA_PREFIX = "extra_"
 REQUIRED_META = ("algorithm", "model", "checkpoint", "seed", "params", "value_range")
+ARRAY_NAMES = ("x_t", "x0_hat", "t", "labels", "meta", *NOISE_FIELDS)
 # Keys the file format adds to the run's own metadata.
 _FILE_KEYS = ("format", "version", "coeffs", "extras")
 
@@ -73,97 +89,280 @@ def save_trajectory(trajectory: Trajectory, path: str | os.PathLike) -> Path:
 
 
 def load_trajectory(path: str | os.PathLike) -> Trajectory:
-    """Read a trajectory file; any problem raises one `TrajectoryFileError` line naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise TrajectoryFileError(f"{path}: no such file")
-    if not zipfile.is_zipfile(path):  # else numpy reads it as a pickle and suggests unpickling it
-        raise TrajectoryFileError(
-            f"{path}: not a readable trajectory file (truncated or corrupt: not a complete .npz archive)"
-        )
+    """Read a trajectory file; any problem raises one `TrajectoryFileError` line naming the file
+    and, where one is to blame, the array or meta field."""
+    path = check_input_file(path, TrajectoryFileError)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, zipfile.LargeZipFile) as exc:
+        arrays = _read_arrays(path)
+        meta = parse_json(_meta_text(arrays), "meta")
+        return _trajectory_from_arrays(path, arrays, meta)
+    except SchemaError as exc:
+        raise TrajectoryFileError(f"{path}: {exc}") from None
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The archive's arrays, each header checked against the member's real size (and the whole
+    against a memory budget) before any array is allocated; nothing in it is ever unpickled."""
+
+    def corrupt(reason: str) -> TrajectoryFileError:
+        return TrajectoryFileError(f"{path}: not a readable trajectory file (truncated or corrupt: {reason})")
+
+    if not zipfile.is_zipfile(path):  # else numpy reads it as a pickle and suggests unpickling it
+        raise corrupt("not a complete .npz archive")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            _check_unpacked_size(path, members)
+            arrays = {}
+            for member in members:
+                if not member.filename.endswith(".npy"):
+                    raise TrajectoryFileError(f"{path}: holds {member.filename[:60]!r}, which is not an array (.npy)")
+                name = member.filename.removesuffix(".npy")
+                if name in ARRAY_NAMES or name.startswith(EXTRA_PREFIX):  # any other is a later version's: left
+                    with archive.open(member) as stream:
+                        arrays[name] = _read_member(path, name, stream, member.file_size)
+            return arrays
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise TrajectoryFileError(f"{path}: not a readable trajectory file (truncated or corrupt: {reason})") from None
-    return _trajectory_from_arrays(path, arrays)
+        raise corrupt(reason) from None
 
 
-def _trajectory_from_arrays(path: Path, arrays: dict[str, np.ndarray]) -> Trajectory:
+def _check_unpacked_size(path: Path, members: list[zipfile.ZipInfo]) -> None:
+    """Refuse an archive whose arrays would unpack far beyond its own size (a zip bomb) or beyond
+    the memory free, before unpacking any of it."""
+    unpacked = sum(member.file_size for member in members)
+    packed = path.stat().st_size
+    if unpacked > max(MIN_UNPACK_ALLOWANCE, MAX_UNPACK_RATIO * packed):
+        raise TrajectoryFileError(
+            f"{path}: its arrays would unpack to {format_bytes(unpacked)} from {format_bytes(packed)} "
+            f"(more than {MAX_UNPACK_RATIO}x), which no run of ours does; refused"
+        )
+    # the arrays, plus float32 copies of any stored at another precision
+    check_memory(2 * unpacked, f"opening {path}", "close other runs or programs, or open it on a larger machine")
+
+
+def _read_member(path: Path, name: str, stream, stored_bytes: int) -> np.ndarray:
+    """One .npy member: its header, checked against the bytes the member really holds, then its data."""
+
+    def fail(message: str) -> TrajectoryFileError:
+        return TrajectoryFileError(f"{path}: array {name!r} {message}")
+
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:
+            raise fail(f"is in .npy format version {version[0]}.{version[1]}, which this build does not read")
+    except ValueError as exc:
+        raise fail(f"has an unreadable header ({str(exc).splitlines()[0]})") from None
+    if dtype.hasobject or dtype.kind not in "biufU":
+        raise fail(f"holds {dtype} values, not numbers or text")
+    header_bytes = stream.tell()
+    data_bytes = math.prod(shape) * dtype.itemsize
+    if data_bytes != stored_bytes - header_bytes:
+        raise fail(
+            f"declares {format_bytes(data_bytes)} of data ({dtype}, shape {shape}) but holds "
+            f"{format_bytes(max(stored_bytes - header_bytes, 0))}"
+        )
+    buffer = bytearray(data_bytes)
+    view, filled = memoryview(buffer), 0
+    while filled < data_bytes:
+        count = stream.readinto(view[filled:])
+        if not count:
+            raise fail("ends before its data does")
+        filled += count
+    return np.frombuffer(buffer, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
+
+
+def _meta_text(arrays: dict[str, np.ndarray]) -> str:
+    meta = arrays.get("meta")
+    if meta is None:
+        raise SchemaError("meta", "missing: not a diffusion-stepper trajectory")
+    if meta.shape != () or meta.dtype.kind != "U":
+        raise SchemaError("meta", f"expected one JSON text, got {meta.dtype} of shape {meta.shape}")
+    return str(meta[()])
+
+
+def _trajectory_from_arrays(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> Trajectory:
     def fail(message: str) -> TrajectoryFileError:
         return TrajectoryFileError(f"{path}: {message}")
 
-    missing = [key for key in ("x_t", "x0_hat", "t", "meta") if key not in arrays]
-    if missing:
-        raise fail(f"not a diffusion-stepper trajectory (missing {', '.join(missing)})")
-    try:
-        meta = json.loads(str(arrays["meta"][()]))
-    except (json.JSONDecodeError, TypeError, ValueError, IndexError):
-        raise fail("its meta entry is not valid JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise fail("not a diffusion-stepper trajectory (meta has no matching 'format')")
     if meta.get("version") != FORMAT_VERSION:
         raise fail(
-            f"trajectory format version {meta.get('version')} is not supported (this build reads {FORMAT_VERSION})"
+            f"trajectory format version {str(meta.get('version'))[:20]} is not supported (this build reads "
+            f"{FORMAT_VERSION})"
         )
-    lacking = [key for key in REQUIRED_META if key not in meta]
-    if lacking:
-        raise fail(f"meta lacks {', '.join(lacking)}")
+    missing = [key for key in ("x_t", "x0_hat", "t") if key not in arrays]
+    if missing:
+        raise fail(f"not a diffusion-stepper trajectory (missing {', '.join(missing)})")
 
-    x_t, x0_hat, t = arrays["x_t"], arrays["x0_hat"], arrays["t"]
+    x_t, t = arrays["x_t"], arrays["t"]
     if x_t.ndim != 5:
         raise fail(f"x_t must be [F, N, C, H, W], got shape {x_t.shape}")
+    if 0 in x_t.shape:
+        raise fail(f"x_t holds no pictures (shape {x_t.shape}: F frames of N images of C x H x W, none may be 0)")
     num_frames = x_t.shape[0]
-    if num_frames == 0:
-        raise fail("it holds no frames")
-    if x0_hat.shape != x_t.shape:
-        raise fail(f"x0_hat shape {x0_hat.shape} differs from x_t shape {x_t.shape}")
-    if t.shape != (num_frames,):
-        raise fail(f"t must have one entry per frame ({num_frames}), got shape {t.shape}")
-    for name, array in arrays.items():
-        if name not in ("meta", "labels", "t") and not np.issubdtype(array.dtype, np.floating):
-            raise fail(f"{name} must be a float array, got {array.dtype}")
+    images = [name for name in arrays if name in ("x_t", "x0_hat", *NOISE_FIELDS) or name.startswith(EXTRA_PREFIX)]
+    for name in images:
+        if arrays[name].dtype.kind != "f":
+            raise fail(f"{name} must be a float array, got {arrays[name].dtype}")
+    for name in ("x0_hat", *NOISE_FIELDS):
+        if name in arrays and arrays[name].shape != x_t.shape:
+            raise fail(f"{name} shape {arrays[name].shape} differs from x_t shape {x_t.shape}")
     noise_fields = [name for name in NOISE_FIELDS if name in arrays]
     if len(noise_fields) > 1:
         raise fail("it holds both eps_hat and v_hat")
-    for name in noise_fields:
-        if arrays[name].shape != x_t.shape:
-            raise fail(f"{name} shape {arrays[name].shape} differs from x_t shape {x_t.shape}")
-    coeffs = meta.get("coeffs") or [{} for _ in range(num_frames)]
-    if len(coeffs) != num_frames:
-        raise fail(f"meta has coefficients for {len(coeffs)} frames, arrays hold {num_frames}")
+    if t.shape != (num_frames,) or t.dtype.kind not in "iuf":
+        raise fail(f"t must be {num_frames} numbers, one per frame, got {t.dtype} of shape {t.shape}")
+    if not np.isfinite(t).all():
+        raise fail("t holds NaN or infinite times")
     labels = None
     if "labels" in arrays:
-        if arrays["labels"].shape != (x_t.shape[1],):
-            raise fail(f"labels must have one entry per image ({x_t.shape[1]}), got shape {arrays['labels'].shape}")
-        labels = torch.from_numpy(arrays["labels"].astype(np.int64))
-    extras_present = meta.get("extras", {})
+        stored = arrays["labels"]
+        if stored.shape != (x_t.shape[1],) or stored.dtype.kind not in "iu":
+            raise fail(
+                f"labels must be {x_t.shape[1]} integers, one per image, got {stored.dtype} of shape {stored.shape}"
+            )
+        if stored.size and (stored.min() < 0 or stored.max() > CLASSES[1]):
+            raise fail(f"labels must be classes 0 to {CLASSES[1]}, got {stored.min()} to {stored.max()}")
+        labels = torch.from_numpy(stored.astype(np.int64))
     extras = {}
     for key, array in arrays.items():
         if key.startswith(EXTRA_PREFIX):
-            if array.ndim != 5 or array.shape[0] != num_frames:
+            if array.ndim != 5 or array.shape[0] != num_frames or 0 in array.shape:
                 raise fail(f"{key} must be [F, N, C, H, W] with F = {num_frames}, got shape {array.shape}")
-            name = key[len(EXTRA_PREFIX) :]
-            extras[name] = (
-                torch.from_numpy(array.astype(np.float32, copy=False)),
-                set(extras_present.get(name, range(num_frames))),
-            )
+            extras[key[len(EXTRA_PREFIX) :]] = array
 
-    def tensor(name: str) -> torch.Tensor:
-        return torch.from_numpy(arrays[name].astype(np.float32, copy=False))
+    meta = meta_reader(num_frames, list(extras))(meta, "meta")
+    coeffs = meta.get("coeffs") or [{} for _ in range(num_frames)]
+    present = {name: set(meta.get("extras", {}).get(name, range(num_frames))) for name in extras}
 
-    images = {name: tensor(name) for name in ("x_t", "x0_hat", *noise_fields)}
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array.astype(np.float32, copy=False))
+
+    stacks = {name: tensor(arrays[name]) for name in ("x_t", "x0_hat", *noise_fields) if name in arrays}
+    extra_stacks = {name: tensor(array) for name, array in extras.items()}
     frames = []
     for index in range(num_frames):
         frames.append(
             Frame(
                 index=index,
                 t=float(t[index]),
-                **{name: stack[index] for name, stack in images.items()},
+                **{name: stack[index] for name, stack in stacks.items()},
                 coeffs=dict(coeffs[index]),
-                extras={name: stack[index] for name, (stack, present) in extras.items() if index in present},
+                extras={name: stack[index] for name, stack in extra_stacks.items() if index in present[name]},
             )
         )
     run_meta = {key: value for key, value in meta.items() if key not in _FILE_KEYS}
+    _check_each_step_can_be_shown(path, run_meta, frames)
     return Trajectory(meta=run_meta, frames=frames, labels=labels)
+
+
+def _check_each_step_can_be_shown(path: Path, meta: dict, frames: list[Frame]) -> None:
+    """Build every step's caption and update rule once, as the app and `inspect` will: a file
+    whose numbers do not fit its algorithm (a coefficient missing, a view unknown) is refused
+    here, naming the step, rather than failing mid-lecture."""
+    from diffusion_stepper.core.diffusion.equations import frame_caption, step_equation
+
+    for frame in frames:
+        try:
+            frame_caption(meta, frame, len(frames))
+            step_equation(meta, frame)
+        except KeyError as exc:
+            raise TrajectoryFileError(
+                f"{path}: meta.coeffs[{frame.index}] lacks {exc.args[0]!r}, which this step's update rule needs"
+            ) from None
+        except (TypeError, ValueError, IndexError, ArithmeticError) as exc:
+            raise TrajectoryFileError(
+                f"{path}: step {frame.index} cannot be shown from its numbers ({str(exc).splitlines()[0][:80]})"
+            ) from None
+
+
+# What a coefficient may be: any finite number, in these ranges for the ones with a meaning to check
+_COEFFICIENT_RANGES = {
+    "alpha_bar_t": (0.0, 1.0),
+    "alpha_bar_next": (0.0, 1.0),
+    "alpha_t": (0.0, 1.0),
+    "beta_t": (0.0, 1.0),
+    "sigma": (0.0, None),
+    "sigma_min": (0.0, None),
+    "sigma_max": (0.0, None),
+    "blur_kernel": (1.0, None),
+    "blur_sigma": (0.0, None),
+}
+
+
+def meta_reader(num_frames: int, extra_names: list[str]) -> schema.Reader:
+    """The trajectory meta's schema: what each field the app reads back must be."""
+    from diffusion_stepper.core.deepfloyd_if.sampling import VIEW_NAMES
+    from diffusion_stepper.core.diffusion.objectives import objective_spec
+
+    integer, count = schema.number(integer=True), schema.number(0, integer=True)
+    frame_index = schema.number(0, num_frames - 1, integer=True)
+    timestep = schema.number(-1, CHAIN_LENGTH[1], integer=True)
+    texts = schema.list_of(schema.text(), max_length=1_000)
+    coefficients = schema.record(
+        {
+            **{key: schema.number(*bounds) for key, bounds in _COEFFICIENT_RANGES.items()},
+            "psnr_db": schema.number(allow_infinite=True),  # infinite where x̂₀ equals the original
+        },
+        others=schema.number(),
+    )
+    params = schema.record(
+        {
+            "objective": objective_spec,
+            "alpha_bars": schema.list_of(schema.number(0, 1), max_length=CHAIN_LENGTH[1] + 1, min_length=2),
+            "timesteps": schema.list_of(timestep, max_length=CHAIN_LENGTH[1] + 1),
+            "t": schema.list_of(timestep, max_length=CHAIN_LENGTH[1] + 1),
+            "views": schema.list_of(schema.text(VIEW_NAMES), max_length=len(VIEW_NAMES)),
+            "stage": schema.number(1, 2, integer=True),
+            "guidance": schema.number(),
+            "steps": count,
+            "num_samples": count,
+            "per_class": count,
+            "classes": schema.list_of(schema.number(0, CLASSES[1], integer=True), max_length=SAMPLES[1]),
+            "i_start": count,
+            "noise_level": count,
+            "blur_kernel": schema.number(1, integer=True),
+            "blur_sigma": schema.number(0),
+            "sigma": schema.number(0),
+            "sigmas": schema.list_of(schema.number(0), max_length=SAMPLES[1]),
+            "source": schema.text(),
+            "image": schema.text(),
+            "mask": schema.text(),
+            "task": schema.text(),
+            "x0_clip": schema.text(),
+            "image_notes": texts,
+            "epoch": schema.optional(count),
+            "branched_from": schema.record({"run": schema.text(), "step": count, "t": integer}),
+        }
+    )
+    return schema.record(
+        {
+            "algorithm": schema.text(max_chars=200),
+            "model": schema.text(max_chars=1_000),
+            "checkpoint": schema.optional(schema.text()),
+            "seed": schema.optional(schema.number(*SEED, integer=True)),
+            "params": params,
+            "value_range": _value_range,
+            "prompts": texts,
+            "note": schema.text(),
+            "device": schema.text(),
+            "coeffs": schema.list_of(coefficients, max_length=num_frames, length=num_frames),
+            "extras": schema.record(
+                {name: schema.list_of(frame_index, max_length=num_frames) for name in extra_names}, others=None
+            ),
+        },
+        required=REQUIRED_META,
+    )
+
+
+def _value_range(value, where: str) -> list[float]:
+    low, high = schema.list_of(schema.number(), max_length=2, length=2)(value, where)
+    if not low < high:
+        raise SchemaError(where, f"expected [low, high] with low below high, got [{low:g}, {high:g}]")
+    return [low, high]

@@ -13,20 +13,25 @@ epoch), or by a bundled model's name (see `core.mnist.bundled`).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from diffusion_stepper.core import schema
 from diffusion_stepper.core.atomic import atomic_path
-from diffusion_stepper.core.diffusion.objectives import Objective, objective_from_dict
+from diffusion_stepper.core.diffusion.objectives import Objective, objective_from_dict, objective_spec
 from diffusion_stepper.core.errors import CheckpointError
+from diffusion_stepper.core.files import check_input_file
+from diffusion_stepper.core.limits import CLASSES, HIDDEN, STEPS, check_memory
 from diffusion_stepper.core.mnist import bundled
-from diffusion_stepper.core.mnist.unet import UNet, build_unet
+from diffusion_stepper.core.mnist.unet import ARCHITECTURES, UNet, build_unet
+from diffusion_stepper.core.schema import SchemaError
 
 CHECKPOINT_FORMAT = "diffusion-stepper-mnist-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -71,6 +76,11 @@ def display_name(path_or_name: str | os.PathLike, sidecar_path: Path) -> str:
     if text in bundled.bundled_models():
         return text
     return f"{sidecar_path.parent.name}/{sidecar_path.stem}"
+
+
+def samples_path(out_dir: str | os.PathLike, epoch: int) -> Path:
+    """The epoch's sample grid, a PNG beside its checkpoint."""
+    return Path(out_dir) / f"epoch-{epoch:03d}-samples.png"
 
 
 def checkpoint_paths(out_dir: Path, epoch: int) -> tuple[Path, Path, Path]:
@@ -181,6 +191,8 @@ def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
     if text in known:
         return known[text]
     path = Path(text).expanduser()
+    if os.path.lexists(path) and not path.exists():  # a dangling link or a loop: say which
+        check_input_file(path, CheckpointError)
     if not path.exists():
         if os.sep not in text and "/" not in text and not path.suffix:
             raise CheckpointError(
@@ -207,28 +219,92 @@ def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
     )
 
 
+# No sidecar of ours comes near this; a larger "sidecar" is some other file
+MAX_SIDECAR_BYTES = 1024 * 1024
+
+
 def read_sidecar(sidecar_path: Path) -> dict:
+    """The sidecar's JSON, checked field by field against `sidecar_reader`."""
+    check_input_file(sidecar_path, CheckpointError, MAX_SIDECAR_BYTES)
     try:
-        sidecar = json.loads(sidecar_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        sidecar = schema.parse_json(sidecar_path.read_text(encoding="utf-8"), "sidecar")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{sidecar_path}: unreadable checkpoint sidecar ({exc})") from None
+    except SchemaError as exc:
         raise CheckpointError(f"{sidecar_path}: unreadable checkpoint sidecar ({exc})") from None
     if not isinstance(sidecar, dict) or sidecar.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{sidecar_path}: not a diffusion-stepper MNIST checkpoint sidecar")
     if sidecar.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{sidecar_path}: checkpoint version {sidecar.get('version')} is not supported")
-    return sidecar
+        raise CheckpointError(f"{sidecar_path}: checkpoint version {str(sidecar.get('version'))[:20]} is not supported")
+    try:
+        return sidecar_reader()(sidecar, "sidecar")
+    except SchemaError as exc:
+        raise CheckpointError(f"{sidecar_path}: malformed checkpoint sidecar ({exc})") from None
+
+
+def sidecar_reader() -> schema.Reader:
+    """The sidecar's schema: what each field the app reads must be, and how large it may be."""
+    from diffusion_stepper.core.mnist.sampling import X0_CLIP_CHOICES
+
+    count = schema.number(0, integer=True)
+    architecture = schema.record(
+        {
+            "name": schema.text(ARCHITECTURES),
+            "hidden": schema.number(*HIDDEN, integer=True),
+            "num_classes": schema.number(*CLASSES, integer=True),
+            "in_channels": schema.number(1, 1, integer=True),
+            "image_size": schema.number(28, 28, integer=True),
+        },
+        required=("name", "hidden"),
+    )
+    sampling = schema.record(
+        {"steps": schema.optional(schema.number(*STEPS, integer=True)), "x0_clip": schema.text(X0_CLIP_CHOICES)},
+        others=None,
+    )
+    read = schema.record(
+        {
+            "architecture": architecture,
+            "objective": objective_spec,
+            "weights": _file_name,
+            "training_state": _file_name,
+            "sampling": sampling,
+            "epoch": count,
+            "iteration": count,
+            "hyperparameters": schema.record({}),
+            "optimizer_param_groups": schema.list_of(schema.record({}), max_length=64),
+        },
+        required=("architecture", "objective", "weights"),
+    )
+
+    def read_sidecar_fields(value, where: str) -> dict:
+        sidecar = read(value, where)
+        steps = sidecar.get("sampling", {}).get("steps")
+        if steps is not None:
+            most = objective_from_dict(sidecar["objective"]).default_steps
+            if sidecar["objective"]["name"] != "flow" and steps > most:
+                raise SchemaError(f"{where}.sampling.steps", f"expected at most {most} for this objective, got {steps}")
+        return sidecar
+
+    return read_sidecar_fields
+
+
+def _file_name(value, where: str) -> str:
+    """A file beside the sidecar: a bare name, never a path that leads elsewhere."""
+    name = schema.text(max_chars=255)(value, where)
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise SchemaError(where, f"expected the name of a file beside the sidecar, got {name[:40]!r}")
+    return name
 
 
 def load_checkpoint(path_or_name: str | os.PathLike, device: torch.device | str = "cpu") -> LoadedCheckpoint:
     """Build the model a checkpoint describes and load its weights, in eval mode on `device`."""
     sidecar_path = resolve_checkpoint(path_or_name)
     sidecar = read_sidecar(sidecar_path)
-    try:
-        architecture = sidecar["architecture"]
-        model = build_unet(architecture["name"], int(architecture["hidden"]), int(architecture.get("num_classes", 10)))
-        objective = objective_from_dict(sidecar["objective"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{sidecar_path}: malformed checkpoint sidecar ({exc})") from None
+    architecture = sidecar["architecture"]
+    objective = objective_from_dict(sidecar["objective"])  # read_sidecar has checked it
+    model = _fitting_model(
+        sidecar_path, sidecar, architecture["name"], architecture["hidden"], architecture.get("num_classes", 10)
+    )
     weights = read_weights(sidecar_path, sidecar)
     try:
         model.load_state_dict(weights)
@@ -239,13 +315,45 @@ def load_checkpoint(path_or_name: str | os.PathLike, device: torch.device | str 
     return LoadedCheckpoint(model, objective, sidecar, sidecar_path, display_name(path_or_name, sidecar_path))
 
 
+def _fitting_model(sidecar_path: Path, sidecar: dict, name: str, hidden: int, num_classes: int) -> UNet:
+    """The UNet the sidecar names, built only once its weights file is known to hold exactly its
+    tensors (read from the file's header), so a sidecar cannot make the app allocate gigabytes."""
+    with torch.device("meta"):  # shapes only, no memory
+        shapes = {
+            key: tuple(tensor.shape) for key, tensor in build_unet(name, hidden, num_classes).state_dict().items()
+        }
+    weights_path = check_input_file(sidecar_path.parent / sidecar["weights"], CheckpointError)
+    try:
+        with safe_open(str(weights_path), "pt") as weights:
+            stored = {key: tuple(weights.get_slice(key).get_shape()) for key in weights.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{sidecar_path}: cannot read its weights file ({str(exc).splitlines()[0]})") from None
+    if stored != shapes:
+        wrong = sorted(set(stored) ^ set(shapes)) or [key for key in shapes if stored[key] != shapes[key]]
+        raise CheckpointError(
+            f"{sidecar_path}: its weights file does not hold the {name} UNet with hidden size {hidden} it names "
+            f"(first difference: {wrong[0]})"
+        )
+    check_memory(
+        4 * sum(math.prod(shape) for shape in shapes.values()),
+        f"the {name} UNet with hidden size {hidden}",
+        "use a checkpoint with a smaller hidden size",
+    )
+    return build_unet(name, hidden, num_classes)
+
+
 def read_weights(sidecar_path: Path, sidecar: dict) -> dict[str, torch.Tensor]:
     try:
-        return load_file(str(sidecar_path.parent / sidecar["weights"]))
+        weights_path = check_input_file(sidecar_path.parent / sidecar["weights"], CheckpointError)
+        return load_file(str(weights_path))
     except KeyError:
         raise CheckpointError(f"{sidecar_path}: sidecar names no weights file") from None
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{sidecar_path}: cannot read its weights file ({exc})") from None
+
+
+# What resuming needs beyond the weights
+RESUME_KEYS = ("training_state", "hyperparameters", "optimizer_param_groups", "epoch", "iteration")
 
 
 def load_training_state(sidecar_path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -255,8 +363,15 @@ def load_training_state(sidecar_path: Path) -> tuple[dict, dict[str, torch.Tenso
         raise CheckpointError(
             f"{sidecar_path}: has no training state to resume from (bundled models cannot be resumed)"
         )
+    missing = [key for key in RESUME_KEYS if key not in sidecar]
+    if missing:
+        raise CheckpointError(f"{sidecar_path}: cannot resume from it (its sidecar lacks {', '.join(missing)})")
+    state_path = check_input_file(sidecar_path.parent / sidecar["training_state"], CheckpointError)
     try:
-        state = load_file(str(sidecar_path.parent / sidecar["training_state"]))
+        state = load_file(str(state_path))
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{sidecar_path}: cannot read its training state ({exc})") from None
+    generator_state = state.get("generator")
+    if generator_state is None or generator_state.dtype != torch.uint8 or generator_state.ndim != 1:
+        raise CheckpointError(f"{sidecar_path}: cannot resume from it (its training state lacks the generator's state)")
     return sidecar, state

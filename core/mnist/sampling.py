@@ -13,6 +13,7 @@ from diffusion_stepper.core.diffusion.sampling import ClassifierFreeGuidance, Pl
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import Frame, SamplingRun, forward_noised_start, to_cpu, with_extras
+from diffusion_stepper.core.limits import SAMPLES, STEPS, check_run_fits, out_of_range
 from diffusion_stepper.core.mnist.bundled import DEFAULT_MODEL as DEFAULT_CHECKPOINT
 from diffusion_stepper.core.mnist.checkpoints import LoadedCheckpoint
 from diffusion_stepper.core.mnist.unet import UNet
@@ -128,9 +129,8 @@ def sample_mnist(
         bad = [c for c in classes if not 0 <= c < checkpoint.num_classes]
         if bad or not classes:
             raise UserFacingError(f"classes must be in 0..{checkpoint.num_classes - 1}, got {classes}")
-        labels = torch.tensor(classes, dtype=torch.int64).repeat(per_class)  # rows of 0..9, as the course shows them
         guidance = DEFAULT_GUIDANCE if guidance is None else guidance
-        batch = labels.shape[0]
+        batch = len(classes) * per_class
     else:
         if classes is not None:
             raise UserFacingError(
@@ -142,6 +142,15 @@ def sample_mnist(
             )
         batch = num or (clean_images.shape[0] if clean_images is not None else DEFAULT_NUM_SAMPLES)
 
+    if not is_single_step and steps is None:
+        steps = checkpoint.default_steps
+    if out_of_range(batch, SAMPLES):
+        raise UserFacingError(f"at most {SAMPLES[1]:,} samples in one run, asked for {batch:,}")
+    if not is_single_step and out_of_range(steps, STEPS):
+        raise UserFacingError(f"steps must be between {STEPS[0]} and {STEPS[1]:,}, got {steps:,}")
+    check_run_fits(1 + (1 if is_single_step else steps), batch, MNIST_SHAPE, pictures_per_frame=4)
+    if checkpoint.is_class_conditioned:
+        labels = torch.tensor(classes, dtype=torch.int64).repeat(per_class)  # rows of 0..9, as the course shows them
     generator = make_generator(seed, device)
     if is_single_step and clean_images is not None:
         sigma = objective.sigma if sigma is None else sigma
@@ -152,8 +161,6 @@ def sample_mnist(
         source = "pure noise"
         if is_single_step:
             sigma = 1.0  # pure N(0, I) noise is "clean zero plus noise of sigma 1"
-    if not is_single_step and steps is None:
-        steps = checkpoint.default_steps
     x0_clip = x0_clip or checkpoint.default_x0_clip
     frames = compose_mnist_sampler(
         model,

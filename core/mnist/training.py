@@ -19,9 +19,11 @@ from pathlib import Path
 
 import torch
 
+from diffusion_stepper.core import schema
 from diffusion_stepper.core.devices import make_generator, resolve_device
 from diffusion_stepper.core.diffusion.objectives import (
     DEFAULT_SIGMA,
+    OBJECTIVES,
     P_UNCOND,
     DDPMObjective,
     FlowObjective,
@@ -32,10 +34,23 @@ from diffusion_stepper.core.diffusion.objectives import (
 from diffusion_stepper.core.diffusion.sampling import pure_noise
 from diffusion_stepper.core.diffusion.schedules import DEFAULT_FLOW_STEPS, DEFAULT_T, LinearBetaSchedule
 from diffusion_stepper.core.errors import CheckpointError, TrainingDiverged, UserFacingError
+from diffusion_stepper.core.io.export import write_sample_grid
+from diffusion_stepper.core.limits import (
+    BATCH_SIZE,
+    CHAIN_LENGTH,
+    EPOCHS,
+    FLOW_STEPS,
+    HIDDEN,
+    SAMPLES,
+    SEED,
+    STEPS,
+    out_of_range,
+)
 from diffusion_stepper.core.mnist.checkpoints import (
     load_training_state,
     read_weights,
     resolve_checkpoint,
+    samples_path,
     save_checkpoint,
 )
 from diffusion_stepper.core.mnist.data import MnistSplit, load_mnist
@@ -86,8 +101,9 @@ class TrainConfig:
 
     @classmethod
     def from_hyperparameters(cls, hyperparameters: dict) -> TrainConfig:
-        """The config a sidecar recorded, including those written before lr_schedule existed."""
-        values = dict(hyperparameters)
+        """The config a sidecar recorded, including those written before lr_schedule existed;
+        raises `SchemaError` naming a field that is missing, unknown, or of the wrong type or range."""
+        values = hyperparameter_reader()(hyperparameters, "hyperparameters")
         if "lr_decay" in values:
             values["lr_schedule"] = "exponential" if values.pop("lr_decay") else "constant"
         return cls(**values)
@@ -112,6 +128,11 @@ class TrainConfig:
             raise UserFacingError(f"limit must be positive, got {self.limit}")
         if not 0 <= self.p_uncond < 1:
             raise UserFacingError(f"p-uncond must be in [0, 1), got {self.p_uncond}")
+        for name, bounds in (("epochs", EPOCHS), ("hidden", HIDDEN), ("batch_size", BATCH_SIZE)):
+            value = getattr(self, name)
+            if out_of_range(value, bounds):
+                flag = name.replace("_", "-")
+                raise UserFacingError(f"{flag} must be between {bounds[0]:,} and {bounds[1]:,}, got {value:,}")
 
     def learning_rate(self, epoch: int, iteration: int, total_iterations: int) -> float:
         """The rate for `iteration` (0-based, over the whole run), which falls in `epoch` (1-based)."""
@@ -152,6 +173,37 @@ class TrainConfig:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             return build_unet(ARCHITECTURE_OF_MODEL[self.model], self.hidden, NUM_CLASSES)
+
+
+def hyperparameter_reader() -> schema.Reader:
+    """What a sidecar's recorded `TrainConfig` must hold to be trained on (`--resume`)."""
+    from diffusion_stepper.core.devices import DEVICE_CHOICES
+
+    positive_integer = schema.number(1, integer=True)
+    fields = {
+        "model": schema.text(MODEL_KINDS),
+        "objective": schema.text(OBJECTIVES),
+        "epochs": schema.number(*EPOCHS, integer=True),
+        "hidden": schema.number(*HIDDEN, integer=True),
+        "batch_size": schema.number(*BATCH_SIZE, integer=True),
+        "lr": schema.number(1e-12, 10),
+        "lr_schedule": schema.text(LR_SCHEDULES),
+        "lr_decay": schema.boolean,  # before lr_schedule existed
+        "ema_decay": schema.number(0, 0.999999),
+        "seed": schema.number(*SEED, integer=True),
+        "device": schema.text(DEVICE_CHOICES),
+        "limit": schema.optional(positive_integer),
+        "sigma": schema.number(0, 100),
+        "pure_noise": schema.boolean,
+        "T": schema.number(*CHAIN_LENGTH, integer=True),
+        "num_ts": schema.number(*FLOW_STEPS, integer=True),
+        "p_uncond": schema.number(0, 0.999999),
+        "log_every": positive_integer,
+        "epoch_samples": schema.number(0, SAMPLES[1], integer=True),
+        "epoch_sample_steps": schema.optional(schema.number(*STEPS, integer=True)),
+        "preview_seconds": schema.number(0),
+    }
+    return schema.record(fields, required=("model", "objective", "epochs", "hidden", "batch_size", "lr"), others=None)
 
 
 def recipe(model: str, objective: str | None = None) -> TrainConfig:
@@ -236,6 +288,7 @@ class EpochEvent:
     mean_loss: float
     checkpoint: Path  # the sidecar of this epoch's checkpoint
     samples: torch.Tensor | None  # [N, 1, 28, 28] in [0, 1] (clamped for display), or None
+    samples_path: Path | None  # the same grid as a PNG beside the checkpoint
     sample_labels: torch.Tensor | None
     seconds: float
     sampling: str = ""  # how the samples were drawn, e.g. "seed 0, 50 strided DDPM steps, CFG γ = 5"
@@ -319,8 +372,12 @@ def _optimizer_from_safetensors(
 
 def config_for_resume(checkpoint: str | Path, epochs: int | None = None, device: str | None = None) -> TrainConfig:
     """The configuration a checkpoint was trained with; `epochs` may be raised to train on."""
-    sidecar, _ = load_training_state(resolve_checkpoint(checkpoint))
-    config = TrainConfig.from_hyperparameters(sidecar["hyperparameters"])
+    sidecar_path = resolve_checkpoint(checkpoint)
+    sidecar, _ = load_training_state(sidecar_path)
+    try:
+        config = TrainConfig.from_hyperparameters(sidecar["hyperparameters"])
+    except schema.SchemaError as exc:
+        raise CheckpointError(f"{sidecar_path}: cannot resume from it ({exc})") from None
     if epochs is not None:
         config.epochs = epochs
     if device is not None:
@@ -433,6 +490,11 @@ def train(
     first_epoch, iteration = 1, 0
     if resume_from is not None:
         first_epoch, iteration = _restore(resume_from, config, averaged, optimizer, generator)
+        resumed_grid = samples_path(resolve_checkpoint(resume_from).parent, first_epoch - 1)
+        if not resumed_grid.exists():  # lost to a kill after its sidecar was written by an older version
+            samples, sample_labels = epoch_sample_grid(averaged.average, objective, config, device)
+            if samples is not None:
+                write_sample_grid(samples.cpu(), resumed_grid, sample_labels)
 
     batches_per_epoch = (num_images + config.batch_size - 1) // config.batch_size
     total_iterations = config.epochs * batches_per_epoch
@@ -519,6 +581,10 @@ def train(
         }
         if averaged.enabled:
             sidecar["weights_are"] = f"an exponential moving average of the trained weights (decay {config.ema_decay})"
+        # the grid before the sidecar: a checkpoint is complete when its sidecar exists, samples and all
+        grid = (
+            None if samples is None else write_sample_grid(samples.cpu(), samples_path(out_dir, epoch), sample_labels)
+        )
         checkpoint = save_checkpoint(out_dir, epoch, averaged.average, sidecar, tensors)
         event = EpochEvent(
             epoch=epoch,
@@ -526,6 +592,7 @@ def train(
             mean_loss=mean_loss,
             checkpoint=checkpoint,
             samples=None if samples is None else samples.cpu(),
+            samples_path=grid,
             sample_labels=sample_labels,
             sampling=sampling,
             seconds=time.perf_counter() - epoch_start,
@@ -564,8 +631,13 @@ def _restore(
         raise CheckpointError(
             f"{sidecar_path}: its weights do not match this run's model ({config.model}, hidden {config.hidden})"
         ) from None
-    _optimizer_from_safetensors(optimizer, state, sidecar["optimizer_param_groups"])
-    generator.set_state(state["generator"])
+    try:
+        _optimizer_from_safetensors(optimizer, state, sidecar["optimizer_param_groups"])
+        generator.set_state(state["generator"])
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"{sidecar_path}: its optimizer or random-number state does not fit this run ({str(exc).splitlines()[0]})"
+        ) from None
     first_epoch = sidecar["epoch"] + 1
     if first_epoch > config.epochs:
         raise UserFacingError(

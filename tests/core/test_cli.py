@@ -235,10 +235,10 @@ def test_bad_inputs_fail_in_one_line(tmp_path, capsys, tiny_checkpoints):
         capsys, ["sample", "mnist", "--checkpoint", class_model, "--guidance", -1, *out], "guidance must be >= 0"
     )
     expect_one_line_error(
-        capsys, ["sample", "mnist", "--checkpoint", class_model, "--steps", 0, *out], "steps must be positive"
+        capsys, ["sample", "mnist", "--checkpoint", class_model, "--steps", 0, *out], "--steps: must be between 1 and"
     )
     expect_one_line_error(
-        capsys, ["sample", "mnist", "--checkpoint", class_model, "--steps", -4, *out], "steps must be positive"
+        capsys, ["sample", "mnist", "--checkpoint", class_model, "--steps", -4, *out], "10000, got -4"
     )
     expect_one_line_error(
         capsys, ["sample", "mnist", "--checkpoint", tmp_path / "nope" / "m.safetensors", *out], "no such file"
@@ -266,7 +266,9 @@ def test_bad_inputs_fail_in_one_line(tmp_path, capsys, tiny_checkpoints):
     )
     # Usage errors from argparse are one line too.
     expect_one_line_error(
-        capsys, ["sample", "mnist", "--checkpoint", class_model, "--per-class", 0, *out], "must be positive"
+        capsys,
+        ["sample", "mnist", "--checkpoint", class_model, "--per-class", 0, *out],
+        "--per-class: must be between 1 and",
     )
     expect_one_line_error(capsys, ["train", "mnist", "--model", "unet9000", "--out", tmp_path], "invalid choice")
     # A panel the run does not have is refused before any rendering (no progress bar on stderr).
@@ -368,7 +370,7 @@ def test_export_mp4_and_inspect(tmp_path, capsys, tiny_checkpoints):
     assert trajectory.labels.tolist() == [0, 1, 2]
     assert f"{trajectory[1].coeffs['coef_x0']:.4f}·x̂₀" in stdout and "γ = 2" in stdout
     assert "final sample" in stdout
-    expect_one_line_error(capsys, ["inspect", run_file, "--step", "9"], "outside 0..6")
+    expect_one_line_error(capsys, ["inspect", run_file, "--step", "9"], "outside this run's frames 0-6")
 
 
 def test_sample_if_writes_trajectories_that_export_and_inspect(tmp_path, capsys, tiny_if):

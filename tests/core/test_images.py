@@ -54,7 +54,7 @@ def test_a_very_large_jpeg_is_decoded_at_a_reduced_scale(tmp_path):
     assert any("resized" in note for note in loaded.notes)
 
 
-@pytest.mark.parametrize("content, message", [(b"not an image at all", "not an image"), (None, "no image file")])
+@pytest.mark.parametrize("content, message", [(b"not an image at all", "not an image"), (None, "no such file")])
 def test_foreign_or_missing_files_are_refused(tmp_path, content, message):
     path = tmp_path / "x.png"
     if content is not None:

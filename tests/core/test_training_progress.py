@@ -36,7 +36,7 @@ def test_time_left_is_the_remaining_batches_at_the_measured_pace():
     # 4 iterations took 2 s; 6 batches are left in epoch 1 and 10 in epoch 2
     assert history.seconds_left(epochs=2) == pytest.approx(16 * 0.5)
     assert "epoch 1/2" in history.readout(2) and "8 s left" in history.readout(2)
-    history.add_epoch(EpochEvent(1, 10, 0.1, None, None, None, 1.0))
+    history.add_epoch(EpochEvent(1, 10, 0.1, None, None, None, None, 1.0))
     assert history.epoch_ends == [(10, 1)]
 
 

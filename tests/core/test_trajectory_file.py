@@ -85,7 +85,7 @@ def test_corrupt_and_foreign_files(tmp_path):
         t=np.zeros(1),
         meta=np.array([{"format": "x"}], dtype=object),
     )
-    one_line_error(pickled, "not a readable trajectory file")  # refused: it would need pickle
+    one_line_error(pickled, "array 'meta' holds object values")  # refused: it would need pickle
 
     one_line_error(tmp_path / "missing.npz", "no such file")
 
@@ -100,7 +100,7 @@ def test_inconsistent_contents(tmp_path, class_trajectory):
         np.savez(broken, **{**arrays, **changes})
         return broken
 
-    one_line_error(rewrite("short_t.npz", t=np.zeros(2)), "one entry per frame")
+    one_line_error(rewrite("short_t.npz", t=np.zeros(2)), "one per frame")
     one_line_error(rewrite("bad_x0.npz", x0_hat=np.zeros((5, 2, 1, 28, 27), np.float32)), "differs from x_t")
     one_line_error(rewrite("bad_meta.npz", meta=np.asarray("{not json")), "not valid JSON")
     other_format = json.dumps({"format": "someone-else", "version": 1})

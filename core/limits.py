@@ -1,0 +1,85 @@
+"""The ranges every number a person types must fall in, and the memory check made before a big
+allocation. The CLI's flags and the file readers take their bounds from here, and the README's
+"Limits" table lists them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from diffusion_stepper.core.errors import UserFacingError
+
+# Inclusive ranges: (lowest, highest)
+SEED = (0, 2**64 - 1)  # what torch.Generator.manual_seed takes
+STEPS = (1, 10_000)  # sampling steps (a DDPM model also stops at its own T)
+SAMPLES = (1, 5_000)  # images in one run
+CLASSES = (1, 1_000)  # classes a conditioned model may have
+INT_LIST_VALUES = 10_000  # numbers in one typed list such as 0-9 or 0,150,300
+FPS = (0.1, 100.0)  # GIF frames last at least 10 ms
+SCALE = (1, 64)  # integer zoom of an export
+EXPORT_SIDE = (1, 16_384)  # pixels on either side of an exported frame
+KEEP_EVERY = (1, 1_000_000)  # keep every K-th frame
+GUIDANCE = (0.0, 100.0)  # IF's CFG scale γ
+NOISE_SIGMA = (0.0, 100.0)  # the single-step denoiser's σ
+CHAIN_INDEX = (0, 100_000)  # a timestep, a stride or a start index on a chain
+BLUR_KERNEL = (1, 1_023)
+BLUR_SIGMA = (0.01, 1_000.0)
+LEARNING_RATE = (1e-12, 10.0)
+EPOCHS = (1, 10_000)
+HIDDEN = (1, 1_024)  # the UNet's hidden size D (D = 1,024 is 2 GB of weights)
+BATCH_SIZE = (1, 65_536)
+CHAIN_LENGTH = (1, 100_000)  # a DDPM chain's T
+FLOW_STEPS = (1, 100_000)  # a flow model's num_ts
+
+# Arrays read from a file may unpack to this many times the file's size and no more: real runs
+# compress to 1-10x, a crafted "zip bomb" to 1,000x
+MAX_UNPACK_RATIO = 64
+MIN_UNPACK_ALLOWANCE = 256 * 1024 * 1024
+
+
+def available_memory_bytes() -> int:
+    """Memory the machine can give now: Linux's MemAvailable, else half the physical memory."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (OSError, ValueError, AttributeError):
+        return 8 * 1024**3  # no way to ask (Windows): assume a modest laptop
+
+
+def check_memory(needed_bytes: float, what: str, advice: str) -> None:
+    """Refuse up front, with the estimate, work that would need more memory than is free."""
+    available = available_memory_bytes()
+    if needed_bytes > available:
+        raise UserFacingError(
+            f"{what} would need about {format_bytes(needed_bytes)} of memory, more than the "
+            f"{format_bytes(available)} free; {advice}"
+        )
+
+
+def format_bytes(count: float) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= size:
+            return f"{count / size:,.1f} {unit}"
+    return f"{int(count)} bytes"
+
+
+def out_of_range(value: float, bounds: tuple[float, float]) -> bool:
+    return not bounds[0] <= value <= bounds[1]
+
+
+def check_run_fits(num_frames: int, num_images: int, image_shape: tuple[int, ...], pictures_per_frame: int = 3) -> None:
+    """Refuse a sampling run whose recorded frames (x_t, x̂0, the noise estimate and any extras,
+    each `image_shape` in float32) would not fit in the memory free."""
+    per_frame = num_images * pictures_per_frame * 4 * math.prod(image_shape)
+    check_memory(
+        num_frames * per_frame,
+        f"recording {num_frames:,} frames of {num_images:,} images",
+        "use fewer samples or fewer steps",
+    )
