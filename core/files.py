@@ -68,18 +68,15 @@ def check_output_folder(folder: str | os.PathLike, flag: str = "--out") -> Path:
     return folder
 
 
-def check_output_file(path: str | os.PathLike, flag: str = "--out", suffixes: tuple[str, ...] = ()) -> Path:
+def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
     """`path` if a file can be written there: not a folder, a name the file system takes, in a
-    folder that exists (it is created) and is writable; `suffixes` (".npz") are required endings."""
+    folder that exists (it is created) and is writable."""
     text = str(path)
     if not text.strip():
         raise UserFacingError(f"{flag} is empty: give a file name")
     path = Path(text).expanduser()
     if text.endswith(("/", os.sep)) or os.path.isdir(path):  # os.path's checks say False, never raise
-        example = path / ("out" + (suffixes[0] if suffixes else ""))
-        raise UserFacingError(f"{path}: is a folder; give a file name for {flag}, e.g. {example}")
-    if suffixes and path.suffix.lower() not in suffixes:
-        raise UserFacingError(f"{path}: {flag} must end in {' or '.join(suffixes)}")
+        raise UserFacingError(f"{path}: is a folder; give {flag} the name of a file inside it")
     name_max = _name_max(path.parent)
     if len(os.fsencode(path.name)) + PARTIAL_NAME_OVERHEAD > name_max:
         raise UserFacingError(

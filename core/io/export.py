@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,6 +23,8 @@ from diffusion_stepper.core.diffusion.theory import algorithm_family
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import IMAGE_FIELDS, NOISE_FIELDS, Frame, Trajectory
 from diffusion_stepper.core.io.layout import GRID_PADDING, best_grid, screen_scale
+from diffusion_stepper.core.limits import EXPORT_SIDE, check_memory
+from diffusion_stepper.core.parsing import format_int_list, shorten
 
 NOISE_DISPLAY_RANGE = (-3.0, 3.0)  # eps ~ N(0, 1) and v = x1 - x0 fit here but for rare tails
 # The extra images algorithms attach to frames (core.diffusion.sampling, core.deepfloyd_if.sampling), by name.
@@ -355,6 +357,29 @@ def anagram_turn(trajectory: Trajectory, num_frames: int = 24) -> Trajectory:
     return Trajectory(meta, frames, trajectory.labels)
 
 
+def check_export_fits(
+    trajectory: Trajectory, names: Sequence[str], num_frames: int, scale: int, layout: ExportLayout | None
+) -> None:
+    """Refuse, before rendering, frames larger than EXPORT_SIDE on a side or more frames than fit in
+    memory; the size at `scale` is measured from the first frame rendered at scale 1."""
+    layout = layout or ExportLayout(scale=scale)
+    if layout.size:
+        width, height = layout.size
+    else:
+        probe = render_frame(trajectory, trajectory[0], names, 1, replace(layout, scale=1))
+        width, height = probe.width * layout.scale, probe.height * layout.scale
+    if max(width, height) > EXPORT_SIDE[1]:
+        raise ValueError(
+            f"frames of {width:,} x {height:,} px are larger than {EXPORT_SIDE[1]:,} px on a side; "
+            "use a smaller --scale, or --aspect / --for-slides"
+        )
+    check_memory(
+        3 * width * height * num_frames,
+        f"{num_frames:,} frames of {width:,} x {height:,} px",
+        "export fewer frames (--every) or smaller ones",
+    )
+
+
 def export_animation(
     trajectory: Trajectory,
     path: str | os.PathLike,
@@ -381,6 +406,7 @@ def export_animation(
         raise ValueError(f"scale must be at least 1, got {scale}")
     names = panel_names(trajectory, panel)
     indices = select_frames(len(trajectory), every, start, end)
+    check_export_fits(trajectory, names, len(indices), scale, layout)
     pictures = []
     for done, index in enumerate(indices, start=1):
         pictures.append(render_frame(trajectory, trajectory[index], names, scale, layout))
@@ -467,8 +493,9 @@ def write_png_grid(
     steps_shown = list(steps_shown) if steps_shown else default_steps_shown(len(trajectory))
     bad = [s for s in steps_shown if not 0 <= s < len(trajectory)]
     if bad:
-        raise ValueError(f"steps {bad} are outside 0..{len(trajectory) - 1}")
+        raise ValueError(f"steps {shorten(format_int_list(sorted(set(bad))))} are outside 0-{len(trajectory) - 1}")
     names = panel_names(trajectory, panel)
+    check_export_fits(trajectory, names, len(steps_shown), scale, layout)
     sheet = vstack([render_frame(trajectory, trajectory[s], names, scale, layout) for s in steps_shown])
     target = Path(path)
     with atomic_path(target) as temporary:

@@ -443,3 +443,53 @@ def test_a_closed_pipe_ends_quietly():
         f"{sys.executable} -m diffusion_stepper.visualizer models | true", shell=True, capture_output=True, text=True
     )
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
+
+
+@pytest.mark.slow
+def test_resume_redraws_a_lost_sample_grid_and_refuses_a_sidecar_that_cannot_resume(tmp_path, capsys, mnist_dir):
+    out = tmp_path / "run"
+    common = ["--hidden", 4, "--limit", 64, "--batch-size", 32, "--epoch-samples", 10, "--epoch-sample-steps", 2]
+    code, err = run_cli(capsys, "train", "mnist", "--epochs", 1, *common, "--data-dir", mnist_dir, "--out", out)
+    assert code == 0, err
+    grid = out / "epoch-001-samples.png"
+    drawn = grid.read_bytes()
+    grid.unlink()  # as a kill between an older version's sidecar and its grid left it
+    resume = ["train", "mnist", "--data-dir", mnist_dir, "--out", out, "--resume"]
+    code, err = run_cli(capsys, *resume, out / "epoch-001.json", "--epochs", 2)
+    assert code == 0, err
+    assert grid.read_bytes() == drawn and (out / "epoch-002-samples.png").is_file()  # the same seed, the same grid
+
+    sidecar_path = out / "epoch-002.json"
+    sidecar = json.loads(sidecar_path.read_text())
+    for key in ("hyperparameters", "optimizer_param_groups", "iteration", "epoch"):
+        sidecar_path.write_text(json.dumps({name: value for name, value in sidecar.items() if name != key}))
+        code, err = run_cli(capsys, *resume, sidecar_path, "--epochs", 3)
+        assert code == 1 and key in err, err
+        assert_clean_outcome(code, err)
+    hyperparameters = {name: value for name, value in sidecar["hyperparameters"].items() if name != "batch_size"}
+    sidecar_path.write_text(json.dumps({**sidecar, "hyperparameters": hyperparameters}))
+    code, err = run_cli(capsys, *resume, sidecar_path, "--epochs", 3)
+    assert code == 1 and "batch_size" in err
+
+
+def test_an_export_too_large_to_hold_is_refused_before_rendering(tmp_path, capsys, valid_run, monkeypatch):
+    import torch
+
+    from diffusion_stepper.core.errors import UserFacingError
+    from diffusion_stepper.core.frames import Frame, Trajectory
+    from diffusion_stepper.core.io.export import check_export_fits
+
+    meta = load_trajectory(valid_run).meta
+    big = torch.zeros(4, 3, 256, 256)
+    frames = [Frame(index=i, t=float(i), x_t=big, x0_hat=big, coeffs={}) for i in range(2)]
+    trajectory = Trajectory(meta, frames, None)
+    with pytest.raises(ValueError, match="larger than 16,384 px on a side"):
+        check_export_fits(trajectory, ["x_t", "x0_hat"], 2, 64, None)
+    check_export_fits(trajectory, ["x_t", "x0_hat"], 2, 4, None)  # the usual zoom fits
+    monkeypatch.setattr("diffusion_stepper.core.limits.available_memory_bytes", lambda: 10_000_000)
+    with pytest.raises(UserFacingError, match=r"2 frames of .* would need about .* of memory"):
+        check_export_fits(trajectory, ["x_t", "x0_hat"], 2, 4, None)
+    monkeypatch.setattr("diffusion_stepper.core.limits.available_memory_bytes", lambda: 1_000_000)
+    code, err = run_cli(capsys, "export", valid_run, "--gif", tmp_path / "a.gif", "--scale", 4)
+    assert code == 1 and "memory" in err and not (tmp_path / "a.gif").exists()  # the CLI says the same, in one line
+    assert_clean_outcome(code, err)
