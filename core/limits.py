@@ -23,6 +23,7 @@ EXPORT_SIDE = (1, 16_384)  # pixels on either side of an exported frame
 KEEP_EVERY = (1, 1_000_000)  # keep every K-th frame
 GUIDANCE = (0.0, 100.0)  # IF's CFG scale γ
 NOISE_SIGMA = (0.0, 100.0)  # the single-step denoiser's σ
+BELOW_ONE = (0.0, 0.999999)  # a probability or decay that must stay below 1 (p_uncond, EMA)
 CHAIN_INDEX = (0, 100_000)  # a timestep, a stride or a start index on a chain
 BLUR_KERNEL = (1, 1_023)
 BLUR_SIGMA = (0.01, 1_000.0)

@@ -16,7 +16,7 @@ from typing import Any
 
 Reader = Callable[[Any, str], Any]
 
-# JSON a person or a program could mean; anything larger or deeper is refused before it is parsed
+# JSON larger than this is refused before it is parsed (nesting too deep, while it is parsed)
 MAX_JSON_CHARS = 64 * 1024 * 1024
 MAX_TEXT_CHARS = 100_000
 
@@ -102,21 +102,6 @@ def anything(value: Any, where: str) -> Any:
 def optional(reader: Reader) -> Reader:
     """`reader`'s value, or null."""
     return lambda value, where: None if value is None else reader(value, where)
-
-
-def either(*readers: Reader) -> Reader:
-    """The first reader that accepts the value; else the first one's complaint."""
-
-    def read(value: Any, where: str) -> Any:
-        first_error = None
-        for reader in readers:
-            try:
-                return reader(value, where)
-            except SchemaError as exc:
-                first_error = first_error or exc
-        raise first_error  # type: ignore[misc]
-
-    return read
 
 
 def list_of(item: Reader, max_length: int, min_length: int = 0, length: int | None = None) -> Reader:

@@ -11,8 +11,6 @@ from diffusion_stepper.core import PROG
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-# What the app opens when named on the command line; any other first word must be a command
-APP_FILE_SUFFIXES = (".npz", ".safetensors", ".json")
 
 
 def has_display() -> bool:
@@ -68,8 +66,9 @@ def _dispatch(argv: list[str]) -> int:
 
 
 def _names_a_file(word: str) -> bool:
-    """Whether the app should be given `word` to open (the app reports a file it cannot read)."""
-    return os.path.exists(word) or word.lower().endswith(APP_FILE_SUFFIXES) or os.sep in word
+    """Whether the app should be given `word` to open (it reports a file it cannot read): a path,
+    or a name with a suffix such as run.npz or photo.png; no command has either."""
+    return os.path.exists(word) or os.sep in word or "." in word
 
 
 if __name__ == "__main__":

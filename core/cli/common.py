@@ -14,7 +14,7 @@ from pathlib import Path
 from diffusion_stepper.core import PROG
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import Frame, Trajectory, keep_every
-from diffusion_stepper.core.limits import INT_LIST_VALUES, SAMPLES, SEED, STEPS
+from diffusion_stepper.core.limits import BELOW_ONE, INT_LIST_VALUES, SAMPLES, SEED, STEPS
 from diffusion_stepper.core.parsing import parse_int_list
 
 EXIT_USAGE = 2
@@ -46,19 +46,16 @@ def _number(text: str, kind: type):
     return value
 
 
-def _in_range(kind: type, low: float | None, high: float | None, *, above_low: bool = False):
-    """An argparse type: a finite number of `kind` within [low, high] (or (low, high] with above_low)."""
+def _in_range(kind: type, low: float | None, high: float | None):
+    """An argparse type: a finite number of `kind` within [low, high] (None: no bound)."""
 
     def read(text: str):
         value = _number(text, kind)
-        too_low = low is not None and (value <= low if above_low else value < low)
-        if too_low or (high is not None and value > high):
+        if (low is not None and value < low) or (high is not None and value > high):
             if low is not None and high is not None:
-                wanted = f"between {low:g} and {high:g}" if not above_low else f"above {low:g} and at most {high:g}"
-            elif low is not None:
-                wanted = f"above {low:g}" if above_low else f"at least {low:g}"
+                wanted = f"between {low:g} and {high:g}"
             else:
-                wanted = f"at most {high:g}"
+                wanted = f"at least {low:g}" if low is not None else f"at most {high:g}"
             raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
         return value
 
@@ -76,12 +73,10 @@ def float_in(bounds: tuple[float, float]):
 
 finite_float = _in_range(float, None, None)
 positive_int = _in_range(int, 1, None)
-positive_float = _in_range(float, 0, None, above_low=True)
-non_negative_float = _in_range(float, 0, None)
 seed = int_in(SEED)
 steps = int_in(STEPS)
 samples = int_in(SAMPLES)
-fraction = _in_range(float, 0, 0.999999)  # a probability or decay that must stay below 1
+fraction = float_in(BELOW_ONE)  # a probability or decay
 
 
 def int_list(text: str) -> list[int]:

@@ -124,8 +124,9 @@ def load_mask(path: str | os.PathLike, size: int, image_size: tuple[int, int] | 
     """
     path = Path(path)
     grey = check_mask(path, image_size)
-    if image_size is not None and grey.shape[::-1] not in ((size, size), tuple(image_size)):
-        wanted = " or ".join(f"{w}x{h}" for w, h in sorted({(size, size), tuple(image_size)}))
+    accepted = {(size, size)} | ({tuple(image_size)} if image_size else set())
+    if grey.shape[::-1] not in accepted:
+        wanted = " or ".join(f"{w}x{h}" for w, h in sorted(accepted))
         raise UserFacingError(
             f"the mask {path} is {grey.shape[1]}x{grey.shape[0]}, but it must be {wanted} to line up with the image"
         )

@@ -24,7 +24,7 @@ from diffusion_stepper.core.diffusion.schedules import (
     flow_time_grid,
     forward_process,
 )
-from diffusion_stepper.core.limits import CHAIN_LENGTH, FLOW_STEPS
+from diffusion_stepper.core.limits import CHAIN_LENGTH, FLOW_STEPS, NOISE_SIGMA
 
 # (x, t in [0, 1] as [N, 1], one-hot condition or None) -> network output
 Network = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
@@ -179,7 +179,7 @@ def objective_spec(value, where: str = "objective") -> dict:
     name and numbers, each in its range; raises `SchemaError` naming the field."""
     name = schema.record({"name": schema.text(OBJECTIVES)}, required=("name",))(value, where)["name"]
     if name == "single-step":
-        fields = {"sigma": schema.number(0, 100), "pure_noise": schema.boolean}
+        fields = {"sigma": schema.number(*NOISE_SIGMA), "pure_noise": schema.boolean}
     elif name == "flow":
         fields = {"num_ts": schema.number(*FLOW_STEPS, integer=True)}
     else:

@@ -37,10 +37,13 @@ from diffusion_stepper.core.errors import CheckpointError, TrainingDiverged, Use
 from diffusion_stepper.core.io.export import write_sample_grid
 from diffusion_stepper.core.limits import (
     BATCH_SIZE,
+    BELOW_ONE,
     CHAIN_LENGTH,
     EPOCHS,
     FLOW_STEPS,
     HIDDEN,
+    LEARNING_RATE,
+    NOISE_SIGMA,
     SAMPLES,
     SEED,
     STEPS,
@@ -186,18 +189,18 @@ def hyperparameter_reader() -> schema.Reader:
         "epochs": schema.number(*EPOCHS, integer=True),
         "hidden": schema.number(*HIDDEN, integer=True),
         "batch_size": schema.number(*BATCH_SIZE, integer=True),
-        "lr": schema.number(1e-12, 10),
+        "lr": schema.number(*LEARNING_RATE),
         "lr_schedule": schema.text(LR_SCHEDULES),
         "lr_decay": schema.boolean,  # before lr_schedule existed
-        "ema_decay": schema.number(0, 0.999999),
+        "ema_decay": schema.number(*BELOW_ONE),
         "seed": schema.number(*SEED, integer=True),
         "device": schema.text(DEVICE_CHOICES),
         "limit": schema.optional(positive_integer),
-        "sigma": schema.number(0, 100),
+        "sigma": schema.number(*NOISE_SIGMA),
         "pure_noise": schema.boolean,
         "T": schema.number(*CHAIN_LENGTH, integer=True),
         "num_ts": schema.number(*FLOW_STEPS, integer=True),
-        "p_uncond": schema.number(0, 0.999999),
+        "p_uncond": schema.number(*BELOW_ONE),
         "log_every": positive_integer,
         "epoch_samples": schema.number(0, SAMPLES[1], integer=True),
         "epoch_sample_steps": schema.optional(schema.number(*STEPS, integer=True)),
@@ -489,8 +492,8 @@ def train(
     generator = make_generator(config.seed, device)
     first_epoch, iteration = 1, 0
     if resume_from is not None:
-        first_epoch, iteration = _restore(resume_from, config, averaged, optimizer, generator)
-        resumed_grid = samples_path(resolve_checkpoint(resume_from).parent, first_epoch - 1)
+        first_epoch, iteration, resumed = _restore(resume_from, config, averaged, optimizer, generator)
+        resumed_grid = samples_path(resumed.parent, first_epoch - 1)
         if not resumed_grid.exists():  # lost to a kill after its sidecar was written by an older version
             samples, sample_labels = epoch_sample_grid(averaged.average, objective, config, device)
             if samples is not None:
@@ -615,9 +618,9 @@ def _restore(
     averaged: WeightAverage,
     optimizer: torch.optim.Optimizer,
     generator: torch.Generator,
-) -> tuple[int, int]:
+) -> tuple[int, int, Path]:
     """Load a checkpoint's weights (and their average), optimizer and RNG state; returns the
-    epoch to start at and the iterations done."""
+    epoch to start at, the iterations done and the checkpoint's sidecar."""
     sidecar_path = resolve_checkpoint(resume_from)
     sidecar, state = load_training_state(sidecar_path)
     saved = read_weights(sidecar_path, sidecar)
@@ -643,4 +646,4 @@ def _restore(
         raise UserFacingError(
             f"{sidecar_path} already finished epoch {sidecar['epoch']} of {config.epochs}; pass a larger --epochs"
         )
-    return first_epoch, sidecar["iteration"]
+    return first_epoch, sidecar["iteration"], sidecar_path
