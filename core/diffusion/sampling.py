@@ -2,13 +2,17 @@
 
 - a *predictor* maps (x, t, cond) to the model's raw output: an adapter around a network;
 - a *noise estimate* turns a predictor into the estimate a step uses: plain, or CFG;
-- a *step rule* turns (x_t, estimate) into x_{t'} and the clean estimate x0_hat;
+- a *step rule* turns (x_t, estimate) into x_{t'} and the clean estimate x0_hat; a second-order
+  rule may evaluate the noise estimate again (Heun, midpoint), and a multistep rule keeps its
+  history in the rule object (DPM-Solver++); the lab's rules live in core.diffusion.solvers;
 - the *start* is any tensor: pure noise, or a noised image (SDEdit).
 
 Part A adds a per-step projection (inpainting) and more noise estimates (anagrams, hybrids).
 
 `run_sampler` composes them and yields one `Frame` per step. It never writes tensors in place,
-so frames can share memory with the loop's tensors on the CPU.
+so frames can share memory with the loop's tensors on the CPU. Each frame records in its
+coefficients `nfe`, the model evaluations spent to reach its x_t (CFG's two passes are one
+batched evaluation, so they count once).
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule
 from diffusion_stepper.core.frames import Frame, to_cpu
 
 Predictor = Callable[[torch.Tensor, float, torch.Tensor | None], torch.Tensor]
+# (x, t) -> the value a step rule consumes: the noise estimate evaluated again, for rules that
+# look at more than one point per step
+Evaluate = Callable[[torch.Tensor, float], torch.Tensor]
 
 
 @dataclass
@@ -39,13 +46,20 @@ class StepResult:
     x0_hat: torch.Tensor
     noise_hat: torch.Tensor  # stored in the frame as `eps_hat` or `v_hat`
     coeffs: dict[str, float]
+    evaluations: int = 1  # model evaluations the step spent, the first estimate included
 
 
 class StepRule(Protocol):
     noise_field: str  # "eps_hat" or "v_hat"
 
     def __call__(
-        self, x_t: torch.Tensor, t: float, t_next: float, estimate: torch.Tensor, generator: torch.Generator
+        self,
+        x_t: torch.Tensor,
+        t: float,
+        t_next: float,
+        estimate: torch.Tensor,
+        generator: torch.Generator,
+        evaluate: Evaluate | None = None,
     ) -> StepResult: ...
 
 
@@ -220,7 +234,13 @@ class DDPMStep:
         return (x_t - math.sqrt(1.0 - alpha_bar_t) * eps) / math.sqrt(alpha_bar_t)
 
     def __call__(
-        self, x_t: torch.Tensor, t: float, t_next: float, estimate: torch.Tensor, generator: torch.Generator
+        self,
+        x_t: torch.Tensor,
+        t: float,
+        t_next: float,
+        estimate: torch.Tensor,
+        generator: torch.Generator,
+        evaluate: Evaluate | None = None,
     ) -> StepResult:
         t, t_next = int(t), int(t_next)
         eps, model_variance = self.variance.split(estimate, x_t.shape[1])
@@ -270,7 +290,13 @@ class EulerFlowStep:
     noise_field = "v_hat"
 
     def __call__(
-        self, x_t: torch.Tensor, t: float, t_next: float, v: torch.Tensor, generator: torch.Generator
+        self,
+        x_t: torch.Tensor,
+        t: float,
+        t_next: float,
+        v: torch.Tensor,
+        generator: torch.Generator,
+        evaluate: Evaluate | None = None,
     ) -> StepResult:
         dt = float(t_next) - float(t)
         x0_hat = x_t + (1.0 - float(t)) * v
@@ -286,7 +312,13 @@ class SingleStepDenoise:
     noise_field = "eps_hat"
 
     def __call__(
-        self, x_t: torch.Tensor, t: float, t_next: float, x0_pred: torch.Tensor, generator: torch.Generator
+        self,
+        x_t: torch.Tensor,
+        t: float,
+        t_next: float,
+        x0_pred: torch.Tensor,
+        generator: torch.Generator,
+        evaluate: Evaluate | None = None,
     ) -> StepResult:
         sigma = float(t)
         noise_hat = (x_t - x0_pred) / sigma if sigma > 0 else torch.zeros_like(x_t)
@@ -309,20 +341,29 @@ def run_sampler(
     `project(x_next, t_next, generator)`, when given, reworks each step's result before the next
     step sees it (inpainting keeps the known region).
     """
+    reset = getattr(step, "reset", None)
+    if reset is not None:
+        reset()  # a multistep rule starts each run without history
+
+    def evaluate(x: torch.Tensor, t: float) -> torch.Tensor:
+        return estimate(x, t).value
+
     x = x_start
+    evaluations = 0
     for index in range(len(timesteps) - 1):
         t, t_next = timesteps[index], timesteps[index + 1]
         noise_estimate = estimate(x, t)
-        result = step(x, t, t_next, noise_estimate.value, generator)
+        result = step(x, t, t_next, noise_estimate.value, generator, evaluate=evaluate)
         yield Frame(
             index=index,
             t=t,
             x_t=to_cpu(x),
             x0_hat=to_cpu(result.x0_hat),
             **{step.noise_field: to_cpu(result.noise_hat)},
-            coeffs={"t": float(t), **noise_estimate.coeffs, **result.coeffs},
+            coeffs={"t": float(t), "nfe": float(evaluations), **noise_estimate.coeffs, **result.coeffs},
             extras={name: to_cpu(image) for name, image in noise_estimate.extras.items()},
         )
+        evaluations += result.evaluations
         x = result.x_next if project is None else project(result.x_next, t_next, generator)
     final = to_cpu(x)
     yield Frame(
@@ -331,5 +372,5 @@ def run_sampler(
         x_t=final,
         x0_hat=final,
         **{step.noise_field: torch.zeros_like(final)},
-        coeffs={"t": float(timesteps[-1]), "final": 1.0},
+        coeffs={"t": float(timesteps[-1]), "nfe": float(evaluations), "final": 1.0},
     )

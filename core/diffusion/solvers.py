@@ -1,0 +1,418 @@
+"""The sampler lab's step rules: more ways to walk the same trained model from noise to data.
+
+Every rule here is a step rule for `run_sampler` (see core.diffusion.sampling), so the one loop
+drives them all and each frame carries the rule's own x̂₀, noise estimate and numbers.
+
+For noise-prediction (ε) models on a discrete schedule ᾱ_t (MNIST's DDPM models, IF):
+
+- `DDIMStep`: DDIM with η (η = 0 deterministic; η = 1 the DDPM posterior's variance β̃);
+- `DPMSolverPP2MStep`: DPM-Solver++(2M), second order from the previous step's x̂₀;
+- `EulerODEStep` and `HeunODEStep`: Euler and Heun on the probability-flow ODE, written in
+  σ-space (σ_t = √((1 − ᾱ_t)/ᾱ_t), x_σ = x_t/√ᾱ_t), where dx_σ/dσ = ε̂.
+
+For flow-matching models (dx/dt = v from noise at t = 0 to data at t = 1): `EulerFlowStep` (in
+core.diffusion.sampling), `HeunFlowStep` and `MidpointFlowStep`.
+
+Images stay in the model's own (variance-preserving) space between steps: x_t, never x_σ, so
+every rule's frames show the same kind of picture. x̂₀ clipping (`x0_clip`) reworks x̂₀ before
+it enters an update; the update then uses the noise implied by the clipped x̂₀, as diffusers'
+schedulers do. An IF model's learned-variance channels are ignored by these rules (they are
+DDPM's), as diffusers' pipelines drop them for schedulers without learned variance.
+
+`make_step_rule` is the one place that turns a sampler's name into its rule.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from diffusion_stepper.core.diffusion.sampling import (
+    DDPMStep,
+    EulerFlowStep,
+    Evaluate,
+    FixedVariance,
+    LearnedRangeVariance,
+    StepResult,
+    StepRule,
+    X0Clip,
+)
+from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """A sampler as the CLI, the docks and the race name it."""
+
+    name: str  # the CLI's word
+    title: str  # how the app labels it
+    evaluations_per_step: int  # model evaluations (NFE) a step costs; the last ε-Heun step costs one
+    summary: str
+
+
+EPS_SAMPLERS = {
+    sampler.name: sampler
+    for sampler in (
+        Sampler("ddpm", "DDPM", 1, "the posterior step of the DDPM paper: adds fresh noise each step"),
+        Sampler("ddim", "DDIM", 1, "η = 0 deterministic; η = 1 adds the DDPM posterior's noise"),
+        Sampler("dpm++2m", "DPM-Solver++(2M)", 1, "second order from the previous step's x̂₀, one evaluation per step"),
+        Sampler(
+            "euler", "Euler (ODE)", 1, "one Euler step of the probability-flow ODE (DDIM η = 0's update)"
+        ),
+        Sampler("heun", "Heun (ODE)", 2, "Euler, then a corrector at the next level: two evaluations per step"),
+    )
+}
+FLOW_SAMPLERS = {
+    sampler.name: sampler
+    for sampler in (
+        Sampler("euler", "Euler", 1, "x ← x + Δt·v̂"),
+        Sampler("heun", "Heun", 2, "Euler, then the average of the slopes at both ends"),
+        Sampler("midpoint", "Midpoint", 2, "the slope half a step ahead"),
+    )
+}
+# IF's runs take the rules that handle its schedule's clean end and x̂₀ thresholding as diffusers does.
+IF_SAMPLERS = ("ddpm", "ddim", "dpm++2m")
+DEFAULT_EPS_SAMPLER = "ddpm"
+DEFAULT_FLOW_SAMPLER = "euler"
+
+
+def sampler_title(name: str, flow: bool = False, eta: float | None = None) -> str:
+    """ "DDIM η=0", "Heun", ...: the label of a sampler in the app and the plots."""
+    table = FLOW_SAMPLERS if flow else EPS_SAMPLERS
+    title = table[name].title if name in table else name
+    return f"{title} η={eta:g}" if name == "ddim" and eta is not None else title
+
+
+# --- ε-prediction rules ---------------------------------------------------------------------------
+
+
+class _EpsRule:
+    """What every ε rule shares: the schedule, x̂₀ handling, and the clean estimate from ε̂."""
+
+    noise_field = "eps_hat"
+
+    def __init__(self, schedule: DiscreteSchedule, x0_clip: X0Clip | None = None):
+        self.schedule = schedule
+        self.x0_clip = x0_clip
+
+    def levels(self, t: float) -> tuple[float, float]:
+        """(√ᾱ_t, √(1 − ᾱ_t)): the signal and noise scales at t."""
+        alpha_bar = self.schedule.alpha_bar(int(t))
+        return math.sqrt(alpha_bar), math.sqrt(1.0 - alpha_bar)
+
+    def estimates(
+        self, x_t: torch.Tensor, t: float, output: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, float]]:
+        """(ε̂ as the model gave it, x̂₀, the ε the update uses, the clip's numbers).
+
+        The update's ε is the one consistent with the (possibly clipped) x̂₀:
+        ε = (x_t − √ᾱ_t·x̂₀)/√(1 − ᾱ_t); without clipping it is ε̂ itself.
+        """
+        eps = output[:, : x_t.shape[1]]  # drop IF's learned-variance channels
+        signal, noise = self.levels(t)
+        x0_hat = (x_t - noise * eps) / signal
+        if self.x0_clip is None:
+            return eps, x0_hat, eps, {}
+        x0_hat, clip_coeffs = self.x0_clip(x0_hat)
+        return eps, x0_hat, (x_t - signal * x0_hat) / noise, clip_coeffs
+
+
+class DDIMStep(_EpsRule):
+    """DDIM (Song et al. 2021), eq. 12, from t to t′:
+
+        x_t′ = √ᾱ_t′·x̂₀ + √(1 − ᾱ_t′ − σ²)·ε̂ + σ·z,   σ = η·√((1 − ᾱ_t′)/(1 − ᾱ_t))·√(1 − ᾱ_t/ᾱ_t′)
+
+    η = 0 is deterministic; η = 1 gives σ² = β̃, the DDPM posterior's variance.
+    """
+
+    def __init__(self, schedule: DiscreteSchedule, eta: float = 0.0, x0_clip: X0Clip | None = None):
+        super().__init__(schedule, x0_clip)
+        if not eta >= 0:
+            raise ValueError(f"eta must be >= 0, got {eta}")
+        self.eta = float(eta)
+
+    def __call__(
+        self,
+        x_t: torch.Tensor,
+        t: float,
+        t_next: float,
+        estimate: torch.Tensor,
+        generator: torch.Generator,
+        evaluate: Evaluate | None = None,
+    ) -> StepResult:
+        eps, x0_hat, eps_used, clip_coeffs = self.estimates(x_t, t, estimate)
+        alpha_bar_t = self.schedule.alpha_bar(int(t))
+        alpha_bar_next = self.schedule.alpha_bar(int(t_next))
+        variance = (1.0 - alpha_bar_next) / (1.0 - alpha_bar_t) * (1.0 - alpha_bar_t / alpha_bar_next)
+        sigma = self.eta * math.sqrt(max(variance, 0.0))
+        coef_x0 = math.sqrt(alpha_bar_next)
+        coef_eps = math.sqrt(max(1.0 - alpha_bar_next - sigma**2, 0.0))
+        x_next = coef_x0 * x0_hat + coef_eps * eps_used
+        if sigma > 0:
+            z = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
+            x_next = x_next + sigma * z
+        coeffs = {
+            "t_next": float(t_next),
+            "alpha_bar_t": alpha_bar_t,
+            "alpha_bar_next": alpha_bar_next,
+            "eta": self.eta,
+            "sigma": sigma,
+            "coef_x0": coef_x0,
+            "coef_eps": coef_eps,
+            **clip_coeffs,
+        }
+        return StepResult(x_next, x0_hat, eps, coeffs)
+
+
+class DPMSolverPP2MStep(_EpsRule):
+    """DPM-Solver++(2M) (Lu et al. 2022), the multistep second-order solver in data prediction.
+
+    With λ = log(√ᾱ/√(1 − ᾱ)) and h = λ_t′ − λ_t, one step is
+
+        x_t′ = (√(1 − ᾱ_t′)/√(1 − ᾱ_t))·x_t + √ᾱ_t′·(1 − e^(−h))·D
+        D    = x̂₀                                   (first order: the first step, and the step to clean data)
+        D    = (1 + 1/(2r))·x̂₀ − 1/(2r)·x̂₀_prev,   r = h_prev/h   (second order)
+
+    The previous step's x̂₀ and h are the rule's history; `reset` forgets them (run_sampler
+    calls it before a run).
+    """
+
+    def __init__(self, schedule: DiscreteSchedule, x0_clip: X0Clip | None = None):
+        super().__init__(schedule, x0_clip)
+        self.reset()
+
+    def reset(self) -> None:
+        self.previous_x0: torch.Tensor | None = None
+        self.previous_h: float | None = None
+
+    def log_snr(self, t: float) -> float:
+        """λ_t = log(√ᾱ_t/√(1 − ᾱ_t)) (half the log signal-to-noise ratio)."""
+        signal, noise = self.levels(t)
+        return math.log(signal) - math.log(noise)
+
+    def __call__(
+        self,
+        x_t: torch.Tensor,
+        t: float,
+        t_next: float,
+        estimate: torch.Tensor,
+        generator: torch.Generator,
+        evaluate: Evaluate | None = None,
+    ) -> StepResult:
+        eps, x0_hat, _, clip_coeffs = self.estimates(x_t, t, estimate)
+        signal_t, noise_t = self.levels(t)
+        signal_next, noise_next = self.levels(t_next)
+        # e^(−h) = (σ_t′/α_t′)/(σ_t/α_t), written as a ratio so the step to clean data (σ_t′ = 0) is finite
+        decay = (noise_next / signal_next) / (noise_t / signal_t)
+        coef_xt = noise_next / noise_t
+        coef_d = signal_next * (1.0 - decay)
+        coeffs = {
+            "t_next": float(t_next),
+            "alpha_bar_t": signal_t**2,
+            "alpha_bar_next": signal_next**2,
+            "coef_xt": coef_xt,
+            "coef_d": coef_d,
+            "lambda_t": self.log_snr(t),
+            **clip_coeffs,
+        }
+        h = None
+        if noise_next > 0:
+            h = self.log_snr(t_next) - self.log_snr(t)
+            coeffs.update(lambda_next=self.log_snr(t_next), h=h)
+        if self.previous_x0 is None or h is None:
+            drift = x0_hat
+            coeffs["order"] = 1.0
+        else:
+            r = self.previous_h / h
+            drift = (1.0 + 0.5 / r) * x0_hat - (0.5 / r) * self.previous_x0
+            coeffs.update(order=2.0, r=r, coef_x0=1.0 + 0.5 / r, coef_x0_prev=0.5 / r)
+        self.previous_x0, self.previous_h = x0_hat, h
+        return StepResult(coef_xt * x_t + coef_d * drift, x0_hat, eps, coeffs)
+
+
+def ode_sigma(alpha_bar: float) -> float:
+    """σ = √((1 − ᾱ)/ᾱ): the noise level of the probability-flow ODE in σ-space (0 for clean data)."""
+    return math.sqrt((1.0 - alpha_bar) / alpha_bar)
+
+
+class EulerODEStep(_EpsRule):
+    """Euler on the probability-flow ODE dx_σ/dσ = ε̂, in σ-space (x_σ = x_t/√ᾱ_t):
+
+        x_σ′ = x_σ + (σ′ − σ)·ε̂,   x_t′ = √ᾱ_t′·x_σ′
+
+    For an ε-model this is exactly DDIM with η = 0, written as an ODE solver (Karras et al. 2022).
+    """
+
+    def _slope_step(self, x_t: torch.Tensor, t: float, t_next: float, output: torch.Tensor):
+        eps, x0_hat, eps_used, clip_coeffs = self.estimates(x_t, t, output)
+        alpha_bar_t = self.schedule.alpha_bar(int(t))
+        alpha_bar_next = self.schedule.alpha_bar(int(t_next))
+        sigma_t, sigma_next = ode_sigma(alpha_bar_t), ode_sigma(alpha_bar_next)
+        x_sigma = x_t / math.sqrt(alpha_bar_t)
+        coeffs = {
+            "t_next": float(t_next),
+            "alpha_bar_t": alpha_bar_t,
+            "alpha_bar_next": alpha_bar_next,
+            "ode_sigma_t": sigma_t,
+            "ode_sigma_next": sigma_next,
+            **clip_coeffs,
+        }
+        return eps, x0_hat, eps_used, x_sigma, coeffs
+
+    def __call__(
+        self,
+        x_t: torch.Tensor,
+        t: float,
+        t_next: float,
+        estimate: torch.Tensor,
+        generator: torch.Generator,
+        evaluate: Evaluate | None = None,
+    ) -> StepResult:
+        eps, x0_hat, slope, x_sigma, coeffs = self._slope_step(x_t, t, t_next, estimate)
+        x_sigma_next = x_sigma + (coeffs["ode_sigma_next"] - coeffs["ode_sigma_t"]) * slope
+        return StepResult(math.sqrt(coeffs["alpha_bar_next"]) * x_sigma_next, x0_hat, eps, coeffs)
+
+
+class HeunODEStep(EulerODEStep):
+    """Heun on the probability-flow ODE (Karras et al. 2022, Algorithm 1 without churn):
+
+        x̃_σ′ = x_σ + (σ′ − σ)·ε̂(x_t, t)                          (Euler's guess)
+        x_σ′ = x_σ + (σ′ − σ)·(ε̂(x_t, t) + ε̂(x̃_t′, t′))/2       (the average slope)
+
+    Two evaluations per step; the step to clean data (σ′ = 0, where ε̂ is not defined) is Euler's.
+    """
+
+    def __call__(
+        self,
+        x_t: torch.Tensor,
+        t: float,
+        t_next: float,
+        estimate: torch.Tensor,
+        generator: torch.Generator,
+        evaluate: Evaluate | None = None,
+    ) -> StepResult:
+        eps, x0_hat, slope, x_sigma, coeffs = self._slope_step(x_t, t, t_next, estimate)
+        d_sigma = coeffs["ode_sigma_next"] - coeffs["ode_sigma_t"]
+        signal_next = math.sqrt(coeffs["alpha_bar_next"])
+        euler_guess = x_sigma + d_sigma * slope
+        if coeffs["ode_sigma_next"] == 0 or evaluate is None:
+            coeffs["corrector"] = 0.0
+            return StepResult(signal_next * euler_guess, x0_hat, eps, coeffs)
+        guess_t = signal_next * euler_guess
+        _, _, slope_next, _ = self.estimates(guess_t, t_next, evaluate(guess_t, t_next))
+        x_sigma_next = x_sigma + d_sigma * 0.5 * (slope + slope_next)
+        coeffs["corrector"] = 1.0
+        return StepResult(signal_next * x_sigma_next, x0_hat, eps, coeffs, evaluations=2)
+
+
+# --- flow-matching rules -----------------------------------------------------------------------
+
+
+class HeunFlowStep:
+    """Heun on the flow ODE: x̃ = x_t + Δt·v̂(x_t, t), then x_t+Δt = x_t + Δt·(v̂(x_t, t) + v̂(x̃, t + Δt))/2."""
+
+    noise_field = "v_hat"
+
+    def __call__(
+        self,
+        x_t: torch.Tensor,
+        t: float,
+        t_next: float,
+        v: torch.Tensor,
+        generator: torch.Generator,
+        evaluate: Evaluate | None = None,
+    ) -> StepResult:
+        if evaluate is None:
+            raise ValueError("Heun evaluates the model twice a step: run it through run_sampler")
+        dt = float(t_next) - float(t)
+        guess = x_t + dt * v
+        v_next = evaluate(guess, float(t_next))
+        x0_hat = x_t + (1.0 - float(t)) * v
+        coeffs = {"t_next": float(t_next), "dt": dt}
+        return StepResult(x_t + dt * 0.5 * (v + v_next), x0_hat, v, coeffs, evaluations=2)
+
+
+class MidpointFlowStep:
+    """The midpoint rule on the flow ODE: x_mid = x_t + (Δt/2)·v̂(x_t, t), then x_t+Δt = x_t + Δt·v̂(x_mid, t + Δt/2)."""
+
+    noise_field = "v_hat"
+
+    def __call__(
+        self,
+        x_t: torch.Tensor,
+        t: float,
+        t_next: float,
+        v: torch.Tensor,
+        generator: torch.Generator,
+        evaluate: Evaluate | None = None,
+    ) -> StepResult:
+        if evaluate is None:
+            raise ValueError("the midpoint rule evaluates the model twice a step: run it through run_sampler")
+        dt = float(t_next) - float(t)
+        t_mid = float(t) + 0.5 * dt
+        v_mid = evaluate(x_t + 0.5 * dt * v, t_mid)
+        x0_hat = x_t + (1.0 - float(t)) * v
+        coeffs = {"t_next": float(t_next), "dt": dt, "t_mid": t_mid}
+        return StepResult(x_t + dt * v_mid, x0_hat, v, coeffs, evaluations=2)
+
+
+# --- names to rules -----------------------------------------------------------------------------
+
+
+def unsuitable_sampler(name: str, suitable, kind: str) -> str:
+    return f"the {name!r} sampler does not suit {kind}; use one of {', '.join(suitable)}"
+
+
+def make_eps_step_rule(
+    name: str,
+    schedule: DiscreteSchedule,
+    *,
+    eta: float | None = None,
+    x0_clip: X0Clip | None = None,
+    variance: FixedVariance | LearnedRangeVariance | None = None,
+    clean_t: int = 0,
+) -> StepRule:
+    """The step rule of an ε-model sampler. `variance` and `clean_t` are DDPM's own (fixed or
+    learned variance, and the timestep at which it stops adding noise); η is DDIM's."""
+    if name not in EPS_SAMPLERS:
+        raise ValueError(unsuitable_sampler(name, EPS_SAMPLERS, "a noise-prediction (DDPM) model"))
+    if eta is not None and name != "ddim":
+        raise ValueError(f"η is DDIM's noise scale; the {name!r} sampler has none")
+    if name == "ddpm":
+        return DDPMStep(schedule, variance=variance, x0_clip=x0_clip, clean_t=clean_t)
+    if name == "ddim":
+        return DDIMStep(schedule, eta=0.0 if eta is None else eta, x0_clip=x0_clip)
+    if name == "dpm++2m":
+        return DPMSolverPP2MStep(schedule, x0_clip=x0_clip)
+    if name == "euler":
+        return EulerODEStep(schedule, x0_clip=x0_clip)
+    return HeunODEStep(schedule, x0_clip=x0_clip)
+
+
+def make_flow_step_rule(name: str) -> StepRule:
+    if name not in FLOW_SAMPLERS:
+        raise ValueError(unsuitable_sampler(name, FLOW_SAMPLERS, "a flow-matching model"))
+    return {"euler": EulerFlowStep, "heun": HeunFlowStep, "midpoint": MidpointFlowStep}[name]()
+
+
+def steps_for_budget(name: str, budget: int, flow: bool = False) -> int:
+    """The most steps a sampler takes within `budget` model evaluations (at least one step).
+
+    ε-Heun's last step (to clean data) is Euler's, so S steps cost 2S − 1 evaluations.
+    """
+    if budget < 1:
+        raise ValueError(f"an evaluation budget must be at least 1, got {budget}")
+    per_step = (FLOW_SAMPLERS if flow else EPS_SAMPLERS)[name].evaluations_per_step
+    if per_step == 1:
+        return budget
+    return max(1, budget // 2) if flow else max(1, (budget + 1) // 2)
+
+
+def evaluations_for_steps(name: str, steps: int, flow: bool = False) -> int:
+    """The NFE of a run of `steps` steps (the inverse of `steps_for_budget`)."""
+    per_step = (FLOW_SAMPLERS if flow else EPS_SAMPLERS)[name].evaluations_per_step
+    if per_step == 1:
+        return steps
+    return 2 * steps if flow else 2 * steps - 1
