@@ -58,9 +58,7 @@ EPS_SAMPLERS = {
         Sampler("ddpm", "DDPM", 1, "the posterior step of the DDPM paper: adds fresh noise each step"),
         Sampler("ddim", "DDIM", 1, "η = 0 deterministic; η = 1 adds the DDPM posterior's noise"),
         Sampler("dpm++2m", "DPM-Solver++(2M)", 1, "second order from the previous step's x̂₀, one evaluation per step"),
-        Sampler(
-            "euler", "Euler (ODE)", 1, "one Euler step of the probability-flow ODE (DDIM η = 0's update)"
-        ),
+        Sampler("euler", "Euler (ODE)", 1, "one Euler step of the probability-flow ODE (DDIM η = 0's update)"),
         Sampler("heun", "Heun (ODE)", 2, "Euler, then a corrector at the next level: two evaluations per step"),
     )
 }

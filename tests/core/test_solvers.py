@@ -6,8 +6,9 @@ nonlinear function of (x, t) that keeps x_t in the data's range like a trained m
 difference in x_t feeds back and grows. Both sides compute in float64 (our frames then store
 float32): at IF's t = 999, √ᾱ_t is 5e-5, so x̂₀ = (x_t − √(1 − ᾱ_t)·ε̂)/√ᾱ_t turns float32's
 rounding of x_t into errors of 1e-3 in either implementation. Both walk the scheduler's own
-timesteps (`set_timesteps(N)` with the spacing named in each test), then the clean end. Two indexings are checked: IF's (diffusers' own t; the clean
-end is t = -1) and the course's part B (t = diffusers' t + 1; the clean end is t = 0).
+timesteps (`set_timesteps(N)` with the spacing named in each test), then the clean end.
+Two indexings are checked: IF's (diffusers' own t; the clean end is t = -1) and the course's
+part B (t = diffusers' t + 1; the clean end is t = 0).
 """
 
 from __future__ import annotations
