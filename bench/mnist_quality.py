@@ -3,8 +3,8 @@
     python bench/mnist_quality.py \\
         --checkpoint mnist-class-ddpm --checkpoint mnist-class-flow [--per-class 100] [--steps 50,20] [--guidance 1,3,5]
 
-A separate small CNN classifier is trained on the MNIST training set (to >= 99% test accuracy)
-and cached in bench/.cache. For each checkpoint, `diffusion-stepper sample mnist` draws
+The judge bundled with the app (core/mnist/judge.py, >= 99% test accuracy; retrain it with
+`diffusion-stepper train mnist-judge`) reads the samples. For each checkpoint, `diffusion-stepper sample mnist` draws
 `per-class` samples of every digit at guidance 5 (or each scale in `--guidance`), and two figures
 are reported:
 
@@ -35,95 +35,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 
-from diffusion_stepper.core.atomic import atomic_path
 from diffusion_stepper.core.io.trajectory_file import load_trajectory
 from diffusion_stepper.core.mnist.data import load_mnist
+from diffusion_stepper.core.mnist.judge import accuracy, batched, frechet_distance, load_judge
 from diffusion_stepper.core.mnist.sampling import SampleRequest, start_sampling
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
-
-CACHE = Path(__file__).resolve().parent / ".cache"
-TARGET_ACCURACY = 0.99
-
-
-class DigitClassifier(nn.Module):
-    """Two conv blocks and a 128-wide penultimate layer, whose activations are the features."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
-        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
-        self.features_layer = nn.Linear(64 * 7 * 7, 128)
-        self.head = nn.Linear(128, 10)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        return F.relu(self.features_layer(x.flatten(1)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
-
-
-def batched(model_fn, images: torch.Tensor, batch: int = 1000) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([model_fn(images[i : i + batch]) for i in range(0, images.shape[0], batch)])
-
-
-def accuracy(classifier: DigitClassifier, images: torch.Tensor, labels: torch.Tensor) -> float:
-    return float((batched(classifier, images).argmax(1) == labels).float().mean())
-
-
-def trained_classifier(train_set, test_set, path: Path, seed: int = 0) -> tuple[DigitClassifier, float]:
-    """The cached classifier, or a new one trained until it reaches the target test accuracy."""
-    classifier = DigitClassifier()
-    test_images, test_labels = test_set
-    if path.is_file():
-        classifier.load_state_dict(load_file(str(path)))
-        classifier.eval()
-        return classifier, accuracy(classifier, test_images, test_labels)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        classifier = DigitClassifier()
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(classifier.parameters(), lr=1e-3)
-    images, labels = train_set
-    test_accuracy = 0.0
-    for epoch in range(1, 9):
-        classifier.train()
-        order = torch.randperm(images.shape[0], generator=generator)
-        for start in range(0, images.shape[0], 128):
-            index = order[start : start + 128]
-            loss = F.cross_entropy(classifier(images[index]), labels[index])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        classifier.eval()
-        test_accuracy = accuracy(classifier, test_images, test_labels)
-        print(f"classifier epoch {epoch}: test accuracy {test_accuracy:.4f}", file=sys.stderr)
-        if test_accuracy >= TARGET_ACCURACY and epoch >= 3:
-            break
-    if test_accuracy < TARGET_ACCURACY:
-        raise SystemExit(f"the classifier reached only {test_accuracy:.4f} test accuracy")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as temporary:
-        save_file(classifier.state_dict(), str(temporary))
-    return classifier, test_accuracy
-
-
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)), with the square root through eigh."""
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    values, vectors = np.linalg.eigh(cov_a)
-    sqrt_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
-    cross = np.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a)  # same spectrum as S_a S_b
-    trace_sqrt = np.sqrt(np.clip(cross, 0, None)).sum()
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt)
 
 
 def sample_with_cli(
@@ -186,14 +104,15 @@ def main() -> None:
     parser.add_argument("--steps", default="", help="comma-separated step counts (default: each model's own)")
     parser.add_argument("--x0-clip", choices=["none", "static"], help="DDPM x̂0 clipping (default: each model's own)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--classifier", type=Path, default=CACHE / "mnist-classifier.safetensors")
+    parser.add_argument("--classifier", type=Path, help="judge weights (default: the bundled judge)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--skip-timing", action="store_true", help="leave out the in-process Generate timing")
     args = parser.parse_args()
 
     train_set = load_mnist("train", args.data_dir).as_float()
     test_set = load_mnist("test", args.data_dir).as_float()
-    classifier, test_accuracy = trained_classifier(train_set, test_set, args.classifier)
+    classifier = load_judge(args.classifier)
+    test_accuracy = accuracy(classifier, *test_set)
     test_features = batched(classifier.features, test_set[0]).numpy().astype(np.float64)
     count = 10 * args.per_class
     real_index = torch.randperm(train_set[0].shape[0], generator=torch.Generator().manual_seed(args.seed))[:count]

@@ -6,7 +6,7 @@
    fresh, empty home folder (so MNIST comes from the copy bundled with the app), timed from launch
    to exit, torch import included. Each epoch checkpoint it wrote is then sampled at γ = 5 with
    its default steps, 10 samples per digit, and the judge (the small CNN of
-   bench/mnist_quality.py, >= 99% test accuracy, cached in bench/.cache) reads them. Goal: the
+   the judge bundled with the app, >= 99% test accuracy) reads them. Goal: the
    whole process <= 60 s, and the last checkpoint read as the right digit >= 95% of the time.
    The time of each checkpoint is when its file was written, from the launch.
 
@@ -35,11 +35,9 @@ import torch
 
 from diffusion_stepper.core.mnist.checkpoints import saved_epochs
 from diffusion_stepper.core.mnist.data import load_mnist
+from diffusion_stepper.core.mnist.judge import accuracy, batched, load_judge
 from diffusion_stepper.core.mnist.sampling import SampleRequest, start_sampling
 from diffusion_stepper.core.mnist.training import LossEvent, PreviewEvent, preset_config, train
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mnist_quality import CACHE, batched, trained_classifier  # noqa: E402
 
 PER_DIGIT = 10
 GUIDANCE = 5.0
@@ -126,8 +124,9 @@ def main() -> None:
     parser.add_argument("--skip-series", action="store_true", help="only the goal run")
     parser.add_argument("--series-seconds", type=float, default=60.0)
     args = parser.parse_args()
-    train_set, test_set = load_mnist("train").as_float(), load_mnist("test").as_float()
-    judge, test_accuracy = trained_classifier(train_set, test_set, CACHE / "mnist-classifier.safetensors")
+    test_set = load_mnist("test").as_float()
+    judge = load_judge()
+    test_accuracy = accuracy(judge, *test_set)
     print(f"judge: test accuracy {test_accuracy:.4f}", file=sys.stderr)
     rows = goal_run(judge)
     if not args.skip_series:

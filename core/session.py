@@ -6,7 +6,9 @@ on whatever thread called the method; the GUI only calls it from its own thread.
 
 The timeline is shared by the active run and the runs picked for comparison. Runs of different
 lengths are aligned by normalized time: at position p of a timeline of P positions, a run of F
-frames shows frame round(p / (P - 1) * (F - 1)).
+frames shows frame round(p / (P - 1) * (F - 1)). Aligned by model evaluations instead (NFE, the
+sampler race), position p is the budget spent: each run shows its last frame reached within p
+evaluations, so a two-evaluation Heun step holds its frame for two positions.
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ from pathlib import Path
 
 import torch
 
+from diffusion_stepper.core.diffusion.solvers import (
+    DEFAULT_EPS_SAMPLER,
+    DEFAULT_FLOW_SAMPLER,
+    evaluations_before,
+    sampler_title,
+)
+from diffusion_stepper.core.diffusion.theory import algorithm_family
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import Frame, Trajectory
 
@@ -26,6 +35,9 @@ RUNS = "runs"  # a run was added, removed, renamed, finished, or the active/comp
 FRAMES = "frames"  # a run received frames (the timeline grew)
 POSITION = "position"  # the timeline position moved
 PLAYBACK = "playback"  # play/pause, fps or loop changed
+
+# How the shared timeline aligns runs of different lengths.
+ALIGN_TIME, ALIGN_NFE = "time", "nfe"
 
 # Run states.
 RUNNING, DONE, CANCELLED, FAILED, LOADED = "running", "done", "cancelled", "failed", "loaded"
@@ -58,6 +70,31 @@ class Run:
     def is_complete(self) -> bool:
         return self.state != RUNNING
 
+    def evaluations(self, index: int) -> int:
+        """Model evaluations spent to reach frame `index`: the frame's own count once it exists,
+        else what the run's sampler will have spent (one per step for runs that say nothing)."""
+        frames = self.trajectory.frames
+        if index < len(frames) and "nfe" in frames[index].coeffs:
+            return int(frames[index].coeffs["nfe"])
+        meta = self.trajectory.meta
+        sampler = meta.get("params", {}).get("sampler")
+        return evaluations_before(sampler, index, self.length - 1, algorithm_family(meta) == "flow")
+
+    @property
+    def total_evaluations(self) -> int:
+        return self.evaluations(self.length - 1)
+
+    def frame_within(self, evaluations: int) -> int:
+        """The last frame reached within `evaluations` model evaluations."""
+        low, high = 0, self.length - 1
+        while low < high:  # the counts grow with the frame index: bisect
+            middle = (low + high + 1) // 2
+            if self.evaluations(middle) <= evaluations:
+                low = middle
+            else:
+                high = middle - 1
+        return low
+
 
 @dataclass
 class FrameView:
@@ -79,6 +116,7 @@ class Session:
     playing: bool = False
     fps: float = 10.0
     loop: bool = True
+    align: str = ALIGN_TIME  # how runs of different lengths line up on the timeline
     _listeners: list[Listener] = field(default_factory=list, repr=False)
     removed: list[tuple[Run, bool]] = field(default_factory=list, repr=False)  # (run, was compared), for undo
     _next_id: int = 1
@@ -258,7 +296,23 @@ class Session:
 
     @property
     def timeline_length(self) -> int:
+        if self.align == ALIGN_NFE:
+            return max((run.total_evaluations + 1 for run in self.timeline_runs), default=1)
         return max((run.length for run in self.timeline_runs), default=1)
+
+    def set_align(self, align: str) -> None:
+        """Align the timeline's runs by normalized time (ALIGN_TIME) or by model evaluations (ALIGN_NFE)."""
+        if align not in (ALIGN_TIME, ALIGN_NFE):
+            raise ValueError(f"align must be {ALIGN_TIME!r} or {ALIGN_NFE!r}, got {align!r}")
+        if align == self.align:
+            return
+        shown = self.frame_index(self.active) if self.active is not None else 0
+        self.align = align
+        # keep the active run on the frame it showed
+        self.position = self.position_of(self.active, shown) if self.active is not None else 0
+        self._clamp_position()
+        self._emit(FRAMES)
+        self._emit(POSITION)
 
     @property
     def fraction(self) -> float:
@@ -267,8 +321,10 @@ class Session:
         return self.position / (length - 1) if length > 1 else 0.0
 
     def frame_index(self, run: Run, position: int | None = None) -> int:
-        """The frame of `run` shown at a timeline position (aligned by normalized time)."""
+        """The frame of `run` shown at a timeline position (aligned by normalized time or NFE)."""
         position = self.position if position is None else position
+        if self.align == ALIGN_NFE:
+            return run.frame_within(position)
         length = self.timeline_length
         if length <= 1 or run.length <= 1:
             return 0
@@ -276,6 +332,8 @@ class Session:
 
     def position_of(self, run: Run, index: int) -> int:
         """The first timeline position that shows frame `index` of `run`."""
+        if self.align == ALIGN_NFE:
+            return run.evaluations(index)
         length = self.timeline_length
         if run.length <= 1:
             return 0
@@ -379,6 +437,8 @@ class Session:
 _DIFFERENCE_LABELS = (
     ("model", "", "meta"),
     ("algorithm", "", "meta"),
+    ("sampler", "", "params"),
+    ("eta", "η = ", "params"),
     ("guidance", "γ = ", "params"),
     ("steps", "", "params"),
     ("epoch", "epoch ", "params"),
@@ -399,16 +459,26 @@ def run_differences(metas: list[dict]) -> list[str]:
         values = [(meta if where == "meta" else meta.get("params", {})).get(key) for meta in metas]
         if len({repr(value) for value in values}) < 2:
             continue
-        for row, value in zip(rows, values):
+        for row, value, meta in zip(rows, values, metas):
             if value is None:
                 continue
             text = " / ".join(value) if isinstance(value, list) and all(isinstance(v, str) for v in value) else value
             if key == "steps":
                 text = f"{value} steps"
+            elif key == "sampler":
+                text = run_sampler_title(meta)
             elif isinstance(value, float):
                 text = f"{value:g}"
             row.append(f"{prefix}{text}")
     return [" · ".join(row) for row in rows]
+
+
+def run_sampler_title(meta: dict) -> str:
+    """The run's sampler as the app labels it ("DDIM η=0", "Heun"); "" for runs without a choice."""
+    params = meta.get("params", {})
+    if "sampler" not in params:
+        return ""
+    return sampler_title(params["sampler"], algorithm_family(meta) == "flow", params.get("eta"))
 
 
 def default_run_name(meta: dict) -> str:
@@ -417,6 +487,9 @@ def default_run_name(meta: dict) -> str:
     parts = [str(meta.get("model", "run")), str(meta.get("algorithm", ""))]
     if "guidance" in params:
         parts[-1] += f" γ={params['guidance']:g}"
+    default_sampler = DEFAULT_FLOW_SAMPLER if algorithm_family(meta) == "flow" else DEFAULT_EPS_SAMPLER
+    if params.get("sampler", default_sampler) != default_sampler:
+        parts.append(run_sampler_title(meta))
     if "steps" in params:
         parts.append(f"{params['steps']} steps")
     if "sigmas" in params:

@@ -13,7 +13,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu, QMenuBar
 
 from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS
-from diffusion_stepper.core.mnist.experiments import EXPERIMENTS
+from diffusion_stepper.core.mnist.experiments import EXPERIMENTS, RACE_BUDGETS_IN_MENU
 from diffusion_stepper.visualizer.views.common import NOISE
 from diffusion_stepper.visualizer.views.step_view import EQUATION, EXTRAS, HISTOGRAM, SCHEDULE
 from diffusion_stepper.visualizer.widgets.panels import FIT
@@ -84,9 +84,28 @@ EXPERIMENTS_MENU = Menu(
             Entry(f"{experiment.title}…", lambda w: w.show_epoch_comparison(), (f"Alt+{number}",))
             if experiment.key == "epochs"
             else Entry(experiment.title, lambda w, key=experiment.key: w.run_experiment(key), (f"Alt+{number}",))
-            for number, experiment in enumerate(EXPERIMENTS.values(), 1)
+            for number, experiment in enumerate(
+                (experiment for experiment in EXPERIMENTS.values() if not experiment.race), 1
+            )
         ),
         SEPARATOR,
+        Menu(
+            "&Samplers: the same noise, equal model evaluations",
+            (
+                *(
+                    Entry(
+                        f"{EXPERIMENTS[key].title}, {nfe} evaluations each",
+                        lambda w, key=key, nfe=nfe: w.run_experiment(key, nfe=nfe),
+                        (shortcut,),
+                    )
+                    for (key, nfe), shortcut in zip(
+                        [(key, nfe) for key in ("samplers", "flow-samplers") for nfe in RACE_BUDGETS_IN_MENU],
+                        ("Alt+7", "Alt+8", "Alt+9", "Alt+0"),
+                    )
+                ),
+                Entry("Sample quality against NFE (judged)…", lambda w: w.show_sampler_quality()),
+            ),
+        ),
         Menu(
             "Part &A: DeepFloyd IF (the IF dock's model and image)",
             tuple(

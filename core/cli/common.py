@@ -14,7 +14,7 @@ from pathlib import Path
 from diffusion_stepper.core import PROG
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import Frame, Trajectory, keep_every
-from diffusion_stepper.core.limits import BELOW_ONE, INT_LIST_VALUES, SAMPLES, SEED, STEPS
+from diffusion_stepper.core.limits import BELOW_ONE, ETA, INT_LIST_VALUES, SAMPLES, SEED, STEPS
 from diffusion_stepper.core.parsing import parse_int_list
 
 EXIT_USAGE = 2
@@ -79,6 +79,20 @@ samples = int_in(SAMPLES)
 fraction = float_in(BELOW_ONE)  # a probability or decay
 
 
+def add_sampler_arguments(
+    parser: argparse.ArgumentParser, choices, default_text: str, default: str | None = None
+) -> None:
+    """--sampler and --eta. Which samplers suit a model depends on the model (DDPM-trained or flow),
+    so the model's own check names them; the choices here are every sampler there is."""
+    parser.add_argument(
+        "--sampler",
+        choices=list(choices),
+        default=default,
+        help=f"the step rule that walks the chain (default: {default_text}); see `diffusion-stepper models`",
+    )
+    parser.add_argument("--eta", type=float_in(ETA), help="DDIM's noise scale η: 0 deterministic (default), 1 DDPM's")
+
+
 def int_list(text: str) -> list[int]:
     try:
         return parse_int_list(text, max_values=INT_LIST_VALUES)
@@ -109,14 +123,17 @@ def record_run(request, description: str, every: int = 1) -> Trajectory:
     return Trajectory(run.meta, frames, run.labels)
 
 
-def write_experiment(name: str, requests: list, out_dir: str | Path) -> None:
-    """One trajectory file per run of an experiment: NAME.npz, or NAME-1.npz, NAME-2.npz, ..."""
+def write_experiment(name: str, requests: list, out_dir: str | Path) -> list[Trajectory]:
+    """One trajectory file per run of an experiment: NAME.npz, or NAME-1.npz, NAME-2.npz, ...;
+    returns the runs."""
     from diffusion_stepper.core.io.trajectory_file import save_trajectory
 
     if not requests:
         raise UserFacingError(f"the {name} experiment has no runs with these settings")
+    trajectories = []
     for number, request in enumerate(requests, 1):
         trajectory = record_run(request, f"run {number}/{len(requests)}")
+        trajectories.append(trajectory)
         suffix = f"-{number}" if len(requests) > 1 else ""
         path = save_trajectory(trajectory, Path(out_dir) / f"{name}{suffix}.npz")
         if number == 1:
@@ -125,6 +142,7 @@ def write_experiment(name: str, requests: list, out_dir: str | Path) -> None:
         print(f"wrote {path}: {meta['algorithm']} · {meta['model']} · {len(trajectory)} frames")
     if "note" in trajectory.meta:
         print(trajectory.meta["note"])
+    return trajectories
 
 
 def print_image_notes(meta: dict) -> None:

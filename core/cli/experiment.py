@@ -4,26 +4,43 @@ written as one trajectory file per run."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from diffusion_stepper.core.cli.common import OneLineParser, int_list, seed, steps, write_experiment
+from diffusion_stepper.core.cli.common import (
+    OneLineParser,
+    int_list,
+    progress,
+    samples,
+    seed,
+    steps,
+    write_experiment,
+)
 from diffusion_stepper.core.cli.if_options import add_if_settings_arguments, if_settings
+from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.files import check_output_folder
 
 NAME = "experiment"
+SAMPLER_QUALITY = "sampler-quality"
+USES_CHECKPOINT = ("samplers", "flow-samplers", SAMPLER_QUALITY)
 
 
 def register(commands) -> None:
     from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS
     from diffusion_stepper.core.deepfloyd_if.tasks import DEFAULT_IMAGE, DEFAULT_MASK
     from diffusion_stepper.core.devices import DEVICE_CHOICES
-    from diffusion_stepper.core.mnist.experiments import EXPERIMENTS
+    from diffusion_stepper.core.mnist.experiments import EXPERIMENTS, RACE_BUDGET
+    from diffusion_stepper.core.mnist.sampler_quality import QUALITY_BUDGETS, QUALITY_PER_CLASS
     from diffusion_stepper.core.paths import sample_image
 
     parent = commands.add_parser(NAME, help="run a course experiment (as the app's Experiments menu does)")
     targets = parent.add_subparsers(dest="dataset", metavar="{mnist,if}", required=True, parser_class=OneLineParser)
 
     mnist = targets.add_parser("mnist", help="a part B experiment on the MNIST models")
-    mnist.add_argument("name", choices=list(EXPERIMENTS), help="which experiment")
+    mnist.add_argument(
+        "name",
+        choices=[*EXPERIMENTS, SAMPLER_QUALITY],
+        help=f"which experiment; {SAMPLER_QUALITY}: judged quality of each sampler against NFE (CSV and PNG)",
+    )
     mnist.add_argument("--out-dir", required=True, help="folder for the trajectory files, one per run")
     mnist.add_argument("--seed", type=seed, default=0)
     mnist.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
@@ -33,6 +50,21 @@ def register(commands) -> None:
     mnist.add_argument(
         "--epochs", type=int_list, help="epochs: which (default: up to four of those saved, first to last)"
     )
+    mnist.add_argument(
+        "--checkpoint", help="samplers, flow-samplers, sampler-quality: the model (default: the bundled class model)"
+    )
+    mnist.add_argument(
+        "--nfe", type=steps, default=RACE_BUDGET, help="sampler races: model evaluations per sampler (default 10)"
+    )
+    mnist.add_argument(
+        "--budgets",
+        type=int_list,
+        default=list(QUALITY_BUDGETS),
+        help="sampler-quality: NFE budgets (default 5,10,20,50,100)",
+    )
+    mnist.add_argument(
+        "--per-class", type=samples, default=QUALITY_PER_CLASS, help="sampler-quality: digits of each class per point"
+    )
 
     deepfloyd_if = targets.add_parser("if", help="a part A experiment on DeepFloyd IF")
     deepfloyd_if.add_argument("name", choices=list(PART_A_EXPERIMENTS), help="which experiment")
@@ -40,16 +72,47 @@ def register(commands) -> None:
     add_if_settings_arguments(deepfloyd_if, str(sample_image(DEFAULT_IMAGE)), str(sample_image(DEFAULT_MASK)))
 
 
+def run_sampler_quality(args: argparse.Namespace) -> int:
+    from diffusion_stepper.core.mnist.sampler_quality import QualityRequest, quality_plan, quality_points, write_quality
+
+    request = QualityRequest(
+        checkpoint=args.checkpoint or QualityRequest.checkpoint,
+        budgets=args.budgets,
+        per_class=args.per_class,
+        seed=args.seed,
+        device=args.device,
+        data_dir=args.data_dir,
+    )
+    plan = quality_plan(request)
+    rows = []
+    with progress(len(plan.points), "sampler × NFE", unit="point") as bar:
+        for row in quality_points(request, plan):
+            rows.append(row)
+            bar.update(1)
+            bar.write(
+                f"{row.sampler:>8} NFE {row.nfe:>3} ({row.steps} steps): right digit {row.accuracy:.1%}, "
+                f"FD {row.fd:.2f} (real digits {row.fd_real:.2f}) in {row.seconds:.1f} s"
+            )
+    for path in write_quality(rows, args.out_dir, plan.model, plan.flow):
+        print(f"wrote {path}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     check_output_folder(args.out_dir, "--out-dir")
     if args.dataset == "if":
-        from diffusion_stepper.core.deepfloyd_if.experiments import part_a_requests
+        from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS, part_a_requests
         from diffusion_stepper.core.deepfloyd_if.tasks import prepare_all
 
         requests = prepare_all(part_a_requests(args.name, if_settings(args)))
+        race = PART_A_EXPERIMENTS[args.name].race
     else:
-        from diffusion_stepper.core.mnist.experiments import ExperimentOptions, experiment_requests
+        from diffusion_stepper.core.mnist.experiments import EXPERIMENTS, ExperimentOptions, experiment_requests
 
+        if args.checkpoint and args.name not in USES_CHECKPOINT:
+            raise UserFacingError(f"--checkpoint is for {', '.join(USES_CHECKPOINT)}; {args.name} uses its own models")
+        if args.name == SAMPLER_QUALITY:
+            return run_sampler_quality(args)
         options = ExperimentOptions(
             seed=args.seed,
             device=args.device,
@@ -57,7 +120,16 @@ def run(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             run_dir=args.run_dir,
             epochs=args.epochs,
+            nfe=args.nfe,
         )
+        if args.checkpoint:
+            options.ddpm_checkpoint = options.flow_checkpoint = args.checkpoint
         requests = experiment_requests(args.name, options)
-    write_experiment(args.name, requests, args.out_dir)
+        race = EXPERIMENTS[args.name].race
+    trajectories = write_experiment(args.name, requests, args.out_dir)
+    if race:
+        from diffusion_stepper.core.diffusion.sampler_race import write_convergence
+
+        for path in write_convergence(trajectories, Path(args.out_dir) / f"{args.name}-x0-distance.png"):
+            print(f"wrote {path}")
     return 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from diffusion_stepper.core.cli.common import float_in, int_in, samples, seed, steps
+from diffusion_stepper.core.cli.common import add_sampler_arguments, float_in, int_in, samples, seed, steps
 
 
 def add_if_settings_arguments(
@@ -17,6 +17,7 @@ def add_if_settings_arguments(
     from diffusion_stepper.core.deepfloyd_if.sampling import VIEW_NAMES
     from diffusion_stepper.core.deepfloyd_if.sampling import X0_CLIP_CHOICES as IF_X0_CLIP_CHOICES
     from diffusion_stepper.core.devices import DEVICE_CHOICES
+    from diffusion_stepper.core.diffusion.solvers import IF_SAMPLERS
     from diffusion_stepper.core.limits import BLUR_KERNEL, BLUR_SIGMA, CHAIN_INDEX, GUIDANCE
 
     parser.add_argument(
@@ -65,6 +66,9 @@ def add_if_settings_arguments(
         choices=IF_X0_CLIP_CHOICES,
         default="dynamic",
         help="dynamic: IF's dynamic thresholding (default); none: the course's plain formula",
+    )
+    add_sampler_arguments(
+        parser, IF_SAMPLERS, "ddpm: IF's own posterior step with its learned variance", default="ddpm"
     )
     parser.add_argument(
         "--blur-kernel", type=int_in(BLUR_KERNEL), help="Gaussian kernel size (blur default 5, hybrid 33)"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from diffusion_stepper.core.cli.common import (
     OneLineParser,
+    add_sampler_arguments,
     finite_float,
     float_in,
     int_in,
@@ -29,6 +30,7 @@ def register(commands) -> None:
     from diffusion_stepper.core.deepfloyd_if.sampling import DEFAULT_NOISE_LEVEL
     from diffusion_stepper.core.deepfloyd_if.tasks import TASKS
     from diffusion_stepper.core.devices import DEVICE_CHOICES
+    from diffusion_stepper.core.diffusion.solvers import ALL_SAMPLERS
     from diffusion_stepper.core.limits import CHAIN_INDEX, NOISE_SIGMA
     from diffusion_stepper.core.mnist import bundled
     from diffusion_stepper.core.mnist.sampling import X0_CLIP_CHOICES
@@ -56,6 +58,7 @@ def register(commands) -> None:
         help="DDPM: static clips x̂0 to [0, 1] in every step; none is the course's plain formula "
         "(default: the model's own; the bundled DDPM models clip: see `diffusion-stepper models`)",
     )
+    add_sampler_arguments(mnist, ALL_SAMPLERS, "ddpm for DDPM-trained models, euler for flow models")
     add_output_arguments(mnist)
 
     deepfloyd_if = targets.add_parser(

@@ -17,8 +17,10 @@ def register(commands) -> None:
     from diffusion_stepper.core.limits import BATCH_SIZE, EPOCHS, HIDDEN, LEARNING_RATE, NOISE_SIGMA, SAMPLES
     from diffusion_stepper.core.mnist.training import LR_SCHEDULES, MODEL_KINDS, PRESETS, QUICK_SUMMARY
 
-    train = commands.add_parser(NAME, help="train a CS180 part B model on MNIST")
-    train.add_argument("dataset", choices=["mnist"])
+    train = commands.add_parser(
+        NAME, help="train a CS180 part B model on MNIST (mnist), or the digit judge that scores samples (mnist-judge)"
+    )
+    train.add_argument("dataset", choices=["mnist", JUDGE])
     train.add_argument("--model", choices=MODEL_KINDS, default="class", help="default: class")
     train.add_argument(
         "--objective", choices=["ddpm", "flow"], help="for time/class models (default: ddpm, or flow with quick)"
@@ -91,7 +93,42 @@ def config_from_flags(args: argparse.Namespace):
     return config
 
 
+JUDGE = "mnist-judge"
+# the flags that shape a diffusion model, which the judge does not take
+_DIFFUSION_ONLY = (
+    "objective",
+    "hidden",
+    "lr_schedule",
+    "ema_decay",
+    "sigma",
+    "p_uncond",
+    "limit",
+    "epoch_samples",
+    "epoch_sample_steps",
+    "resume",
+)
+
+
+def train_judge_command(args: argparse.Namespace) -> int:
+    from diffusion_stepper.core.mnist.judge import JudgeTraining, train_judge
+
+    given = [name for name in _DIFFUSION_ONLY if getattr(args, name)] + (["pure_noise"] if args.pure_noise else [])
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise UserFacingError(f"{flag} shapes a diffusion model; the judge takes --epochs, --batch-size, --lr, --seed")
+    check_output_folder(args.out)
+    settings = JudgeTraining(seed=args.seed, data_dir=args.data_dir)
+    for name in ("epochs", "batch_size", "lr"):
+        if getattr(args, name) is not None:
+            setattr(settings, name, getattr(args, name))
+    weights, test_accuracy = train_judge(settings, args.out, report=lambda line: print(line, flush=True))
+    print(f"wrote {weights}: test accuracy {test_accuracy:.2%}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.dataset == JUDGE:
+        return train_judge_command(args)
     from diffusion_stepper.core.mnist.data import mnist_source
     from diffusion_stepper.core.mnist.training import EpochEvent, LossEvent, train_on_mnist
     from diffusion_stepper.core.training_progress import LossHistory

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from diffusion_stepper.core.deepfloyd_if.sampling import DEFAULT_GUIDANCE, DEFAULT_STRIDE
 from diffusion_stepper.core.deepfloyd_if.tasks import DEFAULT_TIMESTEPS, IFRequest
+from diffusion_stepper.core.diffusion.solvers import IF_SAMPLERS
 from diffusion_stepper.core.errors import UserFacingError
 
 DENOISERS_T = 690  # the comparison of 1.2-1.4 at one noise level: t = 690 is i_start 10 of the stride-30 chain
@@ -25,6 +26,7 @@ class PartAExperiment:
     title: str
     compare: bool  # several runs, shown side by side on one timeline
     requests: Callable[[IFRequest], list[IFRequest]] = field(repr=False)
+    race: bool = False  # a sampler race: its x̂₀ curves are plotted
 
 
 def _forward(settings: IFRequest) -> list[IFRequest]:
@@ -68,6 +70,16 @@ def _plain(task: str) -> Callable[[IFRequest], list[IFRequest]]:
     return lambda settings: settings.for_task(task).expand()
 
 
+RACE_STEPS = 20  # IF's samplers all evaluate once a step, so equal steps are equal NFE
+
+
+def _samplers(settings: IFRequest) -> list[IFRequest]:
+    """IF's samplers from the same noise and prompt at equal NFE: DDPM, DDIM η = 0, DPM-Solver++(2M).
+    The chain is the scheduler's own `set_timesteps(N)` (N = the settings' steps, default 20)."""
+    sample = dataclasses.replace(settings.for_task("sample"), stride=None, steps=settings.steps or RACE_STEPS)
+    return [dataclasses.replace(sample, sampler=name, eta=0.0 if name == "ddim" else None) for name in IF_SAMPLERS]
+
+
 PART_A_EXPERIMENTS = {
     experiment.key: experiment
     for experiment in (
@@ -81,6 +93,7 @@ PART_A_EXPERIMENTS = {
         ),
         PartAExperiment("anagram", "Visual anagram", False, _plain("anagram")),
         PartAExperiment("hybrid", "Hybrid image", False, _plain("hybrid")),
+        PartAExperiment("samplers", "Samplers race: DDPM, DDIM, DPM-Solver++", True, _samplers, race=True),
     )
 }
 

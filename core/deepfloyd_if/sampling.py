@@ -29,7 +29,6 @@ import torch.nn.functional as F
 from diffusion_stepper.core.deepfloyd_if.models import IFStage
 from diffusion_stepper.core.diffusion.sampling import (
     ClassifierFreeGuidance,
-    DDPMStep,
     DynamicThreshold,
     LearnedRangeVariance,
     NoiseEstimate,
@@ -38,6 +37,7 @@ from diffusion_stepper.core.diffusion.sampling import (
     run_sampler,
 )
 from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule, forward_process, strided_timesteps
+from diffusion_stepper.core.diffusion.solvers import IF_SAMPLERS, make_eps_step_rule, unsuitable_sampler
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.frames import FORWARD_NOISED, Frame, SamplingRun, to_cpu, with_extras
 
@@ -85,13 +85,22 @@ def x0_handling(stage: IFStage, x0_clip: str = "dynamic"):
     return None
 
 
-def if_step_rule(stage: IFStage, x0_clip: str = "dynamic") -> DDPMStep:
+def if_step_rule(stage: IFStage, x0_clip: str = "dynamic", sampler: str = "ddpm", eta: float | None = None):
+    """IF's step rule: DDPM's posterior step with its learned variance (the default), DDIM or
+    DPM-Solver++(2M), each with IF's x̂₀ handling and the clean end t = -1."""
     if stage.scheduler.config.variance_type != "learned_range":
         raise ValueError(
             f"IF's scheduler uses learned_range variance, this one {stage.scheduler.config.variance_type!r}"
         )
-    return DDPMStep(
-        stage.schedule, variance=LearnedRangeVariance(), x0_clip=x0_handling(stage, x0_clip), clean_t=CLEAN_T
+    if sampler not in IF_SAMPLERS:
+        raise ValueError(unsuitable_sampler(sampler, IF_SAMPLERS, "DeepFloyd IF"))
+    return make_eps_step_rule(
+        sampler,
+        stage.schedule,
+        eta=eta,
+        x0_clip=x0_handling(stage, x0_clip),
+        variance=LearnedRangeVariance(),
+        clean_t=CLEAN_T,
     )
 
 
@@ -406,10 +415,15 @@ def denoising_run(
     algorithm: str,
     project: Callable | None = None,
     extras: dict[str, torch.Tensor] | None = None,
+    sampler: str = "ddpm",
+    eta: float | None = None,
 ) -> SamplingRun:
     """The one IF loop: run_sampler with IF's step rule, wrapped in a SamplingRun."""
-    spec.params.update(timesteps=timesteps[:-1], x0_clip=x0_clip, steps=len(timesteps) - 1)
-    frames = run_sampler(x_start, timesteps, estimate, if_step_rule(spec.stage, x0_clip), generator, project=project)
+    spec.params.update(timesteps=timesteps[:-1], x0_clip=x0_clip, steps=len(timesteps) - 1, sampler=sampler)
+    if eta is not None:
+        spec.params["eta"] = eta
+    step_rule = if_step_rule(spec.stage, x0_clip, sampler, eta)
+    frames = run_sampler(x_start, timesteps, estimate, step_rule, generator, project=project)
     if extras:  # the same images on every frame (the mask, the original)
         fixed = {name: to_cpu(image) for name, image in extras.items()}
         frames = with_extras(frames, lambda frame: fixed)

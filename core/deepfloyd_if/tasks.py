@@ -53,6 +53,7 @@ from diffusion_stepper.core.deepfloyd_if.sampling import (
 )
 from diffusion_stepper.core.devices import make_generator
 from diffusion_stepper.core.diffusion.sampling import pure_noise
+from diffusion_stepper.core.diffusion.solvers import IF_SAMPLERS, check_sampler_choice
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import SamplingRun, forward_noised_start, with_extras
@@ -130,6 +131,8 @@ class IFRequest:
     seed: int = 0
     num: int = 1
     x0_clip: str = "dynamic"
+    sampler: str = "ddpm"  # ddpm | ddim | dpm++2m
+    eta: float | None = None  # DDIM's η (default 0)
     blur_kernel: int | None = None
     blur_sigma: float = 2.0
     noise_level: int = DEFAULT_NOISE_LEVEL
@@ -197,6 +200,7 @@ def _check(request: IFRequest) -> None:
         )
     if request.steps is not None and request.stride is not None:
         raise UserFacingError("give --steps or --stride, not both")
+    check_sampler_choice(request.sampler, request.eta, IF_SAMPLERS, "DeepFloyd IF")
     if request.num < 1:
         raise UserFacingError(f"--num must be at least 1, got {request.num}")
     if request.stage is None:  # before a model loads (minutes for real IF), the pictures are read once
@@ -351,7 +355,18 @@ def start_if(request: IFRequest) -> SamplingRun:
             x_start, chain = request.branch.x_t.to(device), request.branch.timesteps
             spec.params["branched_from"] = {"run": request.branch.source, "step": request.branch.step, "t": chain[0]}
             spec.params["source"] = f"step {request.branch.step} of {request.branch.source}"
-        return denoising_run(spec, x_start, chain, estimate, generator, request.x0_clip, algorithm_name, **options)
+        return denoising_run(
+            spec,
+            x_start,
+            chain,
+            estimate,
+            generator,
+            request.x0_clip,
+            algorithm_name,
+            sampler=request.sampler,
+            eta=request.eta,
+            **options,
+        )
 
     image = None
     if request.task in NEEDS_IMAGE:

@@ -16,6 +16,11 @@ def _number(value: float) -> str:
     return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
 
 
+def _plus(value: float) -> str:
+    """A term's sign and size: "+ 0.5000" or "− 0.4422"."""
+    return f"{'−' if value < 0 else '+'} {_number(abs(value))}"
+
+
 def time_text(family: str, t: float) -> str:
     """t as the captions and exports show it: an integer for DDPM and IF, three decimals otherwise."""
     if family == "ddpm" and t < 0:
@@ -36,6 +41,8 @@ def frame_caption(meta: dict, frame: Frame, num_frames: int) -> str:
         alpha_bar = frame.coeffs.get("alpha_bar_t", 1.0 if frame.t <= 0 else None)
         if alpha_bar is not None:
             parts.append(f"ᾱ_t = {_number(alpha_bar)}")
+    if "nfe" in frame.coeffs and frame.coeffs["nfe"] != frame.index:  # samplers that evaluate twice a step
+        parts.append(f"NFE {int(frame.coeffs['nfe'])}")
     if "psnr_db" in frame.coeffs:
         parts.append(f"PSNR {frame.coeffs['psnr_db']:.1f} dB")
     return " · ".join(parts)
@@ -98,51 +105,25 @@ def _step_lines(meta: dict, frame: Frame) -> list[str]:
         return ["final sample: no step left", f"{data} = the image shown (t = {time_text(family, frame.t)})"]
     if str(meta.get("algorithm", "")) in ("if-forward", "if-blur", "if-one-step"):
         return _denoise_once_lines(str(meta["algorithm"]), frame)
-    if family == "ddpm" and "coef_x0" in coeffs:
-        alpha_bar_t, alpha_bar_next = coeffs["alpha_bar_t"], coeffs["alpha_bar_next"]
-        t, t_next = time_text(family, frame.t), time_text(family, coeffs["t_next"])
-        sigma = coeffs["sigma"]
-        clip = []
-        if "x0_clip_low" in coeffs:
-            clip = [
-                f"x̂₀ ← clip(x̂₀, {coeffs['x0_clip_low']:g}, {coeffs['x0_clip_high']:g})   (kept inside the data range)"
-            ]
-        if "x0_threshold_s" in coeffs:
-            clip = [
-                f"x̂₀ ← clip(x̂₀, −s, s)/s,   s = the {coeffs['x0_threshold_ratio']:g} quantile of |x̂₀| kept within "
-                f"[1, {coeffs['x0_threshold_max']:g}] = {coeffs['x0_threshold_s']:.3f}   (dynamic "
-                "thresholding; the largest s in the batch)"
-            ]
-        variance = f"σ² = {_number(sigma**2)}"
-        if "sigma_min" in coeffs:  # IF's learned variance: one sigma per pixel
-            variance = (
-                f"σ learned per pixel between √β̃ and √β: mean {_number(sigma)}, "
-                f"from {_number(coeffs['sigma_min'])} to {_number(coeffs['sigma_max'])}"
-            )
+    if family == "ddpm" and "alpha_bar_next" in coeffs and "t_next" in coeffs:
         return (
             _composition_lines(meta, frame)
             + _guidance_line(frame, "ε")
+            + _clean_estimate_lines(frame)
+            + _eps_update_lines(frame)
             + [
-                f"x̂₀ = (x_t − √(1 − ᾱ_t)·ε̂) / √ᾱ_t = (x_t − {_number(math.sqrt(1 - alpha_bar_t))}·ε̂) / "
-                f"{_number(math.sqrt(alpha_bar_t))}",
-            ]
-            + clip
-            + [
-                "x_t′ = √ᾱ_t′·β_t/(1 − ᾱ_t)·x̂₀ + √α_t·(1 − ᾱ_t′)/(1 − ᾱ_t)·x_t + σ·z",
-                f"     = {_number(coeffs['coef_x0'])}·x̂₀ + {_number(coeffs['coef_xt'])}·x_t + {_number(sigma)}·z",
-                f"t = {t} → t′ = {t_next}:   ᾱ_t = {_number(alpha_bar_t)},   ᾱ_t′ = {_number(alpha_bar_next)}",
-                f"α_t = ᾱ_t/ᾱ_t′ = {_number(coeffs['alpha_t'])},   β_t = 1 − α_t = {_number(coeffs['beta_t'])},   "
-                + variance
-                + ("   (no noise on the last step)" if sigma == 0 else ""),
+                f"t = {time_text(family, frame.t)} → t′ = {time_text(family, coeffs['t_next'])}:   "
+                f"ᾱ_t = {_number(coeffs['alpha_bar_t'])},   ᾱ_t′ = {_number(coeffs['alpha_bar_next'])}"
             ]
         )
     if family == "flow" and "dt" in coeffs:
-        t, dt = frame.t, coeffs["dt"]
-        return _guidance_line(frame, "v") + [
-            f"x̂₁ = x_t + (1 − t)·v̂ = x_t + {_number(1 - t)}·v̂      (the clean estimate: where x_t lands at t = 1)",
-            f"x_t+Δt = x_t + Δt·v̂ = x_t + {_number(dt)}·v̂      (one Euler step)",
-            f"t = {time_text(family, t)} → {time_text(family, coeffs['t_next'])}",
-        ]
+        t = frame.t
+        return (
+            _guidance_line(frame, "v")
+            + [f"x̂₁ = x_t + (1 − t)·v̂ = x_t + {_number(1 - t)}·v̂      (the clean estimate: where x_t lands at t = 1)"]
+            + _flow_update_lines(meta, frame)
+            + [f"t = {time_text(family, t)} → {time_text(family, coeffs['t_next'])}"]
+        )
     if family == "single-step":
         sigma = coeffs.get("sigma", 0.0)
         return [
@@ -157,3 +138,99 @@ def _step_lines(meta: dict, frame: Frame) -> list[str]:
         ]
     shown = ",  ".join(f"{name} = {_number(value)}" for name, value in coeffs.items())
     return [f"{meta.get('algorithm', 'step')}: {shown}"]
+
+
+def _clean_estimate_lines(frame: Frame) -> list[str]:
+    """x̂₀ from ε̂ at this step's ᾱ_t, and how it was clipped (if it was)."""
+    coeffs = frame.coeffs
+    alpha_bar_t = coeffs["alpha_bar_t"]
+    lines = [
+        f"x̂₀ = (x_t − √(1 − ᾱ_t)·ε̂) / √ᾱ_t = (x_t − {_number(math.sqrt(1 - alpha_bar_t))}·ε̂) / "
+        f"{_number(math.sqrt(alpha_bar_t))}"
+    ]
+    if "x0_clip_low" in coeffs:
+        lines.append(
+            f"x̂₀ ← clip(x̂₀, {coeffs['x0_clip_low']:g}, {coeffs['x0_clip_high']:g})   (kept inside the data range)"
+        )
+    if "x0_threshold_s" in coeffs:
+        lines.append(
+            f"x̂₀ ← clip(x̂₀, −s, s)/s,   s = the {coeffs['x0_threshold_ratio']:g} quantile of |x̂₀| kept within "
+            f"[1, {coeffs['x0_threshold_max']:g}] = {coeffs['x0_threshold_s']:.3f}   (dynamic "
+            "thresholding; the largest s in the batch)"
+        )
+    return lines
+
+
+def _eps_update_lines(frame: Frame) -> list[str]:
+    """The update of this ε-model step, in the form of the rule that took it (see core.diffusion.solvers)."""
+    coeffs = frame.coeffs
+    if "coef_eps" in coeffs:  # DDIM
+        sigma = coeffs["sigma"]
+        return [
+            "x_t′ = √ᾱ_t′·x̂₀ + √(1 − ᾱ_t′ − σ²)·ε̂ + σ·z",
+            f"     = {_number(coeffs['coef_x0'])}·x̂₀ + {_number(coeffs['coef_eps'])}·ε̂ + {_number(sigma)}·z"
+            + ("   (deterministic)" if sigma == 0 else ""),
+            f"σ = η·√((1 − ᾱ_t′)/(1 − ᾱ_t))·√(1 − ᾱ_t/ᾱ_t′) with η = {coeffs['eta']:g}   (DDIM)",
+        ]
+    if "coef_d" in coeffs:  # DPM-Solver++(2M)
+        lines = []
+        if "h" in coeffs:
+            lines.append(
+                f"λ = log(√ᾱ/√(1 − ᾱ)):   λ_t = {_number(coeffs['lambda_t'])},   λ_t′ = "
+                f"{_number(coeffs['lambda_next'])},   h = λ_t′ − λ_t = {_number(coeffs['h'])}"
+            )
+        if coeffs.get("order") == 2:
+            lines.append(
+                f"D = (1 + 1/(2r))·x̂₀ − 1/(2r)·x̂₀_prev = {_number(coeffs['coef_x0'])}·x̂₀ − "
+                f"{_number(coeffs['coef_x0_prev'])}·x̂₀_prev,   r = h_prev/h = {_number(coeffs['r'])}   (second order)"
+            )
+        else:
+            reason = "onto clean data" if "h" not in coeffs else "no previous x̂₀ yet"
+            lines.append(f"D = x̂₀   (first order: {reason})")
+        return lines + [
+            "x_t′ = (√(1 − ᾱ_t′)/√(1 − ᾱ_t))·x_t + √ᾱ_t′·(1 − e^(−h))·D   (DPM-Solver++(2M))",
+            f"     = {_number(coeffs['coef_xt'])}·x_t + {_number(coeffs['coef_d'])}·D",
+        ]
+    if "ode_sigma_t" in coeffs:  # Euler or Heun on the probability-flow ODE
+        sigma_t, sigma_next = coeffs["ode_sigma_t"], coeffs["ode_sigma_next"]
+        lines = [f"σ = √((1 − ᾱ)/ᾱ):   σ_t = {_number(sigma_t)},   σ_t′ = {_number(sigma_next)},   x_σ = x_t/√ᾱ_t"]
+        if coeffs.get("corrector"):
+            lines += [
+                "x̃_σ = x_σ + (σ_t′ − σ_t)·ε̂,   ε̂′ = ε̂(x̃, t′)   (Euler's guess, then a second evaluation there)",
+                f"x_σ′ = x_σ + (σ_t′ − σ_t)·(ε̂ + ε̂′)/2 = x_σ {_plus(sigma_next - sigma_t)}·(ε̂ + ε̂′)/2   (Heun)",
+            ]
+        else:
+            note = "(Euler on the probability-flow ODE)" if "corrector" not in coeffs else "(onto clean data: Euler)"
+            lines.append(f"x_σ′ = x_σ + (σ_t′ − σ_t)·ε̂ = x_σ {_plus(sigma_next - sigma_t)}·ε̂   {note}")
+        return lines + [f"x_t′ = √ᾱ_t′·x_σ′ = {_number(math.sqrt(coeffs['alpha_bar_next']))}·x_σ′"]
+    # DDPM's posterior step
+    sigma = coeffs["sigma"]
+    variance = f"σ² = {_number(sigma**2)}"
+    if "sigma_min" in coeffs:  # IF's learned variance: one sigma per pixel
+        variance = (
+            f"σ learned per pixel between √β̃ and √β: mean {_number(sigma)}, "
+            f"from {_number(coeffs['sigma_min'])} to {_number(coeffs['sigma_max'])}"
+        )
+    return [
+        "x_t′ = √ᾱ_t′·β_t/(1 − ᾱ_t)·x̂₀ + √α_t·(1 − ᾱ_t′)/(1 − ᾱ_t)·x_t + σ·z",
+        f"     = {_number(coeffs['coef_x0'])}·x̂₀ + {_number(coeffs['coef_xt'])}·x_t + {_number(sigma)}·z",
+        f"α_t = ᾱ_t/ᾱ_t′ = {_number(coeffs['alpha_t'])},   β_t = 1 − α_t = {_number(coeffs['beta_t'])},   "
+        + variance
+        + ("   (no noise on the last step)" if sigma == 0 else ""),
+    ]
+
+
+def _flow_update_lines(meta: dict, frame: Frame) -> list[str]:
+    """The flow step, as Euler, Heun or the midpoint rule took it."""
+    coeffs, dt = frame.coeffs, frame.coeffs["dt"]
+    if "t_mid" in coeffs:
+        return [
+            f"x_mid = x_t + (Δt/2)·v̂,   v̂_mid = v̂(x_mid, t + Δt/2) at t = {coeffs['t_mid']:.3f}",
+            f"x_t+Δt = x_t + Δt·v̂_mid = x_t + {_number(dt)}·v̂_mid      (the midpoint rule: two evaluations)",
+        ]
+    if meta.get("params", {}).get("sampler") == "heun":
+        return [
+            "x̃ = x_t + Δt·v̂,   v̂′ = v̂(x̃, t + Δt)   (Euler's guess, then a second evaluation there)",
+            f"x_t+Δt = x_t + Δt·(v̂ + v̂′)/2 = x_t + {_number(dt)}·(v̂ + v̂′)/2      (Heun: two evaluations)",
+        ]
+    return [f"x_t+Δt = x_t + Δt·v̂ = x_t + {_number(dt)}·v̂      (one Euler step)"]

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from diffusion_stepper.core import schema
-from diffusion_stepper.core.diffusion.sampling import DDPMStep, EulerFlowStep, SingleStepDenoise, StaticClip, StepRule
+from diffusion_stepper.core.diffusion.sampling import SingleStepDenoise, StaticClip, StepRule
 from diffusion_stepper.core.diffusion.schedules import (
     DEFAULT_BETA_END,
     DEFAULT_BETA_START,
@@ -23,6 +23,14 @@ from diffusion_stepper.core.diffusion.schedules import (
     evenly_spaced_timesteps,
     flow_time_grid,
     forward_process,
+)
+from diffusion_stepper.core.diffusion.solvers import (
+    DEFAULT_EPS_SAMPLER,
+    DEFAULT_FLOW_SAMPLER,
+    EPS_SAMPLERS,
+    FLOW_SAMPLERS,
+    make_eps_step_rule,
+    make_flow_step_rule,
 )
 from diffusion_stepper.core.limits import CHAIN_LENGTH, FLOW_STEPS, NOISE_SIGMA
 
@@ -76,6 +84,8 @@ class SingleStepObjective:
             raise ValueError("the single-step denoiser takes exactly one step")
         return [self.sigma if sigma is None else sigma, 0.0]
 
+    samplers: tuple[str, ...] = ()  # one jump: no choice of step rule
+
     def step_rule(self) -> StepRule:
         return SingleStepDenoise()
 
@@ -118,8 +128,15 @@ class DDPMObjective:
     def timesteps(self, steps: int | None = None, sigma: float | None = None) -> list[float]:
         return evenly_spaced_timesteps(self.schedule.T, steps or self.schedule.T)
 
-    def step_rule(self, x0_range: tuple[float, float] | None = None) -> StepRule:
-        return DDPMStep(self.schedule, x0_clip=StaticClip(*x0_range) if x0_range else None)
+    samplers = tuple(EPS_SAMPLERS)
+    default_sampler = DEFAULT_EPS_SAMPLER
+
+    def step_rule(
+        self, x0_range: tuple[float, float] | None = None, sampler: str = DEFAULT_EPS_SAMPLER, eta: float | None = None
+    ) -> StepRule:
+        """Part B's DDPM step (the default) or any ε-model sampler; `x0_range` clips x̂₀ to the data's range."""
+        x0_clip = StaticClip(*x0_range) if x0_range else None
+        return make_eps_step_rule(sampler, self.schedule, eta=eta, x0_clip=x0_clip)
 
     def network_time(self, t: float) -> float | None:
         return float(t) / self.schedule.T
@@ -155,8 +172,11 @@ class FlowObjective:
     def timesteps(self, steps: int | None = None, sigma: float | None = None) -> list[float]:
         return flow_time_grid(steps or self.num_ts)
 
-    def step_rule(self) -> StepRule:
-        return EulerFlowStep()
+    samplers = tuple(FLOW_SAMPLERS)
+    default_sampler = DEFAULT_FLOW_SAMPLER
+
+    def step_rule(self, sampler: str = DEFAULT_FLOW_SAMPLER) -> StepRule:
+        return make_flow_step_rule(sampler)
 
     def network_time(self, t: float) -> float | None:
         return float(t)

@@ -40,6 +40,8 @@ from diffusion_stepper.core.diffusion.sampling import (
     X0Clip,
 )
 from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule
+from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.limits import ETA, out_of_range
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ FLOW_SAMPLERS = {
         Sampler("midpoint", "Midpoint", 2, "the slope half a step ahead"),
     )
 }
+ALL_SAMPLERS = tuple(dict.fromkeys([*EPS_SAMPLERS, *FLOW_SAMPLERS]))
 # IF's runs take the rules that handle its schedule's clean end and x̂₀ thresholding as diffusers does.
 IF_SAMPLERS = ("ddpm", "ddim", "dpm++2m")
 DEFAULT_EPS_SAMPLER = "ddpm"
@@ -363,6 +366,16 @@ def unsuitable_sampler(name: str, suitable, kind: str) -> str:
     return f"the {name!r} sampler does not suit {kind}; use one of {', '.join(suitable)}"
 
 
+def check_sampler_choice(name: str, eta: float | None, suitable, kind: str) -> None:
+    """One clear line for a sampler that does not suit the model, or an η it cannot use."""
+    if name not in suitable:
+        raise UserFacingError(unsuitable_sampler(name, suitable, kind))
+    if eta is not None and name != "ddim":
+        raise UserFacingError(f"--eta is DDIM's noise scale; the {name!r} sampler has none (use --sampler ddim)")
+    if eta is not None and out_of_range(eta, ETA):
+        raise UserFacingError(f"eta must be between {ETA[0]:g} and {ETA[1]:g}, got {eta:g}")
+
+
 def make_eps_step_rule(
     name: str,
     schedule: DiscreteSchedule,
@@ -406,6 +419,17 @@ def steps_for_budget(name: str, budget: int, flow: bool = False) -> int:
     if per_step == 1:
         return budget
     return max(1, budget // 2) if flow else max(1, (budget + 1) // 2)
+
+
+def evaluations_before(name: str | None, step: int, total_steps: int, flow: bool = False) -> int:
+    """The model evaluations a run of `total_steps` steps has spent when it reaches step `step`
+    (0 at the start): what a frame's `nfe` will say, before the frame exists."""
+    table = FLOW_SAMPLERS if flow else EPS_SAMPLERS
+    per_step = table[name].evaluations_per_step if name in table else 1
+    step = max(0, min(step, total_steps))
+    if per_step == 1:
+        return step
+    return 2 * step if flow or step < total_steps else evaluations_for_steps(name, total_steps, flow)
 
 
 def evaluations_for_steps(name: str, steps: int, flow: bool = False) -> int:

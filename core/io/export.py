@@ -107,7 +107,7 @@ def tile(images: np.ndarray, columns: int, padding: int = GRID_PADDING) -> np.nd
     return canvas
 
 
-def _font(size: int) -> ImageFont.ImageFont:
+def text_font(size: int) -> ImageFont.ImageFont:
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow without FreeType: the fixed bitmap font
@@ -293,7 +293,7 @@ def render_frame(
             sum(p.height for p in pictures) + GAP * (len(pictures) - 1) if stacked else max(p.height for p in pictures)
         )
         font_px = caption_size(content, rows)
-    font = _font(font_px)
+    font = text_font(font_px)
     if layout.size:  # a slide's titles must not widen their panels past the frame
         titles = [_fit_text(title, font, max(picture.width, 40)) for picture, title in zip(pictures, titles)]
     panels = [_caption(picture, title, font) for picture, title in zip(pictures, titles)]

@@ -31,6 +31,7 @@ from diffusion_stepper.core.frames import NOISE_FIELDS, Frame, Trajectory
 from diffusion_stepper.core.limits import (
     CHAIN_LENGTH,
     CLASSES,
+    ETA,
     MAX_UNPACK_RATIO,
     MIN_UNPACK_ALLOWANCE,
     SAMPLES,
@@ -293,6 +294,11 @@ _COEFFICIENT_RANGES = {
     "sigma_max": (0.0, None),
     "blur_kernel": (1.0, None),
     "blur_sigma": (0.0, None),
+    "nfe": (0.0, None),
+    "eta": ETA,
+    "ode_sigma_t": (0.0, None),
+    "ode_sigma_next": (0.0, None),
+    "order": (1.0, 2.0),
 }
 
 
@@ -300,6 +306,7 @@ def meta_reader(num_frames: int, extra_names: list[str]) -> schema.Reader:
     """The trajectory meta's schema: what each field the app reads back must be."""
     from diffusion_stepper.core.deepfloyd_if.sampling import VIEW_NAMES
     from diffusion_stepper.core.diffusion.objectives import objective_spec
+    from diffusion_stepper.core.diffusion.solvers import ALL_SAMPLERS
 
     integer, count = schema.number(integer=True), schema.number(0, integer=True)
     frame_index = schema.number(0, num_frames - 1, integer=True)
@@ -336,6 +343,8 @@ def meta_reader(num_frames: int, extra_names: list[str]) -> schema.Reader:
             "mask": schema.text(),
             "task": schema.text(),
             "x0_clip": schema.text(),
+            "sampler": schema.text(ALL_SAMPLERS),
+            "eta": schema.number(*ETA),
             "image_notes": texts,
             "epoch": schema.optional(count),
             "branched_from": schema.record({"run": schema.text(), "step": count, "t": integer}),

@@ -20,13 +20,17 @@ import torch
 from diffusion_stepper.core.devices import make_generator, resolve_device
 from diffusion_stepper.core.diffusion.objectives import SingleStepObjective
 from diffusion_stepper.core.diffusion.sampling import SingleStepDenoise
+from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS, FLOW_SAMPLERS, steps_for_budget
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import FORWARD_NOISED, Frame, SamplingRun, to_cpu
 from diffusion_stepper.core.mnist.checkpoints import load_checkpoint, saved_epochs
 from diffusion_stepper.core.mnist.sampling import MNIST_VALUE_RANGE, MnistPredictor, SampleRequest, start_sampling
+from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME
 
 COURSE_SIGMAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)
+RACE_BUDGET = 10  # model evaluations per sampler in a race, unless told otherwise
+RACE_BUDGETS_IN_MENU = (10, 50)
 GUIDANCE_SWEEP = (0.0, 5.0, 10.0)
 NOISING = "noising"
 
@@ -149,6 +153,7 @@ class ExperimentOptions:
     pure_noise_checkpoint: str = "mnist-pure-noise"
     ddpm_checkpoint: str = "mnist-class-ddpm"
     flow_checkpoint: str = "mnist-class-flow"
+    nfe: int = RACE_BUDGET  # the sampler races: model evaluations each sampler may spend
     run_dir: str | None = None  # for the epoch comparison: a training run's folder
     epochs: Sequence[int] | None = None  # default: up to four of the run's saved epochs, first to last
 
@@ -159,6 +164,11 @@ class Experiment:
     title: str
     compare: bool  # several runs, shown side by side on one timeline
     requests: Callable[[ExperimentOptions], list] = field(repr=False)
+    race: bool = False  # a sampler race: its runs line up by model evaluations, and its x̂₀ curves are plotted
+
+    @property
+    def align(self) -> str:
+        return ALIGN_NFE if self.race else ALIGN_TIME
 
 
 def _noising(options: ExperimentOptions) -> list:
@@ -192,6 +202,30 @@ def _ddpm_vs_flow(options: ExperimentOptions) -> list:
         SampleRequest(checkpoint=name, steps=options.steps, seed=options.seed, device=options.device)
         for name in (options.ddpm_checkpoint, options.flow_checkpoint)
     ]
+
+
+def race_requests(checkpoint: str, samplers, options: ExperimentOptions, flow: bool) -> list[SampleRequest]:
+    """One run per sampler from the same starting noise (the same seed draws the same x_T), each
+    with as many steps as `options.nfe` model evaluations buy it; DDIM at η = 0."""
+    return [
+        SampleRequest(
+            checkpoint,
+            sampler=name,
+            eta=0.0 if name == "ddim" else None,
+            steps=steps_for_budget(name, options.nfe, flow),
+            seed=options.seed,
+            device=options.device,
+        )
+        for name in samplers
+    ]
+
+
+def _samplers(options: ExperimentOptions) -> list:
+    return race_requests(options.ddpm_checkpoint, EPS_SAMPLERS, options, flow=False)
+
+
+def _flow_samplers(options: ExperimentOptions) -> list:
+    return race_requests(options.flow_checkpoint, FLOW_SAMPLERS, options, flow=True)
 
 
 def spread_of_epochs(epochs: Sequence[int], count: int = 4) -> list[int]:
@@ -241,6 +275,8 @@ EXPERIMENTS = {
         Experiment("guidance-sweep", "Guidance sweep γ = 0, 5, 10", True, _guidance_sweep),
         Experiment("ddpm-vs-flow", "DDPM against flow matching, same seed", True, _ddpm_vs_flow),
         Experiment("epochs", "Epochs of a training run, side by side", True, _epochs),
+        Experiment("samplers", "Samplers race: DDPM, DDIM, DPM-Solver++, Euler, Heun", True, _samplers, race=True),
+        Experiment("flow-samplers", "Flow samplers race: Euler, Heun, midpoint", True, _flow_samplers, race=True),
     )
 }
 

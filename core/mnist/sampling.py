@@ -8,8 +8,15 @@ from dataclasses import dataclass
 import torch
 
 from diffusion_stepper.core.devices import make_generator
-from diffusion_stepper.core.diffusion.objectives import Objective, SingleStepObjective, add_gaussian_noise, one_hot
+from diffusion_stepper.core.diffusion.objectives import (
+    FlowObjective,
+    Objective,
+    SingleStepObjective,
+    add_gaussian_noise,
+    one_hot,
+)
 from diffusion_stepper.core.diffusion.sampling import ClassifierFreeGuidance, PlainEstimate, pure_noise, run_sampler
+from diffusion_stepper.core.diffusion.solvers import check_sampler_choice
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import Frame, SamplingRun, forward_noised_start, to_cpu, with_extras
@@ -53,8 +60,11 @@ def compose_mnist_sampler(
     steps: int | None = None,
     sigma: float | None = None,
     x0_clip: str = "none",
+    sampler: str | None = None,
+    eta: float | None = None,
 ) -> Iterator[Frame]:
-    """The sampler for one model: CFG when `labels` are given, the objective's step rule and timesteps."""
+    """The sampler for one model: CFG when `labels` are given, the objective's timesteps, and its
+    step rule (the objective's own, or the named `sampler`)."""
     predict = MnistPredictor(model, objective)
     if labels is not None:
         cond = one_hot(labels.to(x_start.device), model.num_classes)
@@ -63,8 +73,17 @@ def compose_mnist_sampler(
     else:
         estimate = PlainEstimate(predict)
     timesteps = objective.timesteps(steps, sigma)
-    step_rule = objective.step_rule(tuple(MNIST_VALUE_RANGE)) if x0_clip == "static" else objective.step_rule()
-    return run_sampler(x_start, timesteps, estimate, step_rule, generator)
+    return run_sampler(x_start, timesteps, estimate, mnist_step_rule(objective, x0_clip, sampler, eta), generator)
+
+
+def mnist_step_rule(objective: Objective, x0_clip: str = "none", sampler: str | None = None, eta: float | None = None):
+    """The objective's step rule for a sampler name (None: the objective's own)."""
+    if isinstance(objective, SingleStepObjective):
+        return objective.step_rule()
+    if isinstance(objective, FlowObjective):
+        return objective.step_rule(sampler or objective.default_sampler)
+    x0_range = tuple(MNIST_VALUE_RANGE) if x0_clip == "static" else None
+    return objective.step_rule(x0_range, sampler or objective.default_sampler, eta)
 
 
 def with_clean_image(frames: Iterator[Frame], clean: torch.Tensor) -> Iterator[Frame]:
@@ -85,6 +104,8 @@ def sample_mnist(
     sigma: float | None = None,
     clean_images: torch.Tensor | None = None,
     x0_clip: str | None = None,
+    sampler: str | None = None,
+    eta: float | None = None,
 ) -> SamplingRun:
     """Validate the user's choices against the checkpoint and compose its sampling run.
 
@@ -118,6 +139,12 @@ def sample_mnist(
         raise UserFacingError(f"x0-clip must be one of {', '.join(X0_CLIP_CHOICES)}, got {x0_clip!r}")
     if x0_clip == "static" and objective.name != "ddpm":
         raise UserFacingError(f"clipping x̂0 is a DDPM step's option; {checkpoint.name} is {objective.name}")
+    if is_single_step and (sampler is not None or eta is not None):
+        raise UserFacingError("the single-step denoiser jumps once and has no sampler to choose; leave out --sampler")
+    if not is_single_step:
+        sampler = sampler or objective.default_sampler
+        kind = f"{checkpoint.name} ({'a flow-matching' if objective.name == 'flow' else 'a DDPM-trained'} model)"
+        check_sampler_choice(sampler, eta, objective.samplers, kind)
 
     labels = None
     if checkpoint.is_class_conditioned:
@@ -173,6 +200,8 @@ def sample_mnist(
         steps=steps,
         sigma=sigma,
         x0_clip=x0_clip,
+        sampler=sampler,
+        eta=eta,
     )
     if is_single_step and clean_images is not None:
         frames = forward_noised_start(with_clean_image(frames, clean_images[:batch]))
@@ -189,6 +218,10 @@ def sample_mnist(
         params.update(guidance=guidance, classes=classes, per_class=per_class)
     if objective.name == "ddpm":
         params["x0_clip"] = x0_clip
+    if not is_single_step:
+        params["sampler"] = sampler
+    if eta is not None:
+        params["eta"] = eta
     if is_single_step:
         params["sigma"] = sigma
     meta = {
@@ -219,6 +252,8 @@ class SampleRequest:
     data_dir: str | None = None
     device: str = "auto"
     x0_clip: str | None = None  # none | static; default: the checkpoint's own choice
+    sampler: str | None = None  # the step rule's name; default: the objective's own (ddpm or euler)
+    eta: float | None = None  # DDIM's η
 
     def start(self) -> SamplingRun:
         return start_sampling(self)
@@ -249,4 +284,6 @@ def start_sampling(request: SampleRequest) -> SamplingRun:
         sigma=request.sigma,
         clean_images=clean_images,
         x0_clip=request.x0_clip,
+        sampler=request.sampler,
+        eta=request.eta,
     )

@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 
-from diffusion_stepper.core.mnist.experiments import COURSE_SIGMAS, EXPERIMENTS, ExperimentOptions
+from diffusion_stepper.core.mnist.experiments import (
+    COURSE_SIGMAS,
+    EXPERIMENTS,
+    RACE_BUDGETS_IN_MENU,
+    ExperimentOptions,
+)
 from diffusion_stepper.visualizer.main_window import COMPARE_TAB, STEP_TAB
 from diffusion_stepper.visualizer.widgets.panels import render_grid
 from tests.visualizer.conftest import displayed, settle, shown_columns, wait_until_sampled
@@ -34,8 +39,12 @@ def trigger(window, key):
 def test_every_experiment_has_a_menu_entry_with_a_shortcut(window):
     texts = {action.text(): action for action in window.actions()}
     for experiment in EXPERIMENTS.values():
-        action = texts.get(experiment.title) or texts.get(experiment.title + "…")
-        assert action is not None and not action.shortcut().isEmpty()
+        if experiment.race:  # one entry per budget in the Samplers menu
+            titles = [f"{experiment.title}, {nfe} evaluations each" for nfe in RACE_BUDGETS_IN_MENU]
+        else:
+            titles = [experiment.title if experiment.title in texts else experiment.title + "…"]
+        for title in titles:
+            assert title in texts and not texts[title].shortcut().isEmpty()
 
 
 def test_noising_process_steps_through_the_sigmas(qtbot, window, tiny_experiments):

@@ -226,7 +226,7 @@ def test_runs_of_different_lengths_compare_on_one_timeline(qtbot, window, marked
     assert window.tabs.currentWidget() is window.compare_view
     window.session.seek(25)
     settle(qtbot)
-    panels = list(window.compare_view.panels.values())
+    panels = [row[0] for row in window.compare_view.panels.values()]
     assert len(panels) == 2
     # halfway: frame 5 of the short run and frame 25 of the long one, both at value 0.5
     for panel in panels:
@@ -244,7 +244,7 @@ def test_sweep_compares_guidance_scales(qtbot, window, tiny_checkpoints):
     guidances = [run.trajectory.meta["params"]["guidance"] for run in window.session.compared]
     assert guidances == [0.0, 7.0]
     assert len(window.compare_view.panels) == 2 and window.tabs.currentWidget() is window.compare_view
-    titles = [panel.title_label.text() for panel in window.compare_view.panels.values()]
+    titles = [row[0].title_label.text() for row in window.compare_view.panels.values()]
     assert titles[0].startswith("<font size='+2'><b>γ = 0</b>") and "<b>γ = 7</b>" in titles[1]  # first, and large
 
 

@@ -31,9 +31,12 @@ class IFRunsController(QObject):
     def run_experiment(self, key: str) -> None:
         """A part A experiment in one click, with the dock's model, embeddings, image and seed."""
         self.dock.raise_()
-        compare = WHEN_SEVERAL if PART_A_EXPERIMENTS[key].compare else False
+        experiment = PART_A_EXPERIMENTS[key]
+        compare = WHEN_SEVERAL if experiment.compare else False
         # each experiment sets its own i_start and t, so the dock's fields for those are not read
-        self.sampling.start(lambda: part_a_requests(key, self.dock.settings(task="sample")), compare=compare)
+        self.sampling.start(
+            lambda: part_a_requests(key, self.dock.settings(task="sample")), compare=compare, race=experiment.race
+        )
 
     def branch_from_step(self) -> None:
         """Continue the active IF run from the step on screen with the dock's prompt, γ and seed, as

@@ -10,7 +10,7 @@ from functools import partial
 from PySide6.QtCore import QObject, Signal
 
 from diffusion_stepper.core.errors import UserFacingError
-from diffusion_stepper.core.session import CANCELLED, DONE, FAILED, Session
+from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME, CANCELLED, DONE, FAILED, Session
 from diffusion_stepper.visualizer.controllers.messages import Messages
 from diffusion_stepper.visualizer.worker import DONE as JOB_DONE
 from diffusion_stepper.visualizer.worker import Job, RunHeader, sampling_items
@@ -22,6 +22,7 @@ class SamplingController(QObject):
     busy_changed = Signal(bool)  # the docks enable Cancel and disable Run while busy
     progress = Signal(int, int)  # frames done, frames in all; (0, 0) while the model loads
     started = Signal(bool)  # a batch of runs began; True when they are compared side by side
+    race_started = Signal()  # the batch is a sampler race
 
     def __init__(self, session: Session, messages: Messages, parent: QObject | None = None):
         super().__init__(parent)
@@ -37,11 +38,16 @@ class SamplingController(QObject):
         return self.job is not None or bool(self.pending)
 
     def start(
-        self, make_requests: Callable[[], list], compare: bool | None = False, also_compare: Sequence[int] = ()
+        self,
+        make_requests: Callable[[], list],
+        compare: bool | None = False,
+        also_compare: Sequence[int] = (),
+        race: bool = False,
     ) -> bool:
         """Run the requests `make_requests()` gives, in order. Runs of a comparison (`compare`, or
-        WHEN_SEVERAL) replace the compared set, after the runs in `also_compare`. A bad setting is
-        reported and runs nothing."""
+        WHEN_SEVERAL) replace the compared set, after the runs in `also_compare`; they line up on
+        the timeline by normalized time, or by model evaluations for a sampler `race`. A bad
+        setting is reported and runs nothing."""
         if self.busy:
             self.messages.show("Already sampling: wait for it, or press Esc to cancel", 5000)
             return False
@@ -60,8 +66,11 @@ class SamplingController(QObject):
                 self.session.set_compared(run_id, False)
             for run_id in also_compare:
                 self.session.set_compared(run_id, True)
+            self.session.set_align(ALIGN_NFE if race else ALIGN_TIME)
         self.pending, self._compare = requests, compare
         self.started.emit(compare)
+        if race:
+            self.race_started.emit()
         self.busy_changed.emit(True)
         self._start_next()
         return True

@@ -42,6 +42,7 @@ from diffusion_stepper.core.deepfloyd_if.tasks import (
     IFRequest,
 )
 from diffusion_stepper.core.devices import DEVICE_CHOICES
+from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS, IF_SAMPLERS
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.parsing import parse_int_list
 from diffusion_stepper.visualizer.docks.if_images import IFImageFields
@@ -140,6 +141,13 @@ class IFDock(QDockWidget):
         self.x0_clip = QComboBox()
         self.x0_clip.addItem("dynamic thresholding (IF)", "dynamic")
         self.x0_clip.addItem("none (the course's formula)", "none")
+        self.sampler = QComboBox()
+        for name in IF_SAMPLERS:
+            self.sampler.addItem(EPS_SAMPLERS[name].title, name)
+            self.sampler.setItemData(self.sampler.count() - 1, EPS_SAMPLERS[name].summary, Qt.ItemDataRole.ToolTipRole)
+        self.sampler.setToolTip("The step rule: DDPM's with IF's learned variance (IF's own), DDIM, or DPM-Solver++")
+        self.eta = float_box(0.0, 1.0, 0.0, 0.1, "DDIM's noise scale η: 0 deterministic, 1 the DDPM posterior's noise")
+        self.sampler.currentIndexChanged.connect(self._update_fields)
         self.device = QComboBox()
         self.device.addItems(DEVICE_CHOICES)
         self.allow_cpu = QCheckBox("allow the CPU (slow for real IF)")
@@ -170,6 +178,8 @@ class IFDock(QDockWidget):
             ("Guidance γ", self.guidance),
             ("", self.use_cfg),
             ("x̂₀", self.x0_clip),
+            ("Sampler", self.sampler),
+            ("DDIM η", self.eta),
             ("Seed", self.seed),
             ("Device", self.device),
             ("", self.allow_cpu),
@@ -272,6 +282,8 @@ class IFDock(QDockWidget):
                 self.guidance: task not in WITHOUT_UNET,
                 self.use_cfg: task not in WITHOUT_UNET,
                 self.x0_clip: task not in AT_CHOSEN_T,
+                self.sampler: task not in AT_CHOSEN_T,
+                self.eta: task not in AT_CHOSEN_T and self.sampler.currentData() == "ddim",
             },
         )
         if task in DEFAULT_I_START:
@@ -313,6 +325,8 @@ class IFDock(QDockWidget):
             no_cfg=not self.use_cfg.isChecked(),
             seed=self.seed.value(),
             x0_clip=self.x0_clip.currentData(),
+            sampler=self.sampler.currentData(),
+            eta=self.eta.value() if self.sampler.currentData() == "ddim" else None,
             blur_kernel=self.blur_kernel.value() or None,
             blur_sigma=self.blur_sigma.value(),
             model_dir=model_dir,

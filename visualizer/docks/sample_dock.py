@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDockWidget, QFormLayout, QLineEdit, QVBoxLayout, QWidget
 
 from diffusion_stepper.core.devices import DEVICE_CHOICES
+from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS, FLOW_SAMPLERS
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.mnist import bundled
 from diffusion_stepper.core.mnist.checkpoints import display_name, read_sidecar, resolve_checkpoint
@@ -61,6 +62,12 @@ class SampleDock(QDockWidget):
         self.x0_clip.addItem("none (the course's formula)", "none")
         self.x0_clip.addItem("clip to [0, 1]", "static")
         self.x0_clip.setToolTip("DDPM: keep the clean estimate x̂₀ inside the data range before each update")
+        self.sampler = QComboBox()
+        self.sampler.setToolTip(
+            "The step rule that walks the model from noise to a digit (Experiments ▸ Samplers race)"
+        )
+        self.sampler.currentIndexChanged.connect(self._update_eta)
+        self.eta = float_box(0.0, 1.0, 0.0, 0.1, "DDIM's noise scale η: 0 deterministic, 1 the DDPM posterior's noise")
         self.sweep = QLineEdit("0, 1, 5, 10")
         self.sweep.setToolTip("Guidance scales to sample side by side in the Compare view")
 
@@ -81,6 +88,8 @@ class SampleDock(QDockWidget):
             ("Samples", self.num),
             ("Guidance γ", self.guidance),
             ("Steps", self.steps),
+            ("Sampler", self.sampler),
+            ("DDIM η", self.eta),
             ("x̂₀ clip", self.x0_clip),
             ("Input", self.noisy_test),
             ("Noise σ", self.sigma),
@@ -116,6 +125,15 @@ class SampleDock(QDockWidget):
             self.model.setCurrentIndex(self.model.findData(key))
         return key
 
+    def class_models(self) -> list[tuple[str, str]]:
+        """(label, key) of the class-conditioned models in the list, the selected one first."""
+        models = [
+            (self.model.itemText(index), self.model.itemData(index))
+            for index in range(self.model.count())
+            if self._sidecars[self.model.itemData(index)].get("architecture", {}).get("name") == "class"
+        ]
+        return sorted(models, key=lambda model: model[1] != self.model_key)
+
     def select_model(self, key: str) -> bool:
         index = self.model.findData(key)
         if index >= 0:
@@ -138,8 +156,29 @@ class SampleDock(QDockWidget):
     def is_single_step(self) -> bool:
         return self.sidecar.get("objective", {}).get("name") == "single-step"
 
+    @property
+    def objective_name(self) -> str | None:
+        return self.sidecar.get("objective", {}).get("name")
+
+    def _offer_samplers(self) -> None:
+        """The samplers that suit the selected model: ε-model samplers for DDPM, flow's for flow."""
+        table = FLOW_SAMPLERS if self.objective_name == "flow" else EPS_SAMPLERS
+        chosen = self.sampler.currentData()
+        self.sampler.blockSignals(True)
+        self.sampler.clear()
+        for name, sampler in table.items():
+            self.sampler.addItem(sampler.title, name)
+            self.sampler.setItemData(self.sampler.count() - 1, sampler.summary, Qt.ItemDataRole.ToolTipRole)
+        self.sampler.setCurrentIndex(max(0, self.sampler.findData(chosen)))
+        self.sampler.blockSignals(False)
+        self._update_eta()
+
+    def _update_eta(self) -> None:
+        show_rows(self.form, {self.eta: self.sampler.currentData() == "ddim" and self.form.isRowVisible(self.sampler)})
+
     def _update_fields(self) -> None:
         """Show only the settings the selected model takes."""
+        self._offer_samplers()
         conditioned = self.is_class_conditioned
         show_rows(
             self.form,
@@ -150,12 +189,14 @@ class SampleDock(QDockWidget):
                 self.sweep_row: conditioned,
                 self.num: not conditioned,
                 self.steps: not self.is_single_step,
+                self.sampler: not self.is_single_step,
                 self.x0_clip: self.sidecar.get("objective", {}).get("name") == "ddpm",
                 self.noisy_test: self.is_single_step,
                 self.sigma: self.is_single_step,
             },
         )
         self.sweep_button.setEnabled(conditioned)
+        self._update_eta()
 
     # --- requests -------------------------------------------------------------------------------
 
@@ -171,6 +212,9 @@ class SampleDock(QDockWidget):
         request = SampleRequest(checkpoint=self.model_key, seed=self.seed.value(), device=self.device.currentText())
         if not self.is_single_step:
             request.steps = self.chosen_steps
+            request.sampler = self.sampler.currentData()
+            if request.sampler == "ddim":
+                request.eta = self.eta.value()
         if self.form.isRowVisible(self.x0_clip):
             request.x0_clip = self.x0_clip.currentData()
         if self.is_class_conditioned:

@@ -1,21 +1,38 @@
-"""The Compare view: the compared runs side by side on one shared timeline, aligned by normalized time."""
+"""The Compare view: the compared runs side by side on one shared timeline, aligned by normalized
+time or by model evaluations (NFE), with the plot of when each run's picture is decided."""
 
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
-from diffusion_stepper.core.session import Session, run_differences
+from diffusion_stepper.core.diffusion.sampler_race import ConvergenceCurve, write_convergence, x0_convergence
+from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME, RUNNING, Session, run_differences
 from diffusion_stepper.visualizer.views.common import NOISE, CoalescedRefresh, field_for, run_caption
 from diffusion_stepper.visualizer.widgets.panels import FIT, ImagePanel
+from diffusion_stepper.visualizer.widgets.plots import ConvergencePlot
+
+BOTH = "x_t+x0_hat"  # the field choice that shows x_t and x̂₀ side by side for each run
 
 
 class CompareView(QWidget):
-    """The compared runs stacked on one shared timeline, aligned by normalized time."""
+    """The compared runs stacked on one shared timeline."""
 
-    FIELDS = {"x_t": "x_t", "x0_hat": "x̂₀ clean estimate", NOISE: "noise estimate"}
+    FIELDS = {"x_t": "x_t", "x0_hat": "x̂₀ clean estimate", NOISE: "noise estimate", BOTH: "x_t and x̂₀"}
+    ALIGNMENTS = {ALIGN_TIME: "normalized time", ALIGN_NFE: "model evaluations (NFE)"}
 
     def __init__(self, session: Session, parent=None):
         super().__init__(parent)
@@ -23,61 +40,147 @@ class CompareView(QWidget):
         self.field = QComboBox()
         for key, label in self.FIELDS.items():
             self.field.addItem(label, key)
-        self.field.currentIndexChanged.connect(self.refresh)
+        self.field.currentIndexChanged.connect(self._rebuild_and_refresh)
+        self.align = QComboBox()
+        for key, label in self.ALIGNMENTS.items():
+            self.align.addItem(label, key)
+        self.align.setToolTip(
+            "Line the runs up by the fraction of their steps, or by the model evaluations spent (the fair race)"
+        )
+        self.align.currentIndexChanged.connect(lambda: session.set_align(self.align.currentData()))
+        self.show_plot = QCheckBox("x̂₀ distance plot")
+        self.show_plot.setToolTip("How far each step's x̂₀ is from the run's final image: where the picture is decided")
+        self.show_plot.toggled.connect(self.refresh)
+        self.save_plot_button = QPushButton("Save plot…")
+        self.save_plot_button.setToolTip("The plot as PNG, and its numbers as CSV beside it")
+        self.save_plot_button.clicked.connect(self.ask_save_plot)
         self.hint = QLabel("Tick two or more runs in the Runs list, or press Sweep γ, to compare them here.")
         self.hint.setObjectName("emptyMessage")
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.hint.setWordWrap(True)
         top = QHBoxLayout()
-        top.addWidget(QLabel("Show"))
-        top.addWidget(self.field)
+        for widget in (QLabel("Show"), self.field, QLabel("   Align by"), self.align, self.show_plot):
+            top.addWidget(widget)
+        top.addWidget(self.save_plot_button)
         top.addStretch(1)
-        self.panel_box = QVBoxLayout()
+        panels = QWidget()
+        self.panel_box = QVBoxLayout(panels)
+        self.panel_box.setContentsMargins(0, 0, 0, 0)
+        self.plot = ConvergencePlot()
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(panels)
+        self.splitter.addWidget(self.plot)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(top)
         layout.addWidget(self.hint, 1)
-        layout.addLayout(self.panel_box, 1)
-        self.panels: dict[int, ImagePanel] = {}
+        layout.addWidget(self.splitter, 1)
+        self.panels: dict[int, list[ImagePanel]] = {}
         self.zoom = FIT
+        self._curves_key: tuple = ()
+        self.curves: list[ConvergenceCurve] = []
         self.refresher = CoalescedRefresh(session, self.refresh, self)
 
     @property
     def field_key(self) -> str:
         return self.field.currentData()
 
+    def set_field(self, key: str) -> None:
+        self.field.setCurrentIndex(self.field.findData(key))
+
     def set_zoom(self, zoom: int) -> None:
         self.zoom = zoom
-        for panel in self.panels.values():
-            panel.set_zoom(zoom)
+        for row in self.panels.values():
+            for panel in row:
+                panel.set_zoom(zoom)
+
+    def _rebuild_and_refresh(self) -> None:
+        self._rebuild([run.id for run in self.session.compared])
+        self.refresh()
 
     def refresh(self) -> None:
         runs = self.session.compared
         self.hint.setVisible(not runs)
+        self.splitter.setVisible(bool(runs))
+        if self.align.currentData() != self.session.align:
+            self.align.blockSignals(True)
+            self.align.setCurrentIndex(self.align.findData(self.session.align))
+            self.align.blockSignals(False)
         if [run.id for run in runs] != list(self.panels):
             self._rebuild([run.id for run in runs])
         differences = run_differences([run.trajectory.meta for run in runs])
         for run, difference in zip(runs, differences):
-            panel = self.panels[run.id]
             view = self.session.view(run)
             # what tells the runs apart comes first and large; the name and the step after it
             leading = f"<font size='+2'><b>{html.escape(difference)}</b></font>&nbsp;&nbsp;&nbsp;" if difference else ""
-            panel.set_title(
-                f"{leading}{html.escape(run.name)}&nbsp;&nbsp;&nbsp;{html.escape(run_caption(self.session, run))}"
-            )
-            name = field_for(run, self.field_key)
-            if view.pending:
-                panel.show_pending()
-            elif name is not None:
-                panel.show_images(view.frame.image(name), run.trajectory.value_range, run.trajectory.labels, name)
+            evaluations = f" · NFE {run.evaluations(view.index)}" if self.session.align == ALIGN_NFE else ""
+            title = f"{leading}{html.escape(run.name)}&nbsp;&nbsp;&nbsp;{html.escape(run_caption(self.session, run))}"
+            keys = ("x_t", "x0_hat") if self.field_key == BOTH else (self.field_key,)
+            for panel, key in zip(self.panels[run.id], keys):
+                panel.set_title(title + html.escape(evaluations) if key == keys[0] else panel_heading(key))
+                name = field_for(run, key)
+                if view.pending:
+                    panel.show_pending()
+                elif name is not None:
+                    panel.show_images(view.frame.image(name), run.trajectory.value_range, run.trajectory.labels, name)
+        self._refresh_plot(runs)
+
+    def _refresh_plot(self, runs) -> None:
+        self.plot.setVisible(self.show_plot.isChecked() and bool(runs))
+        self.save_plot_button.setEnabled(bool(self._finished(runs)))
+        if not self.plot.isVisible():
+            return
+        against_nfe = self.session.align == ALIGN_NFE
+        key = (against_nfe, tuple((run.id, run.produced, run.state, run.name) for run in runs))
+        if key != self._curves_key:  # recomputed when a run finishes or the set changes, not each frame
+            self._curves_key = key
+            self.curves = [x0_convergence(run.trajectory, run.name) for run in self._finished(runs)]
+            self.plot.show_curves(self.curves, against_nfe)
+        active = self.session.active
+        if against_nfe:
+            self.plot.set_cursor(self.session.position)
+        elif active is not None:
+            self.plot.set_cursor(self.session.frame_index(active))
+
+    @staticmethod
+    def _finished(runs) -> list:
+        """Runs whose final image exists (the distance is to it)."""
+        return [run for run in runs if run.state != RUNNING and run.produced > 0]
+
+    def ask_save_plot(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the x̂₀ distance plot", "x0-distance.png", "PNG (*.png)")
+        if path:
+            self.save_plot(path)
+
+    def save_plot(self, path: str | Path) -> tuple[Path, Path]:
+        """The compared, finished runs' curves as PATH (PNG) and the same name with .csv."""
+        runs = self._finished(self.session.compared)
+        return write_convergence([run.trajectory for run in runs], path, [run.name for run in runs])
 
     def _rebuild(self, run_ids: list[int]) -> None:
-        for panel in self.panels.values():
-            self.panel_box.removeWidget(panel)
-            panel.deleteLater()
+        for row in self.panels.values():
+            for panel in row:
+                panel.setParent(None)
+                panel.deleteLater()
+        while self.panel_box.count():
+            item = self.panel_box.takeAt(0)
+            if item.layout() is not None:
+                item.layout().deleteLater()
         self.panels = {}
+        keys = ("x_t", "x0_hat") if self.field_key == BOTH else (self.field_key,)
         for run_id in run_ids:
-            panel = ImagePanel("x_t")
-            panel.set_zoom(self.zoom)
-            self.panels[run_id] = panel
-            self.panel_box.addWidget(panel, 1)
+            row_layout = QHBoxLayout()
+            row = []
+            for _ in keys:
+                panel = ImagePanel("x_t")
+                panel.set_zoom(self.zoom)
+                row.append(panel)
+                row_layout.addWidget(panel, 1)
+            self.panels[run_id] = row
+            self.panel_box.addLayout(row_layout, 1)
+
+
+def panel_heading(key: str) -> str:
+    return CompareView.FIELDS.get(key, key)

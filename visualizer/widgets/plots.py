@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont, QFontMetrics
 
 from diffusion_stepper.core.diffusion.theory import FrameHistograms, ScheduleCurves
+from diffusion_stepper.core.io.line_plot import SERIES_COLOURS
 from diffusion_stepper.core.training_progress import LossHistory
 
 X_T_COLOUR = (90, 160, 255)
@@ -228,3 +229,42 @@ class LossPlot(TextSizedPlot):
 
     def set_log_scale(self, on: bool) -> None:
         self.setLogMode(y=on)
+
+
+class ConvergencePlot(TextSizedPlot):
+    """The sampler race's "when is the picture decided": each compared run's x̂₀ distance to its
+    final image, against NFE (or the step), with a cursor where the timeline stands."""
+
+    def __init__(self, parent=None):
+        super().__init__("x̂₀ distance to the final image", parent)
+        self.set_axis_label("left", "RMS distance")
+        self.set_axis_label("bottom", "model evaluations (NFE)")
+        self.showGrid(x=True, y=True, alpha=0.25)
+        self.curves: list[pg.PlotDataItem] = []
+        self.cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen((220, 220, 220), width=1, style=Qt.PenStyle.DashLine))
+        self.addItem(self.cursor)
+
+    def show_curves(self, curves: list, against_nfe: bool) -> None:
+        """`curves`: core.diffusion.sampler_race.ConvergenceCurve, one per finished run."""
+        for item in self.curves:
+            self.removeItem(item)
+            self.legend.removeItem(item)
+        self.curves = []
+        self.set_axis_label("bottom", "model evaluations (NFE)" if against_nfe else "step")
+        for number, curve in enumerate(curves):
+            colour = SERIES_COLOURS[number % len(SERIES_COLOURS)]
+            x = curve.nfe if against_nfe else curve.steps
+            item = self.plot(
+                x,
+                curve.distance,
+                pen=pg.mkPen(colour, width=3),
+                symbol="o",
+                symbolSize=6,
+                symbolBrush=colour,
+                symbolPen=None,
+                name=curve.label,
+            )
+            self.curves.append(item)
+
+    def set_cursor(self, x: float) -> None:
+        self.cursor.setPos(x)

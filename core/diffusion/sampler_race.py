@@ -1,0 +1,82 @@
+"""The sampler race's measurements: when each run's picture is decided.
+
+For every frame of a run, the distance of its clean estimate x̂₀ to the run's final image (the
+root-mean-square over pixels, averaged over the run's images), against the step and against the
+model evaluations spent (NFE). A sampler whose curve falls early has decided the picture early;
+DDPM's falls late, because it adds fresh noise until the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from diffusion_stepper.core.frames import Trajectory
+from diffusion_stepper.core.io.line_plot import Chart, Series, charts_side_by_side, write_csv, write_png
+from diffusion_stepper.core.session import run_sampler_title
+
+
+@dataclass
+class ConvergenceCurve:
+    label: str
+    steps: list[int]
+    nfe: list[int]
+    distance: list[float]  # RMS distance of x̂₀ to the final image, per frame
+
+
+def run_label(meta: dict) -> str:
+    """ "DDIM η=0 · 10 steps": what tells a race's runs apart."""
+    params = meta.get("params", {})
+    title = run_sampler_title(meta) or str(meta.get("algorithm", "run"))
+    return f"{title} · {params['steps']} steps" if "steps" in params else title
+
+
+def x0_convergence(trajectory: Trajectory, label: str | None = None) -> ConvergenceCurve:
+    final = trajectory.final_sample
+    steps, nfe, distance = [], [], []
+    for frame in trajectory:
+        steps.append(frame.index)
+        nfe.append(int(frame.coeffs.get("nfe", frame.index)))
+        per_image = (frame.x0_hat - final).pow(2).flatten(1).mean(1).sqrt()
+        distance.append(float(per_image.mean()))
+    return ConvergenceCurve(label or run_label(trajectory.meta), steps, nfe, distance)
+
+
+def convergence_rows(curves: Sequence[ConvergenceCurve]) -> list[dict]:
+    """One CSV row per frame of each run."""
+    return [
+        {"run": curve.label, "step": step, "nfe": nfe, "x0_distance_to_final": f"{distance:.6g}"}
+        for curve in curves
+        for step, nfe, distance in zip(curve.steps, curve.nfe, curve.distance)
+    ]
+
+
+def convergence_charts(curves: Sequence[ConvergenceCurve]) -> list[Chart]:
+    """The same curves against NFE (how the race is fair) and against the step."""
+    y_label = "RMS distance of x̂₀ to the final image"
+    return [
+        Chart(
+            "When is the picture decided? x̂₀ against NFE",
+            "model evaluations (NFE)",
+            y_label,
+            [Series(curve.label, curve.nfe, curve.distance) for curve in curves],
+        ),
+        Chart(
+            "x̂₀ against the step",
+            "step",
+            y_label,
+            [Series(curve.label, curve.steps, curve.distance) for curve in curves],
+        ),
+    ]
+
+
+def write_convergence(
+    trajectories: Sequence[Trajectory], png_path: str | Path, labels: Sequence[str] | None = None
+) -> tuple[Path, Path]:
+    """The runs' curves as a PNG at `png_path` and their numbers as a CSV beside it (same name)."""
+    labels = labels or [None] * len(trajectories)
+    curves = [x0_convergence(trajectory, label) for trajectory, label in zip(trajectories, labels)]
+    png_path = Path(png_path)
+    csv_path = write_csv(convergence_rows(curves), png_path.with_suffix(".csv"))
+    return csv_path, write_png(charts_side_by_side(convergence_charts(curves)), png_path)

@@ -1,0 +1,115 @@
+"""The sampler lab in the app: the docks' sampler choice, the race in the Compare view aligned by
+NFE with its x̂₀ plot, and the quality-against-NFE dialog."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from diffusion_stepper.core.diffusion.sampler_race import x0_convergence
+from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS, FLOW_SAMPLERS, IF_SAMPLERS
+from diffusion_stepper.core.mnist.experiments import EXPERIMENTS, ExperimentOptions
+from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME
+from diffusion_stepper.visualizer.main_window import COMPARE_TAB
+from diffusion_stepper.visualizer.widgets.panels import render_grid
+from tests.visualizer.conftest import LONG_WAIT_MS, settle, wait_until_sampled
+
+
+def combo_items(combo) -> list:
+    return [combo.itemData(index) for index in range(combo.count())]
+
+
+def test_the_sample_dock_offers_the_samplers_that_suit_the_model(window):
+    dock = window.sample_dock
+    dock.select_model("mnist-class-ddpm")
+    assert combo_items(dock.sampler) == list(EPS_SAMPLERS)
+    assert not dock.form.isRowVisible(dock.eta)
+    dock.sampler.setCurrentIndex(dock.sampler.findData("ddim"))
+    assert dock.form.isRowVisible(dock.eta)
+    dock.eta.setValue(0.5)
+    request = dock.request()
+    assert (request.sampler, request.eta) == ("ddim", 0.5)
+    dock.select_model("mnist-class-flow")
+    assert combo_items(dock.sampler) == list(FLOW_SAMPLERS) and not dock.form.isRowVisible(dock.eta)
+    assert dock.request().sampler == "euler" and dock.request().eta is None
+    dock.select_model("mnist-single-step")
+    assert not dock.form.isRowVisible(dock.sampler) and dock.request().sampler is None
+
+
+def test_the_if_dock_offers_if_samplers(window):
+    dock = window.if_dock
+    assert combo_items(dock.sampler) == list(IF_SAMPLERS)
+    dock.sampler.setCurrentIndex(dock.sampler.findData("dpm++2m"))
+    assert not dock.form.isRowVisible(dock.eta)
+    dock.sampler.setCurrentIndex(dock.sampler.findData("ddim"))
+    assert dock.form.isRowVisible(dock.eta)
+
+
+@pytest.fixture
+def tiny_race(window, tiny_checkpoints, monkeypatch):
+    options = ExperimentOptions(device="cpu", seed=4, ddpm_checkpoint=str(tiny_checkpoints["class-ddpm"]))
+    monkeypatch.setattr(window.sample_dock, "experiment_options", lambda: options)
+    return window
+
+
+def test_the_race_lines_runs_up_by_nfe_with_each_x0_and_the_plot(qtbot, window, tiny_race, tmp_path):
+    title = f"{EXPERIMENTS['samplers'].title}, 10 evaluations each"
+    next(action for action in window.actions() if action.text() == title).trigger()
+    qtbot.waitUntil(lambda: len(window.session.compared) == 5 and not window.sampling.busy, timeout=LONG_WAIT_MS)
+    wait_until_sampled(qtbot, window)
+    view, session = window.compare_view, window.session
+    assert window.tabs.currentIndex() == COMPARE_TAB
+    assert session.align == ALIGN_NFE and view.align.currentData() == ALIGN_NFE
+    assert session.timeline_length == 11  # NFE 0..10; Heun's 5 steps spend 9
+    runs = session.compared
+    assert [run.trajectory.meta["params"]["sampler"] for run in runs] == list(EPS_SAMPLERS)
+
+    session.seek(3)
+    settle(qtbot)
+    heun = runs[-1]
+    assert session.frame_index(heun) == 1 and session.frame_index(runs[0]) == 3
+    x_t_panel, x0_panel = view.panels[heun.id]
+    frame = heun.trajectory[1]
+    for panel, image in ((x_t_panel, frame.x_t), (x0_panel, frame.x0_hat)):
+        expected = render_grid(image, "x_t", (0.0, 1.0), heun.trajectory.labels, panel.columns)
+        assert np.array_equal(panel.image_item.image, expected)
+    assert "NFE 2" in x_t_panel.title_label.text() and "Heun" in x_t_panel.title_label.text()
+
+    # the plot: one curve per run, the numbers of x0_convergence, the cursor on the timeline
+    assert view.plot.isVisible() and len(view.plot.curves) == 5
+    for item, run in zip(view.plot.curves, runs):
+        x, y = item.getData()
+        curve = x0_convergence(run.trajectory)
+        assert list(x) == curve.nfe and np.allclose(y, curve.distance)
+    assert view.plot.cursor.value() == 3
+    csv_path, png_path = view.save_plot(tmp_path / "race.png")
+    assert png_path.name == "race.png" and png_path.stat().st_size > 0
+    assert len(list(csv.DictReader(csv_path.open()))) == sum(len(run.trajectory) for run in runs)
+
+    # back to normalized time: the Heun run's half-way frame is shown half way along
+    view.align.setCurrentIndex(view.align.findData(ALIGN_TIME))
+    assert session.align == ALIGN_TIME and session.timeline_length == 11
+    session.seek(5)
+    assert session.frame_index(heun) == round(5 / 10 * 5)
+
+
+def test_quality_dialog_measures_draws_and_saves(qtbot, window, tmp_path):
+    next(action for action in window.actions() if action.text().startswith("Sample quality against NFE")).trigger()
+    dialog = window.quality_dialog
+    assert dialog.model.currentData() == "mnist-class-ddpm"
+    dialog.per_class.setValue(2)
+    dialog.budgets.setText("2")
+    dialog.start()
+    qtbot.waitUntil(lambda: dialog.job is None and dialog.start_button.isEnabled(), timeout=LONG_WAIT_MS)
+    assert [row.sampler for row in dialog.rows] == list(EPS_SAMPLERS)
+    assert dialog.picture.pixmap() is not None and not dialog.picture.pixmap().isNull()
+    assert "Done: 5 points" in dialog.status.text()
+    csv_path, png_path = dialog.save(tmp_path)
+    rows = list(csv.DictReader(csv_path.open()))
+    assert [float(row["accuracy"]) for row in rows] == pytest.approx([row.accuracy for row in dialog.rows])
+    assert png_path.stat().st_size > 0
+    dialog.budgets.setText("five")
+    dialog.start()
+    assert dialog.status.text().startswith("NFE budgets:") and dialog.job is None
