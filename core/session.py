@@ -24,7 +24,7 @@ from diffusion_stepper.core.diffusion.solvers import (
     DEFAULT_EPS_SAMPLER,
     DEFAULT_FLOW_SAMPLER,
     evaluations_before,
-    sampler_title,
+    run_sampler_title,
 )
 from diffusion_stepper.core.diffusion.theory import algorithm_family
 from diffusion_stepper.core.errors import UserFacingError
@@ -471,14 +471,6 @@ def run_differences(metas: list[dict]) -> list[str]:
                 text = f"{value:g}"
             row.append(f"{prefix}{text}")
     return [" · ".join(row) for row in rows]
-
-
-def run_sampler_title(meta: dict) -> str:
-    """The run's sampler as the app labels it ("DDIM η=0", "Heun"); "" for runs without a choice."""
-    params = meta.get("params", {})
-    if "sampler" not in params:
-        return ""
-    return sampler_title(params["sampler"], algorithm_family(meta) == "flow", params.get("eta"))
 
 
 def default_run_name(meta: dict) -> str:

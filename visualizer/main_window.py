@@ -24,14 +24,13 @@ from diffusion_stepper.visualizer.controllers.presentation import PresentationCo
 from diffusion_stepper.visualizer.controllers.sampling import SamplingController
 from diffusion_stepper.visualizer.controllers.settings import SettingsController, default_settings, fit_on_screen
 from diffusion_stepper.visualizer.controllers.training import IDLE, TRAINING, TrainingController
-from diffusion_stepper.visualizer.dialogs.quality_dialog import QualityDialog
 from diffusion_stepper.visualizer.docks.if_dock import IFDock
 from diffusion_stepper.visualizer.docks.sample_dock import SampleDock
 from diffusion_stepper.visualizer.gui_thread_gc import collect_garbage_on_gui_thread
 from diffusion_stepper.visualizer.menus import COMPARE_TAB, STEP_TAB, TRAIN_TAB, build_menus
 from diffusion_stepper.visualizer.style import NORMAL, style_sheet
 from diffusion_stepper.visualizer.views.common import CoalescedRefresh, run_caption
-from diffusion_stepper.visualizer.views.compare_view import BOTH, CompareView
+from diffusion_stepper.visualizer.views.compare_view import CompareView
 from diffusion_stepper.visualizer.views.runs_list import RunsList
 from diffusion_stepper.visualizer.views.step_view import StepView
 from diffusion_stepper.visualizer.views.train_view import TrainView
@@ -116,7 +115,8 @@ class MainWindow(QMainWindow):
         self.sampling.busy_changed.connect(self.progress.setVisible)
         self.sampling.progress.connect(self._show_progress)
         self.sampling.started.connect(self._show_new_runs)
-        self.sampling.race_started.connect(self._show_race)
+        self.sampling.race_started.connect(self.compare_view.show_race)
+        self.compare_view.save_plot_requested.connect(lambda: self.files.ask_save_plot(self.compare_view.save_plot))
         for source in (self.training, self.train_view):
             source.failed.connect(self.messages.error)
         self.training.checkpoint_saved.connect(lambda path: self.files.add_checkpoint(path, select=False))
@@ -206,22 +206,6 @@ class MainWindow(QMainWindow):
             options.nfe = nfe
         experiment = EXPERIMENTS[key]
         self.sampling.start(lambda: experiment_requests(key, options), compare=experiment.compare, race=experiment.race)
-
-    def show_sampler_quality(self) -> None:
-        """Experiments ▸ Samplers ▸ Sample quality against NFE: a dialog that measures and draws it."""
-        models = self.sample_dock.class_models()
-        if not models:
-            self.messages.error("quality against NFE needs a class-conditioned model: add one (File ▸ Add checkpoint)")
-            return
-        dialog = QualityDialog(models, self.sample_dock.seed.value(), self.sample_dock.device.currentText(), self)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.quality_dialog = dialog  # for tests and screenshots
-        dialog.show()
-
-    def _show_race(self) -> None:
-        """A sampler race: each run's x_t beside its x̂₀, and the plot of when each picture is decided."""
-        self.compare_view.set_field(BOTH)
-        self.compare_view.show_plot.setChecked(True)
 
     def show_epoch_comparison(self) -> None:
         """The Train tab's epoch comparison, with the runs on disk to pick from, or what to do first."""

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QMenu, QMenuBar
 
 from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS
 from diffusion_stepper.core.mnist.experiments import EXPERIMENTS, RACE_BUDGETS_IN_MENU
+from diffusion_stepper.visualizer.dialogs.quality_dialog import open_quality_dialog
 from diffusion_stepper.visualizer.views.common import NOISE
 from diffusion_stepper.visualizer.views.step_view import EQUATION, EXTRAS, HISTOGRAM, SCHEDULE
 from diffusion_stepper.visualizer.widgets.panels import FIT
@@ -103,7 +104,7 @@ EXPERIMENTS_MENU = Menu(
                         ("Alt+7", "Alt+8", "Alt+9", "Alt+0"),
                     )
                 ),
-                Entry("Sample quality against NFE (judged)…", lambda w: w.show_sampler_quality()),
+                Entry("Sample quality against NFE (judged)…", open_quality_dialog),
             ),
         ),
         Menu(

@@ -65,6 +65,7 @@ def render(out_dir: Path, tiny_if: bool = False) -> list[Path]:
     from PySide6.QtWidgets import QApplication
 
     from diffusion_stepper.visualizer.controllers.training import IDLE
+    from diffusion_stepper.visualizer.dialogs.quality_dialog import open_quality_dialog
     from diffusion_stepper.visualizer.main_window import COMPARE_TAB, STEP_TAB, TRAIN_TAB, MainWindow
 
     app = QApplication.instance() or QApplication([])
@@ -110,6 +111,25 @@ def render(out_dir: Path, tiny_if: bool = False) -> list[Path]:
         window.session.seek(window.session.position_of(window.session.active, 5))  # sigma = 0.8
         _wait(app, lambda: True)
         written.append(_save(window, out_dir / "experiment-out-of-distribution.png"))
+
+        # the sampler race at 10 evaluations each, a third of the way along: DDPM still noisy, the
+        # ODE samplers' x̂₀ already decided
+        window.run_experiment("samplers", nfe=10)
+        _wait(app, lambda: not window.sampling.busy)
+        window.session.seek(4)
+        window.tabs.setCurrentIndex(COMPARE_TAB)
+        _wait(app, lambda: True)
+        written.append(_save(window, out_dir / "samplers-race.png"))
+        window.compare_view.show_plot.setChecked(False)
+
+        dialog = open_quality_dialog(window)
+        dialog.per_class.setValue(13)  # the fewest digits whose 128 judge features have a full covariance
+        dialog.budgets.setText("5, 10, 20")
+        dialog.resize(1400, 760)
+        dialog.start()
+        _wait(app, lambda: dialog.job is None and bool(dialog.rows))
+        written.append(_save(dialog, out_dir / "sampler-quality.png"))
+        dialog.close()
 
         window.tabs.setCurrentIndex(STEP_TAB)
         window.presentation.set_active(True)

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from diffusion_stepper.core.diffusion.solvers import run_sampler_title
 from diffusion_stepper.core.frames import Trajectory
 from diffusion_stepper.core.io.line_plot import Chart, Series, charts_side_by_side, write_csv, write_png
-from diffusion_stepper.core.session import run_sampler_title
 
 
 @dataclass

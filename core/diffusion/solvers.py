@@ -86,6 +86,16 @@ def sampler_title(name: str, flow: bool = False, eta: float | None = None) -> st
     return f"{title} η={eta:g}" if name == "ddim" and eta is not None else title
 
 
+def run_sampler_title(meta: dict) -> str:
+    """A run's sampler, from its trajectory meta, as the app labels it; "" for runs without a choice."""
+    from diffusion_stepper.core.diffusion.theory import algorithm_family
+
+    params = meta.get("params", {})
+    if "sampler" not in params:
+        return ""
+    return sampler_title(params["sampler"], algorithm_family(meta) == "flow", params.get("eta"))
+
+
 # --- ε-prediction rules ---------------------------------------------------------------------------
 
 

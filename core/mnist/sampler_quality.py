@@ -19,7 +19,7 @@ from diffusion_stepper.core.diffusion.solvers import evaluations_for_steps, samp
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.io.line_plot import Chart, Series, charts_side_by_side, write_csv, write_png
 from diffusion_stepper.core.mnist.judge import Judge
-from diffusion_stepper.core.mnist.sampling import SampleRequest, start_sampling
+from diffusion_stepper.core.mnist.sampling import DEFAULT_CHECKPOINT, SampleRequest, start_sampling
 
 QUALITY_BUDGETS = (5, 10, 20, 50, 100)
 QUALITY_PER_CLASS = 50  # 500 digits per point, as the bench records
@@ -41,7 +41,7 @@ class QualityRow:
 
 @dataclass
 class QualityRequest:
-    checkpoint: str = "mnist-class-ddpm"
+    checkpoint: str = DEFAULT_CHECKPOINT
     samplers: Sequence[str] | None = None  # default: every sampler that suits the model
     budgets: Sequence[int] = QUALITY_BUDGETS
     per_class: int = QUALITY_PER_CLASS

@@ -325,7 +325,18 @@ NUMBER_TEXTS = st.sampled_from(
         "2.5",
     ]
 )
-SAMPLE_FLAGS = ["--per-class", "--steps", "--seed", "--guidance", "--sigma", "--keep-every", "--classes", "--num"]
+SAMPLE_FLAGS = [
+    "--per-class",
+    "--steps",
+    "--seed",
+    "--guidance",
+    "--sigma",
+    "--keep-every",
+    "--classes",
+    "--num",
+    "--eta",
+    "--sampler",
+]
 EXPORT_FLAGS = ["--fps", "--every", "--scale", "--width", "--frames", "--steps-shown", "--panel"]
 
 

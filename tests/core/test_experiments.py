@@ -86,6 +86,8 @@ def test_every_experiment_starts_its_runs(tiny_checkpoints, mnist_dir):
         "guidance-sweep": 3,
         "ddpm-vs-flow": 2,
         "epochs": 1,
+        "samplers": 5,
+        "flow-samplers": 3,
     }
     assert set(expected_runs) == set(EXPERIMENTS)
     for key, count in expected_runs.items():

@@ -120,6 +120,7 @@ def test_every_experiment_is_covered_above():
         "text-i2i",
         "anagram",
         "hybrid",
+        "samplers",  # tests/core/test_sampler_lab.py
     }
 
 

@@ -293,3 +293,31 @@ def test_if_race_on_the_tiny_model_replays_through_diffusers(tiny_if, tmp_path, 
         capsys, "sample", "if", *tiny_if.stage1_flags, *prompt, "--sampler", "heun", "--out", out / "x.npz"
     )
     assert code == 2 and "invalid choice: 'heun'" in err
+
+
+@pytest.mark.parametrize("model", ["class-ddpm", "class-flow", "single-step"])
+def test_every_sampler_name_on_every_kind_of_model_samples_or_refuses_in_one_line(
+    tiny_checkpoints, tmp_path, capsys, model
+):
+    from diffusion_stepper.core.diffusion.solvers import ALL_SAMPLERS
+
+    suits = {"class-ddpm": EPS_SAMPLERS, "class-flow": FLOW_SAMPLERS, "single-step": {}}[model]
+    for name in ALL_SAMPLERS:
+        out = tmp_path / f"{model}-{name}.npz"
+        code, _, err = run_cli(
+            capsys,
+            "sample",
+            "mnist",
+            "--checkpoint",
+            tiny_checkpoints[model],
+            "--sampler",
+            name,
+            "--steps",
+            2,
+            "--out",
+            out,
+        )
+        if name in suits:
+            assert code == 0 and load_trajectory(out).meta["params"]["sampler"] == name
+        else:
+            assert code == 1 and err.count("\n") == 1 and "Traceback" not in err and not out.exists()

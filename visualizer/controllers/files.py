@@ -3,7 +3,7 @@ save dialog every export uses."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QObject
@@ -42,6 +42,18 @@ class FilesController(QObject):
         suggested = str(start or Path(self.settings.last_folder()) / suggested_name)
         path, _ = QFileDialog.getSaveFileName(self._parent, title, suggested, filters)
         return with_suffix(path, suffixes) if path else None
+
+    def ask_save_plot(self, save: Callable[[Path], tuple[Path, ...]]) -> None:
+        """Ask where the Compare view's plot goes; `save(path)` writes it (and its CSV beside it)."""
+        path = self.ask_save_path("Save the x̂₀ distance plot and its numbers", "x0-distance.png", ("png",))
+        if path is None:
+            return
+        try:
+            written = save(path)
+        except (OSError, UserFacingError) as exc:
+            self.messages.error(f"Could not save the plot: {exc}")
+            return
+        self.messages.show(f"Wrote {' and '.join(str(p) for p in written)}")
 
     # --- trajectories ---------------------------------------------------------------------------
 

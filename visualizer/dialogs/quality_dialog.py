@@ -192,3 +192,18 @@ class QualityDialog(QDialog):
         if self.job is not None:
             self.job.stop()
         super().closeEvent(event)
+
+
+def open_quality_dialog(window) -> QualityDialog | None:
+    """Experiments ▸ Samplers ▸ Sample quality against NFE, for the main window `window`: the
+    Sample dock's class-conditioned models (its selected one first), seed and device."""
+    dock = window.sample_dock
+    models = dock.class_models()
+    if not models:
+        window.messages.error("quality against NFE needs a class-conditioned model: add one (File ▸ Add checkpoint)")
+        return None
+    dialog = QualityDialog(models, dock.seed.value(), dock.device.currentText(), window)
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    window.quality_dialog = dialog  # for tests and screenshots
+    dialog.show()
+    return dialog

@@ -6,11 +6,10 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -31,8 +30,10 @@ BOTH = "x_t+x0_hat"  # the field choice that shows x_t and x̂₀ side by side f
 class CompareView(QWidget):
     """The compared runs stacked on one shared timeline."""
 
+    save_plot_requested = Signal()  # the main window asks where (the one save dialog)
+
     FIELDS = {"x_t": "x_t", "x0_hat": "x̂₀ clean estimate", NOISE: "noise estimate", BOTH: "x_t and x̂₀"}
-    ALIGNMENTS = {ALIGN_TIME: "normalized time", ALIGN_NFE: "model evaluations (NFE)"}
+    ALIGNMENTS = {ALIGN_TIME: "time", ALIGN_NFE: "NFE"}
 
     def __init__(self, session: Session, parent=None):
         super().__init__(parent)
@@ -45,15 +46,19 @@ class CompareView(QWidget):
         for key, label in self.ALIGNMENTS.items():
             self.align.addItem(label, key)
         self.align.setToolTip(
-            "Line the runs up by the fraction of their steps, or by the model evaluations spent (the fair race)"
+            "Line the runs up by normalized time (the fraction of their steps), or by the model evaluations "
+            "(NFE) spent: the fair race between samplers"
         )
         self.align.currentIndexChanged.connect(lambda: session.set_align(self.align.currentData()))
-        self.show_plot = QCheckBox("x̂₀ distance plot")
+        for combo in (self.field, self.align):  # the row must not widen the window on a small screen
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(6)
+        self.show_plot = QCheckBox("x̂₀ plot")
         self.show_plot.setToolTip("How far each step's x̂₀ is from the run's final image: where the picture is decided")
         self.show_plot.toggled.connect(self.refresh)
         self.save_plot_button = QPushButton("Save plot…")
         self.save_plot_button.setToolTip("The plot as PNG, and its numbers as CSV beside it")
-        self.save_plot_button.clicked.connect(self.ask_save_plot)
+        self.save_plot_button.clicked.connect(self.save_plot_requested)
         self.hint = QLabel("Tick two or more runs in the Runs list, or press Sweep γ, to compare them here.")
         self.hint.setObjectName("emptyMessage")
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -149,10 +154,10 @@ class CompareView(QWidget):
         """Runs whose final image exists (the distance is to it)."""
         return [run for run in runs if run.state != RUNNING and run.produced > 0]
 
-    def ask_save_plot(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save the x̂₀ distance plot", "x0-distance.png", "PNG (*.png)")
-        if path:
-            self.save_plot(path)
+    def show_race(self) -> None:
+        """A sampler race: each run's x_t beside its x̂₀, and the plot of when each picture is decided."""
+        self.set_field(BOTH)
+        self.show_plot.setChecked(True)
 
     def save_plot(self, path: str | Path) -> tuple[Path, Path]:
         """The compared, finished runs' curves as PATH (PNG) and the same name with .csv."""
