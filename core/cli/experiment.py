@@ -8,6 +8,7 @@ from pathlib import Path
 
 from diffusion_stepper.core.cli.common import (
     OneLineParser,
+    float_in,
     int_list,
     progress,
     samples,
@@ -28,6 +29,7 @@ def register(commands) -> None:
     from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS
     from diffusion_stepper.core.deepfloyd_if.tasks import DEFAULT_IMAGE, DEFAULT_MASK
     from diffusion_stepper.core.devices import DEVICE_CHOICES
+    from diffusion_stepper.core.limits import GUIDANCE
     from diffusion_stepper.core.mnist.experiments import EXPERIMENTS, RACE_BUDGET
     from diffusion_stepper.core.mnist.sampler_quality import QUALITY_BUDGETS, QUALITY_PER_CLASS
     from diffusion_stepper.core.paths import sample_image
@@ -52,6 +54,11 @@ def register(commands) -> None:
     )
     mnist.add_argument(
         "--checkpoint", help="samplers, flow-samplers, sampler-quality: the model (default: the bundled class model)"
+    )
+    mnist.add_argument(
+        "--guidance",
+        type=float_in(GUIDANCE),
+        help="samplers, flow-samplers, sampler-quality: the CFG scale γ (default 5; 1 is the conditional model alone)",
     )
     mnist.add_argument(
         "--nfe", type=steps, default=RACE_BUDGET, help="sampler races: model evaluations per sampler (default 10)"
@@ -79,6 +86,7 @@ def run_sampler_quality(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint or QualityRequest.checkpoint,
         budgets=args.budgets,
         per_class=args.per_class,
+        guidance=args.guidance,
         seed=args.seed,
         device=args.device,
         data_dir=args.data_dir,
@@ -109,8 +117,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         from diffusion_stepper.core.mnist.experiments import EXPERIMENTS, ExperimentOptions, experiment_requests
 
-        if args.checkpoint and args.name not in USES_CHECKPOINT:
-            raise UserFacingError(f"--checkpoint is for {', '.join(USES_CHECKPOINT)}; {args.name} uses its own models")
+        for flag in ("checkpoint", "guidance"):
+            if getattr(args, flag) is not None and args.name not in USES_CHECKPOINT:
+                raise UserFacingError(f"--{flag} is for {', '.join(USES_CHECKPOINT)}; {args.name} sets its own")
         if args.name == SAMPLER_QUALITY:
             return run_sampler_quality(args)
         options = ExperimentOptions(
@@ -121,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
             run_dir=args.run_dir,
             epochs=args.epochs,
             nfe=args.nfe,
+            guidance=args.guidance,
         )
         if args.checkpoint:
             options.ddpm_checkpoint = options.flow_checkpoint = args.checkpoint

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,13 +146,17 @@ def draw_chart(chart: Chart, width: int = 1200, height: int = 700) -> Image.Imag
             fill=AXIS_COLOUR,
             font=tick_font,
         )
-    if chart.log_x:
-        ticks = sorted({x for s in chart.series for x in s.x if x > 0})
-        x_ticks = [(math.log10(x), _tick_text(x)) for x in ticks]
+    if chart.log_x:  # a tick at each x the data has, the most shared first (10 before Heun's 9)
+        shared = Counter(x for s in chart.series for x in s.x if x > 0)
+        x_ticks = [(math.log10(x), _tick_text(x)) for x in sorted(shared, key=lambda x: (-shared[x], x))]
     else:
         x_ticks = [(value, _tick_text(value)) for value in _nice_ticks(x_low, x_high)]
+    ticked: list[float] = []
     for value, text in x_ticks:
         px, _ = to_px(value, y_low)
+        if any(abs(px - other) < 2.5 * tick_font.size for other in ticked):  # too close to a kept one
+            continue
+        ticked.append(px)
         draw.line([(px, top), (px, bottom)], fill=GRID_COLOUR, width=1)
         draw.text((px - draw.textlength(text, font=tick_font) / 2, bottom + 6), text, fill=AXIS_COLOUR, font=tick_font)
     draw.rectangle([left, top, right, bottom], outline=AXIS_COLOUR, width=2)
@@ -175,7 +180,7 @@ def draw_chart(chart: Chart, width: int = 1200, height: int = 700) -> Image.Imag
         for start in range(left, right, 24):  # dashed
             draw.line([(start, py), (min(start + 12, right), py)], fill=TEXT_COLOUR, width=2)
         draw.text(
-            (right - draw.textlength(label, font=tick_font) - 6, py - tick_font.size - 6),
+            (left + 8, py - tick_font.size - 6),  # at the left: the legend may take a right corner
             label,
             fill=TEXT_COLOUR,
             font=tick_font,
@@ -194,14 +199,29 @@ def draw_chart(chart: Chart, width: int = 1200, height: int = 700) -> Image.Imag
         for px, py in pixels if len(pixels) <= 30 else []:
             draw.ellipse([px - dot, py - dot, px + dot, py + dot], fill=colour)
 
-    # the legend in the top right corner, on a box of its own so no line crosses its text
+    # the legend in the corner that hides the fewest points, on a box of its own so no line crosses its text
     swatch = 36
     legend_width = max((draw.textlength(s.label, font=label_font) for s in chart.series), default=0) + swatch + 24
-    legend_x = right - legend_width - 8
-    legend_y = top + 8
+    legend_height = len(chart.series) * (label_font.size + 10)
+    corners = [
+        (right - legend_width - 8, top + 8),
+        (right - legend_width - 8, bottom - legend_height - 8),
+        (left + 14, top + 8),
+        (left + 14, bottom - legend_height - 8),
+    ]
+    plotted = [to_px(x, y) for x, y in points]
+
+    def hidden(corner: tuple[float, float]) -> int:
+        x0, y0 = corner
+        return sum(x0 - 6 <= px <= x0 + legend_width and y0 - 4 <= py <= y0 + legend_height for px, py in plotted)
+
+    legend_x, legend_y = min(corners, key=hidden)  # the first corner wins a tie
     if chart.series:
-        bottom_of_legend = legend_y + len(chart.series) * (label_font.size + 10)
-        draw.rectangle([legend_x - 6, legend_y - 4, right - 4, bottom_of_legend], fill=BACKGROUND, outline=GRID_COLOUR)
+        draw.rectangle(
+            [legend_x - 6, legend_y - 4, legend_x + legend_width, legend_y + legend_height],
+            fill=BACKGROUND,
+            outline=GRID_COLOUR,
+        )
     for number, series in enumerate(chart.series):
         colour = SERIES_COLOURS[number % len(SERIES_COLOURS)]
         middle = legend_y + label_font.size / 2 + 2

@@ -154,6 +154,7 @@ class ExperimentOptions:
     ddpm_checkpoint: str = "mnist-class-ddpm"
     flow_checkpoint: str = "mnist-class-flow"
     nfe: int = RACE_BUDGET  # the sampler races: model evaluations each sampler may spend
+    guidance: float | None = None  # the sampler races: CFG's γ (default: the sampler's own, 5)
     run_dir: str | None = None  # for the epoch comparison: a training run's folder
     epochs: Sequence[int] | None = None  # default: up to four of the run's saved epochs, first to last
 
@@ -213,6 +214,7 @@ def race_requests(checkpoint: str, samplers, options: ExperimentOptions, flow: b
             sampler=name,
             eta=0.0 if name == "ddim" else None,
             steps=steps_for_budget(name, options.nfe, flow),
+            guidance=options.guidance,
             seed=options.seed,
             device=options.device,
         )

@@ -9,6 +9,7 @@ the CSV, the plot and `bench/RESULTS.md`.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -29,6 +30,7 @@ APP_PER_CLASS = 20  # the app's one click: 200 digits per point, a few minutes o
 @dataclass
 class QualityRow:
     sampler: str
+    guidance: float
     nfe_budget: int
     steps: int
     nfe: int  # what the run spent (ε-Heun spends one less than an even budget)
@@ -104,6 +106,7 @@ def quality_points(request: QualityRequest, plan: QualityPlan, judge: Judge | No
         figures = judge.score(final.x_t, run.labels)
         yield QualityRow(
             sampler=name,
+            guidance=run.meta["params"]["guidance"],
             nfe_budget=budget,
             steps=steps,
             nfe=evaluations_for_steps(name, steps, plan.flow),
@@ -128,8 +131,11 @@ def quality_charts(rows: Sequence[QualityRow], model: str, flow: bool) -> list:
             for name in samplers
         ]
 
+    if rows:
+        model = f"{model}, γ = {rows[0].guidance:g}"
     floor = rows[0].fd_real if rows else 0.0
     count = rows[0].samples if rows else 0
+    lowest = min((row.accuracy for row in rows), default=0.0)
     return [
         Chart(
             f"{model}: read as the digit asked for",
@@ -137,7 +143,7 @@ def quality_charts(rows: Sequence[QualityRow], model: str, flow: bool) -> list:
             "share of digits (judge)",
             series(lambda row: row.accuracy),
             log_x=True,
-            y_range=(0.0, 1.0),
+            y_range=(max(0.0, math.floor(lowest * 10 - 1) / 10), 1.0),  # zoomed in: samplers differ by a few %
         ),
         Chart(
             f"{model}: Fréchet distance to the test set",
