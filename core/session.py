@@ -437,8 +437,7 @@ class Session:
 _DIFFERENCE_LABELS = (
     ("model", "", "meta"),
     ("algorithm", "", "meta"),
-    ("sampler", "", "params"),
-    ("eta", "η = ", "params"),
+    ("sampler", "", "params"),  # DDIM's title carries its η
     ("guidance", "γ = ", "params"),
     ("steps", "", "params"),
     ("epoch", "epoch ", "params"),

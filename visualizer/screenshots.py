@@ -65,7 +65,6 @@ def render(out_dir: Path, tiny_if: bool = False) -> list[Path]:
     from PySide6.QtWidgets import QApplication
 
     from diffusion_stepper.visualizer.controllers.training import IDLE
-    from diffusion_stepper.visualizer.dialogs.quality_dialog import open_quality_dialog
     from diffusion_stepper.visualizer.main_window import COMPARE_TAB, STEP_TAB, TRAIN_TAB, MainWindow
 
     app = QApplication.instance() or QApplication([])
@@ -112,24 +111,7 @@ def render(out_dir: Path, tiny_if: bool = False) -> list[Path]:
         _wait(app, lambda: True)
         written.append(_save(window, out_dir / "experiment-out-of-distribution.png"))
 
-        # the sampler race at 10 evaluations each, a third of the way along: DDPM still noisy, the
-        # ODE samplers' x̂₀ already decided
-        window.run_experiment("samplers", nfe=10)
-        _wait(app, lambda: not window.sampling.busy)
-        window.session.seek(4)
-        window.tabs.setCurrentIndex(COMPARE_TAB)
-        _wait(app, lambda: True)
-        written.append(_save(window, out_dir / "samplers-race.png"))
-        window.compare_view.show_plot.setChecked(False)
-
-        dialog = open_quality_dialog(window)
-        dialog.per_class.setValue(13)  # the fewest digits whose 128 judge features have a full covariance
-        dialog.budgets.setText("5, 10, 20")
-        dialog.resize(1400, 760)
-        dialog.start()
-        _wait(app, lambda: dialog.job is None and bool(dialog.rows))
-        written.append(_save(dialog, out_dir / "sampler-quality.png"))
-        dialog.close()
+        written += _render_sampler_lab(app, window, out_dir)
 
         window.tabs.setCurrentIndex(STEP_TAB)
         window.presentation.set_active(True)
@@ -153,7 +135,55 @@ def render(out_dir: Path, tiny_if: bool = False) -> list[Path]:
     return written
 
 
-def _render_if_views(app, window, out_dir: Path, folder: str | None, embeddings: str | None) -> list[Path]:
+def _render_sampler_lab(app, window, out_dir: Path) -> list[Path]:
+    """The sampler race at 10 evaluations each, and the quality-against-NFE dialog."""
+    from diffusion_stepper.visualizer.dialogs.quality_dialog import open_quality_dialog
+    from diffusion_stepper.visualizer.main_window import COMPARE_TAB
+
+    window.run_experiment("samplers", nfe=10)
+    _wait(app, lambda: not window.sampling.busy)
+    window.session.seek(4)  # NFE 4 of 10: DDPM's x̂₀ still vague, the ODE samplers' nearly decided
+    window.tabs.setCurrentIndex(COMPARE_TAB)
+    _wait(app, lambda: True)
+    written = [_save(window, out_dir / "samplers-race.png")]
+    window.compare_view.show_plot.setChecked(False)
+
+    dialog = open_quality_dialog(window)
+    dialog.per_class.setValue(13)  # the fewest digits whose 128 judge features have a full covariance
+    dialog.guidance.setValue(1.0)
+    dialog.budgets.setText("5, 10, 20")
+    dialog.resize(1400, 760)
+    dialog.start()
+    _wait(app, lambda: dialog.job is None and bool(dialog.rows))
+    written.append(_save(dialog, out_dir / "sampler-quality.png"))
+    dialog.close()
+    return written
+
+
+def render_sampler_lab(out_dir: Path, tiny_if: bool = False) -> list[Path]:
+    """Only the sampler lab's screenshots (`--only samplers`): the race, the quality dialog and,
+    with `tiny_if`, IF's race."""
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from diffusion_stepper.visualizer.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as folder:
+        window = MainWindow(QSettings(str(Path(folder) / "screenshots.ini"), QSettings.Format.IniFormat))
+        window.show()
+        window.setGeometry(window.screen().availableGeometry())
+        written = _render_sampler_lab(app, window, out_dir)
+        if tiny_if:
+            written += _render_if_views(app, window, out_dir, *build_tiny_if(Path(folder)), only=["samplers"])
+        window.close()
+    return written
+
+
+def _render_if_views(
+    app, window, out_dir: Path, folder: str | None, embeddings: str | None, only: list[str] | None = None
+) -> list[Path]:
     """Every part A experiment of the IF dock, as if-<experiment>.png, when a stage I folder and
     embeddings are given (see the docstring); the Compare view for comparisons."""
     from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS
@@ -176,6 +206,8 @@ def _render_if_views(app, window, out_dir: Path, folder: str | None, embeddings:
     window.if_dock.raise_()
     written = []
     for key, experiment in PART_A_EXPERIMENTS.items():
+        if only is not None and key not in only:
+            continue
         window.if_runs.run_experiment(key)
         _wait(app, lambda: not window.sampling.busy)
         run = window.session.active
@@ -203,13 +235,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m diffusion_stepper.visualizer.screenshots")
     parser.add_argument("out_dir", nargs="?", type=Path)
     parser.add_argument("--tiny-if", action="store_true", help="render the part A views on a tiny random IF model")
+    parser.add_argument("--only", choices=["samplers"], help="render only the sampler lab's views")
     args = parser.parse_args(argv)
     if args.out_dir is None:
         from PySide6.QtWidgets import QApplication
 
         screen = (QApplication.instance() or QApplication([])).primaryScreen().geometry()
         args.out_dir = SCREENSHOTS / f"{screen.width()}x{screen.height()}"
-    for path in render(args.out_dir, args.tiny_if):
+    render_views = render_sampler_lab if args.only == "samplers" else render
+    for path in render_views(args.out_dir, args.tiny_if):
         print(f"wrote {path}")
     return 0
 

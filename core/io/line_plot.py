@@ -146,9 +146,10 @@ def draw_chart(chart: Chart, width: int = 1200, height: int = 700) -> Image.Imag
             fill=AXIS_COLOUR,
             font=tick_font,
         )
-    if chart.log_x:  # a tick at each x the data has, the most shared first (10 before Heun's 9)
-        shared = Counter(x for s in chart.series for x in s.x if x > 0)
-        x_ticks = [(math.log10(x), _tick_text(x)) for x in sorted(shared, key=lambda x: (-shared[x], x))]
+    if chart.log_x:  # a tick at each x the series share (the budgets, not Heun's odd 9)
+        shared = Counter(x for s in chart.series for x in set(s.x) if x > 0)
+        common = [x for x in shared if shared[x] > 1] or list(shared)
+        x_ticks = [(math.log10(x), _tick_text(x)) for x in sorted(common)]
     else:
         x_ticks = [(value, _tick_text(value)) for value in _nice_ticks(x_low, x_high)]
     ticked: list[float] = []
@@ -209,7 +210,13 @@ def draw_chart(chart: Chart, width: int = 1200, height: int = 700) -> Image.Imag
         (left + 14, top + 8),
         (left + 14, bottom - legend_height - 8),
     ]
-    plotted = [to_px(x, y) for x, y in points]
+    plotted = []  # points along every line, to see which corner hides the least of them
+    for s in chart.series:
+        pairs = [(math.log10(x) if chart.log_x else x, y) for x, y in zip(s.x, s.y) if math.isfinite(y)]
+        pairs = [to_px(x, y) for x, y in pairs if math.isfinite(x)]
+        for (ax, ay), (bx, by) in zip(pairs, pairs[1:]):
+            plotted += [(ax + (bx - ax) * k / 16, ay + (by - ay) * k / 16) for k in range(16)]
+        plotted += pairs[-1:]
 
     def hidden(corner: tuple[float, float]) -> int:
         x0, y0 = corner

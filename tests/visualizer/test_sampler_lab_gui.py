@@ -101,9 +101,11 @@ def test_quality_dialog_measures_draws_and_saves(qtbot, window, tmp_path):
     assert dialog.model.currentData() == "mnist-class-ddpm"
     dialog.per_class.setValue(2)
     dialog.budgets.setText("2")
+    dialog.guidance.setValue(1.0)
     dialog.start()
     qtbot.waitUntil(lambda: dialog.job is None and dialog.start_button.isEnabled(), timeout=LONG_WAIT_MS)
     assert [row.sampler for row in dialog.rows] == list(EPS_SAMPLERS)
+    assert {row.guidance for row in dialog.rows} == {1.0}
     assert dialog.picture.pixmap() is not None and not dialog.picture.pixmap().isNull()
     assert "Done: 5 points" in dialog.status.text()
     csv_path, png_path = dialog.save(tmp_path)

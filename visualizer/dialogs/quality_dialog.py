@@ -38,8 +38,9 @@ from diffusion_stepper.core.mnist.sampler_quality import (
     quality_points,
     write_quality,
 )
+from diffusion_stepper.core.mnist.sampling import DEFAULT_GUIDANCE
 from diffusion_stepper.core.parsing import parse_int_list
-from diffusion_stepper.visualizer.widgets.forms import spin_box
+from diffusion_stepper.visualizer.widgets.forms import float_box, spin_box
 from diffusion_stepper.visualizer.worker import DONE, Job
 
 PLOT_SIZE = (1600, 700)
@@ -55,6 +56,9 @@ class QualityDialog(QDialog):
         for label, checkpoint in models:
             self.model.addItem(label, checkpoint)
         self.per_class = spin_box(2, 500, APP_PER_CLASS, "Digits of each class per point (the judge's FD needs 13+)")
+        self.guidance = float_box(
+            0.0, 50.0, DEFAULT_GUIDANCE, 0.5, "CFG's γ: 5 is the app's default, 1 the conditional model alone (no push)"
+        )
         self.budgets = QLineEdit(", ".join(str(budget) for budget in QUALITY_BUDGETS))
         self.budgets.setToolTip("Model evaluations each sampler may spend, one point each")
         self.start_button = QPushButton("Start")
@@ -77,6 +81,7 @@ class QualityDialog(QDialog):
         form = QFormLayout()
         form.addRow("Model", self.model)
         form.addRow("Digits per class", self.per_class)
+        form.addRow("Guidance γ", self.guidance)
         form.addRow("NFE budgets", self.budgets)
         buttons = QHBoxLayout()
         for widget in (self.start_button, self.cancel_button, self.save_button):
@@ -103,6 +108,7 @@ class QualityDialog(QDialog):
             checkpoint=self.model.currentData(),
             budgets=budgets,
             per_class=self.per_class.value(),
+            guidance=self.guidance.value(),
             seed=self.seed,
             device=self.device,
         )

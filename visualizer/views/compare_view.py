@@ -77,6 +77,8 @@ class CompareView(QWidget):
         self.splitter.addWidget(self.plot)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
+        self.plot.setMinimumHeight(120)
+        self._plot_sized = False  # the plot takes a quarter of the height when it first shows
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(top)
@@ -134,6 +136,10 @@ class CompareView(QWidget):
 
     def _refresh_plot(self, runs) -> None:
         self.plot.setVisible(self.show_plot.isChecked() and bool(runs))
+        if self.plot.isVisible() and not self._plot_sized:
+            self._plot_sized = True
+            total = max(400, self.splitter.height())
+            self.splitter.setSizes([total * 3 // 4, total // 4])
         self.save_plot_button.setEnabled(bool(self._finished(runs)))
         if not self.plot.isVisible():
             return
@@ -141,7 +147,9 @@ class CompareView(QWidget):
         key = (against_nfe, tuple((run.id, run.produced, run.state, run.name) for run in runs))
         if key != self._curves_key:  # recomputed when a run finishes or the set changes, not each frame
             self._curves_key = key
-            self.curves = [x0_convergence(run.trajectory, run.name) for run in self._finished(runs)]
+            finished = self._finished(runs)
+            labels = run_differences([run.trajectory.meta for run in finished])
+            self.curves = [x0_convergence(run.trajectory, label or run.name) for run, label in zip(finished, labels)]
             self.plot.show_curves(self.curves, against_nfe)
         active = self.session.active
         if against_nfe:
@@ -162,7 +170,10 @@ class CompareView(QWidget):
     def save_plot(self, path: str | Path) -> tuple[Path, Path]:
         """The compared, finished runs' curves as PATH (PNG) and the same name with .csv."""
         runs = self._finished(self.session.compared)
-        return write_convergence([run.trajectory for run in runs], path, [run.name for run in runs])
+        labels = run_differences([run.trajectory.meta for run in runs])
+        return write_convergence(
+            [run.trajectory for run in runs], path, [label or run.name for run, label in zip(runs, labels)]
+        )
 
     def _rebuild(self, run_ids: list[int]) -> None:
         for row in self.panels.values():

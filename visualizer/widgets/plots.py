@@ -47,7 +47,8 @@ class TextSizedPlot(pg.PlotWidget):
         self.set_text_size(NORMAL_TEXT_PX)
 
     def set_axis_label(self, axis: str, text: str) -> None:
-        self.setLabel(axis, text, **{"font-size": f"{self.text_px}px"})
+        # the colour too: pyqtgraph draws axis labels in the text item's default black, unseen on the dark plots
+        self.setLabel(axis, text, **{"font-size": f"{self.text_px}px", "color": "#c8c8c8"})
 
     def set_subtitle(self, text: str) -> None:
         self.subtitle = text
@@ -240,6 +241,8 @@ class ConvergencePlot(TextSizedPlot):
         self.set_axis_label("left", "RMS distance")
         self.set_axis_label("bottom", "model evaluations (NFE)")
         self.showGrid(x=True, y=True, alpha=0.25)
+        for axis in ("left", "bottom"):
+            self.getAxis(axis).enableAutoSIPrefix(False)  # distances of 0.3 stay 0.3, not "300 (×0.001)"
         self.curves: list[pg.PlotDataItem] = []
         self.cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen((220, 220, 220), width=1, style=Qt.PenStyle.DashLine))
         self.addItem(self.cursor)
