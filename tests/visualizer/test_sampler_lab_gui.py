@@ -76,6 +76,7 @@ def test_the_race_lines_runs_up_by_nfe_with_each_x0_and_the_plot(qtbot, window, 
         expected = render_grid(image, "x_t", (0.0, 1.0), heun.trajectory.labels, panel.columns)
         assert np.array_equal(panel.image_item.image, expected)
     assert "NFE 2" in x_t_panel.title_label.text() and "Heun" in x_t_panel.title_label.text()
+    assert "color='#cc79a7'" in x_t_panel.title_label.text()  # the fifth curve's colour: the title is its legend
 
     # the plot: one curve per run, the numbers of x0_convergence, the cursor on the timeline
     assert view.plot.isVisible() and len(view.plot.curves) == 5

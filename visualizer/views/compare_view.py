@@ -22,7 +22,7 @@ from diffusion_stepper.core.diffusion.sampler_race import ConvergenceCurve, writ
 from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME, RUNNING, Session, run_differences
 from diffusion_stepper.visualizer.views.common import NOISE, CoalescedRefresh, field_for, run_caption
 from diffusion_stepper.visualizer.widgets.panels import FIT, ImagePanel
-from diffusion_stepper.visualizer.widgets.plots import ConvergencePlot
+from diffusion_stepper.visualizer.widgets.plots import ConvergencePlot, series_colour
 
 BOTH = "x_t+x0_hat"  # the field choice that shows x_t and x̂₀ side by side for each run
 
@@ -87,7 +87,7 @@ class CompareView(QWidget):
         self.panels: dict[int, list[ImagePanel]] = {}
         self.zoom = FIT
         self._curves_key: tuple = ()
-        self.curves: list[ConvergenceCurve] = []
+        self.curves: list[ConvergenceCurve | None] = []  # one per compared run; None while it samples
         self.refresher = CoalescedRefresh(session, self.refresh, self)
 
     @property
@@ -120,8 +120,14 @@ class CompareView(QWidget):
         differences = run_differences([run.trajectory.meta for run in runs])
         for run, difference in zip(runs, differences):
             view = self.session.view(run)
-            # what tells the runs apart comes first and large; the name and the step after it
-            leading = f"<font size='+2'><b>{html.escape(difference)}</b></font>&nbsp;&nbsp;&nbsp;" if difference else ""
+            # what tells the runs apart comes first and large, in the run's curve colour while the
+            # plot shows (the titles are its legend too); the name and the step after it
+            style = ""
+            if self.show_plot.isChecked():
+                red, green, blue = series_colour(runs.index(run))
+                style = f" color='#{red:02x}{green:02x}{blue:02x}'"
+            big = f"<font size='+2'{style}><b>{html.escape(difference)}</b></font>"
+            leading = f"{big}&nbsp;&nbsp;&nbsp;" if difference else ""
             evaluations = f" · NFE {run.evaluations(view.index)}" if self.session.align == ALIGN_NFE else ""
             title = f"{leading}{html.escape(run.name)}&nbsp;&nbsp;&nbsp;{html.escape(run_caption(self.session, run))}"
             keys = ("x_t", "x0_hat") if self.field_key == BOTH else (self.field_key,)
@@ -148,8 +154,11 @@ class CompareView(QWidget):
         if key != self._curves_key:  # recomputed when a run finishes or the set changes, not each frame
             self._curves_key = key
             finished = self._finished(runs)
-            labels = run_differences([run.trajectory.meta for run in finished])
-            self.curves = [x0_convergence(run.trajectory, label or run.name) for run, label in zip(finished, labels)]
+            labels = run_differences([run.trajectory.meta for run in runs])
+            self.curves = [
+                x0_convergence(run.trajectory, label or run.name) if run in finished else None
+                for run, label in zip(runs, labels)
+            ]
             self.plot.show_curves(self.curves, against_nfe)
         active = self.session.active
         if against_nfe:

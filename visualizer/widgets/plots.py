@@ -232,6 +232,11 @@ class LossPlot(TextSizedPlot):
         self.setLogMode(y=on)
 
 
+def series_colour(number: int) -> tuple[int, int, int]:
+    """The colour of the number-th curve of a plot (core.io.line_plot's palette, as the PNGs)."""
+    return SERIES_COLOURS[number % len(SERIES_COLOURS)]
+
+
 class ConvergencePlot(TextSizedPlot):
     """The sampler race's "when is the picture decided": each compared run's x̂₀ distance to its
     final image, against NFE (or the step), with a cursor where the timeline stands."""
@@ -243,19 +248,25 @@ class ConvergencePlot(TextSizedPlot):
         self.showGrid(x=True, y=True, alpha=0.25)
         for axis in ("left", "bottom"):
             self.getAxis(axis).enableAutoSIPrefix(False)  # distances of 0.3 stay 0.3, not "300 (×0.001)"
+        self.legend.setBrush(pg.mkBrush(20, 20, 20, 230))  # the lines pass under it
         self.curves: list[pg.PlotDataItem] = []
         self.cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen((220, 220, 220), width=1, style=Qt.PenStyle.DashLine))
         self.addItem(self.cursor)
 
+    LEGEND_MIN_HEIGHT = 260  # shorter, the legend would hide the curves: the runs' titles carry the colours
+
     def show_curves(self, curves: list, against_nfe: bool) -> None:
-        """`curves`: core.diffusion.sampler_race.ConvergenceCurve, one per finished run."""
+        """`curves`: core.diffusion.sampler_race.ConvergenceCurve, one per compared run, or None for
+        a run still sampling; curve k is drawn in `series_colour(k)`."""
         for item in self.curves:
             self.removeItem(item)
             self.legend.removeItem(item)
         self.curves = []
         self.set_axis_label("bottom", "model evaluations (NFE)" if against_nfe else "step")
         for number, curve in enumerate(curves):
-            colour = SERIES_COLOURS[number % len(SERIES_COLOURS)]
+            if curve is None:
+                continue
+            colour = series_colour(number)
             x = curve.nfe if against_nfe else curve.steps
             item = self.plot(
                 x,
@@ -268,6 +279,13 @@ class ConvergencePlot(TextSizedPlot):
                 name=curve.label,
             )
             self.curves.append(item)
+        self.legend.setColumnCount(max(1, (len(curves) + 1) // 2))  # two rows: the plot is short
+        self.legend.setVisible(self.height() >= self.LEGEND_MIN_HEIGHT)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        if hasattr(self, "curves"):
+            self.legend.setVisible(self.height() >= self.LEGEND_MIN_HEIGHT)
 
     def set_cursor(self, x: float) -> None:
         self.cursor.setPos(x)
