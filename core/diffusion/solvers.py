@@ -308,9 +308,11 @@ class HeunODEStep(EulerODEStep):
         d_sigma = coeffs["ode_sigma_next"] - coeffs["ode_sigma_t"]
         signal_next = math.sqrt(coeffs["alpha_bar_next"])
         euler_guess = x_sigma + d_sigma * slope
-        if coeffs["ode_sigma_next"] == 0 or evaluate is None:
+        if coeffs["ode_sigma_next"] == 0:
             coeffs["corrector"] = 0.0
             return StepResult(signal_next * euler_guess, x0_hat, eps, coeffs)
+        if evaluate is None:
+            raise ValueError("Heun evaluates the model twice a step: run it through run_sampler")
         guess_t = signal_next * euler_guess
         _, _, slope_next, _ = self.estimates(guess_t, t_next, evaluate(guess_t, t_next))
         x_sigma_next = x_sigma + d_sigma * 0.5 * (slope + slope_next)
