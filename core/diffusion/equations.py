@@ -53,7 +53,10 @@ def _guidance_line(frame: Frame, symbol: str) -> list[str]:
     if "guidance" not in frame.coeffs:
         return []
     scale = frame.coeffs["guidance"]
-    return [f"{symbol}̂ = {symbol}_u + γ·({symbol}_c − {symbol}_u)   with γ = {scale:g}   (classifier-free guidance)"]
+    line = f"{symbol}̂ = {symbol}_u + γ·({symbol}_c − {symbol}_u)   with γ = {scale:g}   (classifier-free guidance)"
+    if "guidance_gap" in frame.coeffs:
+        line += f";   mean |{symbol}_c − {symbol}_u| = {_number(frame.coeffs['guidance_gap'])}"
+    return [line]
 
 
 def _denoise_once_lines(algorithm: str, frame: Frame) -> list[str]:

@@ -87,7 +87,9 @@ class PlainEstimate:
 class ClassifierFreeGuidance:
     """uncond + scale * (cond - uncond), with both passes in one batched forward call.
 
-    `name` prefixes the extras: "eps" gives eps_cond / eps_uncond, "v" gives v_cond / v_uncond.
+    `name` prefixes the extras: "eps" gives eps_cond / eps_uncond, "v" gives v_cond / v_uncond,
+    and eps_gap / v_gap = |cond − uncond|: where the condition changes the estimate (its mean is
+    the coefficient `guidance_gap`, which shows when in the chain guidance acts).
     With `guided_channels`, only the output's first channels are guided and the rest are the
     conditional pass's own: IF's learned-variance channels are not extrapolated (as in diffusers).
     """
@@ -114,11 +116,13 @@ class ClassifierFreeGuidance:
         cond_out, uncond_out = both.chunk(2)
         k = self.guided_channels or cond_out.shape[1]
         cond_part, uncond_part = cond_out[:, :k], uncond_out[:, :k]
-        guided = torch.cat([uncond_part + self.scale * (cond_part - uncond_part), cond_out[:, k:]], dim=1)
+        difference = cond_part - uncond_part
+        guided = torch.cat([uncond_part + self.scale * difference, cond_out[:, k:]], dim=1)
+        gap = difference.abs()
         return NoiseEstimate(
             guided,
-            extras={f"{self.name}_cond": cond_part, f"{self.name}_uncond": uncond_part},
-            coeffs={"guidance": self.scale},
+            extras={f"{self.name}_cond": cond_part, f"{self.name}_uncond": uncond_part, f"{self.name}_gap": gap},
+            coeffs={"guidance": self.scale, "guidance_gap": float(gap.float().mean())},
         )
 
 

@@ -27,12 +27,15 @@ from diffusion_stepper.core.limits import EXPORT_SIDE, check_memory
 from diffusion_stepper.core.parsing import format_int_list, shorten
 
 NOISE_DISPLAY_RANGE = (-3.0, 3.0)  # eps ~ N(0, 1) and v = x1 - x0 fit here but for rare tails
+GAP_DISPLAY_RANGE = (0.0, 0.5)  # |ε_c − ε_u|: black where the condition changes nothing (MNIST's peak ≈ 0.5)
 # The extra images algorithms attach to frames (core.diffusion.sampling, core.deepfloyd_if.sampling), by name.
 EXTRA_TITLES = {
     "eps_cond": "ε_c conditional",
     "eps_uncond": "ε_u unconditional",
     "v_cond": "v_c conditional",
     "v_uncond": "v_u unconditional",
+    "eps_gap": "|ε_c − ε_u|: where the class acts",
+    "v_gap": "|v_c − v_u|: where the class acts",
     "eps_low": "lowpass part (prompt 1)",
     "eps_high": "highpass part (prompt 2)",
     "x0": "original",
@@ -71,6 +74,8 @@ def field_caption(meta: dict, name: str) -> str:
 
 def display_range(name: str, value_range: tuple[float, float]) -> tuple[float, float]:
     """The value range a panel maps to black..white: noise fields are centred on zero."""
+    if name.endswith("_gap"):
+        return GAP_DISPLAY_RANGE
     if name in NOISE_FIELDS or name == "noise" or name.startswith(("eps", "v_")):
         return NOISE_DISPLAY_RANGE
     if name == "mask":  # 0 and 1, whatever the images' range

@@ -295,6 +295,7 @@ _COEFFICIENT_RANGES = {
     "blur_kernel": (1.0, None),
     "blur_sigma": (0.0, None),
     "nfe": (0.0, None),
+    "guidance_gap": (0.0, None),
     "eta": ETA,
     "ode_sigma_t": (0.0, None),
     "ode_sigma_next": (0.0, None),

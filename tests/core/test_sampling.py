@@ -148,7 +148,10 @@ def test_class_run_carries_cfg_extras_and_labels(tiny_checkpoints):
     assert run.labels.tolist() == [1, 7, 1, 7]
     assert run.num_frames == len(frames) == 4
     assert frames[0].x_t.shape == (4, 1, 28, 28)
-    assert set(frames[0].extras) == {"v_cond", "v_uncond"}
+    assert set(frames[0].extras) == {"v_cond", "v_uncond", "v_gap"}
+    extras = frames[0].extras
+    assert torch.equal(extras["v_gap"], (extras["v_cond"] - extras["v_uncond"]).abs())  # where the class acts
+    assert frames[0].coeffs["guidance_gap"] == pytest.approx(float(extras["v_gap"].mean()))
     assert frames[0].coeffs["guidance"] == 2.0
     assert run.meta["algorithm"] == "flow+cfg" and run.meta["value_range"] == [0.0, 1.0]
 

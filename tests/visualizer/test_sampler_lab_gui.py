@@ -116,3 +116,19 @@ def test_quality_dialog_measures_draws_and_saves(qtbot, window, tmp_path):
     dialog.budgets.setText("five")
     dialog.start()
     assert dialog.status.text().startswith("NFE budgets:") and dialog.job is None
+
+
+def test_the_schedule_plot_shows_when_guidance_acts(qtbot, window, tiny_checkpoints):
+    window.files.add_checkpoint(tiny_checkpoints["class-ddpm"])
+    window.sample_dock.steps.setValue(5)
+    window.generate()
+    wait_until_sampled(qtbot, window)
+    frames = window.session.active.trajectory.frames
+    gaps = np.array([frame.coeffs["guidance_gap"] for frame in frames[:-1]])
+    x, y = window.step_view.schedule.gap.getData()
+    assert list(x) == [frame.t for frame in frames[:-1]] and np.allclose(y, gaps / gaps.max())
+    assert "eps_gap" in window.step_view.extra_panels  # the map of |ε_c − ε_u| under the CFG extras
+    window.session.seek(2)
+    settle(qtbot)
+    shown = window.step_view.equation.text.split("mean |ε_c − ε_u| = ")[1].split()[0]
+    assert float(shown) == pytest.approx(frames[2].coeffs["guidance_gap"], rel=1e-2)

@@ -4,6 +4,7 @@ theory and the schedule with a cursor. Each part can be shown or hidden (`set_pa
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtWidgets import QBoxLayout, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
@@ -216,6 +217,10 @@ class StepView(QWidget):
         self.histogram.show_histograms(frame_histograms(trajectory, frame))
         if self.schedule.schedule is not None:
             self.schedule.set_cursor(frame.t)
+            guided = [f for f in trajectory.frames if "guidance_gap" in f.coeffs]
+            self.schedule.set_guidance_gap(
+                np.array([f.t for f in guided]), np.array([f.coeffs["guidance_gap"] for f in guided])
+            )
 
     def _orient_panels(self) -> None:
         """Side by side or stacked: whichever shows the main panels' images larger."""

@@ -20,6 +20,7 @@ NOISE_COLOUR = (255, 165, 60)
 THEORY_WIDTH = 2
 RAW_LOSS_COLOUR = (140, 190, 255, 150)
 SMOOTH_LOSS_COLOUR = (255, 165, 60)
+GAP_COLOUR = (0, 200, 140)
 NORMAL_TEXT_PX = 12  # the plots' text at the desk; presentation mode scales it with the screen
 
 
@@ -165,6 +166,11 @@ class SchedulePlot(TextSizedPlot):
         self.notes.append(self.message)
         self.setYRange(0, 1.02, padding=0)
         self.schedule: ScheduleCurves | None = None
+        # CFG runs: when guidance acts, as the mean |ε_c − ε_u| of each step so far, over its peak
+        self.gap = pg.PlotDataItem(
+            pen=pg.mkPen(GAP_COLOUR, width=2), symbol="o", symbolSize=4, symbolBrush=GAP_COLOUR, name=" "
+        )
+        self.addItem(self.gap)
 
     def set_schedule(self, schedule: ScheduleCurves | None, empty_message: str = "") -> None:
         self.schedule = schedule
@@ -190,6 +196,18 @@ class SchedulePlot(TextSizedPlot):
 
     def set_cursor(self, t: float) -> None:
         self.cursor.setValue(t)
+
+    def set_guidance_gap(self, t: np.ndarray | None, gap: np.ndarray | None) -> None:
+        """Each sampled step's mean |ε_c − ε_u| over t, divided by the largest so far (its scale is
+        in the legend); None hides it (a run without CFG)."""
+        if gap is None or len(gap) == 0 or float(np.max(gap)) <= 0:
+            self.show_curve(self.gap, None, None)
+            return
+        peak = float(np.max(gap))
+        self.gap.opts["name"] = f"mean |ε_c − ε_u| ÷ {peak:.3g}"
+        self.show_curve(self.gap, t, gap / peak)
+        for sample, label in self.legend.items:
+            label.setText(sample.item.name(), size=f"{self.text_px}px")
 
 
 class LossPlot(TextSizedPlot):
