@@ -22,6 +22,7 @@ SCALE = (1, 64)  # integer zoom of an export
 EXPORT_SIDE = (1, 16_384)  # pixels on either side of an exported frame
 KEEP_EVERY = (1, 1_000_000)  # keep every K-th frame
 GUIDANCE = (0.0, 100.0)  # IF's CFG scale γ
+GUIDANCE_SWEEP_VALUES = 100  # scales in one guidance trade-off sweep
 ETA = (0.0, 1.0)  # DDIM's noise scale η: 0 deterministic, 1 the DDPM posterior's variance
 NOISE_SIGMA = (0.0, 100.0)  # the single-step denoiser's σ
 BELOW_ONE = (0.0, 0.999999)  # a probability or decay that must stay below 1 (p_uncond, EMA)

@@ -14,8 +14,18 @@ from pathlib import Path
 from diffusion_stepper.core import PROG
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import Frame, Trajectory, keep_every
-from diffusion_stepper.core.limits import BELOW_ONE, ETA, INT_LIST_VALUES, SAMPLES, SEED, STEPS
-from diffusion_stepper.core.parsing import parse_int_list
+from diffusion_stepper.core.limits import (
+    BELOW_ONE,
+    ETA,
+    GUIDANCE,
+    GUIDANCE_SWEEP_VALUES,
+    INT_LIST_VALUES,
+    SAMPLES,
+    SEED,
+    STEPS,
+    out_of_range,
+)
+from diffusion_stepper.core.parsing import parse_float_list, parse_int_list
 
 EXIT_USAGE = 2
 
@@ -91,6 +101,22 @@ def add_sampler_arguments(
         help=f"the step rule that walks the chain (default: {default_text}); see `diffusion-stepper models`",
     )
     parser.add_argument("--eta", type=float_in(ETA), help="DDIM's noise scale η: 0 deterministic (default), 1 DDPM's")
+
+
+def guidance_list(text: str) -> list[float]:
+    """ "0, 0.5, 1": CFG scales, each finite and within GUIDANCE, at most GUIDANCE_SWEEP_VALUES of them."""
+    try:
+        values = parse_float_list(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not values or len(values) > GUIDANCE_SWEEP_VALUES:
+        raise argparse.ArgumentTypeError(f"expected 1 to {GUIDANCE_SWEEP_VALUES} guidance scales, got {len(values)}")
+    bad = [value for value in values if not math.isfinite(value) or out_of_range(value, GUIDANCE)]
+    if bad:
+        raise argparse.ArgumentTypeError(
+            f"guidance scales must be between {GUIDANCE[0]:g} and {GUIDANCE[1]:g}, got {bad[0]}"
+        )
+    return values
 
 
 def int_list(text: str) -> list[int]:

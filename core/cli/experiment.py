@@ -9,6 +9,7 @@ from pathlib import Path
 from diffusion_stepper.core.cli.common import (
     OneLineParser,
     float_in,
+    guidance_list,
     int_list,
     progress,
     samples,
@@ -22,15 +23,18 @@ from diffusion_stepper.core.files import check_output_folder
 
 NAME = "experiment"
 SAMPLER_QUALITY = "sampler-quality"
-USES_CHECKPOINT = ("samplers", "flow-samplers", SAMPLER_QUALITY)
+GUIDANCE_TRADEOFF = "guidance-tradeoff"
+USES_CHECKPOINT = ("samplers", "flow-samplers", SAMPLER_QUALITY, GUIDANCE_TRADEOFF)
 
 
 def register(commands) -> None:
     from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS
     from diffusion_stepper.core.deepfloyd_if.tasks import DEFAULT_IMAGE, DEFAULT_MASK
     from diffusion_stepper.core.devices import DEVICE_CHOICES
+    from diffusion_stepper.core.diffusion.solvers import ALL_SAMPLERS
     from diffusion_stepper.core.limits import GUIDANCE
     from diffusion_stepper.core.mnist.experiments import EXPERIMENTS, RACE_BUDGET
+    from diffusion_stepper.core.mnist.guidance_tradeoff import TRADEOFF_GUIDANCES, TRADEOFF_PER_CLASS
     from diffusion_stepper.core.mnist.sampler_quality import QUALITY_BUDGETS, QUALITY_PER_CLASS
     from diffusion_stepper.core.paths import sample_image
 
@@ -40,8 +44,9 @@ def register(commands) -> None:
     mnist = targets.add_parser("mnist", help="a part B experiment on the MNIST models")
     mnist.add_argument(
         "name",
-        choices=[*EXPERIMENTS, SAMPLER_QUALITY],
-        help=f"which experiment; {SAMPLER_QUALITY}: judged quality of each sampler against NFE (CSV and PNG)",
+        choices=[*EXPERIMENTS, SAMPLER_QUALITY, GUIDANCE_TRADEOFF],
+        help=f"which experiment; {SAMPLER_QUALITY}: judged quality of each sampler against NFE; "
+        f"{GUIDANCE_TRADEOFF}: right digit, diversity and FD against γ (each writes CSV and PNG)",
     )
     mnist.add_argument("--out-dir", required=True, help="folder for the trajectory files, one per run")
     mnist.add_argument("--seed", type=seed, default=0)
@@ -70,7 +75,20 @@ def register(commands) -> None:
         help="sampler-quality: NFE budgets (default 5,10,20,50,100)",
     )
     mnist.add_argument(
-        "--per-class", type=samples, default=QUALITY_PER_CLASS, help="sampler-quality: digits of each class per point"
+        "--per-class",
+        type=samples,
+        help=f"sampler-quality, {GUIDANCE_TRADEOFF}: digits of each class per point "
+        f"(default {QUALITY_PER_CLASS} and {TRADEOFF_PER_CLASS})",
+    )
+    mnist.add_argument(
+        "--guidances",
+        type=guidance_list,
+        help=f"{GUIDANCE_TRADEOFF}: the γ to sweep (default {','.join(f'{g:g}' for g in TRADEOFF_GUIDANCES)})",
+    )
+    mnist.add_argument(
+        "--sampler",
+        choices=list(ALL_SAMPLERS),
+        help=f"{GUIDANCE_TRADEOFF}: the sampler (default DPM-Solver++(2M), 10 steps, for DDPM models)",
     )
 
     deepfloyd_if = targets.add_parser("if", help="a part A experiment on DeepFloyd IF")
@@ -80,12 +98,18 @@ def register(commands) -> None:
 
 
 def run_sampler_quality(args: argparse.Namespace) -> int:
-    from diffusion_stepper.core.mnist.sampler_quality import QualityRequest, quality_plan, quality_points, write_quality
+    from diffusion_stepper.core.mnist.sampler_quality import (
+        QUALITY_PER_CLASS,
+        QualityRequest,
+        quality_plan,
+        quality_points,
+        write_quality,
+    )
 
     request = QualityRequest(
         checkpoint=args.checkpoint or QualityRequest.checkpoint,
         budgets=args.budgets,
-        per_class=args.per_class,
+        per_class=args.per_class or QUALITY_PER_CLASS,
         guidance=args.guidance,
         seed=args.seed,
         device=args.device,
@@ -106,6 +130,40 @@ def run_sampler_quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_guidance_tradeoff(args: argparse.Namespace) -> int:
+    from diffusion_stepper.core.mnist.guidance_tradeoff import (
+        TRADEOFF_GUIDANCES,
+        TRADEOFF_PER_CLASS,
+        TradeoffRequest,
+        tradeoff_points,
+        write_tradeoff,
+    )
+
+    request = TradeoffRequest(
+        checkpoint=args.checkpoint or TradeoffRequest.checkpoint,
+        guidances=args.guidances or list(TRADEOFF_GUIDANCES),
+        per_class=args.per_class or TRADEOFF_PER_CLASS,
+        sampler=args.sampler,
+        steps=args.steps,
+        seed=args.seed,
+        device=args.device,
+        data_dir=args.data_dir,
+    )
+    rows = []
+    with progress(len(request.guidances), "γ", unit="scale") as bar:
+        for row in tradeoff_points(request):
+            rows.append(row)
+            bar.update(1)
+            bar.write(
+                f"γ = {row.guidance:g}: right digit {row.accuracy:.1%}, diversity {row.diversity:.2f} "
+                f"(real {row.diversity_real:.2f}), FD {row.fd:.2f} (real digits {row.fd_real:.2f}), "
+                f"{row.seconds:.1f} s"
+            )
+    for path in write_tradeoff(rows, args.out_dir, Path(request.checkpoint).stem):
+        print(f"wrote {path}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     check_output_folder(args.out_dir, "--out-dir")
     if args.dataset == "if":
@@ -122,6 +180,11 @@ def run(args: argparse.Namespace) -> int:
                 raise UserFacingError(f"--{flag} is for {', '.join(USES_CHECKPOINT)}; {args.name} sets its own")
         if args.name == SAMPLER_QUALITY:
             return run_sampler_quality(args)
+        if args.name == GUIDANCE_TRADEOFF:
+            return run_guidance_tradeoff(args)
+        for flag in ("guidances", "sampler"):
+            if getattr(args, flag) is not None:
+                raise UserFacingError(f"--{flag} is for {GUIDANCE_TRADEOFF}")
         options = ExperimentOptions(
             seed=args.seed,
             device=args.device,

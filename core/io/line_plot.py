@@ -125,7 +125,9 @@ def draw_chart(chart: Chart, width: int = 1200, height: int = 700) -> Image.Imag
         y_high = y_low + 1
     y_high += 0.05 * (y_high - y_low)
 
-    left, right, top, bottom = int(width * 0.11), int(width * 0.97), int(height * 0.12), int(height * 0.84)
+    # the left margin holds the tick labels and the rotated axis label, whatever the width
+    left = max(int(width * 0.11), 3 * label_font.size + 4 * tick_font.size)
+    right, top, bottom = int(width * 0.97), int(height * 0.12), int(height * 0.84)
 
     def to_px(x: float, y: float) -> tuple[float, float]:
         return (
@@ -202,8 +204,15 @@ def draw_chart(chart: Chart, width: int = 1200, height: int = 700) -> Image.Imag
 
     # the legend in the corner that hides the fewest points, on a box of its own so no line crosses its text
     swatch = 36
-    legend_width = max((draw.textlength(s.label, font=label_font) for s in chart.series), default=0) + swatch + 24
-    legend_height = len(chart.series) * (label_font.size + 10)
+    legend_font = label_font
+
+    def legend_width_with(font) -> float:
+        return max((draw.textlength(s.label, font=font) for s in chart.series), default=0) + swatch + 24
+
+    while legend_width_with(legend_font) > 0.9 * (right - left) and legend_font.size > 10:  # long labels
+        legend_font = text_font(legend_font.size - 1)
+    legend_width = legend_width_with(legend_font)
+    legend_height = len(chart.series) * (legend_font.size + 10)
     corners = [
         (right - legend_width - 8, top + 8),
         (right - legend_width - 8, bottom - legend_height - 8),
@@ -231,10 +240,10 @@ def draw_chart(chart: Chart, width: int = 1200, height: int = 700) -> Image.Imag
         )
     for number, series in enumerate(chart.series):
         colour = SERIES_COLOURS[number % len(SERIES_COLOURS)]
-        middle = legend_y + label_font.size / 2 + 2
+        middle = legend_y + legend_font.size / 2 + 2
         draw.line([(legend_x, middle), (legend_x + swatch, middle)], fill=colour, width=line_width)
-        draw.text((legend_x + swatch + 8, legend_y), series.label, fill=TEXT_COLOUR, font=label_font)
-        legend_y += label_font.size + 10
+        draw.text((legend_x + swatch + 8, legend_y), series.label, fill=TEXT_COLOUR, font=legend_font)
+        legend_y += legend_font.size + 10
     return image
 
 
