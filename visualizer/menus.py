@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QMenu, QMenuBar
 from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS
 from diffusion_stepper.core.mnist.experiments import EXPERIMENTS, RACE_BUDGETS_IN_MENU
 from diffusion_stepper.visualizer.dialogs.quality_dialog import open_quality_dialog
+from diffusion_stepper.visualizer.dialogs.tradeoff_dialog import open_tradeoff_dialog
 from diffusion_stepper.visualizer.views.common import NOISE
 from diffusion_stepper.visualizer.views.step_view import EQUATION, EXTRAS, HISTOGRAM, SCHEDULE
 from diffusion_stepper.visualizer.widgets.panels import FIT
@@ -107,6 +108,7 @@ EXPERIMENTS_MENU = Menu(
                 Entry("Sample quality against NFE (judged)…", open_quality_dialog),
             ),
         ),
+        Entry("&Guidance trade-off: right digit, diversity, FD against γ…", open_tradeoff_dialog, ("Alt+G",)),
         Menu(
             "Part &A: DeepFloyd IF (the IF dock's model and image)",
             tuple(

@@ -321,3 +321,43 @@ def test_every_sampler_name_on_every_kind_of_model_samples_or_refuses_in_one_lin
             assert code == 0 and load_trajectory(out).meta["params"]["sampler"] == name
         else:
             assert code == 1 and err.count("\n") == 1 and "Traceback" not in err and not out.exists()
+
+
+def test_diversity_is_the_mean_pairwise_distance_within_each_class():
+    from diffusion_stepper.core.mnist.guidance_tradeoff import diversity_within_classes
+
+    features = torch.tensor([[0.0, 0.0], [3.0, 4.0], [0.0, 0.0], [0.0, 1.0], [0.0, 3.0]], dtype=torch.float64)
+    labels = torch.tensor([0, 0, 1, 1, 1])
+    # class 0: one pair at distance 5; class 1: pairs at 1, 3 and 2, mean 2
+    assert diversity_within_classes(features, labels) == pytest.approx((5.0 + 2.0) / 2)
+
+
+def test_guidance_tradeoff_writes_what_the_judge_says(tiny_checkpoints, tmp_path, capsys, mnist_dir):
+    from diffusion_stepper.core.mnist.guidance_tradeoff import TradeoffRequest, diversity_within_classes
+
+    checkpoint = tiny_checkpoints["class-ddpm"]
+    flags = ["--checkpoint", checkpoint, "--per-class", 3, "--data-dir", mnist_dir, "--device", "cpu"]
+    code, stdout, _ = run_cli(
+        capsys, "experiment", "mnist", "guidance-tradeoff", *flags, "--guidances", "0,3", "--out-dir", tmp_path / "g"
+    )
+    assert code == 0 and "guidance-tradeoff.png" in stdout
+    rows = list(csv.DictReader((tmp_path / "g" / "guidance-tradeoff.csv").open()))
+    assert [float(row["guidance"]) for row in rows] == [0.0, 3.0]
+    assert {(row["sampler"], row["steps"]) for row in rows} == {("dpm++2m", "10")}  # the fast default
+    # recompute the γ = 3 point from its own request and the same judge
+    request = TradeoffRequest(str(checkpoint), per_class=3, device="cpu", data_dir=str(mnist_dir))
+    run = start_sampling(request.sample_request(3.0, "ddpm"))
+    final = list(run.frames)[-1].x_t
+    judge = Judge(data_dir=str(mnist_dir))
+    figures = judge.score(final, run.labels)
+    diversity = diversity_within_classes(torch.from_numpy(judge.features(final.clamp(0, 1))), run.labels)
+    assert float(rows[1]["accuracy"]) == pytest.approx(figures.accuracy)
+    assert float(rows[1]["fd"]) == pytest.approx(figures.fd, rel=1e-4)
+    assert float(rows[1]["diversity"]) == pytest.approx(diversity, rel=1e-4)
+    for bad in ("nan", "0,200", ""):
+        code, _, err = run_cli(
+            capsys, "experiment", "mnist", "guidance-tradeoff", "--guidances", bad, "--out-dir", tmp_path
+        )
+        assert code == 2 and err.count("\n") == 1
+    code, _, err = run_cli(capsys, "experiment", "mnist", "noising", "--guidances", "1", "--out-dir", tmp_path)
+    assert code == 1 and "--guidances is for guidance-tradeoff" in err

@@ -132,3 +132,28 @@ def test_the_schedule_plot_shows_when_guidance_acts(qtbot, window, tiny_checkpoi
     settle(qtbot)
     shown = window.step_view.equation.text.split("mean |ε_c − ε_u| = ")[1].split()[0]
     assert float(shown) == pytest.approx(frames[2].coeffs["guidance_gap"], rel=1e-2)
+
+
+def test_tradeoff_dialog_draws_the_sweep_and_opens_a_point_in_compare(qtbot, window, tiny_checkpoints, tmp_path):
+    window.files.add_checkpoint(tiny_checkpoints["class-ddpm"])  # selected: offered first
+    next(action for action in window.actions() if action.text().startswith("&Guidance trade-off")).trigger()
+    dialog = window.tradeoff_dialog
+    assert dialog.model.currentData() == str(tiny_checkpoints["class-ddpm"])
+    dialog.per_class.setValue(2)
+    dialog.guidances.setText("0, 4")
+    dialog.start()
+    qtbot.waitUntil(lambda: dialog.job is None and dialog.start_button.isEnabled(), timeout=LONG_WAIT_MS)
+    assert [row.guidance for row in dialog.rows] == [0.0, 4.0] and "Done: 2 points" in dialog.status.text()
+    assert not dialog.picture.pixmap().isNull()
+    assert [button.text() for button in dialog.open_buttons] == ["γ = 0", "γ = 4"]
+    csv_path, _ = dialog.save(tmp_path)
+    assert [float(row["guidance"]) for row in csv.DictReader(csv_path.open())] == [0.0, 4.0]
+
+    dialog.open_buttons[1].click()  # γ = 4's run, sampled again from the same seed, in Compare
+    qtbot.waitUntil(lambda: not window.sampling.busy and len(window.session.compared) == 1, timeout=LONG_WAIT_MS)
+    run = window.session.compared[0]
+    params = run.trajectory.meta["params"]
+    assert (params["guidance"], params["sampler"], params["steps"], params["per_class"]) == (4.0, "dpm++2m", 10, 2)
+    dialog.guidances.setText("0, 500")
+    dialog.start()
+    assert dialog.status.text().startswith("scales γ:") and dialog.job is None

@@ -1,0 +1,196 @@
+"""A measurement that samples and judges in the background and draws its plot as the points arrive:
+the shared frame of the sampler-quality and guidance trade-off dialogs.
+
+The picture is the one the CLI writes (core.io.line_plot), drawn from the same rows, so the
+dialog's Save and the command line give the same PNG and CSV. A subclass names its settings
+(`add_settings`), turns them into a core request (`request`), and says how rows are produced,
+drawn and saved (`items`, `draw_rows`, `save_rows`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+)
+
+from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.visualizer.worker import DONE, Job
+
+
+class Total(int):
+    """An item a measurement yields first: how many rows will follow (for the progress bar)."""
+
+
+class MeasureDialog(QDialog):
+    TITLE = ""
+    HINT = ""
+    SAVE_WHAT = "the PNG and CSV"
+
+    def __init__(self, seed: int = 0, device: str = "auto", parent=None):
+        super().__init__(parent)
+        self.setWindowTitle(self.TITLE)
+        self.seed, self.device = seed, device
+        self.start_button = QPushButton("Start")
+        self.start_button.setDefault(True)
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.setEnabled(False)
+        self.save_button = QPushButton("Save PNG and CSV…")
+        self.save_button.clicked.connect(self.ask_save)
+        self.save_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.status = QLabel(self.HINT)
+        self.status.setWordWrap(True)
+        self.picture = QLabel()
+        self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.picture.setMinimumSize(800, 300)
+        self.form = QFormLayout()
+        self.buttons = QHBoxLayout()
+        for widget in (self.start_button, self.cancel_button, self.save_button):
+            self.buttons.addWidget(widget)
+        self.buttons.addStretch(1)
+        self.layout_ = QVBoxLayout(self)
+        self.layout_.addLayout(self.form)
+        self.layout_.addLayout(self.buttons)
+        self.layout_.addWidget(self.progress)
+        self.layout_.addWidget(self.status)
+        self.layout_.addWidget(self.picture, 1)
+        self.rows: list = []
+        self.total = 0
+        self.job: Job | None = None
+        self._image: Image.Image | None = None
+
+    # --- what a subclass says ---------------------------------------------------------------------
+
+    def request(self):
+        """The settings as a core request; a bad field raises UserFacingError."""
+        raise NotImplementedError
+
+    def items(self, request) -> Iterator:
+        """Run on the worker: a `Total`, then the rows."""
+        raise NotImplementedError
+
+    def draw_rows(self) -> Image.Image:
+        raise NotImplementedError
+
+    def save_rows(self, folder: Path) -> tuple[Path, Path]:
+        raise NotImplementedError
+
+    def describe(self, row) -> str:
+        return ""
+
+    # --- the frame ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        try:
+            request = self.request()
+        except UserFacingError as exc:
+            self.status.setText(str(exc))
+            return
+        self.rows, self.total = [], 0
+        self.job = Job(lambda: self.items(request), self)
+        self.job.item.connect(self._on_item)
+        self.job.finished.connect(self._on_end)
+        self.job.failed.connect(lambda message: self._on_end(f"failed: {message}"))
+        self.start_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setRange(0, 0)
+        self.status.setText("Loading the model and the judge…")
+        self.job.start()
+
+    def _on_item(self, item) -> None:
+        if isinstance(item, Total):
+            self.total = int(item)
+            self.progress.setRange(0, self.total)
+            self.progress.setValue(0)
+            return
+        self.rows.append(item)
+        self.progress.setValue(len(self.rows))
+        self.status.setText(self.describe(item))
+        self._image = self.draw_rows()
+        self._show_image()
+        self.save_button.setEnabled(True)
+
+    def _show_image(self) -> None:
+        if self._image is None:
+            return
+        pixels = np.ascontiguousarray(np.asarray(self._image.convert("RGB")))
+        image = QImage(pixels.data, pixels.shape[1], pixels.shape[0], pixels.strides[0], QImage.Format.Format_RGB888)
+        fitted = QPixmap.fromImage(image.copy()).scaled(
+            self.picture.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+        )
+        self.picture.setPixmap(fitted)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._show_image()
+
+    def _on_end(self, outcome: str) -> None:
+        self.job = None
+        self.start_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.progress.setRange(0, max(1, self.total))
+        if outcome.startswith("failed"):
+            self.status.setText(f"Measurement {outcome}")
+        elif outcome != DONE:
+            self.status.setText(f"Cancelled after {len(self.rows)} points")
+        else:
+            self.status.setText(f"Done: {len(self.rows)} points. Save {self.SAVE_WHAT}.")
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+
+    def ask_save(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for the plot (PNG) and its numbers (CSV)")
+        if folder:
+            self.save(folder)
+
+    def save(self, folder: str | Path) -> tuple[Path, Path]:
+        paths = self.save_rows(Path(folder))
+        self.status.setText(f"Wrote {paths[0]} and {paths[1]}")
+        return paths
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if self.job is not None:
+            self.job.stop()
+        super().closeEvent(event)
+
+
+def model_choice(models: list[tuple[str, str]]) -> QComboBox:
+    """The class-conditioned models to measure: (label, checkpoint), the first selected."""
+    combo = QComboBox()
+    for label, checkpoint in models:
+        combo.addItem(label, checkpoint)
+    return combo
+
+
+def open_measure_dialog(window, dialog_class, attribute: str):
+    """Open `dialog_class` over the main window with the Sample dock's class-conditioned models, seed
+    and device; kept as `window.<attribute>` (for tests and screenshots)."""
+    dock = window.sample_dock
+    models = dock.class_models()
+    if not models:
+        window.messages.error("this measurement needs a class-conditioned model: add one (File ▸ Add checkpoint)")
+        return None
+    dialog = dialog_class(models, dock.seed.value(), dock.device.currentText(), window)
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    setattr(window, attribute, dialog)  # for tests and screenshots
+    dialog.show()
+    return dialog
