@@ -19,6 +19,7 @@ from diffusion_stepper.core.session import PLAYBACK, Session
 from diffusion_stepper.visualizer.controllers.deepfloyd_if import IFRunsController
 from diffusion_stepper.visualizer.controllers.export import ExportController
 from diffusion_stepper.visualizer.controllers.files import FilesController
+from diffusion_stepper.visualizer.controllers.judging import JudgeController
 from diffusion_stepper.visualizer.controllers.messages import Messages
 from diffusion_stepper.visualizer.controllers.presentation import PresentationController
 from diffusion_stepper.visualizer.controllers.sampling import SamplingController
@@ -91,6 +92,7 @@ class MainWindow(QMainWindow):
         self.settings = SettingsController(settings if settings is not None else default_settings(), self)
         self.files = FilesController(self.session, self.messages, self.settings, self.sample_dock, self)
         self.sampling = SamplingController(self.session, self.messages, self)
+        self.judging = JudgeController(self.session, self.messages, self)
         self.exports = ExportController(self.session, self.messages, self.files, self.step_view.visible_fields, self)
         self.if_runs = IFRunsController(self.session, self.if_dock, self.sampling, self)
         self.presentation = PresentationController(
@@ -294,6 +296,7 @@ class MainWindow(QMainWindow):
         self.session.set_playing(False)
         self.sampling.stop()
         self.exports.stop()
+        self.judging.stop()
         self.training.shutdown()
         self.presentation.set_active(False)
         self.settings.save(self)

@@ -71,6 +71,7 @@ RUN = Menu(
         Entry("&Run DeepFloyd IF", lambda w: w.if_runs.run(), ("Ctrl+R",)),
         Entry("&Branch IF run from this step", lambda w: w.if_runs.branch_from_step(), ("Ctrl+B",)),
         Entry("&Upscale this IF run with stage II", lambda w: w.if_runs.upscale_active_run(), ("Ctrl+U",)),
+        Entry("&Judge this run's digits (right digit, FD)", lambda w: w.judging.judge_active(), ("Ctrl+J",)),
         Entry("&Cancel / leave presentation", lambda w: w.escape(), ("Escape",)),
         SEPARATOR,
         Entry("Start &training", lambda w: w.start_training(), ("Ctrl+T",)),

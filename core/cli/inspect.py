@@ -18,6 +18,12 @@ def register(commands) -> None:
     )
     inspect.add_argument("trajectory")
     inspect.add_argument("--step", type=int_list, help="frames to print, e.g. 0,150,300 (default: all)")
+    inspect.add_argument(
+        "--judge",
+        action="store_true",
+        help="MNIST runs: the bundled judge's figures for the final digits (right digit, FD beside real digits)",
+    )
+    inspect.add_argument("--data-dir", help="--judge: the MNIST folder (default: the bundled one)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,4 +51,8 @@ def run(args: argparse.Namespace) -> int:
             statistics.append(f"{noise} mean {values.mean():+.3f} std {values.std():.3f}")
         statistics.append(f"x_t theory: {frame_histograms(trajectory, frame).x_t_note}")
         print("    " + " · ".join(statistics))
+    if args.judge:
+        from diffusion_stepper.core.mnist.judge import describe_figures, judge_run
+
+        print(describe_figures(judge_run(trajectory, data_dir=args.data_dir)))
     return 0

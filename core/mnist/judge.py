@@ -216,3 +216,32 @@ class Judge:
         count = int(images.shape[0])
         distance = frechet_distance(self.features(images), self.test_features)
         return QualityFigures(hits, distance, self.real_floor(count), count)
+
+
+def judge_run(trajectory, judge: Judge | None = None, data_dir: str | None = None) -> QualityFigures:
+    """The judge's figures for a run's final digits: the share read as the class asked for (for a
+    class-conditioned run) and the FD beside as many real digits. Refuses runs that are not MNIST
+    digits (1 × 28 × 28 in [0, 1]) in one line."""
+    final = trajectory.final_sample
+    if tuple(final.shape[1:]) != (1, 28, 28) or tuple(trajectory.value_range) != (0.0, 1.0):
+        raise UserFacingError(
+            f"the judge reads MNIST digits (1×28×28 in [0, 1]); this run's images are "
+            f"{'×'.join(map(str, final.shape[1:]))} in {list(trajectory.value_range)}"
+        )
+    judge = judge or Judge(data_dir=data_dir)
+    labels = trajectory.labels if trajectory.labels is not None and len(trajectory.labels) == final.shape[0] else None
+    return judge.score(final, labels)
+
+
+def describe_figures(figures: QualityFigures) -> str:
+    """ "judge: 100 digits, 97.0% read as the digit asked for, FD 62.1 (100 real digits: 30.3, 2.05×)"."""
+    right = f", {figures.accuracy:.1%} read as the digit asked for" if figures.accuracy is not None else ""
+    few = (
+        f"; fewer digits than the judge's {FEATURES} features, so only the ratio to real digits means much"
+        if figures.count <= FEATURES
+        else ""
+    )
+    return (
+        f"judge: {figures.count} digits{right}, FD {figures.fd:.1f} "
+        f"({figures.count} real digits: {figures.fd_real:.1f}, {figures.fd_ratio:.2f}×{few})"
+    )

@@ -361,3 +361,20 @@ def test_guidance_tradeoff_writes_what_the_judge_says(tiny_checkpoints, tmp_path
         assert code == 2 and err.count("\n") == 1
     code, _, err = run_cli(capsys, "experiment", "mnist", "noising", "--guidances", "1", "--out-dir", tmp_path)
     assert code == 1 and "--guidances is for guidance-tradeoff" in err
+
+
+def test_inspect_judges_a_runs_digits_and_refuses_other_pictures(tiny_checkpoints, tmp_path, capsys, tiny_if):
+    from diffusion_stepper.core.mnist.judge import describe_figures, judge_run
+
+    out = tmp_path / "digits.npz"
+    code, _, _ = run_cli(
+        capsys, "sample", "mnist", "--checkpoint", tiny_checkpoints["class-flow"], "--steps", 2, "--out", out
+    )
+    code, stdout, _ = run_cli(capsys, "inspect", out, "--step", 0, "--judge")
+    assert code == 0 and stdout.strip().splitlines()[-1] == describe_figures(judge_run(load_trajectory(out)))
+    picture = tmp_path / "if.npz"
+    code, _, _ = run_cli(
+        capsys, "sample", "if", *tiny_if.stage1_flags, "--prompt", tiny_if.prompts[0], "--steps", 2, "--out", picture
+    )
+    code, _, err = run_cli(capsys, "inspect", picture, "--step", 0, "--judge")
+    assert code == 1 and "the judge reads MNIST digits" in err and err.count("\n") == 1

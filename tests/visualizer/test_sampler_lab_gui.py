@@ -157,3 +157,16 @@ def test_tradeoff_dialog_draws_the_sweep_and_opens_a_point_in_compare(qtbot, win
     dialog.guidances.setText("0, 500")
     dialog.start()
     assert dialog.status.text().startswith("scales γ:") and dialog.job is None
+
+
+def test_judging_the_active_run_shows_the_judges_figures(qtbot, window, tiny_checkpoints):
+    from diffusion_stepper.core.mnist.judge import describe_figures, judge_run
+
+    window.sample_dock.steps.setValue(3)
+    window.generate()  # the bundled class model: real digits for the judge
+    wait_until_sampled(qtbot, window)
+    next(action for action in window.actions() if action.text().startswith("&Judge this run")).trigger()
+    qtbot.waitUntil(lambda: window.judging.job is None and window.judging.last != "", timeout=LONG_WAIT_MS)
+    expected = describe_figures(judge_run(window.session.active.trajectory))
+    assert window.judging.last == expected and window.statusBar().currentMessage() == expected
+    assert "read as the digit asked for" in expected
