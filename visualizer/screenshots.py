@@ -138,6 +138,7 @@ def render(out_dir: Path, tiny_if: bool = False) -> list[Path]:
 def _render_sampler_lab(app, window, out_dir: Path) -> list[Path]:
     """The sampler race at 10 evaluations each, and the quality-against-NFE dialog."""
     from diffusion_stepper.visualizer.dialogs.quality_dialog import open_quality_dialog
+    from diffusion_stepper.visualizer.dialogs.tradeoff_dialog import open_tradeoff_dialog
     from diffusion_stepper.visualizer.main_window import COMPARE_TAB
 
     window.run_experiment("samplers", nfe=10)
@@ -156,6 +157,13 @@ def _render_sampler_lab(app, window, out_dir: Path) -> list[Path]:
     dialog.start()
     _wait(app, lambda: dialog.job is None and bool(dialog.rows))
     written.append(_save(dialog, out_dir / "sampler-quality.png"))
+    dialog.close()
+
+    dialog = open_tradeoff_dialog(window)  # the default sweep: 8 scales, 20 digits of each class
+    dialog.resize(1500, 760)
+    dialog.start()
+    _wait(app, lambda: dialog.job is None and bool(dialog.rows))
+    written.append(_save(dialog, out_dir / "guidance-tradeoff.png"))
     dialog.close()
     return written
 
