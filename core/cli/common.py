@@ -126,6 +126,15 @@ def int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def step_list(text: str) -> list[int]:
+    """ "5,10,20": step counts or NFE budgets, each within STEPS."""
+    values = int_list(text)
+    bad = [value for value in values if out_of_range(value, STEPS)]
+    if bad or not values:
+        raise argparse.ArgumentTypeError(f"expected numbers from {STEPS[0]} to {STEPS[1]:,}, got {text!r}")
+    return values
+
+
 def progress(total: int, description: str, unit: str = "it"):
     """A progress bar on stderr, so stdout keeps only what the command wrote."""
     from tqdm import tqdm

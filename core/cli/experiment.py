@@ -14,6 +14,7 @@ from diffusion_stepper.core.cli.common import (
     progress,
     samples,
     seed,
+    step_list,
     steps,
     write_experiment,
 )
@@ -70,7 +71,7 @@ def register(commands) -> None:
     )
     mnist.add_argument(
         "--budgets",
-        type=int_list,
+        type=step_list,
         default=list(QUALITY_BUDGETS),
         help="sampler-quality: NFE budgets (default 5,10,20,50,100)",
     )
@@ -135,6 +136,7 @@ def run_guidance_tradeoff(args: argparse.Namespace) -> int:
         TRADEOFF_GUIDANCES,
         TRADEOFF_PER_CLASS,
         TradeoffRequest,
+        objective_of,
         tradeoff_points,
         write_tradeoff,
     )
@@ -149,6 +151,7 @@ def run_guidance_tradeoff(args: argparse.Namespace) -> int:
         device=args.device,
         data_dir=args.data_dir,
     )
+    objective_of(request.checkpoint)  # a missing or unsuitable model is refused before the progress bar
     rows = []
     with progress(len(request.guidances), "γ", unit="scale") as bar:
         for row in tradeoff_points(request):

@@ -72,6 +72,8 @@ def quality_plan(request: QualityRequest) -> QualityPlan:
     objective = checkpoint.objective
     flow = isinstance(objective, FlowObjective)
     samplers = list(request.samplers or objective.samplers)
+    if not request.budgets or min(request.budgets) < 1:
+        raise UserFacingError(f"NFE budgets must be positive numbers, got {list(request.budgets)}")
     for name in samplers:
         check_sampler_choice(name, None, objective.samplers, checkpoint.name)
     points = []

@@ -378,3 +378,25 @@ def test_inspect_judges_a_runs_digits_and_refuses_other_pictures(tiny_checkpoint
     )
     code, _, err = run_cli(capsys, "inspect", picture, "--step", 0, "--judge")
     assert code == 1 and "the judge reads MNIST digits" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "name, flag, value",
+    [
+        ("sampler-quality", "--budgets", "0"),
+        ("sampler-quality", "--budgets", "5,-1"),
+        ("sampler-quality", "--budgets", "x"),
+        ("sampler-quality", "--per-class", "0"),
+        ("sampler-quality", "--guidance", "nan"),
+        ("samplers", "--nfe", "0"),
+        ("samplers", "--guidance", "-1"),
+        ("guidance-tradeoff", "--guidances", "inf"),
+        ("guidance-tradeoff", "--sampler", "rk4"),
+        ("guidance-tradeoff", "--checkpoint", "no-such-model"),
+        ("sampler-quality", "--checkpoint", "mnist-time-ddpm"),  # not class-conditioned
+    ],
+)
+def test_bad_experiment_settings_are_one_line(tmp_path, capsys, name, flag, value):
+    code, _, err = run_cli(capsys, "experiment", "mnist", name, flag, value, "--out-dir", tmp_path / "out")
+    assert code in (1, 2) and err.count("\n") == 1 and "Traceback" not in err
+    assert not any((tmp_path / "out").glob("*.csv"))
