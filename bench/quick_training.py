@@ -33,6 +33,7 @@ from pathlib import Path
 
 import torch
 
+from diffusion_stepper.core.frames import last_frame
 from diffusion_stepper.core.mnist.checkpoints import saved_epochs
 from diffusion_stepper.core.mnist.data import load_mnist
 from diffusion_stepper.core.mnist.judge import accuracy, batched, load_judge
@@ -53,9 +54,7 @@ def judge_checkpoint(judge, checkpoint: Path) -> float:
     run = start_sampling(
         SampleRequest(checkpoint=str(checkpoint), per_class=PER_DIGIT, guidance=GUIDANCE, device="cpu")
     )
-    for frame in run.frames:
-        final = frame.x_t
-    return judge_accuracy(judge, final.clamp(0, 1), run.labels)
+    return judge_accuracy(judge, last_frame(run.frames).x_t.clamp(0, 1), run.labels)
 
 
 def goal_run(judge) -> list[str]:

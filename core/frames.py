@@ -81,6 +81,16 @@ def forward_noised_start(frames: Iterator[Frame]) -> Iterator[Frame]:
         yield frame
 
 
+def last_frame(frames: Iterator[Frame]) -> Frame:
+    """Run `frames` to the end, keeping only the last: the result, for measurements that judge it."""
+    last = None
+    for frame in frames:
+        last = frame
+    if last is None:
+        raise ValueError("a run yielded no frames")
+    return last
+
+
 def to_cpu(tensor: torch.Tensor) -> torch.Tensor:
     """Detach a tensor for a frame. On the CPU this is free; samplers never write in place."""
     return tensor.detach().to("cpu", torch.float32)

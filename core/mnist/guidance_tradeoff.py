@@ -22,6 +22,7 @@ import torch
 
 from diffusion_stepper.core.diffusion.solvers import sampler_title
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.frames import last_frame
 from diffusion_stepper.core.io.line_plot import Chart, Series, charts_side_by_side, write_csv, write_png
 from diffusion_stepper.core.mnist.judge import Judge
 from diffusion_stepper.core.mnist.sampling import DEFAULT_CHECKPOINT, SampleRequest, start_sampling
@@ -88,22 +89,10 @@ def diversity_within_classes(features: torch.Tensor, labels: torch.Tensor) -> fl
     return sum(spreads) / len(spreads)
 
 
-def real_diversity(judge: Judge, per_class: int, data_dir: str | None, seed: int) -> float:
+def real_diversity(judge: Judge, per_class: int) -> float:
     """The same measure on `per_class` real training digits of each class: where samples should be."""
-    from diffusion_stepper.core.mnist.data import load_mnist
-
-    images, labels = load_mnist("train", data_dir).as_float()
-    generator = torch.Generator().manual_seed(seed)
-    picks = torch.cat(
-        [
-            (labels == digit)
-            .nonzero()
-            .flatten()[torch.randperm(int((labels == digit).sum()), generator=generator)][:per_class]
-            for digit in range(10)
-        ]
-    )
-    features = torch.from_numpy(judge.features(images[picks]))
-    return diversity_within_classes(features, labels[picks])
+    images, labels = judge.real_digits(per_class)
+    return diversity_within_classes(torch.from_numpy(judge.features(images)), labels)
 
 
 def objective_of(checkpoint: str, device: str = "cpu") -> str:
@@ -121,15 +110,13 @@ def tradeoff_points(request: TradeoffRequest, judge: Judge | None = None) -> Ite
         raise UserFacingError("give at least one guidance scale")
     objective = objective_of(request.checkpoint)
     judge = judge or Judge(data_dir=request.data_dir, seed=request.seed)
-    diversity_real = real_diversity(judge, request.per_class, request.data_dir, request.seed)
+    diversity_real = real_diversity(judge, request.per_class)
     for guidance in request.guidances:
         started = time.perf_counter()
         run = start_sampling(request.sample_request(guidance, objective))
-        final = None
-        for frame in run.frames:
-            final = frame
-        figures = judge.score(final.x_t, run.labels)
-        features = torch.from_numpy(judge.features(final.x_t.clamp(0, 1)))
+        final = last_frame(run.frames).x_t
+        figures = judge.score(final, run.labels)
+        features = torch.from_numpy(judge.features(final.clamp(0, 1)))
         yield TradeoffRow(
             guidance=float(guidance),
             samples=figures.count,

@@ -189,7 +189,7 @@ class Judge:
         self.classifier = classifier or load_judge()
         test_images, _ = load_mnist("test", data_dir).as_float()
         self.test_features = self.features(test_images)
-        self._train_images = load_mnist("train", data_dir).as_float()[0]
+        self._train_images, self._train_labels = load_mnist("train", data_dir).as_float()
         self._floors: dict[int, float] = {}
         self.seed = seed
 
@@ -206,6 +206,16 @@ class Judge:
             index = torch.randperm(self._train_images.shape[0], generator=generator)[:count]
             self._floors[count] = frechet_distance(self.features(self._train_images[index]), self.test_features)
         return self._floors[count]
+
+    def real_digits(self, per_class: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """`per_class` training digits of each class (drawn with the judge's seed), and their labels."""
+        generator = torch.Generator().manual_seed(self.seed)
+        picks = []
+        for digit in range(10):
+            members = (self._train_labels == digit).nonzero().flatten()
+            picks.append(members[torch.randperm(members.shape[0], generator=generator)[:per_class]])
+        index = torch.cat(picks)
+        return self._train_images[index], self._train_labels[index]
 
     def score(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> QualityFigures:
         """Class accuracy (when `labels` say which digit each image was asked to be) and FD."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from diffusion_stepper.core.diffusion.objectives import FlowObjective
 from diffusion_stepper.core.diffusion.solvers import evaluations_for_steps, sampler_title, steps_for_budget
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.frames import last_frame
 from diffusion_stepper.core.io.line_plot import Chart, Series, charts_side_by_side, write_csv, write_png
 from diffusion_stepper.core.mnist.judge import Judge
 from diffusion_stepper.core.mnist.sampling import DEFAULT_CHECKPOINT, SampleRequest, start_sampling
@@ -102,10 +103,7 @@ def quality_points(request: QualityRequest, plan: QualityPlan, judge: Judge | No
                 eta=0.0 if name == "ddim" else None,
             )
         )
-        final = None
-        for frame in run.frames:  # only the last frame is judged
-            final = frame
-        figures = judge.score(final.x_t, run.labels)
+        figures = judge.score(last_frame(run.frames).x_t, run.labels)
         yield QualityRow(
             sampler=name,
             guidance=run.meta["params"]["guidance"],
