@@ -170,3 +170,8 @@ def test_judging_the_active_run_shows_the_judges_figures(qtbot, window, tiny_che
     expected = describe_figures(judge_run(window.session.active.trajectory))
     assert window.judging.last == expected and window.statusBar().currentMessage() == expected
     assert "read as the digit asked for" in expected
+
+
+def test_the_empty_schedule_plot_lists_no_gap_curve(window):
+    schedule = window.step_view.schedule
+    assert not schedule.gap.isVisible() and schedule.legend.items == []

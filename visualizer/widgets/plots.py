@@ -171,11 +171,12 @@ class SchedulePlot(TextSizedPlot):
             pen=pg.mkPen(GAP_COLOUR, width=2), symbol="o", symbolSize=4, symbolBrush=GAP_COLOUR, name=" "
         )
         self.addItem(self.gap)
+        self.show_curve(self.gap, None, None)  # hidden, and out of the legend, until a CFG run shows
 
     def set_schedule(self, schedule: ScheduleCurves | None, empty_message: str = "") -> None:
         self.schedule = schedule
         if schedule is None:
-            for curve in self.curves:
+            for curve in [*self.curves, self.gap]:
                 self.show_curve(curve, None, None)
             self.cursor.setVisible(False)
             self.message.setText(empty_message)
