@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]  # the repository
 
 
 def sample_with_cli(
-    checkpoint: str, per_class: int, guidance: float, steps, seed: int, x0_clip
+    checkpoint: str, per_class: int, guidance: float, steps, seed: int, x0_clip, sampler=None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Final samples and their labels, drawn by `diffusion-stepper sample mnist` in a subprocess."""
     with tempfile.TemporaryDirectory() as folder:
@@ -73,18 +73,22 @@ def sample_with_cli(
             command += ["--steps", str(steps)]
         if x0_clip:
             command += ["--x0-clip", x0_clip]
+        if sampler:
+            command += ["--sampler", sampler]
         subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
         trajectory = load_trajectory(out)
         low, high = trajectory.value_range
         return trajectory.final_sample.clamp(low, high), trajectory.labels
 
 
-def generate_timing(checkpoint: str, steps, x0_clip, repeats: int = 3) -> tuple[float, float]:
+def generate_timing(checkpoint: str, steps, x0_clip, sampler=None, repeats: int = 3) -> tuple[float, float]:
     """Median seconds to the first frame and to the last for the app's default Generate."""
     first_times, total_times = [], []
     for repeat in range(repeats + 1):
         started = time.perf_counter()
-        run = start_sampling(SampleRequest(checkpoint=checkpoint, steps=steps, x0_clip=x0_clip, device="cpu"))
+        run = start_sampling(
+            SampleRequest(checkpoint=checkpoint, steps=steps, x0_clip=x0_clip, sampler=sampler, device="cpu")
+        )
         first = None
         for _ in run.frames:
             if first is None:
@@ -102,6 +106,7 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=100)
     parser.add_argument("--guidance", default="5", help="comma-separated guidance scales (default 5, the course's)")
     parser.add_argument("--steps", default="", help="comma-separated step counts (default: each model's own)")
+    parser.add_argument("--sampler", default="", help="comma-separated samplers (default: each model's own)")
     parser.add_argument("--x0-clip", choices=["none", "static"], help="DDPM x̂0 clipping (default: each model's own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--classifier", type=Path, help="judge weights (default: the bundled judge)")
@@ -127,16 +132,20 @@ def main() -> None:
     rows = []
     step_counts = [int(s) for s in args.steps.split(",") if s] or [None]
     guidance_scales = [float(g) for g in args.guidance.split(",") if g]
-    for checkpoint, steps, guidance in itertools.product(args.checkpoint, step_counts, guidance_scales):
+    samplers = [s for s in args.sampler.split(",") if s] or [None]
+    for checkpoint, sampler, steps, guidance in itertools.product(
+        args.checkpoint, samplers, step_counts, guidance_scales
+    ):
         started = time.perf_counter()
-        samples, labels = sample_with_cli(checkpoint, args.per_class, guidance, steps, args.seed, args.x0_clip)
+        samples, labels = sample_with_cli(checkpoint, args.per_class, guidance, steps, args.seed, args.x0_clip, sampler)
         sampling_seconds = time.perf_counter() - started
         predictions = batched(classifier, samples).argmax(1)
         consistency = float((predictions == labels).float().mean())
         distance = frechet_distance(batched(classifier.features, samples).numpy().astype(np.float64), test_features)
-        first, total = (None, None) if args.skip_timing else generate_timing(checkpoint, steps, args.x0_clip)
+        first, total = (None, None) if args.skip_timing else generate_timing(checkpoint, steps, args.x0_clip, sampler)
         row = {
             "checkpoint": checkpoint,
+            "sampler": sampler,
             "steps": steps,
             "x0_clip": args.x0_clip,
             "samples": int(labels.shape[0]),
@@ -155,10 +164,10 @@ def main() -> None:
 
     print(f"\n{date.today()} · {machine} · classifier test accuracy {test_accuracy:.4f} · seed {args.seed}\n")
     print(
-        "| model | steps | x̂0 clip | γ | samples | class consistency | FD samples→test | FD real→test | FD "
+        "| model | sampler | steps | x̂0 clip | γ | samples | class consistency | FD samples→test | FD real→test | FD "
         "ratio | Generate: first frame / all |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         timing = (
             "—"
@@ -166,7 +175,8 @@ def main() -> None:
             else f"{row['generate_first_frame_s']:.3f} / {row['generate_total_s']:.2f} s"
         )
         print(
-            f"| {row['checkpoint']} | {row['steps'] or 'default'} | {row['x0_clip'] or 'default'} | "
+            f"| {row['checkpoint']} | {row['sampler'] or 'default'} | {row['steps'] or 'default'} | "
+            f"{row['x0_clip'] or 'default'} | "
             f"{row['guidance']:g} | {row['samples']} | "
             f"{row['class_consistency']:.1%} | {row['fd_samples']:.3f} | {row['fd_real']:.3f} | "
             f"{row['fd_ratio']:.2f} | {timing} |"

@@ -11,6 +11,7 @@ NAME = "bundle"
 
 
 def register(commands) -> None:
+    from diffusion_stepper.core.diffusion.solvers import ALL_SAMPLERS
     from diffusion_stepper.core.mnist.bundled import BUNDLED_NAMES
     from diffusion_stepper.core.mnist.sampling import X0_CLIP_CHOICES
 
@@ -24,6 +25,9 @@ def register(commands) -> None:
     bundle.add_argument(
         "--x0-clip", choices=X0_CLIP_CHOICES, help="the DDPM model's default x̂0 clipping (default: none)"
     )
+    bundle.add_argument(
+        "--sampler", choices=ALL_SAMPLERS, help="the model's default step rule (default: its objective's own)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,7 +35,12 @@ def run(args: argparse.Namespace) -> int:
     from diffusion_stepper.core.paths import models_dir
 
     path = write_bundled_copy(
-        args.checkpoint, args.name, args.dest or models_dir(), sampling_steps=args.steps, x0_clip=args.x0_clip
+        args.checkpoint,
+        args.name,
+        args.dest or models_dir(),
+        sampling_steps=args.steps,
+        x0_clip=args.x0_clip,
+        sampler=args.sampler,
     )
     print(f"wrote {path} and {path.with_suffix('.safetensors').name}")
     return 0

@@ -190,6 +190,13 @@ def _eps_update_lines(frame: Frame) -> list[str]:
         else:
             reason = "onto clean data" if "h" not in coeffs else "no previous x̂₀ yet"
             lines.append(f"D = x̂₀   (first order: {reason})")
+        if "coef_z" in coeffs:
+            return lines + [
+                "x_t′ = (√(1 − ᾱ_t′)/√(1 − ᾱ_t))·e^(−h)·x_t + √ᾱ_t′·(1 − e^(−2h))·D + √(1 − ᾱ_t′)·√(1 − e^(−2h))·z"
+                "   (DPM-Solver++(2M) SDE)",
+                f"     = {_number(coeffs['coef_xt'])}·x_t + {_number(coeffs['coef_d'])}·D "
+                f"+ {_number(coeffs['coef_z'])}·z",
+            ]
         return lines + [
             "x_t′ = (√(1 − ᾱ_t′)/√(1 − ᾱ_t))·x_t + √ᾱ_t′·(1 − e^(−h))·D   (DPM-Solver++(2M))",
             f"     = {_number(coeffs['coef_xt'])}·x_t + {_number(coeffs['coef_d'])}·D",

@@ -6,7 +6,8 @@ drives them all and each frame carries the rule's own x̂₀, noise estimate and
 For noise-prediction (ε) models on a discrete schedule ᾱ_t (MNIST's DDPM models, IF):
 
 - `DDIMStep`: DDIM with η (η = 0 deterministic; η = 1 the DDPM posterior's variance β̃);
-- `DPMSolverPP2MStep`: DPM-Solver++(2M), second order from the previous step's x̂₀;
+- `DPMSolverPP2MStep`: DPM-Solver++(2M), second order from the previous step's x̂₀, and
+  `SDEDPMSolverPP2MStep`, its stochastic form, which adds fresh noise each step as DDPM does;
 - `EulerODEStep` and `HeunODEStep`: Euler and Heun on the probability-flow ODE, written in
   σ-space (σ_t = √((1 − ᾱ_t)/ᾱ_t), x_σ = x_t/√ᾱ_t), where dx_σ/dσ = ε̂.
 
@@ -60,6 +61,13 @@ EPS_SAMPLERS = {
         Sampler("ddpm", "DDPM", 1, "the posterior step of the DDPM paper: adds fresh noise each step"),
         Sampler("ddim", "DDIM", 1, "η = 0 deterministic; η = 1 adds the DDPM posterior's noise"),
         Sampler("dpm++2m", "DPM-Solver++(2M)", 1, "second order from the previous step's x̂₀, one evaluation per step"),
+        Sampler(
+            "dpm++2m-sde",
+            "DPM-Solver++(2M) SDE",
+            1,
+            "DPM-Solver++(2M) with fresh noise each step, as DDPM adds: second order, and it forgives a start "
+            "that is not quite the noise the model was trained to reach",
+        ),
         Sampler("euler", "Euler (ODE)", 1, "one Euler step of the probability-flow ODE (DDIM η = 0's update)"),
         Sampler("heun", "Heun (ODE)", 2, "Euler, then a corrector at the next level: two evaluations per step"),
     )
@@ -74,7 +82,7 @@ FLOW_SAMPLERS = {
 }
 ALL_SAMPLERS = tuple(dict.fromkeys([*EPS_SAMPLERS, *FLOW_SAMPLERS]))
 # IF's runs take the rules that handle its schedule's clean end and x̂₀ thresholding as diffusers does.
-IF_SAMPLERS = ("ddpm", "ddim", "dpm++2m")
+IF_SAMPLERS = ("ddpm", "ddim", "dpm++2m", "dpm++2m-sde")
 DEFAULT_EPS_SAMPLER = "ddpm"
 DEFAULT_FLOW_SAMPLER = "euler"
 
@@ -198,6 +206,10 @@ class DPMSolverPP2MStep(_EpsRule):
         self.previous_x0: torch.Tensor | None = None
         self.previous_h: float | None = None
 
+    def coefficients(self, noise_t: float, noise_next: float, signal_next: float, decay: float):
+        """(coefficient of x_t, coefficient of D, scale of fresh noise) for one step, e^(−h) = `decay`."""
+        return noise_next / noise_t, signal_next * (1.0 - decay), 0.0
+
     def log_snr(self, t: float) -> float:
         """λ_t = log(√ᾱ_t/√(1 − ᾱ_t)) (half the log signal-to-noise ratio)."""
         signal, noise = self.levels(t)
@@ -217,8 +229,7 @@ class DPMSolverPP2MStep(_EpsRule):
         signal_next, noise_next = self.levels(t_next)
         # e^(−h) = (σ_t′/α_t′)/(σ_t/α_t), written as a ratio so the step to clean data (σ_t′ = 0) is finite
         decay = (noise_next / signal_next) / (noise_t / signal_t)
-        coef_xt = noise_next / noise_t
-        coef_d = signal_next * (1.0 - decay)
+        coef_xt, coef_d, coef_z = self.coefficients(noise_t, noise_next, signal_next, decay)
         coeffs = {
             "t_next": float(t_next),
             "alpha_bar_t": signal_t**2,
@@ -240,7 +251,27 @@ class DPMSolverPP2MStep(_EpsRule):
             drift = (1.0 + 0.5 / r) * x0_hat - (0.5 / r) * self.previous_x0
             coeffs.update(order=2.0, r=r, coef_x0=1.0 + 0.5 / r, coef_x0_prev=0.5 / r)
         self.previous_x0, self.previous_h = x0_hat, h
-        return StepResult(coef_xt * x_t + coef_d * drift, x0_hat, eps, coeffs)
+        x_next = coef_xt * x_t + coef_d * drift
+        if coef_z > 0:
+            coeffs["coef_z"] = coef_z
+            x_next = x_next + coef_z * torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
+        return StepResult(x_next, x0_hat, eps, coeffs)
+
+
+class SDEDPMSolverPP2MStep(DPMSolverPP2MStep):
+    """DPM-Solver++(2M) SDE (Lu et al. 2022, "sde-dpmsolver++" in diffusers): the same D, a
+    smaller pull of x_t and fresh noise in its place:
+
+        x_t′ = (√(1 − ᾱ_t′)/√(1 − ᾱ_t))·e^(−h)·x_t + √ᾱ_t′·(1 − e^(−2h))·D + √(1 − ᾱ_t′)·√(1 − e^(−2h))·z
+
+    At first order this is DDPM's posterior step (DDIM with η = 1). The noise lets the run forget
+    where it started: on the course's schedule x_T is not pure noise (√ᾱ_T ≈ 0.22 at T = 300), and
+    a deterministic solver started from pure noise never corrects that, while this one does.
+    """
+
+    def coefficients(self, noise_t: float, noise_next: float, signal_next: float, decay: float):
+        spread = 1.0 - decay * decay  # 1 − e^(−2h)
+        return noise_next / noise_t * decay, signal_next * spread, noise_next * math.sqrt(spread)
 
 
 def ode_sigma(alpha_bar: float) -> float:
@@ -409,6 +440,8 @@ def make_eps_step_rule(
         return DDIMStep(schedule, eta=0.0 if eta is None else eta, x0_clip=x0_clip)
     if name == "dpm++2m":
         return DPMSolverPP2MStep(schedule, x0_clip=x0_clip)
+    if name == "dpm++2m-sde":
+        return SDEDPMSolverPP2MStep(schedule, x0_clip=x0_clip)
     if name == "euler":
         return EulerODEStep(schedule, x0_clip=x0_clip)
     return HeunODEStep(schedule, x0_clip=x0_clip)

@@ -84,9 +84,22 @@ def save_trajectory(trajectory: Trajectory, path: str | os.PathLike) -> Path:
     }
     arrays["meta"] = np.asarray(json.dumps(meta))
     target = Path(path)
-    with atomic_path(target) as temporary, open(temporary, "wb") as handle:  # a handle: numpy appends no ".npz"
-        np.savez_compressed(handle, **arrays)
+    with atomic_path(target) as temporary:
+        write_npz(temporary, arrays)
     return target
+
+
+# zlib's fastest level: frames are mostly float noise, which no level shrinks much: an MNIST run
+# comes out 1% larger than at numpy's default level 6, in two thirds of the time.
+COMPRESS_LEVEL = 1
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """What `np.savez_compressed` writes (any `np.load` reads it), at `COMPRESS_LEVEL`."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
 def load_trajectory(path: str | os.PathLike) -> Trajectory:
@@ -300,6 +313,7 @@ _COEFFICIENT_RANGES = {
     "ode_sigma_t": (0.0, None),
     "ode_sigma_next": (0.0, None),
     "order": (1.0, 2.0),
+    "coef_z": (0.0, None),
 }
 
 

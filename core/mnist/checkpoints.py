@@ -65,6 +65,14 @@ class LoadedCheckpoint:
         return int(self.sidecar.get("sampling", {}).get("steps") or self.objective.default_steps)
 
     @property
+    def default_sampler(self) -> str | None:
+        """The step rule a run takes unless told: the checkpoint's own choice (a well-trained model
+        samples as well with a second-order solver in fewer steps), else the objective's own; None
+        for the single-step denoiser, which has no step rule to choose."""
+        own = self.sidecar.get("sampling", {}).get("sampler")
+        return own or getattr(self.objective, "default_sampler", None)
+
+    @property
     def default_x0_clip(self) -> str:
         """ "static" where the checkpoint asks for x0_hat clipped to the data range, else "none"."""
         return str(self.sidecar.get("sampling", {}).get("x0_clip", "none"))
@@ -112,9 +120,10 @@ def write_bundled_copy(
     dtype: torch.dtype = torch.float16,
     sampling_steps: int | None = None,
     x0_clip: str | None = None,
+    sampler: str | None = None,
 ) -> Path:
     """Copy a checkpoint as DEST/NAME.safetensors + NAME.json: smaller weights, no training state,
-    and optionally its own sampling defaults (steps, x0_hat clipping)."""
+    and optionally its own sampling defaults (steps, x0_hat clipping, step rule)."""
     loaded = load_checkpoint(path_or_name)
     sidecar = {
         key: value for key, value in loaded.sidecar.items() if key not in ("training_state", "optimizer_param_groups")
@@ -131,6 +140,11 @@ def write_bundled_copy(
         if loaded.objective.name != "ddpm":
             raise CheckpointError(f"--x0-clip is for DDPM models; this one is {loaded.objective.name}")
         sidecar.setdefault("sampling", {})["x0_clip"] = x0_clip
+    if sampler is not None:
+        if sampler not in loaded.objective.samplers:
+            suitable = ", ".join(loaded.objective.samplers) or "none: it jumps once"
+            raise CheckpointError(f"--sampler {sampler} does not suit {loaded.objective.name} (suitable: {suitable})")
+        sidecar.setdefault("sampling", {})["sampler"] = sampler
     dest_dir = Path(dest_dir)
     return _write_weights_and_sidecar(
         loaded.model, sidecar, dest_dir / f"{name}.safetensors", dest_dir / f"{name}.json", dtype
@@ -244,6 +258,7 @@ def read_sidecar(sidecar_path: Path) -> dict:
 
 def sidecar_reader() -> schema.Reader:
     """The sidecar's schema: what each field the app reads must be, and how large it may be."""
+    from diffusion_stepper.core.diffusion.solvers import ALL_SAMPLERS
     from diffusion_stepper.core.mnist.sampling import X0_CLIP_CHOICES
 
     count = schema.number(0, integer=True)
@@ -258,7 +273,11 @@ def sidecar_reader() -> schema.Reader:
         required=("name", "hidden"),
     )
     sampling = schema.record(
-        {"steps": schema.optional(schema.number(*STEPS, integer=True)), "x0_clip": schema.text(X0_CLIP_CHOICES)},
+        {
+            "steps": schema.optional(schema.number(*STEPS, integer=True)),
+            "x0_clip": schema.text(X0_CLIP_CHOICES),
+            "sampler": schema.text(ALL_SAMPLERS),
+        },
         others=None,
     )
     read = schema.record(
@@ -278,11 +297,19 @@ def sidecar_reader() -> schema.Reader:
 
     def read_sidecar_fields(value, where: str) -> dict:
         sidecar = read(value, where)
-        steps = sidecar.get("sampling", {}).get("steps")
+        sampling = sidecar.get("sampling", {})
+        objective = objective_from_dict(sidecar["objective"])
+        steps = sampling.get("steps")
         if steps is not None:
-            most = objective_from_dict(sidecar["objective"]).default_steps
+            most = objective.default_steps
             if sidecar["objective"]["name"] != "flow" and steps > most:
                 raise SchemaError(f"{where}.sampling.steps", f"expected at most {most} for this objective, got {steps}")
+        if "sampler" in sampling and sampling["sampler"] not in objective.samplers:
+            raise SchemaError(
+                f"{where}.sampling.sampler",
+                f"expected one of {', '.join(objective.samplers) or 'none'} for this objective, "
+                f"got {sampling['sampler']!r}",
+            )
         return sidecar
 
     return read_sidecar_fields

@@ -142,7 +142,7 @@ def sample_mnist(
     if is_single_step and (sampler is not None or eta is not None):
         raise UserFacingError("the single-step denoiser jumps once and has no sampler to choose; leave out --sampler")
     if not is_single_step:
-        sampler = sampler or objective.default_sampler
+        sampler = sampler or checkpoint.default_sampler
         kind = f"{checkpoint.name} ({'a flow-matching' if objective.name == 'flow' else 'a DDPM-trained'} model)"
         check_sampler_choice(sampler, eta, objective.samplers, kind)
 

@@ -171,7 +171,13 @@ def test_models_lists_the_bundled_checkpoints(capsys):
     for name in BUNDLED_NAMES:
         assert name in stdout
     rows = {line.split()[0]: line for line in stdout.splitlines()[1:]}
-    assert "50 strided steps, x̂0 clipped to [0, 1]" in rows["mnist-class-ddpm"]  # the default a user does not see
+    # the defaults a user does not see: the model's own sampler, steps and clipping, from its sidecar
+    from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS
+    from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
+
+    ddpm = load_checkpoint("mnist-class-ddpm")
+    shown = f"{EPS_SAMPLERS[ddpm.default_sampler].title}, {ddpm.default_steps} strided steps, x̂0 clipped to [0, 1]"
+    assert ddpm.default_x0_clip == "static" and shown in rows["mnist-class-ddpm"]
     assert "one jump" in rows["mnist-single-step"]
 
 
@@ -215,6 +221,28 @@ def test_bundle_steps_become_the_models_default(tmp_path, capsys, tiny_checkpoin
         50,
     )
     assert code == 1 and "at most 20" in err
+
+
+def test_bundle_sampler_becomes_the_models_default(tmp_path, capsys, tiny_checkpoints):
+    bundle = ["bundle", tiny_checkpoints["class-ddpm"], "--name", "mnist-class-ddpm", "--dest", tmp_path]
+    code, _, err = run(capsys, *bundle, "--sampler", "dpm++2m", "--steps", 4)
+    assert code == 0, err
+    sidecar = tmp_path / "mnist-class-ddpm.json"
+    out = tmp_path / "run.npz"
+    assert run(capsys, "sample", "mnist", "--checkpoint", sidecar, "--out", out)[0] == 0
+    own = load_trajectory(out)
+    assert own.meta["params"]["sampler"] == "dpm++2m" and len(own) == 5
+    # the same run as asking for the sampler by name: the default only fills in what was not said
+    assert run(capsys, "sample", "mnist", "--checkpoint", sidecar, "--sampler", "dpm++2m", "--out", out)[0] == 0
+    assert np.array_equal(load_trajectory(out).final_sample.numpy(), own.final_sample.numpy())
+    assert run(capsys, "sample", "mnist", "--checkpoint", sidecar, "--sampler", "ddpm", "--out", out)[0] == 0
+    assert load_trajectory(out).meta["params"]["sampler"] == "ddpm"
+    expect_one_line_error(capsys, [*bundle, "--sampler", "midpoint"], "does not suit ddpm")
+    # a sidecar naming a sampler its objective cannot use is refused when loaded, in one line
+    text = json.loads(sidecar.read_text())
+    text["sampling"]["sampler"] = "midpoint"
+    sidecar.write_text(json.dumps(text))
+    expect_one_line_error(capsys, ["sample", "mnist", "--checkpoint", sidecar, "--out", out], "sampling.sampler")
 
 
 def expect_one_line_error(capsys, argv, fragment):

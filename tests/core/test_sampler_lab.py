@@ -19,6 +19,7 @@ from diffusion_stepper.core.frames import Trajectory
 from diffusion_stepper.core.io.line_plot import SERIES_COLOURS, Chart, Series, draw_chart
 from diffusion_stepper.core.io.trajectory_file import load_trajectory, save_trajectory
 from diffusion_stepper.core.mnist.experiments import ExperimentOptions, experiment_requests
+from diffusion_stepper.core.mnist.guidance_tradeoff import FAST_SAMPLERS
 from diffusion_stepper.core.mnist.judge import Judge, load_judge
 from diffusion_stepper.core.mnist.sampling import SampleRequest, start_sampling
 from diffusion_stepper.core.session import ALIGN_NFE, Session
@@ -77,7 +78,7 @@ def test_every_flow_sampler_runs_a_flow_checkpoint(tiny_checkpoints, name):
 @pytest.mark.parametrize(
     "model, settings, message",
     [
-        ("class-ddpm", {"sampler": "midpoint"}, "use one of ddpm, ddim, dpm++2m, euler, heun"),
+        ("class-ddpm", {"sampler": "midpoint"}, "use one of ddpm, ddim, dpm++2m, dpm++2m-sde, euler, heun"),
         ("class-flow", {"sampler": "ddim"}, "use one of euler, heun, midpoint"),
         ("class-ddpm", {"sampler": "heun", "eta": 0.3}, "--eta is DDIM's noise scale"),
         ("class-ddpm", {"eta": 0.3}, "--eta is DDIM's noise scale"),  # the default sampler is DDPM's
@@ -109,7 +110,7 @@ def test_sampler_flags_on_the_command_line(tiny_checkpoints, tmp_path, capsys):
     )
     assert code == 0 and load_trajectory(out).meta["params"]["eta"] == 1.0
     code, _, err = run_cli(capsys, "sample", "mnist", "--checkpoint", checkpoint, "--sampler", "midpoint", "--out", out)
-    assert code == 1 and err.strip().endswith("use one of ddpm, ddim, dpm++2m, euler, heun")
+    assert code == 1 and err.strip().endswith("use one of ddpm, ddim, dpm++2m, dpm++2m-sde, euler, heun")
     code, _, err = run_cli(capsys, "sample", "mnist", "--checkpoint", checkpoint, "--eta", 2, "--out", out)
     assert code == 2 and err.count("\n") == 1 and "--eta" in err
 
@@ -128,7 +129,7 @@ def test_the_race_starts_every_sampler_from_the_same_noise_at_equal_nfe(tiny_che
     for run in runs:
         assert torch.equal(run[0].x_t, runs[0][0].x_t)
         assert run[-1].coeffs["nfe"] <= 6
-    assert [len(run) - 1 for run in runs] == [6, 6, 6, 6, 3]  # Heun: 3 steps cost 5 evaluations
+    assert [len(run) - 1 for run in runs] == [6, 6, 6, 6, 6, 3]  # Heun: 3 steps cost 5 evaluations
 
 
 def test_the_timeline_lines_runs_up_by_model_evaluations():
@@ -343,7 +344,8 @@ def test_guidance_tradeoff_writes_what_the_judge_says(tiny_checkpoints, tmp_path
     assert code == 0 and "guidance-tradeoff.png" in stdout
     rows = list(csv.DictReader((tmp_path / "g" / "guidance-tradeoff.csv").open()))
     assert [float(row["guidance"]) for row in rows] == [0.0, 3.0]
-    assert {(row["sampler"], row["steps"]) for row in rows} == {("dpm++2m", "10")}  # the fast default
+    sampler, steps = FAST_SAMPLERS["ddpm"]  # the fast default
+    assert {(row["sampler"], row["steps"]) for row in rows} == {(sampler, str(steps))}
     # recompute the γ = 3 point from its own request and the same judge
     request = TradeoffRequest(str(checkpoint), per_class=3, device="cpu", data_dir=str(mnist_dir))
     run = start_sampling(request.sample_request(3.0, "ddpm"))

@@ -34,6 +34,7 @@ from diffusion_stepper.core.diffusion.solvers import (
     HeunFlowStep,
     HeunODEStep,
     MidpointFlowStep,
+    SDEDPMSolverPP2MStep,
     evaluations_for_steps,
     make_eps_step_rule,
     make_flow_step_rule,
@@ -194,6 +195,51 @@ def test_dpm_solver_pp_2m_matches_diffusers(indexing, steps):
     assert orders == [1.0] + [2.0] * (steps - 2) + [1.0]  # first order to start and onto clean data
 
 
+@pytest.mark.parametrize("indexing", INDEXINGS, ids=lambda i: i.name)
+@pytest.mark.parametrize("steps", [5, 20])
+def test_dpm_solver_pp_2m_sde_matches_diffusers(indexing, steps):
+    """DPMSolverMultistepScheduler(algorithm_type="sde-dpmsolver++", midpoint), fed the noise our
+    rule drew: the same generator's draws, in order, one per step."""
+    from diffusers import DPMSolverMultistepScheduler
+
+    scheduler = DPMSolverMultistepScheduler.from_config(
+        indexing.config(), algorithm_type="sde-dpmsolver++", solver_order=2, timestep_spacing="linspace"
+    )
+    scheduler.set_timesteps(steps)
+    in_float64(scheduler)
+    timesteps = indexing.ours(scheduler.timesteps)
+    x0_clip = DynamicThreshold(0.95, 1.5) if indexing.name == "if" else None
+    ours, model = indexing.models(scheduler, channels=6 if indexing.name == "if" else 3)
+    frames = ours_run(
+        SDEDPMSolverPP2MStep(indexing.schedule(scheduler), x0_clip), timesteps, ours, start_noise(), seed=7
+    )
+
+    noise = torch.Generator().manual_seed(7)
+    sample, theirs = start_noise(), []
+    for index, t in enumerate(scheduler.timesteps):
+        last = index == len(scheduler.timesteps) - 1  # onto clean data: no noise, none drawn
+        z = (
+            torch.zeros(SHAPE, dtype=torch.float64)
+            if last
+            else torch.randn(SHAPE, generator=noise, dtype=torch.float64)
+        )
+        sample = scheduler.step(model(sample, float(t)), t, sample, variance_noise=z).prev_sample
+        theirs.append(sample)
+    assert_each_step_matches(frames, theirs)
+    assert [frame.coeffs.get("order") for frame in frames[:-1]] == [1.0] + [2.0] * (steps - 2) + [1.0]
+    assert all(frame.coeffs["coef_z"] > 0 for frame in frames[:-2]) and "coef_z" not in frames[-2].coeffs
+
+
+def test_the_sde_solver_at_first_order_is_the_ddpm_posterior_step():
+    """One first-order step of DPM-Solver++(2M) SDE is DDIM's at η = 1 (the posterior's variance
+    β̃), noise and all, from the same generator."""
+    schedule = LinearBetaSchedule.create(T=50)
+    x, eps = start_noise(2), start_noise(3)
+    sde = SDEDPMSolverPP2MStep(schedule)(x, 40, 30, eps, torch.Generator().manual_seed(5))
+    ddim = DDIMStep(schedule, eta=1.0)(x, 40, 30, eps, torch.Generator().manual_seed(5))
+    assert torch.allclose(sde.x_next, ddim.x_next, atol=1e-10)
+
+
 def _sigma_space_run(scheduler, model_t) -> list[torch.Tensor]:
     """A diffusers σ-space scheduler (Euler, Heun) driven by `model_t(x, t)` on its scaled input;
     returns the sample after each *complete* step, back in the model's (VP) space."""
@@ -321,7 +367,8 @@ def test_step_rules_by_name_and_budgets():
     schedule = LinearBetaSchedule.create(300)
     assert isinstance(make_eps_step_rule("dpm++2m", schedule), DPMSolverPP2MStep)
     assert make_eps_step_rule("ddim", schedule, eta=0.3).eta == 0.3
-    with pytest.raises(ValueError, match="use one of ddpm, ddim, dpm\\+\\+2m, euler, heun"):
+    assert isinstance(make_eps_step_rule("dpm++2m-sde", schedule), SDEDPMSolverPP2MStep)
+    with pytest.raises(ValueError, match="use one of ddpm, ddim, dpm\\+\\+2m, dpm\\+\\+2m-sde, euler, heun"):
         make_eps_step_rule("midpoint", schedule)
     with pytest.raises(ValueError, match="use one of euler, heun, midpoint"):
         make_flow_step_rule("ddim")

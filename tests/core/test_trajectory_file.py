@@ -114,10 +114,16 @@ def test_save_is_atomic_when_writing_fails(tmp_path, class_trajectory, monkeypat
     path = save_trajectory(class_trajectory, tmp_path / "out" / "run.npz")
     before = path.read_bytes()
 
-    def explode(*args, **kwargs):
-        raise OSError("disk full")
+    written = []
 
-    monkeypatch.setattr(np, "savez_compressed", explode)
+    def explode(member, array, **kwargs):  # the disk fills after the first array is written
+        if written:
+            raise OSError("disk full")
+        written.append(array)
+        return write_array(member, array, **kwargs)
+
+    write_array = np.lib.format.write_array
+    monkeypatch.setattr(np.lib.format, "write_array", explode)
     with pytest.raises(OSError):
         save_trajectory(class_trajectory, path)
     assert path.read_bytes() == before

@@ -10,10 +10,13 @@ import pytest
 
 from diffusion_stepper.core.diffusion.sampler_race import x0_convergence
 from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS, FLOW_SAMPLERS, IF_SAMPLERS
+from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.experiments import EXPERIMENTS, ExperimentOptions
+from diffusion_stepper.core.mnist.guidance_tradeoff import FAST_SAMPLERS
 from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME
 from diffusion_stepper.visualizer.main_window import COMPARE_TAB
 from diffusion_stepper.visualizer.widgets.panels import render_grid
+from diffusion_stepper.visualizer.widgets.plots import series_colour
 from tests.visualizer.conftest import LONG_WAIT_MS, settle, wait_until_sampled
 
 
@@ -24,16 +27,23 @@ def combo_items(combo) -> list:
 def test_the_sample_dock_offers_the_samplers_that_suit_the_model(window):
     dock = window.sample_dock
     dock.select_model("mnist-class-ddpm")
-    assert combo_items(dock.sampler) == list(EPS_SAMPLERS)
-    assert not dock.form.isRowVisible(dock.eta)
+    own = load_checkpoint("mnist-class-ddpm").default_sampler
+    assert combo_items(dock.sampler) == [None, *EPS_SAMPLERS]
+    assert dock.sampler.currentText() == f"model default ({EPS_SAMPLERS[own].title})"
+    assert dock.request().sampler is None and dock.chosen_sampler == own
+    assert dock.form.isRowVisible(dock.eta) == (own == "ddim")
     dock.sampler.setCurrentIndex(dock.sampler.findData("ddim"))
     assert dock.form.isRowVisible(dock.eta)
     dock.eta.setValue(0.5)
     request = dock.request()
     assert (request.sampler, request.eta) == ("ddim", 0.5)
-    dock.select_model("mnist-class-flow")
-    assert combo_items(dock.sampler) == list(FLOW_SAMPLERS) and not dock.form.isRowVisible(dock.eta)
-    assert dock.request().sampler == "euler" and dock.request().eta is None
+    dock.select_model("mnist-class-flow")  # DDIM does not suit a flow model: back to the model's own
+    assert combo_items(dock.sampler) == [None, *FLOW_SAMPLERS] and not dock.form.isRowVisible(dock.eta)
+    assert dock.request().sampler is None and dock.request().eta is None
+    assert dock.chosen_sampler == load_checkpoint("mnist-class-flow").default_sampler
+    dock.sampler.setCurrentIndex(dock.sampler.findData("heun"))
+    dock.select_model("mnist-time-flow")  # a choice that suits the next model stays
+    assert dock.request().sampler == "heun"
     dock.select_model("mnist-single-step")
     assert not dock.form.isRowVisible(dock.sampler) and dock.request().sampler is None
 
@@ -57,7 +67,8 @@ def tiny_race(window, tiny_checkpoints, monkeypatch):
 def test_the_race_lines_runs_up_by_nfe_with_each_x0_and_the_plot(qtbot, window, tiny_race, tmp_path):
     title = f"{EXPERIMENTS['samplers'].title}, 10 evaluations each"
     next(action for action in window.actions() if action.text() == title).trigger()
-    qtbot.waitUntil(lambda: len(window.session.compared) == 5 and not window.sampling.busy, timeout=LONG_WAIT_MS)
+    racers = len(EPS_SAMPLERS)
+    qtbot.waitUntil(lambda: len(window.session.compared) == racers and not window.sampling.busy, timeout=LONG_WAIT_MS)
     wait_until_sampled(qtbot, window)
     view, session = window.compare_view, window.session
     assert window.tabs.currentIndex() == COMPARE_TAB
@@ -76,10 +87,11 @@ def test_the_race_lines_runs_up_by_nfe_with_each_x0_and_the_plot(qtbot, window, 
         expected = render_grid(image, "x_t", (0.0, 1.0), heun.trajectory.labels, panel.columns)
         assert np.array_equal(panel.image_item.image, expected)
     assert "NFE 2" in x_t_panel.title_label.text() and "Heun" in x_t_panel.title_label.text()
-    assert "color='#cc79a7'" in x_t_panel.title_label.text()  # the fifth curve's colour: the title is its legend
+    heun_colour = "#{:02x}{:02x}{:02x}".format(*series_colour(racers - 1))  # the title is its curve's legend
+    assert f"color='{heun_colour}'" in x_t_panel.title_label.text()
 
     # the plot: one curve per run, the numbers of x0_convergence, the cursor on the timeline
-    assert view.plot.isVisible() and len(view.plot.curves) == 5
+    assert view.plot.isVisible() and len(view.plot.curves) == racers
     for item, run in zip(view.plot.curves, runs):
         x, y = item.getData()
         curve = x0_convergence(run.trajectory)
@@ -108,7 +120,7 @@ def test_quality_dialog_measures_draws_and_saves(qtbot, window, tmp_path):
     assert [row.sampler for row in dialog.rows] == list(EPS_SAMPLERS)
     assert {row.guidance for row in dialog.rows} == {1.0}
     assert dialog.picture.pixmap() is not None and not dialog.picture.pixmap().isNull()
-    assert "Done: 5 points" in dialog.status.text()
+    assert f"Done: {len(EPS_SAMPLERS)} points" in dialog.status.text()
     csv_path, png_path = dialog.save(tmp_path)
     rows = list(csv.DictReader(csv_path.open()))
     assert [float(row["accuracy"]) for row in rows] == pytest.approx([row.accuracy for row in dialog.rows])
@@ -153,7 +165,8 @@ def test_tradeoff_dialog_draws_the_sweep_and_opens_a_point_in_compare(qtbot, win
     qtbot.waitUntil(lambda: not window.sampling.busy and len(window.session.compared) == 1, timeout=LONG_WAIT_MS)
     run = window.session.compared[0]
     params = run.trajectory.meta["params"]
-    assert (params["guidance"], params["sampler"], params["steps"], params["per_class"]) == (4.0, "dpm++2m", 10, 2)
+    assert (params["guidance"], params["per_class"]) == (4.0, 2)
+    assert (params["sampler"], params["steps"]) == FAST_SAMPLERS["ddpm"]
     dialog.guidances.setText("0, 500")
     dialog.start()
     assert dialog.status.text().startswith("scales γ:") and dialog.job is None

@@ -9,7 +9,12 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDockWidget, QFormLayout, QLineEdit, QVBoxLayout, QWidget
 
 from diffusion_stepper.core.devices import DEVICE_CHOICES
-from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS, FLOW_SAMPLERS
+from diffusion_stepper.core.diffusion.solvers import (
+    DEFAULT_EPS_SAMPLER,
+    DEFAULT_FLOW_SAMPLER,
+    EPS_SAMPLERS,
+    FLOW_SAMPLERS,
+)
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.mnist import bundled
 from diffusion_stepper.core.mnist.checkpoints import display_name, read_sidecar, resolve_checkpoint
@@ -160,21 +165,35 @@ class SampleDock(QDockWidget):
     def objective_name(self) -> str | None:
         return self.sidecar.get("objective", {}).get("name")
 
+    @property
+    def model_sampler(self) -> str:
+        """The step rule the selected model samples with unless told: its own, else its objective's."""
+        own = self.sidecar.get("sampling", {}).get("sampler")
+        return own or (DEFAULT_FLOW_SAMPLER if self.objective_name == "flow" else DEFAULT_EPS_SAMPLER)
+
     def _offer_samplers(self) -> None:
-        """The samplers that suit the selected model: ε-model samplers for DDPM, flow's for flow."""
+        """The samplers that suit the selected model (ε-model samplers for DDPM, flow's for flow),
+        after "model default", which names the model's own."""
         table = FLOW_SAMPLERS if self.objective_name == "flow" else EPS_SAMPLERS
         chosen = self.sampler.currentData()
         self.sampler.blockSignals(True)
         self.sampler.clear()
+        own = table.get(self.model_sampler)
+        self.sampler.addItem(f"model default ({own.title if own else self.model_sampler})", None)
         for name, sampler in table.items():
             self.sampler.addItem(sampler.title, name)
             self.sampler.setItemData(self.sampler.count() - 1, sampler.summary, Qt.ItemDataRole.ToolTipRole)
-        self.sampler.setCurrentIndex(max(0, self.sampler.findData(chosen)))
+        self.sampler.setCurrentIndex(0 if chosen is None else max(0, self.sampler.findData(chosen)))
         self.sampler.blockSignals(False)
         self._update_eta()
 
+    @property
+    def chosen_sampler(self) -> str:
+        """The step rule Generate will use: the one picked, or the model's own."""
+        return self.sampler.currentData() or self.model_sampler
+
     def _update_eta(self) -> None:
-        show_rows(self.form, {self.eta: self.sampler.currentData() == "ddim" and self.form.isRowVisible(self.sampler)})
+        show_rows(self.form, {self.eta: self.chosen_sampler == "ddim" and self.form.isRowVisible(self.sampler)})
 
     def _update_fields(self) -> None:
         """Show only the settings the selected model takes."""
@@ -212,8 +231,8 @@ class SampleDock(QDockWidget):
         request = SampleRequest(checkpoint=self.model_key, seed=self.seed.value(), device=self.device.currentText())
         if not self.is_single_step:
             request.steps = self.chosen_steps
-            request.sampler = self.sampler.currentData()
-            if request.sampler == "ddim":
+            request.sampler = self.sampler.currentData()  # None: the model's own
+            if self.chosen_sampler == "ddim":
                 request.eta = self.eta.value()
         if self.form.isRowVisible(self.x0_clip):
             request.x0_clip = self.x0_clip.currentData()
