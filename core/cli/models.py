@@ -14,21 +14,14 @@ def register(commands) -> None:
 def sampling_defaults(sidecar: dict) -> str:
     """How `sample` runs the model unless told otherwise: "DDPM, 50 strided steps, x̂0 clipped to [0, 1]"."""
     from diffusion_stepper.core.diffusion.schedules import DEFAULT_FLOW_STEPS
-    from diffusion_stepper.core.diffusion.solvers import (
-        DEFAULT_EPS_SAMPLER,
-        DEFAULT_FLOW_SAMPLER,
-        EPS_SAMPLERS,
-        FLOW_SAMPLERS,
-    )
+    from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS, FLOW_SAMPLERS
+    from diffusion_stepper.core.mnist.checkpoints import sampler_of
 
     objective = sidecar["objective"]["name"]
     if objective == "single-step":
         return "one jump"
     sampling = sidecar.get("sampling", {})
-    samplers, default = (
-        (FLOW_SAMPLERS, DEFAULT_FLOW_SAMPLER) if objective == "flow" else (EPS_SAMPLERS, DEFAULT_EPS_SAMPLER)
-    )
-    sampler = samplers[sampling.get("sampler") or default].title
+    sampler = (FLOW_SAMPLERS if objective == "flow" else EPS_SAMPLERS)[sampler_of(sidecar)].title
     if objective == "flow":
         steps = f"{sampling.get('steps') or DEFAULT_FLOW_STEPS} steps"
     else:

@@ -66,16 +66,25 @@ class LoadedCheckpoint:
 
     @property
     def default_sampler(self) -> str | None:
-        """The step rule a run takes unless told: the checkpoint's own choice (a well-trained model
-        samples as well with a second-order solver in fewer steps), else the objective's own; None
-        for the single-step denoiser, which has no step rule to choose."""
-        own = self.sidecar.get("sampling", {}).get("sampler")
-        return own or getattr(self.objective, "default_sampler", None)
+        return sampler_of(self.sidecar)
 
     @property
     def default_x0_clip(self) -> str:
         """ "static" where the checkpoint asks for x0_hat clipped to the data range, else "none"."""
         return str(self.sidecar.get("sampling", {}).get("x0_clip", "none"))
+
+
+def sampler_of(sidecar: dict) -> str | None:
+    """The step rule a checkpoint samples with unless told: its own choice (bundled models pick a
+    cheap one that samples as well), else its objective's (ddpm, or euler for flow); None for the
+    single-step denoiser, which has no step rule to choose."""
+    from diffusion_stepper.core.diffusion.solvers import DEFAULT_EPS_SAMPLER, DEFAULT_FLOW_SAMPLER
+
+    objective = sidecar["objective"]["name"]
+    if objective == "single-step":
+        return None
+    own = sidecar.get("sampling", {}).get("sampler")
+    return own or (DEFAULT_FLOW_SAMPLER if objective == "flow" else DEFAULT_EPS_SAMPLER)
 
 
 def display_name(path_or_name: str | os.PathLike, sidecar_path: Path) -> str:

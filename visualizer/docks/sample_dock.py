@@ -9,15 +9,10 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDockWidget, QFormLayout, QLineEdit, QVBoxLayout, QWidget
 
 from diffusion_stepper.core.devices import DEVICE_CHOICES
-from diffusion_stepper.core.diffusion.solvers import (
-    DEFAULT_EPS_SAMPLER,
-    DEFAULT_FLOW_SAMPLER,
-    EPS_SAMPLERS,
-    FLOW_SAMPLERS,
-)
+from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS, FLOW_SAMPLERS
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.mnist import bundled
-from diffusion_stepper.core.mnist.checkpoints import display_name, read_sidecar, resolve_checkpoint
+from diffusion_stepper.core.mnist.checkpoints import display_name, read_sidecar, resolve_checkpoint, sampler_of
 from diffusion_stepper.core.mnist.experiments import ExperimentOptions
 from diffusion_stepper.core.mnist.sampling import DEFAULT_GUIDANCE, DEFAULT_NUM_SAMPLES, SampleRequest
 from diffusion_stepper.core.parsing import parse_float_list, parse_int_list
@@ -166,10 +161,9 @@ class SampleDock(QDockWidget):
         return self.sidecar.get("objective", {}).get("name")
 
     @property
-    def model_sampler(self) -> str:
-        """The step rule the selected model samples with unless told: its own, else its objective's."""
-        own = self.sidecar.get("sampling", {}).get("sampler")
-        return own or (DEFAULT_FLOW_SAMPLER if self.objective_name == "flow" else DEFAULT_EPS_SAMPLER)
+    def model_sampler(self) -> str | None:
+        """The step rule the selected model samples with unless told (None: it has none)."""
+        return sampler_of(self.sidecar) if self.sidecar else None
 
     def _offer_samplers(self) -> None:
         """The samplers that suit the selected model (ε-model samplers for DDPM, flow's for flow),
@@ -179,7 +173,7 @@ class SampleDock(QDockWidget):
         self.sampler.blockSignals(True)
         self.sampler.clear()
         own = table.get(self.model_sampler)
-        self.sampler.addItem(f"model default ({own.title if own else self.model_sampler})", None)
+        self.sampler.addItem(f"model default ({own.title})" if own else "model default", None)
         for name, sampler in table.items():
             self.sampler.addItem(sampler.title, name)
             self.sampler.setItemData(self.sampler.count() - 1, sampler.summary, Qt.ItemDataRole.ToolTipRole)
