@@ -73,6 +73,22 @@ def pure_noise(shape: Sequence[int], generator: torch.Generator, device: torch.d
 # --- noise estimates ----------------------------------------------------------------------------
 
 
+class NetworkPredictor:
+    """Adapter from the sampler's (x, t, cond) to a trained network's (x, t in [0, 1] as [N, 1],
+    one-hot c), the convention of every model trained here (the MNIST UNets, the 2D MLPs): the
+    objective says how its timestep becomes the network's time."""
+
+    def __init__(self, model: torch.nn.Module, objective):
+        self.model = model
+        self.objective = objective
+
+    def __call__(self, x: torch.Tensor, t: float, cond: torch.Tensor | None) -> torch.Tensor:
+        network_time = self.objective.network_time(t)
+        t_in = None if network_time is None else torch.full((x.shape[0], 1), network_time, device=x.device)
+        with torch.no_grad():
+            return self.model(x, t_in, cond)
+
+
 class PlainEstimate:
     """The predictor's output as it is, optionally under one fixed condition."""
 

@@ -19,13 +19,13 @@ import torch
 
 from diffusion_stepper.core.devices import make_generator, resolve_device
 from diffusion_stepper.core.diffusion.objectives import SingleStepObjective
-from diffusion_stepper.core.diffusion.sampling import SingleStepDenoise
+from diffusion_stepper.core.diffusion.sampling import NetworkPredictor, SingleStepDenoise
 from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS, FLOW_SAMPLERS, steps_for_budget
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import FORWARD_NOISED, Frame, SamplingRun, to_cpu
 from diffusion_stepper.core.mnist.checkpoints import load_checkpoint, saved_epochs
-from diffusion_stepper.core.mnist.sampling import MNIST_VALUE_RANGE, MnistPredictor, SampleRequest, start_sampling
+from diffusion_stepper.core.mnist.sampling import MNIST_VALUE_RANGE, SampleRequest, start_sampling
 from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME
 
 COURSE_SIGMAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)
@@ -67,7 +67,7 @@ def sigma_sweep_frames(
     clean: torch.Tensor,
     sigmas: Sequence[float],
     generator: torch.Generator,
-    denoise: MnistPredictor | None = None,
+    denoise: NetworkPredictor | None = None,
 ) -> Iterator[Frame]:
     """One frame per sigma: the noised digits, and either the noise itself or the denoiser's output."""
     noise = torch.randn(clean.shape, generator=generator, device=clean.device, dtype=clean.dtype)
@@ -120,7 +120,7 @@ class SigmaSweepRequest:
             checkpoint = load_checkpoint(self.checkpoint, device)
             if not isinstance(checkpoint.objective, SingleStepObjective):
                 raise UserFacingError(f"{checkpoint.name} is not a single-step denoiser; the σ sweep needs one")
-            predictor = MnistPredictor(checkpoint.model, checkpoint.objective)
+            predictor = NetworkPredictor(checkpoint.model, checkpoint.objective)
             frames = sigma_sweep_frames(clean, self.sigmas, generator, predictor)
             meta = {"algorithm": "single-step", "model": checkpoint.name, "checkpoint": str(checkpoint.sidecar_path)}
             note = OOD_NOTE.format(trained=f"{checkpoint.objective.sigma:g}")

@@ -15,7 +15,13 @@ from diffusion_stepper.core.diffusion.objectives import (
     add_gaussian_noise,
     one_hot,
 )
-from diffusion_stepper.core.diffusion.sampling import ClassifierFreeGuidance, PlainEstimate, pure_noise, run_sampler
+from diffusion_stepper.core.diffusion.sampling import (
+    ClassifierFreeGuidance,
+    NetworkPredictor,
+    PlainEstimate,
+    pure_noise,
+    run_sampler,
+)
 from diffusion_stepper.core.diffusion.solvers import check_sampler_choice
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.errors import UserFacingError
@@ -30,20 +36,6 @@ MNIST_VALUE_RANGE = [0.0, 1.0]
 DEFAULT_GUIDANCE = 5.0
 DEFAULT_NUM_SAMPLES = 10
 X0_CLIP_CHOICES = ("none", "static")  # static: clip x0_hat to the data range [0, 1] in each DDPM step
-
-
-class MnistPredictor:
-    """Adapter from the sampler's (x, t, cond) to the UNet's (x, t in [0, 1] as [N, 1], one-hot c)."""
-
-    def __init__(self, model: UNet, objective: Objective):
-        self.model = model
-        self.objective = objective
-
-    def __call__(self, x: torch.Tensor, t: float, cond: torch.Tensor | None) -> torch.Tensor:
-        network_time = self.objective.network_time(t)
-        t_in = None if network_time is None else torch.full((x.shape[0], 1), network_time, device=x.device)
-        with torch.no_grad():
-            return self.model(x, t_in, cond)
 
 
 def algorithm_name(objective: Objective, guided: bool) -> str:
@@ -65,7 +57,7 @@ def compose_mnist_sampler(
 ) -> Iterator[Frame]:
     """The sampler for one model: CFG when `labels` are given, the objective's timesteps, and its
     step rule (the objective's own, or the named `sampler`)."""
-    predict = MnistPredictor(model, objective)
+    predict = NetworkPredictor(model, objective)
     if labels is not None:
         cond = one_hot(labels.to(x_start.device), model.num_classes)
         name = "v" if objective.noise_field == "v_hat" else "eps"

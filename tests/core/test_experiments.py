@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from diffusion_stepper.core import cli
+from diffusion_stepper.core.diffusion.sampling import NetworkPredictor
 from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA, frame_histograms
 from diffusion_stepper.core.errors import UserFacingError
@@ -23,7 +24,6 @@ from diffusion_stepper.core.mnist.experiments import (
     sigma_sweep_frames,
     spread_of_epochs,
 )
-from diffusion_stepper.core.mnist.sampling import MnistPredictor
 
 
 def test_the_noising_process_scales_one_noise_draw(mnist_dir):
@@ -42,7 +42,7 @@ def test_the_noising_process_scales_one_noise_draw(mnist_dir):
 def test_the_denoiser_sweep_applies_the_model_at_each_sigma(tiny_checkpoints, mnist_dir):
     checkpoint = load_checkpoint(tiny_checkpoints["single-step"])
     clean, _ = one_test_digit_each(4, str(mnist_dir), torch.device("cpu"))
-    predictor = MnistPredictor(checkpoint.model, checkpoint.objective)
+    predictor = NetworkPredictor(checkpoint.model, checkpoint.objective)
     frames = list(sigma_sweep_frames(clean, (0.0, 0.5, 1.0), torch.Generator().manual_seed(0), predictor))
     for frame in frames:
         with torch.no_grad():
