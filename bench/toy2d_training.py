@@ -21,7 +21,7 @@ import torch
 
 from diffusion_stepper.core.toy2d.datasets import DATASETS
 from diffusion_stepper.core.toy2d.metrics import energy_distance
-from diffusion_stepper.core.toy2d.sampling import sample_points
+from diffusion_stepper.core.toy2d.sampling import sample_model
 from diffusion_stepper.core.toy2d.training import Toy2DConfig, Toy2DTrained, train_toy2d
 
 SAMPLERS = {"flow": ("midpoint", 50), "ddpm": ("dpm++2m", 100)}
@@ -50,7 +50,7 @@ def main() -> None:
             result = [event for event in train_toy2d(config) if isinstance(event, Toy2DTrained)][0]
             sampler, steps = SAMPLERS[objective]
             frames = list(
-                sample_points(
+                sample_model(
                     result.model,
                     result.objective,
                     POINTS,

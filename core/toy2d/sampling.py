@@ -19,24 +19,54 @@ from diffusion_stepper.core.diffusion.sampling import (
     run_sampler,
 )
 from diffusion_stepper.core.frames import Frame
+from diffusion_stepper.core.toy2d.mixture import GaussianMixture
+
+
+class ExactMixturePredictor:
+    """The perfect model of a Gaussian-mixture dataset: at each (x, t) the ideal ε̂ (DDPM) or v̂
+    (flow) of the mixture, in closed form, and for a row with a class (one-hot `cond`) that of the
+    class's own mixture. Sampled with the same step rules as a trained model, it separates the
+    sampler's error from the model's."""
+
+    def __init__(self, mixture: GaussianMixture, objective: DDPMObjective | FlowObjective):
+        self.mixture, self.objective = mixture, objective
+        self.num_classes = mixture.num_classes
+
+    def _field(self, mixture: GaussianMixture, x: torch.Tensor, t: float) -> torch.Tensor:
+        if self.objective.name == "flow":
+            return mixture.flow_velocity(x, float(t))
+        eps, _ = mixture.ddpm_estimates(x, self.objective.schedule.alpha_bar(int(t)))
+        return eps
+
+    def __call__(self, x: torch.Tensor, t: float, cond: torch.Tensor | None) -> torch.Tensor:
+        points = x.double()
+        field = self._field(self.mixture, points, t)
+        if cond is not None:
+            for label in range(cond.shape[1]):
+                rows = cond[:, label] > 0.5
+                if bool(rows.any()):
+                    field[rows] = self._field(self.mixture.given_class(label), points[rows], t)
+        return field.to(x.dtype)
 
 
 def sample_points(
-    model: torch.nn.Module,
+    predict,
     objective: DDPMObjective | FlowObjective,
     count: int,
     generator: torch.Generator,
     *,
+    num_classes: int = 0,
     steps: int | None = None,
     sampler: str | None = None,
     labels: torch.Tensor | None = None,
     guidance: float = 1.0,
 ) -> Iterator[Frame]:
-    """Frames of `count` particles from pure noise; with `labels` (one per particle), CFG at `guidance`."""
+    """Frames of `count` particles from pure noise, walked by `predict(x, t, cond)` (a trained
+    network behind `NetworkPredictor`, or `ExactMixturePredictor`); with `labels` (one per
+    particle, `num_classes` classes), CFG at `guidance`."""
     x_start = torch.randn((count, 2), generator=generator)
-    predict = NetworkPredictor(model, objective)
     if labels is not None:
-        cond = one_hot(labels, model.num_classes)
+        cond = one_hot(labels, num_classes)
         name = "v" if objective.name == "flow" else "eps"
         estimate = ClassifierFreeGuidance(predict, cond, torch.zeros_like(cond), guidance, name=name)
     else:
@@ -44,3 +74,10 @@ def sample_points(
     sampler = sampler or objective.default_sampler
     rule = objective.step_rule(sampler) if objective.name == "flow" else objective.step_rule(None, sampler)
     return run_sampler(x_start, objective.timesteps(steps), estimate, rule, generator)
+
+
+def sample_model(model: torch.nn.Module, objective: DDPMObjective | FlowObjective, count: int, generator, **options):
+    """`sample_points` for a trained 2D network."""
+    return sample_points(
+        NetworkPredictor(model, objective), objective, count, generator, num_classes=model.num_classes, **options
+    )
