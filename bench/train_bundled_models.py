@@ -10,6 +10,13 @@ recipe: two short epochs of 6,400 digits, all recipes at once as in the real run
 between the two epoch checkpoints giving the time per digit. Each recipe then gets as many whole
 epochs as fit the budget (within its own bounds).
 
+On a GPU machine where the package is not installed (the bundled models were trained so, on an
+H200 with its own torch), point Python at links to the repository's folders first:
+
+    mkdir -p /tmp/pkg/diffusion_stepper && ln -s $PWD/core $PWD/resources /tmp/pkg/diffusion_stepper/
+    PYTHONPATH=/tmp/pkg OMP_NUM_THREADS=2 python3 bench/train_bundled_models.py --budget-seconds 360 \
+        --deadline-seconds 430 --out /tmp/train
+
 Writes DIR/NAME/ (the run: every epoch's sidecar, the last epoch's weights and training state,
 the epoch sample grids, the log) and DIR/NAME.tar holding that folder, plus DIR/plan.json with the
 probe's figures and the commands that ran. Bundle a run afterwards with
