@@ -168,22 +168,28 @@ def test_ddim_matches_diffusers(indexing, eta, steps):
     assert_each_step_matches(frames, theirs)
 
 
+def dpm_solver_setup(indexing, algorithm: str, steps: int):
+    """diffusers' DPMSolverMultistepScheduler (second order, midpoint, "linspace" spacing) in float64,
+    our timesteps and x̂₀ rule for it, and the model as each side calls it (IF's with 6 channels)."""
+    from diffusers import DPMSolverMultistepScheduler
+
+    scheduler = DPMSolverMultistepScheduler.from_config(
+        indexing.config(), algorithm_type=algorithm, solver_order=2, timestep_spacing="linspace"
+    )
+    scheduler.set_timesteps(steps)
+    in_float64(scheduler)
+    x0_clip = DynamicThreshold(0.95, 1.5) if indexing.name == "if" else None
+    ours, model = indexing.models(scheduler, channels=6 if indexing.name == "if" else 3)
+    return scheduler, indexing.ours(scheduler.timesteps), x0_clip, ours, model
+
+
 @pytest.mark.parametrize("indexing", INDEXINGS, ids=lambda i: i.name)
 @pytest.mark.parametrize("steps", [5, 10, 20])
 def test_dpm_solver_pp_2m_matches_diffusers(indexing, steps):
     """DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2, solver_type="midpoint"),
     its default "linspace" spacing, σ = 0 at the end (first order there); IF's learned-variance
     channels dropped and x̂₀ thresholded, as diffusers does for IF."""
-    from diffusers import DPMSolverMultistepScheduler
-
-    scheduler = DPMSolverMultistepScheduler.from_config(
-        indexing.config(), algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="linspace"
-    )
-    scheduler.set_timesteps(steps)
-    in_float64(scheduler)
-    timesteps = indexing.ours(scheduler.timesteps)
-    x0_clip = DynamicThreshold(0.95, 1.5) if indexing.name == "if" else None
-    ours, model = indexing.models(scheduler, channels=6 if indexing.name == "if" else 3)
+    scheduler, timesteps, x0_clip, ours, model = dpm_solver_setup(indexing, "dpmsolver++", steps)
     frames = ours_run(DPMSolverPP2MStep(indexing.schedule(scheduler), x0_clip), timesteps, ours, start_noise())
 
     sample, theirs = start_noise(), []
@@ -200,16 +206,7 @@ def test_dpm_solver_pp_2m_matches_diffusers(indexing, steps):
 def test_dpm_solver_pp_2m_sde_matches_diffusers(indexing, steps):
     """DPMSolverMultistepScheduler(algorithm_type="sde-dpmsolver++", midpoint), fed the noise our
     rule drew: the same generator's draws, in order, one per step."""
-    from diffusers import DPMSolverMultistepScheduler
-
-    scheduler = DPMSolverMultistepScheduler.from_config(
-        indexing.config(), algorithm_type="sde-dpmsolver++", solver_order=2, timestep_spacing="linspace"
-    )
-    scheduler.set_timesteps(steps)
-    in_float64(scheduler)
-    timesteps = indexing.ours(scheduler.timesteps)
-    x0_clip = DynamicThreshold(0.95, 1.5) if indexing.name == "if" else None
-    ours, model = indexing.models(scheduler, channels=6 if indexing.name == "if" else 3)
+    scheduler, timesteps, x0_clip, ours, model = dpm_solver_setup(indexing, "sde-dpmsolver++", steps)
     frames = ours_run(
         SDEDPMSolverPP2MStep(indexing.schedule(scheduler), x0_clip), timesteps, ours, start_noise(), seed=7
     )
