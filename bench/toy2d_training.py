@@ -21,7 +21,7 @@ import torch
 
 from diffusion_stepper.core.toy2d.datasets import DATASETS
 from diffusion_stepper.core.toy2d.metrics import energy_distance
-from diffusion_stepper.core.toy2d.sampling import sample_model
+from diffusion_stepper.core.toy2d.sampling import as_points, sample_model
 from diffusion_stepper.core.toy2d.training import Toy2DConfig, Toy2DTrained, train_toy2d
 
 SAMPLERS = {"flow": ("midpoint", 50), "ddpm": ("dpm++2m", 100)}
@@ -59,8 +59,8 @@ def main() -> None:
                     steps=steps,
                 )
             )
-            sampled = energy_distance(frames[-1].x_t, data)
-            noise = energy_distance(frames[0].x_t, data)
+            sampled = energy_distance(as_points(frames[-1].x_t), data)
+            noise = energy_distance(as_points(frames[0].x_t), data)
             print(
                 f"| {name} | {objective} | {result.seconds:.1f} s | {result.final_loss:.3f} | {sampled:.4f} | "
                 f"{floor:.4f} | {noise:.4f} | {sampled / floor:.1f}× |",

@@ -103,6 +103,7 @@ class Trajectory:
     meta: dict
     frames: list[Frame] = field(default_factory=list)
     labels: torch.Tensor | None = None  # [N] class labels for class-conditioned runs
+    data: torch.Tensor | None = None  # [M, 2] a sample of the training data (2D runs), drawn under the particles
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -146,3 +147,4 @@ class SamplingRun:
     meta: dict
     labels: torch.Tensor | None
     num_frames: int
+    data: torch.Tensor | None = None  # see Trajectory.data

@@ -15,6 +15,7 @@ from diffusion_stepper.core.errors import UserFacingError
 SEED = (0, 2**64 - 1)  # what torch.Generator.manual_seed takes
 STEPS = (1, 10_000)  # sampling steps (a DDPM model also stops at its own T)
 SAMPLES = (1, 5_000)  # images in one run
+POINTS = (1, 20_000)  # particles in one 2D run
 CLASSES = (1, 1_000)  # classes a conditioned model may have
 INT_LIST_VALUES = 10_000  # numbers in one typed list such as 0-9 or 0,150,300
 FPS = (0.1, 100.0)  # GIF frames last at least 10 ms

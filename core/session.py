@@ -146,12 +146,13 @@ class Session:
         frames: list[Frame] | None = None,
         state: str = RUNNING,
         path: Path | None = None,
+        data: torch.Tensor | None = None,
     ) -> Run:
         """Add a run (empty while sampling, or complete when loaded) and make it the active one."""
         run = Run(
             id=self._next_id,
             name=name or self._unique_name(default_run_name(meta)),
-            trajectory=Trajectory(meta=meta, frames=list(frames or []), labels=labels),
+            trajectory=Trajectory(meta=meta, frames=list(frames or []), labels=labels, data=data),
             expected_frames=max(1, expected_frames),
             state=state,
             path=path,

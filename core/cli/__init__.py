@@ -1,9 +1,9 @@
 """The headless command line: everything the app does, without a display. One module per command,
 each with its flags (`register`) and what it does (`run`):
 
-    diffusion-stepper train mnist ...            train a part B model, one checkpoint per epoch
-    diffusion-stepper sample mnist|if ...        sample a model into a trajectory file
-    diffusion-stepper experiment mnist|if NAME   a course experiment (the app's Experiments menu) into files
+    diffusion-stepper train mnist|toy2d ...      train a part B model (one checkpoint per epoch) or a 2D one
+    diffusion-stepper sample mnist|if|toy2d ...  sample a model into a trajectory file
+    diffusion-stepper experiment mnist|if|toy2d NAME   an experiment (the app's Experiments menu) into files
     diffusion-stepper export RUN.npz ...         GIF, MP4 or PNG contact sheet of a trajectory
     diffusion-stepper inspect RUN.npz            the update rule with its numbers, step by step
     diffusion-stepper models                     list the bundled checkpoints

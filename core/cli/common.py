@@ -155,7 +155,7 @@ def record_run(request, description: str, every: int = 1) -> Trajectory:
     run = request.start()
     with progress(run.num_frames, description, unit="frame") as bar:
         frames = list(keep_every(_advancing(run.frames, bar), every, run.num_frames))
-    return Trajectory(run.meta, frames, run.labels)
+    return Trajectory(run.meta, frames, run.labels, run.data)
 
 
 def write_experiment(name: str, requests: list, out_dir: str | Path) -> list[Trajectory]:

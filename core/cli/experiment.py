@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from diffusion_stepper.core.cli import toy2d
 from diffusion_stepper.core.cli.common import (
     OneLineParser,
     float_in,
@@ -40,7 +41,9 @@ def register(commands) -> None:
     from diffusion_stepper.core.paths import sample_image
 
     parent = commands.add_parser(NAME, help="run a course experiment (as the app's Experiments menu does)")
-    targets = parent.add_subparsers(dest="dataset", metavar="{mnist,if}", required=True, parser_class=OneLineParser)
+    targets = parent.add_subparsers(
+        dest="dataset", metavar="{mnist,if,toy2d}", required=True, parser_class=OneLineParser
+    )
 
     mnist = targets.add_parser("mnist", help="a part B experiment on the MNIST models")
     mnist.add_argument(
@@ -96,6 +99,7 @@ def register(commands) -> None:
     deepfloyd_if.add_argument("name", choices=list(PART_A_EXPERIMENTS), help="which experiment")
     deepfloyd_if.add_argument("--out-dir", required=True, help="folder for the trajectory files, one per run")
     add_if_settings_arguments(deepfloyd_if, str(sample_image(DEFAULT_IMAGE)), str(sample_image(DEFAULT_MASK)))
+    toy2d.add_experiment_parser(targets)
 
 
 def run_sampler_quality(args: argparse.Namespace) -> int:
@@ -169,6 +173,8 @@ def run_guidance_tradeoff(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     check_output_folder(args.out_dir, "--out-dir")
+    if args.dataset == "toy2d":
+        return toy2d.run_experiment(args)
     if args.dataset == "if":
         from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS, part_a_requests
         from diffusion_stepper.core.deepfloyd_if.tasks import prepare_all

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from diffusion_stepper.core.cli import toy2d
 from diffusion_stepper.core.cli.common import (
     OneLineParser,
     add_sampler_arguments,
@@ -36,7 +37,9 @@ def register(commands) -> None:
     from diffusion_stepper.core.mnist.sampling import X0_CLIP_CHOICES
 
     parent = commands.add_parser(NAME, help="sample a model into a trajectory file (mnist, or DeepFloyd IF: if)")
-    targets = parent.add_subparsers(dest="dataset", metavar="{mnist,if}", required=True, parser_class=OneLineParser)
+    targets = parent.add_subparsers(
+        dest="dataset", metavar="{mnist,if,toy2d}", required=True, parser_class=OneLineParser
+    )
 
     mnist = targets.add_parser("mnist", help="an MNIST model (part B)")
     mnist.add_argument("--checkpoint", default=bundled.DEFAULT_MODEL, help="bundled name or path (default %(default)s)")
@@ -87,6 +90,7 @@ def register(commands) -> None:
     )
     add_if_settings_arguments(deepfloyd_if)
     add_output_arguments(deepfloyd_if, several="; several runs get -i<K> suffixes")
+    toy2d.add_sample_parser(targets)
 
 
 def add_output_arguments(parser: argparse.ArgumentParser, several: str = "") -> None:
@@ -101,6 +105,8 @@ def add_output_arguments(parser: argparse.ArgumentParser, several: str = "") -> 
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.dataset == "toy2d":
+        return toy2d.run_sample(args)
     return run_if(args) if args.dataset == "if" else run_mnist(args)
 
 

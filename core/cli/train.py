@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from diffusion_stepper.core.cli import toy2d
 from diffusion_stepper.core.cli.common import float_in, fraction, int_in, positive_int, progress, seed, steps
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.files import check_output_folder
@@ -18,9 +19,11 @@ def register(commands) -> None:
     from diffusion_stepper.core.mnist.training import LR_SCHEDULES, MODEL_KINDS, PRESETS, QUICK_SUMMARY
 
     train = commands.add_parser(
-        NAME, help="train a CS180 part B model on MNIST (mnist), or the digit judge that scores samples (mnist-judge)"
+        NAME,
+        help="train a CS180 part B model on MNIST (mnist), the digit judge that scores samples (mnist-judge), "
+        "or a 2D lab model (toy2d)",
     )
-    train.add_argument("dataset", choices=["mnist", JUDGE])
+    train.add_argument("target", metavar="{mnist,mnist-judge,toy2d}", choices=["mnist", JUDGE, TOY2D])
     train.add_argument("--model", choices=MODEL_KINDS, default="class", help="default: class")
     train.add_argument(
         "--objective", choices=["ddpm", "flow"], help="for time/class models (default: ddpm, or flow with quick)"
@@ -57,6 +60,7 @@ def register(commands) -> None:
     train.add_argument("--epoch-sample-steps", type=steps, help="sampling steps for the epoch grid")
     train.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from one of its checkpoints")
     train.add_argument("--out", required=True, help="directory for the checkpoints")
+    toy2d.add_train_arguments(train)
 
 
 def config_from_flags(args: argparse.Namespace):
@@ -94,6 +98,7 @@ def config_from_flags(args: argparse.Namespace):
 
 
 JUDGE = "mnist-judge"
+TOY2D = "toy2d"
 # the flags that shape a diffusion model, which the judge does not take
 _DIFFUSION_ONLY = (
     "objective",
@@ -127,8 +132,12 @@ def train_judge_command(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.dataset == JUDGE:
+    if args.target == JUDGE:
         return train_judge_command(args)
+    if args.target == TOY2D:
+        return toy2d.run_train(args)
+    if args.dataset or args.classes or args.iterations:
+        raise UserFacingError("--dataset, --classes and --iterations are for train toy2d")
     from diffusion_stepper.core.mnist.data import mnist_source
     from diffusion_stepper.core.mnist.training import EpochEvent, LossEvent, train_on_mnist
     from diffusion_stepper.core.training_progress import LossHistory

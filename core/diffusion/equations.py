@@ -97,6 +97,12 @@ def step_equation(meta: dict, frame: Frame) -> list[str]:
     lines = _step_lines(meta, frame)
     if "psnr_db" in frame.coeffs:
         lines.append(f"PSNR(x̂₀, original) = {frame.coeffs['psnr_db']:.2f} dB")
+    if "field_error" in frame.coeffs:
+        symbol = "v" if algorithm_family(meta) == "flow" else "ε"
+        lines.append(
+            f"model against the exact field: mean |{symbol}̂ − {symbol}*| = {_number(frame.coeffs['field_error'])} "
+            "at the particles"
+        )
     return lines
 
 
@@ -106,8 +112,16 @@ def _step_lines(meta: dict, frame: Frame) -> list[str]:
     if coeffs.get("final"):
         data = "x_1" if family == "flow" else "x_0"  # flow matching: x_1 is the data
         return ["final sample: no step left", f"{data} = the image shown (t = {time_text(family, frame.t)})"]
-    if str(meta.get("algorithm", "")) in ("if-forward", "if-blur", "if-one-step"):
-        return _denoise_once_lines(str(meta["algorithm"]), frame)
+    algorithm = str(meta.get("algorithm", ""))
+    if algorithm in ("if-forward", "if-blur", "if-one-step", "ddpm-forward"):
+        return _denoise_once_lines(algorithm, frame)
+    if algorithm in ("flow-forward", "flow-conditional"):
+        t = frame.t
+        return [
+            f"x_t = (1 − t)·z + t·x₁ = {_number(1 - t)}·z + {_number(t)}·x₁   (a straight line from its noise z "
+            "to its data point x₁)",
+            "v = x₁ − z: the same velocity all the way (what flow matching's network is trained to predict here)",
+        ]
     if family == "ddpm" and "alpha_bar_next" in coeffs and "t_next" in coeffs:
         return (
             _composition_lines(meta, frame)

@@ -25,6 +25,7 @@ from diffusion_stepper.core.frames import IMAGE_FIELDS, NOISE_FIELDS, Frame, Tra
 from diffusion_stepper.core.io.layout import GRID_PADDING, best_grid, screen_scale
 from diffusion_stepper.core.limits import EXPORT_SIDE, check_memory
 from diffusion_stepper.core.parsing import format_int_list, shorten
+from diffusion_stepper.core.toy2d.runs import is_toy2d
 
 NOISE_DISPLAY_RANGE = (-3.0, 3.0)  # eps ~ N(0, 1) and v = x1 - x0 fit here but for rare tails
 GAP_DISPLAY_RANGE = (0.0, 0.5)  # |ε_c − ε_u|: black where the condition changes nothing (MNIST's peak ≈ 0.5)
@@ -196,6 +197,7 @@ class ExportLayout:
     arrangement: str = "side-by-side"
     scale: int = 4
     size: tuple[int, int] | None = None  # (width, height)
+    particle_view: object | None = None  # a 2D run's ParticleViewOptions (core.toy2d.render); default: its defaults
 
     @classmethod
     def for_aspect(cls, aspect: str, width: int | None = None, arrangement: str = "auto") -> ExportLayout:
@@ -270,6 +272,8 @@ def render_frame(
     """The chosen panels of one frame, each batch in the grid that shows it largest, titled, with the
     step and t written above. `layout` (default: side by side at `scale`) may fit it to a slide."""
     layout = layout or ExportLayout(scale=scale)
+    if is_toy2d(trajectory.meta):
+        return _particle_picture(trajectory, frame, layout)
     if layout.arrangement not in ARRANGEMENTS:
         raise ValueError(f"unknown arrangement {layout.arrangement!r}; choose from {', '.join(ARRANGEMENTS)}")
     tiles = [_panel_tiles(trajectory, frame, name) for name in names]
@@ -318,6 +322,34 @@ def render_frame(
     return picture
 
 
+PARTICLE_VIEW_PER_SCALE = 180  # a 2D run's picture is this many pixels a side per unit of --scale (4: 720)
+
+
+def _particle_picture(trajectory: Trajectory, frame: Frame, layout: ExportLayout) -> Image.Image:
+    """A 2D run's frame: the particle view, the step and what the picture shows written above."""
+    from diffusion_stepper.core.toy2d.render import ParticleViewOptions, render_particles, view_title
+
+    options = layout.particle_view or ParticleViewOptions()
+    if layout.size:
+        width, height = layout.size
+        font_px = caption_size(height, 2)
+        side = max(64, min(width - 2 * GAP, height - 2 * (font_px + 8) - GAP))
+    else:
+        side = PARTICLE_VIEW_PER_SCALE * layout.scale
+        font_px = caption_size(side, 2)
+    options = replace(options, size=side)
+    font = text_font(font_px)
+    plot = Image.fromarray(render_particles(trajectory, frame.index, options))
+    text_width = layout.size[0] - 2 * GAP if layout.size else side
+    titled = _caption(plot, _fit_text(view_title(trajectory, options), font, text_width), font)
+    titled = _caption(titled, _fit_text(step_label(trajectory, frame), font, text_width), font)
+    if layout.size is None:
+        return titled
+    picture = Image.new("RGB", layout.size, BACKGROUND)
+    picture.paste(titled, ((layout.size[0] - titled.width) // 2, (layout.size[1] - titled.height) // 2))
+    return picture
+
+
 def select_frames(num_frames: int, every: int = 1, start: int = 0, end: int | None = None) -> list[int]:
     """Every `every`-th frame of [start, end], always ending on the range's last frame."""
     end = num_frames - 1 if end is None else end
@@ -359,7 +391,7 @@ def anagram_turn(trajectory: Trajectory, num_frames: int = 24) -> Trajectory:
         "algorithm": "anagram-turn",
         "params": {**trajectory.meta["params"], "turn_to": views[1]},
     }
-    return Trajectory(meta, frames, trajectory.labels)
+    return Trajectory(meta, frames, trajectory.labels, trajectory.data)
 
 
 def check_export_fits(

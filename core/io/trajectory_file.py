@@ -5,6 +5,7 @@ Arrays, F frames of N images of C x H x W:
   eps_hat | v_hat    float32 [F, N, C, H, W]   (whichever the algorithm has)
   t                  float64 [F]
   labels             int64   [N]                (class-conditioned runs only)
+  data               float32 [M, 2]             (2D runs: a sample of the training data)
   extra_<name>       float32 [F, N', C', H', W'] (named extra images, zeros where a frame lacks one)
   meta               a 0-d string array holding JSON (see `save_trajectory`)
 
@@ -45,7 +46,7 @@ FORMAT_NAME = "diffusion-stepper-trajectory"
 FORMAT_VERSION = 1
 EXTRA_PREFIX = "extra_"
 REQUIRED_META = ("algorithm", "model", "checkpoint", "seed", "params", "value_range")
-ARRAY_NAMES = ("x_t", "x0_hat", "t", "labels", "meta", *NOISE_FIELDS)
+ARRAY_NAMES = ("x_t", "x0_hat", "t", "labels", "data", "meta", *NOISE_FIELDS)
 # Keys the file format adds to the run's own metadata.
 _FILE_KEYS = ("format", "version", "coeffs", "extras")
 
@@ -68,6 +69,8 @@ def save_trajectory(trajectory: Trajectory, path: str | os.PathLike) -> Path:
         arrays[noise_field] = trajectory.stack(noise_field).numpy()
     if trajectory.labels is not None:
         arrays["labels"] = trajectory.labels.to(torch.int64).numpy()
+    if trajectory.data is not None:
+        arrays["data"] = trajectory.data.to(torch.float32).numpy()
     extras_present = {}
     for name in trajectory.extra_names():
         present = [frame.index for frame in frames if name in frame.extras]
@@ -244,6 +247,12 @@ def _trajectory_from_arrays(path: Path, arrays: dict[str, np.ndarray], meta: dic
         if stored.size and (stored.min() < 0 or stored.max() > CLASSES[1]):
             raise fail(f"labels must be classes 0 to {CLASSES[1]}, got {stored.min()} to {stored.max()}")
         labels = torch.from_numpy(stored.astype(np.int64))
+    data = None
+    if "data" in arrays:
+        stored = arrays["data"]
+        if stored.ndim != 2 or stored.shape[1] != 2 or stored.dtype.kind != "f" or not np.isfinite(stored).all():
+            raise fail(f"data must be finite points [M, 2], got {stored.dtype} of shape {stored.shape}")
+        data = torch.from_numpy(stored.astype(np.float32))
     extras = {}
     for key, array in arrays.items():
         if key.startswith(EXTRA_PREFIX):
@@ -272,8 +281,29 @@ def _trajectory_from_arrays(path: Path, arrays: dict[str, np.ndarray], meta: dic
             )
         )
     run_meta = {key: value for key, value in meta.items() if key not in _FILE_KEYS}
+    _check_points_layout(path, run_meta, x_t.shape, extras)
     _check_each_step_can_be_shown(path, run_meta, frames)
-    return Trajectory(meta=run_meta, frames=frames, labels=labels)
+    return Trajectory(meta=run_meta, frames=frames, labels=labels, data=data)
+
+
+def _check_points_layout(path: Path, meta: dict, shape: tuple[int, ...], extras: dict[str, np.ndarray]) -> None:
+    """A 2D run's particles are [F, N, 2, 1, 1] and its grids square (see core.toy2d.runs)."""
+    from diffusion_stepper.core.toy2d.runs import DENSITY, EXACT_EXTRAS, GRID_EXTRAS, is_toy2d
+
+    if not is_toy2d(meta):
+        return
+    if tuple(shape[2:]) != (2, 1, 1):
+        raise TrajectoryFileError(f"{path}: a 2D run's x_t must be [F, N, 2, 1, 1] particles, got shape {shape}")
+    size = meta["params"]["toy2d"]["field_grid"]
+    for name in (*GRID_EXTRAS, *EXACT_EXTRAS, DENSITY):
+        if name not in extras:
+            continue
+        expected = (1, 1) if name == DENSITY else (1, 2, size, size)
+        found = extras[name].shape[1:]
+        if found[: len(expected)] != expected or (name == DENSITY and (len(found) != 4 or found[2] != found[3])):
+            raise TrajectoryFileError(
+                f"{path}: {EXTRA_PREFIX}{name} has shape {extras[name].shape}, not a 2D run's grid"
+            )
 
 
 def _check_each_step_can_be_shown(path: Path, meta: dict, frames: list[Frame]) -> None:
@@ -362,6 +392,16 @@ def meta_reader(num_frames: int, extra_names: list[str]) -> schema.Reader:
             "eta": schema.number(*ETA),
             "image_notes": texts,
             "epoch": schema.optional(count),
+            "toy2d": schema.record(
+                {
+                    "dataset": schema.text(max_chars=200),
+                    "title": schema.text(max_chars=200),
+                    "extent": schema.number(0.1, 1_000),
+                    "field_grid": schema.number(2, 200, integer=True),
+                    "exact": schema.boolean,
+                },
+                required=("dataset", "extent", "field_grid"),
+            ),
             "branched_from": schema.record({"run": schema.text(), "step": count, "t": integer}),
         }
     )

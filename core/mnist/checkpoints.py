@@ -12,15 +12,13 @@ epoch), or by a bundled model's name (see `core.mnist.bundled`).
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from diffusion_stepper.core import schema
@@ -28,7 +26,15 @@ from diffusion_stepper.core.atomic import atomic_path
 from diffusion_stepper.core.diffusion.objectives import Objective, objective_from_dict, objective_spec
 from diffusion_stepper.core.errors import CheckpointError
 from diffusion_stepper.core.files import check_input_file
-from diffusion_stepper.core.limits import CLASSES, HIDDEN, STEPS, check_memory
+from diffusion_stepper.core.io.weights import (
+    file_name,
+    fitting_model,
+    load_fitting_weights,
+    read_sidecar_json,
+    read_weights,
+    write_weights_and_sidecar,
+)
+from diffusion_stepper.core.limits import CLASSES, HIDDEN, STEPS
 from diffusion_stepper.core.mnist import bundled
 from diffusion_stepper.core.mnist.unet import ARCHITECTURES, UNet, build_unet
 from diffusion_stepper.core.schema import SchemaError
@@ -163,23 +169,8 @@ def write_bundled_copy(
 def _write_weights_and_sidecar(
     model: UNet, sidecar: dict, weights_path: Path, sidecar_path: Path, dtype: torch.dtype
 ) -> Path:
-    """The weights first, the sidecar last: a checkpoint is complete exactly when its sidecar exists."""
-    weights = {
-        name: tensor.detach().to("cpu", dtype if tensor.is_floating_point() else tensor.dtype).contiguous()
-        for name, tensor in model.state_dict().items()
-    }
-    with atomic_path(weights_path) as temporary:
-        save_file(weights, str(temporary))
-    full_sidecar = {
-        **sidecar,
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
-        "weights": weights_path.name,
-        "weights_dtype": str(dtype).replace("torch.", ""),
-    }
-    with atomic_path(sidecar_path) as temporary:
-        temporary.write_text(json.dumps(full_sidecar, indent=2))
-    return sidecar_path
+    sidecar = {**sidecar, "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION}
+    return write_weights_and_sidecar(model.state_dict(), sidecar, weights_path, sidecar_path, dtype)
 
 
 def saved_epochs(run_dir: str | os.PathLike) -> dict[int, Path]:
@@ -242,27 +233,9 @@ def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
     )
 
 
-# No sidecar of ours comes near this; a larger "sidecar" is some other file
-MAX_SIDECAR_BYTES = 1024 * 1024
-
-
 def read_sidecar(sidecar_path: Path) -> dict:
     """The sidecar's JSON, checked field by field against `sidecar_reader`."""
-    check_input_file(sidecar_path, CheckpointError, MAX_SIDECAR_BYTES)
-    try:
-        sidecar = schema.parse_json(sidecar_path.read_text(encoding="utf-8"), "sidecar")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{sidecar_path}: unreadable checkpoint sidecar ({exc})") from None
-    except SchemaError as exc:
-        raise CheckpointError(f"{sidecar_path}: unreadable checkpoint sidecar ({exc})") from None
-    if not isinstance(sidecar, dict) or sidecar.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{sidecar_path}: not a diffusion-stepper MNIST checkpoint sidecar")
-    if sidecar.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{sidecar_path}: checkpoint version {str(sidecar.get('version'))[:20]} is not supported")
-    try:
-        return sidecar_reader()(sidecar, "sidecar")
-    except SchemaError as exc:
-        raise CheckpointError(f"{sidecar_path}: malformed checkpoint sidecar ({exc})") from None
+    return read_sidecar_json(sidecar_path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "MNIST", sidecar_reader())
 
 
 def sidecar_reader() -> schema.Reader:
@@ -293,8 +266,8 @@ def sidecar_reader() -> schema.Reader:
         {
             "architecture": architecture,
             "objective": objective_spec,
-            "weights": _file_name,
-            "training_state": _file_name,
+            "weights": file_name,
+            "training_state": file_name,
             "sampling": sampling,
             "epoch": count,
             "iteration": count,
@@ -324,68 +297,23 @@ def sidecar_reader() -> schema.Reader:
     return read_sidecar_fields
 
 
-def _file_name(value, where: str) -> str:
-    """A file beside the sidecar: a bare name, never a path that leads elsewhere."""
-    name = schema.text(max_chars=255)(value, where)
-    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
-        raise SchemaError(where, f"expected the name of a file beside the sidecar, got {name[:40]!r}")
-    return name
-
-
 def load_checkpoint(path_or_name: str | os.PathLike, device: torch.device | str = "cpu") -> LoadedCheckpoint:
     """Build the model a checkpoint describes and load its weights, in eval mode on `device`."""
     sidecar_path = resolve_checkpoint(path_or_name)
     sidecar = read_sidecar(sidecar_path)
     architecture = sidecar["architecture"]
     objective = objective_from_dict(sidecar["objective"])  # read_sidecar has checked it
-    model = _fitting_model(
-        sidecar_path, sidecar, architecture["name"], architecture["hidden"], architecture.get("num_classes", 10)
-    )
-    weights = read_weights(sidecar_path, sidecar)
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as exc:
-        first_line = str(exc).splitlines()[0]
-        raise CheckpointError(f"{sidecar_path}: weights do not fit the architecture it names ({first_line})") from None
-    model.to(device).eval()
-    return LoadedCheckpoint(model, objective, sidecar, sidecar_path, display_name(path_or_name, sidecar_path))
-
-
-def _fitting_model(sidecar_path: Path, sidecar: dict, name: str, hidden: int, num_classes: int) -> UNet:
-    """The UNet the sidecar names, built only once its weights file is known to hold exactly its
-    tensors (read from the file's header), so a sidecar cannot make the app allocate gigabytes."""
-    with torch.device("meta"):  # shapes only, no memory
-        shapes = {
-            key: tuple(tensor.shape) for key, tensor in build_unet(name, hidden, num_classes).state_dict().items()
-        }
-    weights_path = check_input_file(sidecar_path.parent / sidecar["weights"], CheckpointError)
-    try:
-        with safe_open(str(weights_path), "pt") as weights:
-            stored = {key: tuple(weights.get_slice(key).get_shape()) for key in weights.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError) as exc:
-        raise CheckpointError(f"{sidecar_path}: cannot read its weights file ({str(exc).splitlines()[0]})") from None
-    if stored != shapes:
-        wrong = sorted(set(stored) ^ set(shapes)) or [key for key in shapes if stored[key] != shapes[key]]
-        raise CheckpointError(
-            f"{sidecar_path}: its weights file does not hold the {name} UNet with hidden size {hidden} it names "
-            f"(first difference: {wrong[0]})"
-        )
-    check_memory(
-        4 * sum(math.prod(shape) for shape in shapes.values()),
-        f"the {name} UNet with hidden size {hidden}",
+    hidden, num_classes = architecture["hidden"], architecture.get("num_classes", 10)
+    model = fitting_model(
+        sidecar_path,
+        sidecar["weights"],
+        lambda: build_unet(architecture["name"], hidden, num_classes),
+        f"{architecture['name']} UNet with hidden size {hidden}",
         "use a checkpoint with a smaller hidden size",
     )
-    return build_unet(name, hidden, num_classes)
-
-
-def read_weights(sidecar_path: Path, sidecar: dict) -> dict[str, torch.Tensor]:
-    try:
-        weights_path = check_input_file(sidecar_path.parent / sidecar["weights"], CheckpointError)
-        return load_file(str(weights_path))
-    except KeyError:
-        raise CheckpointError(f"{sidecar_path}: sidecar names no weights file") from None
-    except (SafetensorError, OSError) as exc:
-        raise CheckpointError(f"{sidecar_path}: cannot read its weights file ({exc})") from None
+    load_fitting_weights(model, read_weights(sidecar_path, sidecar), sidecar_path)
+    model.to(device).eval()
+    return LoadedCheckpoint(model, objective, sidecar, sidecar_path, display_name(path_or_name, sidecar_path))
 
 
 # What resuming needs beyond the weights

@@ -1,6 +1,7 @@
 """The 2D lab's network: a small MLP that reads a point, its time and optionally its class.
 
-It has the course UNet's calling convention, `net(x, t, c)` with x [N, 2], t [N, 1] in [0, 1]
+It has the course UNet's calling convention, `net(x, t, c)` with x [N, 2] (or the frames' image
+layout [N, 2, 1, 1], answered in the same layout), t [N, 1] in [0, 1]
 and c [N, K] one-hot (the zero vector: no class), so the shared objectives train it and the
 shared sampling loop walks it (see core.diffusion.objectives and core.diffusion.sampling).
 Time enters as sine and cosine features at several frequencies, so a small network can tell
@@ -38,10 +39,10 @@ class PointMLP(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        parts = [x, time_features(t)]
+        parts = [x.reshape(-1, 2), time_features(t)]
         if self.num_classes:
             parts.append(torch.zeros(x.shape[0], self.num_classes, device=x.device) if c is None else c)
-        return self.layers(torch.cat(parts, dim=1))
+        return self.layers(torch.cat(parts, dim=1)).reshape(x.shape)
 
     def architecture(self) -> dict:
         return {"name": "point-mlp", "hidden": self.hidden, "depth": self.depth, "num_classes": self.num_classes}

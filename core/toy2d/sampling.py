@@ -1,8 +1,12 @@
-"""Sampling a 2D model: the shared loop over points [N, 2] instead of images.
+"""Sampling a 2D model: the shared loop over particles instead of images.
 
 The same pieces as MNIST's: the network behind `NetworkPredictor`, a plain or guided noise
 estimate, the objective's timesteps and a named step rule, composed by `run_sampler`. So every
 frame carries x_t, x̂₀ and ε̂ or v̂ for each particle, and the numbers of its update.
+
+Particles travel in the frames' image layout: N "images" of 2 channels and 1 × 1 pixel,
+[N, 2, 1, 1], so trajectories, files and the timeline treat them as any run (`as_points` and
+`as_images` convert).
 """
 
 from __future__ import annotations
@@ -22,6 +26,16 @@ from diffusion_stepper.core.frames import Frame
 from diffusion_stepper.core.toy2d.mixture import GaussianMixture
 
 
+def as_images(points: torch.Tensor) -> torch.Tensor:
+    """[N, 2] -> the frames' layout [N, 2, 1, 1]."""
+    return points.reshape(-1, 2, 1, 1)
+
+
+def as_points(images: torch.Tensor) -> torch.Tensor:
+    """The frames' layout [N, 2, 1, 1] (or [N, 2]) -> [N, 2]."""
+    return images.reshape(-1, 2)
+
+
 class ExactMixturePredictor:
     """The perfect model of a Gaussian-mixture dataset: at each (x, t) the ideal ε̂ (DDPM) or v̂
     (flow) of the mixture, in closed form, and for a row with a class (one-hot `cond`) that of the
@@ -39,14 +53,36 @@ class ExactMixturePredictor:
         return eps
 
     def __call__(self, x: torch.Tensor, t: float, cond: torch.Tensor | None) -> torch.Tensor:
-        points = x.double()
+        points = as_points(x).double()
         field = self._field(self.mixture, points, t)
         if cond is not None:
             for label in range(cond.shape[1]):
                 rows = cond[:, label] > 0.5
                 if bool(rows.any()):
                     field[rows] = self._field(self.mixture.given_class(label), points[rows], t)
-        return field.to(x.dtype)
+        return field.to(x.dtype).reshape(x.shape)
+
+
+def noise_estimate(
+    predict,
+    objective: DDPMObjective | FlowObjective,
+    labels: torch.Tensor | None = None,
+    num_classes: int = 0,
+    guidance: float = 1.0,
+):
+    """`predict` as the loop's estimate: plain, or with `labels` (one per particle) guided by CFG at `guidance`."""
+    if labels is None:
+        return PlainEstimate(predict)
+    cond = one_hot(labels, num_classes)
+    name = "v" if objective.name == "flow" else "eps"
+    return ClassifierFreeGuidance(predict, cond, torch.zeros_like(cond), guidance, name=name)
+
+
+def step_rule(objective: DDPMObjective | FlowObjective, sampler: str | None, eta: float | None = None):
+    sampler = sampler or objective.default_sampler
+    if objective.name == "flow":
+        return objective.step_rule(sampler)
+    return objective.step_rule(None, sampler, eta)  # no x̂₀ clipping: the plane has no pixel range
 
 
 def sample_points(
@@ -60,20 +96,14 @@ def sample_points(
     sampler: str | None = None,
     labels: torch.Tensor | None = None,
     guidance: float = 1.0,
+    eta: float | None = None,
 ) -> Iterator[Frame]:
     """Frames of `count` particles from pure noise, walked by `predict(x, t, cond)` (a trained
     network behind `NetworkPredictor`, or `ExactMixturePredictor`); with `labels` (one per
     particle, `num_classes` classes), CFG at `guidance`."""
-    x_start = torch.randn((count, 2), generator=generator)
-    if labels is not None:
-        cond = one_hot(labels, num_classes)
-        name = "v" if objective.name == "flow" else "eps"
-        estimate = ClassifierFreeGuidance(predict, cond, torch.zeros_like(cond), guidance, name=name)
-    else:
-        estimate = PlainEstimate(predict)
-    sampler = sampler or objective.default_sampler
-    rule = objective.step_rule(sampler) if objective.name == "flow" else objective.step_rule(None, sampler)
-    return run_sampler(x_start, objective.timesteps(steps), estimate, rule, generator)
+    x_start = as_images(torch.randn((count, 2), generator=generator))
+    estimate = noise_estimate(predict, objective, labels, num_classes, guidance)
+    return run_sampler(x_start, objective.timesteps(steps), estimate, step_rule(objective, sampler, eta), generator)
 
 
 def sample_model(model: torch.nn.Module, objective: DDPMObjective | FlowObjective, count: int, generator, **options):

@@ -23,7 +23,7 @@ from diffusion_stepper.core.diffusion.objectives import (
 )
 from diffusion_stepper.core.diffusion.schedules import LinearBetaSchedule
 from diffusion_stepper.core.errors import UserFacingError
-from diffusion_stepper.core.toy2d.datasets import DATASETS
+from diffusion_stepper.core.toy2d.datasets import DATASETS, Toy2DDataset, resolve_dataset
 from diffusion_stepper.core.toy2d.model import PointMLP
 
 # The 2D chain: 1,000 steps of DDPM's linear β reach pure noise (√ᾱ_T ≈ 0.006). The course's
@@ -34,7 +34,7 @@ TOY_OBJECTIVES = ("ddpm", "flow")
 
 @dataclass
 class Toy2DConfig:
-    dataset: str = "moons"
+    dataset: str = "moons"  # a name in DATASETS, or the path of a drawn distribution
     objective: str = "flow"
     classes: bool = False  # condition on the dataset's classes (with dropout, for CFG)
     iterations: int = 5000  # about 10 s on a 2-core CPU (bench/toy2d_training.py)
@@ -48,11 +48,10 @@ class Toy2DConfig:
 
     def validate(self) -> None:
         """One line naming the first setting out of range."""
-        if self.dataset not in DATASETS:
-            raise UserFacingError(f"unknown dataset {self.dataset!r}; the datasets are {', '.join(DATASETS)}")
+        dataset = resolve_dataset(self.dataset)  # one line if it is neither a name nor a drawing
         if self.objective not in TOY_OBJECTIVES:
             raise UserFacingError(f"objective must be one of {', '.join(TOY_OBJECTIVES)}, got {self.objective!r}")
-        if self.classes and not DATASETS[self.dataset].num_classes:
+        if self.classes and not dataset.num_classes:
             labelled = ", ".join(name for name, data in DATASETS.items() if data.num_classes)
             raise UserFacingError(f"{self.dataset} has no classes to condition on; these do: {labelled}")
         for name, low, high in (
@@ -72,7 +71,7 @@ class Toy2DConfig:
 
     @property
     def num_classes(self) -> int:
-        return DATASETS[self.dataset].num_classes if self.classes else 0
+        return resolve_dataset(self.dataset).num_classes if self.classes else 0
 
 
 def make_objective(name: str) -> DDPMObjective | FlowObjective:
@@ -98,6 +97,7 @@ class Toy2DTrained:
     model: PointMLP
     objective: DDPMObjective | FlowObjective
     config: Toy2DConfig
+    dataset: Toy2DDataset
     seconds: float
     final_loss: float
 
@@ -105,7 +105,7 @@ class Toy2DTrained:
 def train_toy2d(config: Toy2DConfig) -> Iterator[Toy2DLoss | Toy2DTrained]:
     """Yields a loss event every `log_every` iterations, then the trained model (in eval mode)."""
     config.validate()
-    dataset = DATASETS[config.dataset]
+    dataset = resolve_dataset(config.dataset)
     objective = make_objective(config.objective)
     model = build_model(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -128,4 +128,4 @@ def train_toy2d(config: Toy2DConfig) -> Iterator[Toy2DLoss | Toy2DTrained]:
             yield Toy2DLoss(iteration, sum(window) / len(window), time.perf_counter() - started)
             last, window = sum(window) / len(window), []
     model.eval()
-    yield Toy2DTrained(model, objective, config, time.perf_counter() - started, last)
+    yield Toy2DTrained(model, objective, config, dataset, time.perf_counter() - started, last)

@@ -11,7 +11,7 @@ from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.toy2d.datasets import DATASETS, EIGHT_GAUSSIANS
 from diffusion_stepper.core.toy2d.metrics import energy_distance
 from diffusion_stepper.core.toy2d.mixture import GaussianMixture
-from diffusion_stepper.core.toy2d.sampling import ExactMixturePredictor, sample_model, sample_points
+from diffusion_stepper.core.toy2d.sampling import ExactMixturePredictor, as_points, sample_model, sample_points
 from diffusion_stepper.core.toy2d.training import Toy2DConfig, Toy2DTrained, make_objective, train_toy2d
 
 
@@ -170,10 +170,10 @@ def test_a_2d_model_learns_its_dataset(objective):
     again = trained(objective=objective)
     assert all(torch.equal(p, q) for p, q in zip(result.model.parameters(), again.model.parameters()))
     frames = list(sample_model(result.model, result.objective, 1500, generator(1), steps=40))
-    assert len(frames) == 41 and frames[-1].x_t.shape == (1500, 2)
+    assert len(frames) == 41 and frames[-1].x_t.shape == (1500, 2, 1, 1)
     assert frames[0].noise_field == ("v_hat" if objective == "flow" else "eps_hat")
     data, _ = DATASETS["moons"].sample(1500, generator(2))
-    assert energy_distance(frames[-1].x_t, data) < 0.4 * energy_distance(frames[0].x_t, data)
+    assert energy_distance(as_points(frames[-1].x_t), data) < 0.4 * energy_distance(as_points(frames[0].x_t), data)
 
 
 def test_guidance_pushes_particles_to_their_class():
@@ -182,9 +182,9 @@ def test_guidance_pushes_particles_to_their_class():
     result = trained(dataset="circles", classes=True, iterations=800)
     labels = torch.arange(2).repeat(400)
     frames = list(sample_model(result.model, result.objective, 800, generator(3), labels=labels, guidance=3.0))
-    radius = frames[-1].x_t.norm(dim=1)
+    radius = as_points(frames[-1].x_t).norm(dim=1)
     assert float(radius[labels == 0].mean()) + 0.5 < float(radius[labels == 1].mean())
-    assert frames[1].extras["v_gap"].shape == (800, 2)  # CFG's parts travel with the frame, as for digits
+    assert frames[1].extras["v_gap"].shape == (800, 2, 1, 1)  # CFG's parts travel with the frame, as for digits
 
 
 @pytest.mark.parametrize(
@@ -208,7 +208,9 @@ def test_the_exact_field_is_a_perfect_model_for_the_shared_samplers(objective, s
     lands on the mixture about as close as fresh data is: what is left is the sampler's error."""
     exact = make_objective(objective)
     predict = ExactMixturePredictor(EIGHT_GAUSSIANS, exact)
-    final = list(sample_points(predict, exact, 2000, generator(11), sampler=sampler, steps=steps))[-1].x_t
+    final = list(sample_points(predict, exact, 2000, generator(11), sampler=sampler, steps=steps))[-1].x_t.reshape(
+        -1, 2
+    )
     data, _ = EIGHT_GAUSSIANS.sample(2000, generator(12))
     fresh, _ = EIGHT_GAUSSIANS.sample(2000, generator(13))
     assert energy_distance(final, data) < 3 * energy_distance(fresh, data) + 2e-3
@@ -216,6 +218,6 @@ def test_the_exact_field_is_a_perfect_model_for_the_shared_samplers(objective, s
     labels = torch.arange(8).repeat(50)
     guided = list(
         sample_points(predict, exact, 400, generator(14), num_classes=8, labels=labels, sampler=sampler, steps=steps)
-    )[-1].x_t
+    )[-1].x_t.reshape(-1, 2)
     nearest = torch.cdist(guided.double(), EIGHT_GAUSSIANS.means).argmin(dim=1)
     assert bool((nearest == labels).all())

@@ -100,7 +100,9 @@ class ExportController(QObject):
         if self.job is not None:
             self.messages.error("an export is already running")
             return False
-        trajectory = Trajectory(run.trajectory.meta, list(run.trajectory.frames), run.trajectory.labels)
+        trajectory = Trajectory(
+            run.trajectory.meta, list(run.trajectory.frames), run.trajectory.labels, run.trajectory.data
+        )
         if transform is not None:
             try:
                 trajectory = transform(trajectory)

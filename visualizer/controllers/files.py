@@ -72,7 +72,13 @@ class FilesController(QObject):
             self.messages.error(str(exc))
             return False
         self.session.add_run(
-            trajectory.meta, len(trajectory), trajectory.labels, frames=trajectory.frames, state=LOADED, path=Path(path)
+            trajectory.meta,
+            len(trajectory),
+            trajectory.labels,
+            frames=trajectory.frames,
+            state=LOADED,
+            path=Path(path),
+            data=trajectory.data,
         )
         self.settings.remember_folder(path)
         meta = trajectory.meta

@@ -101,7 +101,7 @@ class SamplingController(QObject):
 
     def _on_item(self, item) -> None:
         if isinstance(item, RunHeader):
-            run = self.session.add_run(item.meta, item.num_frames, item.labels)
+            run = self.session.add_run(item.meta, item.num_frames, item.labels, data=item.data)
             self._run_id = run.id
             if self._compare:
                 self.session.set_compared(run.id, True)

@@ -1,0 +1,152 @@
+"""The 2D lab's commands, as sub-commands of train, sample and experiment:
+
+    diffusion-stepper train toy2d --dataset NAME --objective {ddpm,flow} [--classes] --out DIR
+    diffusion-stepper sample toy2d --checkpoint DIR [--num N --sampler S --steps K] --out RUN.npz
+    diffusion-stepper sample toy2d --exact 8-gaussians --objective ddpm --out RUN.npz
+    diffusion-stepper experiment toy2d NAME [--checkpoint DIR | --dataset NAME] --out-dir DIR
+
+A run's final points are its x_t[-1] reshaped to (N, 2); the file also holds a sample of the
+training data as `data`. `export RUN.npz --gif/--mp4` draws the particle view.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from diffusion_stepper.core.cli.common import (
+    float_in,
+    int_in,
+    positive_int,
+    progress,
+    record_run,
+    seed,
+    steps,
+    write_experiment,
+)
+from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.files import check_output_file, check_output_folder
+from diffusion_stepper.core.limits import GUIDANCE, POINTS
+
+
+def add_train_arguments(train: argparse.ArgumentParser) -> None:
+    """train toy2d's own flags (the rest of `train` is MNIST's and refused here)."""
+    from diffusion_stepper.core.toy2d.datasets import DATASETS
+
+    train.add_argument("--dataset", help=f"toy2d: {', '.join(DATASETS)}, or a drawn distribution's .json")
+    train.add_argument("--classes", action="store_true", help="toy2d: condition on the dataset's classes (for CFG)")
+    train.add_argument("--iterations", type=int_in((1, 1_000_000)), help="toy2d: training iterations (default 5,000)")
+
+
+# train's flags that shape an MNIST run, which a 2D model does not take (all default to None/False)
+_MNIST_ONLY = ("epochs", "lr_schedule", "ema_decay", "sigma", "limit", "epoch_samples", "epoch_sample_steps", "resume")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from diffusion_stepper.core.toy2d.checkpoints import save_toy2d_checkpoint
+    from diffusion_stepper.core.toy2d.training import Toy2DConfig, Toy2DLoss, train_toy2d
+
+    given = [name for name in _MNIST_ONLY if getattr(args, name)] + (["pure_noise"] if args.pure_noise else [])
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise UserFacingError(
+            f"{flag} is for MNIST; train toy2d takes --dataset, --objective, --classes, --iterations, "
+            "--batch-size, --lr, --hidden, --p-uncond, --seed"
+        )
+    if not args.dataset:
+        raise UserFacingError("train toy2d needs --dataset (moons, checkerboard, ... or a drawn .json)")
+    config = Toy2DConfig(dataset=args.dataset, objective=args.objective or "flow", classes=args.classes, seed=args.seed)
+    for name in ("iterations", "batch_size", "lr", "hidden", "p_uncond"):
+        if getattr(args, name) is not None:
+            setattr(config, name, getattr(args, name))
+    config.validate()
+    check_output_folder(args.out)
+    trained = None
+    with progress(config.iterations, f"{config.dataset} · {config.objective}", unit="it") as bar:
+        for event in train_toy2d(config):
+            if isinstance(event, Toy2DLoss):
+                bar.n = event.iteration
+                bar.set_postfix_str(f"loss {event.loss:.4f}")
+            else:
+                trained = event
+    sidecar = save_toy2d_checkpoint(args.out, trained)
+    print(
+        f"wrote {sidecar}: {config.iterations:,} iterations in {trained.seconds:.1f} s, loss {trained.final_loss:.4f}"
+    )
+    return 0
+
+
+def add_sample_parser(targets) -> None:
+    from diffusion_stepper.core.diffusion.solvers import ALL_SAMPLERS
+    from diffusion_stepper.core.limits import ETA, KEEP_EVERY
+    from diffusion_stepper.core.toy2d.runs import DEFAULT_PARTICLES
+
+    toy = targets.add_parser("toy2d", help="a 2D lab model: particles in the plane")
+    source = toy.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a folder written by `train toy2d` (or its toy2d.json)")
+    source.add_argument("--exact", metavar="DATASET", help="the exact field of a Gaussian mixture (8-gaussians, drawn)")
+    toy.add_argument("--objective", choices=["ddpm", "flow"], help="with --exact: which field (default ddpm)")
+    toy.add_argument("--num", type=int_in(POINTS), default=DEFAULT_PARTICLES, help="particles (default %(default)s)")
+    toy.add_argument("--sampler", choices=list(ALL_SAMPLERS), help="default: ddpm for DDPM, euler for flow")
+    toy.add_argument("--steps", type=steps, help="default: 100 (DDPM) or 50 (flow)")
+    toy.add_argument("--eta", type=float_in(ETA), help="DDIM's η")
+    toy.add_argument("--class", dest="label", type=int_in((0, 63)), help="guide every particle to this class (CFG)")
+    toy.add_argument("--guidance", type=float_in(GUIDANCE), default=1.0, help="CFG's γ with --class (default 1)")
+    toy.add_argument("--seed", type=seed, default=0)
+    toy.add_argument("--keep-every", type=int_in(KEEP_EVERY), default=1, metavar="K", help="store every K-th frame")
+    toy.add_argument("--out", required=True, help="trajectory file to write (.npz)")
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    from diffusion_stepper.core.io.trajectory_file import save_trajectory
+    from diffusion_stepper.core.toy2d.experiments import SourceSpec, Toy2DRequest
+    from diffusion_stepper.core.toy2d.runs import Toy2DSettings
+
+    if args.checkpoint and args.objective:
+        raise UserFacingError("--objective is for --exact; a checkpoint has its own")
+    check_output_file(args.out)
+    spec = SourceSpec(args.checkpoint, args.exact or "", args.objective or "ddpm")
+    settings = Toy2DSettings(
+        count=args.num,
+        seed=args.seed,
+        steps=args.steps,
+        sampler=args.sampler,
+        eta=args.eta,
+        label=args.label,
+        guidance=args.guidance,
+    )
+    trajectory = record_run(Toy2DRequest(spec, settings), "sampling", args.keep_every)
+    path = save_trajectory(trajectory, args.out)
+    count = trajectory[0].x_t.shape[0]
+    print(f"wrote {path}: {len(trajectory)} frames of {count:,} particles ({trajectory.meta['model']})")
+    return 0
+
+
+def add_experiment_parser(targets) -> None:
+    from diffusion_stepper.core.toy2d.experiments import DEFAULT_DATASET, TOY2D_EXPERIMENTS
+    from diffusion_stepper.core.toy2d.runs import DEFAULT_PARTICLES
+
+    toy = targets.add_parser("toy2d", help="a 2D lab experiment (particles in the plane)")
+    toy.add_argument(
+        "name",
+        choices=list(TOY2D_EXPERIMENTS),
+        help="; ".join(f"{key}: {experiment.summary}" for key, experiment in TOY2D_EXPERIMENTS.items()),
+    )
+    toy.add_argument("--out-dir", required=True, help="folder for the trajectory files, one per run")
+    toy.add_argument("--checkpoint", help="a model from `train toy2d` (default: the exact field of --dataset)")
+    toy.add_argument(
+        "--dataset",
+        dest="mixture",  # `dataset` names the sub-command (mnist, if, toy2d)
+        default=DEFAULT_DATASET,
+        help="a Gaussian mixture for the exact field: 8-gaussians or a drawn .json",
+    )
+    toy.add_argument("--num", type=positive_int, default=DEFAULT_PARTICLES, help="particles per run")
+    toy.add_argument("--seed", type=seed, default=0)
+
+
+def run_experiment(args: argparse.Namespace) -> int:
+    from diffusion_stepper.core.toy2d.experiments import Toy2DExperimentOptions, toy2d_experiment_requests
+
+    options = Toy2DExperimentOptions(checkpoint=args.checkpoint, dataset=args.mixture, count=args.num, seed=args.seed)
+    write_experiment(args.name, toy2d_experiment_requests(args.name, options), Path(args.out_dir))
+    return 0
