@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QMenu, QMenuBar
 
 from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS
 from diffusion_stepper.core.mnist.experiments import EXPERIMENTS, RACE_BUDGETS_IN_MENU
+from diffusion_stepper.core.toy2d.experiments import TOY2D_EXPERIMENTS
 from diffusion_stepper.visualizer.dialogs.quality_dialog import open_quality_dialog
 from diffusion_stepper.visualizer.dialogs.tradeoff_dialog import open_tradeoff_dialog
 from diffusion_stepper.visualizer.views.common import NOISE
@@ -77,6 +78,10 @@ RUN = Menu(
         Entry("Start &training", lambda w: w.start_training(), ("Ctrl+T",)),
         Entry("&Pause / resume training", lambda w: w.training.toggle_pause(), ("Ctrl+P",)),
         Entry("S&top training", lambda w: w.training.stop(), ("Ctrl+Shift+T",)),
+        SEPARATOR,
+        Entry("Sample the 2D &lab", lambda w: w.lab2d.sample(), ("Ctrl+Shift+Return",)),
+        Entry("Train the 2D lab's &model", lambda w: w.lab2d.train(), ("Ctrl+Shift+L",)),
+        Entry("&Draw a 2D distribution…", lambda w: w.lab2d.ask_draw(), ("Ctrl+Shift+D",)),
     ),
 )
 
@@ -110,6 +115,13 @@ EXPERIMENTS_MENU = Menu(
             ),
         ),
         Entry("&Guidance trade-off: right digit, diversity, FD against γ…", open_tradeoff_dialog, ("Alt+G",)),
+        Menu(
+            "&2D lab (the 2D lab dock's model, or the exact field)",
+            tuple(
+                Entry(experiment.title, lambda w, key=key: w.lab2d.run_experiment(key), (f"Ctrl+Alt+{number}",))
+                for number, (key, experiment) in enumerate(TOY2D_EXPERIMENTS.items(), 1)
+            ),
+        ),
         Menu(
             "Part &A: DeepFloyd IF (the IF dock's model and image)",
             tuple(

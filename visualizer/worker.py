@@ -147,8 +147,9 @@ class Job(QObject):
 class RunHeader:
     """The first item of a sampling job: what the GUI needs to make the run before frames arrive."""
 
-    def __init__(self, meta: dict, labels, num_frames: int):
+    def __init__(self, meta: dict, labels, num_frames: int, data=None):
         self.meta, self.labels, self.num_frames = meta, labels, num_frames
+        self.data = data  # a 2D run's sample of its training data
 
 
 def sampling_items(request) -> Iterator:
@@ -158,5 +159,5 @@ def sampling_items(request) -> Iterator:
     an `IFRequest`, or one of the requests the experiments make.
     """
     run = request.start()
-    yield RunHeader(run.meta, run.labels, run.num_frames)
+    yield RunHeader(run.meta, run.labels, run.num_frames, run.data)
     yield from run.frames

@@ -128,7 +128,10 @@ class Toy2DSource:
     def exact(cls, dataset: Toy2DDataset, objective: DDPMObjective | FlowObjective) -> Toy2DSource:
         """The perfect model of a Gaussian-mixture dataset (its classes too)."""
         if dataset.mixture is None:
-            raise UserFacingError(f"{dataset.title} has no exact field: only Gaussian mixtures do (8-gaussians, drawn)")
+            raise UserFacingError(
+                f"{dataset.title} has no exact field (only Gaussian mixtures do: 8-gaussians, drawn): "
+                "train a model on it first"
+            )
         predictor = ExactMixturePredictor(dataset.mixture, objective)
         name = f"{dataset.name} · exact {objective.name} field"
         return cls(predictor, objective, dataset, predictor.num_classes, name, is_exact=True)

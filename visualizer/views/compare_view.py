@@ -20,8 +20,11 @@ from PySide6.QtWidgets import (
 
 from diffusion_stepper.core.diffusion.sampler_race import ConvergenceCurve, write_convergence, x0_convergence
 from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME, RUNNING, Session, run_differences
+from diffusion_stepper.core.toy2d.render import ParticleViewOptions
+from diffusion_stepper.core.toy2d.runs import is_toy2d
 from diffusion_stepper.visualizer.views.common import NOISE, CoalescedRefresh, field_for, run_caption
 from diffusion_stepper.visualizer.widgets.panels import FIT, ImagePanel
+from diffusion_stepper.visualizer.widgets.particles import ParticlePanel
 from diffusion_stepper.visualizer.widgets.plots import ConvergencePlot, series_colour
 
 BOTH = "x_t+x0_hat"  # the field choice that shows x_t and x̂₀ side by side for each run
@@ -84,7 +87,8 @@ class CompareView(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.hint, 1)
         layout.addWidget(self.splitter, 1)
-        self.panels: dict[int, list[ImagePanel]] = {}
+        self.panels: dict[int, list[ImagePanel | ParticlePanel]] = {}
+        self.particle_options = ParticleViewOptions()  # the main window shares the Step view's
         self.zoom = FIT
         self._curves_key: tuple = ()
         self.curves: list[ConvergenceCurve | None] = []  # one per compared run; None while it samples
@@ -101,7 +105,8 @@ class CompareView(QWidget):
         self.zoom = zoom
         for row in self.panels.values():
             for panel in row:
-                panel.set_zoom(zoom)
+                if isinstance(panel, ImagePanel):
+                    panel.set_zoom(zoom)
 
     def _rebuild_and_refresh(self) -> None:
         self._rebuild([run.id for run in self.session.compared])
@@ -131,6 +136,14 @@ class CompareView(QWidget):
             evaluations = f" · NFE {run.evaluations(view.index)}" if self.session.align == ALIGN_NFE else ""
             title = f"{leading}{html.escape(run.name)}&nbsp;&nbsp;&nbsp;{html.escape(run_caption(self.session, run))}"
             keys = ("x_t", "x0_hat") if self.field_key == BOTH else (self.field_key,)
+            if isinstance(self.panels[run.id][0], ParticlePanel):
+                particles = self.panels[run.id][0]
+                particles.set_title(title + html.escape(evaluations))
+                if view.pending:
+                    particles.show_pending()
+                else:
+                    particles.show_frame(run.trajectory, view.index)
+                continue
             for panel, key in zip(self.panels[run.id], keys):
                 panel.set_title(title + html.escape(evaluations) if key == keys[0] else panel_heading(key))
                 name = field_for(run, key)
@@ -195,6 +208,16 @@ class CompareView(QWidget):
                 item.layout().deleteLater()
         self.panels = {}
         keys = ("x_t", "x0_hat") if self.field_key == BOTH else (self.field_key,)
+        runs = {run.id: run for run in self.session.runs}
+        if run_ids and all(is_toy2d(runs[run_id].trajectory.meta) for run_id in run_ids if run_id in runs):
+            # 2D runs: square particle views side by side, sharing the Step view's choices
+            row_layout = QHBoxLayout()
+            for run_id in run_ids:
+                panel = ParticlePanel(self.particle_options)
+                self.panels[run_id] = [panel]
+                row_layout.addWidget(panel, 1)
+            self.panel_box.addLayout(row_layout, 1)
+            return
         for run_id in run_ids:
             row_layout = QHBoxLayout()
             row = []

@@ -19,9 +19,12 @@ from diffusion_stepper.core.diffusion.theory import (
     schedule_curves,
 )
 from diffusion_stepper.core.session import Run, Session
+from diffusion_stepper.core.toy2d.render import ParticleViewOptions
+from diffusion_stepper.core.toy2d.runs import is_toy2d
 from diffusion_stepper.visualizer.views.common import NOISE, PANEL_KEYS, CoalescedRefresh, field_for
 from diffusion_stepper.visualizer.widgets.equation import DESK_PX, EquationPanel
 from diffusion_stepper.visualizer.widgets.panels import ImagePanel, panel_title
+from diffusion_stepper.visualizer.widgets.particles import ParticleControls, ParticlePanel
 from diffusion_stepper.visualizer.widgets.plots import NORMAL_TEXT_PX, HistogramPlot, SchedulePlot
 
 EXTRAS = "extras"  # the key of the extras strip
@@ -69,6 +72,18 @@ class StepView(QWidget):
         panel_column.addWidget(self.note)
         panel_column.addWidget(self.panel_holder, 5)
         panel_column.addWidget(self.extras_area, 1)
+        # A 2D run shows its particles in the plane instead of image panels
+        self.particle_options = ParticleViewOptions()
+        self.particle_controls = ParticleControls(self.particle_options)
+        self.particle_panel = ParticlePanel(self.particle_options)
+        self.particle_controls.changed.connect(self.refresh)
+        self.particle_area = QWidget()
+        particle_column = QVBoxLayout(self.particle_area)
+        particle_column.setContentsMargins(0, 0, 0, 0)
+        particle_column.addWidget(self.particle_controls)
+        particle_column.addWidget(self.particle_panel, 1)
+        self.particle_area.setVisible(False)
+        panel_column.addWidget(self.particle_area, 5)
 
         # Under the images, side by side: the update rule, the histogram and the schedule.
         self.equation = EquationPanel()
@@ -169,13 +184,16 @@ class StepView(QWidget):
 
     def refresh(self) -> None:
         run = self.session.active
+        points = run is not None and is_toy2d(run.trajectory.meta)
+        self.particle_area.setVisible(points)
+        self.panel_holder.setVisible(not points)
         self.empty_message.setVisible(run is None)
         note = "" if run is None else str(run.trajectory.meta.get("note", ""))
         self.note.setText(note)
         self.note.setVisible(bool(note))
         for key, panel in self.panels.items():
-            panel.setVisible(run is not None and self.parts[key] and field_for(run, key) is not None)
-        extra_names = self._sync_extra_panels(run)
+            panel.setVisible(run is not None and not points and self.parts[key] and field_for(run, key) is not None)
+        extra_names = self._sync_extra_panels(None if points else run)
         if run is None:
             self.equation.show_lines("Update rule", ["No run yet."])
             self.histogram.clear_frame()
@@ -187,11 +205,14 @@ class StepView(QWidget):
             self.schedule.set_schedule(schedule_curves(run.trajectory.meta), no_schedule_reason(run.trajectory.meta))
         view = self.session.view(run)
         if view.pending:
-            for panel in list(self.panels.values()) + list(self.extra_panels.values()):
+            for panel in list(self.panels.values()) + list(self.extra_panels.values()) + [self.particle_panel]:
                 panel.show_pending()
             self.equation.show_lines("Update rule", [f"step {view.index}: pending, the worker has not reached it yet"])
             return
         frame, trajectory = view.frame, run.trajectory
+        if points:
+            self.particle_panel.set_title(run.name)
+            self.particle_panel.show_frame(trajectory, view.index)
         second_view = self._second_view(run)
         for name in extra_names:
             images = frame.extras.get(name)

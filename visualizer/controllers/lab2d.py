@@ -1,0 +1,126 @@
+"""The 2D lab's jobs: train an MLP on the job runner (the loss shown live, the model saved and
+sampled when done), sample, run an experiment, and draw a distribution."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QFileDialog
+
+from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.paths import work_folder
+from diffusion_stepper.core.toy2d.checkpoints import save_toy2d_checkpoint
+from diffusion_stepper.core.toy2d.drawn import DRAWN_SUFFIX, save_drawn
+from diffusion_stepper.core.toy2d.experiments import TOY2D_EXPERIMENTS, toy2d_experiment_requests
+from diffusion_stepper.core.toy2d.training import Toy2DLoss, Toy2DTrained, train_toy2d
+from diffusion_stepper.visualizer.worker import Job
+
+
+def model_folder_name(dataset: str, objective: str, classes: bool) -> str:
+    """models/<data>-<objective>[-classes]: a drawing's path becomes its stem."""
+    stem = Path(dataset).stem if dataset.endswith(DRAWN_SUFFIX) else dataset
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{stem}-{objective}" + ("-classes" if classes else ""))
+
+
+class Lab2DController(QObject):
+    def __init__(self, window, parent: QObject | None = None):
+        super().__init__(parent)
+        self.window = window
+        self.dock = window.lab2d_dock
+        self.job: Job | None = None
+        self._iterations: list[int] = []
+        self._losses: list[float] = []
+        self.last_trained: Path | None = None
+        self.dock.train_requested.connect(self.train)
+        self.dock.sample_requested.connect(self.sample)
+        self.dock.draw_requested.connect(self.ask_draw)
+
+    @property
+    def training(self) -> bool:
+        return self.job is not None
+
+    def train(self) -> None:
+        if self.job is not None:
+            self.window.messages.show("A 2D model is training already", 4000)
+            return
+        config = self.dock.training_config()
+        try:
+            config.validate()
+        except UserFacingError as exc:
+            self.window.messages.error(str(exc))
+            return
+        self._iterations, self._losses = [], []
+        self.dock.start_training(config.iterations)
+        self.job = Job(lambda: train_toy2d(config), self)
+        self.job.item.connect(self._on_event)
+        self.job.failed.connect(self._on_failed)
+        self.job.finished.connect(lambda _outcome: self._end())
+        self.job.start()
+
+    def _on_event(self, event) -> None:
+        if isinstance(event, Toy2DLoss):
+            self._iterations.append(event.iteration)
+            self._losses.append(event.loss)
+            self.dock.show_loss(self._iterations, self._losses, event.seconds)
+        elif isinstance(event, Toy2DTrained):
+            config = event.config
+            folder = work_folder("toy2d", model_folder_name(config.dataset, config.objective, config.classes))
+            sidecar = save_toy2d_checkpoint(folder, event)
+            self.last_trained = sidecar
+            title = f"{event.dataset.title} · {config.objective}" + (" · classes" if config.classes else "")
+            self.dock.add_model(sidecar, f"trained: {title}", config.objective)
+            self.dock.end_training(
+                f"Trained {config.iterations:,} iterations in {event.seconds:.1f} s (loss {event.final_loss:.4f}); "
+                f"saved in {folder}. Sampling it now."
+            )
+            self.sample()
+
+    def _on_failed(self, message: str) -> None:
+        self.dock.end_training(f"Training stopped: {message}")
+        self.window.messages.error(message)
+
+    def _end(self) -> None:
+        if self.job is not None and self.dock.progress.isVisible():
+            self.dock.end_training("Training cancelled")
+        self.job = None
+
+    def stop(self) -> None:
+        if self.job is not None:
+            self.job.stop()
+            self.job = None
+
+    def sample(self) -> None:
+        self.window.sampling.start(lambda: [self.dock.sample_request()])
+
+    def run_experiment(self, key: str) -> None:
+        experiment = TOY2D_EXPERIMENTS[key]
+        self.window.messages.show(f"2D lab: {experiment.title} ({experiment.summary})", 6000)
+        self.window.sampling.start(lambda: toy2d_experiment_requests(key, self.dock.experiment_options()), compare=None)
+
+    def ask_draw(self) -> None:
+        from diffusion_stepper.visualizer.dialogs.draw_dialog import DrawDialog
+
+        dialog = DrawDialog(self.window)
+        dialog.accepted.connect(lambda: self._save_drawing(dialog))
+        dialog.open()
+
+    def _save_drawing(self, dialog) -> None:
+        folder = work_folder("drawings")
+        folder.mkdir(parents=True, exist_ok=True)
+        path, _ = QFileDialog.getSaveFileName(
+            self.window, "Save the drawing", str(folder / "drawing.json"), "Drawn distribution (*.json)"
+        )
+        if path:
+            self.save_drawing(dialog.points(), Path(path))
+
+    def save_drawing(self, points, path: Path) -> Path | None:
+        try:
+            saved = save_drawn(path if path.suffix == DRAWN_SUFFIX else path.with_suffix(DRAWN_SUFFIX), points)
+        except (UserFacingError, OSError) as exc:
+            self.window.messages.error(str(exc).splitlines()[0])
+            return None
+        self.dock.add_drawn(saved)
+        self.window.messages.show(f"Saved the drawing in {saved}: it is the 2D lab's data now (Train, or Sample)")
+        return saved
