@@ -27,7 +27,6 @@ from diffusion_stepper.visualizer.controllers.sampling import SamplingController
 from diffusion_stepper.visualizer.controllers.settings import SettingsController, default_settings, fit_on_screen
 from diffusion_stepper.visualizer.controllers.training import IDLE, TRAINING, TrainingController
 from diffusion_stepper.visualizer.docks.if_dock import IFDock
-from diffusion_stepper.visualizer.docks.lab2d_dock import Lab2DDock
 from diffusion_stepper.visualizer.docks.sample_dock import SampleDock
 from diffusion_stepper.visualizer.gui_thread_gc import collect_garbage_on_gui_thread
 from diffusion_stepper.visualizer.menus import COMPARE_TAB, STEP_TAB, TRAIN_TAB, build_menus
@@ -61,10 +60,10 @@ class MainWindow(QMainWindow):
 
         self.sample_dock = SampleDock(self)
         self.if_dock = IFDock(self)
-        self.lab2d_dock = Lab2DDock(self)
         self.runs_list = RunsList(self.session)
         self.step_view = StepView(self.session)
         self.compare_view = CompareView(self.session)
+        self.lab2d = Lab2DController(self)  # the 2D lab: its dock and its jobs
         self.training = TrainingController(self)
         self.train_view = TrainView(self.training)
         self.tabs = QTabWidget()
@@ -77,11 +76,10 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self.transport)
         self.setCentralWidget(central)
-        for dock in (self.sample_dock, self.if_dock, self.lab2d_dock):
+        for dock in (self.sample_dock, self.if_dock, self.lab2d.dock):
             self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-        self.tabifyDockWidget(self.sample_dock, self.if_dock)
-        self.tabifyDockWidget(self.if_dock, self.lab2d_dock)
-        self.compare_view.particle_options = self.step_view.particle_options  # one choice for every 2D picture
+            if dock is not self.sample_dock:
+                self.tabifyDockWidget(self.sample_dock, dock)
         self.sample_dock.raise_()
         self.runs_dock = QDockWidget("Runs", self)
         self.runs_dock.setObjectName("runsDock")
@@ -100,13 +98,8 @@ class MainWindow(QMainWindow):
         self.judging = JudgeController(self.session, self.messages, self)
         self.exports = ExportController(self.session, self.messages, self.files, self.step_view.visible_fields, self)
         self.if_runs = IFRunsController(self.session, self.if_dock, self.sampling, self)
-        self.lab2d = Lab2DController(self, self)
-        self.presentation = PresentationController(
-            self,
-            (self.sample_dock, self.if_dock, self.lab2d_dock, self.runs_dock),
-            [self.transport],
-            hidden=[self.tabs.tabBar()],
-        )
+        docks = (self.sample_dock, self.if_dock, self.lab2d.dock, self.runs_dock)
+        self.presentation = PresentationController(self, docks, [self.transport], hidden=[self.tabs.tabBar()])
         self._connect()
         self.toggles = build_menus(self, self.menuBar())
         self.presentation.toggled.connect(self.toggles["presentation"].setChecked)
@@ -123,8 +116,6 @@ class MainWindow(QMainWindow):
         self.if_dock.cancel_requested.connect(self.sampling.cancel)
         for dock in (self.sample_dock, self.if_dock):
             self.sampling.busy_changed.connect(dock.set_busy)
-        self.lab2d_dock.cancel_requested.connect(self.sampling.cancel)
-        self.step_view.particle_controls.changed.connect(self.compare_view.refresh)
         self.sampling.busy_changed.connect(self.progress.setVisible)
         self.sampling.progress.connect(self._show_progress)
         self.sampling.started.connect(self._show_new_runs)

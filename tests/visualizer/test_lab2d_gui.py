@@ -27,8 +27,8 @@ def particle_pixels(picture: np.ndarray) -> int:
 
 
 def test_sampling_the_exact_field_shows_particles_and_the_step_equation(qtbot, window):
-    window.lab2d_dock.count.setValue(800)
-    window.lab2d_dock.dataset.setCurrentIndex(window.lab2d_dock.dataset.findData("8-gaussians"))
+    window.lab2d.dock.count.setValue(800)
+    window.lab2d.dock.dataset.setCurrentIndex(window.lab2d.dock.dataset.findData("8-gaussians"))
     action(window, "Sample the 2D &lab").trigger()
     wait_until_sampled(qtbot, window)
     run = window.session.active
@@ -62,7 +62,7 @@ def test_training_shows_the_loss_then_samples_the_trained_model(qtbot, window, t
     monkeypatch.setattr(
         "diffusion_stepper.visualizer.controllers.lab2d.work_folder", lambda *parts: tmp_path.joinpath(*parts)
     )
-    dock = window.lab2d_dock
+    dock = window.lab2d.dock
     dock.dataset.setCurrentIndex(dock.dataset.findData("moons"))
     action(window, "Sample the 2D &lab").trigger()  # moons have no exact field: one line, no run
     wait_until_sampled(qtbot, window)
@@ -83,10 +83,10 @@ def test_training_shows_the_loss_then_samples_the_trained_model(qtbot, window, t
 
 @pytest.mark.parametrize("key", list(TOY2D_EXPERIMENTS))
 def test_each_experiment_runs_from_its_menu_entry(qtbot, window, key):
-    window.lab2d_dock.count.setValue(200)
+    window.lab2d.dock.count.setValue(200)
     action(window, TOY2D_EXPERIMENTS[key].title).trigger()
     wait_until_sampled(qtbot, window)
-    expected = len([1 for _ in TOY2D_EXPERIMENTS[key].requests(window.lab2d_dock.experiment_options())])
+    expected = len([1 for _ in TOY2D_EXPERIMENTS[key].requests(window.lab2d.dock.experiment_options())])
     runs = window.session.runs
     assert len(runs) == expected
     window.session.first()  # the noise: spread out, so every particle shows
@@ -119,8 +119,8 @@ def test_drawing_a_distribution_makes_it_the_data(qtbot, window, tmp_path):
     assert float(points[:, 0].max() - points[:, 0].min()) > 1.0
     saved = window.lab2d.save_drawing(points, tmp_path / "stroke.json")
     assert torch.allclose(load_drawn(saved)[0], points, atol=1e-3)
-    assert window.lab2d_dock.dataset.currentData() == str(saved)
-    window.lab2d_dock.count.setValue(300)
+    assert window.lab2d.dock.dataset.currentData() == str(saved)
+    window.lab2d.dock.count.setValue(300)
     action(window, "Sample the 2D &lab").trigger()  # the exact field of the drawing
     wait_until_sampled(qtbot, window)
     final = window.session.active.trajectory[-1].x_t.reshape(-1, 2)
@@ -130,7 +130,7 @@ def test_drawing_a_distribution_makes_it_the_data(qtbot, window, tmp_path):
 
 
 def test_a_2d_run_saves_opens_and_exports(qtbot, window, tmp_path):
-    window.lab2d_dock.count.setValue(200)
+    window.lab2d.dock.count.setValue(200)
     action(window, "Sample the 2D &lab").trigger()
     wait_until_sampled(qtbot, window)
     path = save_trajectory(window.session.active.trajectory, tmp_path / "lab.npz")

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QFileDialog
 
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.paths import work_folder
@@ -15,6 +14,7 @@ from diffusion_stepper.core.toy2d.checkpoints import save_toy2d_checkpoint
 from diffusion_stepper.core.toy2d.drawn import DRAWN_SUFFIX, save_drawn
 from diffusion_stepper.core.toy2d.experiments import TOY2D_EXPERIMENTS, toy2d_experiment_requests
 from diffusion_stepper.core.toy2d.training import Toy2DLoss, Toy2DTrained, train_toy2d
+from diffusion_stepper.visualizer.docks.lab2d_dock import Lab2DDock
 from diffusion_stepper.visualizer.worker import Job
 
 
@@ -25,10 +25,10 @@ def model_folder_name(dataset: str, objective: str, classes: bool) -> str:
 
 
 class Lab2DController(QObject):
-    def __init__(self, window, parent: QObject | None = None):
-        super().__init__(parent)
-        self.window = window
-        self.dock = window.lab2d_dock
+    def __init__(self, window):
+        super().__init__(window)
+        self.window = window  # its messages and sampling controller are used once the app runs
+        self.dock = Lab2DDock(window)
         self.job: Job | None = None
         self._iterations: list[int] = []
         self._losses: list[float] = []
@@ -36,6 +36,9 @@ class Lab2DController(QObject):
         self.dock.train_requested.connect(self.train)
         self.dock.sample_requested.connect(self.sample)
         self.dock.draw_requested.connect(self.ask_draw)
+        # one choice of what the 2D pictures show, in Step and Compare alike
+        window.compare_view.particle_options = window.step_view.particle_options
+        window.step_view.particle_controls.changed.connect(window.compare_view.refresh)
 
     @property
     def training(self) -> bool:
@@ -109,11 +112,9 @@ class Lab2DController(QObject):
     def _save_drawing(self, dialog) -> None:
         folder = work_folder("drawings")
         folder.mkdir(parents=True, exist_ok=True)
-        path, _ = QFileDialog.getSaveFileName(
-            self.window, "Save the drawing", str(folder / "drawing.json"), "Drawn distribution (*.json)"
-        )
-        if path:
-            self.save_drawing(dialog.points(), Path(path))
+        path = self.window.files.ask_save_path("Save the drawing", "drawing.json", ("json",), folder / "drawing.json")
+        if path is not None:
+            self.save_drawing(dialog.points(), path)
 
     def save_drawing(self, points, path: Path) -> Path | None:
         try:

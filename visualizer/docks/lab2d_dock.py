@@ -33,7 +33,6 @@ class Lab2DDock(QDockWidget):
     train_requested = Signal()
     sample_requested = Signal()
     draw_requested = Signal()
-    cancel_requested = Signal()
 
     def __init__(self, parent=None):
         super().__init__("2D lab", parent)
@@ -75,16 +74,20 @@ class Lab2DDock(QDockWidget):
             "Train a small MLP on the data, the loss plotted live; it samples when done",
         )
         self.sample_button = button("Sample", self.sample_requested.emit, "Sample particles (Ctrl+Shift+Return)")
+        for combo in (self.dataset, self.objective, self.model, self.sampler):  # narrow docks fit small screens
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
+        draw = button("Draw…", self.draw_requested.emit, "Draw a distribution with the mouse (Ctrl+Shift+D)")
         form = QFormLayout()
-        form.addRow(
-            "Data", row(self.dataset, button("Draw…", self.draw_requested.emit, "Draw a distribution with the mouse"))
-        )
+        form.addRow("Data", row(self.dataset, draw))
         form.addRow("Objective", self.objective)
         form.addRow("", self.classes)
         form.addRow("Iterations", row(self.iterations, self.train_button))
         form.addRow("Model", self.model)
-        form.addRow("Sampler", row(self.sampler, QLabel("steps"), self.steps))
-        form.addRow("Particles", row(self.count, QLabel("seed"), self.seed))
+        form.addRow("Sampler", self.sampler)
+        form.addRow("Steps", self.steps)
+        form.addRow("Particles", self.count)
+        form.addRow("Seed", self.seed)
         form.addRow("Class", row(self.label, QLabel("γ"), self.guidance))
         holder = QWidget()
         column = QVBoxLayout(holder)
