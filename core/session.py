@@ -29,12 +29,14 @@ from diffusion_stepper.core.diffusion.solvers import (
 from diffusion_stepper.core.diffusion.theory import algorithm_family
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import Frame, Trajectory
+from diffusion_stepper.core.toy2d.render import ParticleViewOptions
 
 # Event names passed to listeners.
 RUNS = "runs"  # a run was added, removed, renamed, finished, or the active/compared set changed
 FRAMES = "frames"  # a run received frames (the timeline grew)
 POSITION = "position"  # the timeline position moved
 PLAYBACK = "playback"  # play/pause, fps or loop changed
+PARTICLE_VIEW = "particle-view"  # what the 2D pictures show changed
 
 # How the shared timeline aligns runs of different lengths.
 ALIGN_TIME, ALIGN_NFE = "time", "nfe"
@@ -117,6 +119,8 @@ class Session:
     fps: float = 10.0
     loop: bool = True
     align: str = ALIGN_TIME  # how runs of different lengths line up on the timeline
+    # what every 2D picture shows (the Step and Compare views, and exports): one choice for all
+    particle_view: ParticleViewOptions = field(default_factory=ParticleViewOptions)
     _listeners: list[Listener] = field(default_factory=list, repr=False)
     removed: list[tuple[Run, bool]] = field(default_factory=list, repr=False)  # (run, was compared), for undo
     _next_id: int = 1
@@ -134,6 +138,10 @@ class Session:
     def _emit(self, event: str) -> None:
         for listener in list(self._listeners):
             listener(event)
+
+    def particle_view_changed(self) -> None:
+        """Say that `particle_view` was edited, so every 2D picture is drawn again."""
+        self._emit(PARTICLE_VIEW)
 
     # --- runs -----------------------------------------------------------------------------------
 

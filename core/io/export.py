@@ -25,6 +25,7 @@ from diffusion_stepper.core.frames import IMAGE_FIELDS, NOISE_FIELDS, Frame, Tra
 from diffusion_stepper.core.io.layout import GRID_PADDING, best_grid, screen_scale
 from diffusion_stepper.core.limits import EXPORT_SIDE, check_memory
 from diffusion_stepper.core.parsing import format_int_list, shorten
+from diffusion_stepper.core.toy2d.render import ParticleViewOptions, render_particles, view_title
 from diffusion_stepper.core.toy2d.runs import is_toy2d
 
 NOISE_DISPLAY_RANGE = (-3.0, 3.0)  # eps ~ N(0, 1) and v = x1 - x0 fit here but for rare tails
@@ -197,7 +198,7 @@ class ExportLayout:
     arrangement: str = "side-by-side"
     scale: int = 4
     size: tuple[int, int] | None = None  # (width, height)
-    particle_view: object | None = None  # a 2D run's ParticleViewOptions (core.toy2d.render); default: its defaults
+    particle_view: ParticleViewOptions | None = None  # what a 2D run's picture shows (default: the defaults)
 
     @classmethod
     def for_aspect(cls, aspect: str, width: int | None = None, arrangement: str = "auto") -> ExportLayout:
@@ -327,8 +328,6 @@ PARTICLE_VIEW_PER_SCALE = 180  # a 2D run's picture is this many pixels a side p
 
 def _particle_picture(trajectory: Trajectory, frame: Frame, layout: ExportLayout) -> Image.Image:
     """A 2D run's frame: the particle view, the step and what the picture shows written above."""
-    from diffusion_stepper.core.toy2d.render import ParticleViewOptions, render_particles, view_title
-
     options = layout.particle_view or ParticleViewOptions()
     if layout.size:
         width, height = layout.size

@@ -18,14 +18,15 @@ from diffusion_stepper.core.devices import make_generator
 from diffusion_stepper.core.diffusion.objectives import DDPMObjective, FlowObjective
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import FORWARD_NOISED, Frame, SamplingRun
-from diffusion_stepper.core.limits import POINTS, out_of_range
 from diffusion_stepper.core.toy2d.datasets import resolve_dataset
 from diffusion_stepper.core.toy2d.runs import (
     DATA_SAMPLE,
     DEFAULT_PARTICLES,
+    DEFAULT_STEPS,
     Toy2DSettings,
     Toy2DSource,
     as_images,
+    check_particle_count,
     marginal_ab,
     toy2d_meta,
     toy2d_run,
@@ -93,14 +94,9 @@ class Toy2DExperiment:
 # --- runs that are not a sampler's ------------------------------------------------------------
 
 
-def _check_count(count: int) -> None:
-    if out_of_range(count, POINTS):
-        raise UserFacingError(f"particles must be between {POINTS[0]} and {POINTS[1]:,}, got {count:,}")
-
-
 def _data_and_noise(source: Toy2DSource, settings: Toy2DSettings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Data points for the particles (each paired with its own noise) and the run's data sample."""
-    _check_count(settings.count)
+    check_particle_count(settings.count)
     generator = make_generator(settings.seed, "cpu")
     noise = torch.randn((settings.count, 2), generator=generator)  # first, as a sampler's start is
     points, _ = source.dataset.sample(settings.count, generator)
@@ -159,7 +155,7 @@ def conditional_path_frames(data: torch.Tensor, noise: torch.Tensor, steps: int)
 def conditional_paths_run(source: Toy2DSource, settings: Toy2DSettings) -> SamplingRun:
     if source.objective.name != "flow":
         raise UserFacingError("conditional paths are flow matching's: use a flow model or the exact flow field")
-    steps = settings.steps or 50
+    steps = settings.steps or DEFAULT_STEPS["flow"]
     data, noise, shown = _data_and_noise(source, settings)
     frames = with_fields(conditional_path_frames(data, noise, steps), source.objective, source.dataset, source)
     note = settings.note or (
@@ -228,7 +224,7 @@ def _conditional_vs_marginal(options: Toy2DExperimentOptions) -> list[Toy2DReque
     if _source_objective(options, "flow") != "flow":
         raise UserFacingError("conditional vs marginal paths need a flow model (or none: the exact flow field)")
     spec = _spec(options, "flow")
-    steps = 50
+    steps = DEFAULT_STEPS["flow"]
     marginal_note = "The marginal paths: the same noise, moved by the learned (here: the exact) velocity field."
     return [
         Toy2DRequest(spec, _settings(options, steps=steps), "conditional"),
@@ -284,5 +280,5 @@ TOY2D_EXPERIMENTS = {
 def toy2d_experiment_requests(key: str, options: Toy2DExperimentOptions) -> list[Toy2DRequest]:
     if key not in TOY2D_EXPERIMENTS:
         raise UserFacingError(f"unknown 2D experiment {key!r}; choose from {', '.join(TOY2D_EXPERIMENTS)}")
-    _check_count(options.count)
+    check_particle_count(options.count)
     return TOY2D_EXPERIMENTS[key].requests(options)

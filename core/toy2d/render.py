@@ -186,8 +186,10 @@ def _draw_field(draw, trajectory: Trajectory, index: int, options: ParticleViewO
     toy = trajectory.meta["params"][TOY2D_KEY]
     size = int(toy["field_grid"])
     starts = grid_points(size, float(toy["extent"])).numpy()
-    learned = _field_at_grid(trajectory, index, options.field, "grid")
     exact = _field_at_grid(trajectory, index, options.field, "exact")
+    learned = _field_at_grid(trajectory, index, options.field, "grid")
+    if learned is None:  # the run's model is the exact field (or had no grid): that is its field
+        learned = exact
     reference = learned if learned is not None else exact
     if reference is None:
         return

@@ -3,6 +3,7 @@
 Each frame of a 2D run carries, besides the particles (x_t, x̂₀, ε̂ or v̂ of each):
   grid_x0_hat, grid_noise   [1, 2, G, G]  the model's clean estimate and noise estimate E[z | x]
                                           at the points of a G × G grid over the view, at this t
+                                          (not stored when the model is the exact field itself)
   exact_x0_hat, exact_noise [1, 2, G, G]  the same for the exact field, where the data is a
                                           Gaussian mixture (8 Gaussians, a drawing)
   density                   [1, 1, D, D]  the noised marginal p_t on a D × D grid, where known
@@ -151,13 +152,17 @@ class Toy2DSettings:
     note: str | None = None
 
 
+def check_particle_count(count: int) -> None:
+    if out_of_range(count, POINTS):
+        raise UserFacingError(f"particles must be between {POINTS[0]} and {POINTS[1]:,}, got {count:,}")
+
+
 def toy2d_run(source: Toy2DSource, settings: Toy2DSettings) -> SamplingRun:
     """The frames of `settings.count` particles walked by `source`, each with the grid fields,
     the exact field and p_t where known (see the module's docstring)."""
     objective = source.objective
     steps = settings.steps or DEFAULT_STEPS[objective.name]
-    if out_of_range(settings.count, POINTS):
-        raise UserFacingError(f"particles must be between {POINTS[0]} and {POINTS[1]:,}, got {settings.count:,}")
+    check_particle_count(settings.count)
     if out_of_range(steps, STEPS) or (objective.name == "ddpm" and steps > objective.schedule.T):
         most = objective.schedule.T if objective.name == "ddpm" else STEPS[1]
         raise UserFacingError(f"steps must be between 1 and {most:,}, got {steps:,}")
@@ -235,14 +240,14 @@ def with_fields(
     labels: torch.Tensor | None = None,
     guidance: float = 1.0,
 ) -> Iterator[Frame]:
-    """Add to each frame the grid field of `source` (if any), and the exact field and p_t where
-    the data is a Gaussian mixture (see the module's docstring). CFG's per-particle parts are
-    dropped: the view does not draw them."""
+    """Add to each frame the grid field of `source` (if any, and not the exact field itself), and
+    the exact field and p_t where the data is a Gaussian mixture (see the module's docstring).
+    CFG's per-particle parts are dropped: the view does not draw them."""
     grid = grid_points(FIELD_GRID)
     grid_images = as_images(grid)
     grid_labels = None if labels is None else labels[:1].expand(grid.shape[0])
     learned = None
-    if source is not None:
+    if source is not None and not source.is_exact:  # an exact source's field is the exact one, stored once
         learned = noise_estimate(source.predict, objective, grid_labels, source.num_classes, guidance)
     mixture = dataset.mixture
     if mixture is not None:
@@ -270,13 +275,7 @@ def with_fields(
                 log_p = density_mixture.log_density(density_grid, a, b)
                 frame.extras[DENSITY] = points_to_grid_image(log_p.exp()[:, None], DENSITY_GRID)
                 noise_field = frame.noise_field
-                if (
-                    source is not None
-                    and not source.is_exact
-                    and labels is None
-                    and not frame.coeffs.get("final")
-                    and noise_field
-                ):
+                if learned is not None and labels is None and not frame.coeffs.get("final") and noise_field:
                     # how far the model's output (ε̂ or v̂) is from the exact one, on average at the particles
                     x = as_points(frame.x_t)
                     error = as_points(getattr(frame, noise_field)) - as_points(exact_source.predict(x, t, None))

@@ -4,6 +4,7 @@ distribution, each experiment, the particle picture and the CLI."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from PIL import Image
 from diffusion_stepper.core import cli
 from diffusion_stepper.core.errors import CheckpointError, DataError, TrajectoryFileError, UserFacingError
 from diffusion_stepper.core.frames import Trajectory
-from diffusion_stepper.core.io.export import write_animation
+from diffusion_stepper.core.io.export import render_frame, write_animation
 from diffusion_stepper.core.io.trajectory_file import load_trajectory, save_trajectory
 from diffusion_stepper.core.toy2d.checkpoints import load_toy2d_checkpoint, save_toy2d_checkpoint
 from diffusion_stepper.core.toy2d.datasets import DATASETS, EIGHT_GAUSSIANS, resolve_dataset
@@ -102,7 +103,8 @@ def test_a_run_carries_the_fields_density_and_data_and_survives_its_file(tmp_pat
     assert is_toy2d(trajectory.meta) and len(trajectory) == 9
     frame = trajectory[4]
     assert frame.x_t.shape == (300, 2, 1, 1) and trajectory.data.shape == (2000, 2)
-    assert frame.extras["grid_noise"].shape == (1, 2, FIELD_GRID, FIELD_GRID)
+    assert frame.extras["exact_noise"].shape == (1, 2, FIELD_GRID, FIELD_GRID)
+    assert "grid_noise" not in frame.extras  # the model is the exact field: stored once
     assert frame.extras["density"].shape[:2] == (1, 1)
     # the exact grid field is the mixture's own, at the grid's points
     grid, t = grid_points(FIELD_GRID), frame.t
@@ -111,7 +113,7 @@ def test_a_run_carries_the_fields_density_and_data_and_survives_its_file(tmp_pat
     path = save_trajectory(trajectory, tmp_path / "run.npz")
     back = load_trajectory(path)
     assert torch.equal(back.data, trajectory.data) and torch.equal(
-        back[4].extras["grid_x0_hat"], frame.extras["grid_x0_hat"]
+        back[4].extras["exact_x0_hat"], frame.extras["exact_x0_hat"]
     )
     assert np.load(path)["x_t"][-1].reshape(-1, 2).shape == (300, 2)  # the issue's final points
 
@@ -308,3 +310,9 @@ def test_a_2d_export_fits_a_slide(tmp_path):
     assert path.stat().st_size > 0
     with Image.open(write_animation(trajectory, tmp_path / "slide.gif", layout=SLIDES)) as gif:
         assert gif.size == (1920, 1080)
+    # the export draws what the layout's particle view asks for: arrows or none
+    with_arrows = render_frame(trajectory, trajectory[1], ["x_t"], layout=SLIDES)
+    bare = render_frame(
+        trajectory, trajectory[1], ["x_t"], layout=replace(SLIDES, particle_view=ParticleViewOptions(field="none"))
+    )
+    assert with_arrows.size == bare.size and np.abs(np.asarray(with_arrows, int) - np.asarray(bare, int)).sum() > 0

@@ -4,6 +4,7 @@ dialog whose Cancel leaves no file behind, the anagram turn, and PNG contact she
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -113,7 +114,7 @@ class ExportController(QObject):
         if path.suffix.lower() != f".{options.format}":
             path = path.with_suffix(f".{options.format}")
         try:
-            layout = options.layout()
+            layout = replace(options.layout(), particle_view=replace(self.session.particle_view))  # as on screen
         except ValueError as exc:
             self.messages.error(str(exc))
             return False

@@ -36,9 +36,6 @@ class Lab2DController(QObject):
         self.dock.train_requested.connect(self.train)
         self.dock.sample_requested.connect(self.sample)
         self.dock.draw_requested.connect(self.ask_draw)
-        # one choice of what the 2D pictures show, in Step and Compare alike
-        window.compare_view.particle_options = window.step_view.particle_options
-        window.step_view.particle_controls.changed.connect(window.compare_view.refresh)
 
     @property
     def training(self) -> bool:

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS, FLOW_SAMPLERS
 from diffusion_stepper.core.toy2d.datasets import DATASETS, resolve_dataset
 from diffusion_stepper.core.toy2d.experiments import SourceSpec, Toy2DExperimentOptions, Toy2DRequest
-from diffusion_stepper.core.toy2d.runs import DEFAULT_PARTICLES, Toy2DSettings
+from diffusion_stepper.core.toy2d.runs import DEFAULT_PARTICLES, DEFAULT_STEPS, Toy2DSettings
 from diffusion_stepper.core.toy2d.training import Toy2DConfig
 from diffusion_stepper.visualizer.widgets.forms import button, float_box, row, spin_box
 
@@ -119,7 +119,7 @@ class Lab2DDock(QDockWidget):
         index = self.sampler.findData(current)
         self.sampler.setCurrentIndex(max(0, index))
         self.sampler.blockSignals(False)
-        self.steps.setValue(50 if objective == "flow" else 100)
+        self.steps.setValue(DEFAULT_STEPS[objective])
 
     def training_config(self) -> Toy2DConfig:
         return Toy2DConfig(

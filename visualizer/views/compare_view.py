@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
 
 from diffusion_stepper.core.diffusion.sampler_race import ConvergenceCurve, write_convergence, x0_convergence
 from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME, RUNNING, Session, run_differences
-from diffusion_stepper.core.toy2d.render import ParticleViewOptions
 from diffusion_stepper.core.toy2d.runs import is_toy2d
 from diffusion_stepper.visualizer.views.common import NOISE, CoalescedRefresh, field_for, run_caption
 from diffusion_stepper.visualizer.widgets.panels import FIT, ImagePanel
@@ -88,7 +87,6 @@ class CompareView(QWidget):
         layout.addWidget(self.hint, 1)
         layout.addWidget(self.splitter, 1)
         self.panels: dict[int, list[ImagePanel | ParticlePanel]] = {}
-        self.particle_options = ParticleViewOptions()  # the main window shares the Step view's
         self.zoom = FIT
         self._curves_key: tuple = ()
         self.curves: list[ConvergenceCurve | None] = []  # one per compared run; None while it samples
@@ -213,7 +211,7 @@ class CompareView(QWidget):
             # 2D runs: square particle views side by side, sharing the Step view's choices
             row_layout = QHBoxLayout()
             for run_id in run_ids:
-                panel = ParticlePanel(self.particle_options)
+                panel = ParticlePanel(self.session.particle_view)
                 self.panels[run_id] = [panel]
                 row_layout.addWidget(panel, 1)
             self.panel_box.addLayout(row_layout, 1)

@@ -19,7 +19,6 @@ from diffusion_stepper.core.diffusion.theory import (
     schedule_curves,
 )
 from diffusion_stepper.core.session import Run, Session
-from diffusion_stepper.core.toy2d.render import ParticleViewOptions
 from diffusion_stepper.core.toy2d.runs import is_toy2d
 from diffusion_stepper.visualizer.views.common import NOISE, PANEL_KEYS, CoalescedRefresh, field_for
 from diffusion_stepper.visualizer.widgets.equation import DESK_PX, EquationPanel
@@ -73,10 +72,8 @@ class StepView(QWidget):
         panel_column.addWidget(self.panel_holder, 5)
         panel_column.addWidget(self.extras_area, 1)
         # A 2D run shows its particles in the plane instead of image panels
-        self.particle_options = ParticleViewOptions()
-        self.particle_controls = ParticleControls(self.particle_options)
-        self.particle_panel = ParticlePanel(self.particle_options)
-        self.particle_controls.changed.connect(self.refresh)
+        self.particle_controls = ParticleControls(session)
+        self.particle_panel = ParticlePanel(session.particle_view)
         self.particle_area = QWidget()
         particle_column = QVBoxLayout(self.particle_area)
         particle_column.setContentsMargins(0, 0, 0, 0)

@@ -7,10 +7,10 @@ from dataclasses import replace
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFrame, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from diffusion_stepper.core.frames import Trajectory
+from diffusion_stepper.core.session import Session
 from diffusion_stepper.core.toy2d.render import (
     FIELD_TITLES,
     SOURCE_TITLES,
@@ -90,13 +90,13 @@ class ParticlePanel(QFrame):
 
 
 class ParticleControls(QWidget):
-    """What the particle view shows: the field (and whose), the x̂₀ cloud, p_t, the data, the paths."""
+    """What the 2D pictures show (the session's `particle_view`): the field (and whose), the x̂₀
+    cloud, p_t, the data, the paths."""
 
-    changed = Signal()
-
-    def __init__(self, options: ParticleViewOptions, parent=None):
+    def __init__(self, session: Session, parent=None):
         super().__init__(parent)
-        self.options = options
+        self.session = session
+        self.options = session.particle_view
         self.field = QComboBox()
         for key, title in FIELD_TITLES.items():
             self.field.addItem(title.replace("eps", "ε"), key)
@@ -138,4 +138,4 @@ class ParticleControls(QWidget):
         self.options.source = self.source.currentData()
         for name, box in self.boxes.items():
             setattr(self.options, name, box.isChecked())
-        self.changed.emit()
+        self.session.particle_view_changed()
