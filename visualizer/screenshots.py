@@ -6,9 +6,11 @@
 It drives the real window, as large as the screen: samples the bundled class model, scrubs to a
 step mid-way, sweeps three guidance scales for the Compare view, trains the Quick preset in the
 Train tab (screenshots at its start, 20 s in and its end), runs the out-of-distribution
-experiment, and turns on presentation mode. Runs offscreen unless a display is set; the committed screenshots
-were rendered on Xvfb screens of 1920x1080 and 1366x768 (`Xvfb :77 -screen 0 1366x768x24`,
-then DISPLAY=:77), a lecture hall's projector and a laptop.
+experiment, the sampler lab, the 2D lab (a model trained in its dock and each experiment), and
+turns on presentation mode; `--only samplers|lab2d` renders one part. Runs offscreen unless a
+display is set; the committed screenshots were rendered on Xvfb screens of 1920x1080 and
+1366x768 (`Xvfb :77 -screen 0 1366x768x24`, then DISPLAY=:77), a lecture hall's projector and a
+laptop.
 
 With DIFFUSION_STEPPER_IF_DIR (a stage I folder) and DIFFUSION_STEPPER_IF_EMBEDDINGS (the
 prompt embeddings file) set, it also renders each part A experiment of the DeepFloyd IF dock
@@ -112,6 +114,7 @@ def render(out_dir: Path, tiny_if: bool = False) -> list[Path]:
         written.append(_save(window, out_dir / "experiment-out-of-distribution.png"))
 
         written += _render_sampler_lab(app, window, out_dir)
+        written += _render_lab2d(app, window, out_dir, Path(folder))
 
         window.tabs.setCurrentIndex(STEP_TAB)
         window.presentation.set_active(True)
@@ -168,9 +171,69 @@ def _render_sampler_lab(app, window, out_dir: Path) -> list[Path]:
     return written
 
 
-def render_sampler_lab(out_dir: Path, tiny_if: bool = False) -> list[Path]:
-    """Only the sampler lab's screenshots (`--only samplers`): the race, the quality dialog and,
-    with `tiny_if`, IF's race."""
+def _render_lab2d(app, window, out_dir: Path, folder: Path) -> list[Path]:
+    """The 2D lab: a moons model trained in the dock (the loss, then its particles mid-way), a
+    frame of its exported GIF, and each experiment (lab2d-<experiment>.png)."""
+    from unittest import mock
+
+    from PIL import Image
+
+    from diffusion_stepper.core.io.export import render_frame
+    from diffusion_stepper.core.toy2d.experiments import TOY2D_EXPERIMENTS
+    from diffusion_stepper.visualizer.main_window import COMPARE_TAB, STEP_TAB
+
+    lab = window.lab2d
+    lab.dock.raise_()
+    lab.dock.dataset.setCurrentIndex(lab.dock.dataset.findData("moons"))
+    window.tabs.setCurrentIndex(STEP_TAB)
+    with mock.patch(
+        "diffusion_stepper.visualizer.controllers.lab2d.work_folder", lambda *parts: folder.joinpath(*parts)
+    ):
+        lab.train()
+        _wait(app, lambda: lab.job is None and not window.sampling.busy)
+    run = window.session.active
+    window.session.seek(window.session.position_of(run, run.length * 3 // 5))
+    _wait(app, lambda: True)
+    written = [_save(window, out_dir / "lab2d-trained.png")]
+    frame = run.trajectory[run.length * 3 // 5]
+    picture = render_frame(run.trajectory, frame, ["x_t"])  # what `export --gif` writes for this frame
+    path = out_dir / "lab2d-gif-frame.png"
+    Image.Image.save(picture, path)
+    written.append(path)
+    lab.dock.model.setCurrentIndex(0)  # the exact field: the experiments on 8 Gaussians
+    lab.dock.dataset.setCurrentIndex(lab.dock.dataset.findData("8-gaussians"))
+    for key in TOY2D_EXPERIMENTS:
+        lab.run_experiment(key)
+        _wait(app, lambda: not window.sampling.busy)
+        compared = len(window.session.compared) > 1
+        run = window.session.active
+        # the result tells these apart; the others are seen on the way
+        at_end = key in ("same-budget", "guidance", "few-steps")
+        window.session.seek(window.session.position_of(run, run.length - 1 if at_end else run.length * 3 // 5))
+        window.tabs.setCurrentIndex(COMPARE_TAB if compared else STEP_TAB)
+        _wait(app, lambda: True)
+        written.append(_save(window, out_dir / f"lab2d-{key}.png"))
+    window.tabs.setCurrentIndex(STEP_TAB)
+    window.sample_dock.raise_()
+    return written
+
+
+def _render_sampler_lab_alone(app, window, out_dir: Path, folder: Path, tiny_if: bool) -> list[Path]:
+    written = _render_sampler_lab(app, window, out_dir)
+    if tiny_if:
+        written += _render_if_views(app, window, out_dir, *build_tiny_if(folder), only=["samplers"])
+    return written
+
+
+# `--only`: one part's screenshots, each (app, window, out_dir, a temporary folder, tiny_if) -> paths
+ONLY = {
+    "samplers": _render_sampler_lab_alone,  # the race, the quality dialog and, with --tiny-if, IF's race
+    "lab2d": lambda app, window, out_dir, folder, tiny_if: _render_lab2d(app, window, out_dir, folder),
+}
+
+
+def render_only(part: str, out_dir: Path, tiny_if: bool = False) -> list[Path]:
+    """Only one part's screenshots (see ONLY), in a fresh window."""
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
@@ -182,9 +245,7 @@ def render_sampler_lab(out_dir: Path, tiny_if: bool = False) -> list[Path]:
         window = MainWindow(QSettings(str(Path(folder) / "screenshots.ini"), QSettings.Format.IniFormat))
         window.show()
         window.setGeometry(window.screen().availableGeometry())
-        written = _render_sampler_lab(app, window, out_dir)
-        if tiny_if:
-            written += _render_if_views(app, window, out_dir, *build_tiny_if(Path(folder)), only=["samplers"])
+        written = ONLY[part](app, window, out_dir, Path(folder), tiny_if)
         window.close()
     return written
 
@@ -243,15 +304,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m diffusion_stepper.visualizer.screenshots")
     parser.add_argument("out_dir", nargs="?", type=Path)
     parser.add_argument("--tiny-if", action="store_true", help="render the part A views on a tiny random IF model")
-    parser.add_argument("--only", choices=["samplers"], help="render only the sampler lab's views")
+    parser.add_argument("--only", choices=list(ONLY), help="render only the sampler lab's or the 2D lab's views")
     args = parser.parse_args(argv)
     if args.out_dir is None:
         from PySide6.QtWidgets import QApplication
 
         screen = (QApplication.instance() or QApplication([])).primaryScreen().geometry()
         args.out_dir = SCREENSHOTS / f"{screen.width()}x{screen.height()}"
-    render_views = render_sampler_lab if args.only == "samplers" else render
-    for path in render_views(args.out_dir, args.tiny_if):
+    written = render_only(args.only, args.out_dir, args.tiny_if) if args.only else render(args.out_dir, args.tiny_if)
+    for path in written:
         print(f"wrote {path}")
     return 0
 
