@@ -81,6 +81,24 @@ def test_training_shows_the_loss_then_samples_the_trained_model(qtbot, window, t
     assert "Trained 300 iterations" in dock.status.text()
 
 
+def test_pressing_train_again_stops_it_and_saves_nothing(qtbot, window, tmp_path, monkeypatch):
+    monkeypatch.setattr(
+        "diffusion_stepper.visualizer.controllers.lab2d.work_folder", lambda *parts: tmp_path.joinpath(*parts)
+    )
+    dock = window.lab2d.dock
+    dock.iterations.setValue(100_000)
+    dock.train_button.click()
+    qtbot.waitUntil(
+        lambda: dock.loss_curve.getData()[0] is not None and len(dock.loss_curve.getData()[0]) >= 2,
+        timeout=LONG_WAIT_MS,
+    )
+    assert dock.train_button.text() == "Stop"
+    dock.train_button.click()
+    qtbot.waitUntil(lambda: window.lab2d.job is None, timeout=LONG_WAIT_MS)
+    assert dock.train_button.text() == "Train" and "nothing saved" in dock.status.text()
+    assert not (tmp_path / "toy2d").exists() and window.session.active is None
+
+
 @pytest.mark.parametrize("key", list(TOY2D_EXPERIMENTS))
 def test_each_experiment_runs_from_its_menu_entry(qtbot, window, key):
     window.lab2d.dock.count.setValue(200)

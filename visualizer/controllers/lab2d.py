@@ -42,8 +42,9 @@ class Lab2DController(QObject):
         return self.job is not None
 
     def train(self) -> None:
+        """Train with the dock's settings; while training, the same button (and shortcut) stops it."""
         if self.job is not None:
-            self.window.messages.show("A 2D model is training already", 4000)
+            self.job.cancel()
             return
         config = self.dock.training_config()
         try:
@@ -83,7 +84,8 @@ class Lab2DController(QObject):
 
     def _end(self) -> None:
         if self.job is not None and self.dock.progress.isVisible():
-            self.dock.end_training("Training cancelled")
+            done = self._iterations[-1] if self._iterations else 0
+            self.dock.end_training(f"Training stopped after {done:,} iterations: nothing saved")
         self.job = None
 
     def stop(self) -> None:
@@ -96,8 +98,12 @@ class Lab2DController(QObject):
 
     def run_experiment(self, key: str) -> None:
         experiment = TOY2D_EXPERIMENTS[key]
-        self.window.messages.show(f"2D lab: {experiment.title} ({experiment.summary})", 6000)
-        self.window.sampling.start(lambda: toy2d_experiment_requests(key, self.dock.experiment_options()), compare=None)
+        options = self.dock.experiment_options()
+        where = "the model chosen" if options.checkpoint else f"the exact field of {options.dataset}"
+        if not options.checkpoint and options.dataset != self.dock.dataset.currentData():
+            where += " (the data chosen has no exact field: train a model on it to use it here)"
+        self.window.messages.show(f"2D lab: {experiment.title}, {experiment.summary}, on {where}", 8000)
+        self.window.sampling.start(lambda: toy2d_experiment_requests(key, options), compare=None)
 
     def ask_draw(self) -> None:
         from diffusion_stepper.visualizer.dialogs.draw_dialog import DrawDialog

@@ -71,7 +71,7 @@ class Lab2DDock(QDockWidget):
         self.train_button = button(
             "Train",
             self.train_requested.emit,
-            "Train a small MLP on the data, the loss plotted live; it samples when done",
+            "Train a small MLP on the data, the loss plotted live; it samples when done (press again to stop)",
         )
         self.sample_button = button("Sample", self.sample_requested.emit, "Sample particles (Ctrl+Shift+Return)")
         for combo in (self.dataset, self.objective, self.model, self.sampler):  # narrow docks fit small screens
@@ -177,7 +177,7 @@ class Lab2DDock(QDockWidget):
         self.progress.setRange(0, iterations)
         self.progress.setValue(0)
         self.progress.setVisible(True)
-        self.train_button.setEnabled(False)
+        self.train_button.setText("Stop")
 
     def show_loss(self, iterations: list[int], losses: list[float], seconds: float) -> None:
         self.loss_curve.setData(iterations, losses)
@@ -186,5 +186,5 @@ class Lab2DDock(QDockWidget):
 
     def end_training(self, message: str) -> None:
         self.progress.setVisible(False)
-        self.train_button.setEnabled(True)
+        self.train_button.setText("Train")
         self.status.setText(message)
