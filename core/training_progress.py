@@ -26,7 +26,8 @@ class LossHistory:
     _ema: float = 0.0  # the plain EMA, which starts at 0; smoothed[] divides out that start
 
     def add_losses(self, event: LossEvent) -> None:
-        """Each iteration's loss, and the bias-corrected exponential moving average beside it."""
+        """Each iteration's loss, and the bias-corrected exponential moving average beside it.
+        (The 2D lab's Toy2DLoss has the fields this reads, so its training plots the same way.)"""
         first = event.iteration - len(event.losses) + 1
         if self.last is None:
             self.first_iteration = first - 1

@@ -87,9 +87,14 @@ def build_model(config: Toy2DConfig) -> PointMLP:
 
 @dataclass
 class Toy2DLoss:
+    """What `LossHistory` (core.training_progress) reads from MNIST's loss events, so the same
+    loss plot shows both."""
+
     iteration: int
     loss: float  # mean over the last `log_every` iterations
     seconds: float
+    losses: list[float]  # each of those iterations' losses
+    images_per_second: float  # points per second: batch size × iterations per second
 
 
 @dataclass
@@ -125,7 +130,9 @@ def train_toy2d(config: Toy2DConfig) -> Iterator[Toy2DLoss | Toy2DTrained]:
         schedule.step()
         window.append(float(loss.detach()))
         if iteration % config.log_every == 0 or iteration == config.iterations:
-            yield Toy2DLoss(iteration, sum(window) / len(window), time.perf_counter() - started)
-            last, window = sum(window) / len(window), []
+            seconds = time.perf_counter() - started
+            last = sum(window) / len(window)
+            yield Toy2DLoss(iteration, last, seconds, window, config.batch_size * iteration / seconds)
+            window = []
     model.eval()
     yield Toy2DTrained(model, objective, config, dataset, time.perf_counter() - started, last)

@@ -4,6 +4,7 @@ sampled when done), sample, run an experiment, and draw a distribution."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject
@@ -14,7 +15,9 @@ from diffusion_stepper.core.toy2d.checkpoints import save_toy2d_checkpoint
 from diffusion_stepper.core.toy2d.drawn import DRAWN_SUFFIX, save_drawn
 from diffusion_stepper.core.toy2d.experiments import TOY2D_EXPERIMENTS, toy2d_experiment_requests
 from diffusion_stepper.core.toy2d.training import Toy2DLoss, Toy2DTrained, train_toy2d
+from diffusion_stepper.core.training_progress import LossHistory
 from diffusion_stepper.visualizer.docks.lab2d_dock import Lab2DDock
+from diffusion_stepper.visualizer.views.train_view import PLOT_REFRESH_MS
 from diffusion_stepper.visualizer.worker import Job
 
 
@@ -30,8 +33,8 @@ class Lab2DController(QObject):
         self.window = window  # its messages and sampling controller are used once the app runs
         self.dock = Lab2DDock(window)
         self.job: Job | None = None
-        self._iterations: list[int] = []
-        self._losses: list[float] = []
+        self.history = LossHistory()
+        self._drawn_at = 0.0  # when the loss plot was last redrawn (time.monotonic)
         self.last_trained: Path | None = None
         self.dock.train_requested.connect(self.train)
         self.dock.sample_requested.connect(self.sample)
@@ -52,7 +55,8 @@ class Lab2DController(QObject):
         except UserFacingError as exc:
             self.window.messages.error(str(exc))
             return
-        self._iterations, self._losses = [], []
+        self.history = LossHistory()
+        self._drawn_at = 0.0
         self.dock.start_training(config.iterations)
         self.job = Job(lambda: train_toy2d(config), self)
         self.job.item.connect(self._on_event)
@@ -62,9 +66,11 @@ class Lab2DController(QObject):
 
     def _on_event(self, event) -> None:
         if isinstance(event, Toy2DLoss):
-            self._iterations.append(event.iteration)
-            self._losses.append(event.loss)
-            self.dock.show_loss(self._iterations, self._losses, event.seconds)
+            self.history.add_losses(event)
+            now = time.monotonic()
+            if now - self._drawn_at >= PLOT_REFRESH_MS / 1000 or event.iteration == self.dock.progress.maximum():
+                self._drawn_at = now  # redraws share the CPU with the training: at most every PLOT_REFRESH_MS
+                self.dock.show_loss(self.history)
         elif isinstance(event, Toy2DTrained):
             config = event.config
             folder = work_folder("toy2d", model_folder_name(config.dataset, config.objective, config.classes))
@@ -84,7 +90,7 @@ class Lab2DController(QObject):
 
     def _end(self) -> None:
         if self.job is not None and self.dock.progress.isVisible():
-            done = self._iterations[-1] if self._iterations else 0
+            done = self.history.last.iteration if self.history.last else 0
             self.dock.end_training(f"Training stopped after {done:,} iterations: nothing saved")
         self.job = None
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -24,7 +23,9 @@ from diffusion_stepper.core.toy2d.datasets import DATASETS, resolve_dataset
 from diffusion_stepper.core.toy2d.experiments import SourceSpec, Toy2DExperimentOptions, Toy2DRequest
 from diffusion_stepper.core.toy2d.runs import DEFAULT_PARTICLES, DEFAULT_STEPS, Toy2DSettings
 from diffusion_stepper.core.toy2d.training import Toy2DConfig
+from diffusion_stepper.core.training_progress import LossHistory
 from diffusion_stepper.visualizer.widgets.forms import button, float_box, row, spin_box
+from diffusion_stepper.visualizer.widgets.plots import LossPlot
 
 EXACT = ""  # the model list's key for "the exact field"
 
@@ -59,11 +60,8 @@ class Lab2DDock(QDockWidget):
         self.label.setSpecialValueText("none")
         self.guidance = float_box(0.0, 20.0, 1.0, 0.5, "CFG's γ: 0 ignores the class, 1 is the conditional model")
         self.seed = spin_box(0, 2**31 - 1, tooltip="The same seed gives the same particles")
-        self.loss_plot = pg.PlotWidget()
+        self.loss_plot = LossPlot()  # the Train tab's: each iteration's loss and its smoothed curve
         self.loss_plot.setMinimumHeight(90)
-        self.loss_plot.setLabel("bottom", "iteration")
-        self.loss_plot.setLabel("left", "loss")
-        self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen((90, 200, 255), width=2))
         self.progress = QProgressBar()
         self.progress.setVisible(False)
         self.status = QLabel("Train a model on the data (about 10 s), or sample the exact field of 8 Gaussians.")
@@ -173,16 +171,17 @@ class Lab2DDock(QDockWidget):
         self.model.setCurrentIndex(self.model.findData(key))
 
     def start_training(self, iterations: int) -> None:
-        self.loss_curve.setData([], [])
+        self.loss_plot.clear_history()
         self.progress.setRange(0, iterations)
         self.progress.setValue(0)
         self.progress.setVisible(True)
         self.train_button.setText("Stop")
 
-    def show_loss(self, iterations: list[int], losses: list[float], seconds: float) -> None:
-        self.loss_curve.setData(iterations, losses)
-        self.progress.setValue(iterations[-1])
-        self.status.setText(f"iteration {iterations[-1]:,}: loss {losses[-1]:.4f} after {seconds:.1f} s")
+    def show_loss(self, history: LossHistory) -> None:
+        self.loss_plot.show_history(history)
+        event = history.last
+        self.progress.setValue(event.iteration)
+        self.status.setText(f"iteration {event.iteration:,}: loss {event.loss:.4f} after {event.seconds:.1f} s")
 
     def end_training(self, message: str) -> None:
         self.progress.setVisible(False)
