@@ -48,9 +48,15 @@ FILE = Menu(
         Entry("&Save trajectory…", lambda w: w.files.ask_save(), ("Ctrl+S",)),
         Entry("Add &checkpoint…", lambda w: w.files.ask_add_checkpoint()),
         SEPARATOR,
-        Entry("&Export animation (GIF/MP4)…", lambda w: w.exports.ask_animation(), ("Ctrl+E",)),
-        Entry("Export contact &sheet (PNG)…", lambda w: w.exports.ask_contact_sheet(), ("Ctrl+Shift+E",)),
-        Entry("Export the anagram &turn (GIF/MP4)…", lambda w: w.exports.ask_anagram_turn()),
+        Menu(
+            "&Export",
+            (
+                Entry("&Animation (GIF/MP4)…", lambda w: w.exports.ask_animation(), ("Ctrl+E",)),
+                Entry("Contact &sheet (PNG)…", lambda w: w.exports.ask_contact_sheet(), ("Ctrl+Shift+E",)),
+                Entry("The anagram &turn (GIF/MP4)…", lambda w: w.exports.ask_anagram_turn()),
+                Entry("Interactive &page (HTML)…", lambda w: w.exports.ask_html_page(), ("Ctrl+Alt+E",)),
+            ),
+        ),
         SEPARATOR,
         Entry("&Quit", lambda w: w.close(), ("Ctrl+Q",)),
     ),

@@ -1,8 +1,11 @@
-"""`diffusion-stepper export RUN.npz`: a GIF, MP4 or PNG contact sheet of a trajectory."""
+"""`diffusion-stepper export RUN.npz`: a GIF, MP4 or PNG contact sheet of a trajectory, or an
+interactive HTML page of one run or of several compared on one slider."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from diffusion_stepper.core.cli.common import float_in, int_in, int_list, progress
 from diffusion_stepper.core.errors import UserFacingError
@@ -15,21 +18,28 @@ def register(commands) -> None:
     from diffusion_stepper.core.io.export import ARRANGEMENTS, ASPECTS, PANEL_CHOICES, SIDE_BY_SIDE
     from diffusion_stepper.core.limits import EXPORT_SIDE, FPS, KEEP_EVERY, SCALE
 
-    export = commands.add_parser(NAME, help="render a trajectory to a GIF, an MP4 or a PNG contact sheet")
-    export.add_argument("trajectory")
+    export = commands.add_parser(
+        NAME, help="render a trajectory to a GIF, an MP4, a PNG contact sheet or an interactive HTML page"
+    )
+    export.add_argument("trajectory", nargs="+", metavar="RUN.npz", help="one run; several only with --html")
     target = export.add_mutually_exclusive_group(required=True)
     target.add_argument("--gif", metavar="OUT.gif")
     target.add_argument("--mp4", metavar="OUT.mp4", help="H.264 video that plays in browsers and slides")
     target.add_argument("--png-grid", metavar="OUT.png")
+    target.add_argument(
+        "--html",
+        metavar="OUT.html",
+        help="one self-contained page to step through in a browser, offline; several runs share one slider",
+    )
     export.add_argument(
         "--panel",
-        default=SIDE_BY_SIDE,
-        help=f"one of {', '.join(PANEL_CHOICES)} or an extra's name; several side by side as x_t,eps_hat",
+        help=f"one of {', '.join(PANEL_CHOICES)} or an extra's name; several side by side as x_t,eps_hat "
+        f"(default {SIDE_BY_SIDE})",
     )
-    export.add_argument("--fps", type=float_in(FPS), default=10.0)
-    export.add_argument("--every", type=int_in(KEEP_EVERY), default=1, help="keep every K-th frame (the last is kept)")
+    export.add_argument("--fps", type=float_in(FPS), help="frames per second (default 10)")
+    export.add_argument("--every", type=int_in(KEEP_EVERY), help="keep every K-th frame (the last is kept)")
     export.add_argument("--frames", metavar="START:END", help="frame range, inclusive")
-    export.add_argument("--scale", type=int_in(SCALE), default=4, help="integer zoom (without --aspect)")
+    export.add_argument("--scale", type=int_in(SCALE), help="integer zoom (without --aspect; default 4)")
     export.add_argument(
         "--layout",
         choices=ARRANGEMENTS,
@@ -54,6 +64,7 @@ def register(commands) -> None:
         action="store_true",
         help="a visual anagram run: animate its result turning into the second view instead of its steps",
     )
+    export.add_argument("--title", help="with --html: the page's title (default: the runs' names)")
 
 
 def frame_range(text: str | None, num_frames: int) -> tuple[int, int | None]:
@@ -84,6 +95,57 @@ def export_layout(args: argparse.Namespace):
     return ExportLayout(args.layout or "side-by-side", scale=args.scale)  # auto without a frame: side by side
 
 
+# The flags that shape pictures or animations, which a page does not take: it shows every panel
+# and lets the reader choose the speed.
+PICTURE_FLAGS = (
+    *("panel", "fps", "frames", "scale", "layout", "aspect", "width"),
+    *("for_slides", "steps_shown", "anagram_turn"),
+)
+
+
+def run_html(args: argparse.Namespace) -> int:
+    """`export RUN.npz [RUN2.npz ...] --html OUT.html`."""
+    from diffusion_stepper.core.io.html_page import (
+        PAGE_FRAME_LIMIT,
+        PageOptions,
+        html_page_items,
+        kept_frame_count,
+        suggested_every,
+    )
+    from diffusion_stepper.core.io.trajectory_file import load_trajectory
+    from diffusion_stepper.core.session import default_run_name
+
+    given = [f"--{name.replace('_', '-')}" for name in PICTURE_FLAGS if getattr(args, name) not in (None, False)]
+    if given:
+        raise UserFacingError(f"{', '.join(given)}: for pictures and animations; a --html page takes --every, --title")
+    check_output_file(args.html, "--html")
+    trajectories = [load_trajectory(path) for path in args.trajectory]
+    names = [default_run_name(trajectory.meta) for trajectory in trajectories]
+    if len(set(names)) < len(names):  # two runs with the same settings: their files tell them apart
+        names = [f"{name} ({Path(path).stem})" for name, path in zip(names, args.trajectory)]
+    longest = max(len(trajectory) for trajectory in trajectories)
+    every = args.every or 1
+    if args.every is None and longest > PAGE_FRAME_LIMIT:
+        k = suggested_every(longest)
+        print(
+            f"note: {longest} frames make a large page that is slow to open; --every {k} keeps "
+            f"{kept_frame_count(longest, k)} of them (the last too)",
+            file=sys.stderr,
+        )
+    options = PageOptions(every=every, title=args.title)
+    total = sum(kept_frame_count(len(trajectory), every) for trajectory in trajectories)
+    try:
+        with progress(total, "building the page", unit="frame") as bar:
+            for done, _ in html_page_items(list(zip(names, trajectories)), args.html, options):
+                bar.n = done
+                bar.refresh()
+    except ValueError as exc:
+        raise UserFacingError(str(exc)) from None
+    size = Path(args.html).stat().st_size
+    print(f"wrote {args.html} ({size / 1e6:.1f} MB, {len(trajectories)} run{'s' if len(trajectories) > 1 else ''})")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from diffusion_stepper.core.io.export import (
         SIDE_BY_SIDE,
@@ -94,6 +156,15 @@ def run(args: argparse.Namespace) -> int:
     )
     from diffusion_stepper.core.io.trajectory_file import load_trajectory
 
+    if args.html:
+        return run_html(args)
+    if args.title is not None:
+        raise UserFacingError("--title is for --html pages")
+    if len(args.trajectory) > 1:
+        raise UserFacingError("one trajectory per GIF, MP4 or contact sheet; several runs share one --html page")
+    args.trajectory = args.trajectory[0]
+    args.panel = args.panel or SIDE_BY_SIDE
+    args.fps, args.every, args.scale = args.fps or 10.0, args.every or 1, args.scale or 4
     flag, out = next(
         (f"--{name.replace('_', '-')}", getattr(args, name))
         for name in ("gif", "mp4", "png_grid")

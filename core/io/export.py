@@ -69,9 +69,10 @@ CAPTION_SHARE = 0.032  # a caption's text is at least this share of the frame's 
 GAP = 6  # pixels between panels
 
 
-def field_caption(meta: dict, name: str) -> str:
-    """A panel's title in an export: the field's name for this run, or the extra's."""
-    return field_title(meta, name, ascii=True) or EXTRA_TITLES.get(name, name)
+def field_caption(meta: dict, name: str, ascii: bool = True) -> str:
+    """A panel's title in an export: the field's name for this run, or the extra's. ASCII for
+    pictures (the export font lacks x̂'s combining hat); a web page can have the real symbols."""
+    return field_title(meta, name, ascii=ascii) or EXTRA_TITLES.get(name, name)
 
 
 def display_range(name: str, value_range: tuple[float, float]) -> tuple[float, float]:
@@ -249,7 +250,8 @@ def _fit_text(text: str, font: ImageFont.ImageFont, width: float) -> str:
     return text + "…"
 
 
-def _panel_tiles(trajectory: Trajectory, frame: Frame, name: str) -> np.ndarray:
+def shown_tiles(trajectory: Trajectory, frame: Frame, name: str) -> np.ndarray:
+    """A panel's images of `frame` as [N, H, W, 3] uint8, mapped from the panel's display range."""
     low, high = display_range(name, trajectory.value_range)
     return to_uint8(shown_images(trajectory, frame, name), low, high)
 
@@ -277,7 +279,7 @@ def render_frame(
         return _particle_picture(trajectory, frame, layout)
     if layout.arrangement not in ARRANGEMENTS:
         raise ValueError(f"unknown arrangement {layout.arrangement!r}; choose from {', '.join(ARRANGEMENTS)}")
-    tiles = [_panel_tiles(trajectory, frame, name) for name in names]
+    tiles = [shown_tiles(trajectory, frame, name) for name in names]
     titles = [field_caption(trajectory.meta, name) for name in names]
     step_text = step_label(trajectory, frame)
     # the box the grids are chosen for: the slide, or a 16:9 one when the size follows the scale

@@ -1,5 +1,6 @@
-"""Exports of the active run: animations (GIF or MP4) rendered on the job runner with a progress
-dialog whose Cancel leaves no file behind, the anagram turn, and PNG contact sheets."""
+"""Exports of the active run: animations (GIF or MP4) and interactive HTML pages (of the active
+run, or of the compared runs on one slider), built on the job runner with a progress dialog whose
+Cancel leaves no file behind; the anagram turn; and PNG contact sheets."""
 
 from __future__ import annotations
 
@@ -9,12 +10,19 @@ from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QProgressDialog, QWidget
+from PySide6.QtWidgets import QInputDialog, QProgressDialog, QWidget
 
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import Trajectory
 from diffusion_stepper.core.io.export import anagram_turn, export_animation, write_png_grid
-from diffusion_stepper.core.session import Run, Session
+from diffusion_stepper.core.io.html_page import (
+    PAGE_FRAME_LIMIT,
+    PageOptions,
+    html_page_items,
+    kept_frame_count,
+    suggested_every,
+)
+from diffusion_stepper.core.session import RUNNING, Run, Session
 from diffusion_stepper.visualizer.controllers.files import FilesController, with_suffix
 from diffusion_stepper.visualizer.controllers.messages import Messages
 from diffusion_stepper.visualizer.dialogs.export_dialog import ExportDialog, ExportOptions
@@ -22,6 +30,11 @@ from diffusion_stepper.visualizer.worker import DONE as JOB_DONE
 from diffusion_stepper.visualizer.worker import Job
 
 ANIMATION_FORMATS = ("gif", "mp4")
+
+
+def snapshot(trajectory: Trajectory) -> Trajectory:
+    """A copy of the frame list for a job to read while the session goes on changing."""
+    return Trajectory(trajectory.meta, list(trajectory.frames), trajectory.labels, trajectory.data)
 
 
 class ExportController(QObject):
@@ -74,6 +87,45 @@ class ExportController(QObject):
         if path:
             self.export_anagram_turn_to(path)
 
+    def page_runs(self) -> list[Run]:
+        """The runs a page shows: the compared runs when two or more are ticked (the Compare view's),
+        else the active run. Empty, with the reason on the status bar, when one is not finished."""
+        compared = self.session.compared
+        if len(compared) < 2:
+            run = self._active_run()
+            return [run] if run is not None else []
+        unfinished = [run.name for run in compared if run.state == RUNNING or run.produced == 0]
+        if unfinished:
+            self.messages.error(f"wait for {', '.join(unfinished)} to finish before exporting the page")
+            return []
+        return compared
+
+    def ask_html_page(self) -> None:
+        """File ▸ Export ▸ Interactive page: offers to keep every k-th frame of a long run, then asks where."""
+        runs = self.page_runs()
+        if not runs:
+            return
+        longest = max(run.produced for run in runs)
+        every = 1
+        if longest > PAGE_FRAME_LIMIT:
+            suggested = suggested_every(longest)
+            every, ok = QInputDialog.getInt(
+                self._parent,
+                "Interactive page",
+                f"{longest} frames make a large page that is slow to open.\n"
+                f"Keep every k-th frame (and the last); {suggested} keeps "
+                f"{kept_frame_count(longest, suggested)}:",
+                suggested,
+                1,
+                longest - 1,
+            )
+            if not ok:
+                return
+        name = "compared-runs.html" if len(runs) > 1 else "run.html"
+        path = self.files.ask_save_path("Export interactive page", name, ("html",))
+        if path:
+            self.export_html_page_to(path, every)
+
     def ask_contact_sheet(self) -> None:
         if self._active_run() is None:
             return
@@ -101,9 +153,7 @@ class ExportController(QObject):
         if self.job is not None:
             self.messages.error("an export is already running")
             return False
-        trajectory = Trajectory(
-            run.trajectory.meta, list(run.trajectory.frames), run.trajectory.labels, run.trajectory.data
-        )
+        trajectory = snapshot(run.trajectory)
         if transform is not None:
             try:
                 trajectory = transform(trajectory)
@@ -130,17 +180,35 @@ class ExportController(QObject):
             options.end,
             layout=layout,
         )
+        self._start_job(make_items, path, f"Rendering {path.name}…")
+        return True
+
+    def export_html_page_to(self, path: str | Path, every: int = 1) -> bool:
+        """The page of `page_runs()`, every `every`-th frame, built on the job runner."""
+        runs = self.page_runs()
+        if not runs:
+            return False
+        if self.job is not None:
+            self.messages.error("an export is already running")
+            return False
+        path = with_suffix(path, ("html",))
+        named = [(run.name, snapshot(run.trajectory)) for run in runs]
+        options = PageOptions(every=every, particle_view=replace(self.session.particle_view))  # as on screen
+        self._start_job(partial(html_page_items, named, path, options), path, f"Building {path.name}…")
+        return True
+
+    def _start_job(self, make_items: Callable, path: Path, label: str) -> None:
+        """Run an export generator (yielding (done, total)) on the job runner, with a progress dialog."""
         self.job, self._path = Job(make_items, self), path
         self.job.item.connect(self._on_progress)
         self.job.finished.connect(self._on_finished)
         self.job.failed.connect(self._on_failed)
-        self.progress_dialog = QProgressDialog(f"Rendering {path.name}…", "Cancel", 0, 0, self._parent)
+        self.progress_dialog = QProgressDialog(label, "Cancel", 0, 0, self._parent)
         self.progress_dialog.setWindowTitle("Export")
         self.progress_dialog.setMinimumDuration(0)
         self.progress_dialog.canceled.connect(self.job.cancel)
         self.progress_dialog.show()
         self.job.start()
-        return True
 
     def export_contact_sheet_to(self, path: str | Path, steps_shown: list[int] | None = None) -> bool:
         """Eight evenly spaced steps (or `steps_shown`), one row each, of the panels on screen."""

@@ -1,0 +1,458 @@
+"""A run students can take home: one self-contained interactive HTML page.
+
+The page holds everything in one file, so it opens from disk with no server and no network: the
+CSS and JavaScript inline (resources/page/), the run's numbers as JSON, and every image as a PNG
+data URI. It shows what the Step view shows: the panels of each frame at a crisp nearest-neighbour
+zoom, the update equation with the step's numbers, the pixel histograms against theory, the
+schedule with a cursor and the run's settings; several runs share one slider, aligned as the
+Compare view aligns them (normalized time, or model evaluations).
+
+Everything the page shows is computed here, by the same core functions the app calls (equations,
+theory, the session's timeline); the JavaScript only draws it.
+
+Size: each panel of each frame is one PNG, the N images of the batch side by side. A picture that
+looks like another (the same panel one step earlier, or CFG's conditional estimate beside the
+unconditional one) may be stored as its difference from that one, modulo 256 per channel, which
+compresses better and is undone exactly in the browser. The pictures of a 2D run are the particle
+view (core.toy2d.render). A theory curve that repeats (N(0, 1) at every step) is stored once.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import io
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from diffusion_stepper.core.atomic import atomic_path
+from diffusion_stepper.core.diffusion.equations import frame_caption, step_equation
+from diffusion_stepper.core.diffusion.sampler_race import x0_convergence
+from diffusion_stepper.core.diffusion.solvers import run_sampler_title
+from diffusion_stepper.core.diffusion.theory import (
+    HISTOGRAM_EDGES,
+    Curve,
+    frame_histograms,
+    no_schedule_reason,
+    schedule_curves,
+)
+from diffusion_stepper.core.frames import Trajectory
+from diffusion_stepper.core.io.export import field_caption, panel_names, select_frames, shown_tiles
+from diffusion_stepper.core.io.layout import class_columns
+from diffusion_stepper.core.paths import resources_dir
+from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME, DONE, Session, run_differences
+from diffusion_stepper.core.toy2d.render import ParticleViewOptions, render_particles, view_title
+from diffusion_stepper.core.toy2d.runs import is_toy2d
+
+# Beyond this many frames a page grows large and slow to build: the CLI and the app offer to keep
+# every k-th frame (suggested_every).
+PAGE_FRAME_LIMIT = 101
+PARTICLE_PICTURE_SIZE = 480  # the 2D view's pixels in a page: sharp at a laptop's full height
+PAGE_CURVE_POINTS = 101  # theory and schedule curves are thinned to this many points
+BASE_TRIAL_FRAMES = 6  # frames encoded to find the panel another is best stored as a difference from
+KEYFRAME_INTERVAL = 10  # every 10th frame of a panel is stored whole
+PARTICLES = "particles"  # the one panel of a 2D run
+TEMPLATE_FILES = ("page.html", "page.css", "page.js")
+
+
+@dataclass
+class PageOptions:
+    every: int = 1  # keep every k-th frame (and the last)
+    particle_view: ParticleViewOptions | None = None  # what a 2D run's pictures show (default: the app's)
+    title: str | None = None
+
+
+def suggested_every(num_frames: int, limit: int = PAGE_FRAME_LIMIT) -> int:
+    """The smallest k that keeps a run of `num_frames` frames within `limit` frames (1 if it fits)."""
+    return max(1, math.ceil((num_frames - 1) / max(1, limit - 1)))
+
+
+def kept_frame_count(num_frames: int, every: int) -> int:
+    return len(select_frames(num_frames, every))
+
+
+# --- the run's numbers ------------------------------------------------------------------------------
+
+
+def _rounded(values, digits: int = 4) -> list[float]:
+    """Four significant digits: plenty for a plot, and a quarter of the JSON."""
+    return [float(f"{value:.{digits}g}") for value in np.asarray(values, dtype=np.float64).ravel()]
+
+
+def _curve(curve: Curve | None) -> dict | None:
+    if curve is None:
+        return None
+    step = max(1, math.ceil(len(curve.x) / PAGE_CURVE_POINTS))
+    xs, ys = np.asarray(curve.x)[::step], np.asarray(curve.y)[::step]
+    return {"label": curve.label, "x": _rounded(xs), "y": _rounded(ys)}
+
+
+class _Curves:
+    """A run's theory curves, each stored once: frames refer to them by their place in the list."""
+
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+        self._places: dict[str, int] = {}
+
+    def place(self, curve: Curve | None) -> int | None:
+        record = _curve(curve)
+        if record is None:
+            return None
+        key = json.dumps(record)
+        if key not in self._places:
+            self._places[key] = len(self.records)
+            self.records.append(record)
+        return self._places[key]
+
+
+def _histograms(trajectory: Trajectory, index: int, curves: _Curves) -> dict:
+    histograms = frame_histograms(trajectory, trajectory[index])
+    return {
+        "x_t": _rounded(histograms.x_t),
+        "noise": None if histograms.noise is None else _rounded(histograms.noise),
+        "noise_name": histograms.noise_name,
+        "x_t_theory": curves.place(histograms.x_t_theory),
+        "noise_theory": curves.place(histograms.noise_theory),
+        "note": histograms.x_t_note,
+    }
+
+
+def _schedule(meta: dict) -> dict:
+    curves = schedule_curves(meta)
+    if curves is None:
+        return {"note": no_schedule_reason(meta)}
+    return {"x_label": curves.x_label, "reversed": curves.reversed_time, "curves": [_curve(c) for c in curves.curves]}
+
+
+# Settings shown first, in this order: (label, where the value lives, its key)
+_SETTINGS = (
+    ("model", "meta", "model"),
+    ("algorithm", "meta", "algorithm"),
+    ("steps", "params", "steps"),
+    ("γ (guidance scale)", "params", "guidance"),
+    ("seed", "meta", "seed"),
+    ("classes", "params", "classes"),
+    ("prompts", "meta", "prompts"),
+    ("x̂₀ clip", "params", "x0_clip"),
+    ("epoch", "params", "epoch"),
+    ("start", "params", "source"),
+)
+# Params too big or too nested to be a setting (schedules, architectures, the 2D lab's block)
+_NOT_SETTINGS = {"objective", "architecture", "alpha_bars", "toy2d", "sampler", "eta", "timesteps"}
+
+
+def _setting_text(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_setting_text(item) for item in value)
+    return str(value)
+
+
+def run_settings(meta: dict) -> list[tuple[str, str]]:
+    """What a run was made with, as (label, value) rows: model, sampler, γ, seed, steps first, then
+    any other simple setting the run recorded."""
+    params = meta.get("params", {})
+    rows: list[tuple[str, str]] = []
+    sampler = run_sampler_title(meta)
+    for label, where, key in _SETTINGS:
+        value = (meta if where == "meta" else params).get(key)
+        if value is not None and value != []:
+            rows.append((label, _setting_text(value)))
+        if key == "algorithm" and sampler:
+            rows.append(("sampler", sampler))
+    shown = {key for _, where, key in _SETTINGS if where == "params"} | _NOT_SETTINGS
+    for key, value in params.items():
+        simple = isinstance(value, (str, int, float, bool)) or (
+            isinstance(value, list) and len(value) <= 16 and all(isinstance(v, (str, int, float)) for v in value)
+        )
+        if key not in shown and simple:
+            rows.append((key.replace("_", " "), _setting_text(value)))
+    return rows
+
+
+# --- pictures -----------------------------------------------------------------------------------------
+
+
+def _png_data_uri(pixels: np.ndarray) -> str:
+    """[H, W, 3] uint8 as a PNG data URI, lossless: one grey channel when the three are equal, a
+    palette when there are at most 256 colours (the particle view has about 240), else RGB."""
+    if (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 0] == pixels[..., 2]).all():
+        image = Image.fromarray(pixels[..., 0])
+    else:
+        rgb = pixels.astype(np.uint32)
+        codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]  # one integer per colour: a fast unique
+        colours, indices = np.unique(codes.ravel(), return_inverse=True)
+        if len(colours) <= 256:
+            image = Image.fromarray(indices.reshape(pixels.shape[:2]).astype(np.uint8), mode="P")
+            palette = np.stack([colours >> 16, (colours >> 8) & 255, colours & 255], axis=1)
+            image.putpalette(palette.astype(np.uint8).tobytes())
+        else:
+            image = Image.fromarray(pixels)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", compress_level=6)  # level 9 and `optimize` cost far more for under 1% here
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def difference_mod_256(pixels: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """`pixels` − `base` per channel, wrapped to 0..255: `base` + this, wrapped, gives `pixels` back."""
+    return (pixels.astype(np.int16) - base.astype(np.int16)).astype(np.uint8)
+
+
+def _strip(tiles: np.ndarray) -> np.ndarray:
+    """[N, h, w, 3] -> [h, N*w, 3]: a batch's images side by side, as the page reads them."""
+    count, height, width, channels = tiles.shape
+    return tiles.transpose(1, 0, 2, 3).reshape(height, count * width, channels)
+
+
+def _related_panels(strips: list[list[np.ndarray]]) -> list[int | None]:
+    """For each panel, the earlier panel whose difference from it encodes smallest on a few frames
+    (CFG's ε_c beside ε_u), or None where no earlier panel helps."""
+    if not strips or not strips[0]:
+        return []
+    trial = sorted(set(np.linspace(0, len(strips[0]) - 1, BASE_TRIAL_FRAMES).round().astype(int).tolist()))
+
+    def size(pictures: list[np.ndarray]) -> int:
+        return sum(len(_png_data_uri(picture)) for picture in pictures)
+
+    related: list[int | None] = []
+    for panel, frames in enumerate(strips):
+        best, best_size = None, size([frames[i] for i in trial])
+        for earlier in range(panel):
+            if strips[earlier][0].shape != frames[0].shape:
+                continue
+            candidate = size([difference_mod_256(frames[i], strips[earlier][i]) for i in trial])
+            if candidate < best_size:
+                best, best_size = earlier, candidate
+        related.append(best)
+    return related
+
+
+def _encode_pictures(strips: list[list[np.ndarray]], differences: bool = True) -> list[list[str | dict]]:
+    """Each panel's frames as the page stores them: a PNG data URI, or {"uri", "base": [panel, frame]}
+    when the picture is smaller stored as its difference from the same panel's previous frame (the
+    estimates change little from step to step) or from the related panel's same frame. Every
+    KEYFRAME_INTERVAL-th frame is whole, so the browser never undoes a long chain to show one.
+    `differences=False` stores every picture whole (the particle view: a few colours, which a
+    palette PNG holds best, and differences do not keep)."""
+    if not differences:
+        return [[_png_data_uri(picture) for picture in frames] for frames in strips]
+    related = _related_panels(strips)
+    stored: list[list[str | dict]] = [[] for _ in strips]
+    for frame in range(len(strips[0]) if strips else 0):
+        for panel, frames in enumerate(strips):
+            picture = frames[frame]
+            best: str | dict = _png_data_uri(picture)
+            bases = [(panel, frame - 1)] if frame % KEYFRAME_INTERVAL else []
+            if related[panel] is not None:
+                bases.append((related[panel], frame))
+            for base_panel, base_frame in bases:
+                uri = _png_data_uri(difference_mod_256(picture, strips[base_panel][base_frame]))
+                if len(uri) < len(best if isinstance(best, str) else best["uri"]):
+                    best = {"uri": uri, "base": [base_panel, base_frame]}
+            stored[panel].append(best)
+    return stored
+
+
+# --- one run --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _RunPage:
+    """One run's part of the page, built frame by frame."""
+
+    name: str
+    trajectory: Trajectory
+    indices: list[int]  # the frames kept
+
+    def panels(self) -> list[str]:
+        if is_toy2d(self.trajectory.meta):
+            return [PARTICLES]
+        main = panel_names(self.trajectory, "side-by-side")
+        return main + [name for name in self.trajectory.extra_names() if name not in main]
+
+    def strip(self, name: str, index: int, particle_view: ParticleViewOptions, paths: np.ndarray | None) -> np.ndarray:
+        if name == PARTICLES:
+            return render_particles(self.trajectory, index, particle_view, paths)
+        return _strip(shown_tiles(self.trajectory, self.trajectory[index], name))
+
+    def numbers(self, index: int, curves: _Curves) -> dict:
+        meta, frame = self.trajectory.meta, self.trajectory[index]
+        return {
+            "index": frame.index,
+            "t": float(frame.t),
+            "caption": frame_caption(meta, frame, len(self.trajectory)),
+            "equation": step_equation(meta, frame),
+            "histograms": _histograms(self.trajectory, index, curves),
+        }
+
+
+def _run_items(
+    page: _RunPage, difference: str, particle_view: ParticleViewOptions
+) -> Iterator[tuple[int, dict | None]]:
+    """Builds one run's JSON record; yields (frames done, None) as it goes, then (total, record)."""
+    trajectory, names = page.trajectory, page.panels()
+    toy = is_toy2d(trajectory.meta)
+    paths = np.stack([frame.x_t.reshape(-1, 2).numpy() for frame in trajectory.frames]) if toy else None
+    strips: list[list[np.ndarray]] = [[] for _ in names]
+    frames, curves = [], _Curves()
+    for done, index in enumerate(page.indices, start=1):
+        for panel, name in enumerate(names):
+            strips[panel].append(page.strip(name, index, particle_view, paths))
+        frames.append(page.numbers(index, curves))
+        yield done, None
+
+    def title(name: str) -> str:
+        return view_title(trajectory, particle_view) if name == PARTICLES else field_caption(meta, name, ascii=False)
+
+    meta = trajectory.meta
+    panels = [
+        {
+            "name": name,
+            "title": title(name),
+            "main": name == PARTICLES or name in ("x_t", "x0_hat", trajectory.noise_field),
+            "frames": pictures,
+        }
+        for name, pictures in zip(names, _encode_pictures(strips, differences=not toy))
+    ]
+    first = trajectory[0].x_t
+    count, height, width = (1, *strips[0][0].shape[:2]) if toy else (first.shape[0], *first.shape[2:])
+    curve = x0_convergence(Trajectory(trajectory.meta, [trajectory[i] for i in page.indices], trajectory.labels))
+    yield (
+        len(page.indices),
+        {
+            "name": page.name,
+            "difference": difference,
+            "settings": run_settings(trajectory.meta),
+            "kind": PARTICLES if toy else "images",
+            "count": count,
+            "tile": [height, width],
+            "fixed_columns": None if toy else class_columns(trajectory.labels, count),
+            "length": len(trajectory),
+            "panels": panels,
+            "frames": frames,
+            "curves": curves.records,
+            "schedule": _schedule(trajectory.meta),
+            "convergence": {"nfe": curve.nfe, "distance": _rounded(curve.distance)},
+        },
+    )
+
+
+# --- the shared slider ------------------------------------------------------------------------------
+
+
+def _timelines(pages: list[_RunPage]) -> dict[str, list[list[int]]]:
+    """For each alignment, the slider's positions: at each, the kept frame (its place in the page's
+    list) that every run shows. The session's own timeline decides, so the page lines runs up as
+    the Compare view does; positions that would show the same frames are merged."""
+    session = Session()
+    runs = [
+        session.add_run(page.trajectory.meta, len(page.trajectory), frames=list(page.trajectory.frames), state=DONE)
+        for page in pages
+    ]
+    session.active_id = runs[0].id
+    session.compared_ids = [run.id for run in runs]
+    alignments = (ALIGN_TIME, ALIGN_NFE) if len(pages) > 1 else (ALIGN_TIME,)
+    timelines = {}
+    for align in alignments:
+        session.set_align(align)
+        positions: list[list[int]] = []
+        for position in range(session.timeline_length):
+            shown = []
+            for run, page in zip(runs, pages):
+                full = session.frame_index(run, position)
+                shown.append(max(0, bisect.bisect_right(page.indices, full) - 1))  # the last kept frame reached
+            if not positions or shown != positions[-1]:
+                positions.append(shown)
+        timelines[align] = positions
+    return timelines
+
+
+# --- the page ---------------------------------------------------------------------------------------
+
+
+def page_title(runs: Sequence[tuple[str, Trajectory]]) -> str:
+    """The run's name; for compared runs, what tells them apart ("DDPM · 10 steps vs DDIM η=0 · 10 steps")."""
+    if len(runs) == 1:
+        return runs[0][0]
+    differences = run_differences([trajectory.meta for _, trajectory in runs])
+    labels = [difference or name for difference, (name, _) in zip(differences, runs)]
+    return f"{len(runs)} runs compared: " + " vs ".join(labels)
+
+
+def html_page_items(
+    runs: Sequence[tuple[str, Trajectory]], path: str | os.PathLike, options: PageOptions | None = None
+) -> Iterator[tuple[int, int]]:
+    """Build the page of `runs` (name, trajectory) and write it to `path`; yields (frames done, total).
+
+    A generator, as core.io.export.export_animation is, so the CLI's progress bar and the app's
+    Cancel share one loop: stopping early leaves nothing on disk.
+    """
+    options = options or PageOptions()
+    if not runs:
+        raise ValueError("no run to put on the page")
+    for name, trajectory in runs:
+        if len(trajectory) == 0:
+            raise ValueError(f"{name} has no frames yet")
+    if len({is_toy2d(trajectory.meta) for _, trajectory in runs}) > 1:
+        raise ValueError("a page compares 2D runs with 2D runs, image runs with image runs")
+    pages = [_RunPage(name, trajectory, select_frames(len(trajectory), options.every)) for name, trajectory in runs]
+    particle_view = replace(options.particle_view or ParticleViewOptions(), size=PARTICLE_PICTURE_SIZE)
+    particle_view.check()
+    total = sum(len(page.indices) for page in pages)
+    finished = 0
+    records = []
+    for page, difference in zip(pages, run_differences([t.meta for _, t in runs])):
+        for done, record in _run_items(page, difference, particle_view):
+            if record is None:
+                yield finished + done, total
+            else:
+                records.append(record)
+        finished += len(page.indices)
+    data = {
+        "title": options.title or page_title(runs),
+        "made": f"diffusion-stepper, {date.today().isoformat()}",
+        "every": options.every,
+        "histogram_edges": _rounded(HISTOGRAM_EDGES),
+        "runs": records,
+        "timelines": _timelines(pages),
+    }
+    text = page_html(data)
+    with atomic_path(Path(path)) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+
+
+def page_html(data: dict) -> str:
+    """The page: the template with its CSS, JavaScript and `data` put inline."""
+    folder = resources_dir() / "page"
+    html, css, script = ((folder / name).read_text(encoding="utf-8") for name in TEMPLATE_FILES)
+    # "</script" or "<!--" in a prompt would end or derail the <script> element: JSON may spell "<" as \u003c
+    parts = {
+        "TITLE": data["title"].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"),
+        "CSS": css,
+        "DATA": json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c"),
+        "SCRIPT": script,
+    }
+    # one pass, so that a prompt that happens to read "{{SCRIPT}}" stays text
+    return re.sub(r"\{\{(TITLE|CSS|DATA|SCRIPT)\}\}", lambda match: parts[match[1]], html)
+
+
+def write_html_page(
+    runs: Sequence[tuple[str, Trajectory]],
+    path: str | os.PathLike,
+    options: PageOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    for done, total in html_page_items(runs, path, options):
+        if progress is not None:
+            progress(done, total)
+    return Path(path)
