@@ -49,6 +49,7 @@ def test_every_package_folder_is_listed_under_one_import_package():
     assert "mnist/*.gz" in data["diffusion_stepper.resources.data"]
     assert "*.png" in data["diffusion_stepper.resources.images"]
     assert "*.qss" in data["diffusion_stepper.resources.styles"]
+    assert {"*.html", "*.css", "*.js"} <= set(data["diffusion_stepper.resources.page"])
     assert pyproject()["project"]["scripts"]["diffusion-stepper"] == "diffusion_stepper.visualizer.launcher:main"
 
 
@@ -88,6 +89,7 @@ def test_the_wheel_holds_diffusion_stepper_alone_at_its_top_level(tmp_path):
             "diffusion_stepper/resources/models/mnist-class-ddpm.safetensors",
             "diffusion_stepper/resources/data/mnist/train-images-idx3-ubyte.gz",
             "diffusion_stepper/resources/styles/presentation.qss",
+            "diffusion_stepper/resources/page/page.js",
         ):
             assert expected in names
 
