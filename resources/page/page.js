@@ -84,11 +84,12 @@
     return best;
   }
 
-  // core.io.layout.screen_scale: the exact fit from 2x up, a whole number between 1 and 2 (uneven
-  // pixels would show); below 1 the picture shrinks to fit rather than spill out of the window.
+  // The zoom a grid shows at: the exact fit from 1.5x up (nearly every pixel two screen pixels or
+  // more; core.io.layout.screen_scale waits for 2x, but a page shown small loses more than the
+  // odd narrower pixel), a whole 1x between 1 and 1.5, and below 1 whatever fits the window.
   function screenScale(fit) {
-    if (fit >= 2 || fit < 1) return fit;
-    return Math.floor(fit);
+    if (fit >= 1.5 || fit < 1) return fit;
+    return 1;
   }
 
   // --- layout ------------------------------------------------------------------------------------
@@ -124,7 +125,10 @@
     } else {
       runs.forEach((_, run) => rows.push({ run, panels: shownPanels(run), weight: 1, title: true }));
     }
-    for (const row of rows) {
+    const titlesOf = (row) => row.panels.map(({ panel }) => panel.title).join("|");
+    rows.forEach((row, i) => {
+      // compared runs: a panel's title once, above the first row, unless a row's panels differ
+      const sameAsAbove = i > 0 && row.title && titlesOf(row) === titlesOf(rows[i - 1]);
       const rowElement = element("div", "row");
       rowElement.style.flex = String(row.weight);
       if (row.title) {
@@ -140,7 +144,7 @@
       const cellRow = element("div", "cells");
       for (const { panel, index } of row.panels) {
         const figure = element("figure");
-        figure.append(element("figcaption", "", panel.title));
+        if (!sameAsAbove) figure.append(element("figcaption", "", panel.title));
         const holder = element("div", "picture");
         const canvas = element("canvas", "pixels" + (runs[row.run].kind === "particles" ? " smooth" : ""));
         canvas.dataset.run = String(row.run);
@@ -152,21 +156,25 @@
       }
       rowElement.append(cellRow);
       stage.append(rowElement);
-    }
+    });
     fitCells();
   }
 
   function fitCells() {
     for (const cell of cells) {
       const box = cell.holder.getBoundingClientRect();
-      const grid = bestGrid(runs[cell.run], Math.max(box.width, 1), Math.max(box.height, 1));
-      cell.grid = grid;
-      cell.canvas.width = grid.width;
-      cell.canvas.height = grid.height;
+      cell.grid = bestGrid(runs[cell.run], Math.max(box.width, 1), Math.max(box.height, 1));
+    }
+    // compared runs share one zoom, so that the same pixel is the same size in every run
+    const shared = runs.length > 1 ? Math.min(...cells.map((cell) => cell.grid.scale)) : null;
+    for (const cell of cells) {
+      const fit = shared === null ? cell.grid.scale : shared;
       // pixels stay whole in a grid of images; a 2D picture (drawn, not pixel data) just fits
-      const scale = runs[cell.run].kind === "particles" ? grid.scale : screenScale(grid.scale);
-      cell.canvas.style.width = Math.max(1, Math.floor(grid.width * scale)) + "px";
-      cell.canvas.style.height = Math.max(1, Math.floor(grid.height * scale)) + "px";
+      const scale = runs[cell.run].kind === "particles" ? fit : screenScale(fit);
+      cell.canvas.width = cell.grid.width;
+      cell.canvas.height = cell.grid.height;
+      cell.canvas.style.width = Math.max(1, Math.floor(cell.grid.width * scale)) + "px";
+      cell.canvas.style.height = Math.max(1, Math.floor(cell.grid.height * scale)) + "px";
     }
   }
 
@@ -188,7 +196,7 @@
 
   // --- charts ------------------------------------------------------------------------------------
 
-  // One small plotter for the histogram, the schedule and the race: bars, lines, a cursor, a legend.
+  // One small plotter for the histogram, the schedule and the race: bars, lines, dots and a cursor.
   function plot(canvas, chart) {
     const ratio = window.devicePixelRatio || 1;
     const width = canvas.clientWidth;
@@ -212,8 +220,13 @@
     context.stroke();
     context.fillStyle = "#999";
     context.font = "11px system-ui, sans-serif";
+    for (const tick of niceTicks(x0, x1)) {
+      const x = px(tick);
+      // centred under its tick, but kept inside the chart at either end
+      context.textAlign = x > width - margin.right - 14 ? "right" : x < margin.left + 14 ? "left" : "center";
+      context.fillText(formatTick(tick), x, height - margin.bottom + 13);
+    }
     context.textAlign = "center";
-    for (const tick of niceTicks(x0, x1)) context.fillText(formatTick(tick), px(tick), height - margin.bottom + 13);
     if (chart.xLabel) context.fillText(chart.xLabel, (margin.left + width - margin.right) / 2, height - 1);
     context.textAlign = "right";
     context.fillText(formatTick(y1), margin.left - 4, margin.top + 8);
@@ -251,11 +264,19 @@
       context.lineTo(px(chart.cursor), height - margin.bottom);
       context.stroke();
     }
-    context.textAlign = "right";
-    (chart.legend || []).forEach(([text, colour], i) => {
-      context.fillStyle = colour;
-      context.fillText(text, width - margin.right - 2, margin.top + 11 + 13 * i);
-    });
+  }
+
+  // A chart's legend, under it in HTML where it covers no curve: [text, colour, dashed] items
+  function showLegend(id, items) {
+    const box = $(id);
+    box.replaceChildren();
+    for (const [text, colour, dashed] of items) {
+      const item = element("span", "legend-item");
+      const swatch = element("span", "swatch" + (dashed ? " dashed" : ""));
+      swatch.style.borderColor = colour;
+      item.append(swatch, text);
+      box.append(item);
+    }
   }
 
   // About five round numbers across [low, high] for an axis
@@ -292,15 +313,16 @@
     }
     if (xTheory) {
       lines.push({ x: xTheory.x, y: xTheory.y, colour: "#ffffff", dash: true });
-      legend.push(["theory: " + xTheory.label, "#ffffff"]);
+      legend.push(["theory: " + xTheory.label, "#ffffff", true]);
     }
     if (noiseTheory) {
       lines.push({ x: noiseTheory.x, y: noiseTheory.y, colour: "#ffd89a", dash: true });
-      legend.push([noiseTheory.label, "#ffd89a"]);
+      legend.push([noiseTheory.label, "#ffd89a", true]);
     }
     // the clean images' spikes at 0 and 1 would flatten everything else: the axis stops at 2
     const top = Math.min(2, Math.max(0.5, maximum(h.x_t), maximum(h.noise || []), ...lines.map((l) => maximum(l.y))));
-    plot($("histogram"), { x: [edges[0], edges[edges.length - 1]], y: [0, top * 1.05], bars, lines, legend });
+    plot($("histogram"), { x: [edges[0], edges[edges.length - 1]], y: [0, top * 1.05], bars, lines });
+    showLegend("histogram-legend", legend);
     $("histogram-note").textContent = "theory for x_t: " + h.note;
   }
 
@@ -309,6 +331,7 @@
     const canvas = $("schedule");
     canvas.hidden = !schedule.curves;
     $("schedule-note").textContent = schedule.note || "";
+    showLegend("schedule-legend", (schedule.curves || []).map((curve, i) => [curve.label, SCHEDULE_COLOURS[i], i > 0]));
     if (!schedule.curves) return;
     const xs = schedule.curves[0].x;
     // grey, solid and dashed: the runs' colours stay theirs alone
@@ -321,7 +344,6 @@
       lines,
       cursor: Math.min(high, Math.max(low, frame.t)),
       xLabel: schedule.x_label,
-      legend: schedule.curves.map((curve, i) => [curve.label + (i > 0 ? " (dashed)" : ""), SCHEDULE_COLOURS[i]]),
     });
   }
 
@@ -331,6 +353,7 @@
     const most = maximum(runs.map((run) => run.convergence.nfe[run.convergence.nfe.length - 1]));
     const top = maximum(runs.map((run) => maximum(run.convergence.distance)));
     plot($("race"), { x: [0, Math.max(1, most)], y: [0, top || 1], lines, dots, xLabel: "model evaluations (NFE)" });
+    showLegend("race-legend", runs.map((run, i) => [run.difference || run.name, COLOURS[i % COLOURS.length]]));
   }
 
   // --- the side panel ----------------------------------------------------------------------------
@@ -422,6 +445,15 @@
     }, 1000 / state.fps);
   }
 
+  // The side panel of numbers hides, so that the pictures can fill a projector's width
+  function toggleNumbers() {
+    const side = $("side");
+    side.hidden = !side.hidden;
+    $("numbers").classList.toggle("off", side.hidden);
+    fitCells();
+    show(state.position);
+  }
+
   function changeSpeed(delta) {
     const speed = $("speed");
     speed.selectedIndex = Math.max(0, Math.min(speed.options.length - 1, speed.selectedIndex + delta));
@@ -449,6 +481,7 @@
       show(Number(slider.value));
     });
     $("play").addEventListener("click", () => setPlaying(!state.playing));
+    $("numbers").addEventListener("click", toggleNumbers);
     $("speed").addEventListener("change", () => (state.fps = Number($("speed").value)));
     if (runs.length > 1) {
       $("align-box").hidden = false;
@@ -492,6 +525,8 @@
         Home: () => step(-timeline().length),
         End: () => step(timeline().length),
         " ": () => setPlaying(!state.playing),
+        n: () => toggleNumbers(),
+        N: () => toggleNumbers(),
         "+": () => changeSpeed(1),
         "=": () => changeSpeed(1),
         "-": () => changeSpeed(-1),
