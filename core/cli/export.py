@@ -133,14 +133,15 @@ def run_html(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     options = PageOptions(every=every, title=args.title)
-    total = sum(kept_frame_count(len(trajectory), every) for trajectory in trajectories)
     try:
-        with progress(total, "building the page", unit="frame") as bar:
-            for done, _ in html_page_items(list(zip(names, trajectories)), args.html, options):
-                bar.n = done
-                bar.refresh()
+        items = html_page_items(list(zip(names, trajectories)), args.html, options)  # checks, before the bar
     except ValueError as exc:
         raise UserFacingError(str(exc)) from None
+    total = sum(kept_frame_count(len(trajectory), every) for trajectory in trajectories)
+    with progress(total, "building the page", unit="frame") as bar:
+        for done, _ in items:
+            bar.n = done
+            bar.refresh()
     size = Path(args.html).stat().st_size
     print(f"wrote {args.html} ({size / 1e6:.1f} MB, {len(trajectories)} run{'s' if len(trajectories) > 1 else ''})")
     return 0

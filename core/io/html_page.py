@@ -312,9 +312,10 @@ def _run_items(
         yield done, None
 
     def title(name: str) -> str:
-        return view_title(trajectory, particle_view) if name == PARTICLES else field_caption(meta, name, ascii=False)
+        if name == PARTICLES:
+            return view_title(trajectory, particle_view)
+        return field_caption(trajectory.meta, name, ascii=False)
 
-    meta = trajectory.meta
     panels = [
         {
             "name": name,
@@ -392,9 +393,10 @@ def page_title(runs: Sequence[tuple[str, Trajectory]]) -> str:
 def html_page_items(
     runs: Sequence[tuple[str, Trajectory]], path: str | os.PathLike, options: PageOptions | None = None
 ) -> Iterator[tuple[int, int]]:
-    """Build the page of `runs` (name, trajectory) and write it to `path`; yields (frames done, total).
+    """The page of `runs` (name, trajectory), written to `path` as the returned iterator is run
+    through; it yields (frames done, total). Bad requests raise ValueError here, before any work.
 
-    A generator, as core.io.export.export_animation is, so the CLI's progress bar and the app's
+    An iterator, as core.io.export.export_animation is, so the CLI's progress bar and the app's
     Cancel share one loop: stopping early leaves nothing on disk.
     """
     options = options or PageOptions()
@@ -408,10 +410,17 @@ def html_page_items(
     pages = [_RunPage(name, trajectory, select_frames(len(trajectory), options.every)) for name, trajectory in runs]
     particle_view = replace(options.particle_view or ParticleViewOptions(), size=PARTICLE_PICTURE_SIZE)
     particle_view.check()
+    title = options.title or page_title(runs)
+    return _build_page(pages, path, title, options.every, particle_view)
+
+
+def _build_page(
+    pages: list[_RunPage], path: str | os.PathLike, title: str, every: int, particle_view: ParticleViewOptions
+) -> Iterator[tuple[int, int]]:
     total = sum(len(page.indices) for page in pages)
     finished = 0
     records = []
-    for page, difference in zip(pages, run_differences([t.meta for _, t in runs])):
+    for page, difference in zip(pages, run_differences([page.trajectory.meta for page in pages])):
         for done, record in _run_items(page, difference, particle_view):
             if record is None:
                 yield finished + done, total
@@ -419,9 +428,9 @@ def html_page_items(
                 records.append(record)
         finished += len(page.indices)
     data = {
-        "title": options.title or page_title(runs),
+        "title": title,
         "made": f"diffusion-stepper, {date.today().isoformat()}",
-        "every": options.every,
+        "every": every,
         "histogram_edges": _rounded(HISTOGRAM_EDGES),
         "runs": records,
         "timelines": _timelines(pages),
@@ -452,6 +461,7 @@ def write_html_page(
     options: PageOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
+    """Build and write the page at once; `progress(done, total)` is told after each frame."""
     for done, total in html_page_items(runs, path, options):
         if progress is not None:
             progress(done, total)

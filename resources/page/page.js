@@ -483,6 +483,8 @@
     $("play").addEventListener("click", () => setPlaying(!state.playing));
     $("numbers").addEventListener("click", toggleNumbers);
     $("speed").addEventListener("change", () => (state.fps = Number($("speed").value)));
+    // a chosen select gives the keys back to the slider (a focused select would take the arrows)
+    for (const select of document.querySelectorAll("select")) select.addEventListener("change", () => select.blur());
     if (runs.length > 1) {
       $("align-box").hidden = false;
       $("align").addEventListener("change", () => setAlign($("align").value));
@@ -516,6 +518,9 @@
     }
     document.addEventListener("keydown", (event) => {
       if (event.target.tagName === "SELECT" || event.altKey || event.ctrlKey || event.metaKey) return;
+      // Space on a focused button or checkbox presses it, as everywhere else
+      const pressable = event.target.tagName === "BUTTON" || event.target.type === "checkbox";
+      if (event.key === " " && pressable) return;
       const big = event.shiftKey ? 10 : 1;
       const actions = {
         ArrowRight: () => step(big),

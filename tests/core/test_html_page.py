@@ -21,16 +21,8 @@ from diffusion_stepper.core.io.html_page import (
 from diffusion_stepper.core.io.trajectory_file import load_trajectory, save_trajectory
 from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME, DONE, Session
 from diffusion_stepper.core.toy2d.render import ParticleViewOptions, render_particles
+from tests.cli_running import run_cli
 from tests.page_reading import page_data, stored_picture
-
-
-def run_cli(capsys, *argv):
-    try:
-        code = cli.main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def strip_of(trajectory: Trajectory, index: int, name: str) -> np.ndarray:
@@ -225,10 +217,10 @@ def test_bad_page_requests_fail_in_one_line_and_write_nothing(tmp_path, capsys, 
         == 0
     )
     code, _, err = run_cli(capsys, "export", cfg_run, toy_file, "--html", out)
-    assert code == 1 and "2D runs with 2D runs" in err
+    assert code == 1 and "2D runs with 2D runs" in err and len(err.strip().splitlines()) == 1
     assert not out.exists() and not list(tmp_path.glob(".page.html*"))
     with pytest.raises(ValueError, match="no run"):
-        next(html_page_items([], out))
+        html_page_items([], out)
 
 
 def test_stopping_a_page_early_writes_nothing(tmp_path, cfg_run):

@@ -11,7 +11,6 @@ import pytest
 import torch
 from PIL import Image
 
-from diffusion_stepper.core import cli
 from diffusion_stepper.core.errors import CheckpointError, DataError, TrajectoryFileError, UserFacingError
 from diffusion_stepper.core.frames import Trajectory
 from diffusion_stepper.core.io.export import render_frame, write_animation
@@ -44,15 +43,7 @@ from diffusion_stepper.core.toy2d.runs import (
     toy2d_run,
 )
 from diffusion_stepper.core.toy2d.training import Toy2DConfig, Toy2DTrained, make_objective, train_toy2d
-
-
-def run_cli(capsys, *argv):
-    try:
-        code = cli.main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from tests.cli_running import run_cli
 
 
 def record(run) -> Trajectory:
