@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QSize, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -26,6 +26,15 @@ from diffusion_stepper.core.toy2d.training import Toy2DConfig
 from diffusion_stepper.core.training_progress import LossHistory
 from diffusion_stepper.visualizer.widgets.forms import button, float_box, row, spin_box
 from diffusion_stepper.visualizer.widgets.plots import LossPlot
+
+
+class DockLossPlot(LossPlot):
+    """The Train tab's loss plot, asking for a dock's width: pyqtgraph's plots ask for 600 px, and
+    the widest tab sets the whole dock column's width when the window opens."""
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        return QSize(240, 160)
+
 
 EXACT = ""  # the model list's key for "the exact field"
 
@@ -60,7 +69,7 @@ class Lab2DDock(QDockWidget):
         self.label.setSpecialValueText("none")
         self.guidance = float_box(0.0, 20.0, 1.0, 0.5, "CFG's γ: 0 ignores the class, 1 is the conditional model")
         self.seed = spin_box(0, 2**31 - 1, tooltip="The same seed gives the same particles")
-        self.loss_plot = LossPlot()  # the Train tab's: each iteration's loss and its smoothed curve
+        self.loss_plot = DockLossPlot()  # the Train tab's: each iteration's loss and its smoothed curve
         self.loss_plot.setMinimumHeight(90)
         self.progress = QProgressBar()
         self.progress.setVisible(False)

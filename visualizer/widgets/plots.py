@@ -45,6 +45,7 @@ class TextSizedPlot(pg.PlotWidget):
         self.text_px = NORMAL_TEXT_PX
         self.notes: list[pg.TextItem] = []  # text items drawn in the plot, sized with the rest
         self.legend = self.addLegend(offset=legend_offset)
+        self.legend.setBrush(pg.mkBrush(20, 20, 20, 170))  # its text stays readable over curves, which show through
         self.set_text_size(NORMAL_TEXT_PX)
 
     def set_axis_label(self, axis: str, text: str) -> None:
@@ -267,7 +268,6 @@ class ConvergencePlot(TextSizedPlot):
         self.showGrid(x=True, y=True, alpha=0.25)
         for axis in ("left", "bottom"):
             self.getAxis(axis).enableAutoSIPrefix(False)  # distances of 0.3 stay 0.3, not "300 (×0.001)"
-        self.legend.setBrush(pg.mkBrush(20, 20, 20, 230))  # the lines pass under it
         self.curves: list[pg.PlotDataItem] = []
         self.cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen((220, 220, 220), width=1, style=Qt.PenStyle.DashLine))
         self.addItem(self.cursor)
