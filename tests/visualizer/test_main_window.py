@@ -386,3 +386,12 @@ def test_the_window_fits_the_screen_it_opens_on(qtbot, tmp_path):
     geometry = second.frameGeometry()
     assert screen.contains(geometry) or (geometry.width() <= screen.width() and geometry.height() <= screen.height())
     assert second.transport.mapTo(second, second.transport.rect().bottomRight()).y() <= screen.height()
+
+
+def test_no_dock_asks_for_more_than_a_small_screens_share(window):
+    """The docks share one column, as wide as the widest asks when the window opens: on a 1366 px
+    projector no dock may take more than 40% of it from the pictures."""
+    from PySide6.QtWidgets import QDockWidget
+
+    asked = {dock.windowTitle(): dock.widget().sizeHint().width() for dock in window.findChildren(QDockWidget)}
+    assert max(asked.values()) <= 0.4 * 1366, asked
