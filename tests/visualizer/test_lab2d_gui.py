@@ -14,6 +14,7 @@ from diffusion_stepper.core.io.trajectory_file import load_trajectory, save_traj
 from diffusion_stepper.core.toy2d.drawn import load_drawn
 from diffusion_stepper.core.toy2d.experiments import TOY2D_EXPERIMENTS
 from diffusion_stepper.core.toy2d.render import PARTICLE_COLOUR
+from diffusion_stepper.visualizer.dialogs.export_dialog import ExportDialog
 from diffusion_stepper.visualizer.menus import COMPARE_TAB
 from tests.visualizer.conftest import LONG_WAIT_MS, settle, wait_until_sampled
 
@@ -156,3 +157,12 @@ def test_a_2d_run_saves_opens_and_exports(qtbot, window, tmp_path):
     gif = write_animation(load_trajectory(path), tmp_path / "lab.gif", every=10, scale=2)
     with Image.open(gif) as frames:
         assert frames.n_frames == 6 and frames.width == 360
+    run = window.session.active
+    dialog = ExportDialog(run.trajectory, 10.0, window.step_view.visible_fields(run))
+    assert dialog.checks == {} and dialog.options().panels == ["x_t"]  # no image panels to pick for a 2D run
+    dialog.every.setValue(10)
+    movie = tmp_path / "dialog.gif"
+    assert window.exports.export_animation_to(movie, dialog.options())
+    qtbot.waitUntil(lambda: window.exports.job is None, timeout=LONG_WAIT_MS)
+    with Image.open(movie) as frames:
+        assert frames.n_frames == 6

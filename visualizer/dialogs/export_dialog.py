@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import Trajectory
 from diffusion_stepper.core.io.export import ASPECTS, SLIDES, ExportLayout
+from diffusion_stepper.core.toy2d.runs import is_toy2d
 from diffusion_stepper.visualizer.widgets.panels import panel_title
 
 
@@ -57,7 +59,11 @@ class ExportDialog(QDialog):
         panel_row = QWidget()
         panel_layout = QHBoxLayout(panel_row)
         panel_layout.setContentsMargins(0, 0, 0, 0)
-        for name in exportable_fields(trajectory):
+        # a 2D run exports its particle view, drawn with the choices on screen: no panels to pick
+        self.particle_view = is_toy2d(trajectory.meta)
+        if self.particle_view:
+            panel_layout.addWidget(QLabel("the particle view, as the Step view shows it"))
+        for name in [] if self.particle_view else exportable_fields(trajectory):
             check = QCheckBox(panel_title(name, trajectory.meta).split("  ")[0])
             check.setToolTip(panel_title(name, trajectory.meta))
             check.setChecked(name in visible_fields)
@@ -130,6 +136,8 @@ class ExportDialog(QDialog):
 
     def options(self) -> ExportOptions:
         panels = [name for name, check in self.checks.items() if check.isChecked()]
+        if self.particle_view:
+            panels = ["x_t"]  # the particles; the picture is the whole particle view
         if not panels:
             raise UserFacingError("tick at least one panel to export")
         if self.start.value() > self.end.value():
