@@ -94,7 +94,7 @@
 
   // --- layout ------------------------------------------------------------------------------------
 
-  let cells = []; // {run, panel, canvas, grid}
+  let cells = []; // {run, panel, canvas, holder (the box it fits), grid}
   let rowCaptions = []; // per run, the element that shows its step (compared runs)
 
   function shownPanels(runIndex) {
