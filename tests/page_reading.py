@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from diffusion_stepper.core.io.export import BACKGROUND
-from diffusion_stepper.core.io.layout import GRID_PADDING
+from diffusion_stepper.core.io.export import tile
 
 DATA_ELEMENT = re.compile(r'<script type="application/json" id="run-data">(.*?)</script>', re.S)
 
@@ -39,13 +38,7 @@ def stored_picture(run: dict, panel: int, frame: int) -> np.ndarray:
 
 
 def grid_picture(strip: np.ndarray, count: int, columns: int) -> np.ndarray:
-    """A frame's strip of `count` images laid out as page.js draws it: `columns` wide, 1 px apart."""
+    """A frame's strip of `count` images laid out as page.js draws it: the exports' own grid
+    (core.io.export.tile), `columns` wide, 1 px apart on the background colour."""
     height, width = strip.shape[0], strip.shape[1] // count
-    rows = -(-count // columns)
-    out = np.empty((rows * (height + GRID_PADDING) + GRID_PADDING, columns * (width + GRID_PADDING) + GRID_PADDING, 3))
-    out[...] = BACKGROUND
-    for i in range(count):
-        row, column = divmod(i, columns)
-        top, left = GRID_PADDING + row * (height + GRID_PADDING), GRID_PADDING + column * (width + GRID_PADDING)
-        out[top : top + height, left : left + width] = strip[:, i * width : (i + 1) * width]
-    return out.astype(np.uint8)
+    return tile(strip.reshape(height, count, width, 3).transpose(1, 0, 2, 3), columns)

@@ -273,6 +273,7 @@ class _RunPage:
     name: str
     trajectory: Trajectory
     indices: list[int]  # the frames kept
+    difference: str  # what sets it apart from the runs beside it ("DDIM η=0 · 10 steps"), or ""
 
     def panels(self) -> list[str]:
         if is_toy2d(self.trajectory.meta):
@@ -296,9 +297,7 @@ class _RunPage:
         }
 
 
-def _run_items(
-    page: _RunPage, difference: str, particle_view: ParticleViewOptions
-) -> Iterator[tuple[int, dict | None]]:
+def _run_items(page: _RunPage, particle_view: ParticleViewOptions) -> Iterator[tuple[int, dict | None]]:
     """Builds one run's JSON record; yields (frames done, None) as it goes, then (total, record)."""
     trajectory, names = page.trajectory, page.panels()
     toy = is_toy2d(trajectory.meta)
@@ -332,7 +331,7 @@ def _run_items(
         len(page.indices),
         {
             "name": page.name,
-            "difference": difference,
+            "difference": page.difference,
             "settings": run_settings(trajectory.meta),
             "kind": PARTICLES if toy else "images",
             "count": count,
@@ -381,13 +380,11 @@ def _timelines(pages: list[_RunPage]) -> dict[str, list[list[int]]]:
 # --- the page ---------------------------------------------------------------------------------------
 
 
-def page_title(runs: Sequence[tuple[str, Trajectory]]) -> str:
+def _page_title(pages: list[_RunPage]) -> str:
     """The run's name; for compared runs, what tells them apart ("DDPM · 10 steps vs DDIM η=0 · 10 steps")."""
-    if len(runs) == 1:
-        return runs[0][0]
-    differences = run_differences([trajectory.meta for _, trajectory in runs])
-    labels = [difference or name for difference, (name, _) in zip(differences, runs)]
-    return f"{len(runs)} runs compared: " + " vs ".join(labels)
+    if len(pages) == 1:
+        return pages[0].name
+    return f"{len(pages)} runs compared: " + " vs ".join(page.difference or page.name for page in pages)
 
 
 def html_page_items(
@@ -407,10 +404,14 @@ def html_page_items(
             raise ValueError(f"{name} has no frames yet")
     if len({is_toy2d(trajectory.meta) for _, trajectory in runs}) > 1:
         raise ValueError("a page compares 2D runs with 2D runs, image runs with image runs")
-    pages = [_RunPage(name, trajectory, select_frames(len(trajectory), options.every)) for name, trajectory in runs]
+    differences = run_differences([trajectory.meta for _, trajectory in runs])
+    pages = [
+        _RunPage(name, trajectory, select_frames(len(trajectory), options.every), difference)
+        for (name, trajectory), difference in zip(runs, differences)
+    ]
     particle_view = replace(options.particle_view or ParticleViewOptions(), size=PARTICLE_PICTURE_SIZE)
     particle_view.check()
-    title = options.title or page_title(runs)
+    title = options.title or _page_title(pages)
     return _build_page(pages, path, title, options.every, particle_view)
 
 
@@ -420,8 +421,8 @@ def _build_page(
     total = sum(len(page.indices) for page in pages)
     finished = 0
     records = []
-    for page, difference in zip(pages, run_differences([page.trajectory.meta for page in pages])):
-        for done, record in _run_items(page, difference, particle_view):
+    for page in pages:
+        for done, record in _run_items(page, particle_view):
             if record is None:
                 yield finished + done, total
             else:

@@ -150,9 +150,6 @@ class ExportController(QObject):
         run = self._active_run()
         if run is None:
             return False
-        if self.job is not None:
-            self.messages.error("an export is already running")
-            return False
         trajectory = snapshot(run.trajectory)
         if transform is not None:
             try:
@@ -180,25 +177,29 @@ class ExportController(QObject):
             options.end,
             layout=layout,
         )
-        self._start_job(make_items, path, f"Rendering {path.name}…")
-        return True
+        return self._start_job(make_items, path, f"Rendering {path.name}…")
 
     def export_html_page_to(self, path: str | Path, every: int = 1) -> bool:
         """The page of `page_runs()`, every `every`-th frame, built on the job runner."""
         runs = self.page_runs()
         if not runs:
             return False
-        if self.job is not None:
-            self.messages.error("an export is already running")
-            return False
         path = with_suffix(path, ("html",))
         named = [(run.name, snapshot(run.trajectory)) for run in runs]
         options = PageOptions(every=every, particle_view=replace(self.session.particle_view))  # as on screen
-        self._start_job(partial(html_page_items, named, path, options), path, f"Building {path.name}…")
-        return True
+        try:
+            items = html_page_items(named, path, options)  # checks the request here; builds on the job runner
+        except ValueError as exc:
+            self.messages.error(str(exc))
+            return False
+        return self._start_job(lambda: items, path, f"Building {path.name}…")
 
-    def _start_job(self, make_items: Callable, path: Path, label: str) -> None:
-        """Run an export generator (yielding (done, total)) on the job runner, with a progress dialog."""
+    def _start_job(self, make_items: Callable, path: Path, label: str) -> bool:
+        """Run an export generator (yielding (done, total)) on the job runner, with a progress dialog;
+        False, said on the status bar, while another export runs."""
+        if self.job is not None:
+            self.messages.error("an export is already running")
+            return False
         self.job, self._path = Job(make_items, self), path
         self.job.item.connect(self._on_progress)
         self.job.finished.connect(self._on_finished)
@@ -209,6 +210,7 @@ class ExportController(QObject):
         self.progress_dialog.canceled.connect(self.job.cancel)
         self.progress_dialog.show()
         self.job.start()
+        return True
 
     def export_contact_sheet_to(self, path: str | Path, steps_shown: list[int] | None = None) -> bool:
         """Eight evenly spaced steps (or `steps_shown`), one row each, of the panels on screen."""
