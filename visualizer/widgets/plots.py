@@ -34,6 +34,18 @@ def _theory(colour: tuple[int, int, int], name: str) -> pg.PlotDataItem:
     return pg.PlotDataItem(pen=pg.mkPen(colour, width=THEORY_WIDTH, style=Qt.PenStyle.DashLine), name=name)
 
 
+class BackedLegend(pg.LegendItem):
+    """A legend on a dark translucent background, so that its text reads where curves pass under
+    it (they still show through); drawn only while it lists something, not as an empty square."""
+
+    def __init__(self, offset: tuple[int, int]):
+        super().__init__(offset=offset, brush=pg.mkBrush(20, 20, 20, 170))
+
+    def paint(self, painter, *args) -> None:
+        if self.items:
+            super().paint(painter, *args)
+
+
 class TextSizedPlot(pg.PlotWidget):
     """A plot whose title, axes, legend and notes share one text size, so that presentation mode
     can make them all readable from the back row (`set_text_size`)."""
@@ -44,8 +56,9 @@ class TextSizedPlot(pg.PlotWidget):
         self.subtitle = ""  # a smaller second line under the title (the histogram's note on theory)
         self.text_px = NORMAL_TEXT_PX
         self.notes: list[pg.TextItem] = []  # text items drawn in the plot, sized with the rest
-        self.legend = self.addLegend(offset=legend_offset)
-        self.legend.setBrush(pg.mkBrush(20, 20, 20, 170))  # its text stays readable over curves, which show through
+        self.legend = BackedLegend(legend_offset)
+        self.legend.setParentItem(self.getPlotItem().vb)
+        self.getPlotItem().legend = self.legend  # where pyqtgraph lists the curves plotted with a name
         self.set_text_size(NORMAL_TEXT_PX)
 
     def set_axis_label(self, axis: str, text: str) -> None:
