@@ -114,8 +114,8 @@ def render(out_dir: Path, tiny_if: bool = False) -> list[Path]:
         written.append(_save(window, out_dir / "experiment-out-of-distribution.png"))
 
         written += _render_sampler_lab(app, window, out_dir)
-        written += _render_lab2d(app, window, out_dir, Path(folder))
 
+        # presentation mode on the sampler race's digits (before the 2D lab takes the Step view)
         window.tabs.setCurrentIndex(STEP_TAB)
         window.presentation.set_active(True)
         _wait(app, lambda: True)
@@ -124,6 +124,8 @@ def render(out_dir: Path, tiny_if: bool = False) -> list[Path]:
         written.append(_save(window, out_dir / "presentation.png"))
         window.presentation.set_active(False)
         window.setGeometry(window.screen().availableGeometry())
+
+        written += _render_lab2d(app, window, out_dir, Path(folder))
 
         if tiny_if:
             folder_and_embeddings = build_tiny_if(Path(folder))
