@@ -41,6 +41,12 @@ class Frame:
             return "v_hat"
         return None
 
+    @property
+    def nbytes(self) -> int:
+        """The memory its pictures hold."""
+        images = [self.x_t, self.x0_hat, self.eps_hat, self.v_hat, *self.extras.values()]
+        return sum(image.numel() * image.element_size() for image in images if image is not None)
+
     def image(self, name: str) -> torch.Tensor:
         """One of the image fields or extras by name, e.g. "x_t" or "eps_cond"."""
         value = getattr(self, name) if name in IMAGE_FIELDS else self.extras.get(name)

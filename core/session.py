@@ -13,7 +13,11 @@ evaluations, so a two-evaluation Heun step holds its frame for two positions.
 
 from __future__ import annotations
 
+import atexit
 import math
+import pickle
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +50,12 @@ RUNNING, DONE, CANCELLED, FAILED, LOADED = "running", "done", "cancelled", "fail
 
 MIN_FPS, MAX_FPS = 0.5, 60.0
 
+# Memory: the frames of runs off screen (neither active nor compared) stay in memory up to this
+# many bytes; past it the runs shown longest ago keep their frames in a temporary file instead, and
+# get them back when shown again (a default Generate is about 4 MB, an IF stage II run hundreds).
+OFF_SCREEN_FRAMES_BYTES = 384 * 2**20
+UNDO_DEPTH = 20  # removed runs that Undo can bring back; older ones are let go
+
 Listener = Callable[[str], None]
 
 
@@ -58,10 +68,18 @@ class Run:
     state: str = RUNNING
     error: str | None = None
     path: Path | None = None  # where it was loaded from or last saved to
+    spilled: Path | None = None  # while off screen: the temporary file its frames wait in (see Session)
+    spilled_frames: int = 0  # how many frames it had when they went to disk
+    last_shown: int = 0  # when it was last on screen, in the session's clock of shows
 
     @property
     def produced(self) -> int:
-        return len(self.trajectory)
+        return self.spilled_frames if self.spilled is not None else len(self.trajectory)
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes its frames hold in memory (0 while they are on disk)."""
+        return sum(frame.nbytes for frame in self.trajectory.frames)
 
     @property
     def length(self) -> int:
@@ -125,6 +143,10 @@ class Session:
     removed: list[tuple[Run, bool]] = field(default_factory=list, repr=False)  # (run, was compared), for undo
     _next_id: int = 1
     _play_anchor: tuple[float, int] | None = None  # (clock, position) when playback (re)started
+    off_screen_bytes: int = OFF_SCREEN_FRAMES_BYTES  # see OFF_SCREEN_FRAMES_BYTES
+    _shows: int = 0  # the clock of Run.last_shown
+    _spill_folder: Path | None = None
+    _spilling_failed: bool = False  # a full or unwritable disk: keep everything in memory from then on
 
     # --- subscription ---------------------------------------------------------------------------
 
@@ -168,9 +190,11 @@ class Session:
         self._next_id += 1
         self.runs.append(run)
         self.active_id = run.id
+        self._shown(run)
         self.follow_live = state == RUNNING
         self.position = 0 if state == RUNNING else self.position
         self._clamp_position()
+        self._keep_off_screen_frames_within_budget()
         self._emit(RUNS)
         self._emit(POSITION)
         return run
@@ -210,6 +234,7 @@ class Session:
             self.remove_run(run_id)
             return
         self._clamp_position()
+        self._keep_off_screen_frames_within_budget()
         self._emit(RUNS)
         self._emit(POSITION)
 
@@ -222,6 +247,11 @@ class Session:
             self.compared_ids.remove(run_id)
         if self.active_id == run_id:
             self.active_id = self.runs[-1].id if self.runs else None
+            if self.active is not None:
+                self._bring_back(self.active)
+                self._shown(self.active)
+        if not any(removed is run for removed, _ in self.removed):
+            self._let_go(run)
         self._clamp_position()
         self._emit(RUNS)
         self._emit(POSITION)
@@ -235,7 +265,10 @@ class Session:
         if run.state == RUNNING:
             raise UserFacingError("cancel the run (Esc) before removing it")
         self.removed.append((run, run_id in self.compared_ids))
+        while len(self.removed) > UNDO_DEPTH:
+            self._let_go(self.removed.pop(0)[0])
         self.remove_run(run_id)
+        self._keep_off_screen_frames_within_budget()
         return run
 
     def undo_remove(self) -> Run | None:
@@ -243,8 +276,10 @@ class Session:
         if not self.removed:
             return None
         run, compared = self.removed.pop()
+        self._bring_back(run)
         self.runs.append(run)
         self.active_id = run.id
+        self._shown(run)
         self.follow_live = False
         if compared:
             self.compared_ids.append(run.id)
@@ -273,7 +308,10 @@ class Session:
         if self.run(run_id) is None or run_id == self.active_id:
             return
         fraction = self.fraction
+        self._bring_back(self.run(run_id))
+        self._shown(self.run(run_id))
         self.active_id = run_id
+        self._keep_off_screen_frames_within_budget()
         self.follow_live = False
         self.position = round(fraction * (self.timeline_length - 1))
         self._emit(RUNS)
@@ -284,9 +322,13 @@ class Session:
             return
         fraction = self.fraction
         if compared:
+            self._bring_back(self.run(run_id))
+            self._shown(self.run(run_id))
             self.compared_ids.append(run_id)
         else:
             self.compared_ids.remove(run_id)
+            self._shown(self.run(run_id))  # it was on screen until now
+        self._keep_off_screen_frames_within_budget()
         self.position = round(fraction * (self.timeline_length - 1))
         self._emit(RUNS)
         self._emit(POSITION)
@@ -300,6 +342,69 @@ class Session:
     def timeline_runs(self) -> list[Run]:
         runs = [self.active] if self.active is not None else []
         return runs + [run for run in self.compared if run.id != self.active_id]
+
+    # --- memory: the frames of runs off screen ---------------------------------------------------
+
+    def _shown(self, run: Run | None) -> None:
+        if run is not None:
+            self._shows += 1
+            run.last_shown = self._shows
+
+    def on_screen(self, run: Run) -> bool:
+        return run.id == self.active_id or run.id in self.compared_ids or run.state == RUNNING
+
+    def _keep_off_screen_frames_within_budget(self) -> None:
+        """Move the frames of the runs shown longest ago to disk until those off screen hold at
+        most `off_screen_bytes`. The user sees no difference but a short load when one is shown
+        again (`_bring_back`); a disk that cannot take them leaves everything in memory."""
+        candidates = [run for run in self.runs if not self.on_screen(run) and run.spilled is None]
+        candidates += [run for run, _ in self.removed if run.spilled is None]
+        held = sum(run.frame_bytes for run in candidates)
+        for run in sorted(candidates, key=lambda run: run.last_shown):
+            if held <= self.off_screen_bytes or self._spilling_failed:
+                return
+            size = run.frame_bytes
+            if size and self._spill(run):
+                held -= size
+
+    def _spill(self, run: Run) -> bool:
+        try:
+            if self._spill_folder is None:
+                self._spill_folder = Path(tempfile.mkdtemp(prefix="diffusion-stepper-runs-"))
+                atexit.register(shutil.rmtree, self._spill_folder, True)
+            path = self._spill_folder / f"run-{run.id}.pt"
+            torch.save([_frame_record(frame) for frame in run.trajectory.frames], path)
+        except (OSError, RuntimeError):
+            self._spilling_failed = True
+            return False
+        run.spilled, run.spilled_frames = path, len(run.trajectory.frames)
+        run.trajectory.frames = []
+        return True
+
+    def _bring_back(self, run: Run | None) -> None:
+        """Read a spilled run's frames back into memory (a run whose file is gone becomes failed)."""
+        if run is None or run.spilled is None:
+            return
+        path, run.spilled = run.spilled, None
+        try:
+            records = torch.load(path, weights_only=True)  # our own file, still read as data only
+            run.trajectory.frames = [Frame(**record) for record in records]
+        except (OSError, RuntimeError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+            run.trajectory.frames = []
+            run.state, run.error = FAILED, f"its frames could not be read back from {path}: {exc}"
+        run.spilled_frames = 0
+        path.unlink(missing_ok=True)
+
+    def _let_go(self, run: Run) -> None:
+        """A run that no Undo can bring back: its file on disk goes too."""
+        if run.spilled is not None:
+            run.spilled.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Remove the temporary files of spilled runs (also done at exit)."""
+        if self._spill_folder is not None:
+            shutil.rmtree(self._spill_folder, ignore_errors=True)
+            self._spill_folder = None
 
     # --- the shared timeline --------------------------------------------------------------------
 
@@ -497,3 +602,22 @@ def default_run_name(meta: dict) -> str:
     if "seed" in meta:
         parts.append(f"seed {meta['seed']}")
     return " · ".join(part for part in parts if part)
+
+
+def _frame_record(frame: Frame) -> dict:
+    """A frame as plain data (tensors, numbers, dicts) that `torch.load(weights_only=True)` reads back."""
+    return {
+        "index": int(frame.index),
+        "t": float(frame.t),
+        "x_t": frame.x_t,
+        "x0_hat": frame.x0_hat,
+        "eps_hat": frame.eps_hat,
+        "v_hat": frame.v_hat,
+        "coeffs": {name: _plain(value) for name, value in frame.coeffs.items()},
+        "extras": dict(frame.extras),
+    }
+
+
+def _plain(value):
+    """A number as Python's own type (a numpy or tensor scalar is not plain data to weights_only)."""
+    return value if isinstance(value, (str, bool, int, float)) else float(value)

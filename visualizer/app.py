@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from PySide6.QtWidgets import QApplication
 
 from diffusion_stepper.visualizer.main_window import MainWindow
+from diffusion_stepper.visualizer.worker import error_message
 
 
 def run_app(files: Sequence[str] = ()) -> int:
@@ -15,9 +16,26 @@ def run_app(files: Sequence[str] = ()) -> int:
     app.setApplicationName("diffusion-stepper")
     app.setOrganizationName("diffusion-stepper")
     window = MainWindow()
+    install_error_hook(window)
     window.show()
     window.raise_()
     window.activateWindow()  # keyboard shortcuts work at once, even without a window manager
     for path in files:
         window.open_dropped(path)
     return app.exec()
+
+
+def install_error_hook(window: MainWindow) -> None:
+    """An exception escaping a slot on the GUI thread (a bug: Qt would print it and go on) is logged
+    with its traceback and shown as one line, naming the log; the window keeps running."""
+    previous = sys.excepthook
+
+    def hook(kind, exc, traceback) -> None:
+        if not isinstance(exc, Exception):  # KeyboardInterrupt and the like keep their usual meaning
+            previous(kind, exc, traceback)
+            return
+        if exc.__traceback__ is None:
+            exc = exc.with_traceback(traceback)
+        window.messages.error(f"Something went wrong: {error_message(exc)}")
+
+    sys.excepthook = hook

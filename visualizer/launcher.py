@@ -62,6 +62,16 @@ def _dispatch(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 1
+    from diffusion_stepper.visualizer.system_libraries import (
+        missing_libraries_message,
+        missing_xcb_libraries,
+        uses_xcb,
+    )
+
+    missing = missing_xcb_libraries() if uses_xcb() else []
+    if missing:  # Qt would print a paragraph and abort with a core dump
+        print(f"{PROG}: error: {missing_libraries_message(missing)}", file=sys.stderr)
+        return 1
     # Imported here so that headless commands never load Qt.
     from diffusion_stepper.visualizer.app import run_app
 

@@ -14,6 +14,7 @@ import torch
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.logs import log_unexpected
 
 # How `Job.finished` reports the end of a job.
 DONE, CANCELLED = "done", "cancelled"
@@ -22,13 +23,16 @@ OUT_OF_MEMORY = "out of memory: use fewer samples or fewer steps, or pick the CP
 
 
 def error_message(exc: BaseException) -> str:
-    """One line a lecturer can act on."""
+    """One line a lecturer can act on. An unexpected exception (a bug) is also logged with its
+    traceback, and the line says where, so that it can be sent with a report."""
     if isinstance(exc, UserFacingError):
         return str(exc)
     if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
         return OUT_OF_MEMORY
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    log = log_unexpected(exc, f"a job failed: {line}")
+    return line if log is None else f"{line} (the details are in {log})"
 
 
 class _GeneratorWorker(QObject):

@@ -25,6 +25,7 @@ from diffusion_stepper.core import __version__
 from diffusion_stepper.core.cli import bundle, download, experiment, export, inspect, models, sample, train
 from diffusion_stepper.core.cli.common import PROG, OneLineParser, silence_stdout
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.logs import log_file
 
 COMMAND_MODULES = {
     module.NAME: module for module in (train, sample, experiment, export, inspect, models, download, bundle)
@@ -34,7 +35,9 @@ COMMANDS = tuple(COMMAND_MODULES)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog=PROG, description="Step through diffusion sampling frame by frame. With no command, opens the app."
+        prog=PROG,
+        description="Step through diffusion sampling frame by frame. With no command, opens the app.",
+        epilog=f"The app writes unexpected errors with their tracebacks to {log_file()} (send it with a report).",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)

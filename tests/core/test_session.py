@@ -159,3 +159,80 @@ def test_repeated_runs_get_numbered_names_and_compared_runs_say_what_differs():
     other = {**meta, "model": "mnist-class-flow", "algorithm": "flow+cfg", "params": {"guidance": 5.0}}
     assert run_differences([meta, other]) == ["mnist-class-ddpm · ddpm+cfg · 50 steps", "mnist-class-flow · flow+cfg"]
     assert run_differences([meta]) == [""] and run_differences([meta, meta]) == ["", ""]
+
+
+def _finished_run(session, fill: float, frames: int = 4, size: int = 16):
+    from diffusion_stepper.core.frames import Frame
+
+    made = [
+        Frame(
+            index=index,
+            t=float(frames - 1 - index),
+            x_t=torch.full((2, 1, size, size), fill + index),
+            x0_hat=torch.full((2, 1, size, size), -fill),
+            eps_hat=torch.randn(2, 1, size, size, generator=torch.Generator().manual_seed(index)),
+            coeffs={"alpha_bar_t": 0.5, "nfe": float(index)},
+            extras={"eps_cond": torch.full((2, 1, size, size), fill * 2)},
+        )
+        for index in range(frames)
+    ]
+    meta = {"algorithm": "ddpm", "model": f"m{fill}", "seed": 0, "params": {}, "value_range": [0.0, 1.0]}
+    return session.add_run(meta, frames, torch.tensor([0, 1]), frames=made, state=DONE)
+
+
+def test_runs_off_screen_go_to_disk_past_the_budget_and_come_back_exactly():
+    session = Session()
+    one_run = 4 * 4 * 2 * 16 * 16 * 4  # 4 frames of 4 pictures [2, 1, 16, 16] float32
+    session.off_screen_bytes = 2 * one_run  # two runs off screen stay in memory
+    runs = [_finished_run(session, fill=float(number)) for number in range(5)]
+
+    def original(run_number: int, index: int) -> torch.Tensor:
+        return torch.full((2, 1, 16, 16), float(run_number + index))
+
+    # the last is active; of the four off screen, the two shown longest ago went to disk
+    assert [run.spilled is not None for run in runs] == [True, True, False, False, False]
+    assert all(run.produced == 4 and run.trajectory.frames == [] for run in runs[:2])
+    assert all(run.spilled.exists() for run in runs[:2])
+    session.set_compared(runs[0].id, True)  # shown again: its frames come back, exactly
+    assert runs[0].spilled is None and runs[0].produced == 4 and len(runs[0].trajectory.frames) == 4
+    for frame in runs[0].trajectory.frames:
+        assert torch.equal(frame.x_t, original(0, frame.index)) and frame.coeffs["nfe"] == frame.index
+        assert torch.equal(frame.extras["eps_cond"], torch.full((2, 1, 16, 16), 0.0))
+    assert runs[2].spilled is None  # runs 2 and 3 off screen: within the budget
+    session.set_active(runs[1].id)  # the last run goes off screen: the one shown longest ago makes room
+    assert session.view(runs[1]).frame is not None and torch.equal(runs[1].trajectory.frames[3].x_t, original(1, 3))
+    assert [run.spilled is not None for run in runs] == [False, False, True, False, False]
+    held = sum(run.frame_bytes for run in session.runs if not session.on_screen(run))
+    assert held <= session.off_screen_bytes
+
+
+def test_removed_runs_spill_and_undo_brings_them_back_and_old_undo_is_let_go():
+    from diffusion_stepper.core.session import UNDO_DEPTH
+
+    session = Session()
+    session.off_screen_bytes = 0  # everything off screen goes to disk
+    runs = [_finished_run(session, fill=float(number)) for number in range(UNDO_DEPTH + 2)]
+    first_file = runs[0].spilled
+    assert first_file is not None and first_file.exists()
+    for run in runs[:-1]:
+        session.remove_run_undoably(run.id)
+    assert len(session.removed) == UNDO_DEPTH
+    assert not first_file.exists()  # past the undo depth: let go, file and all
+    brought = session.undo_remove()
+    assert brought is runs[-2] and brought.spilled is None and brought.produced == 4
+    assert torch.equal(brought.trajectory.frames[2].x_t, torch.full((2, 1, 16, 16), float(UNDO_DEPTH) + 2))
+    session.close()
+
+
+def test_a_disk_that_refuses_the_frames_keeps_them_in_memory(monkeypatch):
+    session = Session()
+    session.off_screen_bytes = 0
+
+    def refuse(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", refuse)
+    runs = [_finished_run(session, fill=float(number)) for number in range(3)]
+    assert all(run.spilled is None and run.produced == 4 for run in runs)
+    session.set_active(runs[0].id)
+    assert session.view(runs[0]).frame is not None

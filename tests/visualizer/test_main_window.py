@@ -67,7 +67,7 @@ def test_generate_streams_frames_then_scrubbing_shows_each_frames_pixels(qtbot, 
     assert np.array_equal(histogram.x_t_bars.getData()[1], density_histogram(frame.x_t))
     assert np.array_equal(histogram.noise_bars.getData()[1], density_histogram(frame.eps_hat))
     assert not histogram.x_t_theory.isVisible()  # mid-run, x0 is unknown
-    assert all(sample.item.isVisible() for sample, _ in histogram.legend.items)  # no crossed-out entries
+    assert all(item.isVisible() for item in histogram.legend.listed())  # no crossed-out entries
     assert "x0.001" not in histogram.getAxis("left").labelString()  # no SI prefix that reads like x₀
     assert f"{frame.coeffs['coef_x0']:.4f}·x̂₀" in window.step_view.equation.text
     assert window.step_view.schedule.cursor.value() == frame.t

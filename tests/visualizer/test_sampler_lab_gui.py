@@ -187,4 +187,4 @@ def test_judging_the_active_run_shows_the_judges_figures(qtbot, window, tiny_che
 
 def test_the_empty_schedule_plot_lists_no_gap_curve(window):
     schedule = window.step_view.schedule
-    assert not schedule.gap.isVisible() and schedule.legend.items == []
+    assert not schedule.gap.isVisible() and schedule.legend.listed() == []

@@ -24,10 +24,10 @@ class Messages(QObject):
         """The status bar and a dialog say what went wrong; nothing else changes."""
         self.last_error = text
         self.show(text, ERROR_MS)
-        if self.error_box is not None:
-            self.error_box.close()
-        self.error_box = QMessageBox(
-            QMessageBox.Icon.Warning, "diffusion-stepper", text, QMessageBox.StandardButton.Ok, self._window
-        )
-        self.error_box.finished.connect(self._window.activateWindow)  # keys go back to the window's shortcuts
+        if self.error_box is None:  # one box, reused: every error would otherwise leave a dialog behind
+            self.error_box = QMessageBox(
+                QMessageBox.Icon.Warning, "diffusion-stepper", text, QMessageBox.StandardButton.Ok, self._window
+            )
+            self.error_box.finished.connect(self._window.activateWindow)  # keys go back to the window's shortcuts
+        self.error_box.setText(text)
         self.error_box.open()

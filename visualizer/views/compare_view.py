@@ -25,6 +25,7 @@ from diffusion_stepper.visualizer.views.common import NOISE, CoalescedRefresh, f
 from diffusion_stepper.visualizer.widgets.panels import FIT, ImagePanel
 from diffusion_stepper.visualizer.widgets.particles import ParticlePanel
 from diffusion_stepper.visualizer.widgets.plots import ConvergencePlot, series_colour
+from diffusion_stepper.visualizer.widgets.pool import WidgetPool
 
 BOTH = "x_t+x0_hat"  # the field choice that shows x_t and x̂₀ side by side for each run
 
@@ -73,6 +74,16 @@ class CompareView(QWidget):
         panels = QWidget()
         self.panel_box = QVBoxLayout(panels)
         self.panel_box.setContentsMargins(0, 0, 0, 0)
+        # The panels come from pools and are never deleted (see widgets/pool.py): a row of image
+        # panels per compared run, or the 2D runs' particle views side by side in one strip.
+        self.particle_strip = QWidget()
+        particle_box = QHBoxLayout(self.particle_strip)
+        particle_box.setContentsMargins(0, 0, 0, 0)
+        self.panel_box.addWidget(self.particle_strip, 1)
+        self.particle_pool = WidgetPool(
+            lambda: ParticlePanel(self.session.particle_view), lambda panel: particle_box.addWidget(panel, 1)
+        )
+        self.row_pool = WidgetPool(self._make_row, lambda row: self.panel_box.addWidget(row, 1))
         self.plot = ConvergencePlot()
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(panels)
@@ -101,10 +112,9 @@ class CompareView(QWidget):
 
     def set_zoom(self, zoom: int) -> None:
         self.zoom = zoom
-        for row in self.panels.values():
-            for panel in row:
-                if isinstance(panel, ImagePanel):
-                    panel.set_zoom(zoom)
+        for row in self.row_pool.widgets:
+            for panel in row.pool.widgets:
+                panel.set_zoom(zoom)
 
     def _rebuild_and_refresh(self) -> None:
         self._rebuild([run.id for run in self.session.compared])
@@ -195,37 +205,42 @@ class CompareView(QWidget):
             [run.trajectory for run in runs], path, [label or run.name for run, label in zip(runs, labels)]
         )
 
+    def _make_row(self) -> _ImageRow:
+        return _ImageRow(self._make_image_panel)
+
+    def _make_image_panel(self) -> ImagePanel:
+        panel = ImagePanel("x_t")
+        panel.set_zoom(self.zoom)
+        return panel
+
     def _rebuild(self, run_ids: list[int]) -> None:
-        for row in self.panels.values():
-            for panel in row:
-                panel.setParent(None)
-                panel.deleteLater()
-        while self.panel_box.count():
-            item = self.panel_box.takeAt(0)
-            if item.layout() is not None:
-                item.layout().deleteLater()
-        self.panels = {}
+        """Give each compared run its panels from the pools, blank until the refresh draws them."""
         keys = ("x_t", "x0_hat") if self.field_key == BOTH else (self.field_key,)
         runs = {run.id: run for run in self.session.runs}
-        if run_ids and all(is_toy2d(runs[run_id].trajectory.meta) for run_id in run_ids if run_id in runs):
-            # 2D runs: square particle views side by side, sharing the Step view's choices
-            row_layout = QHBoxLayout()
-            for run_id in run_ids:
-                panel = ParticlePanel(self.session.particle_view)
-                self.panels[run_id] = [panel]
-                row_layout.addWidget(panel, 1)
-            self.panel_box.addLayout(row_layout, 1)
-            return
-        for run_id in run_ids:
-            row_layout = QHBoxLayout()
-            row = []
-            for _ in keys:
-                panel = ImagePanel("x_t")
-                panel.set_zoom(self.zoom)
-                row.append(panel)
-                row_layout.addWidget(panel, 1)
-            self.panels[run_id] = row
-            self.panel_box.addLayout(row_layout, 1)
+        two_d = bool(run_ids) and all(is_toy2d(runs[run_id].trajectory.meta) for run_id in run_ids if run_id in runs)
+        self.particle_strip.setVisible(two_d)
+        particle_panels = self.particle_pool.take(len(run_ids) if two_d else 0)
+        rows = self.row_pool.take(0 if two_d else len(run_ids))
+        if two_d:
+            self.panels = {run_id: [panel] for run_id, panel in zip(run_ids, particle_panels)}
+        else:
+            self.panels = {run_id: row.take(len(keys)) for run_id, row in zip(run_ids, rows)}
+        for row in self.panels.values():
+            for panel in row:
+                panel.clear()
+
+
+class _ImageRow(QWidget):
+    """One compared run's image panels side by side (x_t, or x_t and x̂₀); `take(n)` shows n."""
+
+    def __init__(self, make_panel):
+        super().__init__()
+        box = QHBoxLayout(self)
+        box.setContentsMargins(0, 0, 0, 0)
+        self.pool = WidgetPool(make_panel, lambda panel: box.addWidget(panel, 1))
+
+    def take(self, count: int) -> list[ImagePanel]:
+        return self.pool.take(count)
 
 
 def panel_heading(key: str) -> str:

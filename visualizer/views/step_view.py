@@ -25,6 +25,7 @@ from diffusion_stepper.visualizer.widgets.equation import DESK_PX, EquationPanel
 from diffusion_stepper.visualizer.widgets.panels import ImagePanel, panel_title
 from diffusion_stepper.visualizer.widgets.particles import ParticleControls, ParticlePanel
 from diffusion_stepper.visualizer.widgets.plots import NORMAL_TEXT_PX, HistogramPlot, SchedulePlot
+from diffusion_stepper.visualizer.widgets.pool import WidgetPool
 
 EXTRAS = "extras"  # the key of the extras strip
 EQUATION, HISTOGRAM, SCHEDULE = "equation", "histogram", "schedule"
@@ -58,8 +59,9 @@ class StepView(QWidget):
         # each anagram view, a hybrid's two parts, the mask and the original, ...). Key 7 hides it.
         self.extra_panels: dict[str, ImagePanel] = {}
         self.extras_area = QWidget()
-        self.extras_box = QHBoxLayout(self.extras_area)
-        self.extras_box.setContentsMargins(0, 0, 0, 0)
+        extras_box = QHBoxLayout(self.extras_area)
+        extras_box.setContentsMargins(0, 0, 0, 0)
+        self.extras_pool = WidgetPool(lambda: ImagePanel("x_t"), lambda panel: extras_box.addWidget(panel, 1))
         self.extras_area.setVisible(False)
         self.note = QLabel("")
         self.note.setObjectName("runNote")
@@ -169,13 +171,12 @@ class StepView(QWidget):
     def _sync_extra_panels(self, run) -> list[str]:
         """One panel per extra image of the run, in the run's order; returns the names shown."""
         names = [] if run is None or not self.parts[EXTRAS] else run.trajectory.extra_names()
-        if list(self.extra_panels) != names:
-            for panel in self.extra_panels.values():
-                self.extras_box.removeWidget(panel)
-                panel.deleteLater()
-            self.extra_panels = {name: ImagePanel(name) for name in names}
-            for panel in self.extra_panels.values():
-                self.extras_box.addWidget(panel, 1)
+        if list(self.extra_panels) != names:  # the panels are reused, never deleted (widgets/pool.py)
+            self.extra_panels = dict(zip(names, self.extras_pool.take(len(names))))
+            for name, panel in self.extra_panels.items():
+                panel.clear()
+                panel.name = name
+                panel.set_title(panel_title(name))
         self.extras_area.setVisible(bool(names))
         return names
 

@@ -164,22 +164,31 @@ class ImagePanel(QFrame):
         count, tile_height, tile_width, _ = self.tiles.shape
         return best_grid(count, tile_height, tile_width, width, height, self.labels)
 
+    def clear(self) -> None:
+        """Show nothing: a pooled panel about to show another run (see widgets/pool.py)."""
+        self.tiles = self.grid = self.labels = self.mask = None
+        self.pending = False
+        self.image_item.clear()
+        self.overlay_item.setVisible(False)
+        self.pending_text.setVisible(False)
+        self._label_columns()
+        self.range_label.setText("")
+
     def _label_columns(self) -> None:
         """A batch with several images per class has one column per class: say which, at the top of
-        each column (the Train tab's 4-per-digit epoch grid)."""
-        for item in self.column_labels:
-            self.view_box.removeItem(item)
-        self.column_labels = []
-        if class_columns(self.labels, self.tiles.shape[0]) is None:
-            return
-        tile_width = self.tiles.shape[2]
-        for column in range(self.columns):
-            label = pg.TextItem(
-                str(int(self.labels[column])), color=(255, 235, 120), fill=(0, 0, 0, 150), anchor=(0.5, 0)
-            )
-            label.setPos(GRID_PADDING + column * (tile_width + GRID_PADDING) + tile_width / 2, GRID_PADDING)
+        each column (the Train tab's 4-per-digit epoch grid). The labels are made once and reused."""
+        classes = None if self.tiles is None else class_columns(self.labels, self.tiles.shape[0])
+        shown = 0 if classes is None else self.columns
+        while len(self.column_labels) < shown:
+            label = pg.TextItem("", color=(255, 235, 120), fill=(0, 0, 0, 150), anchor=(0.5, 0))
             self.view_box.addItem(label, ignoreBounds=True)
             self.column_labels.append(label)
+        for column, label in enumerate(self.column_labels):
+            label.setVisible(column < shown)
+            if column < shown:
+                tile_width = self.tiles.shape[2]
+                label.setText(str(int(self.labels[column])))
+                label.setPos(GRID_PADDING + column * (tile_width + GRID_PADDING) + tile_width / 2, GRID_PADDING)
 
     def _lay_out(self, force: bool = False) -> None:
         """Choose the grid for the view's shape, then show it at the zoom in effect, centred."""

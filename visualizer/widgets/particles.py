@@ -62,6 +62,12 @@ class ParticlePanel(QFrame):
         self.image_item.setOpacity(1.0)
         self._render()
 
+    def clear(self) -> None:
+        """Show nothing: a pooled panel about to show another run (see widgets/pool.py)."""
+        self.trajectory, self.picture, self._paths_key, self._paths = None, None, None, None
+        self.image_item.clear()
+        self.caption.setText("")
+
     def show_pending(self) -> None:
         self.image_item.setOpacity(0.25)
         self.caption.setText("pending: the worker has not produced this frame yet")

@@ -41,9 +41,27 @@ class BackedLegend(pg.LegendItem):
     def __init__(self, offset: tuple[int, int]):
         super().__init__(offset=offset, brush=pg.mkBrush(20, 20, 20, 170))
 
+    def listed(self) -> list:
+        """The plot items the legend lists now."""
+        return [sample.item for sample, label in self.items if label.isVisible()]
+
     def paint(self, painter, *args) -> None:
-        if self.items:
+        if self.listed():
             super().paint(painter, *args)
+
+    def show_entry(self, item, shown: bool) -> None:
+        """List `item` or not. Its entry is made once and then only shown or hidden: a removed entry
+        would delete Qt objects while the app runs (see widgets/pool.py), a hidden curve's entry
+        would be crossed out."""
+        entry = next(((sample, label) for sample, label in self.items if sample.item is item), None)
+        if entry is None:
+            if not shown:
+                return
+            self.addItem(item, item.name())
+            entry = self.items[-1]
+        for part in entry:
+            part.setVisible(shown)
+        self.updateSize()
 
 
 class TextSizedPlot(pg.PlotWidget):
@@ -87,19 +105,15 @@ class TextSizedPlot(pg.PlotWidget):
             self._show_title()
 
     def show_curve(self, item: pg.PlotDataItem, x: np.ndarray | None, y: np.ndarray | None) -> None:
-        """Show a curve with its data, in the legend too; or (y None) hide it and take it out of the
-        legend, where a hidden curve would leave a crossed-out entry."""
-        listed = any(sample.item is item for sample, _ in self.legend.items)
+        """Show a curve with its data, in the legend too; or (y None) hide it and its legend entry."""
         if y is None:
             item.setVisible(False)
-            if listed:
-                self.legend.removeItem(item)
+            self.legend.show_entry(item, False)
             return
         item.setData(x, y)
         item.setVisible(True)
-        if not listed:
-            self.legend.addItem(item, item.name())
-            self.set_text_size(self.text_px)
+        self.legend.show_entry(item, True)
+        self.set_text_size(self.text_px)
 
     def set_text_size(self, px: int) -> None:
         self.text_px = px
@@ -281,7 +295,8 @@ class ConvergencePlot(TextSizedPlot):
         self.showGrid(x=True, y=True, alpha=0.25)
         for axis in ("left", "bottom"):
             self.getAxis(axis).enableAutoSIPrefix(False)  # distances of 0.3 stay 0.3, not "300 (×0.001)"
-        self.curves: list[pg.PlotDataItem] = []
+        self.curves: list[pg.PlotDataItem] = []  # the curves shown now
+        self._curve_items: list[pg.PlotDataItem] = []  # every curve item made so far, reused
         self.cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen((220, 220, 220), width=1, style=Qt.PenStyle.DashLine))
         self.addItem(self.cursor)
 
@@ -289,28 +304,29 @@ class ConvergencePlot(TextSizedPlot):
 
     def show_curves(self, curves: list, against_nfe: bool) -> None:
         """`curves`: core.diffusion.sampler_race.ConvergenceCurve, one per compared run, or None for
-        a run still sampling; curve k is drawn in `series_colour(k)`."""
-        for item in self.curves:
-            self.removeItem(item)
-            self.legend.removeItem(item)
-        self.curves = []
+        a run still sampling; curve k is drawn in `series_colour(k)`. The plot items and their legend
+        entries are made once and reused (no Qt object is deleted while the app runs: widgets/pool.py)."""
         self.set_axis_label("bottom", "model evaluations (NFE)" if against_nfe else "step")
-        for number, curve in enumerate(curves):
-            if curve is None:
+        shown = [(number, curve) for number, curve in enumerate(curves) if curve is not None]
+        while len(self._curve_items) < len(shown):
+            self._curve_items.append(self.plot([], [], symbol="o", symbolSize=6, symbolPen=None, name=" "))
+        self.curves = self._curve_items[: len(shown)]
+        entries = {id(sample.item): (sample, label) for sample, label in self.legend.items}
+        for slot, item in enumerate(self._curve_items):
+            in_use = slot < len(shown)
+            item.setVisible(in_use)
+            for part in entries.get(id(item), ()):
+                part.setVisible(in_use)
+            if not in_use:
+                item.setData([], [])
                 continue
+            number, curve = shown[slot]
             colour = series_colour(number)
-            x = curve.nfe if against_nfe else curve.steps
-            item = self.plot(
-                x,
-                curve.distance,
-                pen=pg.mkPen(colour, width=3),
-                symbol="o",
-                symbolSize=6,
-                symbolBrush=colour,
-                symbolPen=None,
-                name=curve.label,
-            )
-            self.curves.append(item)
+            item.setData(curve.nfe if against_nfe else curve.steps, curve.distance)
+            item.setPen(pg.mkPen(colour, width=3))
+            item.setSymbolBrush(colour)
+            if id(item) in entries:
+                entries[id(item)][1].setText(curve.label)
         self.legend.setColumnCount(max(1, (len(curves) + 1) // 2))  # two rows: the plot is short
         self.legend.setVisible(self.height() >= self.LEGEND_MIN_HEIGHT)
 
