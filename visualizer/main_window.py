@@ -300,6 +300,9 @@ class MainWindow(QMainWindow):
         self.exports.stop()
         self.judging.stop()
         self.lab2d.stop()
+        for dialog in (getattr(self, "quality_dialog", None), getattr(self, "tradeoff_dialog", None)):
+            if dialog is not None:
+                dialog.stop()
         self.training.shutdown()
         self.presentation.set_active(False)
         self.settings.save(self)

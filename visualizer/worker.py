@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 import torch
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from diffusion_stepper.core.allocator import release_free_memory
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.logs import log_unexpected
 
@@ -135,6 +136,7 @@ class Job(QObject):
         self.thread.quit()
         self.thread.wait()
         self.deleteLater()
+        release_free_memory()  # the job's temporaries left holes in the heap: give their pages back
 
     def _on_finished(self, outcome: str) -> None:
         self._end_thread()

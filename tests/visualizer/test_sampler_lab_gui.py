@@ -7,6 +7,7 @@ import csv
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 
 from diffusion_stepper.core.diffusion.sampler_race import x0_convergence
 from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS, FLOW_SAMPLERS, IF_SAMPLERS
@@ -188,3 +189,30 @@ def test_judging_the_active_run_shows_the_judges_figures(qtbot, window, tiny_che
 def test_the_empty_schedule_plot_lists_no_gap_curve(window):
     schedule = window.step_view.schedule
     assert not schedule.gap.isVisible() and schedule.legend.listed() == []
+
+
+def test_the_tradeoff_dialog_is_one_dialog_hidden_by_esc_which_cancels_its_measurement(
+    qtbot, window, tiny_checkpoints
+):
+    """Esc hides the dialog (never deleted while the app runs) and cancels a running measurement;
+    opening it again shows the same dialog, idle, with the dock's models as they are now."""
+    window.files.add_checkpoint(tiny_checkpoints["class-ddpm"])
+    action = next(action for action in window.actions() if action.text().startswith("&Guidance trade-off"))
+    action.trigger()
+    dialog = window.tradeoff_dialog
+    destroyed = []
+    dialog.destroyed.connect(lambda *_: destroyed.append(1))
+    dialog.per_class.setValue(2)
+    dialog.guidances.setText("0, 1, 2, 3, 4, 5, 6, 7")
+    dialog.start()
+    assert dialog.job is not None
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow)
+    qtbot.keyClick(dialog.guidances, Qt.Key.Key_Escape)
+    assert not dialog.isVisible()
+    qtbot.waitUntil(lambda: dialog.job is None, timeout=LONG_WAIT_MS)
+    assert "Cancelled" in dialog.status.text() and len(dialog.rows) < 8
+    window.files.add_checkpoint(tiny_checkpoints["class-flow"])
+    action.trigger()
+    assert window.tradeoff_dialog is dialog and dialog.isVisible() and not destroyed
+    assert str(tiny_checkpoints["class-flow"]) in combo_items(dialog.model)

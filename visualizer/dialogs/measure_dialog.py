@@ -167,9 +167,31 @@ class MeasureDialog(QDialog):
         self.status.setText(f"Wrote {paths[0]} and {paths[1]}")
         return paths
 
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def set_context(self, models: list[tuple[str, str]], seed: int, device: str) -> None:
+        """Opened again: the Sample dock's models, seed and device as they are now (the settings of
+        a measurement still running stay as they were)."""
+        if self.job is not None:
+            return
+        self.seed, self.device = seed, device
+        chosen = self.model.currentData()
+        self.model.clear()
+        for label, checkpoint in models:
+            self.model.addItem(label, checkpoint)
+        self.model.setCurrentIndex(max(0, self.model.findData(chosen)))
+
+    def done(self, result: int) -> None:  # Esc, the close button and Accept all end here
+        """Hidden, not deleted (the window keeps one of each dialog): a measurement still running is
+        cancelled at its next point."""
+        self.cancel()
+        super().done(result)
+
+    def stop(self) -> None:
+        """Cancel and wait for the worker (the window is closing)."""
         if self.job is not None:
             self.job.stop()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.cancel()
         super().closeEvent(event)
 
 
@@ -183,14 +205,21 @@ def model_choice(models: list[tuple[str, str]]) -> QComboBox:
 
 def open_measure_dialog(window, dialog_class, attribute: str):
     """Open `dialog_class` over the main window with the Sample dock's class-conditioned models, seed
-    and device; kept as `window.<attribute>` (for tests and screenshots)."""
+    and device; kept as `window.<attribute>`."""
     dock = window.sample_dock
     models = dock.class_models()
     if not models:
         window.messages.error("this measurement needs a class-conditioned model: add one (File ▸ Add checkpoint)")
         return None
-    dialog = dialog_class(models, dock.seed.value(), dock.device.currentText(), window)
-    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-    setattr(window, attribute, dialog)  # for tests and screenshots
+    # One dialog of each kind, made once and shown again: closing hides it, so that no dialog (nor
+    # the job it runs) is deleted while the app runs (see widgets/pool.py).
+    dialog = getattr(window, attribute, None)
+    if dialog is None:
+        dialog = dialog_class(models, dock.seed.value(), dock.device.currentText(), window)
+        setattr(window, attribute, dialog)
+    else:
+        dialog.set_context(models, dock.seed.value(), dock.device.currentText())
     dialog.show()
+    dialog.raise_()
+    dialog.activateWindow()
     return dialog
