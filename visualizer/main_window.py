@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QProgressBar, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QProgressBar, QTabWidget, QVBoxLayout, QWidget
 
 from diffusion_stepper.core import __version__
 from diffusion_stepper.core.deepfloyd_if.images import IMAGE_SUFFIXES
@@ -26,6 +26,7 @@ from diffusion_stepper.visualizer.controllers.presentation import PresentationCo
 from diffusion_stepper.visualizer.controllers.sampling import SamplingController
 from diffusion_stepper.visualizer.controllers.settings import SettingsController, default_settings, fit_on_screen
 from diffusion_stepper.visualizer.controllers.training import IDLE, TRAINING, TrainingController
+from diffusion_stepper.visualizer.dialogs.measure_dialog import stop_measurements
 from diffusion_stepper.visualizer.docks.if_dock import IFDock
 from diffusion_stepper.visualizer.docks.sample_dock import SampleDock
 from diffusion_stepper.visualizer.gui_thread_gc import collect_garbage_on_gui_thread
@@ -255,16 +256,6 @@ class MainWindow(QMainWindow):
 
     # --- help, drops, closing -------------------------------------------------------------------
 
-    def show_shortcuts(self) -> None:
-        lines = [
-            f"{action.shortcut().toString():>14}   {action.text().replace('&', '')}"
-            for action in self.actions()
-            if not action.shortcut().isEmpty()
-        ]
-        QMessageBox(
-            QMessageBox.Icon.Information, "Keyboard shortcuts", "\n".join(lines), QMessageBox.StandardButton.Ok, self
-        ).open()
-
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if event.mimeData().hasUrls() and any(url.isLocalFile() for url in event.mimeData().urls()):
             event.acceptProposedAction()
@@ -300,9 +291,7 @@ class MainWindow(QMainWindow):
         self.exports.stop()
         self.judging.stop()
         self.lab2d.stop()
-        for dialog in (getattr(self, "quality_dialog", None), getattr(self, "tradeoff_dialog", None)):
-            if dialog is not None:
-                dialog.stop()
+        stop_measurements(self)
         self.training.shutdown()
         self.presentation.set_active(False)
         self.settings.save(self)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMenu, QMenuBar
+from PySide6.QtWidgets import QMenu, QMenuBar, QMessageBox
 
 from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS
 from diffusion_stepper.core.mnist.experiments import EXPERIMENTS, RACE_BUDGETS_IN_MENU
@@ -195,7 +195,23 @@ VIEW = Menu(
     ),
 )
 
-HELP = Menu("&Help", (Entry("&Keyboard shortcuts", lambda w: w.show_shortcuts(), ("F1",)),))
+
+def show_shortcuts(window) -> None:
+    """Every shortcut of the window in one box, made once and shown again (F1)."""
+    lines = [
+        f"{action.shortcut().toString():>14}   {action.text().replace('&', '')}"
+        for action in window.actions()
+        if not action.shortcut().isEmpty()
+    ]
+    box = getattr(window, "shortcuts_box", None)
+    if box is None:
+        box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", "", QMessageBox.StandardButton.Ok, window)
+        window.shortcuts_box = box
+    box.setText("\n".join(lines))
+    box.open()
+
+
+HELP = Menu("&Help", (Entry("&Keyboard shortcuts", show_shortcuts, ("F1",)),))
 
 MENUS = (FILE, EDIT, RUN, EXPERIMENTS_MENU, PLAYBACK, VIEW, HELP)
 

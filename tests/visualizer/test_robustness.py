@@ -143,3 +143,13 @@ def test_step_view_extras_panels_are_reused(qtbot, window):
             assert panel.isVisibleTo(window.step_view) and panel.name == name and panel.tiles is not None
         ids_seen |= {id(panel) for panel in window.step_view.extras_pool.widgets}
     assert len(ids_seen) == 3 == len(window.step_view.extras_pool.widgets)
+
+
+def test_f1_shows_one_shortcut_box_however_often_it_is_pressed(qtbot, window):
+    action = next(action for action in window.actions() if action.text() == "&Keyboard shortcuts")
+    action.trigger()
+    box = window.shortcuts_box
+    assert box.isVisible() and "Sweep guidance" in box.text() and "Ctrl+G" in box.text()
+    box.close()
+    action.trigger()
+    assert window.shortcuts_box is box and box.isVisible()

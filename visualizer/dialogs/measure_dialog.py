@@ -223,3 +223,11 @@ def open_measure_dialog(window, dialog_class, attribute: str):
     dialog.raise_()
     dialog.activateWindow()
     return dialog
+
+
+def stop_measurements(window) -> None:
+    """Cancel the measuring dialogs' jobs and wait for them (the window is closing)."""
+    for attribute in ("quality_dialog", "tradeoff_dialog"):
+        dialog = getattr(window, attribute, None)
+        if dialog is not None:
+            dialog.stop()
