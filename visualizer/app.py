@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from PySide6.QtWidgets import QApplication
 
 from diffusion_stepper.visualizer.main_window import MainWindow
-from diffusion_stepper.visualizer.worker import error_message
+from diffusion_stepper.visualizer.worker import error_message, shut_down_runners
 
 
 def run_app(files: Sequence[str] = ()) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("diffusion-stepper")
     app.setOrganizationName("diffusion-stepper")
+    app.aboutToQuit.connect(shut_down_runners)  # the job threads end before Qt tears anything down
     window = MainWindow()
     install_error_hook(window)
     window.show()

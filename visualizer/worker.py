@@ -7,18 +7,19 @@ handed over; errors arrive as one-line messages, never swallowed.
 
 from __future__ import annotations
 
+import atexit
 import threading
 from collections.abc import Callable, Iterator
 
 import torch
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from diffusion_stepper.core.allocator import release_free_memory
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.logs import log_unexpected
 
-# How `Job.finished` reports the end of a job.
-DONE, CANCELLED = "done", "cancelled"
+# How `Job.finished` reports the end of a job (and, FAILED, how a runner tells the GUI it failed).
+DONE, CANCELLED, FAILED = "done", "cancelled", "failed"
 
 OUT_OF_MEMORY = "out of memory: use fewer samples or fewer steps, or pick the CPU device"
 
@@ -36,80 +37,144 @@ def error_message(exc: BaseException) -> str:
     return line if log is None else f"{line} (the details are in {log})"
 
 
-class _GeneratorWorker(QObject):
-    """Lives on the job's thread and drives the generator there."""
+class _Callbacks:
+    """A signal for plain Python objects: `connect(function)`, then `emit(*args)` calls each."""
 
-    item = Signal(object)
-    finished = Signal(str)  # DONE or CANCELLED
-    failed = Signal(str)
-    held = Signal()  # stopped between two items because the job is paused
+    def __init__(self):
+        self._functions: list[Callable] = []
 
-    def __init__(self, make_items: Callable[[], Iterator], cancel_event: threading.Event, run_gate: threading.Event):
-        super().__init__()
-        self._make_items = make_items
-        self._cancel = cancel_event
-        self._run_gate = run_gate  # cleared while paused: the next item is not asked for
+    def connect(self, function: Callable) -> None:
+        self._functions.append(function)
 
-    @Slot()
-    def run(self) -> None:
+    def emit(self, *args) -> None:
+        for function in list(self._functions):
+            function(*args)
+
+
+class _ThreadSide(QObject):
+    """Lives on a runner's thread and drives one job's generator there at a time."""
+
+    item = Signal(object, object)  # (job, value)
+    held = Signal(object)  # the job stopped between two items because it is paused
+    ended = Signal(object, str, str)  # (job, DONE | CANCELLED | FAILED, the one-line message)
+
+    @Slot(object)
+    def run(self, job: Job) -> None:
         items = None
-        completed = False
+        outcome, message = CANCELLED, ""
         try:
-            items = self._make_items()  # loading a model happens here, off the GUI thread
+            items = job.make_items()  # loading a model happens here, off the GUI thread
             for value in items:
-                if self._cancel.is_set():
+                if job.cancel_event.is_set():
                     break
-                self.item.emit(value)
-                if not self._run_gate.is_set():
-                    self.held.emit()  # paused, and no work in flight
-                self._run_gate.wait()  # pausing holds the generator between items
-                if self._cancel.is_set():
+                self.item.emit(job, value)
+                if not job.run_gate.is_set():
+                    self.held.emit(job)  # paused, and no work in flight
+                job.run_gate.wait()  # pausing holds the generator between items
+                if job.cancel_event.is_set():
                     break  # do no more work: a stopped training run saves nothing new
             else:
-                completed = True  # ran to the end: a cancel that came too late changes nothing
+                outcome = DONE  # ran to the end: a cancel that came too late changes nothing
         except Exception as exc:  # noqa: BLE001 - every failure becomes a message in the window
-            self.failed.emit(error_message(exc))
-            return
+            outcome, message = FAILED, error_message(exc)
         finally:
             if items is not None and hasattr(items, "close"):
                 items.close()  # a cancelled export stops before writing: no file is left behind
-        self.finished.emit(DONE if completed else CANCELLED)
+            items = None  # the generator's frames go before the next job starts
+            job.ended_event.set()
+        self.ended.emit(job, outcome, message)
 
 
-class Job(QObject):
-    """A generator run on its own thread: `start()`, `cancel()`, `pause()`, `resume()`, `stop()`.
+class _Runner(QObject):
+    """One worker thread, started once and kept for the life of the app, running a job at a time.
 
-    On the GUI thread it signals `item` for each value, `held` when a paused job has stopped
-    between two items, then exactly one of `finished(DONE | CANCELLED)` or `failed(message)`.
-    Those two come after the thread has ended, so a handler may start the next job at once; the
-    job deletes itself afterwards.
+    Threads, their QObjects and the signals' connections used to be made for every job and deleted
+    after it; the app now creates no Qt object per job (see widgets/pool.py for why)."""
+
+    submit = Signal(object)
+
+    def __init__(self):
+        super().__init__(QCoreApplication.instance())
+        self.job: Job | None = None
+        self.thread = QThread(self)
+        self.thread.setObjectName("diffusion-stepper job runner")
+        self.thread_side = _ThreadSide()
+        self.thread_side.moveToThread(self.thread)
+        self.submit.connect(self.thread_side.run)  # queued: it runs on the runner's thread
+        self.thread_side.item.connect(self._on_item)  # queued back to the GUI thread
+        self.thread_side.held.connect(self._on_held)
+        self.thread_side.ended.connect(self._on_ended)
+        self.thread.start()
+
+    # Methods of this object, which lives on the GUI thread, so that Qt queues the worker's signals
+    # to them (a plain function or lambda would be called on the worker thread).
+    @Slot(object, object)
+    def _on_item(self, job: Job, value) -> None:
+        job.item.emit(value)
+
+    @Slot(object)
+    def _on_held(self, job: Job) -> None:
+        job.held.emit()
+
+    @Slot(object, str, str)
+    def _on_ended(self, job: Job, outcome: str, message: str) -> None:
+        self.job = None
+        release_free_memory()  # the job's temporaries left holes in the heap: give their pages back
+        if outcome == FAILED:
+            job.failed.emit(message)
+        else:
+            job.finished.emit(outcome)
+
+    def shut_down(self) -> None:
+        self.thread.quit()
+        self.thread.wait()
+
+
+_runners: list[_Runner] = []
+
+
+def _free_runner() -> _Runner:
+    """A runner with no job: an idle one, or a new one when all are busy (at most one per job
+    that can run at once: sampling, an export, training, the 2D lab, judging, a measurement)."""
+    runner = next((runner for runner in _runners if runner.job is None), None)
+    if runner is None:
+        if not _runners:
+            atexit.register(shut_down_runners)  # threads must end before Qt and Python tear down
+        runner = _Runner()
+        _runners.append(runner)
+    return runner
+
+
+def shut_down_runners() -> None:
+    """End the runners' threads (at exit, after every job has been stopped)."""
+    for runner in _runners:
+        runner.shut_down()
+    _runners.clear()
+
+
+class Job:
+    """A generator run on a worker thread: `start()`, `cancel()`, `pause()`, `resume()`, `stop()`.
+
+    On the GUI thread it calls back `item` for each value, `held` when a paused job has stopped
+    between two items, then exactly one of `finished(DONE | CANCELLED)` or `failed(message)`, after
+    the generator has ended, so a handler may start the next job at once. Connect with
+    `job.item.connect(function)`. The job is a plain object: the thread it runs on belongs to a
+    runner that outlives it.
     """
 
-    item = Signal(object)
-    held = Signal()
-    finished = Signal(str)
-    failed = Signal(str)
-
     def __init__(self, make_items: Callable[[], Iterator], parent: QObject | None = None):
-        super().__init__(parent)
-        # The job owns the flags: the worker object is deleted when its thread ends.
+        del parent  # the owner keeps its job as an attribute; kept in the signature for the controllers
+        self.make_items = make_items
+        self.item, self.held, self.finished, self.failed = _Callbacks(), _Callbacks(), _Callbacks(), _Callbacks()
         self.cancel_event = threading.Event()
         self.run_gate = threading.Event()
         self.run_gate.set()
-        self._worker = worker = _GeneratorWorker(
-            make_items, self.cancel_event, self.run_gate
-        )  # kept alive by this reference
-        self.thread = QThread()
-        worker.moveToThread(self.thread)
-        self.thread.started.connect(worker.run)
-        worker.item.connect(self.item)  # queued: this job lives on the GUI thread
-        worker.held.connect(self.held)
-        worker.finished.connect(self._on_finished)
-        worker.failed.connect(self._on_failed)
-        self.thread.finished.connect(worker.deleteLater)
+        self.ended_event = threading.Event()  # set on the worker thread when the generator has ended
 
     def start(self) -> None:
-        self.thread.start()
+        runner = _free_runner()
+        runner.job = self
+        runner.submit.emit(self)
 
     def cancel(self) -> None:
         self.cancel_event.set()
@@ -127,24 +192,9 @@ class Job(QObject):
         return not self.run_gate.is_set()
 
     def stop(self, timeout_ms: int = 30_000) -> bool:
-        """Cancel and wait for the current step to end; True if the thread has stopped."""
+        """Cancel and wait for the current step to end; True if the generator has ended."""
         self.cancel()
-        self.thread.quit()
-        return self.thread.wait(timeout_ms)
-
-    def _end_thread(self) -> None:
-        self.thread.quit()
-        self.thread.wait()
-        self.deleteLater()
-        release_free_memory()  # the job's temporaries left holes in the heap: give their pages back
-
-    def _on_finished(self, outcome: str) -> None:
-        self._end_thread()
-        self.finished.emit(outcome)
-
-    def _on_failed(self, message: str) -> None:
-        self._end_thread()
-        self.failed.emit(message)
+        return self.ended_event.wait(timeout_ms / 1000)
 
 
 # --- sampling jobs -----------------------------------------------------------------------------

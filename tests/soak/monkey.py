@@ -53,6 +53,7 @@ class SoakReport:
     exit_code: int | None = None
     how: str = ""  # what went wrong, in one line
     peak_rss_mb: float = 0.0
+    memory_rises: Counter = field(default_factory=Counter)  # MB the resident memory rose after each kind of action
     logged_errors: list[str] = field(default_factory=list)
     app_log_tail: str = ""
 
@@ -62,9 +63,11 @@ class SoakReport:
 
     def summary(self) -> str:
         status = f"CRASHED ({self.how})" if self.crashed else "no crash"
+        rises = ", ".join(f"{name} +{mb:.0f} MB" for name, mb in self.memory_rises.most_common(3))
         return (
             f"seed {self.seed}, {self.size}: {self.total_actions} actions in {self.seconds / 60:.1f} min, {status}, "
-            f"peak memory {self.peak_rss_mb:.0f} MB, unexpected errors logged: {len(self.logged_errors)}"
+            f"peak memory {self.peak_rss_mb:.0f} MB (largest rises after: {rises or 'none'}), "
+            f"unexpected errors logged: {len(self.logged_errors)}"
         )
 
 
@@ -229,10 +232,17 @@ class Monkey:
 
 
 def _logged_errors(home: Path) -> list[str]:
+    """The unexpected errors the app logged, each with its traceback."""
     log = home / "diffusion-stepper-runs" / "logs" / "diffusion-stepper.log"
     if not log.exists():
         return []
-    return [line for line in log.read_text(errors="replace").splitlines() if " ERROR " in line]
+    entries: list[str] = []
+    for line in log.read_text(errors="replace").splitlines():
+        if " ERROR " in line or not entries:
+            entries.append(line)
+        else:
+            entries[-1] += "\n" + line
+    return entries
 
 
 def run_soak(
@@ -276,10 +286,13 @@ def run_soak(
         monkey = Monkey(display, window, rng, folder, width, height)
         started = last_report = time.monotonic()
         while time.monotonic() - started < seconds and app.poll() is None:
+            before = resident_mb(app.pid)
             name = monkey.act()
             report.actions[name] += 1
             monkey.pause()
-            report.peak_rss_mb = max(report.peak_rss_mb, resident_mb(app.pid))
+            now = resident_mb(app.pid)
+            report.peak_rss_mb = max(report.peak_rss_mb, now)
+            report.memory_rises[name] = max(report.memory_rises[name], now - before)
             if monkey.rng.random() < 0.15:
                 monkey.back_to_main_window()
             if progress is not None and time.monotonic() - last_report > 60:

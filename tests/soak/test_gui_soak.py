@@ -21,7 +21,9 @@ def test_three_minutes_of_a_lecture_at_1366x768_without_a_crash():
         pytest.skip(reason)
     report = run_soak(SOAK_SECONDS, "1366x768", seed=SOAK_SEED)
     print(report.summary())
-    detail = f"{report.summary()}\nthe app's output:\n{report.app_log_tail}"
+    detail = "\n".join(
+        [report.summary(), "the app's output:", report.app_log_tail, "its error log:", *report.logged_errors]
+    )
     assert not report.crashed, detail
     assert report.total_actions >= SOAK_SECONDS / 4, detail  # it really drove the app
-    assert not report.logged_errors, detail + "\n" + "\n".join(report.logged_errors)
+    assert not report.logged_errors, detail
