@@ -191,9 +191,7 @@ def test_the_empty_schedule_plot_lists_no_gap_curve(window):
     assert not schedule.gap.isVisible() and schedule.legend.listed() == []
 
 
-def test_the_tradeoff_dialog_is_one_dialog_hidden_by_esc_which_cancels_its_measurement(
-    qtbot, window, tiny_checkpoints
-):
+def test_the_tradeoff_dialog_is_one_dialog_hidden_by_esc_which_cancels_its_measurement(qtbot, window, tiny_checkpoints):
     """Esc hides the dialog (never deleted while the app runs) and cancels a running measurement;
     opening it again shows the same dialog, idle, with the dock's models as they are now."""
     window.files.add_checkpoint(tiny_checkpoints["class-ddpm"])
