@@ -296,6 +296,8 @@ class Session:
             raise UserFacingError(f"nothing to {verb}: generate or open a run first")
         if run.state == RUNNING:
             raise UserFacingError(f"the run is still sampling: wait for it or cancel it (Esc) before you {verb} it")
+        if run.produced == 0:
+            raise UserFacingError(f"nothing to {verb}: {run.name} was stopped before its first frame")
         return run
 
     def rename_run(self, run_id: int, name: str) -> None:

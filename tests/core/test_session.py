@@ -141,8 +141,9 @@ def test_removing_a_run_can_be_undone_and_brings_it_back_as_it_was():
         session.remove_run_undoably(live.id)
     with pytest.raises(UserFacingError, match="still sampling"):
         session.finished_active_run("export")
-    session.finish_run(live.id, CANCELLED)
-    assert session.finished_active_run("export") is live
+    session.finish_run(live.id, CANCELLED)  # before its first frame: nothing to export or save
+    with pytest.raises(UserFacingError, match="stopped before its first frame"):
+        session.finished_active_run("export")
     with pytest.raises(UserFacingError, match="nothing to save"):
         Session().finished_active_run("save")
 
@@ -236,3 +237,4 @@ def test_a_disk_that_refuses_the_frames_keeps_them_in_memory(monkeypatch):
     assert all(run.spilled is None and run.produced == 4 for run in runs)
     session.set_active(runs[0].id)
     assert session.view(runs[0]).frame is not None
+
