@@ -24,15 +24,16 @@ from pathlib import Path
 
 def press_generate(app, window, steps: int | None) -> tuple[float, float]:
     """Seconds from Generate to the first frame on screen, and to the end of the run."""
+    from diffusion_stepper.core.session import DONE
     from diffusion_stepper.visualizer.docks.sample_dock import MODEL_DEFAULT_STEPS
 
-    window.sample_panel.steps.setValue(steps or MODEL_DEFAULT_STEPS)
+    window.sample_dock.steps.setValue(steps or MODEL_DEFAULT_STEPS)
     panel = window.step_view.panels["x_t"]
     runs_before = len(window.session.runs)
     first = None
     started = time.perf_counter()
     window.generate()
-    while window.is_sampling:
+    while window.sampling.busy:
         app.processEvents()
         new_run = window.session.active if len(window.session.runs) > runs_before else None
         if (
@@ -45,6 +46,9 @@ def press_generate(app, window, steps: int | None) -> tuple[float, float]:
             first = time.perf_counter() - started  # the new run's first frame is drawn
         time.sleep(0.001)
     total = time.perf_counter() - started
+    run = window.session.active
+    if len(window.session.runs) == runs_before or run is None or run.state != DONE:
+        raise SystemExit(f"the Generate did not finish: {run.state if run else 'no run'} {run.error if run else ''}")
     return first if first is not None else total, total
 
 

@@ -1,9 +1,9 @@
 """Interactive pages (issue 19): how large and how quick, against baselines in the same run.
 
-    python bench/html_page.py
+    python bench/html_page.py [--steps 50,300]
 
 Samples the default MNIST run (the bundled class DDPM model, digits 0–9, 50 steps: 51 frames with
-CFG's three extras) and a 300-step run of it (301 frames), then for each:
+CFG's three extras) and a 300-step run of it (301 frames; `--steps` sets both counts), then for each:
   size    the page as built (pictures stored whole or as lossless differences, whichever is
           smaller) against the same page with every picture whole (the baseline); goal for the
           default run: <= 2 MB
@@ -17,6 +17,7 @@ Prints rows for bench/RESULTS.md.
 
 from __future__ import annotations
 
+import argparse
 import platform
 import sys
 import tempfile
@@ -82,7 +83,17 @@ def browser_figures(pages: list[Path]) -> list[str]:
 
 
 def main() -> None:
-    folder = Path(tempfile.mkdtemp(prefix="bench-page-"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", default="50,300", help="steps of the default run and of the long run")
+    args = parser.parse_args()
+    counts = [int(steps) for steps in args.steps.split(",") if steps]
+    if len(counts) != 2 or min(counts) < 1:
+        parser.error("--steps takes two step counts, e.g. 50,300")
+    with tempfile.TemporaryDirectory(prefix="bench-page-") as folder:
+        measure(Path(folder), *counts)
+
+
+def measure(folder: Path, default_steps: int, long_steps: int) -> None:
     machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
     built = html_page._encode_pictures
 
@@ -94,7 +105,7 @@ def main() -> None:
         "build | GIF of the same frames | time ratio |"
     )
     kept_pages: list[Path] = []
-    for steps, every in ((50, 1), (300, 1), (300, 3)):
+    for steps, every in ((default_steps, 1), (long_steps, 1), (long_steps, 3)):
         run_file = folder / f"run-{steps}.npz"
         if not run_file.exists():
             assert cli.main(["sample", "mnist", "--steps", str(steps), "--out", str(run_file)]) == 0

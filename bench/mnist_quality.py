@@ -53,7 +53,7 @@ def sample_with_cli(
         command = [
             sys.executable,
             "-m",
-            "visualizer",
+            "diffusion_stepper.visualizer",
             "sample",
             "mnist",
             "--checkpoint",

@@ -1,11 +1,11 @@
 """The Train tab's Quick preset: digits from scratch within a minute on a laptop CPU?
 
-    python bench/quick_training.py [--skip-series] [--series-seconds 60]
+    python bench/quick_training.py [--skip-series] [--series-seconds 60] [--per-digit 10] [--limit N]
 
 1. The goal. `diffusion-stepper train mnist --preset quick --out DIR` runs as a new process with a
    fresh, empty home folder (so MNIST comes from the copy bundled with the app), timed from launch
    to exit, torch import included. Each epoch checkpoint it wrote is then sampled at γ = 5 with
-   its default steps, 10 samples per digit, and the judge (the small CNN of
+   its default steps, 10 samples per digit (`--per-digit`), and the judge (the small CNN of
    the judge bundled with the app, >= 99% test accuracy) reads them. Goal: the
    whole process <= 60 s, and the last checkpoint read as the right digit >= 95% of the time.
    The time of each checkpoint is when its file was written, from the launch.
@@ -16,6 +16,8 @@
    grids); the judge reads each grid. The clock is the Train tab's: training, epoch grids and
    checkpoints, but not the time spent drawing these mid-epoch grids.
 
+`--limit N` trains on the first N digits only, in both parts: a try of the script (with a small
+`--per-digit` and `--series-seconds 0`), not a figure.
 Prints rows for bench/RESULTS.md.
 """
 
@@ -49,15 +51,15 @@ def judge_accuracy(judge, samples: torch.Tensor, labels: torch.Tensor) -> float:
     return float((batched(judge, samples).argmax(1) == labels).float().mean())
 
 
-def judge_checkpoint(judge, checkpoint: Path) -> float:
+def judge_checkpoint(judge, checkpoint: Path, per_digit: int = PER_DIGIT) -> float:
     """Sample a checkpoint as `sample mnist` does (γ = 5, its default steps) and judge the result."""
     run = start_sampling(
-        SampleRequest(checkpoint=str(checkpoint), per_class=PER_DIGIT, guidance=GUIDANCE, device="cpu")
+        SampleRequest(checkpoint=str(checkpoint), per_class=per_digit, guidance=GUIDANCE, device="cpu")
     )
     return judge_accuracy(judge, last_frame(run.frames).x_t.clamp(0, 1), run.labels)
 
 
-def goal_run(judge) -> list[str]:
+def goal_run(judge, limit: int | None = None, per_digit: int = PER_DIGIT) -> list[str]:
     """The CLI's quick preset, timed as a whole process from a fresh home folder."""
     with tempfile.TemporaryDirectory() as home:
         out = Path(home) / "quick-run"
@@ -65,9 +67,10 @@ def goal_run(judge) -> list[str]:
         environment["HOME"] = home
         script = Path(sys.executable).with_name("diffusion-stepper")  # the installed console script
         command = [str(script)] if script.is_file() else [sys.executable, "-m", "diffusion_stepper.visualizer"]
+        extra = ["--limit", str(limit)] if limit else []
         started = time.time()
         subprocess.run(
-            [*command, "train", "mnist", "--preset", "quick", "--out", str(out)],
+            [*command, "train", "mnist", "--preset", "quick", "--out", str(out), *extra],
             check=True,
             env=environment,
             stdout=subprocess.DEVNULL,
@@ -75,7 +78,7 @@ def goal_run(judge) -> list[str]:
         )
         wall = time.time() - started
         points = [
-            (sidecar.stat().st_mtime - started, epoch, judge_checkpoint(judge, sidecar))
+            (sidecar.stat().st_mtime - started, epoch, judge_checkpoint(judge, sidecar, per_digit))
             for epoch, sidecar in saved_epochs(out).items()
         ]
     accuracy = points[-1][2]
@@ -88,11 +91,13 @@ def goal_run(judge) -> list[str]:
     ]
 
 
-def series(judge, preset: str, seconds: float) -> str:
+def series(judge, preset: str, seconds: float, limit: int | None = None, per_digit: int = PER_DIGIT) -> str:
     """Judge accuracy of a recipe's sample grids, drawn every 15 s of training and at each epoch's
     end, up to `seconds`."""
     config = preset_config(preset, "class")
-    config.device, config.epoch_samples, config.preview_seconds = "cpu", 10 * PER_DIGIT, 15.0
+    config.device, config.epoch_samples, config.preview_seconds = "cpu", 10 * per_digit, 15.0
+    if limit:
+        config.limit = limit
     points = []
     with tempfile.TemporaryDirectory() as folder:
         events = train(config, load_mnist("train"), folder)
@@ -122,14 +127,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-series", action="store_true", help="only the goal run")
     parser.add_argument("--series-seconds", type=float, default=60.0)
+    parser.add_argument("--per-digit", type=int, default=PER_DIGIT, help="samples of each digit the judge reads")
+    parser.add_argument("--limit", type=int, help="train on the first N digits only (to try the script)")
     args = parser.parse_args()
     test_set = load_mnist("test").as_float()
     judge = load_judge()
     test_accuracy = accuracy(judge, *test_set)
     print(f"judge: test accuracy {test_accuracy:.4f}", file=sys.stderr)
-    rows = goal_run(judge)
+    rows = goal_run(judge, args.limit, args.per_digit)
     if not args.skip_series:
-        rows += [series(judge, preset, args.series_seconds) for preset in ("quick", "course")]
+        rows += [
+            series(judge, preset, args.series_seconds, args.limit, args.per_digit) for preset in ("quick", "course")
+        ]
     print("\n".join(rows))
 
 

@@ -23,8 +23,18 @@ from datetime import date
 from pathlib import Path
 
 
+def console_script() -> list[str]:
+    """The installed `diffusion-stepper` of this Python (found also where its folder is not on PATH),
+    else the one on PATH, else the package run as a module."""
+    beside = Path(sys.executable).with_name("diffusion-stepper")
+    if beside.is_file():
+        return [str(beside)]
+    on_path = shutil.which("diffusion-stepper")
+    return [on_path] if on_path else [sys.executable, "-m", "diffusion_stepper.visualizer"]
+
+
 def launch_seconds(extra: list[str], out: Path) -> float:
-    command = [shutil.which("diffusion-stepper") or "diffusion-stepper", "sample", "mnist", *extra, "--out", str(out)]
+    command = [*console_script(), "sample", "mnist", *extra, "--out", str(out)]
     started = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - started

@@ -1,9 +1,10 @@
 """Scrubbing the 2D lab's particle view: frames per second with 5,000 particles and the field
 (issue 18's goal: >= 30 fps on this machine).
 
-    QT_QPA_PLATFORM=offscreen python bench/toy2d_view_fps.py [--particles 5000] [--size 720]
+    QT_QPA_PLATFORM=offscreen python bench/toy2d_view_fps.py [--particles 5000] [--size 720] [--steps 100] \\
+        [--repeats 3]
 
-One run of the exact 8-Gaussian DDPM field (100 steps, so 101 frames) is sampled once. Then:
+One run of the exact 8-Gaussian DDPM field (`--steps` 100, so 101 frames) is sampled once. Then:
   render  core.toy2d.render alone, every frame at --size pixels: everything on (p_t, data, field
           arrows of model and exact, 8 paths, the x̂₀ cloud) against the bare particles (the baseline)
   app     the app's Step view, a real MainWindow: each frame is set on the timeline, then Qt
@@ -17,8 +18,10 @@ import argparse
 import os
 import platform
 import statistics
+import tempfile
 import time
 from datetime import date
+from pathlib import Path
 
 import torch
 
@@ -41,10 +44,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--particles", type=int, default=5000)
     parser.add_argument("--size", type=int, default=720)
+    parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     source = Toy2DSource.exact(DATASETS["8-gaussians"], make_objective("ddpm"))
-    run = toy2d_run(source, Toy2DSettings(count=args.particles, steps=100))
+    run = toy2d_run(source, Toy2DSettings(count=args.particles, steps=args.steps))
     trajectory = Trajectory(run.meta, list(run.frames), run.labels, run.data)
     frames = len(trajectory)
     machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
@@ -64,13 +68,21 @@ def main() -> None:
         print(f"| render: {name} | {fps:.0f} | {fps / baseline:.2f} |")
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
     from diffusion_stepper.visualizer.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([])
-    window = MainWindow(QSettings("/tmp/toy2d-view-fps.ini", QSettings.Format.IniFormat))
+    with tempfile.TemporaryDirectory() as folder:
+        scrub_in_app(app, MainWindow, trajectory, Path(folder) / "bench.ini", args.repeats, baseline)
+
+
+def scrub_in_app(app, window_class, trajectory: Trajectory, settings_file: Path, repeats: int, baseline: float) -> None:
+    """The Step view of a real window, scrubbed through every frame and back."""
+    from PySide6.QtCore import QSettings
+
+    frames = len(trajectory)
+    window = window_class(QSettings(str(settings_file), QSettings.Format.IniFormat))
     window.resize(1600, 1000)
     window.show()
     window.session.add_run(trajectory.meta, frames, frames=trajectory.frames, state=LOADED, data=trajectory.data)
@@ -88,7 +100,7 @@ def main() -> None:
         while panel.picture is drawn:  # until the coalesced refresh has drawn this frame
             app.processEvents()
 
-    app_fps = statistics.median(frames_per_second(show, len(walk)) for _ in range(args.repeats))
+    app_fps = statistics.median(frames_per_second(show, len(walk)) for _ in range(repeats))
     side = panel.picture.shape[0]
     print(
         f"| app: Step view scrub (the view's defaults), {side} px picture | {app_fps:.0f} | {app_fps / baseline:.2f} |"

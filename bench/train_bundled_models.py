@@ -14,7 +14,7 @@ On a GPU machine where the package is not installed (the bundled models were tra
 H200 with its own torch), point Python at links to the repository's folders first:
 
     mkdir -p /tmp/pkg/diffusion_stepper && ln -s $PWD/core $PWD/resources /tmp/pkg/diffusion_stepper/
-    PYTHONPATH=/tmp/pkg OMP_NUM_THREADS=2 python3 bench/train_bundled_models.py --budget-seconds 360 \
+    PYTHONPATH=/tmp/pkg OMP_NUM_THREADS=2 python3 bench/train_bundled_models.py --budget-seconds 360 \\
         --deadline-seconds 430 --out /tmp/train
 
 Writes DIR/NAME/ (the run: every epoch's sidecar, the last epoch's weights and training state,
@@ -132,7 +132,8 @@ def run_all(commands: dict[str, list[str]], logs: Path, deadline_seconds: float 
 def seconds_per_digit(run_dir: Path, probe_digits: int) -> float:
     """The time between the two probe epochs' checkpoints, per digit trained."""
     first, second = (run_dir / f"epoch-00{epoch}.json" for epoch in (1, 2))
-    return (second.stat().st_mtime - first.stat().st_mtime) / probe_digits
+    # at least a microsecond: a tiny probe's two epochs can end within the file system's time resolution
+    return max(second.stat().st_mtime - first.stat().st_mtime, 1e-6) / probe_digits
 
 
 def main() -> None:
