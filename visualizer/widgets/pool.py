@@ -2,12 +2,12 @@
 
 The Compare view's rows follow the compared runs and the Step view's extras strip follows the
 active run's extras. They used to delete their panels and build new ones each time the set
-changed; with PySide6 6.10/6.11 that crashed the app (a segmentation fault in shiboken's
-`BindingManager::releaseWrapper`, one to two minutes into a lecture's sweep-and-race loop): a
-deleted pyqtgraph panel leaves Python wrappers in reference cycles, and when they are freed later
-shiboken meets a stale wrapper. A pool keeps every panel it made, shows the ones in use and hides
-the rest, so no panel is ever destroyed while the window lives and the widgets stay bounded by the
-most ever shown at once.
+changed, and the app died with a segmentation fault in shiboken (creating a pyqtgraph view, or
+`BindingManager::releaseWrapper` deleting one) one to two minutes into a lecture's sweep-and-race
+loop, with PySide6 6.9 and 6.11 alike (bench/RESULTS.md). A pool keeps every panel it made, shows
+the ones in use and hides the rest, so no panel is destroyed while the window lives and the widgets
+stay bounded by the most ever shown at once. The app holds to that everywhere: no Qt object is
+created or deleted per run or per job.
 """
 
 from __future__ import annotations
