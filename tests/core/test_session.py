@@ -237,4 +237,3 @@ def test_a_disk_that_refuses_the_frames_keeps_them_in_memory(monkeypatch):
     assert all(run.spilled is None and run.produced == 4 for run in runs)
     session.set_active(runs[0].id)
     assert session.view(runs[0]).frame is not None
-
