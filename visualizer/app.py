@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from PySide6.QtWidgets import QApplication
 
@@ -11,7 +13,7 @@ from diffusion_stepper.visualizer.main_window import MainWindow
 from diffusion_stepper.visualizer.worker import error_message, shut_down_runners
 
 
-def run_app(files: Sequence[str] = ()) -> int:
+def run_app(files: Sequence[str] = ()) -> NoReturn:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("diffusion-stepper")
     app.setOrganizationName("diffusion-stepper")
@@ -23,7 +25,13 @@ def run_app(files: Sequence[str] = ()) -> int:
     window.activateWindow()  # keyboard shortcuts work at once, even without a window manager
     for path in files:
         window.open_dropped(path)
-    return app.exec()
+    status = app.exec()
+    # By now the window has saved its settings and stopped every job (closeEvent), and the job
+    # threads have ended (aboutToQuit). Leave without Python tearing Qt's and pyqtgraph's objects
+    # down one by one: that teardown ended in a segmentation fault once in two hours of soak.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def install_error_hook(window: MainWindow) -> None:
