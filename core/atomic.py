@@ -23,19 +23,33 @@ STALE_AFTER_SECONDS = 24 * 3600
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
+    with temporary_beside(path) as temporary:
+        mode = os.stat(temporary).st_mode & 0o777
+        yield temporary
+        rename_into_place(temporary, path, mode)
+
+
+@contextlib.contextmanager
+def temporary_beside(path: str | os.PathLike) -> Iterator[Path]:
+    """An empty temporary file beside `path`, made as a new file there would be (0666 less the
+    umask) and named so that a dead writer's is cleaned up; removed when the block ends unless
+    `rename_into_place` moved it. For writers that rename several files in an order of their own."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(target.parent)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.partial")
-    # Created like any new file (0666 less the umask), unlike tempfile's private 0600.
-    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    mode = os.stat(temporary).st_mode & 0o777
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # unlike tempfile's private 0600
     try:
         yield temporary
-        os.chmod(temporary, mode)  # some writers (safetensors) recreate the file as 0600
-        os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def rename_into_place(temporary: Path, path: str | os.PathLike, mode: int) -> None:
+    """Rename a finished temporary file over `path`, with `mode` (the mode it was made with: some
+    writers, safetensors among them, recreate the file as 0600)."""
+    os.chmod(temporary, mode)
+    os.replace(temporary, path)
 
 
 def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> None:

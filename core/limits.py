@@ -9,7 +9,7 @@ import math
 import os
 from pathlib import Path
 
-from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.errors import OutOfRangeError, UserFacingError
 
 # Inclusive ranges: (lowest, highest)
 SEED = (0, 2**64 - 1)  # what torch.Generator.manual_seed takes
@@ -22,7 +22,7 @@ FPS = (0.1, 100.0)  # GIF frames last at least 10 ms
 SCALE = (1, 64)  # integer zoom of an export
 EXPORT_SIDE = (1, 16_384)  # pixels on either side of an exported frame
 KEEP_EVERY = (1, 1_000_000)  # keep every K-th frame
-GUIDANCE = (0.0, 100.0)  # IF's CFG scale γ
+GUIDANCE = (0.0, 100.0)  # a CFG scale γ (IF's, MNIST's, the 2D lab's): every estimate is checked against it
 GUIDANCE_SWEEP_VALUES = 100  # scales in one guidance trade-off sweep
 ETA = (0.0, 1.0)  # DDIM's noise scale η: 0 deterministic, 1 the DDPM posterior's variance
 NOISE_SIGMA = (0.0, 100.0)  # the single-step denoiser's σ
@@ -36,6 +36,13 @@ HIDDEN = (1, 1_024)  # the UNet's hidden size D (D = 1,024 is 2 GB of weights)
 BATCH_SIZE = (1, 65_536)
 CHAIN_LENGTH = (1, 100_000)  # a DDPM chain's T
 FLOW_STEPS = (1, 100_000)  # a flow model's num_ts
+
+# Pictures hold values near their range ([0, 1], [-1, 1]); x̂₀ early in an unclipped chain reaches
+# thousands. Beyond this a value is a broken run's (statistics of it overflow float32 to NaN).
+IMAGE_MAGNITUDE = 1e12
+PICTURE_CHANNELS = (1, 3)  # grey or colour: what every image run holds and every export draws
+NAME_CHARS = 200  # a dataset's or a drawing's name, as runs and 2D checkpoints record it
+TITLE_CHARS = NAME_CHARS + 50  # a title made around such a name ("Drawn (NAME)")
 
 # Arrays read from a file may unpack to this many times the file's size and no more: real runs
 # compress to 1-10x, a crafted "zip bomb" to 1,000x
@@ -76,6 +83,21 @@ def format_bytes(count: float) -> str:
 
 def out_of_range(value: float, bounds: tuple[float, float]) -> bool:
     return not bounds[0] <= value <= bounds[1]
+
+
+def check_guidance(scale: float) -> None:
+    """Refuse a CFG scale outside GUIDANCE (far beyond it the estimates overflow to NaN)."""
+    if not math.isfinite(scale) or out_of_range(scale, GUIDANCE):
+        raise OutOfRangeError(f"guidance γ must be between {GUIDANCE[0]:g} and {GUIDANCE[1]:g}, got {scale:g}")
+
+
+def check_guidance_sweep(scales) -> None:
+    """Refuse a sweep of CFG scales (the guidance trade-off's): 1 to GUIDANCE_SWEEP_VALUES of them,
+    each within GUIDANCE."""
+    if not 1 <= len(scales) <= GUIDANCE_SWEEP_VALUES:
+        raise OutOfRangeError(f"give 1 to {GUIDANCE_SWEEP_VALUES} guidance scales, e.g. 0, 1, 3, 5; got {len(scales)}")
+    for scale in scales:
+        check_guidance(scale)
 
 
 def check_run_fits(num_frames: int, num_images: int, image_shape: tuple[int, ...], pictures_per_frame: int = 3) -> None:

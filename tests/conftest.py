@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import torch
 
 from diffusion_stepper.core.mnist.checkpoints import save_checkpoint
 from diffusion_stepper.core.mnist.training import TrainConfig, recipe
@@ -30,8 +31,15 @@ def tiny_config(model: str, objective: str | None = None, **overrides) -> TrainC
     return config
 
 
-def write_tiny_checkpoint(directory: Path, model: str, objective: str | None = None, seed: int = 0) -> Path:
-    """An untrained tiny checkpoint with a real sidecar, as `train` would write it."""
+def write_tiny_checkpoint(
+    directory: Path,
+    model: str,
+    objective: str | None = None,
+    seed: int = 0,
+    training_state: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """An untrained tiny checkpoint with a real sidecar, as `train` would write it (with the
+    `training_state` given, one that can be resumed from)."""
     config = tiny_config(model, objective, seed=seed)
     network = config.build_model()
     sidecar = {
@@ -41,7 +49,9 @@ def write_tiny_checkpoint(directory: Path, model: str, objective: str | None = N
         "iteration": 0,
         "data": {"dataset": "mnist", "split": "train", "images": 0, "limit": None, "value_range": [0.0, 1.0]},
     }
-    return save_checkpoint(directory, 1, network, sidecar)
+    if training_state is not None:
+        sidecar["optimizer_param_groups"] = []
+    return save_checkpoint(directory, 1, network, sidecar, training_state=training_state)
 
 
 @pytest.fixture

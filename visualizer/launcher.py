@@ -23,10 +23,10 @@ def has_display() -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Every exit is quiet: Ctrl+C (even while torch is still importing) and a closed pipe
     (`... | head`) end without a traceback."""
-    from diffusion_stepper.core.allocator import keep_freed_memory_for_reuse
-
-    keep_freed_memory_for_reuse()  # before torch allocates: large CPU batches run twice as fast on Linux
     try:
+        from diffusion_stepper.core.allocator import keep_freed_memory_for_reuse
+
+        keep_freed_memory_for_reuse()  # before torch allocates: large CPU batches run twice as fast on Linux
         return _dispatch(list(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
@@ -43,9 +43,7 @@ def _dispatch(argv: list[str]) -> int:
     from diffusion_stepper.core import cli
 
     if argv and (argv[0] in cli.COMMANDS or argv[0].startswith("-")):
-        status = cli.main(argv)
-        sys.stdout.flush()  # inside the guard: a reader that went away is noticed here, not at exit
-        return status
+        return cli.main(argv)  # which ends in one line, whatever happens (Ctrl+C, a closed pipe, a full disk)
     if argv and not _names_a_file(argv[0]):
         guess = difflib.get_close_matches(argv[0], cli.COMMANDS, n=1)
         hint = f" (did you mean {guess[0]}?)" if guess else ""

@@ -31,13 +31,15 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from diffusion_stepper.core.files import check_output_folder
     from diffusion_stepper.core.mnist.checkpoints import write_bundled_copy
     from diffusion_stepper.core.paths import models_dir
 
+    dest = check_output_folder(args.dest, "--dest") if args.dest is not None else models_dir()
     path = write_bundled_copy(
         args.checkpoint,
         args.name,
-        args.dest or models_dir(),
+        dest,
         sampling_steps=args.steps,
         x0_clip=args.x0_clip,
         sampler=args.sampler,

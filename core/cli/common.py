@@ -8,21 +8,21 @@ import contextlib
 import math
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from diffusion_stepper.core import PROG
-from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.errors import UserFacingError, one_line
 from diffusion_stepper.core.frames import Frame, Trajectory, keep_every
 from diffusion_stepper.core.limits import (
     BELOW_ONE,
     ETA,
-    GUIDANCE,
-    GUIDANCE_SWEEP_VALUES,
     INT_LIST_VALUES,
     SAMPLES,
     SEED,
     STEPS,
+    check_guidance_sweep,
     out_of_range,
 )
 from diffusion_stepper.core.parsing import parse_float_list, parse_int_list
@@ -34,7 +34,56 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line, not a usage block plus a line."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{PROG}: error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_USAGE, f"{PROG}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+@dataclass(frozen=True)
+class FlagScope:
+    """Flags that do something only where `applies(args)` holds. Given anywhere else they would be
+    silently ignored, so `refuse_unused_flags` refuses them in one line: "{flag} is for {where}".
+
+    Each command keeps a table of these beside its flags and says which apply to the arguments
+    given in its `flag_scopes(args)`; `core.cli.main` refuses before the command runs. A flag
+    counts as given when its value is not None, False or an empty list (so flags whose default
+    matters default to None and the command fills the default in)."""
+
+    flags: tuple[str, ...]  # as typed: "--preset"
+    applies: Callable[[argparse.Namespace], bool]
+    where: str  # what they are for: "train mnist", "--class (CFG towards a class)"
+    dests: dict[str, str] = field(default_factory=dict)  # a flag whose value lives under another name
+
+
+def when(attribute: str, *values: str) -> Callable[[argparse.Namespace], bool]:
+    """A FlagScope's `applies`: the command's `attribute` (its experiment, task, target) is one of `values`."""
+    return lambda args: getattr(args, attribute) in values
+
+
+def flag_given(args: argparse.Namespace, flag: str, dest: str | None = None) -> bool:
+    value = getattr(args, dest or flag.lstrip("-").replace("-", "_"), None)
+    return value is not None and value is not False and value != []
+
+
+def refuse_unused_flags(args: argparse.Namespace, scopes: Iterable[FlagScope]) -> None:
+    """Refuse, in one line, the first flag given where its scope says it does nothing."""
+    for scope in scopes:
+        given = [flag for flag in scope.flags if flag_given(args, flag, scope.dests.get(flag))]
+        if given and not scope.applies(args):
+            raise UserFacingError(f"{given[0]} is for {scope.where}; leave it out")
+
+
+def input_files(*values: str | os.PathLike | None) -> list[Path]:
+    """The files a command reads, for `check_output_file`'s `inputs`: each path given, and for a
+    checkpoint both of its files (the .json sidecar and the .safetensors weights). A bundled
+    model's name or a missing value adds nothing that exists, which is harmless."""
+    files = []
+    for value in values:
+        if value is None or not str(value).strip():
+            continue
+        path = Path(value).expanduser()
+        files.append(path)
+        if path.suffix in (".json", ".safetensors"):
+            files += [path.with_suffix(".json"), path.with_suffix(".safetensors")]
+    return files
 
 
 def silence_stdout() -> None:
@@ -107,15 +156,9 @@ def guidance_list(text: str) -> list[float]:
     """ "0, 0.5, 1": CFG scales, each finite and within GUIDANCE, at most GUIDANCE_SWEEP_VALUES of them."""
     try:
         values = parse_float_list(text)
-    except ValueError as exc:
+        check_guidance_sweep(values)
+    except ValueError as exc:  # OutOfRangeError is one too
         raise argparse.ArgumentTypeError(str(exc)) from None
-    if not values or len(values) > GUIDANCE_SWEEP_VALUES:
-        raise argparse.ArgumentTypeError(f"expected 1 to {GUIDANCE_SWEEP_VALUES} guidance scales, got {len(values)}")
-    bad = [value for value in values if not math.isfinite(value) or out_of_range(value, GUIDANCE)]
-    if bad:
-        raise argparse.ArgumentTypeError(
-            f"guidance scales must be between {GUIDANCE[0]:g} and {GUIDANCE[1]:g}, got {bad[0]}"
-        )
     return values
 
 

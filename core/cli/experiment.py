@@ -8,6 +8,7 @@ from pathlib import Path
 
 from diffusion_stepper.core.cli import toy2d
 from diffusion_stepper.core.cli.common import (
+    FlagScope,
     OneLineParser,
     float_in,
     guidance_list,
@@ -17,16 +18,36 @@ from diffusion_stepper.core.cli.common import (
     seed,
     step_list,
     steps,
+    when,
     write_experiment,
 )
 from diffusion_stepper.core.cli.if_options import add_if_settings_arguments, if_settings
-from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.files import check_output_folder
 
 NAME = "experiment"
 SAMPLER_QUALITY = "sampler-quality"
 GUIDANCE_TRADEOFF = "guidance-tradeoff"
-USES_CHECKPOINT = ("samplers", "flow-samplers", SAMPLER_QUALITY, GUIDANCE_TRADEOFF)
+RACES = ("samplers", "flow-samplers")
+USES_CHECKPOINT = (*RACES, SAMPLER_QUALITY, GUIDANCE_TRADEOFF)
+USES_GUIDANCE = (*RACES, SAMPLER_QUALITY)  # the trade-off sweeps its own --guidances
+USES_STEPS = ("guidance-sweep", "ddpm-vs-flow", "epochs", GUIDANCE_TRADEOFF)  # races and quality: NFE decides
+USES_DATA = ("noising", "out-of-distribution", SAMPLER_QUALITY, GUIDANCE_TRADEOFF)  # test digits, or the judge's
+
+
+# Which of `experiment mnist`'s flags each experiment uses; any other given is refused (one line)
+MNIST_FLAG_SCOPES = (
+    FlagScope(("--checkpoint",), when("name", *USES_CHECKPOINT), ", ".join(USES_CHECKPOINT)),
+    FlagScope(("--guidance",), when("name", *USES_GUIDANCE), ", ".join(USES_GUIDANCE)),
+    FlagScope(("--steps",), when("name", *USES_STEPS), f"{', '.join(USES_STEPS)} (the races spend --nfe)"),
+    FlagScope(("--data-dir",), when("name", *USES_DATA), ", ".join(USES_DATA)),
+    FlagScope(("--run-dir", "--epochs"), when("name", "epochs"), "the epochs experiment"),
+    FlagScope(("--nfe",), when("name", *RACES), f"the sampler races ({', '.join(RACES)})"),
+    FlagScope(("--budgets",), when("name", SAMPLER_QUALITY), SAMPLER_QUALITY),
+    FlagScope(
+        ("--per-class",), when("name", SAMPLER_QUALITY, GUIDANCE_TRADEOFF), f"{SAMPLER_QUALITY}, {GUIDANCE_TRADEOFF}"
+    ),
+    FlagScope(("--guidances", "--sampler"), when("name", GUIDANCE_TRADEOFF), GUIDANCE_TRADEOFF),
+)
 
 
 def register(commands) -> None:
@@ -70,13 +91,12 @@ def register(commands) -> None:
         help="samplers, flow-samplers, sampler-quality: the CFG scale γ (default 5; 1 is the conditional model alone)",
     )
     mnist.add_argument(
-        "--nfe", type=steps, default=RACE_BUDGET, help="sampler races: model evaluations per sampler (default 10)"
+        "--nfe", type=steps, help=f"sampler races: model evaluations per sampler (default {RACE_BUDGET})"
     )
     mnist.add_argument(
         "--budgets",
         type=step_list,
-        default=list(QUALITY_BUDGETS),
-        help="sampler-quality: NFE budgets (default 5,10,20,50,100)",
+        help=f"sampler-quality: NFE budgets (default {','.join(map(str, QUALITY_BUDGETS))})",
     )
     mnist.add_argument(
         "--per-class",
@@ -113,7 +133,7 @@ def run_sampler_quality(args: argparse.Namespace) -> int:
 
     request = QualityRequest(
         checkpoint=args.checkpoint or QualityRequest.checkpoint,
-        budgets=args.budgets,
+        budgets=args.budgets or QualityRequest.budgets,
         per_class=args.per_class or QUALITY_PER_CLASS,
         guidance=args.guidance,
         seed=args.seed,
@@ -171,6 +191,10 @@ def run_guidance_tradeoff(args: argparse.Namespace) -> int:
     return 0
 
 
+def flag_scopes(args: argparse.Namespace) -> tuple[FlagScope, ...]:
+    return {"mnist": MNIST_FLAG_SCOPES, "toy2d": toy2d.EXPERIMENT_FLAG_SCOPES}.get(args.dataset, ())
+
+
 def run(args: argparse.Namespace) -> int:
     check_output_folder(args.out_dir, "--out-dir")
     if args.dataset == "toy2d":
@@ -184,16 +208,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         from diffusion_stepper.core.mnist.experiments import EXPERIMENTS, ExperimentOptions, experiment_requests
 
-        for flag in ("checkpoint", "guidance"):
-            if getattr(args, flag) is not None and args.name not in USES_CHECKPOINT:
-                raise UserFacingError(f"--{flag} is for {', '.join(USES_CHECKPOINT)}; {args.name} sets its own")
         if args.name == SAMPLER_QUALITY:
             return run_sampler_quality(args)
         if args.name == GUIDANCE_TRADEOFF:
             return run_guidance_tradeoff(args)
-        for flag in ("guidances", "sampler"):
-            if getattr(args, flag) is not None:
-                raise UserFacingError(f"--{flag} is for {GUIDANCE_TRADEOFF}")
         options = ExperimentOptions(
             seed=args.seed,
             device=args.device,
@@ -201,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             run_dir=args.run_dir,
             epochs=args.epochs,
-            nfe=args.nfe,
+            nfe=args.nfe or ExperimentOptions.nfe,
             guidance=args.guidance,
         )
         if args.checkpoint:

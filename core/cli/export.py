@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from diffusion_stepper.core.cli.common import float_in, int_in, int_list, progress
+from diffusion_stepper.core.cli.common import FlagScope, float_in, int_in, int_list, progress
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.files import check_output_file
 
@@ -98,8 +98,24 @@ def export_layout(args: argparse.Namespace):
 # The flags that shape pictures or animations, which a page does not take: it shows every panel
 # and lets the reader choose the speed.
 PICTURE_FLAGS = (
-    *("panel", "fps", "frames", "scale", "layout", "aspect", "width"),
-    *("for_slides", "steps_shown", "anagram_turn"),
+    *("--panel", "--fps", "--frames", "--scale", "--layout", "--aspect", "--width"),
+    *("--for-slides", "--steps-shown", "--anagram-turn"),
+)
+
+
+def _making(*kinds: str):
+    return lambda args: any(getattr(args, kind) is not None for kind in kinds)
+
+
+# Which flags each kind of export takes; any other given is refused (one line)
+FLAG_SCOPES = (
+    FlagScope(
+        PICTURE_FLAGS, lambda args: args.html is None, "pictures and animations; a --html page takes --every, --title"
+    ),
+    FlagScope(("--title",), _making("html"), "--html pages"),
+    FlagScope(("--fps", "--frames"), _making("gif", "mp4"), "animations (--gif, --mp4)"),
+    FlagScope(("--every",), _making("gif", "mp4", "html"), "animations and pages; --png-grid takes --steps-shown"),
+    FlagScope(("--steps-shown",), _making("png_grid"), "--png-grid"),
 )
 
 
@@ -115,28 +131,25 @@ def run_html(args: argparse.Namespace) -> int:
     from diffusion_stepper.core.io.trajectory_file import load_trajectory
     from diffusion_stepper.core.session import default_run_name
 
-    given = [f"--{name.replace('_', '-')}" for name in PICTURE_FLAGS if getattr(args, name) not in (None, False)]
-    if given:
-        raise UserFacingError(f"{', '.join(given)}: for pictures and animations; a --html page takes --every, --title")
-    check_output_file(args.html, "--html")
+    check_output_file(args.html, "--html", inputs=args.trajectory)
     trajectories = [load_trajectory(path) for path in args.trajectory]
     names = [default_run_name(trajectory.meta) for trajectory in trajectories]
     if len(set(names)) < len(names):  # two runs with the same settings: their files tell them apart
         names = [f"{name} ({Path(path).stem})" for name, path in zip(names, args.trajectory)]
     longest = max(len(trajectory) for trajectory in trajectories)
     every = args.every or 1
-    if args.every is None and longest > PAGE_FRAME_LIMIT:
+    options = PageOptions(every=every, title=args.title)
+    try:
+        items = html_page_items(list(zip(names, trajectories)), args.html, options)  # checks, before the bar
+    except ValueError as exc:
+        raise UserFacingError(str(exc)) from None
+    if args.every is None and longest > PAGE_FRAME_LIMIT:  # said once the page is known to fit: a refusal is one line
         k = suggested_every(longest)
         print(
             f"note: {longest} frames make a large page that is slow to open; --every {k} keeps "
             f"{kept_frame_count(longest, k)} of them (the last too)",
             file=sys.stderr,
         )
-    options = PageOptions(every=every, title=args.title)
-    try:
-        items = html_page_items(list(zip(names, trajectories)), args.html, options)  # checks, before the bar
-    except ValueError as exc:
-        raise UserFacingError(str(exc)) from None
     total = sum(kept_frame_count(len(trajectory), every) for trajectory in trajectories)
     with progress(total, "building the page", unit="frame") as bar:
         for done, _ in items:
@@ -145,6 +158,10 @@ def run_html(args: argparse.Namespace) -> int:
     size = Path(args.html).stat().st_size
     print(f"wrote {args.html} ({size / 1e6:.1f} MB, {len(trajectories)} run{'s' if len(trajectories) > 1 else ''})")
     return 0
+
+
+def flag_scopes(args: argparse.Namespace) -> tuple[FlagScope, ...]:
+    return FLAG_SCOPES
 
 
 def run(args: argparse.Namespace) -> int:
@@ -157,10 +174,8 @@ def run(args: argparse.Namespace) -> int:
     )
     from diffusion_stepper.core.io.trajectory_file import load_trajectory
 
-    if args.html:
+    if args.html is not None:
         return run_html(args)
-    if args.title is not None:
-        raise UserFacingError("--title is for --html pages")
     if len(args.trajectory) > 1:
         raise UserFacingError("one trajectory per GIF, MP4 or contact sheet; several runs share one --html page")
     args.trajectory = args.trajectory[0]
@@ -169,9 +184,9 @@ def run(args: argparse.Namespace) -> int:
     flag, out = next(
         (f"--{name.replace('_', '-')}", getattr(args, name))
         for name in ("gif", "mp4", "png_grid")
-        if getattr(args, name)
+        if getattr(args, name) is not None
     )
-    check_output_file(out, flag)
+    check_output_file(out, flag, inputs=[args.trajectory])
     trajectory = load_trajectory(args.trajectory)
     try:
         if args.anagram_turn:

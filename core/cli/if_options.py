@@ -7,7 +7,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from diffusion_stepper.core.cli.common import add_sampler_arguments, float_in, int_in, samples, seed, steps
+from diffusion_stepper.core.cli.common import (
+    FlagScope,
+    add_sampler_arguments,
+    float_in,
+    int_in,
+    samples,
+    seed,
+    steps,
+    when,
+)
 
 
 def add_if_settings_arguments(
@@ -43,7 +52,7 @@ def add_if_settings_arguments(
         help=f"inpainting: binary mask, white where new content goes{default_note and ' (default: its mask)'}",
     )
     parser.add_argument(
-        "--views", nargs="+", choices=VIEW_NAMES, default=["identity", "flip"], help="anagram: one view per prompt"
+        "--views", nargs="+", choices=VIEW_NAMES, help="anagram: one view per prompt (default: identity flip)"
     )
     chain = parser.add_mutually_exclusive_group()
     chain.add_argument("--steps", type=steps, help="the scheduler's own set_timesteps(N) list")
@@ -67,13 +76,11 @@ def add_if_settings_arguments(
         default="dynamic",
         help="dynamic: IF's dynamic thresholding (default); none: the course's plain formula",
     )
-    add_sampler_arguments(
-        parser, IF_SAMPLERS, "ddpm: IF's own posterior step with its learned variance", default="ddpm"
-    )
+    add_sampler_arguments(parser, IF_SAMPLERS, "ddpm: IF's own posterior step with its learned variance")
     parser.add_argument(
         "--blur-kernel", type=int_in(BLUR_KERNEL), help="Gaussian kernel size (blur default 5, hybrid 33)"
     )
-    parser.add_argument("--blur-sigma", type=float_in(BLUR_SIGMA), default=2.0)
+    parser.add_argument("--blur-sigma", type=float_in(BLUR_SIGMA), help="blur, hybrid: the Gaussian's σ (default 2)")
     parser.add_argument("--model-dir", help="a local IF stage folder (diffusers layout) instead of the hub")
     parser.add_argument(
         "--size", choices=sorted(STAGE_I_SIZES), help="model size from the hub (default XL for stage I, L for stage II)"
@@ -92,6 +99,45 @@ def if_settings(args: argparse.Namespace):
     from diffusion_stepper.core.deepfloyd_if.tasks import IFRequest
 
     prompts = list(args.prompt) + [prompt for prompt in (args.prompt2, args.prompt3, args.prompt4) if prompt]
-    # the loaded parts and a branch point (compare=False) are not flags
+    # the loaded parts and a branch point (compare=False) are not flags; flags left out keep the request's defaults
     names = {field.name for field in dataclasses.fields(IFRequest) if field.compare} - {"prompt"}
-    return IFRequest(prompt=prompts, **{name: getattr(args, name) for name in names if hasattr(args, name)})
+    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    return IFRequest(prompt=prompts, **given)
+
+
+def if_flag_scopes() -> tuple[FlagScope, ...]:
+    """Which of `sample if`'s flags do something for which task."""
+    from diffusion_stepper.core.deepfloyd_if.tasks import (
+        AT_CHOSEN_T,
+        FROM_I_START,
+        NEEDS_IMAGE,
+        TASKS,
+        WITHOUT_UNET,
+    )
+
+    chained = tuple(task for task in TASKS if task not in AT_CHOSEN_T)
+    return (
+        FlagScope(("--t",), when("task", *AT_CHOSEN_T), f"the tasks at chosen timesteps ({', '.join(AT_CHOSEN_T)})"),
+        FlagScope(
+            ("--steps", "--stride", "--sampler", "--eta"),
+            when("task", *chained),
+            f"the tasks that walk a chain of steps ({', '.join(chained)}), not {', '.join(AT_CHOSEN_T)}",
+        ),
+        FlagScope(
+            ("--i-start",), when("task", *FROM_I_START), f"the tasks that start part-way ({', '.join(FROM_I_START)})"
+        ),
+        FlagScope(
+            ("--image",), when("task", *NEEDS_IMAGE), f"the tasks that start from an image ({', '.join(NEEDS_IMAGE)})"
+        ),
+        FlagScope(("--mask",), when("task", "inpaint"), "--task inpaint"),
+        FlagScope(("--views",), when("task", "anagram"), "--task anagram"),
+        FlagScope(("--prompt2",), when("task", "anagram", "hybrid"), "the tasks with two prompts (anagram, hybrid)"),
+        FlagScope(("--prompt3", "--prompt4"), when("task", "anagram"), "--task anagram (one prompt per view)"),
+        FlagScope(("--blur-kernel", "--blur-sigma"), when("task", "blur", "hybrid"), "--task blur and --task hybrid"),
+        FlagScope(("--noise-level",), when("task", "upscale"), "--task upscale"),
+        FlagScope(
+            ("--prompt", "--guidance", "--no-cfg"),
+            lambda args: args.task not in WITHOUT_UNET,
+            f"the tasks that run the model, not {', '.join(WITHOUT_UNET)}",
+        ),
+    )

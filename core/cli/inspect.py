@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from diffusion_stepper.core.cli.common import int_list
+from diffusion_stepper.core.cli.common import FlagScope, int_list
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.parsing import format_int_list, shorten
 
@@ -24,6 +24,13 @@ def register(commands) -> None:
         help="MNIST runs: the bundled judge's figures for the final digits (right digit, FD beside real digits)",
     )
     inspect.add_argument("--data-dir", help="--judge: the MNIST folder (default: the bundled one)")
+
+
+FLAG_SCOPES = (FlagScope(("--data-dir",), lambda args: args.judge, "--judge (the real digits it compares with)"),)
+
+
+def flag_scopes(args: argparse.Namespace) -> tuple[FlagScope, ...]:
+    return FLAG_SCOPES
 
 
 def run(args: argparse.Namespace) -> int:

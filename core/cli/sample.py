@@ -8,10 +8,11 @@ from pathlib import Path
 
 from diffusion_stepper.core.cli import toy2d
 from diffusion_stepper.core.cli.common import (
+    FlagScope,
     OneLineParser,
     add_sampler_arguments,
-    finite_float,
     float_in,
+    input_files,
     int_in,
     int_list,
     print_image_notes,
@@ -20,9 +21,9 @@ from diffusion_stepper.core.cli.common import (
     seed,
     steps,
 )
-from diffusion_stepper.core.cli.if_options import add_if_settings_arguments, if_settings
+from diffusion_stepper.core.cli.if_options import add_if_settings_arguments, if_flag_scopes, if_settings
 from diffusion_stepper.core.files import check_output_file
-from diffusion_stepper.core.limits import KEEP_EVERY
+from diffusion_stepper.core.limits import GUIDANCE, KEEP_EVERY
 
 NAME = "sample"
 
@@ -44,9 +45,9 @@ def register(commands) -> None:
     mnist = targets.add_parser("mnist", help="an MNIST model (part B)")
     mnist.add_argument("--checkpoint", default=bundled.DEFAULT_MODEL, help="bundled name or path (default %(default)s)")
     mnist.add_argument("--classes", type=int_list, help="digits to sample, e.g. 0,1,2 or 0-9 (class models)")
-    mnist.add_argument("--per-class", type=samples, default=1)
+    mnist.add_argument("--per-class", type=samples, help="class models: samples of each class (default 1)")
     mnist.add_argument("--num", type=samples, help="number of samples (unconditional models)")
-    mnist.add_argument("--guidance", type=finite_float, help="CFG scale (class models; default 5)")
+    mnist.add_argument("--guidance", type=float_in(GUIDANCE), help="CFG scale (class models; default 5)")
     mnist.add_argument("--steps", type=steps, help="sampling steps (default: the model's own)")
     mnist.add_argument("--sigma", type=float_in(NOISE_SIGMA), help="single-step: noise level of the input")
     mnist.add_argument(
@@ -85,8 +86,7 @@ def register(commands) -> None:
     deepfloyd_if.add_argument(
         "--noise-level",
         type=int_in(CHAIN_INDEX),
-        default=DEFAULT_NOISE_LEVEL,
-        help="upscale: noise added to the low-res image",
+        help=f"upscale: noise added to the low-res image (default {DEFAULT_NOISE_LEVEL})",
     )
     add_if_settings_arguments(deepfloyd_if)
     add_output_arguments(deepfloyd_if, several="; several runs get -i<K> suffixes")
@@ -104,6 +104,17 @@ def add_output_arguments(parser: argparse.ArgumentParser, several: str = "") -> 
     parser.add_argument("--out", required=True, help=f"trajectory file to write (.npz){several}")
 
 
+# The flags of `sample mnist` that do something only with another; which suit the model (classes,
+# guidance, sampler, η) its own checks say once it is loaded
+MNIST_FLAG_SCOPES = (
+    FlagScope(("--data-dir",), lambda args: args.noisy_test, "--noisy-test (the test digits to noise)"),
+)
+
+
+def flag_scopes(args: argparse.Namespace) -> tuple[FlagScope, ...]:
+    return {"toy2d": toy2d.SAMPLE_FLAG_SCOPES, "if": if_flag_scopes()}.get(args.dataset, MNIST_FLAG_SCOPES)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.dataset == "toy2d":
         return toy2d.run_sample(args)
@@ -114,7 +125,7 @@ def run_mnist(args: argparse.Namespace) -> int:
     from diffusion_stepper.core.io.trajectory_file import save_trajectory
     from diffusion_stepper.core.mnist.sampling import SampleRequest
 
-    check_output_file(args.out)
+    check_output_file(args.out, inputs=input_files(args.checkpoint))
 
     # the flags are named like the request's fields
     request = SampleRequest(**{field.name: getattr(args, field.name) for field in dataclasses.fields(SampleRequest)})
@@ -131,7 +142,7 @@ def run_if(args: argparse.Namespace) -> int:
     from diffusion_stepper.core.deepfloyd_if.tasks import prepare
     from diffusion_stepper.core.io.trajectory_file import save_trajectory
 
-    check_output_file(args.out)
+    check_output_file(args.out, inputs=input_files(args.image, args.mask, args.embeddings))
     requests = prepare(if_settings(args)).expand()  # the model and prompts load once for all runs
     out = Path(args.out)
     for number, request in enumerate(requests, 1):

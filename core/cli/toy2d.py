@@ -15,7 +15,9 @@ import argparse
 from pathlib import Path
 
 from diffusion_stepper.core.cli.common import (
+    FlagScope,
     float_in,
+    input_files,
     int_in,
     positive_int,
     progress,
@@ -38,24 +40,15 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--iterations", type=int_in((1, 1_000_000)), help="toy2d: training iterations (default 5,000)")
 
 
-# train's flags that shape an MNIST run, which a 2D model does not take (all default to None/False)
-_MNIST_ONLY = ("epochs", "lr_schedule", "ema_decay", "sigma", "limit", "epoch_samples", "epoch_sample_steps", "resume")
-
-
 def run_train(args: argparse.Namespace) -> int:
     from diffusion_stepper.core.toy2d.checkpoints import save_toy2d_checkpoint
     from diffusion_stepper.core.toy2d.training import Toy2DConfig, Toy2DLoss, train_toy2d
 
-    given = [name for name in _MNIST_ONLY if getattr(args, name)] + (["pure_noise"] if args.pure_noise else [])
-    if given:
-        flag = "--" + given[0].replace("_", "-")
-        raise UserFacingError(
-            f"{flag} is for MNIST; train toy2d takes --dataset, --objective, --classes, --iterations, "
-            "--batch-size, --lr, --hidden, --p-uncond, --seed"
-        )
-    if not args.dataset:
+    if not args.dataset:  # train's FLAG_SCOPES have refused the flags a 2D model does not take
         raise UserFacingError("train toy2d needs --dataset (moons, checkerboard, ... or a drawn .json)")
-    config = Toy2DConfig(dataset=args.dataset, objective=args.objective or "flow", classes=args.classes, seed=args.seed)
+    config = Toy2DConfig(
+        dataset=args.dataset, objective=args.objective or "flow", classes=args.classes, seed=args.seed or 0
+    )
     for name in ("iterations", "batch_size", "lr", "hidden", "p_uncond"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
@@ -91,10 +84,25 @@ def add_sample_parser(targets) -> None:
     toy.add_argument("--steps", type=steps, help="default: 100 (DDPM) or 50 (flow)")
     toy.add_argument("--eta", type=float_in(ETA), help="DDIM's η")
     toy.add_argument("--class", dest="label", type=int_in((0, 63)), help="guide every particle to this class (CFG)")
-    toy.add_argument("--guidance", type=float_in(GUIDANCE), default=1.0, help="CFG's γ with --class (default 1)")
+    toy.add_argument("--guidance", type=float_in(GUIDANCE), help="CFG's γ with --class (default 1)")
     toy.add_argument("--seed", type=seed, default=0)
     toy.add_argument("--keep-every", type=int_in(KEEP_EVERY), default=1, metavar="K", help="store every K-th frame")
     toy.add_argument("--out", required=True, help="trajectory file to write (.npz)")
+
+
+# `sample toy2d`'s flags that do something only with another (η with DDIM: the sampler's own check)
+SAMPLE_FLAG_SCOPES = (
+    FlagScope(("--objective",), lambda args: bool(args.exact), "--exact (a checkpoint has its own objective)"),
+    FlagScope(("--guidance",), lambda args: args.label is not None, "--class (CFG towards that class)"),
+)
+EXPERIMENT_FLAG_SCOPES = (
+    FlagScope(
+        ("--dataset",),
+        lambda args: not args.checkpoint,
+        "the exact field (a checkpoint samples its own data)",
+        dests={"--dataset": "mixture"},
+    ),
+)
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -102,9 +110,7 @@ def run_sample(args: argparse.Namespace) -> int:
     from diffusion_stepper.core.toy2d.experiments import SourceSpec, Toy2DRequest
     from diffusion_stepper.core.toy2d.runs import Toy2DSettings
 
-    if args.checkpoint and args.objective:
-        raise UserFacingError("--objective is for --exact; a checkpoint has its own")
-    check_output_file(args.out)
+    check_output_file(args.out, inputs=input_files(args.checkpoint, args.exact))
     spec = SourceSpec(args.checkpoint, args.exact or "", args.objective or "ddpm")
     settings = Toy2DSettings(
         count=args.num,
@@ -113,7 +119,7 @@ def run_sample(args: argparse.Namespace) -> int:
         sampler=args.sampler,
         eta=args.eta,
         label=args.label,
-        guidance=args.guidance,
+        guidance=1.0 if args.guidance is None else args.guidance,
     )
     trajectory = record_run(Toy2DRequest(spec, settings), "sampling", args.keep_every)
     path = save_trajectory(trajectory, args.out)
@@ -137,8 +143,7 @@ def add_experiment_parser(targets) -> None:
     toy.add_argument(
         "--dataset",
         dest="mixture",  # `dataset` names the sub-command (mnist, if, toy2d)
-        default=DEFAULT_DATASET,
-        help="a Gaussian mixture for the exact field: 8-gaussians or a drawn .json",
+        help=f"a Gaussian mixture for the exact field: {DEFAULT_DATASET} (the default) or a drawn .json",
     )
     toy.add_argument("--num", type=positive_int, default=DEFAULT_PARTICLES, help="particles per run")
     toy.add_argument("--seed", type=seed, default=0)
@@ -147,6 +152,7 @@ def add_experiment_parser(targets) -> None:
 def run_experiment(args: argparse.Namespace) -> int:
     from diffusion_stepper.core.toy2d.experiments import Toy2DExperimentOptions, toy2d_experiment_requests
 
-    options = Toy2DExperimentOptions(checkpoint=args.checkpoint, dataset=args.mixture, count=args.num, seed=args.seed)
+    options = Toy2DExperimentOptions(checkpoint=args.checkpoint, count=args.num, seed=args.seed)
+    options.dataset = args.mixture or options.dataset
     write_experiment(args.name, toy2d_experiment_requests(args.name, options), Path(args.out_dir))
     return 0

@@ -6,11 +6,24 @@ import argparse
 from pathlib import Path
 
 from diffusion_stepper.core.cli import toy2d
-from diffusion_stepper.core.cli.common import float_in, fraction, int_in, positive_int, progress, seed, steps
-from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.cli.common import (
+    FlagScope,
+    float_in,
+    fraction,
+    int_in,
+    positive_int,
+    progress,
+    seed,
+    steps,
+    when,
+)
 from diffusion_stepper.core.files import check_output_folder
 
 NAME = "train"
+MNIST = "mnist"
+JUDGE = "mnist-judge"
+TOY2D = "toy2d"
+DEFAULT_MODEL, DEFAULT_PRESET = "class", "course"
 
 
 def register(commands) -> None:
@@ -23,16 +36,15 @@ def register(commands) -> None:
         help="train a CS180 part B model on MNIST (mnist), the digit judge that scores samples (mnist-judge), "
         "or a 2D lab model (toy2d)",
     )
-    train.add_argument("target", metavar="{mnist,mnist-judge,toy2d}", choices=["mnist", JUDGE, TOY2D])
-    train.add_argument("--model", choices=MODEL_KINDS, default="class", help="default: class")
+    train.add_argument("target", metavar="{mnist,mnist-judge,toy2d}", choices=[MNIST, JUDGE, TOY2D])
+    train.add_argument("--model", choices=MODEL_KINDS, help=f"default: {DEFAULT_MODEL}")
     train.add_argument(
         "--objective", choices=["ddpm", "flow"], help="for time/class models (default: ddpm, or flow with quick)"
     )
     train.add_argument(
         "--preset",
         choices=PRESETS,
-        default="course",
-        help=f"course: CS180's recipe; quick: {QUICK_SUMMARY}",
+        help=f"course: CS180's recipe (the default); quick: {QUICK_SUMMARY}",
     )
     train.add_argument("--epochs", type=int_in(EPOCHS))
     train.add_argument("--hidden", type=int_in(HIDDEN), help="UNet hidden size D")
@@ -49,11 +61,11 @@ def register(commands) -> None:
         "--pure-noise", action="store_true", help="single-step: train on pure noise z = ε (part B's average digit)"
     )
     train.add_argument("--p-uncond", type=fraction, help="class dropout probability (default 0.1)")
-    train.add_argument("--seed", type=seed, default=0)
-    train.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    train.add_argument("--seed", type=seed, help="default 0")
+    train.add_argument("--device", choices=DEVICE_CHOICES, help="default auto")
     train.add_argument("--data-dir", help="another copy of the MNIST IDX files (default: the bundled one)")
     train.add_argument("--limit", type=positive_int, help="train on the first N images only")
-    train.add_argument("--log-every", type=positive_int, default=10, help="iterations per loss event")
+    train.add_argument("--log-every", type=positive_int, help="iterations per loss event (default 10)")
     train.add_argument(
         "--epoch-samples", type=int_in((0, SAMPLES[1])), help="samples drawn after each epoch (0: none; default 40)"
     )
@@ -69,9 +81,7 @@ def config_from_flags(args: argparse.Namespace):
 
     if args.resume:
         return config_for_resume(args.resume, epochs=args.epochs, device=args.device)
-    if args.model == "single-step" and args.objective:
-        raise UserFacingError("--objective is for time and class models; the single-step model has one objective")
-    config = preset_config(args.preset, args.model, args.objective)
+    config = preset_config(args.preset or DEFAULT_PRESET, args.model or DEFAULT_MODEL, args.objective)
     for name in (
         "epochs",
         "hidden",
@@ -86,43 +96,59 @@ def config_from_flags(args: argparse.Namespace):
     ):
         if getattr(args, name) is not None:  # flags left out keep the preset's value
             setattr(config, name, getattr(args, name))
-    if args.pure_noise:
-        if args.model != "single-step":
-            raise UserFacingError("--pure-noise is for the single-step model")
-        config.pure_noise = True
-    config.seed, config.device = args.seed, args.device
-    config.log_every = args.log_every
+    config.pure_noise = args.pure_noise  # only the single-step model takes it (FLAG_SCOPES)
+    config.seed, config.device = args.seed or 0, args.device or "auto"
+    config.log_every = args.log_every or config.log_every
     if args.epoch_samples is not None:
         config.epoch_samples = args.epoch_samples
     return config
 
 
-JUDGE = "mnist-judge"
-TOY2D = "toy2d"
-# the flags that shape a diffusion model, which the judge does not take
-_DIFFUSION_ONLY = (
-    "objective",
-    "hidden",
-    "lr_schedule",
-    "ema_decay",
-    "sigma",
-    "p_uncond",
-    "limit",
-    "epoch_samples",
-    "epoch_sample_steps",
-    "resume",
+# The flags that make a new run's recipe, which --resume takes from the checkpoint instead
+RECIPE_FLAGS = (
+    *("--model", "--preset", "--objective", "--hidden", "--batch-size", "--lr", "--lr-schedule", "--ema-decay"),
+    *("--sigma", "--pure-noise", "--p-uncond", "--limit", "--epoch-samples", "--epoch-sample-steps"),
+    *("--log-every", "--seed"),
+)
+# Which flags do something for which target and model; any other given is refused (one line)
+FLAG_SCOPES = (
+    FlagScope(
+        ("--model", "--preset", "--lr-schedule", "--ema-decay", "--limit", "--log-every", "--device"),
+        when("target", MNIST),
+        "train mnist",
+    ),
+    FlagScope(("--epoch-samples", "--epoch-sample-steps", "--resume"), when("target", MNIST), "train mnist"),
+    FlagScope(("--epochs", "--data-dir"), when("target", MNIST, JUDGE), "MNIST (train mnist, mnist-judge)"),
+    FlagScope(("--hidden",), when("target", MNIST, TOY2D), "train mnist and toy2d (the judge's layers are fixed)"),
+    FlagScope(("--dataset", "--classes", "--iterations"), when("target", TOY2D), "train toy2d"),
+    FlagScope(
+        ("--objective",),
+        lambda args: args.target == TOY2D or (args.target == MNIST and args.model != "single-step"),
+        "time and class models and train toy2d (the single-step model has one objective)",
+    ),
+    FlagScope(
+        ("--sigma", "--pure-noise"),
+        lambda args: args.target == MNIST and args.model == "single-step",
+        "the single-step model (--model single-step)",
+    ),
+    FlagScope(
+        ("--p-uncond",),
+        lambda args: args.classes if args.target == TOY2D else args.target == MNIST and args.model in (None, "class"),
+        "class-conditioned models (train mnist's class model, train toy2d --classes)",
+    ),
+    FlagScope(
+        RECIPE_FLAGS,
+        lambda args: not args.resume,
+        "a new run: --resume goes on with the checkpoint's own recipe (it takes --epochs, --device, --data-dir)",
+    ),
 )
 
 
 def train_judge_command(args: argparse.Namespace) -> int:
     from diffusion_stepper.core.mnist.judge import JudgeTraining, train_judge
 
-    given = [name for name in _DIFFUSION_ONLY if getattr(args, name)] + (["pure_noise"] if args.pure_noise else [])
-    if given:
-        flag = "--" + given[0].replace("_", "-")
-        raise UserFacingError(f"{flag} shapes a diffusion model; the judge takes --epochs, --batch-size, --lr, --seed")
     check_output_folder(args.out)
-    settings = JudgeTraining(seed=args.seed, data_dir=args.data_dir)
+    settings = JudgeTraining(seed=args.seed or 0, data_dir=args.data_dir)
     for name in ("epochs", "batch_size", "lr"):
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
@@ -131,13 +157,15 @@ def train_judge_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def flag_scopes(args: argparse.Namespace) -> tuple[FlagScope, ...]:
+    return FLAG_SCOPES
+
+
 def run(args: argparse.Namespace) -> int:
     if args.target == JUDGE:
         return train_judge_command(args)
     if args.target == TOY2D:
         return toy2d.run_train(args)
-    if args.dataset or args.classes or args.iterations:
-        raise UserFacingError("--dataset, --classes and --iterations are for train toy2d")
     from diffusion_stepper.core.mnist.data import mnist_source
     from diffusion_stepper.core.mnist.training import EpochEvent, LossEvent, train_on_mnist
     from diffusion_stepper.core.training_progress import LossHistory

@@ -15,7 +15,7 @@ import torch
 
 from diffusion_stepper.core.devices import is_gpu
 from diffusion_stepper.core.errors import UserFacingError
-from diffusion_stepper.core.files import check_input_file
+from diffusion_stepper.core.files import check_input_file, read_torch_data
 
 UNCONDITIONAL = ""
 MAX_TOKENS = 77  # IF's T5 sequence length
@@ -41,7 +41,7 @@ class PromptEmbeddings:
     ) -> PromptEmbeddings:
         path = check_input_file(path)
         try:
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
+            loaded = read_torch_data(path)
         except Exception as error:  # pickle, zip or safety errors: all mean "not an embeddings file"
             raise UserFacingError(
                 f"{path} is not a prompt-embeddings file (a dict of prompt -> tensor saved with torch.save): "

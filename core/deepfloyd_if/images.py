@@ -8,6 +8,7 @@ with one line that says why.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,10 +18,14 @@ from PIL import Image, UnidentifiedImageError
 
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.files import check_input_file
+from diffusion_stepper.core.limits import check_memory
 
-# Pillow refuses images above about 179 megapixels as possible decompression bombs; a photo of
-# that size is rare, and a JPEG is decoded at a reduced scale (draft mode) long before it.
-MAX_PIXELS = 179_000_000
+# The most pixels a picture may decode to, read from its header before anything is decoded: a
+# 48-megapixel phone photo's JPEG decodes at a reduced scale (draft mode) well under it, while a
+# small crafted PNG of 144 megapixels (Pillow warns only above 89, refuses above 179) would cost
+# gigabytes on its way to IF's 64 px. Every conversion below stays within a few copies of it.
+MAX_PIXELS = 24_000_000
+CONVERSION_BYTES_PER_PIXEL = 16  # a float32 working copy of a grey picture, its 8-bit and RGB copies
 # The files taken as pictures (a dropped file with another suffix opens as a run or a checkpoint).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
@@ -32,12 +37,28 @@ class LoadedImage:
     original_size: tuple[int, int] = (0, 0)  # (width, height) as the file has it
 
 
-def _open(path: Path) -> Image.Image:
-    """The picture at `path`, decoded in full, so a truncated file is reported here and not mid-run."""
+def picture_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) from the picture's header, nothing decoded (and Pillow's warnings kept quiet)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path) as image:
+            return image.size
+
+
+def _open(path: Path, draft_size: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """The picture at `path`, decoded in full (a big JPEG at a reduced scale, at least `draft_size`
+    on a side), so a truncated file is reported here and not mid-run; and its size in the file.
+    Its size is checked against MAX_PIXELS from the header, before any decoding."""
     check_input_file(path)
     try:
-        image = Image.open(path)
-        image.load()
+        with warnings.catch_warnings():  # the size is checked here, with a limit well under Pillow's
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+            original_size = image.size
+            if draft_size and image.format == "JPEG" and min(image.size) > 2 * draft_size:
+                image.draft("RGB", (draft_size, draft_size))  # decode a big JPEG at a fraction of its size
+            _check_pixels(path, image)
+            image.load()
     except UnidentifiedImageError as error:
         raise UserFacingError(f"{path} is not an image Pillow can read (PNG, JPEG, WebP, BMP, TIFF, ...)") from error
     except Image.DecompressionBombError as error:
@@ -46,23 +67,38 @@ def _open(path: Path) -> Image.Image:
         ) from error
     except (OSError, SyntaxError, ValueError) as error:  # a damaged file; Pillow raises all three
         raise UserFacingError(f"{path} is damaged or truncated: {str(error).splitlines()[0]}") from None
-    return image
+    return image, original_size
+
+
+def _check_pixels(path: Path, image: Image.Image) -> None:
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        image.close()
+        raise UserFacingError(
+            f"{path} is {width}x{height} pixels ({width * height / 1e6:,.0f} megapixels), more than the "
+            f"{MAX_PIXELS / 1e6:g} this app decodes: downscale it first (IF works at 64 px)"
+        )
+    check_memory(CONVERSION_BYTES_PER_PIXEL * width * height, f"opening {path}", "downscale the picture first")
 
 
 def _to_rgb(image: Image.Image, notes: list[str]) -> Image.Image:
     """Any Pillow mode to 8-bit RGB, with a note for each lossy or surprising step."""
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I"):
-        array = np.asarray(image, dtype=np.float64)
+        array = np.array(image, dtype=np.float32)  # one working copy, scaled in place
         peak = 65535.0 if mode.startswith("I;16") or array.max() > 255 else 255.0
         notes.append(f"converted from {mode} ({'16' if peak > 255 else '32'}-bit) greyscale to 8-bit RGB")
-        return Image.fromarray(np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)).convert("RGB")
+        array *= 255.0 / peak
+        array += 0.5
+        return Image.fromarray(np.clip(array, 0, 255, out=array).astype(np.uint8)).convert("RGB")
     if mode == "F":
-        array = np.asarray(image, dtype=np.float64)
+        array = np.array(image, dtype=np.float32)
         low, high = float(array.min()), float(array.max())
         notes.append(f"converted from floating-point greyscale (values {low:g} to {high:g}) to 8-bit RGB")
-        scaled = (array - low) / (high - low) if high > low else np.zeros_like(array)
-        return Image.fromarray((scaled * 255.0 + 0.5).astype(np.uint8)).convert("RGB")
+        array -= low
+        array *= 255.0 / (high - low) if high > low else 0.0
+        array += 0.5
+        return Image.fromarray(np.clip(array, 0, 255, out=array).astype(np.uint8)).convert("RGB")
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
         notes.append("transparency flattened onto white")
         rgba = image.convert("RGBA")
@@ -93,10 +129,7 @@ def open_rgb(
     """The picture at `path` as 8-bit RGB and its size in the file; conversions go to `notes`.
     With `draft_size`, a big JPEG is decoded at a reduced scale, at least that large."""
     path = Path(path)
-    image = _open(path)
-    original_size = image.size
-    if draft_size and image.format == "JPEG" and min(image.size) > 2 * draft_size:
-        image.draft("RGB", (draft_size, draft_size))  # decode a big JPEG at a fraction of its size
+    image, original_size = _open(path, draft_size)
     try:
         return _to_rgb(image, notes), original_size
     except OSError as error:
@@ -142,7 +175,7 @@ def check_mask(path: str | os.PathLike, image_size: tuple[int, int] | None = Non
     """The mask as 8-bit grey, refused unless it is readable, black and white, and either the
     image's size or square (the model's size, which is checked once the model is known)."""
     path = Path(path)
-    image = _open(path)
+    image, _ = _open(path)
     if image.size != tuple(image_size or ()) and image.size[0] != image.size[1]:
         wanted = f"{image_size[0]}x{image_size[1]} (the image's size) or square" if image_size else "square"
         raise UserFacingError(

@@ -57,7 +57,7 @@ from diffusion_stepper.core.diffusion.solvers import IF_SAMPLERS, check_sampler_
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import SamplingRun, forward_noised_start, with_extras
-from diffusion_stepper.core.limits import check_run_fits
+from diffusion_stepper.core.limits import check_guidance, check_run_fits
 
 TASKS = (
     "sample",
@@ -164,6 +164,7 @@ class IFRequest:
             t=self.t if task in AT_CHOSEN_T else None,
             steps=self.steps if own_chain else None,
             stride=self.stride if own_chain else None,
+            eta=self.eta if task not in AT_CHOSEN_T else None,
         )
 
     def expand(self) -> list[IFRequest]:
@@ -194,6 +195,10 @@ def _check(request: IFRequest) -> None:
     unknown_views = [name for name in request.views if name not in VIEW_NAMES] if request.task == "anagram" else []
     if unknown_views:
         raise UserFacingError(f"unknown view {unknown_views[0]!r}; choose from {', '.join(VIEW_NAMES)}")
+    if request.task not in ("anagram", "hybrid") and len(request.prompt) > 1:
+        raise UserFacingError(f"the {request.task} task takes one prompt, got {len(request.prompt)}: give one")
+    if request.task in AT_CHOSEN_T and request.eta is not None:
+        raise UserFacingError(f"the {request.task} task takes no sampling steps, so DDIM's η does nothing here")
     if request.task == "hybrid" and len(request.prompt) != 2:
         raise UserFacingError(
             "a hybrid image takes two prompts: --prompt LOW_FREQUENCY_PROMPT --prompt2 HIGH_FREQUENCY_PROMPT"
@@ -201,6 +206,8 @@ def _check(request: IFRequest) -> None:
     if request.steps is not None and request.stride is not None:
         raise UserFacingError("give --steps or --stride, not both")
     check_sampler_choice(request.sampler, request.eta, IF_SAMPLERS, "DeepFloyd IF")
+    if request.guidance is not None:
+        check_guidance(request.guidance)
     if request.num < 1:
         raise UserFacingError(f"--num must be at least 1, got {request.num}")
     if request.stage is None:  # before a model loads (minutes for real IF), the pictures are read once
@@ -477,7 +484,6 @@ def start_if(request: IFRequest) -> SamplingRun:
 def _original_size(image_path: str | None) -> tuple[int, int] | None:
     if not image_path or Path(image_path).suffix == ".npz":
         return None
-    from PIL import Image
+    from diffusion_stepper.core.deepfloyd_if.images import picture_size
 
-    with Image.open(image_path) as image:
-        return image.size
+    return picture_size(image_path)

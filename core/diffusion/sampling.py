@@ -26,6 +26,7 @@ import torch
 
 from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule
 from diffusion_stepper.core.frames import Frame, to_cpu
+from diffusion_stepper.core.limits import check_guidance
 
 Predictor = Callable[[torch.Tensor, float, torch.Tensor | None], torch.Tensor]
 # (x, t) -> the value a step rule consumes: the noise estimate evaluated again, for rules that
@@ -119,8 +120,7 @@ class ClassifierFreeGuidance:
         name: str = "eps",
         guided_channels: int | None = None,
     ):
-        if scale < 0:
-            raise ValueError(f"guidance scale must be >= 0, got {scale}")
+        check_guidance(scale)
         self.predict = predict
         self.both_conds = torch.cat([cond, uncond])
         self.scale = scale

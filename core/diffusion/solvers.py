@@ -413,6 +413,8 @@ def check_sampler_choice(name: str, eta: float | None, suitable, kind: str) -> N
     """One clear line for a sampler that does not suit the model, or an η it cannot use."""
     if name not in suitable:
         raise UserFacingError(unsuitable_sampler(name, suitable, kind))
+    if eta is not None and "ddim" not in suitable:
+        raise UserFacingError(f"--eta is DDIM's noise scale, and {kind} has no DDIM sampler: leave out --eta")
     if eta is not None and name != "ddim":
         raise UserFacingError(f"--eta is DDIM's noise scale; the {name!r} sampler has none (use --sampler ddim)")
     if eta is not None and out_of_range(eta, ETA):

@@ -45,9 +45,11 @@ from diffusion_stepper.core.diffusion.theory import (
     no_schedule_reason,
     schedule_curves,
 )
+from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import Trajectory
 from diffusion_stepper.core.io.export import field_caption, panel_names, select_frames, shown_tiles
 from diffusion_stepper.core.io.layout import class_columns
+from diffusion_stepper.core.limits import check_memory, format_bytes
 from diffusion_stepper.core.paths import resources_dir
 from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME, DONE, Session, run_differences
 from diffusion_stepper.core.toy2d.render import ParticleViewOptions, render_particles, view_title
@@ -58,6 +60,10 @@ from diffusion_stepper.core.toy2d.runs import is_toy2d
 PAGE_FRAME_LIMIT = 101
 PARTICLE_PICTURE_SIZE = 480  # the 2D view's pixels in a page: sharp at a laptop's full height
 PAGE_CURVE_POINTS = 101  # theory and schedule curves are thinned to this many points
+# A page's pictures are held as they are built (uint8 strips), then as PNG data URIs in the page's
+# text, which is copied a few times on its way to the file: about this many times the strips' bytes
+PAGE_MEMORY_FACTOR = 4
+PAGE_PICTURE_BYTES = 2_000_000_000  # strips beyond this make a page no browser opens: refused at any memory
 BASE_TRIAL_FRAMES = 6  # frames encoded to find the panel another is best stored as a difference from
 KEYFRAME_INTERVAL = 10  # every 10th frame of a panel is stored whole
 PARTICLES = "particles"  # the one panel of a 2D run
@@ -411,8 +417,38 @@ def html_page_items(
     ]
     particle_view = replace(options.particle_view or ParticleViewOptions(), size=PARTICLE_PICTURE_SIZE)
     particle_view.check()
+    check_page_fits(pages, particle_view)
     title = options.title or _page_title(pages)
     return _build_page(pages, path, title, options.every, particle_view)
+
+
+def _strip_bytes(page: _RunPage, particle_view: ParticleViewOptions) -> int:
+    """The bytes of one kept frame's pictures, all panels, as the page builds them (uint8 RGB)."""
+    if is_toy2d(page.trajectory.meta):
+        return 3 * particle_view.size**2
+    frame = page.trajectory[0]
+    total = 0
+    for name in page.panels():
+        try:
+            shape = tuple(frame.image(name).shape)
+        except (KeyError, AttributeError):  # an extra the first frame lacks: the size of x_t
+            shape = tuple(frame.x_t.shape)
+        total += 3 * math.prod(shape[:1] + shape[2:])  # N images of H × W, three channels each
+    return total
+
+
+def check_page_fits(pages: list[_RunPage], particle_view: ParticleViewOptions) -> None:
+    """Refuse, before any picture is drawn, a page whose pictures would not fit in the memory free
+    (or would make a page too large to open): a 2D run of 20,000 frames is 14 GB of pictures."""
+    frames = sum(len(page.indices) for page in pages)
+    pictures = sum(len(page.indices) * _strip_bytes(page, particle_view) for page in pages)
+    advice = f"keep fewer frames with --every K (the Export dialog's 'every k-th frame'); {frames:,} are kept now"
+    if pictures > PAGE_PICTURE_BYTES:
+        raise UserFacingError(
+            f"a page of {frames:,} frames would hold about {format_bytes(pictures)} of pictures, more than the "
+            f"{format_bytes(PAGE_PICTURE_BYTES)} a browser opens; {advice}"
+        )
+    check_memory(PAGE_MEMORY_FACTOR * pictures, f"a page of {frames:,} frames", advice)
 
 
 def _build_page(

@@ -26,17 +26,22 @@ import torch
 
 from diffusion_stepper.core import schema
 from diffusion_stepper.core.atomic import atomic_path
-from diffusion_stepper.core.errors import TrajectoryFileError
+from diffusion_stepper.core.errors import TrajectoryFileError, UserFacingError
 from diffusion_stepper.core.files import check_input_file
 from diffusion_stepper.core.frames import NOISE_FIELDS, Frame, Trajectory
 from diffusion_stepper.core.limits import (
     CHAIN_LENGTH,
     CLASSES,
     ETA,
+    GUIDANCE,
+    IMAGE_MAGNITUDE,
     MAX_UNPACK_RATIO,
     MIN_UNPACK_ALLOWANCE,
+    NAME_CHARS,
+    PICTURE_CHANNELS,
     SAMPLES,
     SEED,
+    TITLE_CHARS,
     check_memory,
     format_bytes,
 )
@@ -52,7 +57,9 @@ _FILE_KEYS = ("format", "version", "coeffs", "extras")
 
 
 def save_trajectory(trajectory: Trajectory, path: str | os.PathLike) -> Path:
-    """Write `trajectory` to `path` atomically; returns the path written."""
+    """Write `trajectory` to `path` atomically; returns the path written. What is written must
+    read back: pictures with NaN or overflowing values, or a record `load_trajectory` would refuse
+    (a name too long), are refused here in one line, before the file is replaced."""
     frames = trajectory.frames
     if not frames:
         raise ValueError("cannot save a trajectory with no frames")
@@ -85,8 +92,21 @@ def save_trajectory(trajectory: Trajectory, path: str | os.PathLike) -> Path:
         "coeffs": [frame.coeffs for frame in frames],
         "extras": extras_present,
     }
-    arrays["meta"] = np.asarray(json.dumps(meta))
     target = Path(path)
+
+    def refuse(reason: str) -> UserFacingError:
+        return UserFacingError(f"{target}: not written, as it would not open again: {reason}")
+
+    for name, array in arrays.items():
+        if name not in ("t", "labels", "data"):
+            reason = _not_finite_pictures(name, array)
+            if reason:
+                raise refuse(f"{reason} (the run diverged: try fewer steps, a smaller guidance or another sampler)")
+    try:
+        meta_reader(len(frames), list(extras_present))(json.loads(json.dumps(meta)), "meta")
+    except SchemaError as exc:
+        raise refuse(str(exc)) from None
+    arrays["meta"] = np.asarray(json.dumps(meta))
     with atomic_path(target) as temporary:
         write_npz(temporary, arrays)
     return target
@@ -227,6 +247,9 @@ def _trajectory_from_arrays(path: Path, arrays: dict[str, np.ndarray], meta: dic
     for name in images:
         if arrays[name].dtype.kind != "f":
             raise fail(f"{name} must be a float array, got {arrays[name].dtype}")
+        reason = _not_finite_pictures(name, arrays[name])
+        if reason:
+            raise fail(reason)
     for name in ("x0_hat", *NOISE_FIELDS):
         if name in arrays and arrays[name].shape != x_t.shape:
             raise fail(f"{name} shape {arrays[name].shape} differs from x_t shape {x_t.shape}")
@@ -286,11 +309,31 @@ def _trajectory_from_arrays(path: Path, arrays: dict[str, np.ndarray], meta: dic
     return Trajectory(meta=run_meta, frames=frames, labels=labels, data=data)
 
 
+def _not_finite_pictures(name: str, array: np.ndarray) -> str | None:
+    """Why `array` [F, ...] cannot be shown (NaN, infinite or beyond ±IMAGE_MAGNITUDE values, from
+    which every statistic, histogram and page is NaN), or None; one frame at a time, so the check
+    allocates no more than a frame."""
+    for index in range(array.shape[0] if array.ndim else 0):
+        with np.errstate(invalid="ignore", over="ignore"):
+            largest = np.abs(array[index]).max(initial=0.0)
+        if not largest <= IMAGE_MAGNITUDE:  # NaN compares False too
+            return f"{name} holds NaN, infinite or absurd values (beyond ±{IMAGE_MAGNITUDE:g}) at frame {index}"
+    return None
+
+
 def _check_points_layout(path: Path, meta: dict, shape: tuple[int, ...], extras: dict[str, np.ndarray]) -> None:
-    """A 2D run's particles are [F, N, 2, 1, 1] and its grids square (see core.toy2d.runs)."""
+    """A 2D run's particles are [F, N, 2, 1, 1] and its grids square (see core.toy2d.runs); an
+    image run's pictures are grey or colour (a 2D run without its params.toy2d is neither)."""
     from diffusion_stepper.core.toy2d.runs import DENSITY, EXACT_EXTRAS, GRID_EXTRAS, is_toy2d
 
     if not is_toy2d(meta):
+        pictures = {"x_t": shape, **{EXTRA_PREFIX + key: extra.shape for key, extra in extras.items()}}
+        for name, channels in ((name, found[2]) for name, found in pictures.items()):
+            if channels not in PICTURE_CHANNELS:
+                raise TrajectoryFileError(
+                    f"{path}: {name} has {channels} channels, but an image run's pictures have 1 (grey) or 3 "
+                    "(colour); a 2D run also records its params.toy2d"
+                )
         return
     if tuple(shape[2:]) != (2, 1, 1):
         raise TrajectoryFileError(f"{path}: a 2D run's x_t must be [F, N, 2, 1, 1] particles, got shape {shape}")
@@ -340,6 +383,7 @@ _COEFFICIENT_RANGES = {
     "nfe": (0.0, None),
     "guidance_gap": (0.0, None),
     "eta": ETA,
+    "guidance": GUIDANCE,
     "ode_sigma_t": (0.0, None),
     "ode_sigma_next": (0.0, None),
     "order": (1.0, 2.0),
@@ -372,7 +416,7 @@ def meta_reader(num_frames: int, extra_names: list[str]) -> schema.Reader:
             "t": schema.list_of(timestep, max_length=CHAIN_LENGTH[1] + 1),
             "views": schema.list_of(schema.text(VIEW_NAMES), max_length=len(VIEW_NAMES)),
             "stage": schema.number(1, 2, integer=True),
-            "guidance": schema.number(),
+            "guidance": schema.number(*GUIDANCE),
             "steps": count,
             "num_samples": count,
             "per_class": count,
@@ -394,8 +438,8 @@ def meta_reader(num_frames: int, extra_names: list[str]) -> schema.Reader:
             "epoch": schema.optional(count),
             "toy2d": schema.record(
                 {
-                    "dataset": schema.text(max_chars=200),
-                    "title": schema.text(max_chars=200),
+                    "dataset": schema.text(max_chars=NAME_CHARS),
+                    "title": schema.text(max_chars=TITLE_CHARS),
                     "extent": schema.number(0.1, 1_000),
                     "field_grid": schema.number(2, 200, integer=True),
                     "exact": schema.boolean,

@@ -1,15 +1,26 @@
 """Model files: safetensors weights plus a JSON sidecar that says what they are.
 
-Shared by every kind of checkpoint (MNIST UNets, the 2D lab's MLPs). The weights are written
-first and the sidecar last, each atomically, so a checkpoint is complete exactly when its sidecar
-exists. Reading never runs code from a file: the sidecar is JSON checked field by field, and the
-weights file's header is checked against the architecture before any tensor is allocated.
+Shared by every kind of checkpoint (MNIST UNets, the 2D lab's MLPs). A checkpoint is complete
+exactly when its sidecar exists. Saving over a checkpoint keeps a whole one in the folder at every
+moment, the old or the new (`write_checkpoint`): the new files are written in full under temporary
+names; the old sidecar is pointed at hard links of its files (NAME.previous.safetensors); the new
+files, then the new sidecar, are renamed into place; the links go. A kill at any moment leaves the
+old pair or the new pair, never an old sidecar beside new weights. The sidecar records the SHA-256
+and size of each file it names, and reading refuses a file that is not the one recorded (a pair
+mixed some other way: copied by hand, or by an older version's interrupted write).
+
+Reading never runs code from a file: the sidecar is JSON checked field by field, and the weights
+file's header is checked against the architecture before any tensor is allocated.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import math
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +29,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from diffusion_stepper.core import schema
-from diffusion_stepper.core.atomic import atomic_path
+from diffusion_stepper.core.atomic import rename_into_place, temporary_beside, write_bytes_atomically
 from diffusion_stepper.core.errors import CheckpointError
 from diffusion_stepper.core.files import check_input_file
 from diffusion_stepper.core.limits import check_memory
@@ -26,23 +37,142 @@ from diffusion_stepper.core.schema import SchemaError
 
 # No sidecar of ours comes near this; a larger "sidecar" is some other file
 MAX_SIDECAR_BYTES = 1024 * 1024
+# The files a sidecar names, each with its SHA-256 and size recorded beside its name
+NAMED_FILES = ("weights", "training_state")
+DIGEST, SIZE = "_sha256", "_bytes"
+PREVIOUS = ".previous"  # an old checkpoint's files while a new one replaces them
+
+
+def file_digest(path: str | Path) -> tuple[str, int]:
+    """(SHA-256 in hex, size in bytes) of the file, read a megabyte at a time."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as stream:
+        while block := stream.read(1 << 20):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def recorded_digest(key: str, path: str | Path) -> dict:
+    """The sidecar's record of the file `key` names: {"KEY_sha256": ..., "KEY_bytes": ...}."""
+    digest, size = file_digest(path)
+    return {key + DIGEST: digest, key + SIZE: size}
+
+
+def check_named_file(sidecar_path: Path, sidecar: dict, key: str) -> Path:
+    """The file the sidecar names under `key` ("weights", "training_state"), refused if it is not
+    the one recorded: the size first (free), then the SHA-256. Sidecars from before the record
+    are taken as they are."""
+    path = check_input_file(sidecar_path.parent / sidecar[key], CheckpointError)
+    if key + DIGEST not in sidecar:
+        return path
+    expected_digest, expected_size = sidecar[key + DIGEST], sidecar.get(key + SIZE)
+    if not (isinstance(expected_digest, str) and (expected_size is None or isinstance(expected_size, int))):
+        raise CheckpointError(f"{sidecar_path}: malformed checkpoint sidecar ({key}{DIGEST}, {key}{SIZE})")
+    try:
+        same = (expected_size is None or path.stat().st_size == expected_size) and (
+            file_digest(path)[0] == expected_digest
+        )
+    except OSError as exc:
+        raise CheckpointError(f"{sidecar_path}: cannot read its {key} file ({exc.strerror})") from None
+    if not same:
+        raise CheckpointError(
+            f"{sidecar_path}: its {key} file {path.name} is not the one it was saved with (it changed since, "
+            "or a save was cut short); train or copy the checkpoint again"
+        )
+    return path
+
+
+def write_checkpoint(sidecar: dict, sidecar_path: Path, files: dict[str, tuple[Path, dict[str, torch.Tensor]]]) -> Path:
+    """Write the named `files` ({"weights": (path, tensors), "training_state": ...}, each beside
+    the sidecar) and the sidecar so that the folder always holds a whole checkpoint, the old one
+    or this one (see the module's docstring); returns the sidecar path. The sidecar records each
+    file's name, SHA-256 and size."""
+    sidecar = dict(sidecar)
+    with contextlib.ExitStack() as temporaries:
+        written = {}  # final path -> (temporary, the mode it was made with)
+        for key, (path, tensors) in files.items():
+            temporary = temporaries.enter_context(temporary_beside(path))
+            written[path] = (temporary, os.stat(temporary).st_mode & 0o777)
+            save_file(tensors, str(temporary))
+            sidecar.update({key: path.name, **recorded_digest(key, temporary)})
+        sidecar_temporary = temporaries.enter_context(temporary_beside(sidecar_path))
+        sidecar_mode = os.stat(sidecar_temporary).st_mode & 0o777
+        sidecar_temporary.write_text(json.dumps(sidecar, indent=2))
+        kept = _keep_old_checkpoint_readable(sidecar_path, set(written))
+        for path, (temporary, mode) in written.items():
+            rename_into_place(temporary, path, mode)
+        rename_into_place(sidecar_temporary, sidecar_path, sidecar_mode)
+    # the old checkpoint is replaced: its links go, also those an earlier, interrupted save left
+    for link in {*kept, *(_previous(path) for path, _ in files.values())}:
+        link.unlink(missing_ok=True)
+    return sidecar_path
+
+
+def _previous(path: Path) -> Path:
+    """Where an old checkpoint's file `path` is kept while a new one replaces it."""
+    return path.with_name(f"{path.stem}{PREVIOUS}{path.suffix}")
+
+
+def _keep_old_checkpoint_readable(sidecar_path: Path, replaced: set[Path]) -> list[Path]:
+    """Before the files in `replaced` are renamed over, point an old sidecar here at hard links of
+    the files of its that will be replaced (NAME.previous.safetensors), so that the old checkpoint
+    stays whole until the new sidecar takes its place; returns the old checkpoint's .previous files
+    (made now, or by an earlier save that was cut short). A sidecar that is not ours (not JSON) is
+    removed, since its files are about to change under it."""
+    try:
+        old = json.loads(sidecar_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError):
+        sidecar_path.unlink(missing_ok=True)
+        return []
+    if not isinstance(old, dict):
+        sidecar_path.unlink(missing_ok=True)
+        return []
+    links, retargeted = [], False
+    for key in NAMED_FILES:
+        name = old.get(key)
+        if not isinstance(name, str) or "/" in name or "\\" in name:
+            continue
+        original = sidecar_path.parent / name
+        if PREVIOUS in name:
+            links.append(original)
+        if original not in replaced:
+            continue
+        link = _previous(original)
+        link.unlink(missing_ok=True)
+        try:
+            os.link(original, link)
+        except FileNotFoundError:  # its file is gone already: the old checkpoint was not whole
+            continue
+        except OSError:  # a file system without hard links
+            shutil.copy2(original, link)
+        old[key] = link.name
+        links.append(link)
+        retargeted = True
+    if retargeted:
+        write_bytes_atomically(sidecar_path, json.dumps(old, indent=2).encode())
+    return links
 
 
 def write_weights_and_sidecar(
-    state_dict: dict[str, torch.Tensor], sidecar: dict, weights_path: Path, sidecar_path: Path, dtype: torch.dtype
+    state_dict: dict[str, torch.Tensor],
+    sidecar: dict,
+    weights_path: Path,
+    sidecar_path: Path,
+    dtype: torch.dtype,
+    other_files: dict[str, tuple[Path, dict[str, torch.Tensor]]] | None = None,
 ) -> Path:
-    """The weights (floating tensors as `dtype`) first, the sidecar last; returns the sidecar path.
-    `sidecar` must already hold its "format" and "version"."""
+    """A model's weights (floating tensors as `dtype`) with its sidecar, and any `other_files`
+    (the training state), written by `write_checkpoint`; returns the sidecar path. `sidecar` must
+    already hold its "format" and "version"."""
     weights = {
         name: tensor.detach().to("cpu", dtype if tensor.is_floating_point() else tensor.dtype).contiguous()
         for name, tensor in state_dict.items()
     }
-    with atomic_path(weights_path) as temporary:
-        save_file(weights, str(temporary))
-    full_sidecar = {**sidecar, "weights": weights_path.name, "weights_dtype": str(dtype).replace("torch.", "")}
-    with atomic_path(sidecar_path) as temporary:
-        temporary.write_text(json.dumps(full_sidecar, indent=2))
-    return sidecar_path
+    files = {"weights": (weights_path, weights), **(other_files or {})}
+    return write_checkpoint({**sidecar, "weights_dtype": str(dtype).replace("torch.", "")}, sidecar_path, files)
 
 
 def read_sidecar_json(sidecar_path: Path, format_name: str, version: int, kind: str, reader: schema.Reader) -> dict:
@@ -58,9 +188,11 @@ def read_sidecar_json(sidecar_path: Path, format_name: str, version: int, kind: 
     if sidecar.get("version") != version:
         raise CheckpointError(f"{sidecar_path}: checkpoint version {str(sidecar.get('version'))[:20]} is not supported")
     try:
-        return reader(sidecar, "sidecar")
+        sidecar = reader(sidecar, "sidecar")
     except SchemaError as exc:
         raise CheckpointError(f"{sidecar_path}: malformed checkpoint sidecar ({exc})") from None
+    check_named_file(sidecar_path, sidecar, "weights")  # the training state is checked when resuming
+    return sidecar
 
 
 def file_name(value, where: str) -> str:

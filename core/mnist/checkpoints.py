@@ -19,14 +19,14 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from diffusion_stepper.core import schema
-from diffusion_stepper.core.atomic import atomic_path
 from diffusion_stepper.core.diffusion.objectives import Objective, objective_from_dict, objective_spec
 from diffusion_stepper.core.errors import CheckpointError
-from diffusion_stepper.core.files import check_input_file
+from diffusion_stepper.core.files import check_input_file, check_path_usable
 from diffusion_stepper.core.io.weights import (
+    check_named_file,
     file_name,
     fitting_model,
     load_fitting_weights,
@@ -118,14 +118,15 @@ def save_checkpoint(
     sidecar: dict,
     training_state: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write epoch `epoch`'s weights, training state, then sidecar; returns the sidecar path."""
+    """Write epoch `epoch`'s weights, training state and sidecar, all together (an older epoch here
+    stays whole until they are); returns the sidecar path."""
     weights_path, state_path, sidecar_path = checkpoint_paths(Path(out_dir), epoch)
     sidecar = {**sidecar, "epoch": epoch}
+    other_files = {}
     if training_state is not None:
-        with atomic_path(state_path) as temporary:
-            save_file({k: v.detach().cpu().contiguous() for k, v in training_state.items()}, str(temporary))
-        sidecar["training_state"] = state_path.name
-    return _write_weights_and_sidecar(model, sidecar, weights_path, sidecar_path, torch.float32)
+        state = {name: tensor.detach().cpu().contiguous() for name, tensor in training_state.items()}
+        other_files["training_state"] = (state_path, state)
+    return _write_weights_and_sidecar(model, sidecar, weights_path, sidecar_path, torch.float32, other_files)
 
 
 def write_bundled_copy(
@@ -141,7 +142,9 @@ def write_bundled_copy(
     and optionally its own sampling defaults (steps, x0_hat clipping, step rule)."""
     loaded = load_checkpoint(path_or_name)
     sidecar = {
-        key: value for key, value in loaded.sidecar.items() if key not in ("training_state", "optimizer_param_groups")
+        key: value
+        for key, value in loaded.sidecar.items()
+        if not key.startswith("training_state") and key != "optimizer_param_groups"
     }
     sidecar["bundled_from"] = str(loaded.sidecar_path)
     if sampling_steps is not None:
@@ -167,10 +170,15 @@ def write_bundled_copy(
 
 
 def _write_weights_and_sidecar(
-    model: UNet, sidecar: dict, weights_path: Path, sidecar_path: Path, dtype: torch.dtype
+    model: UNet,
+    sidecar: dict,
+    weights_path: Path,
+    sidecar_path: Path,
+    dtype: torch.dtype,
+    other_files: dict[str, tuple[Path, dict[str, torch.Tensor]]] | None = None,
 ) -> Path:
     sidecar = {**sidecar, "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION}
-    return write_weights_and_sidecar(model.state_dict(), sidecar, weights_path, sidecar_path, dtype)
+    return write_weights_and_sidecar(model.state_dict(), sidecar, weights_path, sidecar_path, dtype, other_files)
 
 
 def saved_epochs(run_dir: str | os.PathLike) -> dict[int, Path]:
@@ -205,16 +213,17 @@ def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
     if text in known:
         return known[text]
     path = Path(text).expanduser()
-    if os.path.lexists(path) and not path.exists():  # a dangling link or a loop: say which
-        check_input_file(path, CheckpointError)
-    if not path.exists():
+    if not os.path.exists(path):  # os.path's checks say False, where Path's raise (a name too long)
+        check_path_usable(path, CheckpointError)
+        if os.path.lexists(path):  # a dangling link or a loop
+            check_input_file(path, CheckpointError)
         if os.sep not in text and "/" not in text and not path.suffix:
             raise CheckpointError(
                 f"unknown model {text!r}; bundled models are {', '.join(sorted(known)) or 'none'}, "
                 "or give the path of a .safetensors checkpoint"
             )
         raise CheckpointError(f"{path}: no such file or directory")
-    if path.is_dir():
+    if os.path.isdir(path):
         sidecars = saved_epochs(path)
         if not sidecars:
             raise CheckpointError(f"{path}: directory holds no epoch-NNN.json checkpoint")
@@ -286,6 +295,11 @@ def sidecar_reader() -> schema.Reader:
             most = objective.default_steps
             if sidecar["objective"]["name"] != "flow" and steps > most:
                 raise SchemaError(f"{where}.sampling.steps", f"expected at most {most} for this objective, got {steps}")
+        if sampling.get("x0_clip", "none") != "none" and objective.name != "ddpm":
+            raise SchemaError(
+                f"{where}.sampling.x0_clip",
+                f"clipping x̂0 is a DDPM step's option; this model is {objective.name}, got {sampling['x0_clip']!r}",
+            )
         if "sampler" in sampling and sampling["sampler"] not in objective.samplers:
             raise SchemaError(
                 f"{where}.sampling.sampler",
@@ -330,7 +344,7 @@ def load_training_state(sidecar_path: Path) -> tuple[dict, dict[str, torch.Tenso
     missing = [key for key in RESUME_KEYS if key not in sidecar]
     if missing:
         raise CheckpointError(f"{sidecar_path}: cannot resume from it (its sidecar lacks {', '.join(missing)})")
-    state_path = check_input_file(sidecar_path.parent / sidecar["training_state"], CheckpointError)
+    state_path = check_named_file(sidecar_path, sidecar, "training_state")
     try:
         state = load_file(str(state_path))
     except (SafetensorError, OSError) as exc:

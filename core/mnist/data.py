@@ -163,8 +163,9 @@ def download_mnist(
     report: Callable[[str], None] = lambda message: None,
 ) -> Path:
     """Fetch any missing IDX file from the mirrors, keeping it only if its sha256 matches."""
-    directory = download_folder(data_dir)
-    directory.mkdir(parents=True, exist_ok=True)
+    from diffusion_stepper.core.files import check_output_folder
+
+    directory = check_output_folder(download_folder(data_dir), "--data-dir")  # a file, a place we may not write
     for stem, digest in SHA256.items():
         if _find(directory, stem) is not None:
             continue

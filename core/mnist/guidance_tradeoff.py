@@ -24,6 +24,7 @@ from diffusion_stepper.core.diffusion.solvers import sampler_title
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import last_frame
 from diffusion_stepper.core.io.line_plot import Chart, Series, charts_side_by_side, write_csv, write_png
+from diffusion_stepper.core.limits import check_guidance_sweep
 from diffusion_stepper.core.mnist.judge import Judge
 from diffusion_stepper.core.mnist.sampling import DEFAULT_CHECKPOINT, SampleRequest, start_sampling
 
@@ -46,6 +47,9 @@ class TradeoffRequest:
     seed: int = 0
     device: str = "auto"
     data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        check_guidance_sweep(self.guidances)
 
     def sample_request(self, guidance: float, objective: str) -> SampleRequest:
         """The run behind one point (the app opens it in Compare): the same seed for every γ."""
@@ -108,8 +112,6 @@ def objective_of(checkpoint: str, device: str = "cpu") -> str:
 
 def tradeoff_points(request: TradeoffRequest, judge: Judge | None = None) -> Iterator[TradeoffRow]:
     """One row per γ, as each finishes (for progress bars)."""
-    if not request.guidances:
-        raise UserFacingError("give at least one guidance scale")
     objective = objective_of(request.checkpoint)
     judge = judge or Judge(data_dir=request.data_dir, seed=request.seed)
     diversity_real = real_diversity(judge, request.per_class)

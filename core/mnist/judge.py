@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,11 +151,11 @@ def load_judge(path: str | Path | None = None) -> DigitClassifier:
     from diffusion_stepper.core.files import check_input_file
 
     path = Path(path) if path is not None else bundled_judge_path()
-    if not path.is_file() and path == bundled_judge_path():
+    if not os.path.isfile(path) and path == bundled_judge_path():
         raise UserFacingError(
             f"the judge is missing ({path}): train it with `diffusion-stepper train mnist-judge --out {path.parent}`"
         )
-    check_input_file(path, "judge weights")
+    check_input_file(path)
     classifier = DigitClassifier()
     try:
         weights = load_file(str(path))
@@ -189,7 +190,9 @@ class Judge:
         self.classifier = classifier or load_judge()
         test_images, _ = load_mnist("test", data_dir).as_float()
         self.test_features = self.features(test_images)
-        self._train_images, self._train_labels = load_mnist("train", data_dir).as_float()
+        # the training digits as bytes (47 MB, not 188 MB as floats): a few become floats when drawn
+        train = load_mnist("train", data_dir)
+        self._train_images, self._train_labels = train.images, train.labels
         self._floors: dict[int, float] = {}
         self.seed = seed
 
@@ -204,7 +207,7 @@ class Judge:
         if count not in self._floors:
             generator = torch.Generator().manual_seed(self.seed)
             index = torch.randperm(self._train_images.shape[0], generator=generator)[:count]
-            self._floors[count] = frechet_distance(self.features(self._train_images[index]), self.test_features)
+            self._floors[count] = frechet_distance(self.features(self._train_digits(index)), self.test_features)
         return self._floors[count]
 
     def real_digits(self, per_class: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -215,7 +218,11 @@ class Judge:
             members = (self._train_labels == digit).nonzero().flatten()
             picks.append(members[torch.randperm(members.shape[0], generator=generator)[:per_class]])
         index = torch.cat(picks)
-        return self._train_images[index], self._train_labels[index]
+        return self._train_digits(index), self._train_labels[index]
+
+    def _train_digits(self, index: torch.Tensor) -> torch.Tensor:
+        """Training digits as float [N, 1, 28, 28] in [0, 1], as `MnistSplit.as_float` makes them."""
+        return self._train_images[index].unsqueeze(1).float().div_(255.0)
 
     def score(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> QualityFigures:
         """Class accuracy (when `labels` say which digit each image was asked to be) and FD."""
@@ -224,7 +231,13 @@ class Judge:
         images = images.clamp(0, 1)
         hits = None if labels is None else float((self.predictions(images) == labels.cpu()).float().mean())
         count = int(images.shape[0])
-        distance = frechet_distance(self.features(images), self.test_features)
+        features = self.features(images)
+        if not np.isfinite(features).all():
+            raise UserFacingError("the judge cannot read these digits: their pixels hold NaN or infinite values")
+        try:
+            distance = frechet_distance(features, self.test_features)
+        except np.linalg.LinAlgError as exc:
+            raise UserFacingError(f"the judge cannot compare these digits ({str(exc).splitlines()[0]})") from None
         return QualityFigures(hits, distance, self.real_floor(count), count)
 
 

@@ -77,12 +77,14 @@ def quality_plan(request: QualityRequest) -> QualityPlan:
         raise UserFacingError(f"NFE budgets must be positive numbers, got {list(request.budgets)}")
     for name in samplers:
         check_sampler_choice(name, None, objective.samplers, checkpoint.name)
-    points = []
-    for name in samplers:
-        for budget in request.budgets:
-            steps = steps_for_budget(name, budget, flow)
-            if flow or steps <= objective.default_steps:  # a DDPM chain of T steps cannot take more
-                points.append((name, budget, steps))
+    points = [(name, budget, steps_for_budget(name, budget, flow)) for name in samplers for budget in request.budgets]
+    too_long = [(name, budget) for name, budget, steps in points if not flow and steps > objective.default_steps]
+    if too_long:  # a DDPM chain of T steps cannot take more; a budget some samplers skip would leave holes
+        name, budget = too_long[0]
+        raise UserFacingError(
+            f"NFE budget {budget} is more than {checkpoint.name}'s chain of T = {objective.default_steps} steps "
+            f"lets {name} spend; use budgets up to {objective.default_steps}"
+        )
     return QualityPlan(checkpoint.name, flow, points)
 
 

@@ -26,7 +26,7 @@ from diffusion_stepper.core.diffusion.solvers import check_sampler_choice
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import Frame, SamplingRun, forward_noised_start, to_cpu, with_extras
-from diffusion_stepper.core.limits import SAMPLES, STEPS, check_run_fits, out_of_range
+from diffusion_stepper.core.limits import SAMPLES, STEPS, check_guidance, check_run_fits, out_of_range
 from diffusion_stepper.core.mnist.bundled import DEFAULT_MODEL as DEFAULT_CHECKPOINT
 from diffusion_stepper.core.mnist.checkpoints import LoadedCheckpoint
 from diffusion_stepper.core.mnist.unet import UNet
@@ -88,7 +88,7 @@ def sample_mnist(
     checkpoint: LoadedCheckpoint,
     *,
     classes: Sequence[int] | None = None,
-    per_class: int = 1,
+    per_class: int | None = None,
     num: int | None = None,
     guidance: float | None = None,
     steps: int | None = None,
@@ -109,15 +109,15 @@ def sample_mnist(
     model = checkpoint.model
     device = next(model.parameters()).device
     is_single_step = isinstance(objective, SingleStepObjective)
-    if guidance is not None and guidance < 0:
-        raise UserFacingError(f"guidance must be >= 0, got {guidance}")
+    if guidance is not None:
+        check_guidance(guidance)
     if steps is not None and steps <= 0:
         raise UserFacingError(f"steps must be positive, got {steps}")
     if steps is not None and objective.name == "ddpm" and steps > objective.default_steps:
         raise UserFacingError(f"steps must be at most T = {objective.default_steps} for this DDPM model, got {steps}")
     if steps is not None and is_single_step and steps != 1:
         raise UserFacingError("the single-step denoiser takes exactly one step; leave out --steps")
-    if per_class <= 0:
+    if per_class is not None and per_class <= 0:
         raise UserFacingError(f"per-class must be positive, got {per_class}")
     if num is not None and num <= 0:
         raise UserFacingError(f"num must be positive, got {num}")
@@ -149,6 +149,7 @@ def sample_mnist(
         if bad or not classes:
             raise UserFacingError(f"classes must be in 0..{checkpoint.num_classes - 1}, got {classes}")
         guidance = DEFAULT_GUIDANCE if guidance is None else guidance
+        per_class = 1 if per_class is None else per_class
         batch = len(classes) * per_class
     else:
         if classes is not None:
@@ -158,6 +159,11 @@ def sample_mnist(
         if guidance is not None:
             raise UserFacingError(
                 f"--guidance needs a class-conditioned model; {checkpoint.name} is {checkpoint.architecture!r}"
+            )
+        if per_class is not None:
+            raise UserFacingError(
+                f"--per-class needs a class-conditioned model; {checkpoint.name} is {checkpoint.architecture!r} "
+                "(use --num)"
             )
         batch = num or (clean_images.shape[0] if clean_images is not None else DEFAULT_NUM_SAMPLES)
 
@@ -234,7 +240,7 @@ class SampleRequest:
 
     checkpoint: str = DEFAULT_CHECKPOINT
     classes: list[int] | None = None
-    per_class: int = 1
+    per_class: int | None = None  # class models: samples of each class (default 1)
     num: int | None = None
     guidance: float | None = None
     steps: int | None = None

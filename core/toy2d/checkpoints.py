@@ -21,6 +21,7 @@ from diffusion_stepper.core.diffusion.objectives import (
     objective_spec,
 )
 from diffusion_stepper.core.errors import CheckpointError
+from diffusion_stepper.core.files import check_input_file, check_path_usable
 from diffusion_stepper.core.io.weights import (
     file_name,
     fitting_model,
@@ -29,6 +30,7 @@ from diffusion_stepper.core.io.weights import (
     read_weights,
     write_weights_and_sidecar,
 )
+from diffusion_stepper.core.limits import NAME_CHARS
 from diffusion_stepper.core.schema import SchemaError
 from diffusion_stepper.core.toy2d.datasets import DATASETS, VIEW_EXTENT, Toy2DDataset
 from diffusion_stepper.core.toy2d.drawn import DRAWN_STD, MAX_DRAWN_POINTS, MIN_DRAWN_POINTS, drawn_dataset
@@ -112,7 +114,7 @@ def _sidecar_reader() -> schema.Reader:
     )
     dataset = schema.record(
         {
-            "name": schema.text(max_chars=200),
+            "name": schema.text(max_chars=NAME_CHARS),
             "std": schema.number(0.01, 2.0),
             "points": schema.list_of(point, max_length=MAX_DRAWN_POINTS, min_length=MIN_DRAWN_POINTS),
         },
@@ -144,13 +146,14 @@ def _sidecar_reader() -> schema.Reader:
 def resolve_toy2d_checkpoint(path: str | os.PathLike) -> Path:
     """The sidecar of a checkpoint named by its folder, its .json or its .safetensors."""
     path = Path(path).expanduser()
-    if path.is_dir():
+    check_path_usable(path, CheckpointError)
+    if os.path.isdir(path):  # os.path's checks say False, where Path's raise (a name too long)
         path = path / f"{CHECKPOINT_STEM}.json"
     elif path.suffix == ".safetensors":
         path = path.with_suffix(".json")
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise CheckpointError(f"{path}: no such 2D checkpoint (train one with `diffusion-stepper train toy2d`)")
-    return path
+    return check_input_file(path, CheckpointError)  # a name too long, a folder, a pipe: one line each
 
 
 def load_toy2d_checkpoint(path: str | os.PathLike) -> LoadedToy2D:

@@ -17,6 +17,7 @@ from diffusion_stepper.core import schema
 from diffusion_stepper.core.atomic import atomic_path
 from diffusion_stepper.core.errors import DataError
 from diffusion_stepper.core.files import check_input_file
+from diffusion_stepper.core.limits import NAME_CHARS
 from diffusion_stepper.core.schema import SchemaError
 from diffusion_stepper.core.toy2d.datasets import VIEW_EXTENT, Toy2DDataset
 from diffusion_stepper.core.toy2d.mixture import GaussianMixture
@@ -42,6 +43,13 @@ def drawn_mixture(points: torch.Tensor, std: float = DRAWN_STD) -> GaussianMixtu
 
 
 def drawn_dataset(points: torch.Tensor, name: str = "drawn", std: float = DRAWN_STD) -> Toy2DDataset:
+    """The drawing as a dataset named `name` (its file's name), which runs and checkpoints record:
+    a name longer than they may hold is refused here, before anything is trained or sampled."""
+    if len(name) > NAME_CHARS:
+        raise DataError(
+            f"a drawing's name may have at most {NAME_CHARS} characters (runs and checkpoints record it), "
+            f"got {len(name)}: rename {name[:30]}..."
+        )
     mixture = drawn_mixture(points, std)
     return Toy2DDataset(name, f"Drawn ({name})", 0, mixture.sample, mixture)
 

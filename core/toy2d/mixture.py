@@ -18,9 +18,34 @@ and samples with them as a "perfect model", so model error and sampler error com
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+
+# The [N, K] and [N, K, 2] tables of points against components are built this many entries at a
+# time: a drawing has up to 4,000 components and a run 20,000 particles, whose whole table (float64,
+# a few copies) would take gigabytes; a piece's tables take a few megabytes. The outputs are
+# allocated once, up front: small outputs allocated after each piece would pin the heap above the
+# freed tables, and the process grew by 60 MB every few pieces (to 1 GB) that way.
+TABLE_ENTRIES = 1 << 18
+
+
+def _in_pieces(x: torch.Tensor, components: int, compute: Callable[[torch.Tensor], tuple]) -> tuple:
+    """`compute(x)`, one block of rows of `x` at a time (each block's tables within TABLE_ENTRIES),
+    its outputs (tensors with a row per point) put back together."""
+    rows = max(1, TABLE_ENTRIES // max(1, components))
+    if x.shape[0] <= rows:
+        return compute(x)
+    outputs: tuple = ()
+    for start in range(0, x.shape[0], rows):
+        piece = compute(x[start : start + rows])
+        if not outputs:  # allocated once, before the next piece's tables, so no small block pins them
+            outputs = tuple(part.new_empty((x.shape[0], *part.shape[1:])) for part in piece)
+        for output, part in zip(outputs, piece):
+            output[start : start + rows] = part
+        del piece
+    return outputs
 
 
 @dataclass(frozen=True)
@@ -80,7 +105,9 @@ class GaussianMixture:
 
     def log_density(self, x: torch.Tensor, a: float = 1.0, b: float = 0.0) -> torch.Tensor:
         """log p(x) [N] of the marginal of x = a·x₁ + b·z (a = 1, b = 0: the data itself)."""
-        return torch.logsumexp(self._log_joint(x, a, b), dim=1)
+        return _in_pieces(x, len(self.weights), lambda block: (torch.logsumexp(self._log_joint(block, a, b), dim=1),))[
+            0
+        ]
 
     def posterior_means(self, x: torch.Tensor, a: float, b: float) -> tuple[torch.Tensor, torch.Tensor]:
         """(E[x₁ | x], E[z | x]), each [N, 2], for x = a·x₁ + b·z.
@@ -88,6 +115,9 @@ class GaussianMixture:
         Per component k, (x₁, x) are jointly Gaussian: E[x₁ | x, k] = μ_k + (a·s_k²/var_k)(x − a·μ_k)
         and E[z | x, k] = (b/var_k)(x − a·μ_k), var_k = a²s_k² + b². Finite at both ends (a = 0 or
         b = 0), where the score's Tweedie form divides by zero."""
+        return _in_pieces(x, len(self.weights), lambda block: self._posterior_means(block, a, b))
+
+    def _posterior_means(self, x: torch.Tensor, a: float, b: float) -> tuple[torch.Tensor, torch.Tensor]:
         weights = self.responsibilities(x, a, b)
         variances = self._component_variances(a, b).to(x.dtype)
         offset = x[:, None, :] - a * self.means.to(x.dtype)[None]  # [N, K, 2]
@@ -97,6 +127,9 @@ class GaussianMixture:
 
     def score(self, x: torch.Tensor, a: float = 1.0, b: float = 0.0) -> torch.Tensor:
         """∇ₓ log p(x) [N, 2] of the marginal of x = a·x₁ + b·z."""
+        return _in_pieces(x, len(self.weights), lambda block: (self._score(block, a, b),))[0]
+
+    def _score(self, x: torch.Tensor, a: float, b: float) -> torch.Tensor:
         weights = self.responsibilities(x, a, b)
         variances = self._component_variances(a, b).to(x.dtype)
         pull = (a * self.means.to(x.dtype)[None] - x[:, None, :]) / variances[None, :, None]

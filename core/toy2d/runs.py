@@ -26,9 +26,10 @@ import torch
 from diffusion_stepper.core.devices import make_generator
 from diffusion_stepper.core.diffusion.objectives import DDPMObjective, FlowObjective
 from diffusion_stepper.core.diffusion.sampling import NetworkPredictor
+from diffusion_stepper.core.diffusion.solvers import check_sampler_choice
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import Frame, SamplingRun
-from diffusion_stepper.core.limits import GUIDANCE, POINTS, STEPS, check_run_fits, out_of_range
+from diffusion_stepper.core.limits import POINTS, STEPS, check_guidance, check_run_fits, out_of_range
 from diffusion_stepper.core.toy2d.datasets import VIEW_EXTENT, Toy2DDataset
 from diffusion_stepper.core.toy2d.sampling import (
     ExactMixturePredictor,
@@ -167,18 +168,14 @@ def toy2d_run(source: Toy2DSource, settings: Toy2DSettings) -> SamplingRun:
         most = objective.schedule.T if objective.name == "ddpm" else STEPS[1]
         raise UserFacingError(f"steps must be between 1 and {most:,}, got {steps:,}")
     sampler = settings.sampler or objective.default_sampler
-    if sampler not in objective.samplers:
-        raise UserFacingError(
-            f"sampler {sampler} does not suit a {objective.name} model; use one of {', '.join(objective.samplers)}"
-        )
+    check_sampler_choice(sampler, settings.eta, objective.samplers, f"a {objective.name} model")
     labels = None
     if settings.label is not None:
         if not source.num_classes:
             raise UserFacingError(f"{source.name} has no classes to guide towards (train it with classes)")
         if not 0 <= settings.label < source.num_classes:
             raise UserFacingError(f"class must be in 0..{source.num_classes - 1}, got {settings.label}")
-        if out_of_range(settings.guidance, GUIDANCE):
-            raise UserFacingError(f"guidance must be between {GUIDANCE[0]:g} and {GUIDANCE[1]:g}")
+        check_guidance(settings.guidance)
         labels = torch.full((settings.count,), settings.label, dtype=torch.int64)
     check_run_fits(steps + 1, settings.count, (2, 1, 1), pictures_per_frame=3)
     generator = make_generator(settings.seed, "cpu")

@@ -23,8 +23,9 @@ from diffusion_stepper.core.diffusion.objectives import (
 )
 from diffusion_stepper.core.diffusion.schedules import LinearBetaSchedule
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.limits import check_memory
 from diffusion_stepper.core.toy2d.datasets import DATASETS, Toy2DDataset, resolve_dataset
-from diffusion_stepper.core.toy2d.model import PointMLP
+from diffusion_stepper.core.toy2d.model import TIME_FREQUENCIES, PointMLP
 
 # The 2D chain: 1,000 steps of DDPM's linear β reach pure noise (√ᾱ_T ≈ 0.006). The course's
 # MNIST chain of 300 stops at √ᾱ_T ≈ 0.22, which the 2D lab can show on purpose, not by default.
@@ -68,6 +69,19 @@ class Toy2DConfig:
             raise UserFacingError(f"lr must be in (0, 1], got {self.lr}")
         if not 0 <= self.p_uncond < 1:
             raise UserFacingError(f"p-uncond must be in [0, 1), got {self.p_uncond}")
+        check_memory(
+            self.memory_estimate(),
+            f"training a {self.hidden}-wide MLP on batches of {self.batch_size:,} points",
+            "use a smaller --batch-size or --hidden",
+        )
+
+    def memory_estimate(self) -> int:
+        """Bytes a training step holds at its peak: each layer's output and activation kept for the
+        backward pass and a gradient beside them (float32), and the weights with their gradients
+        and Adam's two moments."""
+        activations = 3 * self.depth * self.batch_size * self.hidden
+        weights = self.depth * self.hidden * (self.hidden + 2 * TIME_FREQUENCIES + 66)
+        return 4 * (activations + 4 * weights)
 
     @property
     def num_classes(self) -> int:

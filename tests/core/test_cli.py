@@ -56,8 +56,6 @@ def test_train_then_resume_on_real_mnist(tmp_path, capsys, mnist_dir):
         capsys,
         "train",
         "mnist",
-        "--model",
-        "class",
         "--resume",
         out / "epoch-001.json",
         "--epochs",
@@ -260,7 +258,9 @@ def test_bad_inputs_fail_in_one_line(tmp_path, capsys, tiny_checkpoints):
         capsys, ["sample", "mnist", "--checkpoint", "mnist-nonsense", *out], "unknown model 'mnist-nonsense'"
     )
     expect_one_line_error(
-        capsys, ["sample", "mnist", "--checkpoint", class_model, "--guidance", -1, *out], "guidance must be >= 0"
+        capsys,
+        ["sample", "mnist", "--checkpoint", class_model, "--guidance", -1, *out],
+        "--guidance: must be between 0 and 100",
     )
     expect_one_line_error(
         capsys, ["sample", "mnist", "--checkpoint", class_model, "--steps", 0, *out], "--steps: must be between 1 and"

@@ -196,8 +196,8 @@ def test_an_if_run_page_shows_its_extras(tmp_path, capsys, tiny_if):
 def test_bad_page_requests_fail_in_one_line_and_write_nothing(tmp_path, capsys, cfg_run):
     out = tmp_path / "page.html"
     cases = [
-        (["--fps", 5], "--fps: for pictures and animations"),
-        (["--panel", "x_t"], "--panel: for pictures"),
+        (["--fps", 5], "--fps is for pictures and animations"),
+        (["--panel", "x_t"], "--panel is for pictures"),
         (["--every", 0], "--every"),
     ]
     for flags, fragment in cases:

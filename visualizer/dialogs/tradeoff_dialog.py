@@ -49,18 +49,15 @@ class TradeoffDialog(MeasureDialog):
 
     def request(self) -> TradeoffRequest:
         try:
-            scales = parse_float_list(self.guidances.text())
-        except ValueError as exc:
+            self.tradeoff = TradeoffRequest(
+                checkpoint=self.model.currentData(),
+                guidances=parse_float_list(self.guidances.text()),
+                per_class=self.per_class.value(),
+                seed=self.seed,
+                device=self.device,
+            )
+        except ValueError as exc:  # OutOfRangeError is one too
             raise UserFacingError(f"scales γ: {exc}") from None
-        if not scales or any(not 0 <= scale <= 100 for scale in scales):
-            raise UserFacingError("scales γ: give guidance scales from 0 to 100, e.g. 0, 1, 3, 5")
-        self.tradeoff = TradeoffRequest(
-            checkpoint=self.model.currentData(),
-            guidances=scales,
-            per_class=self.per_class.value(),
-            seed=self.seed,
-            device=self.device,
-        )
         for button in self.open_buttons:
             button.deleteLater()
         self.open_buttons = []
