@@ -13,26 +13,19 @@ evaluations, so a two-evaluation Heun step holds its frame for two positions.
 
 from __future__ import annotations
 
-import atexit
 import math
-import pickle
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from diffusion_stepper.core.diffusion.solvers import (
-    DEFAULT_EPS_SAMPLER,
-    DEFAULT_FLOW_SAMPLER,
-    evaluations_before,
-    run_sampler_title,
-)
+from diffusion_stepper.core.diffusion.solvers import evaluations_before
 from diffusion_stepper.core.diffusion.theory import algorithm_family
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import Frame, Trajectory
+from diffusion_stepper.core.run_names import default_run_name
+from diffusion_stepper.core.run_store import FrameStore, FrameStoreError
 from diffusion_stepper.core.toy2d.render import ParticleViewOptions
 
 # Event names passed to listeners.
@@ -145,8 +138,7 @@ class Session:
     _play_anchor: tuple[float, int] | None = None  # (clock, position) when playback (re)started
     off_screen_bytes: int = OFF_SCREEN_FRAMES_BYTES  # see OFF_SCREEN_FRAMES_BYTES
     _shows: int = 0  # the clock of Run.last_shown
-    _spill_folder: Path | None = None
-    _spilling_failed: bool = False  # a full or unwritable disk: keep everything in memory from then on
+    _frame_store: FrameStore = field(default_factory=FrameStore, repr=False, compare=False)  # spilled runs' frames
 
     # --- subscription ---------------------------------------------------------------------------
 
@@ -363,25 +355,14 @@ class Session:
         candidates += [run for run, _ in self.removed if run.spilled is None]
         held = sum(run.frame_bytes for run in candidates)
         for run in sorted(candidates, key=lambda run: run.last_shown):
-            if held <= self.off_screen_bytes or self._spilling_failed:
+            if held <= self.off_screen_bytes or not self._frame_store.usable:
                 return
             size = run.frame_bytes
-            if size and self._spill(run):
+            path = self._frame_store.put(f"run-{run.id}", run.trajectory.frames) if size else None
+            if path is not None:
+                run.spilled, run.spilled_frames = path, len(run.trajectory.frames)
+                run.trajectory.frames = []
                 held -= size
-
-    def _spill(self, run: Run) -> bool:
-        try:
-            if self._spill_folder is None:
-                self._spill_folder = Path(tempfile.mkdtemp(prefix="diffusion-stepper-runs-"))
-                atexit.register(shutil.rmtree, self._spill_folder, True)
-            path = self._spill_folder / f"run-{run.id}.pt"
-            torch.save([_frame_record(frame) for frame in run.trajectory.frames], path)
-        except (OSError, RuntimeError):
-            self._spilling_failed = True
-            return False
-        run.spilled, run.spilled_frames = path, len(run.trajectory.frames)
-        run.trajectory.frames = []
-        return True
 
     def _bring_back(self, run: Run | None) -> None:
         """Read a spilled run's frames back into memory (a run whose file is gone becomes failed)."""
@@ -389,24 +370,19 @@ class Session:
             return
         path, run.spilled = run.spilled, None
         try:
-            records = torch.load(path, weights_only=True)  # our own file, still read as data only
-            run.trajectory.frames = [Frame(**record) for record in records]
-        except (OSError, RuntimeError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+            run.trajectory.frames = self._frame_store.take(path)
+        except FrameStoreError as exc:
             run.trajectory.frames = []
-            run.state, run.error = FAILED, f"its frames could not be read back from {path}: {exc}"
+            run.state, run.error = FAILED, str(exc)
         run.spilled_frames = 0
-        path.unlink(missing_ok=True)
 
     def _let_go(self, run: Run) -> None:
         """A run that no Undo can bring back: its file on disk goes too."""
-        if run.spilled is not None:
-            run.spilled.unlink(missing_ok=True)
+        self._frame_store.discard(run.spilled)
 
     def close(self) -> None:
         """Remove the temporary files of spilled runs (also done at exit)."""
-        if self._spill_folder is not None:
-            shutil.rmtree(self._spill_folder, ignore_errors=True)
-            self._spill_folder = None
+        self._frame_store.close()
 
     # --- the shared timeline --------------------------------------------------------------------
 
@@ -547,79 +523,3 @@ class Session:
                 self.set_playing(False)
             return
         self._set_position(min(target, self.produced_limit))
-
-
-# What tells compared runs apart, in the order the Compare view names it: (key, label, in meta or in params).
-_DIFFERENCE_LABELS = (
-    ("model", "", "meta"),
-    ("algorithm", "", "meta"),
-    ("sampler", "", "params"),  # DDIM's title carries its η
-    ("guidance", "γ = ", "params"),
-    ("steps", "", "params"),
-    ("epoch", "epoch ", "params"),
-    ("i_start", "i_start = ", "params"),
-    ("x0_clip", "x̂₀ clip ", "params"),
-    ("prompts", "", "meta"),
-    ("seed", "seed ", "meta"),
-)
-
-
-def run_differences(metas: list[dict]) -> list[str]:
-    """For each run, what sets it apart from the others it is compared with: "γ = 5", "epoch 3",
-    "mnist-class-flow · flow+cfg" (empty strings for a single run or identical settings)."""
-    if len(metas) < 2:
-        return ["" for _ in metas]
-    rows: list[list[str]] = [[] for _ in metas]
-    for key, prefix, where in _DIFFERENCE_LABELS:
-        values = [(meta if where == "meta" else meta.get("params", {})).get(key) for meta in metas]
-        if len({repr(value) for value in values}) < 2:
-            continue
-        for row, value, meta in zip(rows, values, metas):
-            if value is None:
-                continue
-            text = " / ".join(value) if isinstance(value, list) and all(isinstance(v, str) for v in value) else value
-            if key == "steps":
-                text = f"{value} steps"
-            elif key == "sampler":
-                text = run_sampler_title(meta)
-            elif isinstance(value, float):
-                text = f"{value:g}"
-            row.append(f"{prefix}{text}")
-    return [" · ".join(row) for row in rows]
-
-
-def default_run_name(meta: dict) -> str:
-    """A short name for the runs list, e.g. "mnist-class-ddpm · ddpm+cfg γ=5 · 300 steps · seed 0"."""
-    params = meta.get("params", {})
-    parts = [str(meta.get("model", "run")), str(meta.get("algorithm", ""))]
-    if "guidance" in params:
-        parts[-1] += f" γ={params['guidance']:g}"
-    default_sampler = DEFAULT_FLOW_SAMPLER if algorithm_family(meta) == "flow" else DEFAULT_EPS_SAMPLER
-    if params.get("sampler", default_sampler) != default_sampler:
-        parts.append(run_sampler_title(meta))
-    if "steps" in params:
-        parts.append(f"{params['steps']} steps")
-    if "sigmas" in params:
-        parts.append(f"σ = {min(params['sigmas']):g}…{max(params['sigmas']):g}")
-    if "seed" in meta:
-        parts.append(f"seed {meta['seed']}")
-    return " · ".join(part for part in parts if part)
-
-
-def _frame_record(frame: Frame) -> dict:
-    """A frame as plain data (tensors, numbers, dicts) that `torch.load(weights_only=True)` reads back."""
-    return {
-        "index": int(frame.index),
-        "t": float(frame.t),
-        "x_t": frame.x_t,
-        "x0_hat": frame.x0_hat,
-        "eps_hat": frame.eps_hat,
-        "v_hat": frame.v_hat,
-        "coeffs": {name: _plain(value) for name, value in frame.coeffs.items()},
-        "extras": dict(frame.extras),
-    }
-
-
-def _plain(value):
-    """A number as Python's own type (a numpy or tensor scalar is not plain data to weights_only)."""
-    return value if isinstance(value, (str, bool, int, float)) else float(value)

@@ -129,7 +129,7 @@ def run_html(args: argparse.Namespace) -> int:
         suggested_every,
     )
     from diffusion_stepper.core.io.trajectory_file import load_trajectory
-    from diffusion_stepper.core.session import default_run_name
+    from diffusion_stepper.core.run_names import default_run_name
 
     check_output_file(args.html, "--html", inputs=args.trajectory)
     trajectories = [load_trajectory(path) for path in args.trajectory]

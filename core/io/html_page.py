@@ -51,7 +51,8 @@ from diffusion_stepper.core.io.export import field_caption, panel_names, select_
 from diffusion_stepper.core.io.layout import class_columns
 from diffusion_stepper.core.limits import check_memory, format_bytes
 from diffusion_stepper.core.paths import resources_dir
-from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME, DONE, Session, run_differences
+from diffusion_stepper.core.run_names import run_differences
+from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME, DONE, Session
 from diffusion_stepper.core.toy2d.render import ParticleViewOptions, render_particles, view_title
 from diffusion_stepper.core.toy2d.runs import is_toy2d
 

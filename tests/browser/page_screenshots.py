@@ -16,7 +16,7 @@ from selenium.webdriver.common.keys import Keys
 
 from diffusion_stepper.core import cli
 from diffusion_stepper.core.io.trajectory_file import load_trajectory
-from diffusion_stepper.core.session import default_run_name
+from diffusion_stepper.core.run_names import default_run_name
 from tests.browser.chromium import missing_browser, open_page, start_chromium, wait_until_drawn
 
 SIZES = ((1920, 1080), (1366, 768))

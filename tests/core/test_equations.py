@@ -57,7 +57,7 @@ def test_number_lists():
 def test_the_noising_process_is_named_and_explained_as_what_it_is(mnist_dir):
     from diffusion_stepper.core.diffusion.theory import no_schedule_reason
     from diffusion_stepper.core.mnist.experiments import SigmaSweepRequest
-    from diffusion_stepper.core.session import default_run_name
+    from diffusion_stepper.core.run_names import default_run_name
 
     run = SigmaSweepRequest(None, data_dir=str(mnist_dir), device="cpu").start()
     assert default_run_name(run.meta).startswith("MNIST test digits · noising")

@@ -149,7 +149,7 @@ def test_removing_a_run_can_be_undone_and_brings_it_back_as_it_was():
 
 
 def test_repeated_runs_get_numbered_names_and_compared_runs_say_what_differs():
-    from diffusion_stepper.core.session import run_differences
+    from diffusion_stepper.core.run_names import run_differences
 
     session = Session()
     meta = {"algorithm": "ddpm+cfg", "model": "mnist-class-ddpm", "seed": 0, "params": {"guidance": 5.0, "steps": 50}}

@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (
 )
 
 from diffusion_stepper.core.diffusion.sampler_race import ConvergenceCurve, write_convergence, x0_convergence
-from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME, RUNNING, Session, run_differences
+from diffusion_stepper.core.run_names import run_differences
+from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME, RUNNING, Session
 from diffusion_stepper.core.toy2d.runs import is_toy2d
 from diffusion_stepper.visualizer.views.common import NOISE, CoalescedRefresh, field_for, run_caption
 from diffusion_stepper.visualizer.widgets.panels import FIT, ImagePanel
