@@ -162,8 +162,7 @@ class Job:
     runner that outlives it.
     """
 
-    def __init__(self, make_items: Callable[[], Iterator], parent: QObject | None = None):
-        del parent  # the owner keeps its job as an attribute; kept in the signature for the controllers
+    def __init__(self, make_items: Callable[[], Iterator]):
         self.make_items = make_items
         self.item, self.held, self.finished, self.failed = _Callbacks(), _Callbacks(), _Callbacks(), _Callbacks()
         self.cancel_event = threading.Event()

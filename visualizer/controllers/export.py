@@ -200,7 +200,7 @@ class ExportController(QObject):
         if self.job is not None:
             self.messages.error("an export is already running")
             return False
-        self.job, self._path = Job(make_items, self), path
+        self.job, self._path = Job(make_items), path
         self.job.item.connect(self._on_progress)
         self.job.finished.connect(self._on_finished)
         self.job.failed.connect(self._on_failed)

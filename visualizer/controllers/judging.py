@@ -27,7 +27,7 @@ class JudgeController(QObject):
         if self.job is not None:
             return  # one at a time; the first answer arrives in a moment
         trajectory = run.trajectory
-        self.job = Job(lambda: iter([judge_run(trajectory)]), self)
+        self.job = Job(lambda: iter([judge_run(trajectory)]))
         self.job.item.connect(self._show)
         self.job.failed.connect(self._failed)
         self.job.finished.connect(self._done)

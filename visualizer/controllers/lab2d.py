@@ -58,7 +58,7 @@ class Lab2DController(QObject):
         self.history = LossHistory()
         self._drawn_at = 0.0
         self.dock.start_training(config.iterations)
-        self.job = Job(lambda: train_toy2d(config), self)
+        self.job = Job(lambda: train_toy2d(config))
         self.job.item.connect(self._on_event)
         self.job.failed.connect(self._on_failed)
         self.job.finished.connect(lambda _outcome: self._end())

@@ -91,7 +91,7 @@ class SamplingController(QObject):
     def _start_next(self) -> None:
         request = self.pending.pop(0)
         self._started_at, self._run_id = time.monotonic(), None
-        self.job = Job(partial(sampling_items, request), self)
+        self.job = Job(partial(sampling_items, request))
         self.job.item.connect(self._on_item)
         self.job.finished.connect(self._on_finished)
         self.job.failed.connect(self._on_failed)

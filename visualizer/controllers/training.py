@@ -73,7 +73,7 @@ class TrainingController(QObject):
         self.config, self.run_dir, self.history, self.last_checkpoint = config, out_dir, LossHistory(), None
         self.launched.emit(out_dir)
         self.readout_changed.emit("Loading MNIST…")
-        self.job = Job(partial(train_on_mnist, config, out_dir, self.data_dir, resume_from), self)
+        self.job = Job(partial(train_on_mnist, config, out_dir, self.data_dir, resume_from))
         self.job.item.connect(self._on_event)
         self.job.finished.connect(self._on_finished)
         self.job.failed.connect(self._on_failed)

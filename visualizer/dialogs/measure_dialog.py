@@ -104,7 +104,7 @@ class MeasureDialog(QDialog):
             self.status.setText(str(exc))
             return
         self.rows, self.total = [], 0
-        self.job = Job(lambda: self.items(request), self)
+        self.job = Job(lambda: self.items(request))
         self.job.item.connect(self._on_item)
         self.job.finished.connect(self._on_end)
         self.job.failed.connect(lambda message: self._on_end(f"failed: {message}"))
