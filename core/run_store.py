@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from diffusion_stepper.core.diffusion.update import update_from_record
 from diffusion_stepper.core.frames import Frame
 
 
@@ -52,7 +53,7 @@ class FrameStore:
         """The frames stored at `path`; the file is removed either way."""
         try:
             records = torch.load(path, weights_only=True)
-            return [Frame(**record) for record in records]
+            return [_frame_from_record(record) for record in records]
         except (OSError, RuntimeError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
             raise FrameStoreError(f"its frames could not be read back from {path}: {exc}") from None
         finally:
@@ -81,7 +82,13 @@ def _frame_record(frame: Frame) -> dict:
         "v_hat": frame.v_hat,
         "coeffs": {name: _plain(value) for name, value in frame.coeffs.items()},
         "extras": dict(frame.extras),
+        "update": frame.update.to_record() if frame.update is not None else None,
     }
+
+
+def _frame_from_record(record: dict) -> Frame:
+    update = record.pop("update", None)
+    return Frame(**record, update=update_from_record(update) if update is not None else None)
 
 
 def _plain(value):

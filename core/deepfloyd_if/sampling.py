@@ -331,6 +331,8 @@ class KeepKnownRegion:
     m = 1 where new content is made, 0 where the original is kept (the course's convention).
     """
 
+    update_holds_where = "mask"  # the step's update is what x_t′ holds where m = 1 (the frames' extra "mask")
+
     def __init__(self, original: torch.Tensor, mask: torch.Tensor, schedule: DiscreteSchedule):
         self.original = original
         self.mask = mask

@@ -7,18 +7,15 @@ numbers the step rule recorded in `frame.coeffs` (see core.diffusion.sampling).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from diffusion_stepper.core.diffusion.theory import algorithm_family
+from diffusion_stepper.core.diffusion.update import check_step, step_result_frame
 from diffusion_stepper.core.frames import Frame
 
 
 def _number(value: float) -> str:
     return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
-
-
-def _plus(value: float) -> str:
-    """A term's sign and size: "+ 0.5000" or "− 0.4422"."""
-    return f"{'−' if value < 0 else '+'} {_number(abs(value))}"
 
 
 def time_text(family: str, t: float) -> str:
@@ -92,9 +89,17 @@ def _composition_lines(meta: dict, frame: Frame) -> list[str]:
     return []
 
 
-def step_equation(meta: dict, frame: Frame) -> list[str]:
-    """The update this frame's step applied, with its numbers (and how close x̂₀ is to a known original)."""
+def step_equation(meta: dict, frame: Frame, frames: Sequence[Frame] | None = None) -> list[str]:
+    """The update this frame's step applied, with its numbers (and how close x̂₀ is to a known
+    original). Given the run's `frames`, a last line checks the numbers against the next x_t."""
     lines = _step_lines(meta, frame)
+    if frames is not None and frame.update is not None:
+        check = check_step(frames, frame.index)
+        reason = step_result_frame(frames, frame.index) if check is None else None
+        numbers = f"     {frame.update.numbers()}"
+        # right under the numbers it checks (the lines after them explain the coefficients)
+        at = lines.index(numbers) + 1 if numbers in lines else len(lines)
+        lines.insert(at, "     " + (check.line() if check is not None else f"check: not possible here ({reason})"))
     if "psnr_db" in frame.coeffs:
         lines.append(f"PSNR(x̂₀, original) = {frame.coeffs['psnr_db']:.2f} dB")
     if "field_error" in frame.coeffs:
@@ -127,7 +132,8 @@ def _step_lines(meta: dict, frame: Frame) -> list[str]:
             _composition_lines(meta, frame)
             + _guidance_line(frame, "ε")
             + _clean_estimate_lines(frame)
-            + _eps_update_lines(frame)
+            + _update_lines(frame)
+            + _eps_rule_lines(frame)
             + [
                 f"t = {time_text(family, frame.t)} → t′ = {time_text(family, coeffs['t_next'])}:   "
                 f"ᾱ_t = {_number(coeffs['alpha_bar_t'])},   ᾱ_t′ = {_number(coeffs['alpha_bar_next'])}"
@@ -138,7 +144,8 @@ def _step_lines(meta: dict, frame: Frame) -> list[str]:
         return (
             _guidance_line(frame, "v")
             + [f"x̂₁ = x_t + (1 − t)·v̂ = x_t + {_number(1 - t)}·v̂      (the clean estimate: where x_t lands at t = 1)"]
-            + _flow_update_lines(meta, frame)
+            + _update_lines(frame)
+            + _flow_rule_lines(meta, frame)
             + [f"t = {time_text(family, t)} → {time_text(family, coeffs['t_next'])}"]
         )
     if family == "single-step":
@@ -178,55 +185,50 @@ def _clean_estimate_lines(frame: Frame) -> list[str]:
     return lines
 
 
-def _eps_update_lines(frame: Frame) -> list[str]:
-    """The update of this ε-model step, in the form of the rule that took it (see core.diffusion.solvers)."""
+def _update_lines(frame: Frame) -> list[str]:
+    """The update the step's rule recorded: its formula, then the same with this step's numbers."""
+    if frame.update is None:
+        return ["(no update terms recorded: a run saved by an older version)"]
+    lines = [frame.update.formula, f"     {frame.update.numbers()}"]
+    if frame.update.where:
+        lines.append(f"     where {frame.update.where} = 1; elsewhere the known image, noised to t′, is put back")
+    return lines
+
+
+def _eps_rule_lines(frame: Frame) -> list[str]:
+    """What the ε rule's coefficients are made of (see core.diffusion.solvers)."""
     coeffs = frame.coeffs
     if "coef_eps" in coeffs:  # DDIM
-        sigma = coeffs["sigma"]
         return [
-            "x_t′ = √ᾱ_t′·x̂₀ + √(1 − ᾱ_t′ − σ²)·ε̂ + σ·z",
-            f"     = {_number(coeffs['coef_x0'])}·x̂₀ + {_number(coeffs['coef_eps'])}·ε̂ + {_number(sigma)}·z"
-            + ("   (deterministic)" if sigma == 0 else ""),
-            f"σ = η·√((1 − ᾱ_t′)/(1 − ᾱ_t))·√(1 − ᾱ_t/ᾱ_t′) with η = {coeffs['eta']:g}   (DDIM)",
+            f"σ = η·√((1 − ᾱ_t′)/(1 − ᾱ_t))·√(1 − ᾱ_t/ᾱ_t′) = {_number(coeffs['sigma'])} with η = {coeffs['eta']:g}   "
+            "(DDIM" + (", deterministic)" if coeffs["sigma"] == 0 else ")")
         ]
-    if "coef_d" in coeffs:  # DPM-Solver++(2M)
+    if "coef_d" in coeffs:  # DPM-Solver++(2M), ODE or SDE
         lines = []
         if "h" in coeffs:
             lines.append(
                 f"λ = log(√ᾱ/√(1 − ᾱ)):   λ_t = {_number(coeffs['lambda_t'])},   λ_t′ = "
                 f"{_number(coeffs['lambda_next'])},   h = λ_t′ − λ_t = {_number(coeffs['h'])}"
             )
+        solver = "DPM-Solver++(2M) SDE" if "coef_z" in coeffs else "DPM-Solver++(2M)"
         if coeffs.get("order") == 2:
             lines.append(
-                f"D = (1 + 1/(2r))·x̂₀ − 1/(2r)·x̂₀_prev = {_number(coeffs['coef_x0'])}·x̂₀ − "
-                f"{_number(coeffs['coef_x0_prev'])}·x̂₀_prev,   r = h_prev/h = {_number(coeffs['r'])}   (second order)"
+                f"D = {_number(coeffs['coef_x0'])}·x̂₀ − {_number(coeffs['coef_x0_prev'])}·x̂₀_prev,   "
+                f"r = h_prev/h = {_number(coeffs['r'])}   (second order, {solver})"
             )
         else:
             reason = "onto clean data" if "h" not in coeffs else "no previous x̂₀ yet"
-            lines.append(f"D = x̂₀   (first order: {reason})")
-        if "coef_z" in coeffs:
-            return lines + [
-                "x_t′ = (√(1 − ᾱ_t′)/√(1 − ᾱ_t))·e^(−h)·x_t + √ᾱ_t′·(1 − e^(−2h))·D + √(1 − ᾱ_t′)·√(1 − e^(−2h))·z"
-                "   (DPM-Solver++(2M) SDE)",
-                f"     = {_number(coeffs['coef_xt'])}·x_t + {_number(coeffs['coef_d'])}·D "
-                f"+ {_number(coeffs['coef_z'])}·z",
-            ]
-        return lines + [
-            "x_t′ = (√(1 − ᾱ_t′)/√(1 − ᾱ_t))·x_t + √ᾱ_t′·(1 − e^(−h))·D   (DPM-Solver++(2M))",
-            f"     = {_number(coeffs['coef_xt'])}·x_t + {_number(coeffs['coef_d'])}·D",
-        ]
+            lines.append(f"D = x̂₀   (first order: {reason}; {solver})")
+        return lines
     if "ode_sigma_t" in coeffs:  # Euler or Heun on the probability-flow ODE
         sigma_t, sigma_next = coeffs["ode_sigma_t"], coeffs["ode_sigma_next"]
-        lines = [f"σ = √((1 − ᾱ)/ᾱ):   σ_t = {_number(sigma_t)},   σ_t′ = {_number(sigma_next)},   x_σ = x_t/√ᾱ_t"]
+        lines = [f"σ = √((1 − ᾱ)/ᾱ):   σ_t = {_number(sigma_t)},   σ_t′ = {_number(sigma_next)}"]
         if coeffs.get("corrector"):
-            lines += [
-                "x̃_σ = x_σ + (σ_t′ − σ_t)·ε̂,   ε̂′ = ε̂(x̃, t′)   (Euler's guess, then a second evaluation there)",
-                f"x_σ′ = x_σ + (σ_t′ − σ_t)·(ε̂ + ε̂′)/2 = x_σ {_plus(sigma_next - sigma_t)}·(ε̂ + ε̂′)/2   (Heun)",
-            ]
+            lines.append("ε̂′ = ε̂ at Euler's guess x_t/√ᾱ_t + (σ_t′ − σ_t)·ε̂, at t′   (Heun: two evaluations)")
         else:
-            note = "(Euler on the probability-flow ODE)" if "corrector" not in coeffs else "(onto clean data: Euler)"
-            lines.append(f"x_σ′ = x_σ + (σ_t′ − σ_t)·ε̂ = x_σ {_plus(sigma_next - sigma_t)}·ε̂   {note}")
-        return lines + [f"x_t′ = √ᾱ_t′·x_σ′ = {_number(math.sqrt(coeffs['alpha_bar_next']))}·x_σ′"]
+            note = "Euler on the probability-flow ODE" if "corrector" not in coeffs else "onto clean data: Euler"
+            lines.append(f"({note})")
+        return lines
     # DDPM's posterior step
     sigma = coeffs["sigma"]
     variance = f"σ² = {_number(sigma**2)}"
@@ -236,25 +238,17 @@ def _eps_update_lines(frame: Frame) -> list[str]:
             f"from {_number(coeffs['sigma_min'])} to {_number(coeffs['sigma_max'])}"
         )
     return [
-        "x_t′ = √ᾱ_t′·β_t/(1 − ᾱ_t)·x̂₀ + √α_t·(1 − ᾱ_t′)/(1 − ᾱ_t)·x_t + σ·z",
-        f"     = {_number(coeffs['coef_x0'])}·x̂₀ + {_number(coeffs['coef_xt'])}·x_t + {_number(sigma)}·z",
         f"α_t = ᾱ_t/ᾱ_t′ = {_number(coeffs['alpha_t'])},   β_t = 1 − α_t = {_number(coeffs['beta_t'])},   "
         + variance
-        + ("   (no noise on the last step)" if sigma == 0 else ""),
+        + ("   (no noise on the last step)" if sigma == 0 else "")
     ]
 
 
-def _flow_update_lines(meta: dict, frame: Frame) -> list[str]:
-    """The flow step, as Euler, Heun or the midpoint rule took it."""
-    coeffs, dt = frame.coeffs, frame.coeffs["dt"]
+def _flow_rule_lines(meta: dict, frame: Frame) -> list[str]:
+    """What the flow rule evaluated beside v̂ (Heun's and the midpoint rule's second evaluation)."""
+    coeffs = frame.coeffs
     if "t_mid" in coeffs:
-        return [
-            f"x_mid = x_t + (Δt/2)·v̂,   v̂_mid = v̂(x_mid, t + Δt/2) at t = {coeffs['t_mid']:.3f}",
-            f"x_t+Δt = x_t + Δt·v̂_mid = x_t + {_number(dt)}·v̂_mid      (the midpoint rule: two evaluations)",
-        ]
+        return [f"v̂_mid = v̂(x_t + (Δt/2)·v̂, t + Δt/2) at t = {coeffs['t_mid']:.3f}   (the midpoint rule)"]
     if meta.get("params", {}).get("sampler") == "heun":
-        return [
-            "x̃ = x_t + Δt·v̂,   v̂′ = v̂(x̃, t + Δt)   (Euler's guess, then a second evaluation there)",
-            f"x_t+Δt = x_t + Δt·(v̂ + v̂′)/2 = x_t + {_number(dt)}·(v̂ + v̂′)/2      (Heun: two evaluations)",
-        ]
-    return [f"x_t+Δt = x_t + Δt·v̂ = x_t + {_number(dt)}·v̂      (one Euler step)"]
+        return ["v̂′ = v̂(x_t + Δt·v̂, t + Δt), at Euler's guess   (Heun: two evaluations)"]
+    return [f"Δt = {_number(coeffs['dt'])}   (one Euler step)"]

@@ -40,3 +40,20 @@ def field_title(meta: dict, name: str, ascii: bool = False) -> str | None:
 def clean_symbol(meta: dict) -> str:
     """x₀, or x₁ for flow matching, where the data sits."""
     return "x₁" if algorithm_family(meta) == "flow" else "x₀"
+
+
+def guidance_gap_label(meta: dict) -> str:
+    """What CFG's gap between the conditional and unconditional estimates is, for this run:
+    |ε_c − ε_u| for a noise-prediction model, |v_c − v_u| for a flow model (its estimate is v)."""
+    symbol = "v" if algorithm_family(meta) == "flow" else "ε"
+    return f"|{symbol}_c − {symbol}_u|"
+
+
+def guidance_gap_curve(frames) -> tuple[list[float], list[float], float] | None:
+    """(t, mean gap ÷ its peak, the peak) over the steps of a CFG run that has recorded its gap;
+    None for a run without CFG."""
+    guided = [frame for frame in frames if "guidance_gap" in frame.coeffs]
+    peak = max((frame.coeffs["guidance_gap"] for frame in guided), default=0.0)
+    if peak <= 0:
+        return None
+    return [float(frame.t) for frame in guided], [frame.coeffs["guidance_gap"] / peak for frame in guided], peak

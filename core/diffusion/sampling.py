@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import torch
 
 from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule
+from diffusion_stepper.core.diffusion.update import NOISE, NOISE_STD, Term, Update
 from diffusion_stepper.core.frames import Frame, to_cpu
 from diffusion_stepper.core.limits import check_guidance
 
@@ -48,6 +49,8 @@ class StepResult:
     noise_hat: torch.Tensor  # stored in the frame as `eps_hat` or `v_hat`
     coeffs: dict[str, float]
     evaluations: int = 1  # model evaluations the step spent, the first estimate included
+    update: Update | None = None  # x_next as terms of what the frame shows (core.diffusion.update)
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)  # what the update needs beyond x_t, x̂₀, ε̂/v̂
 
 
 class StepRule(Protocol):
@@ -275,11 +278,21 @@ class DDPMStep:
         if self.x0_clip is not None:
             x0_hat, clip_coeffs = self.x0_clip(x0_hat)
         x_next = coef_x0 * x0_hat + coef_xt * x_t
+        terms = [Term(coef_x0, "x0_hat"), Term(coef_xt, "x_t")]
+        formula = "x_t′ = √ᾱ_t′·β_t/(1 − ᾱ_t)·x̂₀ + √α_t·(1 − ᾱ_t′)/(1 − ᾱ_t)·x_t"
         sigma: float | torch.Tensor = 0.0
+        extras = {}
         if t_next > self.clean_t:
             sigma = self.variance.std(alpha_bar_t, alpha_bar_next, model_variance)
             z = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
             x_next = x_next + sigma * z
+            if isinstance(sigma, torch.Tensor):  # learned: one σ per pixel, stored to be seen and checked
+                terms.append(Term(1.0, NOISE, scale=NOISE_STD))
+                extras[NOISE_STD] = sigma.expand_as(x_t)
+                formula += " + σ⊙z   (σ learned, per pixel)"
+            else:
+                terms.append(Term(sigma, NOISE))
+                formula += " + σ·z"
         coeffs = {
             "t_next": float(t_next),
             "alpha_bar_t": alpha_bar_t,
@@ -291,7 +304,7 @@ class DDPMStep:
             **_sigma_coeffs(sigma),
             **clip_coeffs,
         }
-        return StepResult(x_next, x0_hat, eps, coeffs)
+        return StepResult(x_next, x0_hat, eps, coeffs, update=Update(tuple(terms), formula), extras=extras)
 
 
 def _sigma_coeffs(sigma: float | torch.Tensor) -> dict[str, float]:
@@ -320,7 +333,8 @@ class EulerFlowStep:
     ) -> StepResult:
         dt = float(t_next) - float(t)
         x0_hat = x_t + (1.0 - float(t)) * v
-        return StepResult(x_t + dt * v, x0_hat, v, {"t_next": float(t_next), "dt": dt})
+        update = Update((Term(1.0, "x_t"), Term(dt, "v_hat")), "x_t+Δt = x_t + Δt·v̂")
+        return StepResult(x_t + dt * v, x0_hat, v, {"t_next": float(t_next), "dt": dt}, update=update)
 
 
 class SingleStepDenoise:
@@ -342,7 +356,8 @@ class SingleStepDenoise:
     ) -> StepResult:
         sigma = float(t)
         noise_hat = (x_t - x0_pred) / sigma if sigma > 0 else torch.zeros_like(x_t)
-        return StepResult(x0_pred, x0_pred, noise_hat, {"sigma": sigma})
+        update = Update((Term(1.0, "x0_hat"),), "x̂₀ = D_θ(z): the result is the network's prediction")
+        return StepResult(x0_pred, x0_pred, noise_hat, {"sigma": sigma}, update=update)
 
 
 # --- the loop -----------------------------------------------------------------------------------
@@ -368,12 +383,17 @@ def run_sampler(
     def evaluate(x: torch.Tensor, t: float) -> torch.Tensor:
         return estimate(x, t).value
 
+    # after a projection the update holds only where the projection keeps the step's result
+    holds_where = getattr(project, "update_holds_where", None)
     x = x_start
     evaluations = 0
     for index in range(len(timesteps) - 1):
         t, t_next = timesteps[index], timesteps[index + 1]
         noise_estimate = estimate(x, t)
         result = step(x, t, t_next, noise_estimate.value, generator, evaluate=evaluate)
+        update = result.update
+        if update is not None and project is not None:
+            update = replace(update, where=holds_where) if holds_where else None
         yield Frame(
             index=index,
             t=t,
@@ -381,7 +401,8 @@ def run_sampler(
             x0_hat=to_cpu(result.x0_hat),
             **{step.noise_field: to_cpu(result.noise_hat)},
             coeffs={"t": float(t), "nfe": float(evaluations), **noise_estimate.coeffs, **result.coeffs},
-            extras={name: to_cpu(image) for name, image in noise_estimate.extras.items()},
+            extras={name: to_cpu(image) for name, image in {**noise_estimate.extras, **result.extras}.items()},
+            update=update,
         )
         evaluations += result.evaluations
         x = result.x_next if project is None else project(result.x_next, t_next, generator)

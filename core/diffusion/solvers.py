@@ -17,8 +17,11 @@ core.diffusion.sampling), `HeunFlowStep` and `MidpointFlowStep`.
 Images stay in the model's own (variance-preserving) space between steps: x_t, never x_σ, so
 every rule's frames show the same kind of picture. x̂₀ clipping (`x0_clip`) reworks x̂₀ before
 it enters an update; the update then uses the noise implied by the clipped x̂₀, as diffusers'
-schedulers do. An IF model's learned-variance channels are ignored by these rules (they are
-DDPM's), as diffusers' pipelines drop them for schedulers without learned variance.
+DDPM scheduler does (its DDIM scheduler does so only with `use_clipped_model_output=True`). The
+terms each rule records (core.diffusion.update) are written in what the frame shows: that ε as a
+coefficient of x_t and one of the clipped x̂₀. An IF model's learned-variance channels are
+ignored by these rules (they are DDPM's), as diffusers' pipelines drop them for schedulers
+without learned variance.
 
 `make_step_rule` is the one place that turns a sampler's name into its rule.
 """
@@ -41,6 +44,16 @@ from diffusion_stepper.core.diffusion.sampling import (
     X0Clip,
 )
 from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule
+from diffusion_stepper.core.diffusion.update import (
+    MIDPOINT_V,
+    NOISE,
+    PREVIOUS,
+    SECOND_EPS,
+    SECOND_V,
+    Term,
+    Update,
+    combined,
+)
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.limits import ETA, out_of_range
 
@@ -137,6 +150,20 @@ class _EpsRule:
         x0_hat, clip_coeffs = self.x0_clip(x0_hat)
         return eps, x0_hat, (x_t - signal * x0_hat) / noise, clip_coeffs
 
+    def eps_terms(self, coef: float, t: float) -> list[Term]:
+        """coef·ε, the ε the update uses, as terms of what the frame shows: ε̂ itself, or (with
+        clipping) the ε the clipped x̂₀ implies, (x_t − √ᾱ_t·x̂₀)/√(1 − ᾱ_t)."""
+        if self.x0_clip is None:
+            return [Term(coef, "eps_hat")]
+        signal, noise = self.levels(t)
+        return [Term(coef / noise, "x_t"), Term(-coef * signal / noise, "x0_hat")]
+
+    def eps_symbol(self, formula: str) -> str:
+        """The rule's formula, saying which ε it uses when x̂₀ is clipped."""
+        if self.x0_clip is None:
+            return formula
+        return formula.replace("ε̂", "ε") + ",   ε = (x_t − √ᾱ_t·x̂₀)/√(1 − ᾱ_t) from the clipped x̂₀"
+
 
 class DDIMStep(_EpsRule):
     """DDIM (Song et al. 2021), eq. 12, from t to t′:
@@ -169,9 +196,13 @@ class DDIMStep(_EpsRule):
         coef_x0 = math.sqrt(alpha_bar_next)
         coef_eps = math.sqrt(max(1.0 - alpha_bar_next - sigma**2, 0.0))
         x_next = coef_x0 * x0_hat + coef_eps * eps_used
+        terms = [Term(coef_x0, "x0_hat"), *self.eps_terms(coef_eps, t)]
+        formula = "x_t′ = √ᾱ_t′·x̂₀ + √(1 − ᾱ_t′ − σ²)·ε̂"
         if sigma > 0:
             z = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
             x_next = x_next + sigma * z
+            terms.append(Term(sigma, NOISE))
+            formula += " + σ·z"
         coeffs = {
             "t_next": float(t_next),
             "alpha_bar_t": alpha_bar_t,
@@ -182,7 +213,7 @@ class DDIMStep(_EpsRule):
             "coef_eps": coef_eps,
             **clip_coeffs,
         }
-        return StepResult(x_next, x0_hat, eps, coeffs)
+        return StepResult(x_next, x0_hat, eps, coeffs, update=Update(combined(terms), self.eps_symbol(formula)))
 
 
 class DPMSolverPP2MStep(_EpsRule):
@@ -197,6 +228,9 @@ class DPMSolverPP2MStep(_EpsRule):
     The previous step's x̂₀ and h are the rule's history; `reset` forgets them (run_sampler
     calls it before a run).
     """
+
+    formula = "x_t′ = (√(1 − ᾱ_t′)/√(1 − ᾱ_t))·x_t + √ᾱ_t′·(1 − e^(−h))·D,   D = x̂₀ or (1 + 1/(2r))·x̂₀ − 1/(2r)·x̂₀_prev"
+    stochastic = False  # the SDE form adds fresh noise
 
     def __init__(self, schedule: DiscreteSchedule, x0_clip: X0Clip | None = None):
         super().__init__(schedule, x0_clip)
@@ -243,19 +277,27 @@ class DPMSolverPP2MStep(_EpsRule):
         if noise_next > 0:
             h = self.log_snr(t_next) - self.log_snr(t)
             coeffs.update(lambda_next=self.log_snr(t_next), h=h)
+        terms = [Term(coef_xt, "x_t")]
         if self.previous_x0 is None or h is None:
             drift = x0_hat
             coeffs["order"] = 1.0
+            terms.append(Term(coef_d, "x0_hat"))
         else:
             r = self.previous_h / h
             drift = (1.0 + 0.5 / r) * x0_hat - (0.5 / r) * self.previous_x0
             coeffs.update(order=2.0, r=r, coef_x0=1.0 + 0.5 / r, coef_x0_prev=0.5 / r)
+            terms += [Term(coef_d * (1.0 + 0.5 / r), "x0_hat"), Term(-coef_d * 0.5 / r, "x0_hat", frame=PREVIOUS)]
         self.previous_x0, self.previous_h = x0_hat, h
         x_next = coef_xt * x_t + coef_d * drift
+        formula = self.formula
+        if self.stochastic:
+            coeffs["coef_z"] = coef_z  # recorded on the last step too (0 there), so the step says which solver took it
         if coef_z > 0:
-            coeffs["coef_z"] = coef_z
             x_next = x_next + coef_z * torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
-        return StepResult(x_next, x0_hat, eps, coeffs)
+            terms.append(Term(coef_z, NOISE))
+        elif self.stochastic:
+            formula = formula.replace(" + √(1 − ᾱ_t′)·√(1 − e^(−2h))·z", "") + "   (onto clean data: no noise)"
+        return StepResult(x_next, x0_hat, eps, coeffs, update=Update(tuple(terms), formula))
 
 
 class SDEDPMSolverPP2MStep(DPMSolverPP2MStep):
@@ -268,6 +310,9 @@ class SDEDPMSolverPP2MStep(DPMSolverPP2MStep):
     where it started: on the course's schedule x_T is not pure noise (√ᾱ_T ≈ 0.22 at T = 300), and
     a deterministic solver started from pure noise never corrects that, while this one does.
     """
+
+    formula = "x_t′ = (√(1 − ᾱ_t′)/√(1 − ᾱ_t))·e^(−h)·x_t + √ᾱ_t′·(1 − e^(−2h))·D + √(1 − ᾱ_t′)·√(1 − e^(−2h))·z"
+    stochastic = True
 
     def coefficients(self, noise_t: float, noise_next: float, signal_next: float, decay: float):
         spread = 1.0 - decay * decay  # 1 − e^(−2h)
@@ -313,8 +358,19 @@ class EulerODEStep(_EpsRule):
         evaluate: Evaluate | None = None,
     ) -> StepResult:
         eps, x0_hat, slope, x_sigma, coeffs = self._slope_step(x_t, t, t_next, estimate)
-        x_sigma_next = x_sigma + (coeffs["ode_sigma_next"] - coeffs["ode_sigma_t"]) * slope
-        return StepResult(math.sqrt(coeffs["alpha_bar_next"]) * x_sigma_next, x0_hat, eps, coeffs)
+        d_sigma = coeffs["ode_sigma_next"] - coeffs["ode_sigma_t"]
+        x_sigma_next = x_sigma + d_sigma * slope
+        update = self.ode_update(t, coeffs, d_sigma, "x_t′ = √ᾱ_t′·(x_t/√ᾱ_t + (σ_t′ − σ_t)·ε̂)")
+        return StepResult(math.sqrt(coeffs["alpha_bar_next"]) * x_sigma_next, x0_hat, eps, coeffs, update=update)
+
+    def ode_update(self, t: float, coeffs: dict, slope_weight: float, formula: str, second: float = 0.0) -> Update:
+        """√ᾱ_t′·(x_t/√ᾱ_t + slope_weight·ε + second·ε̂′) as terms (ε̂′: the second evaluation's)."""
+        signal_next = math.sqrt(coeffs["alpha_bar_next"])
+        terms = [Term(signal_next / math.sqrt(coeffs["alpha_bar_t"]), "x_t")]
+        terms += self.eps_terms(signal_next * slope_weight, t)
+        if second:
+            terms.append(Term(signal_next * second, SECOND_EPS))
+        return Update(combined(terms), self.eps_symbol(formula))
 
 
 class HeunODEStep(EulerODEStep):
@@ -341,14 +397,19 @@ class HeunODEStep(EulerODEStep):
         euler_guess = x_sigma + d_sigma * slope
         if coeffs["ode_sigma_next"] == 0:
             coeffs["corrector"] = 0.0
-            return StepResult(signal_next * euler_guess, x0_hat, eps, coeffs)
+            formula = "x_t′ = √ᾱ_t′·(x_t/√ᾱ_t + (σ_t′ − σ_t)·ε̂)   (onto clean data: Euler)"
+            update = self.ode_update(t, coeffs, d_sigma, formula)
+            return StepResult(signal_next * euler_guess, x0_hat, eps, coeffs, update=update)
         if evaluate is None:
             raise ValueError("Heun evaluates the model twice a step: run it through run_sampler")
         guess_t = signal_next * euler_guess
         _, _, slope_next, _ = self.estimates(guess_t, t_next, evaluate(guess_t, t_next))
         x_sigma_next = x_sigma + d_sigma * 0.5 * (slope + slope_next)
         coeffs["corrector"] = 1.0
-        return StepResult(signal_next * x_sigma_next, x0_hat, eps, coeffs, evaluations=2)
+        formula = "x_t′ = √ᾱ_t′·(x_t/√ᾱ_t + (σ_t′ − σ_t)·(ε̂ + ε̂′)/2)"
+        update = self.ode_update(t, coeffs, 0.5 * d_sigma, formula, second=0.5 * d_sigma)
+        extras = {SECOND_EPS: slope_next}
+        return StepResult(signal_next * x_sigma_next, x0_hat, eps, coeffs, evaluations=2, update=update, extras=extras)
 
 
 # --- flow-matching rules -----------------------------------------------------------------------
@@ -375,7 +436,12 @@ class HeunFlowStep:
         v_next = evaluate(guess, float(t_next))
         x0_hat = x_t + (1.0 - float(t)) * v
         coeffs = {"t_next": float(t_next), "dt": dt}
-        return StepResult(x_t + dt * 0.5 * (v + v_next), x0_hat, v, coeffs, evaluations=2)
+        update = Update(
+            (Term(1.0, "x_t"), Term(0.5 * dt, "v_hat"), Term(0.5 * dt, SECOND_V)), "x_t+Δt = x_t + Δt·(v̂ + v̂′)/2"
+        )
+        return StepResult(
+            x_t + dt * 0.5 * (v + v_next), x0_hat, v, coeffs, evaluations=2, update=update, extras={SECOND_V: v_next}
+        )
 
 
 class MidpointFlowStep:
@@ -399,7 +465,8 @@ class MidpointFlowStep:
         v_mid = evaluate(x_t + 0.5 * dt * v, t_mid)
         x0_hat = x_t + (1.0 - float(t)) * v
         coeffs = {"t_next": float(t_next), "dt": dt, "t_mid": t_mid}
-        return StepResult(x_t + dt * v_mid, x0_hat, v, coeffs, evaluations=2)
+        update = Update((Term(1.0, "x_t"), Term(dt, MIDPOINT_V)), "x_t+Δt = x_t + Δt·v̂_mid")
+        return StepResult(x_t + dt * v_mid, x0_hat, v, coeffs, evaluations=2, update=update, extras={MIDPOINT_V: v_mid})
 
 
 # --- names to rules -----------------------------------------------------------------------------

@@ -120,7 +120,8 @@ def frame_histograms(trajectory: Trajectory, frame: Frame, edges: np.ndarray = H
     noise_values = None if noise_name is None or is_final else frame.image(noise_name)
     noise_theory = None
     if noise_values is not None and noise_name == "eps_hat":
-        # the density of the true noise; a guided estimate is not drawn from it and strays wider
+        # the density of the true noise. The model's ε̂ strays wider where the sampler's x_t is off
+        # what it was trained on; guidance barely changes that (MNIST: std 1.68 at γ = 0, 1.83 at γ = 10)
         noise_theory = Curve(grid, normal_pdf(grid), "N(0, 1): the true ε")
 
     family = algorithm_family(meta)
@@ -141,6 +142,8 @@ def frame_histograms(trajectory: Trajectory, frame: Frame, edges: np.ndarray = H
         note = f"pure noise at the start, {start}"
     elif clean is not None:
         note = "none: this x_t comes from denoising steps, not from the forward process of the original"
+    elif "density" in frame.extras:  # a 2D run whose data is a known Gaussian mixture (core.toy2d.runs)
+        note = "p_t is known exactly here: the data is a Gaussian mixture, so the 2D view draws p_t itself"
     return FrameHistograms(
         edges=edges,
         x_t=density_histogram(frame.x_t, edges),

@@ -54,6 +54,10 @@ EXTRA_TITLES = {
     "x0_view3": "view 3 x̂₀",
     "x0_view4": "view 4 x̂₀",
     "x0_afar": "x̂₀ from afar (shrunk 4×)",
+    "eps_hat_2": "ε̂′ at Euler's guess (Heun's second evaluation)",
+    "v_hat_2": "v̂′ at Euler's guess (Heun's second evaluation)",
+    "v_mid": "v̂_mid at the midpoint (second evaluation)",
+    "noise_std": "σ per pixel (learned variance)",
 }
 SIDE_BY_SIDE = "side-by-side"
 PANEL_CHOICES = ("x_t", "x0_hat", "eps_hat", "v_hat", SIDE_BY_SIDE)
@@ -83,6 +87,8 @@ def display_range(name: str, value_range: tuple[float, float]) -> tuple[float, f
         return NOISE_DISPLAY_RANGE
     if name == "mask":  # 0 and 1, whatever the images' range
         return (0.0, 1.0)
+    if name == "noise_std":  # a step's σ: √β at most, 0.14 on the linear schedules
+        return (0.0, 0.15)
     return value_range
 
 
@@ -122,11 +128,15 @@ def text_font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
+CAPTION_MARGIN = 8  # pixels beside a caption's text, 4 on each side
+
+
 def _caption(image: Image.Image, text: str, font: ImageFont.ImageFont) -> Image.Image:
     """`image` with a line of text above it, widened when the text is wider than the image
     (a small image's step label would otherwise be cut off)."""
     strip = getattr(font, "size", 12) + 8  # the bitmap fallback font has no size: about 12 px
-    width = max(image.width, int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(text, font=font)) + 8)
+    text_width = int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(text, font=font))
+    width = max(image.width, text_width + CAPTION_MARGIN)
     out = Image.new("RGB", (width, image.height + strip), BACKGROUND)
     out.paste(image, (0, strip))
     ImageDraw.Draw(out).text((4, 3), text, fill=TEXT_COLOUR, font=font)
@@ -241,7 +251,9 @@ def caption_size(content_height: float, caption_rows: int) -> int:
 
 
 def _fit_text(text: str, font: ImageFont.ImageFont, width: float) -> str:
-    """`text`, cut with an ellipsis where it would be wider than `width` pixels."""
+    """`text`, cut with an ellipsis where its caption (the text and its margins) would be wider
+    than `width` pixels."""
+    width -= CAPTION_MARGIN
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength
     if measure(text, font=font) <= width:
         return text

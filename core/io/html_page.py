@@ -36,6 +36,7 @@ from PIL import Image
 
 from diffusion_stepper.core.atomic import atomic_path
 from diffusion_stepper.core.diffusion.equations import frame_caption, step_equation
+from diffusion_stepper.core.diffusion.labels import guidance_gap_curve, guidance_gap_label
 from diffusion_stepper.core.diffusion.sampler_race import x0_convergence
 from diffusion_stepper.core.diffusion.solvers import run_sampler_title
 from diffusion_stepper.core.diffusion.theory import (
@@ -133,11 +134,17 @@ def _histograms(trajectory: Trajectory, index: int, curves: _Curves) -> dict:
     }
 
 
-def _schedule(meta: dict) -> dict:
+def _schedule(trajectory: Trajectory) -> dict:
+    meta = trajectory.meta
     curves = schedule_curves(meta)
     if curves is None:
         return {"note": no_schedule_reason(meta)}
-    return {"x_label": curves.x_label, "reversed": curves.reversed_time, "curves": [_curve(c) for c in curves.curves]}
+    record = {"x_label": curves.x_label, "reversed": curves.reversed_time, "curves": [_curve(c) for c in curves.curves]}
+    gap = guidance_gap_curve(trajectory.frames)
+    if gap is not None:  # when in the chain guidance acts, as the app's schedule plot shows it
+        t, relative, peak = gap
+        record["gap"] = {"label": f"mean {guidance_gap_label(meta)} ÷ {peak:.3g}", "x": t, "y": _rounded(relative)}
+    return record
 
 
 # Settings shown first, in this order: (label, where the value lives, its key)
@@ -299,7 +306,7 @@ class _RunPage:
             "index": frame.index,
             "t": float(frame.t),
             "caption": frame_caption(meta, frame, len(self.trajectory)),
-            "equation": step_equation(meta, frame),
+            "equation": step_equation(meta, frame, self.trajectory.frames),
             "histograms": _histograms(self.trajectory, index, curves),
         }
 
@@ -348,7 +355,7 @@ def _run_items(page: _RunPage, particle_view: ParticleViewOptions) -> Iterator[t
             "panels": panels,
             "frames": frames,
             "curves": curves.records,
-            "schedule": _schedule(trajectory.meta),
+            "schedule": _schedule(trajectory),
             "convergence": {"nfe": curve.nfe, "distance": _rounded(curve.distance)},
         },
     )

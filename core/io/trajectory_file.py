@@ -26,9 +26,10 @@ import torch
 
 from diffusion_stepper.core import schema
 from diffusion_stepper.core.atomic import atomic_path
+from diffusion_stepper.core.diffusion.update import NOISE, PREVIOUS, THIS, update_from_record
 from diffusion_stepper.core.errors import TrajectoryFileError, UserFacingError
 from diffusion_stepper.core.files import check_input_file
-from diffusion_stepper.core.frames import NOISE_FIELDS, Frame, Trajectory
+from diffusion_stepper.core.frames import IMAGE_FIELDS, NOISE_FIELDS, Frame, Trajectory
 from diffusion_stepper.core.limits import (
     CHAIN_LENGTH,
     CLASSES,
@@ -53,7 +54,7 @@ EXTRA_PREFIX = "extra_"
 REQUIRED_META = ("algorithm", "model", "checkpoint", "seed", "params", "value_range")
 ARRAY_NAMES = ("x_t", "x0_hat", "t", "labels", "data", "meta", *NOISE_FIELDS)
 # Keys the file format adds to the run's own metadata.
-_FILE_KEYS = ("format", "version", "coeffs", "extras")
+_FILE_KEYS = ("format", "version", "coeffs", "extras", "updates")
 
 
 def save_trajectory(trajectory: Trajectory, path: str | os.PathLike) -> Path:
@@ -91,6 +92,7 @@ def save_trajectory(trajectory: Trajectory, path: str | os.PathLike) -> Path:
         **trajectory.meta,
         "coeffs": [frame.coeffs for frame in frames],
         "extras": extras_present,
+        "updates": [frame.update.to_record() if frame.update is not None else None for frame in frames],
     }
     target = Path(path)
 
@@ -285,6 +287,7 @@ def _trajectory_from_arrays(path: Path, arrays: dict[str, np.ndarray], meta: dic
 
     meta = meta_reader(num_frames, list(extras))(meta, "meta")
     coeffs = meta.get("coeffs") or [{} for _ in range(num_frames)]
+    updates = meta.get("updates") or [None] * num_frames  # files from before steps recorded them have none
     present = {name: set(meta.get("extras", {}).get(name, range(num_frames))) for name in extras}
 
     def tensor(array: np.ndarray) -> torch.Tensor:
@@ -301,12 +304,39 @@ def _trajectory_from_arrays(path: Path, arrays: dict[str, np.ndarray], meta: dic
                 **{name: stack[index] for name, stack in stacks.items()},
                 coeffs=dict(coeffs[index]),
                 extras={name: stack[index] for name, stack in extra_stacks.items() if index in present[name]},
+                update=update_from_record(updates[index]) if updates[index] is not None else None,
             )
         )
+    _check_update_members(path, frames)
     run_meta = {key: value for key, value in meta.items() if key not in _FILE_KEYS}
     _check_points_layout(path, run_meta, x_t.shape, extras)
     _check_each_step_can_be_shown(path, run_meta, frames)
     return Trajectory(meta=run_meta, frames=frames, labels=labels, data=data)
+
+
+def file_member(name: str) -> str:
+    """The file's member that holds a frame's image `name`: x_t, x0_hat, eps_hat, v_hat, or extra_NAME."""
+    return name if name in IMAGE_FIELDS else EXTRA_PREFIX + name
+
+
+def _check_update_members(path: Path, frames: list[Frame]) -> None:
+    """Each update's terms name images the frames hold (or z), so evaluating one cannot fail later."""
+    for frame in frames:
+        if frame.update is None:
+            continue
+        for term in frame.update.terms:
+            source = frame.index + term.frame
+            names = [name for name in (term.member, term.scale, frame.update.where) if name and name != NOISE]
+            try:
+                if not 0 <= source < len(frames):
+                    raise KeyError(term.member)
+                for name in names:
+                    (frames[source] if name == term.member else frame).image(name)
+            except KeyError:
+                raise TrajectoryFileError(
+                    f"{path}: meta.updates[{frame.index}] names {names[0] if names else term.member!r} of frame "
+                    f"{source}, which the file does not hold"
+                ) from None
 
 
 def _not_finite_pictures(name: str, array: np.ndarray) -> str | None:
@@ -461,12 +491,37 @@ def meta_reader(num_frames: int, extra_names: list[str]) -> schema.Reader:
             "note": schema.text(),
             "device": schema.text(),
             "coeffs": schema.list_of(coefficients, max_length=num_frames, length=num_frames),
+            "updates": schema.list_of(schema.optional(_update_record), max_length=num_frames, length=num_frames),
             "extras": schema.record(
                 {name: schema.list_of(frame_index, max_length=num_frames) for name in extra_names}, others=None
             ),
         },
         required=REQUIRED_META,
     )
+
+
+_update_record = schema.record(
+    {
+        "formula": schema.text(max_chars=1_000),
+        "where": schema.text(max_chars=NAME_CHARS),
+        "terms": schema.list_of(
+            schema.record(
+                {
+                    "coef": schema.number(),
+                    "member": schema.text(max_chars=NAME_CHARS),
+                    "frame": schema.number(PREVIOUS, THIS, integer=True),
+                    "scale": schema.text(max_chars=NAME_CHARS),
+                },
+                required=("coef", "member"),
+                others=None,
+            ),
+            max_length=16,
+            min_length=1,
+        ),
+    },
+    required=("formula", "terms"),
+    others=None,
+)
 
 
 def _value_range(value, where: str) -> list[float]:

@@ -2,8 +2,10 @@
 three numbers every lecture on CFG stops at, measured by the judge (core/mnist/judge.py):
 
 - **right digit**: the share of digits the judge reads as the class asked for (rises with γ);
-- **diversity**: within each digit, the mean pairwise distance of the judge's features, averaged
-  over the digits (falls with γ), beside the same for as many real digits of each class;
+- **diversity**: within each digit as the judge reads it, the mean pairwise distance of the
+  judge's features, averaged over the digits (falls with γ), beside the same for as many real
+  digits of each class. Grouped by the digit read, not the one asked for: below γ = 1 many samples
+  are another digit, and grouping by the class asked would measure how classes mix instead;
 - **FD**: the Fréchet distance to the test set, beside the floor of as many real digits.
 
 The CLI (`experiment mnist guidance-tradeoff`) and the app (Experiments ▸ Guidance trade-off…)
@@ -120,12 +122,13 @@ def tradeoff_points(request: TradeoffRequest, judge: Judge | None = None) -> Ite
         run = start_sampling(request.sample_request(guidance, objective))
         final = last_frame(run.frames).x_t
         figures = judge.score(final, run.labels)
-        features = torch.from_numpy(judge.features(final.clamp(0, 1)))
+        pictures = final.clamp(0, 1)
+        features = torch.from_numpy(judge.features(pictures))
         yield TradeoffRow(
             guidance=float(guidance),
             samples=figures.count,
             accuracy=figures.accuracy,
-            diversity=diversity_within_classes(features, run.labels),
+            diversity=diversity_within_classes(features, judge.predictions(pictures)),
             diversity_real=diversity_real,
             fd=figures.fd,
             fd_real=figures.fd_real,
@@ -152,7 +155,7 @@ def tradeoff_charts(rows: Sequence[TradeoffRow], model: str) -> list[Chart]:
             y_range=(max(0.0, math.floor(min((r.accuracy for r in rows), default=0) * 10 - 1) / 10), 1.0),
         ),
         Chart(
-            "Diversity within each digit",
+            "Diversity within each digit (as read)",
             "guidance scale γ",
             "mean pairwise feature distance",
             line([row.diversity for row in rows]),

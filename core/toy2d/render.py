@@ -15,13 +15,22 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from diffusion_stepper.core.diffusion.theory import marginal_coefficients
+from diffusion_stepper.core.diffusion.theory import algorithm_family, marginal_coefficients
 from diffusion_stepper.core.frames import Trajectory
 from diffusion_stepper.core.toy2d.runs import DENSITY, TOY2D_KEY, field_vectors, grid_image_to_points, grid_points
 
 FIELDS = ("velocity", "noise", "score", "none")
 # In ASCII, which every export font has (a fallback font lacks the combining hat of x̂₀)
-FIELD_TITLES = {"velocity": "velocity v", "noise": "noise eps", "score": "score grad log p_t", "none": "no field"}
+FIELD_TITLES = {"velocity": "velocity", "noise": "noise eps", "score": "score grad log p_t", "none": "no field"}
+
+
+def field_title(kind: str, meta: dict) -> str:
+    """The arrows' name for this run: the velocity is flow's v, and a DDPM run's probability-flow velocity."""
+    if kind != "velocity":
+        return FIELD_TITLES[kind]
+    return "velocity v" if algorithm_family(meta) == "flow" else "probability-flow velocity"
+
+
 FIELD_SOURCES = ("learned", "exact", "both", "error")
 SOURCE_TITLES = {"learned": "model", "exact": "exact", "both": "model white, exact orange", "error": "model - exact"}
 
@@ -108,8 +117,9 @@ def _field_at_grid(trajectory: Trajectory, index: int, kind: str, prefix: str) -
     if clean is None or noise is None:
         return None
     coefficients = marginal_coefficients(trajectory.meta, frame)
-    b = coefficients[1] if coefficients else 1.0
-    return field_vectors(kind, grid_image_to_points(clean), grid_image_to_points(noise), b).numpy()
+    a, b = coefficients if coefficients else (1.0, 1.0)
+    flow = algorithm_family(trajectory.meta) == "flow"
+    return field_vectors(kind, grid_image_to_points(clean), grid_image_to_points(noise), a, b, flow).numpy()
 
 
 def _arrows(draw: ImageDraw.ImageDraw, starts: np.ndarray, vectors: np.ndarray, scale: float, mapper, colour, width):
@@ -212,6 +222,19 @@ def view_title(trajectory: Trajectory, options: ParticleViewOptions) -> str:
     """What the picture shows, in words: the data, the field and whose it is."""
     toy = trajectory.meta["params"][TOY2D_KEY]
     field = (
-        "" if options.field == "none" else f" · arrows: {FIELD_TITLES[options.field]} ({SOURCE_TITLES[options.source]})"
+        ""
+        if options.field == "none"
+        else f" · arrows: {field_title(options.field, trajectory.meta)} ({SOURCE_TITLES[options.source]})"
     )
-    return f"{toy.get('title', toy['dataset'])}: {trajectory.frames[0].x_t.shape[0]:,} particles{field}"
+    density = ""
+    if options.density and DENSITY in trajectory.frames[0].extras:
+        density = " · " + density_title(trajectory.meta)
+    return f"{toy.get('title', toy['dataset'])}: {trajectory.frames[0].x_t.shape[0]:,} particles{field}{density}"
+
+
+def density_title(meta: dict) -> str:
+    """What the heat map is: p_t of the data, or, in a class-conditioned run, of the class asked for
+    alone: not the density guided sampling follows at its γ (at γ = 0 the particles follow the
+    unconditional field, and only a tenth of them land near that class)."""
+    classes = meta.get("params", {}).get("classes") or []
+    return f"heat: p_t of class {classes[0]} (unguided)" if len(classes) == 1 else "heat: p_t"

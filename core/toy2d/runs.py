@@ -12,7 +12,8 @@ the exact one at the particles. The file also keeps a sample of the training dat
 saved 2D run draws its field, its density and its data with no model and no dataset at hand.
 
 From the clean and noise estimates the view derives whichever field it shows (see `field_vectors`):
-the noise ε̂, the score −ε̂/b, or the velocity x̂₀ − ε̂ (flow matching's v̂).
+the noise ε̂, the score −ε̂/b, or the velocity the particles move along (flow matching's v̂; for
+DDPM runs the probability-flow ODE's).
 """
 
 from __future__ import annotations
@@ -91,15 +92,17 @@ def clean_and_noise(
     return (x - b * raw) / max(a, 1e-6), raw
 
 
-def field_vectors(kind: str, clean: torch.Tensor, noise: torch.Tensor, b: float) -> torch.Tensor:
-    """The field the view draws, from the clean and noise estimates: "noise" ε̂, "score" −ε̂/b
-    (Tweedie), or "velocity" x̂₀ − ε̂ (what flow matching learns; for DDPM the same combination)."""
+def field_vectors(kind: str, clean: torch.Tensor, noise: torch.Tensor, a: float, b: float, flow: bool) -> torch.Tensor:
+    """The field the view draws, from the clean and noise estimates at x_t = a·x₀ + b·noise:
+    "noise" the noise estimate, "score" −ε̂/b (Tweedie), or "velocity", the direction the sampler
+    moves the particles: flow's v̂ = x̂₁ − x̂₀, and for DDPM runs the probability-flow ODE's
+    x̂₀/√ᾱ − ε̂/√(1 − ᾱ) (d x_t/d√ᾱ over √ᾱ, with the estimates held fixed: DDIM's direction)."""
     if kind == "noise":
         return noise
     if kind == "score":
         return -noise / max(b, 1e-3)
     if kind == "velocity":
-        return clean - noise
+        return clean - noise if flow else clean / max(a, 1e-3) - noise / max(b, 1e-3)
     raise ValueError(f"unknown field {kind!r}; choose noise, score or velocity")
 
 
@@ -239,7 +242,8 @@ def with_fields(
 ) -> Iterator[Frame]:
     """Add to each frame the grid field of `source` (if any, and not the exact field itself), and
     the exact field and p_t where the data is a Gaussian mixture (see the module's docstring).
-    CFG's per-particle parts are dropped: the view does not draw them."""
+    CFG's per-particle parts are dropped: the view does not draw them; what the step's update
+    names (Heun's second evaluation) is kept."""
     grid = grid_points(FIELD_GRID)
     grid_images = as_images(grid)
     grid_labels = None if labels is None else labels[:1].expand(grid.shape[0])
@@ -262,7 +266,8 @@ def with_fields(
 
     for frame in frames:
         t = float(frame.t)
-        frame.extras = {}
+        needed = frame.update.images() if frame.update is not None else set()  # a second evaluation, say
+        frame.extras = {name: image for name, image in frame.extras.items() if name in needed}
         with torch.no_grad():
             if learned is not None:
                 frame.extras.update(grid_field(learned, t, "grid"))

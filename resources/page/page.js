@@ -9,6 +9,7 @@
   const GRID_PADDING = 1; // background pixels between the images of a grid, as in the app
   const COLOURS = ["#5ab4ff", "#ffaa3c", "#7ddc6e", "#ff6b8b", "#c29bff", "#e8e25a"];
   const SCHEDULE_COLOURS = ["#e6e6e6", "#b0b0b0"];
+  const GAP_COLOUR = "#00c88c"; // the app's guidance-gap green (visualizer/widgets/plots.py)
   const CACHED_PICTURES = 600; // decoded frames kept; older ones are decoded again when needed
 
   const $ = (id) => document.getElementById(id);
@@ -331,11 +332,15 @@
     const canvas = $("schedule");
     canvas.hidden = !schedule.curves;
     $("schedule-note").textContent = schedule.note || "";
-    showLegend("schedule-legend", (schedule.curves || []).map((curve, i) => [curve.label, SCHEDULE_COLOURS[i], i > 0]));
+    const legend = (schedule.curves || []).map((curve, i) => [curve.label, SCHEDULE_COLOURS[i], i > 0]);
+    if (schedule.gap) legend.push([schedule.gap.label, GAP_COLOUR, false]);
+    showLegend("schedule-legend", legend);
     if (!schedule.curves) return;
     const xs = schedule.curves[0].x;
     // grey, solid and dashed: the runs' colours stay theirs alone
     const lines = schedule.curves.map((curve, i) => ({ x: curve.x, y: curve.y, colour: SCHEDULE_COLOURS[i], dash: i > 0 }));
+    // CFG runs: when in the chain guidance acts (the app's green curve)
+    if (schedule.gap) lines.push({ x: schedule.gap.x, y: schedule.gap.y, colour: GAP_COLOUR, dash: false });
     const low = xs[0];
     const high = xs[xs.length - 1];
     plot(canvas, {

@@ -35,7 +35,7 @@ def assert_shows_frame(driver, trajectory, index: int) -> None:
         shown = canvas_pixels(driver, canvas)
         assert np.array_equal(shown, expected_grid(trajectory, index, name, shown.shape[1])), (name, index)
     equation = driver.find_element(By.ID, "equation").text
-    assert equation == "\n".join(step_equation(trajectory.meta, trajectory[index]))
+    assert equation == "\n".join(step_equation(trajectory.meta, trajectory[index], trajectory.frames))
     assert driver.find_element(By.ID, "caption").text == frame_caption(trajectory.meta, trajectory[index], 7)
 
 

@@ -62,7 +62,7 @@ def test_each_sampler_shows_its_own_update_with_this_steps_numbers(tiny_checkpoi
     assert "first order: onto clean data" in "\n".join(step_equation(dpm.meta, dpm[3]))
 
     heun = sampled(tiny_checkpoints["class-ddpm"], sampler="heun", steps=3, classes=[3])
-    assert "(Heun)" in "\n".join(step_equation(heun.meta, heun[0]))
+    assert "(Heun: two evaluations)" in "\n".join(step_equation(heun.meta, heun[0]))
     assert "onto clean data: Euler" in "\n".join(step_equation(heun.meta, heun[2]))
     assert "NFE 2" in frame_caption(heun.meta, heun[1], len(heun))
 
@@ -352,7 +352,8 @@ def test_guidance_tradeoff_writes_what_the_judge_says(tiny_checkpoints, tmp_path
     final = list(run.frames)[-1].x_t
     judge = Judge(data_dir=str(mnist_dir))
     figures = judge.score(final, run.labels)
-    diversity = diversity_within_classes(torch.from_numpy(judge.features(final.clamp(0, 1))), run.labels)
+    pictures = final.clamp(0, 1)  # diversity within each digit as the judge reads it
+    diversity = diversity_within_classes(torch.from_numpy(judge.features(pictures)), judge.predictions(pictures))
     assert float(rows[1]["accuracy"]) == pytest.approx(figures.accuracy)
     assert float(rows[1]["fd"]) == pytest.approx(figures.fd, rel=1e-4)
     assert float(rows[1]["diversity"]) == pytest.approx(diversity, rel=1e-4)

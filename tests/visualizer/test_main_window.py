@@ -14,6 +14,7 @@ from PySide6.QtGui import QDropEvent, QMouseEvent
 from PySide6.QtWidgets import QPushButton
 
 from diffusion_stepper.core.diffusion.theory import density_histogram
+from diffusion_stepper.core.diffusion.update import check_step
 from diffusion_stepper.core.io.export import render_frame, select_frames
 from diffusion_stepper.core.io.trajectory_file import load_trajectory
 from diffusion_stepper.core.session import CANCELLED, DONE
@@ -261,7 +262,12 @@ def test_x0_clipping_is_a_choice_for_ddpm_models_and_shows_in_the_equation(qtbot
     assert window.session.active.trajectory.meta["params"]["x0_clip"] == "static"
     window.session.seek(1)
     settle(qtbot)
-    assert "clip(x̂₀, 0, 1)" in window.step_view.equation.text
+    text = window.step_view.equation.text
+    assert "clip(x̂₀, 0, 1)" in text
+    # the panel proves its numbers: evaluated on the shown images, they give the next x_t (this
+    # DDPM step adds noise: what is left over, over z's coefficient, is N(0, 1))
+    check = check_step(window.session.active.trajectory.frames, 1)
+    assert check.line() in text and check.holds() and "z ~ N(0, 1)" in check.line()
 
 
 def test_integer_zoom(qtbot, window, marked_file):

@@ -145,6 +145,13 @@ def test_the_schedule_plot_shows_when_guidance_acts(qtbot, window, tiny_checkpoi
     settle(qtbot)
     shown = window.step_view.equation.text.split("mean |ε_c − ε_u| = ")[1].split()[0]
     assert float(shown) == pytest.approx(frames[2].coeffs["guidance_gap"], rel=1e-2)
+    assert window.step_view.schedule.gap.name().startswith("mean |ε_c − ε_u| ÷")
+    # a flow model's estimate is v: the legend says so
+    window.files.add_checkpoint(tiny_checkpoints["class-flow"])
+    window.generate()
+    wait_until_sampled(qtbot, window)
+    settle(qtbot)
+    assert window.step_view.schedule.gap.name().startswith("mean |v_c − v_u| ÷")
 
 
 def test_tradeoff_dialog_draws_the_sweep_and_opens_a_point_in_compare(qtbot, window, tiny_checkpoints, tmp_path):

@@ -4,13 +4,13 @@ theory and the schedule with a cursor. Each part can be shown or hidden (`set_pa
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtWidgets import QBoxLayout, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
 from diffusion_stepper.core.deepfloyd_if.sampling import make_view
 from diffusion_stepper.core.diffusion.equations import step_equation
+from diffusion_stepper.core.diffusion.labels import guidance_gap_curve, guidance_gap_label
 from diffusion_stepper.core.diffusion.theory import (
     CLEAN_EXTRA,
     frame_histograms,
@@ -231,15 +231,13 @@ class StepView(QWidget):
                 panel.set_overlay(frame.extras.get("mask") if key in ("x_t", "x0_hat") else None)
         self._orient_panels()
         self.equation.show_lines(
-            f"Update rule: {trajectory.meta.get('algorithm', '')}", step_equation(trajectory.meta, frame)
+            f"Update rule: {trajectory.meta.get('algorithm', '')}",
+            step_equation(trajectory.meta, frame, trajectory.frames),
         )
         self.histogram.show_histograms(frame_histograms(trajectory, frame))
         if self.schedule.schedule is not None:
             self.schedule.set_cursor(frame.t)
-            guided = [f for f in trajectory.frames if "guidance_gap" in f.coeffs]
-            self.schedule.set_guidance_gap(
-                np.array([f.t for f in guided]), np.array([f.coeffs["guidance_gap"] for f in guided])
-            )
+            self.schedule.set_guidance_gap(guidance_gap_curve(trajectory.frames), guidance_gap_label(trajectory.meta))
 
     def _orient_panels(self) -> None:
         """Side by side or stacked: whichever shows the main panels' images larger."""

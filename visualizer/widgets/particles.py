@@ -106,7 +106,10 @@ class ParticleControls(QWidget):
         self.field = QComboBox()
         for key, title in FIELD_TITLES.items():
             self.field.addItem(title.replace("eps", "ε"), key)
-        self.field.setToolTip("The arrows: the velocity x̂₀ − ε̂ (flow's v̂), the noise estimate ε̂, or the score −ε̂/σ")
+        self.field.setToolTip(
+            "The arrows: the velocity the particles move along (flow's v̂; for DDPM runs the probability-flow "
+            "ODE's x̂₀/√ᾱ − ε̂/√(1 − ᾱ)), the noise estimate ε̂, or the score −ε̂/σ"
+        )
         self.source = QComboBox()
         for key, title in SOURCE_TITLES.items():
             self.source.addItem(title, key)

@@ -194,7 +194,7 @@ class SchedulePlot(TextSizedPlot):
         self.notes.append(self.message)
         self.setYRange(0, 1.02, padding=0)
         self.schedule: ScheduleCurves | None = None
-        # CFG runs: when guidance acts, as the mean |ε_c − ε_u| of each step so far, over its peak
+        # CFG runs: when guidance acts, as the mean |ε_c − ε_u| (or |v_c − v_u|) of each step so far, over its peak
         self.gap = pg.PlotDataItem(
             pen=pg.mkPen(GAP_COLOUR, width=2), symbol="o", symbolSize=4, symbolBrush=GAP_COLOUR, name=" "
         )
@@ -226,15 +226,15 @@ class SchedulePlot(TextSizedPlot):
     def set_cursor(self, t: float) -> None:
         self.cursor.setValue(t)
 
-    def set_guidance_gap(self, t: np.ndarray | None, gap: np.ndarray | None) -> None:
-        """Each sampled step's mean |ε_c − ε_u| over t, divided by the largest so far (its scale is
-        in the legend); None hides it (a run without CFG)."""
-        if gap is None or len(gap) == 0 or float(np.max(gap)) <= 0:
+    def set_guidance_gap(self, curve: tuple[list[float], list[float], float] | None, label: str = "") -> None:
+        """Each sampled step's mean CFG gap (`label`: |ε_c − ε_u|, or |v_c − v_u| for flow) over t,
+        divided by the largest so far (its scale is in the legend); None hides it (no CFG)."""
+        if curve is None:
             self.show_curve(self.gap, None, None)
             return
-        peak = float(np.max(gap))
-        self.gap.opts["name"] = f"mean |ε_c − ε_u| ÷ {peak:.3g}"
-        self.show_curve(self.gap, t, gap / peak)
+        t, relative, peak = curve
+        self.gap.opts["name"] = f"mean {label} ÷ {peak:.3g}"
+        self.show_curve(self.gap, np.asarray(t), np.asarray(relative))
         for sample, label in self.legend.items:
             label.setText(sample.item.name(), size=f"{self.text_px}px")
 
