@@ -81,12 +81,12 @@ def update_record(frames: list, step: int) -> dict:
     """One frame of `inspect --json`: its step, t and update, the update's terms naming the
     trajectory file's members (an extra as extra_NAME) and the frame each is read at; the update
     is null on the last frame, and where the frames stored cannot show the step (then "why" says why)."""
-    from diffusion_stepper.core.diffusion.update import NOISE, step_result_frame
+    from diffusion_stepper.core.diffusion.update import NOISE, why_unchecked
     from diffusion_stepper.core.io.trajectory_file import file_member
 
     frame = frames[step]
     record: dict = {"step": step, "t": float(frame.t), "update": None}
-    reason = step_result_frame(frames, step)
+    reason = why_unchecked(frames, step)
     if reason is not None:
         if frame.update is not None or not frame.coeffs.get("final"):
             record["why"] = reason

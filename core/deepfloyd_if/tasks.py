@@ -417,9 +417,8 @@ def start_if(request: IFRequest) -> SamplingRun:
 
     timesteps = chain_timesteps(stage, steps=steps, stride=request.stride)
     noise_shape = (request.num, channels, size, size)
-    check_run_fits(
-        len(timesteps) + 1, request.num, noise_shape[1:], pictures_per_frame=6
-    )  # + extras (CFG: 3), + a start
+    # x_t, x̂₀, ε̂, CFG's three extras, the learned σ of DDPM's steps, and a start
+    check_run_fits(len(timesteps) + 1, request.num, noise_shape[1:], pictures_per_frame=7)
     if task in FROM_I_START:
         i_start = (request.i_start or DEFAULT_I_START[task])[0]
         if not 0 <= i_start < len(timesteps) - 1:

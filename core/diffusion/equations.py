@@ -10,12 +10,9 @@ import math
 from collections.abc import Sequence
 
 from diffusion_stepper.core.diffusion.theory import algorithm_family
-from diffusion_stepper.core.diffusion.update import check_step, step_result_frame
+from diffusion_stepper.core.diffusion.update import check_step, why_unchecked
+from diffusion_stepper.core.diffusion.update import number_text as _number
 from diffusion_stepper.core.frames import Frame
-
-
-def _number(value: float) -> str:
-    return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
 
 
 def time_text(family: str, t: float) -> str:
@@ -95,7 +92,7 @@ def step_equation(meta: dict, frame: Frame, frames: Sequence[Frame] | None = Non
     lines = _step_lines(meta, frame)
     if frames is not None and frame.update is not None:
         check = check_step(frames, frame.index)
-        reason = step_result_frame(frames, frame.index) if check is None else None
+        reason = why_unchecked(frames, frame.index) if check is None else None
         numbers = f"     {frame.update.numbers()}"
         # right under the numbers it checks (the lines after them explain the coefficients)
         at = lines.index(numbers) + 1 if numbers in lines else len(lines)
@@ -187,8 +184,8 @@ def _clean_estimate_lines(frame: Frame) -> list[str]:
 
 def _update_lines(frame: Frame) -> list[str]:
     """The update the step's rule recorded: its formula, then the same with this step's numbers."""
-    if frame.update is None:
-        return ["(no update terms recorded: a run saved by an older version)"]
+    if frame.update is None:  # a file saved before steps recorded their updates
+        return ["(the file records this step's numbers below, not its update as terms)"]
     lines = [frame.update.formula, f"     {frame.update.numbers()}"]
     if frame.update.where:
         lines.append(f"     where {frame.update.where} = 1; elsewhere the known image, noised to t′, is put back")
@@ -224,7 +221,9 @@ def _eps_rule_lines(frame: Frame) -> list[str]:
         sigma_t, sigma_next = coeffs["ode_sigma_t"], coeffs["ode_sigma_next"]
         lines = [f"σ = √((1 − ᾱ)/ᾱ):   σ_t = {_number(sigma_t)},   σ_t′ = {_number(sigma_next)}"]
         if coeffs.get("corrector"):
-            lines.append("ε̂′ = ε̂ at Euler's guess x_t/√ᾱ_t + (σ_t′ − σ_t)·ε̂, at t′   (Heun: two evaluations)")
+            clipped = "x0_clip_low" in coeffs or "x0_threshold_s" in coeffs
+            second = "ε′ = the ε the clipped x̂₀ implies" if clipped else "ε̂′ = ε̂"
+            lines.append(f"{second} at Euler's guess x_t/√ᾱ_t + (σ_t′ − σ_t)·ε̂, at t′   (Heun: two evaluations)")
         else:
             note = "Euler on the probability-flow ODE" if "corrector" not in coeffs else "onto clean data: Euler"
             lines.append(f"({note})")

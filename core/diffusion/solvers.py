@@ -49,6 +49,7 @@ from diffusion_stepper.core.diffusion.update import (
     NOISE,
     PREVIOUS,
     SECOND_EPS,
+    SECOND_EPS_CLIPPED,
     SECOND_V,
     Term,
     Update,
@@ -230,6 +231,7 @@ class DPMSolverPP2MStep(_EpsRule):
     """
 
     formula = "x_t′ = (√(1 − ᾱ_t′)/√(1 − ᾱ_t))·x_t + √ᾱ_t′·(1 − e^(−h))·D,   D = x̂₀ or (1 + 1/(2r))·x̂₀ − 1/(2r)·x̂₀_prev"
+    noise_formula = ""
     stochastic = False  # the SDE form adds fresh noise
 
     def __init__(self, schedule: DiscreteSchedule, x0_clip: X0Clip | None = None):
@@ -295,8 +297,9 @@ class DPMSolverPP2MStep(_EpsRule):
         if coef_z > 0:
             x_next = x_next + coef_z * torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
             terms.append(Term(coef_z, NOISE))
+            formula += self.noise_formula
         elif self.stochastic:
-            formula = formula.replace(" + √(1 − ᾱ_t′)·√(1 − e^(−2h))·z", "") + "   (onto clean data: no noise)"
+            formula += "   (onto clean data: no noise)"
         return StepResult(x_next, x0_hat, eps, coeffs, update=Update(tuple(terms), formula))
 
 
@@ -311,7 +314,8 @@ class SDEDPMSolverPP2MStep(DPMSolverPP2MStep):
     a deterministic solver started from pure noise never corrects that, while this one does.
     """
 
-    formula = "x_t′ = (√(1 − ᾱ_t′)/√(1 − ᾱ_t))·e^(−h)·x_t + √ᾱ_t′·(1 − e^(−2h))·D + √(1 − ᾱ_t′)·√(1 − e^(−2h))·z"
+    formula = "x_t′ = (√(1 − ᾱ_t′)/√(1 − ᾱ_t))·e^(−h)·x_t + √ᾱ_t′·(1 − e^(−2h))·D"
+    noise_formula = " + √(1 − ᾱ_t′)·√(1 − e^(−2h))·z"
     stochastic = True
 
     def coefficients(self, noise_t: float, noise_next: float, signal_next: float, decay: float):
@@ -363,13 +367,17 @@ class EulerODEStep(_EpsRule):
         update = self.ode_update(t, coeffs, d_sigma, "x_t′ = √ᾱ_t′·(x_t/√ᾱ_t + (σ_t′ − σ_t)·ε̂)")
         return StepResult(math.sqrt(coeffs["alpha_bar_next"]) * x_sigma_next, x0_hat, eps, coeffs, update=update)
 
+    def second_eps_name(self) -> str:
+        """The extra that holds Heun's second ε: the model's ε̂′, or with clipping the ε′ its clipped x̂₀ implies."""
+        return SECOND_EPS if self.x0_clip is None else SECOND_EPS_CLIPPED
+
     def ode_update(self, t: float, coeffs: dict, slope_weight: float, formula: str, second: float = 0.0) -> Update:
         """√ᾱ_t′·(x_t/√ᾱ_t + slope_weight·ε + second·ε̂′) as terms (ε̂′: the second evaluation's)."""
         signal_next = math.sqrt(coeffs["alpha_bar_next"])
         terms = [Term(signal_next / math.sqrt(coeffs["alpha_bar_t"]), "x_t")]
         terms += self.eps_terms(signal_next * slope_weight, t)
         if second:
-            terms.append(Term(signal_next * second, SECOND_EPS))
+            terms.append(Term(signal_next * second, self.second_eps_name()))
         return Update(combined(terms), self.eps_symbol(formula))
 
 
@@ -408,7 +416,7 @@ class HeunODEStep(EulerODEStep):
         coeffs["corrector"] = 1.0
         formula = "x_t′ = √ᾱ_t′·(x_t/√ᾱ_t + (σ_t′ − σ_t)·(ε̂ + ε̂′)/2)"
         update = self.ode_update(t, coeffs, 0.5 * d_sigma, formula, second=0.5 * d_sigma)
-        extras = {SECOND_EPS: slope_next}
+        extras = {self.second_eps_name(): slope_next}
         return StepResult(signal_next * x_sigma_next, x0_hat, eps, coeffs, evaluations=2, update=update, extras=extras)
 
 

@@ -142,8 +142,11 @@ def frame_histograms(trajectory: Trajectory, frame: Frame, edges: np.ndarray = H
         note = f"pure noise at the start, {start}"
     elif clean is not None:
         note = "none: this x_t comes from denoising steps, not from the forward process of the original"
-    elif "density" in frame.extras:  # a 2D run whose data is a known Gaussian mixture (core.toy2d.runs)
-        note = "p_t is known exactly here: the data is a Gaussian mixture, so the 2D view draws p_t itself"
+    elif "density" in frame.extras:  # core.toy2d.runs.DENSITY: a 2D run whose data is a known Gaussian mixture
+        if len(meta.get("params", {}).get("classes") or []) == 1:
+            note = "the 2D view draws p_t of the class asked for, exactly; guided particles follow another density"
+        else:
+            note = "p_t is known exactly here: the data is a Gaussian mixture, so the 2D view draws p_t itself"
     return FrameHistograms(
         edges=edges,
         x_t=density_histogram(frame.x_t, edges),

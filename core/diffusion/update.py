@@ -26,12 +26,14 @@ NOISE = "z"  # the step's fresh N(0, I) noise: not stored, so a term of it is wh
 THIS, PREVIOUS = 0, -1  # a term's frame, relative to the step's own
 # Extras the rules store so that their updates can be evaluated from the frame
 SECOND_EPS, SECOND_V, MIDPOINT_V, NOISE_STD = "eps_hat_2", "v_hat_2", "v_mid", "noise_std"
+SECOND_EPS_CLIPPED = "eps_2"  # Heun with x̂₀ clipping: the ε the clipped x̂₀ at Euler's guess implies
 SYMBOLS = {
     "x_t": "x_t",
     "x0_hat": "x̂₀",
     "eps_hat": "ε̂",
     "v_hat": "v̂",
     SECOND_EPS: "ε̂′",
+    SECOND_EPS_CLIPPED: "ε′",
     SECOND_V: "v̂′",
     MIDPOINT_V: "v̂_mid",
     NOISE_STD: "σ",
@@ -73,7 +75,7 @@ class Update:
         for term in self.terms:
             if term.coef == 0:
                 continue
-            size = _number(abs(term.coef))
+            size = number_text(abs(term.coef))
             text = term.symbol() if size == "1.0000" else f"{size}·{term.symbol()}"
             sign = "−" if term.coef < 0 else "+"
             parts.append(f"{sign} {text}" if parts else ("−" + text if sign == "−" else text))
@@ -116,14 +118,15 @@ def update_from_record(record: dict) -> Update:
     return Update(terms, record["formula"], record.get("where"))
 
 
-def _number(value: float) -> str:
+def number_text(value: float) -> str:
+    """A coefficient as the equations print it: four decimals, or two significant digits when tiny."""
     return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
 
 
 # --- evaluating an update on the stored frames ----------------------------------------------------
 
 
-def step_result_frame(frames: Sequence[Frame], index: int) -> str | None:
+def why_unchecked(frames: Sequence[Frame], index: int) -> str | None:
     """Why frame `index`'s update cannot be checked against the frames stored, or None if it can:
     the next frame must be this step's result, and a term of the previous frame needs that frame."""
     frame = frames[index]
@@ -170,19 +173,19 @@ class StepCheck:
         return abs(self.noise_mean) < 0.1 and abs(self.noise_std - 1.0) < 0.1
 
     def line(self) -> str:
-        """The panel's proof line."""
+        """The panel's proof line: what the check found, and whether that proves the numbers."""
         if self.exact:
-            return f"check: these numbers give the next x_t to within {self.largest_error:.1e}"
-        return (
-            f"check: (x_t′ − the terms without z) / z's coefficient has mean {self.noise_mean:+.2f}, "
-            f"std {self.noise_std:.2f}: z ~ N(0, 1)"
-        )
+            if self.holds():
+                return f"check: these numbers give the next x_t to within {self.largest_error:.1e}"
+            return f"check: these numbers DO NOT give the next x_t: they miss it by up to {self.largest_error:.2g}"
+        found = f"(x_t′ − the terms without z) / z's coefficient: mean {self.noise_mean:+.2f}, std {self.noise_std:.2f}"
+        return f"check: {found}" + (", so z ~ N(0, 1)" if self.holds() else ", NOT the N(0, 1) noise z should be")
 
 
 def check_step(frames: Sequence[Frame], index: int) -> StepCheck | None:
     """The terms of frame `index`'s update evaluated on the stored images, against frame index + 1;
-    None where the frames stored cannot show it (see `step_result_frame`)."""
-    if step_result_frame(frames, index) is not None:
+    None where the frames stored cannot show it (see `why_unchecked`)."""
+    if why_unchecked(frames, index) is not None:
         return None
     frame, update = frames[index], frames[index].update
     target = frames[index + 1].x_t.double()

@@ -55,6 +55,7 @@ EXTRA_TITLES = {
     "x0_view4": "view 4 x̂₀",
     "x0_afar": "x̂₀ from afar (shrunk 4×)",
     "eps_hat_2": "ε̂′ at Euler's guess (Heun's second evaluation)",
+    "eps_2": "ε′ from the clipped x̂₀ at Euler's guess (Heun)",
     "v_hat_2": "v̂′ at Euler's guess (Heun's second evaluation)",
     "v_mid": "v̂_mid at the midpoint (second evaluation)",
     "noise_std": "σ per pixel (learned variance)",
@@ -87,8 +88,8 @@ def display_range(name: str, value_range: tuple[float, float]) -> tuple[float, f
         return NOISE_DISPLAY_RANGE
     if name == "mask":  # 0 and 1, whatever the images' range
         return (0.0, 1.0)
-    if name == "noise_std":  # a step's σ: √β at most, 0.14 on the linear schedules
-        return (0.0, 0.15)
+    if name == "noise_std":  # a step's σ: up to 1 on IF's cosine schedule at its strided first steps
+        return (0.0, 1.0)
     return value_range
 
 

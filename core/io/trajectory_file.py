@@ -325,18 +325,19 @@ def _check_update_members(path: Path, frames: list[Frame]) -> None:
         if frame.update is None:
             continue
         for term in frame.update.terms:
-            source = frame.index + term.frame
-            names = [name for name in (term.member, term.scale, frame.update.where) if name and name != NOISE]
-            try:
-                if not 0 <= source < len(frames):
-                    raise KeyError(term.member)
-                for name in names:
-                    (frames[source] if name == term.member else frame).image(name)
-            except KeyError:
-                raise TrajectoryFileError(
-                    f"{path}: meta.updates[{frame.index}] names {names[0] if names else term.member!r} of frame "
-                    f"{source}, which the file does not hold"
-                ) from None
+            here = frame.index
+            for name, source in ((term.member, here + term.frame), (term.scale, here), (frame.update.where, here)):
+                if not name or name == NOISE:
+                    continue
+                try:
+                    if not 0 <= source < len(frames):
+                        raise KeyError(name)
+                    frames[source].image(name)
+                except KeyError:
+                    raise TrajectoryFileError(
+                        f"{path}: meta.updates[{frame.index}] names {name!r} of frame {source}, "
+                        "which the file does not hold"
+                    ) from None
 
 
 def _not_finite_pictures(name: str, array: np.ndarray) -> str | None:

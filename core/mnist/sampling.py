@@ -173,8 +173,9 @@ def sample_mnist(
         raise UserFacingError(f"at most {SAMPLES[1]:,} samples in one run, asked for {batch:,}")
     if not is_single_step and out_of_range(steps, STEPS):
         raise UserFacingError(f"steps must be between {STEPS[0]} and {STEPS[1]:,}, got {steps:,}")
-    # x_t, x̂0 and the estimate, and CFG's two estimates and their gap (or the single-step run's clean image)
-    check_run_fits(1 + (1 if is_single_step else steps), batch, MNIST_SHAPE, pictures_per_frame=6)
+    # x_t, x̂0 and the estimate, CFG's two estimates and their gap (or the single-step run's clean
+    # image), and a second evaluation (Heun, midpoint)
+    check_run_fits(1 + (1 if is_single_step else steps), batch, MNIST_SHAPE, pictures_per_frame=7)
     if checkpoint.is_class_conditioned:
         labels = torch.tensor(classes, dtype=torch.int64).repeat(per_class)  # rows of 0..9, as the course shows them
     generator = make_generator(seed, device)

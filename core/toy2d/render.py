@@ -119,6 +119,8 @@ def _field_at_grid(trajectory: Trajectory, index: int, kind: str, prefix: str) -
     coefficients = marginal_coefficients(trajectory.meta, frame)
     a, b = coefficients if coefficients else (1.0, 1.0)
     flow = algorithm_family(trajectory.meta) == "flow"
+    if kind in ("velocity", "score") and not flow and b < 1e-6:  # clean data: ε̂/b, and these fields, are undefined
+        return None
     return field_vectors(kind, grid_image_to_points(clean), grid_image_to_points(noise), a, b, flow).numpy()
 
 

@@ -180,7 +180,7 @@ def toy2d_run(source: Toy2DSource, settings: Toy2DSettings) -> SamplingRun:
             raise UserFacingError(f"class must be in 0..{source.num_classes - 1}, got {settings.label}")
         check_guidance(settings.guidance)
         labels = torch.full((settings.count,), settings.label, dtype=torch.int64)
-    check_run_fits(steps + 1, settings.count, (2, 1, 1), pictures_per_frame=3)
+    check_run_fits(steps + 1, settings.count, (2, 1, 1), pictures_per_frame=4)  # and a second evaluation
     generator = make_generator(settings.seed, "cpu")
     data, _ = source.dataset.sample(DATA_SAMPLE, make_generator(settings.seed + 1, "cpu"))
     frames = sample_points(

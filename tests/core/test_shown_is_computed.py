@@ -50,6 +50,7 @@ def test_the_panel_proves_each_step_and_a_wrong_number_would_show(tiny_checkpoin
     )
     frames[2].update = wrong
     assert not check_step(frames, 2).holds()
+    assert "DO NOT give the next x_t" in "\n".join(step_equation(trajectory.meta, frames[2], frames))
 
 
 def test_the_2d_velocity_arrows_point_where_the_particles_move():
@@ -132,7 +133,8 @@ def test_the_cfg_gap_is_named_for_what_the_model_predicts(tiny_checkpoints, tmp_
     assert guidance_gap_label(flow.meta) == "|v_c − v_u|" and guidance_gap_label(ddpm.meta) == "|ε_c − ε_u|"
     assert guidance_gap_label(points_run("flow", steps=4, label=1, guidance=2.0).meta) == "|v_c − v_u|"
     t, relative, peak = guidance_gap_curve(flow.frames)
-    assert len(t) == 4 and max(relative) == 1.0 and peak > 0
+    gaps = [frame.coeffs["guidance_gap"] for frame in flow.frames[:-1]]
+    assert t == [frame.t for frame in flow.frames[:-1]] and relative == [gap / max(gaps) for gap in gaps]
     page = _schedule(flow)
     assert page["gap"]["label"].startswith("mean |v_c − v_u| ÷") and page["gap"]["x"] == t
 
@@ -145,6 +147,75 @@ def test_the_sde_solvers_last_step_says_it_is_the_sde_solver(tiny_checkpoints):
     last_step = trajectory.frames[-2]
     text = " ".join(step_equation(trajectory.meta, last_step, trajectory.frames))
     assert "SDE" in text and "no noise" in text and last_step.coeffs["coef_z"] == 0
+
+
+def test_heun_with_clipping_names_its_second_epsilon_for_what_it_is(tiny_checkpoints):
+    """With x̂₀ clipped, Heun's second ε is the one the clipped x̂₀ at Euler's guess implies, not ε̂′."""
+    request = SampleRequest(str(tiny_checkpoints["class-ddpm"]), per_class=1, sampler="heun", steps=3, x0_clip="static")
+    trajectory = sampled(request)
+    frame = trajectory.frames[0]
+    text = "\n".join(step_equation(trajectory.meta, frame, trajectory.frames))
+    assert "eps_2" in frame.extras and "eps_hat_2" not in frame.extras
+    assert "·ε′" in frame.update.numbers() and "ε′ = the ε the clipped x̂₀ implies" in text and "ε̂′" not in text
+    assert check_step(trajectory.frames, 0).holds()
+
+
+def test_a_file_saved_before_updates_were_recorded_still_opens(tmp_path, capsys, tiny_checkpoints):
+    import json
+
+    from diffusion_stepper.core.io.trajectory_file import load_trajectory, save_trajectory
+    from tests.cli_running import run_cli
+
+    trajectory = sampled(SampleRequest(str(tiny_checkpoints["class-ddpm"]), per_class=1, steps=3))
+    path = save_trajectory(trajectory, tmp_path / "new.npz")
+    members = dict(np.load(path))
+    meta = json.loads(str(members["meta"]))
+    del meta["updates"]
+    members["meta"] = np.asarray(json.dumps(meta))
+    np.savez(tmp_path / "old.npz", **members)
+    old = load_trajectory(tmp_path / "old.npz")
+    assert old.frames[0].update is None
+    assert "not its update as terms" in "\n".join(step_equation(old.meta, old.frames[0], old.frames))
+    code, out, _ = run_cli(capsys, "inspect", tmp_path / "old.npz", "--json", "--step", "0")
+    expected = {"step": 0, "t": old.frames[0].t, "update": None, "why": "this frame records no update"}
+    assert code == 0 and json.loads(out)["frames"][0] == expected
+
+
+def test_a_run_whose_frames_went_to_disk_comes_back_with_its_updates(tiny_checkpoints):
+    from diffusion_stepper.core.session import DONE, Session
+
+    trajectory = sampled(SampleRequest(str(tiny_checkpoints["class-ddpm"]), per_class=1, sampler="dpm++2m", steps=4))
+    updates = [frame.update for frame in trajectory.frames]
+    session = Session()
+    session.off_screen_bytes = 0  # everything off screen goes to disk
+    run = session.add_run(trajectory.meta, len(trajectory), trajectory.labels, frames=trajectory.frames, state=DONE)
+    session.add_run(trajectory.meta, len(trajectory), trajectory.labels, frames=list(trajectory.frames), state=DONE)
+    session.finish_run(run.id)  # a finished run off screen: spilled
+    assert run.spilled is not None
+    session.set_active(run.id)
+    assert run.spilled is None and [frame.update for frame in run.trajectory.frames] == updates
+    assert all(check_step(run.trajectory.frames, k).holds() for k in range(len(updates) - 1))
+    session.close()
+
+
+def test_a_wrong_update_in_a_file_is_named_in_one_line(tmp_path):
+    import json
+
+    import pytest
+
+    from diffusion_stepper.core.errors import TrajectoryFileError
+    from diffusion_stepper.core.io.trajectory_file import load_trajectory, save_trajectory
+    from diffusion_stepper.core.mnist.sampling import SampleRequest as Request
+
+    trajectory = sampled(Request("mnist-class-flow", per_class=1, steps=2))
+    path = save_trajectory(trajectory, tmp_path / "run.npz")
+    members = dict(np.load(path))
+    meta = json.loads(str(members["meta"]))
+    meta["updates"][0]["terms"][1]["member"] = "extra_nothing"
+    members["meta"] = np.asarray(json.dumps(meta))
+    np.savez(tmp_path / "bad.npz", **members)
+    with pytest.raises(TrajectoryFileError, match=r"meta.updates\[0\] names 'extra_nothing' of frame 0"):
+        load_trajectory(tmp_path / "bad.npz")
 
 
 def test_second_evaluations_are_stored_and_shown(tiny_checkpoints):
