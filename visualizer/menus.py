@@ -73,7 +73,8 @@ EDIT = Menu(
 RUN = Menu(
     "&Run",
     (
-        Entry("&Generate", lambda w: w.generate(), ("Return", "Enter")),
+        # Enter runs the focused dock's action (IF, the 2D lab); the Sample dock's Generate by default
+        Entry("&Generate (or the focused dock's run)", lambda w: w.enter(), ("Return", "Enter")),
         Entry("&Sweep guidance", lambda w: w.sweep(), ("Ctrl+G",)),
         Entry("&Run DeepFloyd IF", lambda w: w.if_runs.run(), ("Ctrl+R",)),
         Entry("&Branch IF run from this step", lambda w: w.if_runs.branch_from_step(), ("Ctrl+B",)),

@@ -201,18 +201,38 @@ def record_run(request, description: str, every: int = 1) -> Trajectory:
     return Trajectory(run.meta, frames, run.labels, run.data)
 
 
+def run_file_suffixes(requests: list) -> list[str]:
+    """What tells an experiment's run files apart: "" for one run; the sampler where each run has its
+    own (a race: "-ddim-eta0", "-heun"), else the guidance scale (a sweep: "-gamma5"); else the
+    run's number ("-1", "-2", ...)."""
+    if len(requests) == 1:
+        return [""]
+
+    def distinct(attribute: str) -> list | None:
+        values = [getattr(request, attribute, None) for request in requests]
+        return values if None not in values and len(set(values)) == len(values) else None
+
+    if samplers := distinct("sampler"):
+        return [
+            f"-{sampler}" + (f"-eta{request.eta:g}" if getattr(request, "eta", None) is not None else "")
+            for sampler, request in zip(samplers, requests)
+        ]
+    if guidances := distinct("guidance"):
+        return [f"-gamma{guidance:g}" for guidance in guidances]
+    return [f"-{number}" for number in range(1, len(requests) + 1)]
+
+
 def write_experiment(name: str, requests: list, out_dir: str | Path) -> list[Trajectory]:
-    """One trajectory file per run of an experiment: NAME.npz, or NAME-1.npz, NAME-2.npz, ...;
-    returns the runs."""
+    """One trajectory file per run of an experiment, named by `run_file_suffixes`: NAME.npz,
+    NAME-heun.npz, NAME-1.npz ...; returns the runs."""
     from diffusion_stepper.core.io.trajectory_file import save_trajectory
 
     if not requests:
         raise UserFacingError(f"the {name} experiment has no runs with these settings")
     trajectories = []
-    for number, request in enumerate(requests, 1):
+    for number, (request, suffix) in enumerate(zip(requests, run_file_suffixes(requests)), 1):
         trajectory = record_run(request, f"run {number}/{len(requests)}")
         trajectories.append(trajectory)
-        suffix = f"-{number}" if len(requests) > 1 else ""
         path = save_trajectory(trajectory, Path(out_dir) / f"{name}{suffix}.npz")
         if number == 1:
             print_image_notes(trajectory.meta)

@@ -57,7 +57,11 @@ def register(commands) -> None:
     from diffusion_stepper.core.diffusion.solvers import ALL_SAMPLERS
     from diffusion_stepper.core.limits import GUIDANCE
     from diffusion_stepper.core.mnist.experiments import EXPERIMENTS, RACE_BUDGET
-    from diffusion_stepper.core.mnist.guidance_tradeoff import TRADEOFF_GUIDANCES, TRADEOFF_PER_CLASS
+    from diffusion_stepper.core.mnist.guidance_tradeoff import (
+        TRADEOFF_GUIDANCES,
+        TRADEOFF_PER_CLASS,
+        default_sampler_text,
+    )
     from diffusion_stepper.core.mnist.sampler_quality import QUALITY_BUDGETS, QUALITY_PER_CLASS
     from diffusion_stepper.core.paths import sample_image
 
@@ -112,7 +116,7 @@ def register(commands) -> None:
     mnist.add_argument(
         "--sampler",
         choices=list(ALL_SAMPLERS),
-        help=f"{GUIDANCE_TRADEOFF}: the sampler (default DPM-Solver++(2M), 10 steps, for DDPM models)",
+        help=f"{GUIDANCE_TRADEOFF}: the sampler (default: {default_sampler_text()})",
     )
 
     deepfloyd_if = targets.add_parser("if", help="a part A experiment on DeepFloyd IF")

@@ -116,6 +116,11 @@ FLAG_SCOPES = (
     FlagScope(("--fps", "--frames"), _making("gif", "mp4"), "animations (--gif, --mp4)"),
     FlagScope(("--every",), _making("gif", "mp4", "html"), "animations and pages; --png-grid takes --steps-shown"),
     FlagScope(("--steps-shown",), _making("png_grid"), "--png-grid"),
+    FlagScope(
+        ("--scale",),
+        lambda args: not (args.for_slides or args.aspect),
+        "a free layout's zoom (--for-slides and --aspect size each frame to the slide)",
+    ),
 )
 
 

@@ -37,7 +37,9 @@ def register(commands) -> None:
     from diffusion_stepper.core.mnist import bundled
     from diffusion_stepper.core.mnist.sampling import X0_CLIP_CHOICES
 
-    parent = commands.add_parser(NAME, help="sample a model into a trajectory file (mnist, or DeepFloyd IF: if)")
+    parent = commands.add_parser(
+        NAME, help="sample a model into a trajectory file (mnist, DeepFloyd IF: if, or the 2D lab: toy2d)"
+    )
     targets = parent.add_subparsers(
         dest="dataset", metavar="{mnist,if,toy2d}", required=True, parser_class=OneLineParser
     )
@@ -62,7 +64,7 @@ def register(commands) -> None:
         help="DDPM: static clips x̂0 to [0, 1] in every step; none is the course's plain formula "
         "(default: the model's own; the bundled DDPM models clip: see `diffusion-stepper models`)",
     )
-    add_sampler_arguments(mnist, ALL_SAMPLERS, "ddpm for DDPM-trained models, euler for flow models")
+    add_sampler_arguments(mnist, ALL_SAMPLERS, "the model's own, as `diffusion-stepper models` lists it")
     add_output_arguments(mnist)
 
     deepfloyd_if = targets.add_parser(

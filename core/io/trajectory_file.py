@@ -139,6 +139,36 @@ def load_trajectory(path: str | os.PathLike) -> Trajectory:
         raise TrajectoryFileError(f"{path}: {exc}") from None
 
 
+# The first bytes of files a user may open by mistake, and what to do with each instead
+_OTHER_FILES = (
+    (b"GIF8", "a GIF animation (an export), not a run: open the .npz trajectory it was made from"),
+    (b"\x89PNG", "a PNG picture, not a run: open a .npz trajectory, or drop the picture on the IF dock as its image"),
+    (b"\xff\xd8\xff", "a JPEG picture, not a run: open a .npz trajectory, or use the picture as the IF dock's image"),
+    (b"<!DOCTYPE html", "an interactive page (an export): open it in a browser; the app opens .npz trajectories"),
+)
+
+
+def _other_kind_of_file(path: Path) -> str | None:
+    """What a file that is not a zip archive is instead, and what to do with it, when we can tell
+    from its first bytes: a model checkpoint, an export, a picture; None otherwise."""
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(4096)  # enough for a sidecar to name its format
+    except OSError:
+        return None
+    for magic, what in _OTHER_FILES:
+        if head.startswith(magic):
+            return what
+    if head[4:8] == b"ftyp":
+        return "an MP4 video (an export), not a run: open the .npz trajectory it was made from"
+    checkpoint = "a model checkpoint, not a run: add it as a model (File ▸ Add checkpoint…, or drop it on the window)"
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000:
+        return checkpoint  # safetensors: an 8-byte header length, then the JSON header
+    if head.lstrip().startswith(b"{") and b"-checkpoint" in head:
+        return checkpoint  # a checkpoint's JSON sidecar ("format": "diffusion-stepper-...-checkpoint")
+    return None
+
+
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     """The archive's arrays, each header checked against the member's real size (and the whole
     against a memory budget) before any array is allocated; nothing in it is ever unpickled."""
@@ -147,6 +177,9 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
         return TrajectoryFileError(f"{path}: not a readable trajectory file (truncated or corrupt: {reason})")
 
     if not zipfile.is_zipfile(path):  # else numpy reads it as a pickle and suggests unpickling it
+        kind = _other_kind_of_file(path)
+        if kind:
+            raise TrajectoryFileError(f"{path}: {kind}")
         raise corrupt("not a complete .npz archive")
     try:
         with zipfile.ZipFile(path) as archive:

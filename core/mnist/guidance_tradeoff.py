@@ -39,6 +39,15 @@ TRADEOFF_PER_CLASS = 20
 FAST_SAMPLERS = {"ddpm": ("dpm++2m-sde", 10), "flow": ("midpoint", 5)}
 
 
+def default_sampler_text() -> str:
+    """The sweep's default samplers in words, for help texts: "DPM-Solver++(2M) SDE, 10 steps, for DDPM models; ..."."""
+    kinds = {"ddpm": "DDPM", "flow": "flow"}
+    return "; ".join(
+        f"{sampler_title(name, objective == 'flow')}, {steps} steps, for {kinds[objective]} models"
+        for objective, (name, steps) in FAST_SAMPLERS.items()
+    )
+
+
 @dataclass
 class TradeoffRequest:
     checkpoint: str = DEFAULT_CHECKPOINT

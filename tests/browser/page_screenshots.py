@@ -20,7 +20,7 @@ from diffusion_stepper.core.run_names import default_run_name
 from tests.browser.chromium import missing_browser, open_page, start_chromium, wait_until_drawn
 
 SIZES = ((1920, 1080), (1366, 768))
-RACE = ("samplers-1", "samplers-2", "samplers-4", "samplers-6")  # DDPM, DDIM, DPM-Solver++ SDE and Heun
+RACE = ("samplers-ddpm", "samplers-ddim-eta0", "samplers-dpm++2m-sde", "samplers-heun")
 
 
 def make_pages(folder: Path) -> dict[str, tuple[Path, int]]:

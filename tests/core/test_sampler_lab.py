@@ -248,14 +248,15 @@ def test_race_on_the_command_line_writes_runs_and_the_plot(tiny_checkpoints, tmp
     assert code == 0
     names = sorted(path.name for path in (tmp_path / "race").iterdir())
     assert names == [
-        "flow-samplers-1.npz",
-        "flow-samplers-2.npz",
-        "flow-samplers-3.npz",
+        "flow-samplers-euler.npz",
+        "flow-samplers-heun.npz",
+        "flow-samplers-midpoint.npz",
         "flow-samplers-x0-distance.csv",
         "flow-samplers-x0-distance.png",
     ]
     assert [
-        load_trajectory(tmp_path / "race" / f"flow-samplers-{n}.npz").meta["params"]["sampler"] for n in (1, 2, 3)
+        load_trajectory(tmp_path / "race" / f"flow-samplers-{name}.npz").meta["params"]["sampler"]
+        for name in ("euler", "heun", "midpoint")
     ] == [
         "euler",
         "heun",
@@ -276,7 +277,7 @@ def test_if_race_on_the_tiny_model_replays_through_diffusers(tiny_if, tmp_path, 
         capsys, "experiment", "if", "samplers", *tiny_if.stage1_flags, *prompt, "--steps", 4, "--out-dir", out
     )
     assert code == 0
-    runs = [load_trajectory(out / f"samplers-{n}.npz") for n in (1, 2, 3)]
+    runs = [load_trajectory(out / f"samplers-{name}.npz") for name in ("ddpm", "ddim-eta0", "dpm++2m")]
     assert [run.meta["params"]["sampler"] for run in runs] == ["ddpm", "ddim", "dpm++2m"]
     assert all(torch.equal(run[0].x_t, runs[0][0].x_t) for run in runs)  # the same starting noise
     assert (out / "samplers-x0-distance.png").is_file() and (out / "samplers-x0-distance.csv").is_file()

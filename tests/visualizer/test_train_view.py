@@ -291,3 +291,41 @@ def test_a_fresh_install_trains_on_the_bundled_mnist_with_no_network(qtbot, tmp_
     assert (run_dir / "epoch-001.json").is_file()
     assert "Finished 1 epoch" in view.readout.text()
     assert view.compare_run.currentData() == str(run_dir)
+
+
+def test_closing_while_training_asks_and_keeps_training_unless_told_to_stop(qtbot, window, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    view = window.train_view
+    view.form.epochs.setValue(200)
+    window.start_training()
+    qtbot.waitUntil(lambda: view.training.last_checkpoint is not None, timeout=LONG_WAIT_MS)
+    asked = []
+
+    def answer(role):
+        def exec_(box):
+            asked.append(box.text())
+            button = next(b for b in box.buttons() if box.buttonRole(b) == role)
+            monkeypatch.setattr(box, "clickedButton", lambda: button)
+            return 0
+
+        return exec_
+
+    monkeypatch.setattr(QMessageBox, "exec", answer(QMessageBox.ButtonRole.RejectRole))  # "Keep training"
+    window.close()
+    assert window.isVisible() and view.training.state != IDLE  # still training
+    assert "finished epochs are saved in" in asked[0] and "epoch-" in asked[0]
+    monkeypatch.setattr(QMessageBox, "exec", answer(QMessageBox.ButtonRole.DestructiveRole))  # "Stop training and quit"
+    window.close()
+    assert not window.isVisible()
+    qtbot.waitUntil(lambda: view.training.state == IDLE, timeout=LONG_WAIT_MS)  # the job was stopped, not left running
+    assert load_checkpoint(view.training.last_checkpoint).sidecar["epoch"] >= 1  # what was trained is kept
+    assert len(asked) == 2
+
+
+def test_closing_when_nothing_trains_asks_nothing(qtbot, window, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: pytest.fail("asked without training"))
+    window.close()
+    assert not window.isVisible()

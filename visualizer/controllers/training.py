@@ -125,6 +125,12 @@ class TrainingController(QObject):
             self.checkpoint_saved.emit(str(event.checkpoint))
         self.progressed.emit()
 
+    def saved_text(self) -> str:
+        """What a stop now keeps: "finished epochs are saved in DIR (last checkpoint ...)"."""
+        if self.last_checkpoint is None:
+            return f"no epoch has finished yet, so nothing is saved in {self.run_dir}"
+        return f"finished epochs are saved in {self.run_dir} (last: {Path(self.last_checkpoint).name})"
+
     def _kept(self) -> str:
         return (
             f"last checkpoint {self.last_checkpoint}" if self.last_checkpoint else "no epoch finished, so no checkpoint"

@@ -1,0 +1,59 @@
+"""Actions do what they say (issue 30 §3): Enter runs the action of the dock the keyboard is in."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+from tests.visualizer.conftest import settle, wait_until_sampled
+
+
+def record_actions(window, monkeypatch) -> list[str]:
+    calls: list[str] = []
+    monkeypatch.setattr(window, "generate", lambda: calls.append("generate"))
+    monkeypatch.setattr(window.if_runs, "run", lambda: calls.append("if"))
+    monkeypatch.setattr(window.lab2d, "sample", lambda: calls.append("2d"))
+    return calls
+
+
+def press_enter_in(qtbot, window, dock, widget) -> None:
+    dock.raise_()
+    window.activateWindow()
+    widget.setFocus()
+    qtbot.waitUntil(widget.hasFocus)
+    qtbot.keyClick(widget, Qt.Key.Key_Return)
+    settle(qtbot)
+
+
+def test_enter_runs_the_action_of_the_dock_the_keyboard_is_in(qtbot, window, monkeypatch):
+    calls = record_actions(window, monkeypatch)
+    press_enter_in(qtbot, window, window.if_dock, window.if_dock.prompt)
+    press_enter_in(qtbot, window, window.if_dock, window.if_dock.model_folder)
+    press_enter_in(qtbot, window, window.lab2d.dock, window.lab2d.dock.steps)
+    press_enter_in(qtbot, window, window.sample_dock, window.sample_dock.steps)
+    assert calls == ["if", "if", "2d", "generate"]
+
+
+def test_enter_elsewhere_runs_the_dock_in_front(qtbot, window, monkeypatch):
+    calls = record_actions(window, monkeypatch)
+    for dock in (window.lab2d.dock, window.sample_dock):
+        dock.raise_()
+        window.tabs.setFocus()
+        qtbot.waitUntil(window.tabs.hasFocus)
+        qtbot.keyClick(window.tabs, Qt.Key.Key_Return)
+        settle(qtbot)
+    assert calls == ["2d", "generate"]
+
+
+def test_a_run_generated_while_compare_shows_is_shown(qtbot, window, tiny_checkpoints):
+    from diffusion_stepper.visualizer.menus import COMPARE_TAB, STEP_TAB
+
+    window.files.add_checkpoint(tiny_checkpoints["class-flow"])
+    window.sample_dock.steps.setValue(3)
+    window.sweep()  # a comparison first, shown in Compare
+    wait_until_sampled(qtbot, window)
+    assert window.tabs.currentIndex() == COMPARE_TAB and len(window.session.compared_ids) > 1
+    before = {run.id for run in window.session.runs}
+    window.generate()
+    wait_until_sampled(qtbot, window)
+    (new,) = [run for run in window.session.runs if run.id not in before]
+    assert window.tabs.currentIndex() == STEP_TAB and window.session.active_id == new.id
