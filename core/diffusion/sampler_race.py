@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from diffusion_stepper.core.diffusion.solvers import run_sampler_title
+from diffusion_stepper.core.diffusion.theory import algorithm_family
 from diffusion_stepper.core.frames import Trajectory
 from diffusion_stepper.core.io.line_plot import Chart, Series, charts_side_by_side, write_csv, write_png
 
@@ -30,6 +31,19 @@ def run_label(meta: dict) -> str:
     params = meta.get("params", {})
     title = run_sampler_title(meta) or str(meta.get("algorithm", "run"))
     return f"{title} · {params['steps']} steps" if "steps" in params else title
+
+
+def note_same_updates(labels: Sequence[str], metas: Sequence[dict]) -> list[str]:
+    """The runs' labels, Euler's saying "= DDIM η=0" where both race on an ε-model: Euler on the
+    probability-flow ODE takes DDIM η = 0's very step (in σ-space), so their curves coincide."""
+
+    def is_run(meta: dict, sampler: str) -> bool:
+        params = meta.get("params", {})
+        eta_ok = sampler != "ddim" or params.get("eta", 0.0) == 0
+        return algorithm_family(meta) == "ddpm" and params.get("sampler") == sampler and eta_ok
+
+    both = any(is_run(meta, "ddim") for meta in metas) and any(is_run(meta, "euler") for meta in metas)
+    return [f"{label} (= DDIM η=0)" if both and is_run(meta, "euler") else label for label, meta in zip(labels, metas)]
 
 
 def x0_convergence(trajectory: Trajectory, label: str | None = None) -> ConvergenceCurve:
@@ -75,7 +89,8 @@ def write_convergence(
     trajectories: Sequence[Trajectory], png_path: str | Path, labels: Sequence[str] | None = None
 ) -> tuple[Path, Path]:
     """The runs' curves as a PNG at `png_path` and their numbers as a CSV beside it (same name)."""
-    labels = labels or [None] * len(trajectories)
+    metas = [trajectory.meta for trajectory in trajectories]
+    labels = note_same_updates(labels or [run_label(meta) for meta in metas], metas)
     curves = [x0_convergence(trajectory, label) for trajectory, label in zip(trajectories, labels)]
     png_path = Path(png_path)
     csv_path = write_csv(convergence_rows(curves), png_path.with_suffix(".csv"))

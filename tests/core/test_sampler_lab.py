@@ -404,3 +404,18 @@ def test_bad_experiment_settings_are_one_line(tmp_path, capsys, name, flag, valu
     code, _, err = run_cli(capsys, "experiment", "mnist", name, flag, value, "--out-dir", tmp_path / "out")
     assert code in (1, 2) and err.count("\n") == 1 and "Traceback" not in err
     assert not any((tmp_path / "out").glob("*.csv"))
+
+
+def test_euler_is_labelled_as_ddim_eta_zeros_step_only_beside_it():
+    from diffusion_stepper.core.diffusion.sampler_race import note_same_updates
+
+    def meta(sampler, eta=None, algorithm="ddpm"):
+        return {"algorithm": algorithm, "params": {"sampler": sampler, **({"eta": eta} if eta is not None else {})}}
+
+    race = [meta("ddim", 0.0), meta("euler"), meta("heun")]
+    assert note_same_updates(["DDIM", "Euler", "Heun"], race) == ["DDIM", "Euler (= DDIM η=0)", "Heun"]
+    assert note_same_updates(["DDIM", "Euler"], [meta("ddim", 1.0), meta("euler")]) == ["DDIM", "Euler"]
+    assert note_same_updates(["Euler", "Heun"], [meta("euler", algorithm="flow"), meta("heun", algorithm="flow")]) == [
+        "Euler",
+        "Heun",
+    ]

@@ -14,7 +14,7 @@ from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS, FLOW_SAMPLERS
 from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.experiments import EXPERIMENTS, ExperimentOptions
 from diffusion_stepper.core.mnist.guidance_tradeoff import FAST_SAMPLERS
-from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME
+from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME, CANCELLED, DONE
 from diffusion_stepper.visualizer.main_window import COMPARE_TAB
 from diffusion_stepper.visualizer.widgets.panels import render_grid
 from diffusion_stepper.visualizer.widgets.plots import series_colour
@@ -98,9 +98,21 @@ def test_the_race_lines_runs_up_by_nfe_with_each_x0_and_the_plot(qtbot, window, 
         curve = x0_convergence(run.trajectory)
         assert list(x) == curve.nfe and np.allclose(y, curve.distance)
     assert view.plot.cursor.value() == 3
+    # the key under the title names every curve (no legend over them); Euler's says it is DDIM η=0's step
+    labels = [label for label, _ in view.plot.key]
+    assert len(labels) == racers and not view.plot.legend.isVisible()
+    assert [label for label in labels if "(= DDIM η=0)" in label] == [labels[list(EPS_SAMPLERS).index("euler")]]
     csv_path, png_path = view.save_plot(tmp_path / "race.png")
     assert png_path.name == "race.png" and png_path.stat().st_size > 0
     assert len(list(csv.DictReader(csv_path.open()))) == sum(len(run.trajectory) for run in runs)
+
+    # a cancelled run has no final image: its curve is not drawn (it would sit at distance ~1)
+    runs[0].state = CANCELLED
+    view.refresh()
+    settle(qtbot)
+    assert len(view.plot.curves) == racers - 1 and len(view.plot.key) == racers - 1
+    runs[0].state = DONE
+    view.refresh()
 
     # back to normalized time: the Heun run's half-way frame is shown half way along
     view.align.setCurrentIndex(view.align.findData(ALIGN_TIME))

@@ -18,9 +18,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from diffusion_stepper.core.diffusion.sampler_race import ConvergenceCurve, write_convergence, x0_convergence
+from diffusion_stepper.core.diffusion.sampler_race import (
+    ConvergenceCurve,
+    note_same_updates,
+    write_convergence,
+    x0_convergence,
+)
 from diffusion_stepper.core.run_names import run_differences
-from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME, RUNNING, Session
+from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME, DONE, LOADED, Session
 from diffusion_stepper.core.toy2d.runs import is_toy2d
 from diffusion_stepper.visualizer.views.common import NOISE, CoalescedRefresh, field_for, run_caption
 from diffusion_stepper.visualizer.widgets.panels import FIT, ImagePanel
@@ -176,10 +181,10 @@ class CompareView(QWidget):
         if key != self._curves_key:  # recomputed when a run finishes or the set changes, not each frame
             self._curves_key = key
             finished = self._finished(runs)
-            labels = run_differences([run.trajectory.meta for run in runs])
+            metas = [run.trajectory.meta for run in runs]
+            labels = note_same_updates([label or run.name for label, run in zip(run_differences(metas), runs)], metas)
             self.curves = [
-                x0_convergence(run.trajectory, label or run.name) if run in finished else None
-                for run, label in zip(runs, labels)
+                x0_convergence(run.trajectory, label) if run in finished else None for run, label in zip(runs, labels)
             ]
             self.plot.show_curves(self.curves, against_nfe)
         active = self.session.active
@@ -190,8 +195,9 @@ class CompareView(QWidget):
 
     @staticmethod
     def _finished(runs) -> list:
-        """Runs whose final image exists (the distance is to it)."""
-        return [run for run in runs if run.state != RUNNING and run.produced > 0]
+        """Runs whose final image exists (the distance is to it): a cancelled or failed run's last
+        frame is still noise, which every x̂₀ is about 1 away from, so it is not drawn."""
+        return [run for run in runs if run.state in (DONE, LOADED) and run.produced > 0]
 
     def show_race(self) -> None:
         """A sampler race: each run's x_t beside its x̂₀, and the plot of when each picture is decided."""

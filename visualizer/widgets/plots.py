@@ -9,7 +9,7 @@ import html
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont, QFontMetrics
+from PySide6.QtGui import QColor, QFont, QFontMetrics
 
 from diffusion_stepper.core.diffusion.theory import FrameHistograms, ScheduleCurves
 from diffusion_stepper.core.io.line_plot import SERIES_COLOURS
@@ -88,20 +88,34 @@ class TextSizedPlot(pg.PlotWidget):
         self.setToolTip(text)  # the whole line, should the plot be too narrow for it
         self._show_title()
 
+    def set_key(self, entries: list[tuple[str, tuple[int, int, int]]]) -> None:
+        """A coloured key under the title, "■ DDPM  ■ DDIM η=0 ...": a legend that covers no curve and
+        stays whatever the plot's height."""
+        self.key = entries
+        self.setToolTip("\n".join(label for label, _ in entries))  # the whole labels, should they be cut
+        self._show_title()
+
     def _show_title(self) -> None:
         title = html.escape(self.title_text)
+        small = max(1, round(self.text_px * 0.85))
+        font = QFont()
+        font.setPixelSize(small)
+        room = max(60, self.width() - 30)  # a title wider than the plot would push the plot off its widget
         if self.subtitle:
-            small = max(1, round(self.text_px * 0.85))
-            font = QFont()
-            font.setPixelSize(small)
-            # cut to the plot's width: a title wider than the plot would push the plot off its widget
-            line = QFontMetrics(font).elidedText(self.subtitle, Qt.TextElideMode.ElideRight, max(60, self.width() - 30))
+            line = QFontMetrics(font).elidedText(self.subtitle, Qt.TextElideMode.ElideRight, room)
             title += f"<br><span style='font-size: {small}px; color: #c8c8c8'>{html.escape(line)}</span>"
+        if getattr(self, "key", None):
+            labels = _fitted_labels([label for label, _ in self.key], QFontMetrics(font), room)
+            spans = (
+                f"<span style='color: {QColor(*colour).name()}'>■ {html.escape(label)}</span>"
+                for label, (_, colour) in zip(labels, self.key)
+            )
+            title += f"<br><span style='font-size: {small}px'>{'&nbsp;&nbsp;'.join(spans)}</span>"
         self.setTitle(title, size=f"{self.text_px}px")
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)
-        if getattr(self, "subtitle", ""):  # (pyqtgraph resizes once inside its own __init__)
+        if getattr(self, "subtitle", "") or getattr(self, "key", None):  # (pyqtgraph resizes once in its __init__)
             self._show_title()
 
     def show_curve(self, item: pg.PlotDataItem, x: np.ndarray | None, y: np.ndarray | None) -> None:
@@ -284,6 +298,17 @@ def series_colour(number: int) -> tuple[int, int, int]:
     return SERIES_COLOURS[number % len(SERIES_COLOURS)]
 
 
+def _fitted_labels(labels: list[str], metrics: QFontMetrics, width: int) -> list[str]:
+    """The labels of a key, each cut shorter (with "…") until the line fits `width` pixels."""
+    longest = max((len(label) for label in labels), default=0)
+    while longest > 4:
+        fitted = [label if len(label) <= longest else label[: longest - 1] + "…" for label in labels]
+        if metrics.horizontalAdvance("■ " + "   ■ ".join(fitted)) <= width:
+            return fitted
+        longest -= 1
+    return [label[:4] for label in labels]
+
+
 class ConvergencePlot(TextSizedPlot):
     """The sampler race's "when is the picture decided": each compared run's x̂₀ distance to its
     final image, against NFE (or the step), with a cursor where the timeline stands."""
@@ -299,8 +324,6 @@ class ConvergencePlot(TextSizedPlot):
         self._curve_items: list[pg.PlotDataItem] = []  # every curve item made so far, reused
         self.cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen((220, 220, 220), width=1, style=Qt.PenStyle.DashLine))
         self.addItem(self.cursor)
-
-    LEGEND_MIN_HEIGHT = 260  # shorter, the legend would hide the curves: the runs' titles carry the colours
 
     def show_curves(self, curves: list, against_nfe: bool) -> None:
         """`curves`: core.diffusion.sampler_race.ConvergenceCurve, one per compared run, or None for
@@ -327,13 +350,8 @@ class ConvergencePlot(TextSizedPlot):
             item.setSymbolBrush(colour)
             if id(item) in entries:
                 entries[id(item)][1].setText(curve.label)
-        self.legend.setColumnCount(max(1, (len(curves) + 1) // 2))  # two rows: the plot is short
-        self.legend.setVisible(self.height() >= self.LEGEND_MIN_HEIGHT)
-
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        super().resizeEvent(event)
-        if hasattr(self, "curves"):
-            self.legend.setVisible(self.height() >= self.LEGEND_MIN_HEIGHT)
+        self.legend.setVisible(False)  # the key under the title names the curves, covering none of them
+        self.set_key([(curve.label, series_colour(number)) for number, curve in shown])
 
     def set_cursor(self, x: float) -> None:
         self.cursor.setPos(x)
