@@ -15,8 +15,8 @@ from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.experiments import EXPERIMENTS, ExperimentOptions
 from diffusion_stepper.core.mnist.guidance_tradeoff import FAST_SAMPLERS
 from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME, CANCELLED, DONE
-from diffusion_stepper.visualizer.main_window import COMPARE_TAB
-from diffusion_stepper.visualizer.widgets.panels import render_grid
+from diffusion_stepper.visualizer.main_window import COMPARE_TAB, STEP_TAB
+from diffusion_stepper.visualizer.widgets.panels import FIT, render_grid
 from diffusion_stepper.visualizer.widgets.plots import series_colour
 from tests.visualizer.conftest import LONG_WAIT_MS, settle, wait_until_sampled
 
@@ -181,9 +181,11 @@ def test_tradeoff_dialog_draws_the_sweep_and_opens_a_point_in_compare(qtbot, win
     csv_path, _ = dialog.save(tmp_path)
     assert [float(row["guidance"]) for row in csv.DictReader(csv_path.open())] == [0.0, 4.0]
 
-    dialog.open_buttons[1].click()  # γ = 4's run, sampled again from the same seed, in Compare
-    qtbot.waitUntil(lambda: not window.sampling.busy and len(window.session.compared) == 1, timeout=LONG_WAIT_MS)
-    run = window.session.compared[0]
+    runs_before = len(window.session.runs)
+    dialog.open_buttons[1].click()  # γ = 4's run, sampled again from the same seed, on its own in Step
+    qtbot.waitUntil(lambda: not window.sampling.busy and len(window.session.runs) > runs_before, timeout=LONG_WAIT_MS)
+    run = window.session.active
+    assert window.tabs.currentIndex() == STEP_TAB and window.zoom == FIT  # all its digits fit the view
     params = run.trajectory.meta["params"]
     assert (params["guidance"], params["per_class"]) == (4.0, 2)
     assert (params["sampler"], params["steps"]) == FAST_SAMPLERS["ddpm"]

@@ -29,7 +29,7 @@ from diffusion_stepper.visualizer.widgets.forms import spin_box
 
 class TradeoffDialog(MeasureDialog):
     TITLE = "The guidance trade-off: right digit, diversity and FD against γ"
-    HINT = "Each scale samples every digit from the same seed; the judge reads them. Then open any γ in Compare."
+    HINT = "Each scale samples every digit from the same seed; the judge reads them. Then open any γ to step it."
 
     def __init__(self, models: list[tuple[str, str]], seed: int = 0, device: str = "auto", parent=None):
         super().__init__(seed, device, parent)
@@ -40,7 +40,7 @@ class TradeoffDialog(MeasureDialog):
         for label, field in (("Model", self.model), ("Digits per class", self.per_class), ("Scales γ", self.guidances)):
             self.form.addRow(label, field)
         self.open_row = QHBoxLayout()  # "γ = 2" buttons: that point's run in the Compare view
-        self.open_row.addWidget(QLabel("Open in Compare:"))
+        self.open_row.addWidget(QLabel("Open the run:"))
         self.open_row.addStretch(1)
         self.layout_.addLayout(self.open_row)
         self.open_buttons: list[QPushButton] = []
@@ -78,16 +78,17 @@ class TradeoffDialog(MeasureDialog):
         row = self.rows[-1]
         button = QPushButton(f"γ = {row.guidance:g}")
         button.setToolTip("Sample this scale's run (the same seed) beside the runs in the Compare view")
-        button.clicked.connect(lambda _=False, guidance=row.guidance: self.open_in_compare(guidance))
+        button.clicked.connect(lambda _=False, guidance=row.guidance: self.open_run(guidance))
         self.open_row.insertWidget(self.open_row.count() - 1, button)
         self.open_buttons.append(button)
         return tradeoff_picture(self.rows, self.model.currentText())
 
-    def open_in_compare(self, guidance: float) -> None:
-        """The point's run, sampled again from its seed (the same frames), joins the Compare view."""
+    def open_run(self, guidance: float) -> None:
+        """The point's run, sampled again from its seed (the same frames), opens on its own in the
+        Step view, where its many digits fit the window (in a comparison row they would be cut)."""
         window = self.parent()
         sample = self.tradeoff.sample_request(guidance, self.objective)
-        window.sampling.start(lambda: [sample], compare=True, also_compare=list(window.session.compared_ids))
+        window.sampling.start(lambda: [sample])
 
     def save_rows(self, folder: Path):
         return write_tradeoff(self.rows, folder, self.model.currentText())
