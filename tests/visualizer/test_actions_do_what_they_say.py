@@ -57,3 +57,14 @@ def test_a_run_generated_while_compare_shows_is_shown(qtbot, window, tiny_checkp
     wait_until_sampled(qtbot, window)
     (new,) = [run for run in window.session.runs if run.id not in before]
     assert window.tabs.currentIndex() == STEP_TAB and window.session.active_id == new.id
+
+
+def test_an_error_does_not_take_the_keyboard_from_the_window(qtbot, window):
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    window.messages.error("no such model: pick one in the Sample dock")
+    box = window.messages.error_box
+    qtbot.waitUntil(box.isVisible)
+    assert box.windowModality() == Qt.WindowModality.NonModal and window.isActiveWindow()
+    qtbot.keyClick(window, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)  # Ctrl+2: the Compare view
+    assert window.tabs.currentIndex() == 1 and box.text().startswith("no such model")
