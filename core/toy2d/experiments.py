@@ -171,8 +171,19 @@ def conditional_paths_run(source: Toy2DSource, settings: Toy2DSettings) -> Sampl
 
 
 def _spec(options: Toy2DExperimentOptions, objective: str) -> SourceSpec:
-    """The options' checkpoint, or the exact field of their dataset with this objective."""
-    return SourceSpec(options.checkpoint, options.dataset, objective)
+    """The dock's trained model where it was trained with `objective`, else the exact field of
+    the options' dataset with that objective (see `_fallback_note`)."""
+    if options.checkpoint and _source_objective(options, objective) == objective:
+        return SourceSpec(options.checkpoint, options.dataset, objective)
+    return SourceSpec(None, options.dataset, objective)
+
+
+def _fallback_note(options: Toy2DExperimentOptions, objective: str) -> str:
+    """What a run says when the dock's model did not suit it and the exact field stood in."""
+    if not options.checkpoint or _source_objective(options, objective) == objective:
+        return ""
+    trained = _source_objective(options, objective)
+    return f"(The 2D lab's model is {trained}-trained; this uses the exact {objective} field instead.) "
 
 
 def _settings(options: Toy2DExperimentOptions, **changes) -> Toy2DSettings:
@@ -193,12 +204,10 @@ def _forward(options: Toy2DExperimentOptions) -> list[Toy2DRequest]:
 
 
 def _ode_vs_sde(options: Toy2DExperimentOptions) -> list[Toy2DRequest]:
-    if _source_objective(options, "ddpm") != "ddpm":
-        raise UserFacingError("ODE vs SDE needs a DDPM model (or none: the exact DDPM field)")
-    spec = _spec(options, "ddpm")
+    spec, note = _spec(options, "ddpm"), _fallback_note(options, "ddpm") + ODE_SDE_NOTE
     return [
-        Toy2DRequest(spec, _settings(options, steps=ODE_SDE_STEPS, sampler="ddpm", note=ODE_SDE_NOTE)),
-        Toy2DRequest(spec, _settings(options, steps=ODE_SDE_STEPS, sampler="ddim", eta=0.0, note=ODE_SDE_NOTE)),
+        Toy2DRequest(spec, _settings(options, steps=ODE_SDE_STEPS, sampler="ddpm", note=note)),
+        Toy2DRequest(spec, _settings(options, steps=ODE_SDE_STEPS, sampler="ddim", eta=0.0, note=note)),
     ]
 
 
@@ -209,23 +218,25 @@ ODE_SDE_NOTE = (
 
 
 def _same_budget(options: Toy2DExperimentOptions) -> list[Toy2DRequest]:
-    if options.checkpoint:
-        raise UserFacingError("DDPM vs DDIM vs flow compares the exact fields of one dataset: leave out the checkpoint")
+    """DDPM, DDIM and flow on the exact fields of one dataset: a trained model of one objective
+    could not stand in for the other, so the comparison is fair only between exact fields."""
     steps = SAME_BUDGET_STEPS
-    note = f"{steps} steps each from the same noise: DDPM's stochastic step, DDIM's deterministic one, flow's Euler."
+    note = f"{steps} steps each from the same noise: DDPM's stochastic step, DDIM's deterministic one, flow's Euler"
+    note += " (on the exact fields, so that only the sampler differs)."
+    ddpm, flow = SourceSpec(None, options.dataset, "ddpm"), SourceSpec(None, options.dataset, "flow")
     return [
-        Toy2DRequest(_spec(options, "ddpm"), _settings(options, steps=steps, sampler="ddpm", note=note)),
-        Toy2DRequest(_spec(options, "ddpm"), _settings(options, steps=steps, sampler="ddim", eta=0.0, note=note)),
-        Toy2DRequest(_spec(options, "flow"), _settings(options, steps=steps, sampler="euler", note=note)),
+        Toy2DRequest(ddpm, _settings(options, steps=steps, sampler="ddpm", note=note)),
+        Toy2DRequest(ddpm, _settings(options, steps=steps, sampler="ddim", eta=0.0, note=note)),
+        Toy2DRequest(flow, _settings(options, steps=steps, sampler="euler", note=note)),
     ]
 
 
 def _conditional_vs_marginal(options: Toy2DExperimentOptions) -> list[Toy2DRequest]:
-    if _source_objective(options, "flow") != "flow":
-        raise UserFacingError("conditional vs marginal paths need a flow model (or none: the exact flow field)")
     spec = _spec(options, "flow")
     steps = DEFAULT_STEPS["flow"]
-    marginal_note = "The marginal paths: the same noise, moved by the learned (here: the exact) velocity field."
+    field = "learned" if spec.checkpoint else "exact"
+    marginal_note = f"The marginal paths: the same noise, moved by the {field} velocity field."
+    marginal_note = _fallback_note(options, "flow") + marginal_note
     return [
         Toy2DRequest(spec, _settings(options, steps=steps), "conditional"),
         Toy2DRequest(spec, _settings(options, steps=steps, sampler="euler", note=marginal_note)),
@@ -247,10 +258,9 @@ def _guidance(options: Toy2DExperimentOptions) -> list[Toy2DRequest]:
 
 
 def _few_steps(options: Toy2DExperimentOptions) -> list[Toy2DRequest]:
-    if _source_objective(options, "flow") != "flow":
-        raise UserFacingError("too few steps uses Euler on a flow model (or none: the exact flow field)")
     spec = _spec(options, "flow")
-    note = "Euler with {steps} steps: each step follows the velocity where it starts, so too few steps cut the curves."
+    note = _fallback_note(options, "flow")
+    note += "Euler with {steps} steps: each step follows the velocity where it starts, so too few steps cut the curves."
     return [
         Toy2DRequest(spec, _settings(options, steps=steps, sampler="euler", note=note.format(steps=steps)))
         for steps in FEW_STEPS

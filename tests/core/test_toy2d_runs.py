@@ -211,11 +211,11 @@ def test_each_experiment_runs_from_one_call(key):
         assert distances[0] > distances[-1]  # 2 Euler steps miss the data that 10 reach
 
 
-def test_experiments_refuse_a_model_that_does_not_suit(tmp_path):
+def test_experiments_fall_back_to_the_exact_field_or_refuse_in_one_line(tmp_path):
     save_toy2d_checkpoint(tmp_path, small_model(objective="flow"))
     options = Toy2DExperimentOptions(checkpoint=str(tmp_path), count=50)
-    with pytest.raises(UserFacingError, match="DDPM"):
-        toy2d_experiment_requests("ode-vs-sde", options)
+    ode_sde = toy2d_experiment_requests("ode-vs-sde", options)  # a DDPM experiment: the exact DDPM field stands in
+    assert all(request.source.checkpoint is None and request.source.objective == "ddpm" for request in ode_sde)
     with pytest.raises(UserFacingError, match="no classes"):
         toy2d_experiment_requests("guidance", options)[0].start()
     with pytest.raises(UserFacingError, match="unknown 2D experiment"):

@@ -68,3 +68,18 @@ def test_an_error_does_not_take_the_keyboard_from_the_window(qtbot, window):
     assert box.windowModality() == Qt.WindowModality.NonModal and window.isActiveWindow()
     qtbot.keyClick(window, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)  # Ctrl+2: the Compare view
     assert window.tabs.currentIndex() == 1 and box.text().startswith("no such model")
+
+
+def test_a_comparison_that_fails_at_once_leaves_compare_as_it_was(qtbot, window, tiny_checkpoints, tmp_path):
+    from diffusion_stepper.core.mnist.sampling import SampleRequest
+
+    window.files.add_checkpoint(tiny_checkpoints["class-flow"])
+    window.sample_dock.steps.setValue(3)
+    window.sweep()
+    wait_until_sampled(qtbot, window)
+    compared = list(window.session.compared_ids)
+    assert len(compared) > 1
+    broken = SampleRequest(str(tmp_path / "no-such-model.json"), per_class=1)
+    window.sampling.start(lambda: [broken, broken], compare=True)
+    wait_until_sampled(qtbot, window)
+    assert window.session.compared_ids == compared and "no-such-model" in window.messages.last_error

@@ -30,6 +30,7 @@ class SamplingController(QObject):
         self.job: Job | None = None
         self.pending: list = []  # requests waiting their turn (a guidance sweep, an SDEdit strip)
         self._compare = False
+        self._new_comparison: tuple[tuple[int, ...], bool] | None = None  # (also compared, race), until it starts
         self._run_id: int | None = None  # the run the current job fills
         self._started_at = 0.0
 
@@ -61,12 +62,8 @@ class SamplingController(QObject):
             return False
         if compare is WHEN_SEVERAL:
             compare = len(requests) > 1
-        if compare:
-            for run_id in list(self.session.compared_ids):
-                self.session.set_compared(run_id, False)
-            for run_id in also_compare:
-                self.session.set_compared(run_id, True)
-            self.session.set_align(ALIGN_NFE if race else ALIGN_TIME)
+        # the compared set is replaced when the first run starts: one that fails at once changes nothing
+        self._new_comparison = (tuple(also_compare), race) if compare else None
         self.pending, self._compare = requests, compare
         self.started.emit(compare)
         if race:
@@ -99,8 +96,21 @@ class SamplingController(QObject):
         self.messages.show("Loading the model…", 0)
         self.job.start()
 
+    def _begin_comparison(self) -> None:
+        """Replace the compared set with this comparison's runs (and `also_compare`'s), once."""
+        if self._new_comparison is None:
+            return
+        also_compare, race = self._new_comparison
+        self._new_comparison = None
+        for run_id in list(self.session.compared_ids):
+            self.session.set_compared(run_id, False)
+        for run_id in also_compare:
+            self.session.set_compared(run_id, True)
+        self.session.set_align(ALIGN_NFE if race else ALIGN_TIME)
+
     def _on_item(self, item) -> None:
         if isinstance(item, RunHeader):
+            self._begin_comparison()
             run = self.session.add_run(item.meta, item.num_frames, item.labels, data=item.data)
             self._run_id = run.id
             if self._compare:
