@@ -9,16 +9,7 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtWidgets import (
-    QApplication,
-    QDockWidget,
-    QMainWindow,
-    QMessageBox,
-    QProgressBar,
-    QTabWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QProgressBar, QTabWidget, QVBoxLayout, QWidget
 
 from diffusion_stepper.core import __version__
 from diffusion_stepper.core.deepfloyd_if.images import IMAGE_SUFFIXES
@@ -32,6 +23,7 @@ from diffusion_stepper.visualizer.controllers.judging import JudgeController
 from diffusion_stepper.visualizer.controllers.lab2d import Lab2DController
 from diffusion_stepper.visualizer.controllers.messages import Messages
 from diffusion_stepper.visualizer.controllers.presentation import PresentationController
+from diffusion_stepper.visualizer.controllers.quitting import QuitQuestion
 from diffusion_stepper.visualizer.controllers.sampling import SamplingController
 from diffusion_stepper.visualizer.controllers.settings import SettingsController, default_settings, fit_on_screen
 from diffusion_stepper.visualizer.controllers.training import IDLE, TRAINING, TrainingController
@@ -75,6 +67,7 @@ class MainWindow(QMainWindow):
         self.compare_view = CompareView(self.session)
         self.lab2d = Lab2DController(self)  # the 2D lab: its dock and its jobs
         self.training = TrainingController(self)
+        self.quit_question = QuitQuestion(self)  # closing while training asks first
         self.train_view = TrainView(self.training)
         self.tabs = QTabWidget()
         for view, title in ((self.step_view, "Step"), (self.compare_view, "Compare"), (self.train_view, "Train")):
@@ -102,7 +95,6 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.progress)
 
         self.messages = Messages(self)
-        self.quit_box: QMessageBox | None = None  # asks before quitting while training (closeEvent)
         self.settings = SettingsController(settings if settings is not None else default_settings(), self)
         self.files = FilesController(self.session, self.messages, self.settings, self.sample_dock, self)
         self.sampling = SamplingController(self.session, self.messages, self)
@@ -159,28 +151,6 @@ class MainWindow(QMainWindow):
         )
         self.transport.refresh(caption)
 
-    def training_that_would_stop(self) -> list[str]:
-        """What quitting now would end, and what of it stays saved (nothing when no training runs)."""
-        running = []
-        if self.training.state != IDLE:
-            running.append(f"MNIST training: {self.training.saved_text()}; the epoch in progress is lost")
-        if self.lab2d.training:
-            running.append("the 2D lab's training: its model is saved when training ends, so it would be lost")
-        return running
-
-    def ask_to_quit(self, running: list[str]) -> bool:
-        """True to stop the training and quit, False to keep training (the default, and Esc)."""
-        if self.quit_box is None:  # made once and kept, as every dialog here (see widgets/pool.py)
-            self.quit_box = QMessageBox(QMessageBox.Icon.Question, "Training is running", "", parent=self)
-            self.quit_box.addButton("Stop training and quit", QMessageBox.ButtonRole.DestructiveRole)
-            keep = self.quit_box.addButton("Keep training", QMessageBox.ButtonRole.RejectRole)
-            self.quit_box.setDefaultButton(keep)
-            self.quit_box.setEscapeButton(keep)
-        box = self.quit_box
-        box.setText("Quit while training?\n\n" + "\n".join(f"• {line}" for line in running))
-        box.exec()
-        return box.buttonRole(box.clickedButton()) == QMessageBox.ButtonRole.DestructiveRole
-
     def _show_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, total)
         self.progress.setValue(done)
@@ -228,23 +198,6 @@ class MainWindow(QMainWindow):
     def generate(self) -> None:
         """Sample with the Sample dock's settings; the frames appear as they are produced."""
         self.sampling.start(lambda: [self.sample_dock.request()])
-
-    def enter(self) -> None:
-        """Enter runs the action of the dock the keyboard is in: the IF dock runs IF, the 2D lab
-        samples its particles, the Sample dock generates digits. Elsewhere (a view, the runs list)
-        it runs the dock in front: Generate, unless the Sample dock is hidden behind another."""
-        actions = (
-            (self.sample_dock, self.generate),
-            (self.if_dock, self.if_runs.run),
-            (self.lab2d.dock, self.lab2d.sample),
-        )
-        focus = QApplication.focusWidget()
-        for dock, action in actions:
-            if focus is not None and dock.isAncestorOf(focus):
-                return action()
-        # a dock tabbed behind another is "visible" to Qt, but nothing of it is on screen
-        shown = [action for dock, action in actions if dock.isVisible() and not dock.visibleRegion().isEmpty()]
-        (shown[0] if shown else self.generate)()
 
     def sweep(self) -> None:
         """One run per guidance scale in the Sample dock, compared side by side."""
@@ -334,8 +287,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         """Stop the workers at their next step and wait for them, so closing mid-run exits cleanly;
         with training running, ask first (the epoch in progress, or a 2D model, would be lost)."""
-        running = self.training_that_would_stop()
-        if running and not self.ask_to_quit(running):
+        if not self.quit_question.allows_quitting():
             event.ignore()
             return
         self.session.set_playing(False)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMenu, QMenuBar, QMessageBox
+from PySide6.QtWidgets import QApplication, QMenu, QMenuBar, QMessageBox
 
 from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS
 from diffusion_stepper.core.mnist.experiments import EXPERIMENTS, RACE_BUDGETS_IN_MENU
@@ -73,8 +73,7 @@ EDIT = Menu(
 RUN = Menu(
     "&Run",
     (
-        # Enter runs the focused dock's action (IF, the 2D lab); the Sample dock's Generate by default
-        Entry("&Generate (or the focused dock's run)", lambda w: w.enter(), ("Return", "Enter")),
+        Entry("&Generate (or the focused dock's run)", lambda w: run_focused_dock(w), ("Return", "Enter")),
         Entry("&Sweep guidance", lambda w: w.sweep(), ("Ctrl+G",)),
         Entry("&Run DeepFloyd IF", lambda w: w.if_runs.run(), ("Ctrl+R",)),
         Entry("&Branch IF run from this step", lambda w: w.if_runs.branch_from_step(), ("Ctrl+B",)),
@@ -195,6 +194,24 @@ VIEW = Menu(
         Entry("&Presentation mode", lambda w, on: w.presentation.set_active(on), ("F5", "F11"), toggle="presentation"),
     ),
 )
+
+
+def run_focused_dock(window) -> None:
+    """Enter runs the action of the dock the keyboard is in: the IF dock runs IF, the 2D lab
+    samples its particles, the Sample dock generates digits. Elsewhere (a view, the runs list)
+    it runs the dock in front: Generate, unless the Sample dock is tabbed behind another."""
+    actions = (
+        (window.sample_dock, window.generate),
+        (window.if_dock, window.if_runs.run),
+        (window.lab2d.dock, window.lab2d.sample),
+    )
+    focus = QApplication.focusWidget()
+    for dock, action in actions:
+        if focus is not None and dock.isAncestorOf(focus):
+            return action()
+    # a dock tabbed behind another is "visible" to Qt, but nothing of it is on screen
+    shown = [action for dock, action in actions if dock.isVisible() and not dock.visibleRegion().isEmpty()]
+    (shown[0] if shown else window.generate)()
 
 
 def show_shortcuts(window) -> None:

@@ -33,6 +33,7 @@ from pathlib import Path
 NEEDED_PROGRAMS = ("Xvfb", "openbox", "xdotool")
 START_TIMEOUT_S = 120.0
 QUIT_TIMEOUT_S = 60.0
+QUESTION_WAIT_S = 3.0  # after Ctrl+Q, how long before answering the question asked while training runs
 
 
 def missing_programs() -> str | None:
@@ -310,6 +311,10 @@ def run_soak(
         if screenshot is not None and shutil.which("import"):
             subprocess.run(["import", "-window", "root", str(screenshot)], env=display.env, check=False, timeout=30)
         monkey.key("ctrl+q")
+        try:
+            app.wait(QUESTION_WAIT_S)
+        except subprocess.TimeoutExpired:  # training still runs: the app asks first
+            monkey.key("alt+s")  # its "&Stop training and quit"
         try:
             app.wait(QUIT_TIMEOUT_S)
         except subprocess.TimeoutExpired:
