@@ -163,7 +163,8 @@ class MainWindow(QMainWindow):
     def _size_plot_text(self, presenting: bool) -> None:
         """The plots' text follows presentation mode's size, like the rest of the text."""
         self.step_view.set_presentation(self.presentation.text_px if presenting else None)
-        self.train_view.loss_plot.set_text_size(self.presentation.text_px if presenting else NORMAL_TEXT_PX)
+        for plot in (self.train_view.loss_plot, self.compare_view.plot):
+            plot.set_text_size(self.presentation.text_px if presenting else NORMAL_TEXT_PX)
 
     def _show_training_state(self, state: str) -> None:
         if state == TRAINING:

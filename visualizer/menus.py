@@ -10,12 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QApplication, QMenu, QMenuBar, QMessageBox
+from PySide6.QtWidgets import QApplication, QMenu, QMenuBar
 
 from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS
 from diffusion_stepper.core.mnist.experiments import EXPERIMENTS, RACE_BUDGETS_IN_MENU
 from diffusion_stepper.core.toy2d.experiments import TOY2D_EXPERIMENTS
 from diffusion_stepper.visualizer.dialogs.quality_dialog import open_quality_dialog
+from diffusion_stepper.visualizer.dialogs.shortcuts_dialog import ShortcutsDialog
 from diffusion_stepper.visualizer.dialogs.tradeoff_dialog import open_tradeoff_dialog
 from diffusion_stepper.visualizer.views.common import NOISE
 from diffusion_stepper.visualizer.views.step_view import EQUATION, EXTRAS, HISTOGRAM, SCHEDULE
@@ -216,17 +217,11 @@ def run_focused_dock(window) -> None:
 
 def show_shortcuts(window) -> None:
     """Every shortcut of the window in one box, made once and shown again (F1)."""
-    lines = [
-        f"{action.shortcut().toString():>14}   {action.text().replace('&', '')}"
-        for action in window.actions()
-        if not action.shortcut().isEmpty()
-    ]
     box = getattr(window, "shortcuts_box", None)
     if box is None:
-        box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", "", QMessageBox.StandardButton.Ok, window)
+        box = ShortcutsDialog(window)
         window.shortcuts_box = box
-    box.setText("\n".join(lines))
-    box.open()
+    box.show_for(window)
 
 
 HELP = Menu("&Help", (Entry("&Keyboard shortcuts", show_shortcuts, ("F1",)),))

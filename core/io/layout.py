@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+SMALLEST_FRACTIONAL_SCALE = 1.5  # below it a fitted panel shows at a whole number (see screen_scale)
 GRID_PADDING = 1  # background pixels between and around the images of a grid: a thin line, even when zoomed
 
 
@@ -61,7 +62,8 @@ def best_grid(
 
 
 def screen_scale(fit_scale: float) -> float:
-    """The zoom a fitted panel shows at: the exact fit from 2× up (nearest-neighbour pixels of 2 or
-    3 screen pixels look even, and a projector needs every pixel it can get), a whole number
-    below, where uneven pixels would show; never below 1."""
-    return fit_scale if fit_scale >= 2 else max(1.0, float(math.floor(fit_scale)))
+    """The zoom a fitted panel shows at: the exact fit from 1.5× up (a projector needs every pixel
+    it can get, and from there on the uneven nearest-neighbour pixels of 1 and 2 screen pixels
+    matter less than the size: six runs of ten digits at 1366×768 show at 1.9×), a whole number
+    below; never below 1."""
+    return fit_scale if fit_scale >= SMALLEST_FRACTIONAL_SCALE else max(1.0, float(math.floor(fit_scale)))

@@ -232,7 +232,8 @@ def test_runs_of_different_lengths_compare_on_one_timeline(qtbot, window, marked
     # halfway: frame 5 of the short run and frame 25 of the long one, both at value 0.5
     for panel in panels:
         assert panel.image_item.image[22, 22, 0] == round(0.5 * 255)
-    assert "step 5/10" in panels[0].title_label.text() and "step 25/50" in panels[1].title_label.text()
+    headers = [header.text() for header in window.compare_view.titles.values()]
+    assert "step 5/10" in headers[0] and "step 25/50" in headers[1]
 
 
 def test_sweep_compares_guidance_scales(qtbot, window, tiny_checkpoints):
@@ -245,8 +246,8 @@ def test_sweep_compares_guidance_scales(qtbot, window, tiny_checkpoints):
     guidances = [run.trajectory.meta["params"]["guidance"] for run in window.session.compared]
     assert guidances == [0.0, 7.0]
     assert len(window.compare_view.panels) == 2 and window.tabs.currentWidget() is window.compare_view
-    titles = [row[0].title_label.text() for row in window.compare_view.panels.values()]
-    assert titles[0].startswith("<font size='+2'><b>γ = 0</b>") and "<b>γ = 7</b>" in titles[1]  # first, and large
+    titles = [header.text() for header in window.compare_view.titles.values()]
+    assert titles[0].startswith("<b><font>γ = 0</font></b>") and "<b><font>γ = 7</font></b>" in titles[1]  # first, bold
 
 
 def test_x0_clipping_is_a_choice_for_ddpm_models_and_shows_in_the_equation(qtbot, window, tiny_checkpoints):

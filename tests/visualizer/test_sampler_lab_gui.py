@@ -87,9 +87,10 @@ def test_the_race_lines_runs_up_by_nfe_with_each_x0_and_the_plot(qtbot, window, 
     for panel, image in ((x_t_panel, frame.x_t), (x0_panel, frame.x0_hat)):
         expected = render_grid(image, "x_t", (0.0, 1.0), heun.trajectory.labels, panel.columns)
         assert np.array_equal(panel.image_item.image, expected)
-    assert "NFE 2" in x_t_panel.title_label.text() and "Heun" in x_t_panel.title_label.text()
+    header = view.titles[heun.id].text()  # the row's title, beside its pictures
+    assert "NFE 2" in header and "Heun" in header
     heun_colour = "#{:02x}{:02x}{:02x}".format(*series_colour(racers - 1))  # the title is its curve's legend
-    assert f"color='{heun_colour}'" in x_t_panel.title_label.text()
+    assert f"color='{heun_colour}'" in header
 
     # the plot: one curve per run, the numbers of x0_convergence, the cursor on the timeline
     assert view.plot.isVisible() and len(view.plot.curves) == racers

@@ -1,10 +1,12 @@
 """A measurement that samples and judges in the background and draws its plot as the points arrive:
 the shared frame of the sampler-quality and guidance trade-off dialogs.
 
-The picture is the one the CLI writes (core.io.line_plot), drawn from the same rows, so the
-dialog's Save and the command line give the same PNG and CSV. A subclass names its settings
-(`add_settings`), turns them into a core request (`request`), and says how rows are produced,
-drawn and saved (`items`, `draw_rows`, `save_rows`).
+The charts are the ones the CLI writes (core.io.line_plot), drawn from the same rows, so the
+dialog's Save and the command line give the same PNG and CSV; on screen they are drawn at the
+dialog's own size, so that their text reads at any size of the dialog (a 1920 px picture scaled
+into a small dialog had 5 px text). A subclass names its settings (`add_settings`), turns them
+into a core request (`request`), and says how rows are produced, charted and saved (`items`,
+`charts`, `save_rows`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
@@ -25,11 +26,15 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
 )
 
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.io.line_plot import Chart, charts_side_by_side
 from diffusion_stepper.visualizer.worker import DONE, Job
+
+MIN_PICTURE_WIDTH, MIN_PICTURE_HEIGHT = 640, 260  # the charts' least size: a 1280x720 screen holds the dialog
 
 
 class Total(int):
@@ -59,7 +64,9 @@ class MeasureDialog(QDialog):
         self.status.setWordWrap(True)
         self.picture = QLabel()
         self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.picture.setMinimumSize(800, 300)
+        self.picture.setMinimumSize(MIN_PICTURE_WIDTH, MIN_PICTURE_HEIGHT)
+        # the pixmap drawn at the label's size must not make the label (and the dialog) grow
+        self.picture.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.form = QFormLayout()
         self.buttons = QHBoxLayout()
         for widget in (self.start_button, self.cancel_button, self.save_button):
@@ -74,7 +81,7 @@ class MeasureDialog(QDialog):
         self.rows: list = []
         self.total = 0
         self.job: Job | None = None
-        self._image: Image.Image | None = None
+        self._charts: list[Chart] = []
 
     # --- what a subclass says ---------------------------------------------------------------------
 
@@ -86,8 +93,12 @@ class MeasureDialog(QDialog):
         """Run on the worker: a `Total`, then the rows."""
         raise NotImplementedError
 
-    def draw_rows(self) -> Image.Image:
+    def charts(self) -> list[Chart]:
+        """The rows so far as the charts the saved PNG shows."""
         raise NotImplementedError
+
+    def row_added(self, row) -> None:
+        """A row arrived (after it is charted): a subclass may offer something for it."""
 
     def save_rows(self, folder: Path) -> tuple[Path, Path]:
         raise NotImplementedError
@@ -123,19 +134,20 @@ class MeasureDialog(QDialog):
         self.rows.append(item)
         self.progress.setValue(len(self.rows))
         self.status.setText(self.describe(item))
-        self._image = self.draw_rows()
+        self.row_added(item)
+        self._charts = self.charts()
         self._show_image()
         self.save_button.setEnabled(True)
 
     def _show_image(self) -> None:
-        if self._image is None:
+        """Draw the charts at the picture's size on screen (their text is sized from it)."""
+        if not self._charts:
             return
-        pixels = np.ascontiguousarray(np.asarray(self._image.convert("RGB")))
+        width, height = max(MIN_PICTURE_WIDTH, self.picture.width()), max(MIN_PICTURE_HEIGHT, self.picture.height())
+        picture = charts_side_by_side(self._charts, width, height)
+        pixels = np.ascontiguousarray(np.asarray(picture.convert("RGB")))
         image = QImage(pixels.data, pixels.shape[1], pixels.shape[0], pixels.strides[0], QImage.Format.Format_RGB888)
-        fitted = QPixmap.fromImage(image.copy()).scaled(
-            self.picture.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
-        )
-        self.picture.setPixmap(fitted)
+        self.picture.setPixmap(QPixmap.fromImage(image.copy()))
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)

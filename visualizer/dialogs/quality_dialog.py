@@ -12,7 +12,6 @@ from pathlib import Path
 from PySide6.QtWidgets import QLineEdit
 
 from diffusion_stepper.core.errors import UserFacingError
-from diffusion_stepper.core.io.line_plot import charts_side_by_side
 from diffusion_stepper.core.mnist.sampler_quality import (
     APP_PER_CLASS,
     QUALITY_BUDGETS,
@@ -26,8 +25,6 @@ from diffusion_stepper.core.mnist.sampling import DEFAULT_GUIDANCE
 from diffusion_stepper.core.parsing import parse_int_list
 from diffusion_stepper.visualizer.dialogs.measure_dialog import MeasureDialog, Total, model_choice, open_measure_dialog
 from diffusion_stepper.visualizer.widgets.forms import float_box, spin_box
-
-PLOT_SIZE = (1600, 700)
 
 
 class QualityDialog(MeasureDialog):
@@ -79,8 +76,8 @@ class QualityDialog(MeasureDialog):
             f"(real digits {row.fd_real:.2f}), {row.seconds:.1f} s"
         )
 
-    def draw_rows(self):
-        return charts_side_by_side(quality_charts(self.rows, self.plan.model, self.plan.flow), *PLOT_SIZE)
+    def charts(self):
+        return quality_charts(self.rows, self.plan.model, self.plan.flow)
 
     def save_rows(self, folder: Path):
         return write_quality(self.rows, folder, self.plan.model, self.plan.flow)

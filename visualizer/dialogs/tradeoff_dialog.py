@@ -18,7 +18,7 @@ from diffusion_stepper.core.mnist.guidance_tradeoff import (
     TRADEOFF_PER_CLASS,
     TradeoffRequest,
     objective_of,
-    tradeoff_picture,
+    tradeoff_charts,
     tradeoff_points,
     write_tradeoff,
 )
@@ -74,14 +74,15 @@ class TradeoffDialog(MeasureDialog):
             f"(real digits {row.diversity_real:.2f}), FD {row.fd:.2f} (real {row.fd_real:.2f}), {row.seconds:.1f} s"
         )
 
-    def draw_rows(self):
-        row = self.rows[-1]
+    def row_added(self, row) -> None:
         button = QPushButton(f"γ = {row.guidance:g}")
         button.setToolTip("Sample this scale's run (the same seed) beside the runs in the Compare view")
         button.clicked.connect(lambda _=False, guidance=row.guidance: self.open_run(guidance))
         self.open_row.insertWidget(self.open_row.count() - 1, button)
         self.open_buttons.append(button)
-        return tradeoff_picture(self.rows, self.model.currentText())
+
+    def charts(self):
+        return tradeoff_charts(self.rows, self.model.currentText())
 
     def open_run(self, guidance: float) -> None:
         """The point's run, sampled again from its seed (the same frames), opens on its own in the

@@ -6,13 +6,14 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -33,6 +34,7 @@ from diffusion_stepper.visualizer.widgets.particles import ParticlePanel
 from diffusion_stepper.visualizer.widgets.plots import ConvergencePlot, series_colour
 from diffusion_stepper.visualizer.widgets.pool import WidgetPool
 
+ROW_HEADER_EMS = 9  # a compared run's title: a column nine times the text size wide, left of its pictures
 BOTH = "x_t+x0_hat"  # the field choice that shows x_t and x̂₀ side by side for each run
 
 
@@ -89,6 +91,17 @@ class CompareView(QWidget):
         self.particle_pool = WidgetPool(
             lambda: ParticlePanel(self.session.particle_view), lambda panel: particle_box.addWidget(panel, 1)
         )
+        # the field each column of the rows shows, once above them (the rows' panels have no titles)
+        self.headings = QWidget()
+        headings_box = QHBoxLayout(self.headings)
+        headings_box.setContentsMargins(0, 0, 0, 0)
+        self.headings_spacer = QWidget()  # as wide as the rows' headers
+        headings_box.addWidget(self.headings_spacer)
+        self.heading_labels = [QLabel(), QLabel()]
+        for label in self.heading_labels:
+            label.setObjectName("panelTitle")
+            headings_box.addWidget(label, 1)
+        self.panel_box.addWidget(self.headings)
         self.row_pool = WidgetPool(self._make_row, lambda row: self.panel_box.addWidget(row, 1))
         self.plot = ConvergencePlot()
         self.splitter = QSplitter(Qt.Orientation.Vertical)
@@ -104,6 +117,7 @@ class CompareView(QWidget):
         layout.addWidget(self.hint, 1)
         layout.addWidget(self.splitter, 1)
         self.panels: dict[int, list[ImagePanel | ParticlePanel]] = {}
+        self.titles: dict[int, QLabel] = {}  # each compared run's row header (its title)
         self.zoom = FIT
         self._curves_key: tuple = ()
         self.curves: list[ConvergenceCurve | None] = []  # one per compared run; None while it samples
@@ -145,21 +159,26 @@ class CompareView(QWidget):
             if self.show_plot.isChecked():
                 red, green, blue = series_colour(runs.index(run))
                 style = f" color='#{red:02x}{green:02x}{blue:02x}'"
-            big = f"<font size='+2'{style}><b>{html.escape(difference)}</b></font>"
-            leading = f"{big}&nbsp;&nbsp;&nbsp;" if difference else ""
             evaluations = f" · NFE {run.evaluations(view.index)}" if self.session.align == ALIGN_NFE else ""
-            title = f"{leading}{html.escape(run.name)}&nbsp;&nbsp;&nbsp;{html.escape(run_caption(self.session, run))}"
             keys = ("x_t", "x0_hat") if self.field_key == BOTH else (self.field_key,)
-            if isinstance(self.panels[run.id][0], ParticlePanel):
+            if isinstance(self.panels[run.id][0], ParticlePanel):  # 2D runs side by side: the title above
+                big = f"<font size='+2'{style}><b>{html.escape(difference)}</b></font>&nbsp;&nbsp;&nbsp;"
+                caption = html.escape(f"{run.name}   {run_caption(self.session, run)}{evaluations}")
                 particles = self.panels[run.id][0]
-                particles.set_title(title + html.escape(evaluations))
+                particles.set_title((big if difference else "") + caption)
                 if view.pending:
                     particles.show_pending()
                 else:
                     particles.show_frame(run.trajectory, view.index)
                 continue
+            # the row's header: what tells it apart, the NFE spent, the caption; the name last (a
+            # long header is cut at the row's height, the whole of it is the tooltip)
+            spent = f"NFE {run.evaluations(view.index)} · " if self.session.align == ALIGN_NFE else ""
+            where = html.escape(spent + run_caption(self.session, run))
+            header = f"<b><font{style}>{html.escape(difference)}</font></b><br>" if difference else ""
+            self.titles[run.id].setText(f"{header}{where}<br><small>{html.escape(run.name)}</small>")
+            self.titles[run.id].setToolTip(f"{run.name}\n{spent}{run_caption(self.session, run)}")
             for panel, key in zip(self.panels[run.id], keys):
-                panel.set_title(title + html.escape(evaluations) if key == keys[0] else panel_heading(key))
                 name = field_for(run, key)
                 if view.pending:
                     panel.show_pending()
@@ -213,11 +232,29 @@ class CompareView(QWidget):
         )
 
     def _make_row(self) -> _ImageRow:
-        return _ImageRow(self._make_image_panel)
+        return _ImageRow(self._make_image_panel, ROW_HEADER_EMS * self.fontInfo().pixelSize())
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._size_headers()
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.StyleChange:  # presentation mode's text size
+            self._size_headers()
+
+    def _size_headers(self) -> None:
+        """The rows' headers (and the headings' spacer) a fixed number of ems wide."""
+        width = ROW_HEADER_EMS * self.fontInfo().pixelSize()
+        self.headings_spacer.setFixedWidth(width)
+        for row in self.row_pool.widgets:
+            row.header.setFixedWidth(width)
 
     def _make_image_panel(self) -> ImagePanel:
         panel = ImagePanel("x_t")
         panel.set_zoom(self.zoom)
+        panel.set_title_visible(False)  # the row's header and the headings above say what it shows
+        panel.set_range_visible(False)  # the rows' pictures get the height; the values are the tooltip
         return panel
 
     def _rebuild(self, run_ids: list[int]) -> None:
@@ -230,20 +267,36 @@ class CompareView(QWidget):
         rows = self.row_pool.take(0 if two_d else len(run_ids))
         if two_d:
             self.panels = {run_id: [panel] for run_id, panel in zip(run_ids, particle_panels)}
+            self.titles = {}
         else:
             self.panels = {run_id: row.take(len(keys)) for run_id, row in zip(run_ids, rows)}
+            self.titles = {run_id: row.header for run_id, row in zip(run_ids, rows)}
+        self.headings.setVisible(bool(rows))
+        for label, key in zip(self.heading_labels, keys + (None,)):
+            label.setVisible(key is not None)
+            label.setText(panel_heading(key) if key else "")
         for row in self.panels.values():
             for panel in row:
                 panel.clear()
 
 
 class _ImageRow(QWidget):
-    """One compared run's image panels side by side (x_t, or x_t and x̂₀); `take(n)` shows n."""
+    """One compared run: its title in a header on the left, then its image panels side by side
+    (x_t, or x_t and x̂₀); `take(n)` shows n. The title beside the pictures, not above them, lets
+    six runs of ten digits each share a 768 px screen."""
 
-    def __init__(self, make_panel):
+    def __init__(self, make_panel, header_width: int):
         super().__init__()
         box = QHBoxLayout(self)
         box.setContentsMargins(0, 0, 0, 0)
+        self.header = QLabel()
+        self.header.setTextFormat(Qt.TextFormat.RichText)
+        self.header.setWordWrap(True)
+        self.header.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        # a long title is cut at the row's height rather than making the row (and the window) taller
+        self.header.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Ignored)
+        self.header.setFixedWidth(header_width)
+        box.addWidget(self.header)
         self.pool = WidgetPool(make_panel, lambda panel: box.addWidget(panel, 1))
 
     def take(self, count: int) -> list[ImagePanel]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 from PySide6.QtCore import QByteArray, Qt
-from PySide6.QtWidgets import QBoxLayout, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QBoxLayout, QHBoxLayout, QLabel, QSizePolicy, QSplitter, QVBoxLayout, QWidget
 
 from diffusion_stepper.core.deepfloyd_if.sampling import make_view
 from diffusion_stepper.core.diffusion.equations import step_equation
@@ -30,10 +30,13 @@ from diffusion_stepper.visualizer.widgets.pool import WidgetPool
 EXTRAS = "extras"  # the key of the extras strip
 EQUATION, HISTOGRAM, SCHEDULE = "equation", "histogram", "schedule"
 PART_KEYS = PANEL_KEYS + (EQUATION, HISTOGRAM, SCHEDULE, EXTRAS)  # what View ▸ Show … toggles (keys 1-7)
-IMAGES_SHARE = 66  # percent of the view's height the images get; the update rule and the plots the rest
-PRESENTATION_IMAGES_SHARE = 74  # more in presentation mode, where the text is larger but the pictures come first
+IMAGES_SHARE = 66  # percent of the view's height the images get at first; the update rule and the plots the rest
+MOST_DETAILS_SHARE = 0.5  # the update rule may take up to half the height to show its longest step whole
+PLOTS_HEIGHT_PX = 150  # in presentation mode the plots beside the update rule get at least this
 DETAILS_SHARES = (5, 3, 3)  # the widths of the update rule, the histogram and the schedule under the images
-PANEL_CHROME = 12  # pixels of frame and margin around a panel's picture
+# presentation mode: the update rule as wide as its lines (within these shares of the width), so
+# that they wrap less and the pictures get the height; the plots share the rest
+EQUATION_WIDTH_SHARES = (0.45, 0.7)
 
 
 class StepView(QWidget):
@@ -61,7 +64,7 @@ class StepView(QWidget):
         self.extras_area = QWidget()
         extras_box = QHBoxLayout(self.extras_area)
         extras_box.setContentsMargins(0, 0, 0, 0)
-        self.extras_pool = WidgetPool(lambda: ImagePanel("x_t"), lambda panel: extras_box.addWidget(panel, 1))
+        self.extras_pool = WidgetPool(self._make_extra_panel, lambda panel: extras_box.addWidget(panel, 1))
         self.extras_area.setVisible(False)
         self.note = QLabel("")
         self.note.setObjectName("runNote")
@@ -73,6 +76,9 @@ class StepView(QWidget):
         panel_column.addWidget(self.note)
         panel_column.addWidget(self.panel_holder, 5)
         panel_column.addWidget(self.extras_area, 1)
+        # the height is shared by the stretch factors alone, not by what the panels' titles ask
+        for area in (self.panel_holder, self.extras_area):
+            area.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
         # A 2D run shows its particles in the plane instead of image panels
         self.particle_controls = ParticleControls(session)
         self.particle_panel = ParticlePanel(session.particle_view)
@@ -86,6 +92,7 @@ class StepView(QWidget):
 
         # Under the images, side by side: the update rule, the histogram and the schedule.
         self.equation = EquationPanel()
+        self.equation.needed_height_changed.connect(self._fit_details)
         self.histogram = HistogramPlot()
         self.schedule = SchedulePlot()
         self.details = QSplitter(Qt.Orientation.Horizontal)
@@ -107,7 +114,11 @@ class StepView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.splitter)
         self.parts = dict.fromkeys(PART_KEYS, True)  # which parts are shown
-        self._desk_layout: QByteArray | None = None  # the splitter's sizes before presentation mode
+        # the splitters' sizes before presentation mode: (images and details, the details' widths)
+        self._desk_layout: tuple[QByteArray, QByteArray] | None = None
+        self.presenting = False
+        self._planned: tuple[int, int] | None = None  # (run id, frames) the equation panel is sized for
+        self._planned_lines: list[list[str]] = []  # the lines of each of those frames
         self.through_second_view = False  # anagrams: show the main panels as the second view sees them
         self._schedule_for: int | None = None  # the run whose schedule the plot shows
         self.refresher = CoalescedRefresh(session, self.refresh, self)
@@ -119,6 +130,7 @@ class StepView(QWidget):
         plain_widgets = {EQUATION: self.equation, HISTOGRAM: self.histogram, SCHEDULE: self.schedule}
         if key in plain_widgets:
             plain_widgets[key].setVisible(visible)
+            self._fit_details()
         else:
             self.refresh()  # whether an image panel shows also depends on the run
 
@@ -129,16 +141,77 @@ class StepView(QWidget):
 
     def set_presentation(self, text_px: int | None) -> None:
         """Presentation mode: its text size for the plots and (a quarter larger) the update rule,
-        and a larger share of the height for the images; None: back to the desk's."""
+        which gets just the height its longest step needs and the images the rest; None: back to
+        the desk's sizes."""
         for plot in (self.histogram, self.schedule):
             plot.set_text_size(text_px or NORMAL_TEXT_PX)
         self.equation.set_text_size(round(text_px * 1.25) if text_px else DESK_PX)
+        self.presenting = bool(text_px)
+        # the values line under each picture gives way to the pictures (the histogram shows them)
+        for panel in list(self.panels.values()) + self.extras_pool.widgets:
+            panel.set_range_visible(not self.presenting)
         if text_px:
-            self._desk_layout = self.splitter.saveState()
-            self.splitter.setSizes([PRESENTATION_IMAGES_SHARE * 10, (100 - PRESENTATION_IMAGES_SHARE) * 10])
+            self._desk_layout = (self.splitter.saveState(), self.details.saveState())
+            self._fit_details()
         elif self._desk_layout is not None:
-            self.splitter.restoreState(self._desk_layout)
+            self.splitter.restoreState(self._desk_layout[0])
+            self.details.restoreState(self._desk_layout[1])
             self._desk_layout = None
+            self._fit_details()
+
+    def _plan_equation(self, run: Run) -> None:
+        """Size the update rule's panel for every frame of the run produced so far, so that
+        stepping through it never changes the text's size or the pictures'."""
+        produced = min(run.produced, len(run.trajectory.frames))
+        if self._planned == (run.id, produced):
+            return
+        if self._planned is None or self._planned[0] != run.id:
+            self._planned_lines = []
+        # a frame's lines may use the next frame's numbers: the last one planned is planned again
+        frames = run.trajectory.frames
+        del self._planned_lines[max(0, len(self._planned_lines) - 1) :]
+        for frame in frames[len(self._planned_lines) : produced]:
+            self._planned_lines.append(step_equation(run.trajectory.meta, frame, frames))
+        self._planned = (run.id, produced)
+        self.equation.plan(self._planned_lines)
+        self._fit_details()
+
+    def _fit_details(self) -> None:
+        """Give the update rule the height that shows its longest step whole (up to half the view):
+        in presentation mode exactly that, the images the rest; at the desk only more, when the
+        rule would be cut (the lecturer's own split stays otherwise)."""
+        images, details = self.splitter.sizes()
+        total = images + details
+        if total <= 0 or not self.details.isVisibleTo(self):
+            return
+        if self.presenting:
+            self._share_details_width()
+        needed = self.equation.needed_height if self.parts[EQUATION] else 0
+        target = max(needed, PLOTS_HEIGHT_PX) if self.presenting else max(details, needed)
+        target = min(target, int(total * MOST_DETAILS_SHARE))
+        if target != details:
+            self.splitter.setSizes([total - target, target])
+
+    def _share_details_width(self) -> None:
+        """Presentation mode: the update rule as wide as its longest line asks (within
+        EQUATION_WIDTH_SHARES of the width), the plots beside it sharing the rest."""
+        width = sum(self.details.sizes())
+        plots = [plot for plot in (self.histogram, self.schedule) if plot.isVisibleTo(self)]
+        if width <= 0 or not self.equation.isVisibleTo(self) or not plots:
+            return
+        narrowest, widest = (int(width * share) for share in EQUATION_WIDTH_SHARES)
+        equation = self.equation.unwrapped_width()
+        if equation > widest:  # it shrinks its text to fit: as wide as the shrunk text needs
+            equation = min(self.equation.unwrapped_width(shrunk=True), widest)
+        equation = max(equation, narrowest)
+        plot_width = (width - equation) // len(plots)
+        sizes = [equation] + [plot_width if plot.isVisibleTo(self) else 0 for plot in (self.histogram, self.schedule)]
+        if sizes != self.details.sizes():
+            self.details.setSizes(sizes)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._fit_details()
 
     def set_zoom(self, zoom: int) -> None:
         for panel in self.panels.values():
@@ -156,6 +229,11 @@ class StepView(QWidget):
     def restore_layout(self, state: QByteArray | None) -> None:
         if state is not None:
             self.splitter.restoreState(state)
+
+    def _make_extra_panel(self) -> ImagePanel:
+        panel = ImagePanel("x_t")
+        panel.set_range_visible(not self.presenting)
+        return panel
 
     def set_through_second_view(self, on: bool) -> None:
         self.through_second_view = on
@@ -193,6 +271,8 @@ class StepView(QWidget):
             panel.setVisible(run is not None and not points and self.parts[key] and field_for(run, key) is not None)
         extra_names = self._sync_extra_panels(None if points else run)
         if run is None:
+            self._planned = None
+            self.equation.plan([])
             self.equation.show_lines("Update rule", ["No run yet."])
             self.histogram.clear_frame()
             self.schedule.set_schedule(None, "")
@@ -229,6 +309,7 @@ class StepView(QWidget):
                 panel.show_images(images, trajectory.value_range, trajectory.labels, name)
                 # inpainting: tint the region being made anew over x_t and x̂₀
                 panel.set_overlay(frame.extras.get("mask") if key in ("x_t", "x0_hat") else None)
+        self._plan_equation(run)
         self._orient_panels()
         self.equation.show_lines(
             f"Update rule: {trajectory.meta.get('algorithm', '')}",
@@ -240,17 +321,16 @@ class StepView(QWidget):
             self.schedule.set_guidance_gap(guidance_gap_curve(trajectory.frames), guidance_gap_label(trajectory.meta))
 
     def _orient_panels(self) -> None:
-        """Side by side or stacked: whichever shows the main panels' images larger."""
+        """Side by side or stacked: whichever shows the main panels' images larger (each panel
+        then puts its title above or beside its picture, whichever shows it larger)."""
         shown = [panel for panel in self.panels.values() if panel.isVisibleTo(self)]
         if not shown or shown[0].tiles is None:
             return
-        width, height = self.panel_holder.width(), self.panel_holder.height()
-        labels = shown[0].title_label.sizeHint().height() + shown[0].range_label.sizeHint().height() + PANEL_CHROME
-        count = len(shown)
-        side_by_side = shown[0].best_fit(width / count - PANEL_CHROME, height - labels)
-        stacked = shown[0].best_fit(width - PANEL_CHROME, height / count - labels)
+        width, height, count = self.panel_holder.width(), self.panel_holder.height(), len(shown)
+        side_by_side = shown[0].fit_in(width / count, height)
+        stacked = shown[0].fit_in(width, height / count)
         direction = QBoxLayout.Direction.LeftToRight
-        if stacked.scale > side_by_side.scale:
+        if stacked > side_by_side:
             direction = QBoxLayout.Direction.TopToBottom
         if self.panel_box.direction() != direction:
             self.panel_box.setDirection(direction)

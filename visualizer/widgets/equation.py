@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import html
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QFont, QFontMetrics
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QFont, QFontMetrics, QTextDocument
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout
 
 # Textbook-like serif faces that draw the hat of x̂ on the x (DejaVu Sans, the usual default on
@@ -40,7 +41,13 @@ class EquationPanel(QFrame):
     The text is as large as asked (`set_text_size`) unless its longest line would not fit the
     panel's width: then it shrinks to fit, down to three quarters of that size, and wraps beyond,
     so the whole update is always in view and never pushes the window wider.
+
+    `plan(...)` fixes the size for a whole run: the text size that fits its widest step, and the
+    height its longest step needs (`needed_height`), so that stepping through the run neither
+    resizes the text nor moves the pictures above (the Step view gives the panel that height).
     """
+
+    needed_height_changed = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -50,6 +57,8 @@ class EquationPanel(QFrame):
         self.lines: list[str] = []
         self.text_px = DESK_PX
         self.shown_px = 0  # the size the text is drawn at now
+        self.planned_lines: list[list[str]] = [[]]  # every step's lines of the run shown (plan)
+        self.needed_height = 0  # the panel's height that shows the longest planned step whole
         self.body = shrinkable(QLabel(""))
         self.body.setObjectName("equation")
         self.body.setTextFormat(Qt.TextFormat.RichText)
@@ -68,6 +77,11 @@ class EquationPanel(QFrame):
         self.body.setText("<br>".join(equation_html(line) for line in self.lines))
         self._fit()
 
+    def plan(self, steps: Iterable[Sequence[str]]) -> None:
+        """Size the text and the height for these steps' lines (a run's, all of them), not per step."""
+        self.planned_lines = [list(lines) for lines in steps] or [[]]
+        self._fit()
+
     def set_text_size(self, px: int) -> None:
         self.text_px = px
         self._fit()
@@ -79,11 +93,18 @@ class EquationPanel(QFrame):
         super().resizeEvent(event)
         self._fit()
 
-    def _fit(self) -> None:
+    def _font(self, px: int) -> QFont:
         font = QFont()
         font.setFamilies(EQUATION_FONTS)
-        font.setPixelSize(self.text_px)
-        widest = max((QFontMetrics(font).horizontalAdvance(line) for line in self.lines), default=0)
+        font.setPixelSize(px)
+        return font
+
+    def _fit(self) -> None:
+        """The text size that fits the widest line of the plan (and of the step shown, which
+        the plan may not hold yet), then the height the longest step needs at that size."""
+        metrics = QFontMetrics(self._font(self.text_px))
+        every_line = [line for lines in self.planned_lines for line in lines] + self.lines
+        widest = max((metrics.horizontalAdvance(line) for line in every_line), default=0)
         available = self.body.width() - 4
         smallest = round(self.text_px * SMALLEST_SHARE)
         px = self.text_px if widest <= available else max(smallest, int(self.text_px * available / widest))
@@ -92,11 +113,48 @@ class EquationPanel(QFrame):
             families = ", ".join(f'"{family}"' for family in EQUATION_FONTS[:-1]) + ", serif"
             # the label's own stylesheet: it outranks presentation mode's size for every label
             self.body.setStyleSheet(f"font-size: {px}px; font-family: {families};")
+        needed = self._panel_height(available)
+        if needed != self.needed_height:
+            self.needed_height = needed
+            self.needed_height_changed.emit()
+
+    def unwrapped_width(self, shrunk: bool = False) -> int:
+        """The panel's width that shows every planned line unwrapped at the size asked (or, with
+        `shrunk`, at the smallest it shrinks to)."""
+        metrics = QFontMetrics(self._font(round(self.text_px * SMALLEST_SHARE) if shrunk else self.text_px))
+        every_line = [line for lines in self.planned_lines for line in lines] + self.lines
+        widest = max((metrics.horizontalAdvance(line) for line in every_line), default=0)
+        margins = self.layout().contentsMargins()
+        return widest + margins.left() + margins.right() + 2 * self.frameWidth() + 8
+
+    def _panel_height(self, width: int) -> int:
+        """The panel's height that shows every planned step (and the one shown) whole at `width`."""
+        font, body = self._font(self.shown_px), 0
+        for lines in _distinct_shapes(self.planned_lines + [self.lines]):
+            document = QTextDocument()
+            document.setDefaultFont(font)
+            document.setDocumentMargin(0)
+            document.setHtml("<br>".join(equation_html(line) for line in lines))
+            document.setTextWidth(max(1, width))
+            body = max(body, math.ceil(document.size().height()))
+        margins = self.layout().contentsMargins()
+        title = self.title_label.sizeHint().height() + self.layout().spacing()
+        frame = 2 * self.frameWidth()
+        return title + body + margins.top() + margins.bottom() + frame + 4  # 4: the label's own slack
 
     @property
     def text(self) -> str:
         """The equation as plain text, as `diffusion-stepper inspect` prints it."""
         return "\n".join(self.lines)
+
+
+def _distinct_shapes(steps: list[list[str]]) -> list[list[str]]:
+    """One step per shape (its lines' lengths): a run's steps differ in their numbers, whose digits
+    are all as wide, so measuring one step of each shape finds the tallest."""
+    shapes = {}
+    for lines in steps:
+        shapes.setdefault(tuple(len(line) for line in lines), lines)
+    return list(shapes.values())
 
 
 def shrinkable(label: QLabel) -> QLabel:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 import torch
-from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont, QFontMetrics
+from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QSizePolicy, QVBoxLayout
 
 from diffusion_stepper.core.diffusion.labels import field_title
 from diffusion_stepper.core.io.export import BACKGROUND, EXTRA_TITLES, display_range, grid_columns, tile, to_uint8
@@ -54,6 +56,8 @@ class _ResizeAwareView(pg.GraphicsView):
 
 
 OVERLAY_RGBA = (255, 60, 60, 80)  # a light red tint: the region being made anew
+LABEL_PADDING_PX = 12  # pyqtgraph's text items draw a few pixels of margin around their text
+TITLE_BESIDE_EMS = 6  # a title beside its picture gets a column six times its text size wide
 
 
 class ImagePanel(QFrame):
@@ -61,7 +65,9 @@ class ImagePanel(QFrame):
 
     The grid takes the column count that shows each image largest in the panel's current shape
     (core.io.layout), and is laid out again when the panel is resized; at Fit zoom it fills the
-    panel (see `screen_scale`), at a chosen zoom it shows that many screen pixels per pixel.
+    panel (see `screen_scale`), at a chosen zoom it shows that many screen pixels per pixel. The
+    title goes above the picture, or beside it where that shows the picture larger (a wide, short
+    panel: a row of ten digits).
     """
 
     def __init__(self, name: str, title: str | None = None, parent=None):
@@ -94,15 +100,98 @@ class ImagePanel(QFrame):
         self.pending_text = pg.TextItem("pending…", color=(200, 200, 200), anchor=(0.5, 0.5))
         self.pending_text.setVisible(False)
         self.view_box.addItem(self.pending_text, ignoreBounds=True)
+        # The title sits above the picture, or beside it (`set_title_beside`) where a wide, short
+        # panel (a row of ten digits) shows its pictures larger without a line of text above them.
+        self.title_beside = 0  # the title column's width when beside; 0: above
+        self.title_shown = True  # False: the title is shown elsewhere (the Compare view's rows)
+        self.title_may_go_beside = True  # False: always above (a long title that must read whole)
+        self.range_shown = True
+        self.head = QGridLayout()
+        self.head.setSpacing(1)
+        self.head.addWidget(self.title_label, 0, 1)
+        self.head.addWidget(self.view, 1, 1)
+        self.head.setRowStretch(1, 1)
+        self.head.setColumnStretch(1, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
         layout.setSpacing(1)
-        layout.addWidget(self.title_label)
-        layout.addWidget(self.view, 1)
+        layout.addLayout(self.head, 1)
         layout.addWidget(self.range_label)
 
     def set_title(self, text: str) -> None:
         self.title_label.setText(text)
+
+    def fit_in(self, width: float, height: float) -> float:
+        """How large (screen pixels per image pixel) a panel of this size would show the batch,
+        with its title wherever shows it larger; 0 before a batch."""
+        return max(self._fits(width, height))[0] if self.tiles is not None else 0.0
+
+    def _fits(self, width: float, height: float) -> list[tuple[float, int]]:
+        """(scale, title column width) with the title above (0) and beside."""
+        fits = []
+        may_go_beside = self.title_shown and self.title_may_go_beside
+        beside = TITLE_BESIDE_EMS * self.title_label.fontInfo().pixelSize() if may_go_beside else 0
+        for title_width in (0, beside):
+            chrome_width, chrome_height = self.chrome(title_width)
+            fit = self.best_fit(width - chrome_width, height - chrome_height)
+            fits.append((fit.scale, -title_width))
+        return [(scale, -negative) for scale, negative in fits]
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._place_title()
+
+    def _place_title(self) -> None:
+        if self.tiles is None:
+            return
+        above, beside = self._fits(self.width(), self.height())
+        self.set_title_beside(beside[1] if beside[0] > above[0] else 0)
+
+    def set_title_beside(self, width: int) -> None:
+        """Put the title in a column of `width` px left of the picture (wrapped), or above it (0)."""
+        if width == self.title_beside:
+            return
+        self.title_beside = width
+        self.title_label.setWordWrap(bool(width))
+        self.title_label.setAlignment(
+            Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft if width else Qt.AlignmentFlag.AlignLeft
+        )
+        self.head.removeWidget(self.title_label)
+        # beside: a fixed column; above: as wide as the panel, cut rather than widening it
+        policy = QSizePolicy.Policy.Fixed if width else QSizePolicy.Policy.Ignored
+        self.title_label.setSizePolicy(policy, QSizePolicy.Policy.Ignored if width else QSizePolicy.Policy.Preferred)
+        if width:
+            self.title_label.setFixedWidth(width)
+            self.head.addWidget(self.title_label, 1, 0)
+        else:
+            self.title_label.setMinimumWidth(1)
+            self.title_label.setMaximumWidth(16777215)
+            self.head.addWidget(self.title_label, 0, 1)
+
+    def chrome(self, title_beside: int = 0) -> tuple[int, int]:
+        """The (width, height) the panel takes around its picture with the title above it, or in
+        a column of `title_beside` px beside it."""
+        margins = self.layout().contentsMargins()
+        width = margins.left() + margins.right() + 2 * self.frameWidth() + 4
+        height = margins.top() + margins.bottom() + 2 * self.frameWidth() + 4
+        if self.range_shown:
+            height += self.range_label.sizeHint().height() + 1
+        if title_beside:
+            width += title_beside + 1
+        elif self.title_shown:
+            height += self.title_label.sizeHint().height() + 1
+        return width, height
+
+    def set_title_visible(self, visible: bool) -> None:
+        """Show the title, or leave it to the holder (a row's header) and give its room to the picture."""
+        self.title_shown = visible
+        self.title_label.setVisible(visible)
+
+    def set_range_visible(self, visible: bool) -> None:
+        """Show the values line under the picture, or give its room to the picture (the line's
+        text stays as the picture's tooltip)."""
+        self.range_shown = visible
+        self.range_label.setVisible(visible)
 
     @property
     def image_size(self) -> float:
@@ -128,10 +217,12 @@ class ImagePanel(QFrame):
         self.range_label.setText(
             f"values {values.min().item():+.2f} … {values.max().item():+.2f}   ·   black → white = [{low:g}, {high:g}]"
         )
+        self.view.setToolTip(self.range_label.text())
         if same_batch:  # the usual case while stepping: same grid, new pixels
             self.grid = tile(tiles, self.columns)
             self.image_item.setImage(self.grid, autoLevels=False, levels=(0, 255))
         else:
+            self._place_title()
             self._lay_out(force=True)
 
     def set_overlay(self, mask: torch.Tensor | None) -> None:
@@ -180,7 +271,7 @@ class ImagePanel(QFrame):
         classes = None if self.tiles is None else class_columns(self.labels, self.tiles.shape[0])
         shown = 0 if classes is None else self.columns
         while len(self.column_labels) < shown:
-            label = pg.TextItem("", color=(255, 235, 120), fill=(0, 0, 0, 150), anchor=(0.5, 0))
+            label = pg.TextItem("", color=(255, 235, 120), anchor=(0.5, 1))  # above its column
             self.view_box.addItem(label, ignoreBounds=True)
             self.column_labels.append(label)
         for column, label in enumerate(self.column_labels):
@@ -188,14 +279,16 @@ class ImagePanel(QFrame):
             if column < shown:
                 tile_width = self.tiles.shape[2]
                 label.setText(str(int(self.labels[column])))
-                label.setPos(GRID_PADDING + column * (tile_width + GRID_PADDING) + tile_width / 2, GRID_PADDING)
+                label.setFont(self._label_font())
+                label.setPos(GRID_PADDING + column * (tile_width + GRID_PADDING) + tile_width / 2, 0)
 
     def _lay_out(self, force: bool = False) -> None:
         """Choose the grid for the view's shape, then show it at the zoom in effect, centred."""
         if self.tiles is None:
             return
         view_width, view_height = max(1, self.view.width()), max(1, self.view.height())
-        fit = self.best_fit(view_width, view_height)
+        band = self._label_band()  # the column labels' row above the grid, not over its first images
+        fit = self.best_fit(view_width, view_height - band)
         if force or fit.columns != self.columns or self.grid is None:
             self.columns = fit.columns
             self.grid = tile(self.tiles, self.columns)
@@ -204,9 +297,22 @@ class ImagePanel(QFrame):
             self._label_columns()
         self.factor = float(self.zoom) if self.zoom else screen_scale(fit.scale)
         height, width = self.grid.shape[:2]
-        half_width, half_height = view_width / self.factor / 2, view_height / self.factor / 2
+        half_width = view_width / self.factor / 2
+        # the grid centred in the view below the labels' band
+        top = -band / self.factor - ((view_height - band) / self.factor - height) / 2
         self.view_box.setRange(
             xRange=(width / 2 - half_width, width / 2 + half_width),
-            yRange=(height / 2 - half_height, height / 2 + half_height),
+            yRange=(top, top + view_height / self.factor),
             padding=0,
         )
+
+    def _label_band(self) -> int:
+        """Screen pixels above the grid for the column labels (0 when the columns are not classes)."""
+        if self.tiles is None or class_columns(self.labels, self.tiles.shape[0]) is None:
+            return 0
+        return QFontMetrics(self._label_font()).height() + LABEL_PADDING_PX
+
+    def _label_font(self) -> QFont:
+        font = QFont(self.font())
+        font.setBold(True)
+        return font
