@@ -12,15 +12,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics
 
 from diffusion_stepper.core.diffusion.theory import FrameHistograms, ScheduleCurves
-from diffusion_stepper.core.io.line_plot import SERIES_COLOURS
+from diffusion_stepper.core.io.palette import GAP_COLOUR, NOISE_COLOUR, X_T_COLOUR, run_colour
 from diffusion_stepper.core.training_progress import LossHistory
 
-X_T_COLOUR = (90, 160, 255)
-NOISE_COLOUR = (255, 165, 60)
 THEORY_WIDTH = 2
 RAW_LOSS_COLOUR = (140, 190, 255, 150)
 SMOOTH_LOSS_COLOUR = (255, 165, 60)
-GAP_COLOUR = (0, 200, 140)
 NORMAL_TEXT_PX = 12  # the plots' text at the desk; presentation mode scales it with the screen
 
 
@@ -293,9 +290,7 @@ class LossPlot(TextSizedPlot):
         self.setLogMode(y=on)
 
 
-def series_colour(number: int) -> tuple[int, int, int]:
-    """The colour of the number-th curve of a plot (core.io.line_plot's palette, as the PNGs)."""
-    return SERIES_COLOURS[number % len(SERIES_COLOURS)]
+series_colour = run_colour  # the number-th run's colour, as the PNG charts and the page draw it
 
 
 def _fitted_labels(labels: list[str], metrics: QFontMetrics, width: int) -> list[str]:
