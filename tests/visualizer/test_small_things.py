@@ -22,3 +22,50 @@ def test_the_app_and_the_page_draw_each_compared_run_in_the_same_colour(qtbot, t
     plot.show_curves([curve] * len(runs), against_nfe=True)
     app_colours = [item.opts["pen"].color().name() for item in plot.curves]
     assert app_colours == page_colours[: len(runs)]
+
+
+def fits(label) -> bool:
+    return label.fontMetrics().horizontalAdvance(label.text()) <= label.contentsRect().width()
+
+
+def test_a_fitted_label_shows_the_longest_form_that_fits_and_keeps_its_end(qtbot):
+    from diffusion_stepper.visualizer.widgets.fitted_label import FittedLabel
+
+    label = FittedLabel()
+    qtbot.addWidget(label)
+    label.show()  # a hidden widget gets its resize events only when shown
+    label.set_forms(["black → white = [0, 1]   ·   values +0.00 … +1.00", "black→white = [0, 1]"])
+    long_width = label.fontMetrics().horizontalAdvance(label.forms[0])
+    label.resize(long_width + 20, 20)
+    assert label.text() == label.forms[0]
+    label.resize(long_width // 2 + 10, 20)
+    assert label.text() == "black→white = [0, 1]" and fits(label)
+    label.resize(long_width, 20)
+    label.set_forms(["a run name far too long to fit beside the step"], keep="      step 3/20 · ᾱ_t = 0.5")
+    assert label.text().endswith("…      step 3/20 · ᾱ_t = 0.5") and fits(label)
+    assert label.toolTip() == "a run name far too long to fit beside the step      step 3/20 · ᾱ_t = 0.5"
+
+
+def test_at_1366x768_the_panels_ranges_and_the_timeline_caption_read_whole(qtbot, window):
+    """The screenshot's "black → white = [0," and "step 20/20 · t =": what black and white mean and
+    the step's numbers are the parts a lecturer reads; they show whole, in every panel."""
+    import re
+
+    from PySide6.QtCore import Qt
+
+    from tests.visualizer.conftest import LONG_WAIT_MS, settle, wait_until_sampled
+
+    window.resize(1366, 768)
+    qtbot.keyClick(window, Qt.Key.Key_Return)  # the default run: a CFG model's 10 digits, 6 panels
+    qtbot.waitUntil(lambda: window.session.active is not None, timeout=LONG_WAIT_MS)
+    wait_until_sampled(qtbot, window)
+    window.session.seek(5)
+    settle(qtbot)
+    panels = [panel for panel in window.step_view.panels.values() if panel.isVisible()]
+    assert len(panels) >= 3
+    for panel in panels:
+        assert fits(panel.range_label), panel.range_label.text()
+        assert re.search(r"black ?→ ?white = \[-?\d[\d.]*, -?\d[\d.]*\]", panel.range_label.text())
+    caption = window.transport.caption
+    assert fits(caption)
+    assert re.search(r"step 5/\d+ · t = \d+ · ᾱ_t = [\d.]+$", caption.text()), caption.text()
