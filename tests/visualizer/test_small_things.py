@@ -69,3 +69,27 @@ def test_at_1366x768_the_panels_ranges_and_the_timeline_caption_read_whole(qtbot
     caption = window.transport.caption
     assert fits(caption)
     assert re.search(r"step 5/\d+ · t = \d+ · ᾱ_t = [\d.]+$", caption.text()), caption.text()
+
+
+def test_the_histogram_and_schedule_name_their_curves_under_the_title_not_over_them(qtbot, window):
+    """Their legends sat inside the data area, over the bars and curves (and the schedule's was
+    clipped): each now names its curves in a key under its title, and no legend is drawn."""
+    import html
+
+    from PySide6.QtCore import Qt
+
+    from tests.visualizer.conftest import LONG_WAIT_MS, wait_until_sampled
+
+    window.resize(1366, 768)
+    qtbot.keyClick(window, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.session.active is not None, timeout=LONG_WAIT_MS)
+    wait_until_sampled(qtbot, window)
+    window.session.seek(0)  # pure noise: x_t, ε̂ and both theory curves
+    qtbot.wait(50)
+    histogram, schedule = window.step_view.histogram, window.step_view.schedule
+    assert [entry[0] for entry in histogram.key] == ["x_t", "ε̂", "x_t: N(0, 1)", "N(0, 1)"]
+    assert len(schedule.key) == 3 and "ᾱ_t" in schedule.key[0][0]  # ᾱ_t, σ_t and CFG's gap
+    for plot in (histogram, schedule):
+        assert not plot.legend.isVisible()
+        title = plot.getPlotItem().titleLabel.text
+        assert all(html.escape(entry[0][:4]) in title for entry in plot.key), title  # labels may be cut short
