@@ -2,7 +2,7 @@
 each with its flags (`register`), which of them apply to what was asked (`flag_scopes`, optional)
 and what it does (`run`):
 
-    diffusion-stepper train mnist|toy2d ...      train a part B model (one checkpoint per epoch) or a 2D one
+    diffusion-stepper train mnist|mnist-judge|toy2d ...  train a part B model, the digit judge or a 2D one
     diffusion-stepper sample mnist|if|toy2d ...  sample a model into a trajectory file
     diffusion-stepper experiment mnist|if|toy2d NAME   an experiment (the app's Experiments menu) into files
     diffusion-stepper export RUN.npz ...         GIF, MP4 or PNG contact sheet of a trajectory

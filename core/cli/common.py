@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
+import functools
 import math
 import os
 import sys
@@ -69,6 +71,52 @@ def refuse_unused_flags(args: argparse.Namespace, scopes: Iterable[FlagScope]) -
         given = [flag for flag in scope.flags if flag_given(args, flag, scope.dests.get(flag))]
         if given and not scope.applies(args):
             raise UserFacingError(f"{given[0]} is for {scope.where}; leave it out")
+
+
+# A command with kinds (`train mnist|mnist-judge|toy2d`): each kind's `--help` lists only its own
+# flags, yet a flag given to the wrong kind is refused by a FlagScope in one line that names the
+# kinds it is for, rather than by argparse's "unrecognized arguments".
+KindArguments = Callable[[argparse.ArgumentParser], None]  # adds one kind's own flags to a parser
+
+
+@functools.cache
+def own_flags(add_arguments: KindArguments) -> dict[str, str]:
+    """The flags `add_arguments` declares, as typed (--preset), each with where its value lives."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    return {flag: action.dest for action in parser._actions for flag in action.option_strings}
+
+
+def add_kinds(subparsers, kinds: dict[str, tuple[str, KindArguments]]) -> dict[str, argparse.ArgumentParser]:
+    """One parser per kind (name -> (its help line, what adds its flags)), each with its own flags
+    shown and the other kinds' flags parsed but hidden, for `kind_scopes` to refuse."""
+    parsers = {}
+    for name, (help_line, add_arguments) in kinds.items():
+        parsers[name] = subparsers.add_parser(name, help=help_line, description=help_line[:1].upper() + help_line[1:])
+        add_arguments(parsers[name])
+    for parser in parsers.values():
+        for other in parsers.values():
+            for action in other._actions:
+                if action.option_strings and action.option_strings[0] not in parser._option_string_actions:
+                    hidden = copy.copy(action)  # parsed as the other kind parses it, not listed
+                    hidden.help, hidden.required = argparse.SUPPRESS, False
+                    parser._add_action(hidden)
+    return parsers
+
+
+def kind_scopes(command: str, attribute: str, kinds: dict[str, tuple[str, KindArguments]]) -> tuple[FlagScope, ...]:
+    """A FlagScope for each flag that only some kinds take: "--preset is for train mnist"."""
+    owners: dict[str, list[str]] = {}
+    dests: dict[str, str] = {}
+    for name, (_, add_arguments) in kinds.items():
+        for flag, dest in own_flags(add_arguments).items():
+            owners.setdefault(flag, []).append(name)
+            dests[flag] = dest
+    return tuple(
+        FlagScope((flag,), when(attribute, *names), f"{command} {' and '.join(names)}", {flag: dests[flag]})
+        for flag, names in owners.items()
+        if len(names) < len(kinds)
+    )
 
 
 def input_files(*values: str | os.PathLike | None) -> list[Path]:

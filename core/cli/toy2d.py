@@ -17,6 +17,7 @@ from pathlib import Path
 from diffusion_stepper.core.cli.common import (
     FlagScope,
     float_in,
+    fraction,
     input_files,
     int_in,
     positive_int,
@@ -32,12 +33,26 @@ from diffusion_stepper.core.limits import GUIDANCE, POINTS
 
 
 def add_train_arguments(train: argparse.ArgumentParser) -> None:
-    """train toy2d's own flags (the rest of `train` is MNIST's and refused here)."""
+    """train toy2d's flags (each kind of `train` has its own)."""
+    from diffusion_stepper.core.limits import BATCH_SIZE, HIDDEN, LEARNING_RATE
     from diffusion_stepper.core.toy2d.datasets import DATASETS
+    from diffusion_stepper.core.toy2d.training import Toy2DConfig
 
-    train.add_argument("--dataset", help=f"toy2d: {', '.join(DATASETS)}, or a drawn distribution's .json")
-    train.add_argument("--classes", action="store_true", help="toy2d: condition on the dataset's classes (for CFG)")
-    train.add_argument("--iterations", type=int_in((1, 1_000_000)), help="toy2d: training iterations (default 5,000)")
+    default = Toy2DConfig()
+    train.add_argument("--dataset", help=f"{', '.join(DATASETS)}, or a drawn distribution's .json")
+    train.add_argument("--objective", choices=["ddpm", "flow"], help=f"default {default.objective}")
+    train.add_argument("--classes", action="store_true", help="condition on the dataset's classes (for CFG)")
+    train.add_argument(
+        "--p-uncond", type=fraction, help=f"with --classes: class dropout (default {default.p_uncond:g})"
+    )
+    train.add_argument(
+        "--iterations", type=int_in((1, 1_000_000)), help=f"training iterations (default {default.iterations:,})"
+    )
+    train.add_argument("--hidden", type=int_in(HIDDEN), help=f"the MLP's width (default {default.hidden})")
+    train.add_argument("--batch-size", type=int_in(BATCH_SIZE), help=f"default {default.batch_size}")
+    train.add_argument("--lr", type=float_in(LEARNING_RATE), help=f"Adam's rate (default {default.lr:g})")
+    train.add_argument("--seed", type=seed, help=f"default {default.seed}")
+    train.add_argument("--out", required=True, help="folder for the model")
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""`diffusion-stepper train mnist`: train a part B model, one checkpoint (and a sample grid) per epoch."""
+"""`diffusion-stepper train mnist|mnist-judge|toy2d`: train a part B model (one checkpoint and a
+sample grid per epoch), the digit judge, or a 2D lab model. Each kind has its own flags and help."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ from pathlib import Path
 from diffusion_stepper.core.cli import toy2d
 from diffusion_stepper.core.cli.common import (
     FlagScope,
+    OneLineParser,
+    add_kinds,
     float_in,
     fraction,
     int_in,
+    kind_scopes,
     positive_int,
     progress,
     seed,
     steps,
-    when,
 )
 from diffusion_stepper.core.files import check_output_folder
 
@@ -27,16 +30,23 @@ DEFAULT_MODEL, DEFAULT_PRESET = "class", "course"
 
 
 def register(commands) -> None:
-    from diffusion_stepper.core.devices import DEVICE_CHOICES
-    from diffusion_stepper.core.limits import BATCH_SIZE, EPOCHS, HIDDEN, LEARNING_RATE, NOISE_SIGMA, SAMPLES
-    from diffusion_stepper.core.mnist.training import LR_SCHEDULES, MODEL_KINDS, PRESETS, QUICK_SUMMARY
-
     train = commands.add_parser(
         NAME,
         help="train a CS180 part B model on MNIST (mnist), the digit judge that scores samples (mnist-judge), "
         "or a 2D lab model (toy2d)",
+        description="Train a model. Each kind has its own flags: see diffusion-stepper train KIND --help.",
     )
-    train.add_argument("target", metavar="{mnist,mnist-judge,toy2d}", choices=[MNIST, JUDGE, TOY2D])
+    targets = train.add_subparsers(
+        dest="target", metavar="{mnist,mnist-judge,toy2d}", required=True, parser_class=OneLineParser
+    )
+    add_kinds(targets, KINDS)
+
+
+def add_mnist_arguments(train: argparse.ArgumentParser) -> None:
+    from diffusion_stepper.core.devices import DEVICE_CHOICES
+    from diffusion_stepper.core.limits import BATCH_SIZE, EPOCHS, HIDDEN, LEARNING_RATE, NOISE_SIGMA, SAMPLES
+    from diffusion_stepper.core.mnist.training import LR_SCHEDULES, MODEL_KINDS, PRESETS, QUICK_SUMMARY
+
     train.add_argument("--model", choices=MODEL_KINDS, help=f"default: {DEFAULT_MODEL}")
     train.add_argument(
         "--objective", choices=["ddpm", "flow"], help="for time/class models (default: ddpm, or flow with quick)"
@@ -44,9 +54,9 @@ def register(commands) -> None:
     train.add_argument(
         "--preset",
         choices=PRESETS,
-        help=f"course: CS180's recipe (the default); quick: {QUICK_SUMMARY}",
+        help=f"course: CS180's recipe (the default); quick: {QUICK_SUMMARY.replace('%', '%%')}",  # argparse's %
     )
-    train.add_argument("--epochs", type=int_in(EPOCHS))
+    train.add_argument("--epochs", type=int_in(EPOCHS), help="default: the preset's")
     train.add_argument("--hidden", type=int_in(HIDDEN), help="UNet hidden size D")
     train.add_argument("--batch-size", type=int_in(BATCH_SIZE))
     train.add_argument("--lr", type=float_in(LEARNING_RATE))
@@ -72,7 +82,21 @@ def register(commands) -> None:
     train.add_argument("--epoch-sample-steps", type=steps, help="sampling steps for the epoch grid")
     train.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from one of its checkpoints")
     train.add_argument("--out", required=True, help="directory for the checkpoints")
-    toy2d.add_train_arguments(train)
+
+
+def add_judge_arguments(train: argparse.ArgumentParser) -> None:
+    from diffusion_stepper.core.limits import BATCH_SIZE, EPOCHS, LEARNING_RATE
+    from diffusion_stepper.core.mnist.judge import JudgeTraining
+
+    default = JudgeTraining()
+    train.add_argument(
+        "--epochs", type=int_in(EPOCHS), help=f"at most (default {default.epochs}); it stops at its target accuracy"
+    )
+    train.add_argument("--batch-size", type=int_in(BATCH_SIZE), help=f"default {default.batch_size}")
+    train.add_argument("--lr", type=float_in(LEARNING_RATE), help=f"Adam's rate (default {default.lr:g})")
+    train.add_argument("--seed", type=seed, help=f"default {default.seed}")
+    train.add_argument("--data-dir", help="another copy of the MNIST IDX files (default: the bundled one)")
+    train.add_argument("--out", required=True, help="directory for the judge's weights")
 
 
 def config_from_flags(args: argparse.Namespace):
@@ -110,30 +134,28 @@ RECIPE_FLAGS = (
     *("--sigma", "--pure-noise", "--p-uncond", "--limit", "--epoch-samples", "--epoch-sample-steps"),
     *("--log-every", "--seed"),
 )
-# Which flags do something for which target and model; any other given is refused (one line)
+# Each kind of `train`: its help line and its own flags. Only these show in `train KIND --help`;
+# another kind's flag given here is refused in one line (kind_scopes)
+KINDS = {
+    MNIST: ("a CS180 part B model on MNIST, one checkpoint (and a sample grid) per epoch", add_mnist_arguments),
+    JUDGE: ("the digit judge that scores MNIST samples (a small CNN)", add_judge_arguments),
+    TOY2D: ("a 2D lab model: an MLP on a 2D dataset or a drawn distribution", toy2d.add_train_arguments),
+}
+# Which of a kind's flags do something for which model; any other given is refused (one line)
 FLAG_SCOPES = (
     FlagScope(
-        ("--model", "--preset", "--lr-schedule", "--ema-decay", "--limit", "--log-every", "--device"),
-        when("target", MNIST),
-        "train mnist",
-    ),
-    FlagScope(("--epoch-samples", "--epoch-sample-steps", "--resume"), when("target", MNIST), "train mnist"),
-    FlagScope(("--epochs", "--data-dir"), when("target", MNIST, JUDGE), "MNIST (train mnist, mnist-judge)"),
-    FlagScope(("--hidden",), when("target", MNIST, TOY2D), "train mnist and toy2d (the judge's layers are fixed)"),
-    FlagScope(("--dataset", "--classes", "--iterations"), when("target", TOY2D), "train toy2d"),
-    FlagScope(
         ("--objective",),
-        lambda args: args.target == TOY2D or (args.target == MNIST and args.model != "single-step"),
+        lambda args: args.target != MNIST or args.model != "single-step",
         "time and class models and train toy2d (the single-step model has one objective)",
     ),
     FlagScope(
         ("--sigma", "--pure-noise"),
-        lambda args: args.target == MNIST and args.model == "single-step",
+        lambda args: args.model == "single-step",
         "the single-step model (--model single-step)",
     ),
     FlagScope(
         ("--p-uncond",),
-        lambda args: args.classes if args.target == TOY2D else args.target == MNIST and args.model in (None, "class"),
+        lambda args: args.classes if args.target == TOY2D else args.model in (None, "class"),
         "class-conditioned models (train mnist's class model, train toy2d --classes)",
     ),
     FlagScope(
@@ -158,7 +180,7 @@ def train_judge_command(args: argparse.Namespace) -> int:
 
 
 def flag_scopes(args: argparse.Namespace) -> tuple[FlagScope, ...]:
-    return FLAG_SCOPES
+    return (*kind_scopes(NAME, "target", KINDS), *FLAG_SCOPES)  # the kind's first: "--preset is for train mnist"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -50,6 +50,7 @@ from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import Trajectory
 from diffusion_stepper.core.io.export import field_caption, panel_names, select_frames, shown_tiles
 from diffusion_stepper.core.io.layout import class_columns
+from diffusion_stepper.core.io.palette import page_palette
 from diffusion_stepper.core.limits import check_memory, format_bytes
 from diffusion_stepper.core.paths import resources_dir
 from diffusion_stepper.core.run_names import run_differences
@@ -477,6 +478,7 @@ def _build_page(
         "made": f"diffusion-stepper, {date.today().isoformat()}",
         "every": every,
         "histogram_edges": _rounded(HISTOGRAM_EDGES),
+        "colours": page_palette(),  # the app's: run k is the same colour in both
         "runs": records,
         "timelines": _timelines(pages),
     }

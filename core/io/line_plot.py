@@ -18,17 +18,8 @@ from PIL import Image, ImageDraw
 
 from diffusion_stepper.core.atomic import write_bytes_atomically
 from diffusion_stepper.core.io.export import BACKGROUND, TEXT_COLOUR, text_font
+from diffusion_stepper.core.io.palette import run_colour
 
-# one colour per series, readable on the dark background and by most colour-blind viewers (Okabe-Ito)
-SERIES_COLOURS = (
-    (230, 159, 0),
-    (86, 180, 233),
-    (0, 158, 115),
-    (240, 228, 66),
-    (204, 121, 167),
-    (213, 94, 0),
-    (0, 114, 178),
-)
 # Pillow's built-in font draws ASCII and little else (the exports' captions are ASCII for the same
 # reason), so the plots spell the course's symbols out.
 _SPELLED_OUT = {
@@ -189,7 +180,7 @@ def draw_chart(chart: Chart, width: int = 1200, height: int = 700) -> Image.Imag
             font=tick_font,
         )
     for number, series in enumerate(chart.series):
-        colour = SERIES_COLOURS[number % len(SERIES_COLOURS)]
+        colour = run_colour(number)
         # earlier series are drawn wider, so a line that lies on another still shows around it
         series_width = line_width + (len(chart.series) - 1 - number)
         pairs = [(x, y) for x, y in zip(series.x, series.y) if math.isfinite(x) and math.isfinite(y)]
@@ -239,7 +230,7 @@ def draw_chart(chart: Chart, width: int = 1200, height: int = 700) -> Image.Imag
             outline=GRID_COLOUR,
         )
     for number, series in enumerate(chart.series):
-        colour = SERIES_COLOURS[number % len(SERIES_COLOURS)]
+        colour = run_colour(number)
         middle = legend_y + legend_font.size / 2 + 2
         draw.line([(legend_x, middle), (legend_x + swatch, middle)], fill=colour, width=line_width)
         draw.text((legend_x + swatch + 8, legend_y), series.label, fill=TEXT_COLOUR, font=legend_font)

@@ -7,9 +7,9 @@
   const runs = data.runs;
   const BACKGROUND = "#181818";
   const GRID_PADDING = 1; // background pixels between the images of a grid, as in the app
-  const COLOURS = ["#5ab4ff", "#ffaa3c", "#7ddc6e", "#ff6b8b", "#c29bff", "#e8e25a"];
+  const COLOURS = data.colours.runs; // the app's colours (core/io/palette.py): run k is the same colour in both
   const SCHEDULE_COLOURS = ["#e6e6e6", "#b0b0b0"];
-  const GAP_COLOUR = "#00c88c"; // the app's guidance-gap green (visualizer/widgets/plots.py)
+  const GAP_COLOUR = data.colours.gap;
   const CACHED_PICTURES = 600; // decoded frames kept; older ones are decoded again when needed
 
   const $ = (id) => document.getElementById(id);
@@ -68,21 +68,32 @@
     return promise;
   }
 
-  // The column count that shows a batch largest in a box: core.io.layout.best_grid, in the browser
-  // because the box is the window's.
-  function bestGrid(run, boxWidth, boxHeight) {
+  // A batch's grid in `columns` columns, and the zoom at which it fits a box
+  function gridOf(run, columns, boxWidth, boxHeight) {
     const [tileHeight, tileWidth] = run.tile;
-    const count = run.count;
-    const candidates = run.fixed_columns ? [run.fixed_columns] : Array.from({ length: count }, (_, i) => i + 1);
+    const rows = Math.ceil(run.count / columns);
+    const width = columns * (tileWidth + GRID_PADDING) + GRID_PADDING;
+    const height = rows * (tileHeight + GRID_PADDING) + GRID_PADDING;
+    return { columns, rows, width, height, scale: Math.min(boxWidth / width, boxHeight / height) };
+  }
+
+  // The column count that shows a batch largest in a box: core.io.layout.best_grid, in the browser
+  // because the box is the window's. Compared runs (several cells) take one count, the one whose
+  // smallest picture is largest, so that every run shows the same grid (a run's boxes differ a
+  // little: the first row holds the panels' titles).
+  function bestColumns(cells) {
     let best = null;
-    for (const columns of candidates) {
-      const rows = Math.ceil(count / columns);
-      const width = columns * (tileWidth + GRID_PADDING) + GRID_PADDING;
-      const height = rows * (tileHeight + GRID_PADDING) + GRID_PADDING;
-      const scale = Math.min(boxWidth / width, boxHeight / height);
-      if (best === null || scale > best.scale) best = { columns, rows, width, height, scale };
+    const most = Math.max(...cells.map((cell) => runs[cell.run].count));
+    for (let columns = 1; columns <= most; columns++) {
+      const scale = Math.min(...cells.map((cell) => gridOf(runs[cell.run], columnsFor(cell.run, columns), ...cell.box).scale));
+      if (best === null || scale > best.scale) best = { columns, scale };
     }
-    return best;
+    return best.columns;
+  }
+
+  // a run with one column per class (several images of each) keeps that grid
+  function columnsFor(run, columns) {
+    return runs[run].fixed_columns || Math.min(columns, runs[run].count);
   }
 
   // The zoom a grid shows at: the exact fit from 1.5x up (nearly every pixel two screen pixels or
@@ -95,7 +106,7 @@
 
   // --- layout ------------------------------------------------------------------------------------
 
-  let cells = []; // {run, panel, canvas, holder (the box it fits), grid}
+  let cells = []; // {run, panel, canvas, holder (the box it fits), box ([width, height]), grid}
   let rowCaptions = []; // per run, the element that shows its step (compared runs)
 
   function shownPanels(runIndex) {
@@ -164,7 +175,13 @@
   function fitCells() {
     for (const cell of cells) {
       const box = cell.holder.getBoundingClientRect();
-      cell.grid = bestGrid(runs[cell.run], Math.max(box.width, 1), Math.max(box.height, 1));
+      cell.box = [Math.max(box.width, 1), Math.max(box.height, 1)];
+    }
+    // a single run's panels each take the grid that suits its own box
+    const groups = runs.length > 1 ? [cells] : cells.map((cell) => [cell]);
+    for (const group of groups) {
+      const columns = bestColumns(group);
+      for (const cell of group) cell.grid = gridOf(runs[cell.run], columnsFor(cell.run, columns), ...cell.box);
     }
     // compared runs share one zoom, so that the same pixel is the same size in every run
     const shared = runs.length > 1 ? Math.min(...cells.map((cell) => cell.grid.scale)) : null;
@@ -305,12 +322,12 @@
     const xTheory = h.x_t_theory === null ? null : run.curves[h.x_t_theory];
     const noiseTheory = h.noise_theory === null ? null : run.curves[h.noise_theory];
     const edges = data.histogram_edges;
-    const bars = [{ edges, heights: h.x_t, colour: COLOURS[0] }];
-    const legend = [["x_t", COLOURS[0]]];
+    const bars = [{ edges, heights: h.x_t, colour: data.colours.x_t }];
+    const legend = [["x_t", data.colours.x_t]];
     const lines = [];
     if (h.noise) {
-      bars.push({ edges, heights: h.noise, colour: COLOURS[1] });
-      legend.push([h.noise_name === "v_hat" ? "v̂" : "ε̂", COLOURS[1]]);
+      bars.push({ edges, heights: h.noise, colour: data.colours.noise });
+      legend.push([h.noise_name === "v_hat" ? "v̂" : "ε̂", data.colours.noise]);
     }
     if (xTheory) {
       lines.push({ x: xTheory.x, y: xTheory.y, colour: "#ffffff", dash: true });

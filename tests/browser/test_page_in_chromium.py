@@ -11,6 +11,7 @@ from selenium.webdriver.support.ui import Select
 from diffusion_stepper.core.diffusion.equations import frame_caption, step_equation
 from diffusion_stepper.core.io.export import shown_tiles
 from diffusion_stepper.core.io.html_page import PageOptions, write_html_page
+from diffusion_stepper.core.io.palette import css_colour, run_colour
 from diffusion_stepper.core.io.trajectory_file import load_trajectory
 from diffusion_stepper.core.toy2d.render import ParticleViewOptions, render_particles
 from tests.browser.chromium import browser_log, canvas_pixels, drawn_position, open_page, wait_for, wait_until_drawn
@@ -115,3 +116,47 @@ def test_a_2d_page_shows_the_particle_view_of_each_step(chromium, run_files, tmp
     shown = canvas_pixels(chromium, panel_canvas(chromium, 0, "particles"))
     assert np.array_equal(shown, grid_picture(render_particles(trajectory, 8, view), 1, 1))
     assert chromium.find_element(By.ID, "values-heading").text.lower() == "particle coordinates"
+
+
+def test_a_race_page_shows_every_run_in_the_same_grid_and_the_apps_colours(chromium, tmp_path):
+    """Issue 30 §4: the first run of a race was a 1×10 strip and the others 2×5 (its row also holds
+    the panels' titles), and the runs' colours were the page's own, not the app's."""
+    from tests.browser.conftest import cli_ok
+    from tests.conftest import write_tiny_checkpoint
+
+    checkpoint = write_tiny_checkpoint(tmp_path / "model", "class", "ddpm")
+    runs = []
+    for sampler in ("ddpm", "ddim", "heun", "euler", "dpm++2m", "dpm++2m-sde"):
+        path = tmp_path / f"{sampler}.npz"
+        cli_ok(
+            "sample",
+            "mnist",
+            "--checkpoint",
+            checkpoint,
+            "--classes",
+            "0-9",
+            "--steps",
+            2,
+            "--sampler",
+            sampler,
+            "--out",
+            path,
+        )
+        runs.append((sampler, load_trajectory(path)))
+    page = write_html_page(runs, tmp_path / "race.html")
+    colours = page_data(page)["colours"]["runs"]
+    try:
+        for width, height in ((1366, 768), (1920, 1080), (1280, 720), (1600, 1000)):
+            chromium.set_window_size(width, height)
+            open_page(chromium, page)
+            for name in ("x_t", "x0_hat"):
+                sizes = {
+                    tuple(canvas_pixels(chromium, panel_canvas(chromium, run, name)).shape) for run in range(len(runs))
+                }
+                assert len(sizes) == 1, (width, height, name, sizes)
+        titles = chromium.find_elements(By.CSS_SELECTOR, ".row-title")
+        shown = [chromium.execute_script("return getComputedStyle(arguments[0]).color", title) for title in titles]
+        assert shown == ["rgb({}, {}, {})".format(*run_colour(k)) for k in range(len(runs))]
+        assert colours[: len(runs)] == [css_colour(run_colour(k)) for k in range(len(runs))]
+    finally:
+        chromium.set_window_size(1600, 1000)

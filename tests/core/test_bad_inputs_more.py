@@ -337,7 +337,7 @@ def test_a_flag_that_does_something_here_is_accepted(argv):
     [
         (["train", "toy2d", "--dataset", "moons", "--preset", "quick"], "--preset is for train mnist"),
         (["train", "toy2d", "--dataset", "moons", "--model", "class"], "--model is for train mnist"),
-        (["train", "toy2d", "--dataset", "moons", "--data-dir", "x"], "--data-dir is for MNIST"),
+        (["train", "toy2d", "--dataset", "moons", "--data-dir", "x"], "--data-dir is for train mnist and mnist-judge"),
         (["train", "toy2d", "--dataset", "moons", "--ema-decay", "0"], "--ema-decay is for train mnist"),
         (["train", "toy2d", "--dataset", "moons", "--p-uncond", "0.2"], "--p-uncond is for class-conditioned"),
         (["train", "mnist-judge", "--hidden", "8"], "--hidden is for train mnist and toy2d"),

@@ -79,3 +79,96 @@ def test_2d_experiments_use_the_trained_model_where_it_suits_and_say_when_the_ex
     assert all("uses the exact ddpm field instead" in request.settings.note for request in ode_sde)
     same = toy2d_experiment_requests("same-budget", options)
     assert len(same) == 3 and all(request.source.checkpoint is None for request in same)
+
+
+# --- train: each kind its own help (issue 30 §5) ---------------------------------------------------
+
+TRAIN_KINDS = ("mnist", "mnist-judge", "toy2d")
+# A value each train flag parses with (None: a switch), to give a flag to a kind that lacks it
+TRAIN_FLAG_VALUES = {
+    **dict.fromkeys(("--epochs", "--hidden", "--batch-size", "--limit", "--log-every", "--iterations"), "8"),
+    **dict.fromkeys(("--epoch-samples", "--epoch-sample-steps", "--seed"), "4"),
+    **dict.fromkeys(("--lr", "--ema-decay", "--sigma", "--p-uncond"), "0.5"),
+    **dict.fromkeys(("--pure-noise", "--classes"), None),
+    "--model": "class",
+    "--objective": "flow",
+    "--preset": "quick",
+    "--lr-schedule": "constant",
+    "--device": "cpu",
+    "--data-dir": "d",
+    "--resume": "x.json",
+    "--dataset": "moons",
+}
+
+
+def help_flags(text: str) -> set[str]:
+    import re
+
+    return set(re.findall(r"(?<![\w-])--[a-z0-9][a-z0-9-]*", text)) - {"--help"}
+
+
+def test_train_help_lists_the_kinds_and_sends_to_each_kinds_own_help(capsys):
+    text = help_text(capsys, "train")
+    assert help_flags(text) == set()  # no kind's flags here
+    for kind in TRAIN_KINDS:
+        assert f" {kind} " in text
+    assert "diffusion-stepper train KIND --help" in text
+
+
+def test_each_train_kind_lists_only_its_own_flags(capsys):
+    flags = {kind: help_flags(help_text(capsys, "train", kind)) for kind in TRAIN_KINDS}
+    assert flags["mnist-judge"] == {"--epochs", "--batch-size", "--lr", "--seed", "--data-dir", "--out"}
+    assert flags["toy2d"] == {
+        *("--dataset", "--objective", "--classes", "--p-uncond", "--iterations", "--hidden", "--batch-size"),
+        *("--lr", "--seed", "--out"),
+    }
+    assert {"--model", "--preset", "--resume", "--device", "--sigma", "--limit"} <= flags["mnist"]
+    assert not flags["mnist"] & {"--dataset", "--classes", "--iterations"}
+
+
+def test_a_flag_another_kinds_help_lists_is_refused_in_one_line_and_its_own_are_not():
+    """What each kind's help shows and what it takes agree: its own flags pass the kind check, a flag
+    only another kind's help shows is refused naming that kind ("--preset is for train mnist")."""
+    import contextlib
+    import io
+
+    from diffusion_stepper.core.cli import build_parser, command_module
+    from diffusion_stepper.core.cli.common import refuse_unused_flags
+    from diffusion_stepper.core.errors import UserFacingError
+
+    def helps(kind):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+            build_parser().parse_args(["train", kind, "--help"])
+        return help_flags(out.getvalue())
+
+    shown = {kind: helps(kind) for kind in TRAIN_KINDS}
+    for kind in TRAIN_KINDS:
+        for flag in set().union(*shown.values()) - {"--out"}:
+            value = TRAIN_FLAG_VALUES[flag]
+            args = build_parser().parse_args(["train", kind, flag, *([] if value is None else [value]), "--out", "o"])
+            try:
+                refuse_unused_flags(args, command_module("train").flag_scopes(args))
+                refusal = ""
+            except UserFacingError as exc:
+                refusal = str(exc)
+            owners = [other for other in TRAIN_KINDS if flag in shown[other]]
+            if flag in shown[kind]:
+                assert "is for train" not in refusal, (kind, refusal)
+            else:
+                assert refusal == f"{flag} is for train {' and '.join(owners)}; leave it out", (kind, refusal)
+
+
+def test_the_quick_presets_time_in_train_help_is_the_one_the_bench_measured(capsys):
+    """bench/RESULTS.md's wall times of `train mnist --preset quick`, launch to exit, as a range."""
+    import re
+    from pathlib import Path
+
+    results = (Path(__file__).parents[2] / "bench" / "RESULTS.md").read_text()
+    section = results.split("## Quick training preset")[1].split("\n## ")[0]
+    table = section.split("| goal |")[1].split("\n\n")[0]  # the whole-process runs
+    walls = [float(w) for w in re.findall(r"\*\*(\d+(?:\.\d+)?) s\*\*", table)]
+    assert len(walls) >= 2
+    text = help_text(capsys, "train", "mnist")
+    assert f"{min(walls):.0f}–{max(walls):.0f} s from the command line" in text
+    assert "99% of its digits read right" in text

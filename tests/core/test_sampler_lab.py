@@ -16,7 +16,8 @@ from diffusion_stepper.core.diffusion.sampler_race import write_convergence, x0_
 from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS, FLOW_SAMPLERS, evaluations_for_steps
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import Trajectory
-from diffusion_stepper.core.io.line_plot import SERIES_COLOURS, Chart, Series, draw_chart
+from diffusion_stepper.core.io.line_plot import Chart, Series, draw_chart
+from diffusion_stepper.core.io.palette import RUN_COLOURS as SERIES_COLOURS
 from diffusion_stepper.core.io.trajectory_file import load_trajectory, save_trajectory
 from diffusion_stepper.core.mnist.experiments import ExperimentOptions, experiment_requests
 from diffusion_stepper.core.mnist.guidance_tradeoff import FAST_SAMPLERS

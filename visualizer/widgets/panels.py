@@ -17,6 +17,7 @@ from diffusion_stepper.core.diffusion.labels import field_title
 from diffusion_stepper.core.io.export import BACKGROUND, EXTRA_TITLES, display_range, grid_columns, tile, to_uint8
 from diffusion_stepper.core.io.layout import GRID_PADDING, GridFit, best_grid, class_columns, screen_scale
 from diffusion_stepper.visualizer.widgets.equation import shrinkable
+from diffusion_stepper.visualizer.widgets.fitted_label import FittedLabel
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
@@ -85,7 +86,7 @@ class ImagePanel(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.title_label = shrinkable(QLabel(title or panel_title(name)))
         self.title_label.setObjectName("panelTitle")
-        self.range_label = shrinkable(QLabel(""))
+        self.range_label = FittedLabel("")
         self.range_label.setObjectName("panelRange")
         self.view = _ResizeAwareView(self._lay_out)
         self.view.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -214,8 +215,15 @@ class ImagePanel(QFrame):
         self.image_item.setOpacity(1.0)
         self.pending_text.setVisible(False)
         values = images.float()
-        self.range_label.setText(
-            f"values {values.min().item():+.2f} … {values.max().item():+.2f}   ·   black → white = [{low:g}, {high:g}]"
+        shown, lowest, highest = f"[{low:g}, {high:g}]", values.min().item(), values.max().item()
+        # what black and white mean first: in a narrow panel the values give way
+        self.range_label.set_forms(
+            [
+                f"black → white = {shown}   ·   values {lowest:+.2f} … {highest:+.2f}",
+                f"black→white = {shown} · values {lowest:+.2f}…{highest:+.2f}",
+                f"black→white = {shown}",
+                shown,
+            ]
         )
         self.view.setToolTip(self.range_label.text())
         if same_batch:  # the usual case while stepping: same grid, new pixels

@@ -12,15 +12,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics
 
 from diffusion_stepper.core.diffusion.theory import FrameHistograms, ScheduleCurves
-from diffusion_stepper.core.io.line_plot import SERIES_COLOURS
+from diffusion_stepper.core.io.palette import GAP_COLOUR, NOISE_COLOUR, X_T_COLOUR, run_colour
 from diffusion_stepper.core.training_progress import LossHistory
 
-X_T_COLOUR = (90, 160, 255)
-NOISE_COLOUR = (255, 165, 60)
 THEORY_WIDTH = 2
 RAW_LOSS_COLOUR = (140, 190, 255, 150)
 SMOOTH_LOSS_COLOUR = (255, 165, 60)
-GAP_COLOUR = (0, 200, 140)
 NORMAL_TEXT_PX = 12  # the plots' text at the desk; presentation mode scales it with the screen
 
 
@@ -85,17 +82,19 @@ class TextSizedPlot(pg.PlotWidget):
 
     def set_subtitle(self, text: str) -> None:
         self.subtitle = text
-        self.setToolTip(text)  # the whole line, should the plot be too narrow for it
         self._show_title()
 
-    def set_key(self, entries: list[tuple[str, tuple[int, int, int]]]) -> None:
+    def set_key(self, entries: list[tuple]) -> None:
         """A coloured key under the title, "■ DDPM  ■ DDIM η=0 ...": a legend that covers no curve and
-        stays whatever the plot's height."""
+        stays whatever the plot's height. Each entry is (label, colour) or (label, colour, mark): "┅"
+        for a dashed curve. It stands in for the floating legend, which is hidden."""
+        self.legend.setVisible(False)
         self.key = entries
-        self.setToolTip("\n".join(label for label, _ in entries))  # the whole labels, should they be cut
         self._show_title()
 
     def _show_title(self) -> None:
+        # the whole subtitle and labels, should the plot be too narrow for them
+        self.setToolTip("\n".join([self.subtitle, *(entry[0] for entry in getattr(self, "key", None) or [])]).strip())
         title = html.escape(self.title_text)
         small = max(1, round(self.text_px * 0.85))
         font = QFont()
@@ -105,10 +104,11 @@ class TextSizedPlot(pg.PlotWidget):
             line = QFontMetrics(font).elidedText(self.subtitle, Qt.TextElideMode.ElideRight, room)
             title += f"<br><span style='font-size: {small}px; color: #c8c8c8'>{html.escape(line)}</span>"
         if getattr(self, "key", None):
-            labels = _fitted_labels([label for label, _ in self.key], QFontMetrics(font), room)
+            labels = _fitted_labels([entry[0] for entry in self.key], QFontMetrics(font), room)
             spans = (
-                f"<span style='color: {QColor(*colour).name()}'>■ {html.escape(label)}</span>"
-                for label, (_, colour) in zip(labels, self.key)
+                f"<span style='color: {QColor(*entry[1]).name()}'>{entry[2] if len(entry) > 2 else '■'} "
+                f"{html.escape(label)}</span>"
+                for label, entry in zip(labels, self.key)
             )
             title += f"<br><span style='font-size: {small}px'>{'&nbsp;&nbsp;'.join(spans)}</span>"
         self.setTitle(title, size=f"{self.text_px}px")
@@ -175,11 +175,28 @@ class HistogramPlot(TextSizedPlot):
         theory = histograms.noise_theory
         self.show_curve(self.noise_theory, None if theory is None else theory.x, None if theory is None else theory.y)
         self.set_subtitle(f"x_t theory: {histograms.x_t_note}")
+        self._show_key()
 
     def clear_frame(self) -> None:
         for item in (self.x_t_bars, self.noise_bars, self.x_t_theory, self.noise_theory):
             self.show_curve(item, None, None)
         self.set_subtitle("")
+        self._show_key()
+
+    def _show_key(self) -> None:
+        """The curves shown, in a key under the title: a legend in the plot covered the bars."""
+        self.set_key(
+            [
+                (item.name(), colour, "■" if item in (self.x_t_bars, self.noise_bars) else "┅")
+                for item, colour in (
+                    (self.x_t_bars, X_T_COLOUR),
+                    (self.noise_bars, NOISE_COLOUR),
+                    (self.x_t_theory, X_T_COLOUR),
+                    (self.noise_theory, NOISE_COLOUR),
+                )
+                if item.isVisible()
+            ]
+        )
 
     def _rename(self, item: pg.PlotDataItem, name: str) -> None:
         if item.name() == name:
@@ -220,6 +237,7 @@ class SchedulePlot(TextSizedPlot):
         if schedule is None:
             for curve in [*self.curves, self.gap]:
                 self.show_curve(curve, None, None)
+            self._show_key()
             self.cursor.setVisible(False)
             self.message.setText(empty_message)
             self.message.setTextWidth(max(80, self.width() * 0.8))  # wrapped inside the plot
@@ -231,8 +249,7 @@ class SchedulePlot(TextSizedPlot):
         for curve, data in zip(self.curves, schedule.curves):
             curve.opts["name"] = data.label
             self.show_curve(curve, data.x, data.y)
-        for sample, label in self.legend.items:
-            label.setText(sample.item.name(), size=f"{self.text_px}px")
+        self._show_key()
         self.cursor.setVisible(True)
         low, high = schedule.curves[0].x[0], schedule.curves[0].x[-1]
         self.setXRange(low, high, padding=0.02)
@@ -245,12 +262,19 @@ class SchedulePlot(TextSizedPlot):
         divided by the largest so far (its scale is in the legend); None hides it (no CFG)."""
         if curve is None:
             self.show_curve(self.gap, None, None)
+            self._show_key()
             return
         t, relative, peak = curve
         self.gap.opts["name"] = f"mean {label} ÷ {peak:.3g}"
         self.show_curve(self.gap, np.asarray(t), np.asarray(relative))
-        for sample, label in self.legend.items:
-            label.setText(sample.item.name(), size=f"{self.text_px}px")
+        self._show_key()
+
+    def _show_key(self) -> None:
+        """The curves shown, in a key under the title: a legend in the plot was clipped and covered them."""
+        colours = [*self.CURVE_COLOURS, GAP_COLOUR]
+        self.set_key(
+            [(item.name(), colour) for item, colour in zip([*self.curves, self.gap], colours) if item.isVisible()]
+        )
 
 
 class LossPlot(TextSizedPlot):
@@ -293,9 +317,7 @@ class LossPlot(TextSizedPlot):
         self.setLogMode(y=on)
 
 
-def series_colour(number: int) -> tuple[int, int, int]:
-    """The colour of the number-th curve of a plot (core.io.line_plot's palette, as the PNGs)."""
-    return SERIES_COLOURS[number % len(SERIES_COLOURS)]
+series_colour = run_colour  # the number-th run's colour, as the PNG charts and the page draw it
 
 
 def _fitted_labels(labels: list[str], metrics: QFontMetrics, width: int) -> list[str]:

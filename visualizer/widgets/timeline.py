@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QBrush, QColor, QPainter, QPen
-from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QHBoxLayout, QLabel, QStyle, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QHBoxLayout, QStyle, QToolButton, QVBoxLayout, QWidget
 
 from diffusion_stepper.core.session import MAX_FPS, MIN_FPS, RUNNING, Session
-from diffusion_stepper.visualizer.widgets.equation import shrinkable
+from diffusion_stepper.visualizer.widgets.fitted_label import FittedLabel
 
 PRODUCED_COLOUR = QColor(59, 130, 246)
 PENDING_COLOUR = QColor(110, 110, 110)
 CURSOR_COLOUR = QColor(250, 204, 21)
 TRACK_COLOUR = QColor(40, 40, 40)
+# The caption is the run's name, this gap, then the frame's ("step 12/20 · t = 288 · ᾱ_t = 0.0123"):
+# where both do not fit, the name gives way (the Runs list shows it whole)
+CAPTION_GAP = " " * 6
 
 
 class TimelineBar(QWidget):
@@ -87,7 +90,7 @@ class TransportBar(QWidget):
         super().__init__(parent)
         self.session = session
         self.timeline = TimelineBar(session)
-        self.caption = shrinkable(QLabel("No run yet: press Generate (Enter)"))
+        self.caption = FittedLabel("No run yet: press Generate (Enter)")
         self.caption.setObjectName("caption")
         self.buttons = {}
         row = QHBoxLayout()
@@ -127,7 +130,8 @@ class TransportBar(QWidget):
 
     def refresh(self, caption: str) -> None:
         session = self.session
-        self.caption.setText(caption)
+        name, gap, frame = caption.partition(CAPTION_GAP)
+        self.caption.set_forms([name], keep=gap + frame)
         icon = QStyle.StandardPixmap.SP_MediaPause if session.playing else QStyle.StandardPixmap.SP_MediaPlay
         self.buttons["play"].setIcon(self.style().standardIcon(icon))
         self.buttons["play"].setToolTip("Pause (Space)" if session.playing else "Play (Space)")
