@@ -127,3 +127,22 @@ def test_the_linux_packages_are_those_the_app_checks_for():
     (command,) = [block for block in re.findall(r"```\n(.*?)```", text, re.S) if "apt-get install" in block]
     named = set(command.replace("\\", " ").split()) - {"sudo", "apt-get", "install"}
     assert named == set(XCB_PLATFORM_LIBRARIES.values())
+
+
+def test_the_default_run_has_the_frames_and_makes_the_page_the_readme_says(tmp_path, capsys):
+    """The quick start's Generate (the bundled class model's own 20 steps: 21 frames) and the
+    page it makes: "about 0.8 MB" (README, docs/the-app.md), as `export` prints it."""
+    from diffusion_stepper.core.io.trajectory_file import load_trajectory
+    from tests.cli_running import run_cli
+
+    run_file, page = tmp_path / "default.npz", tmp_path / "default.html"
+    code, _, err = run_cli(capsys, "sample", "mnist", "--out", run_file)
+    assert code == 0, err
+    trajectory = load_trajectory(run_file)
+    assert len(trajectory) == 21 and trajectory[0].x_t.shape[0] == 10
+    assert trajectory.meta["params"]["guidance"] == 5
+    code, out, err = run_cli(capsys, "export", run_file, "--html", page)
+    assert code == 0 and "(0.8 MB" in out, out + err
+    assert 0.75e6 <= page.stat().st_size < 0.85e6, page.stat().st_size
+    for text in (README.read_text(), (ROOT / "docs" / "the-app.md").read_text()):
+        assert "about 0.8 MB" in text and "21 frames" in text
