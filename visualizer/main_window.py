@@ -40,7 +40,7 @@ from diffusion_stepper.visualizer.views.step_view import StepView
 from diffusion_stepper.visualizer.views.train_view import TrainView
 from diffusion_stepper.visualizer.widgets.panels import FIT, ZOOM_CHOICES
 from diffusion_stepper.visualizer.widgets.plots import NORMAL_TEXT_PX
-from diffusion_stepper.visualizer.widgets.timeline import TransportBar
+from diffusion_stepper.visualizer.widgets.timeline import CAPTION_GAP, TransportBar
 
 GIL_SWITCH_SECONDS = 0.0005  # how long a thread may hold the GIL while another waits (Python's default: 5 ms)
 PLAY_TICK_MS = 15  # the playback clock; the position itself comes from elapsed time
@@ -147,7 +147,9 @@ class MainWindow(QMainWindow):
     def _refresh_transport(self) -> None:
         run = self.session.active
         caption = (
-            "No run yet: press Generate (Enter)" if run is None else f"{run.name}      {run_caption(self.session, run)}"
+            "No run yet: press Generate (Enter)"
+            if run is None
+            else f"{run.name}{CAPTION_GAP}{run_caption(self.session, run)}"  # the name is cut first
         )
         self.transport.refresh(caption)
 

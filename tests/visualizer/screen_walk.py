@@ -1,15 +1,15 @@
 """Walk the real window through a lecture on a screen of a given size and report, as JSON lines,
 what a lecturer would see; run in its own process, since the screen is fixed when Qt starts:
 
-    QT_QPA_PLATFORM=offscreen:configfile=SCREEN.json python -m tests.visualizer.screen_walk
+    QT_QPA_PLATFORM=offscreen:configfile=SCREEN.json python -m tests.visualizer.screen_walk [--not-every-sampler]
 
 Lines it prints (tests/visualizer/test_fits_the_screen.py reads them):
 - {"check": "fits", "after": ACTION, "outside": [...]}: after each action, every window of the app
   (the main window, each dialog) that lies outside the screen or asks more than it (none is fine);
-- {"check": "equation", "model": ..., "sampler": ..., "clip": ..., "cut_steps": [...], "sizes": [...]}:
-  in presentation mode, the steps whose update rule is cut, and the picture sizes seen while
-  stepping through the run (one size: the pictures do not move);
-- {"check": "step_f5", "sizes": [...]}: the default run's digit sizes in presentation mode;
+- {"check": "equation", "model": ..., "sampler": ..., "clip": ..., "cut_steps": [...], "layouts": [...]}:
+  in presentation mode, the steps whose update rule is cut, and each different set of picture
+  sizes seen while stepping through the run (one set: the pictures do not move);
+- {"check": "step_f5", "layouts": [...], "cut_steps": [...]}: the same for the default run;
 - {"check": "race_f5", ...}: a six-sampler race in presentation mode: the smallest digit, whether the
   timeline, when shown, lies on the screen, whether the x̂₀ plot shows;
 - {"check": "train_grid", ...}: the Train tab's 4-per-digit grid: digit size, labels above the grid.
@@ -81,17 +81,20 @@ def equation_cut(window) -> bool:
     return needs > body.height() or bottom > window.height()
 
 
-def step_through(app: QApplication, window) -> tuple[list[int], list[float]]:
-    """Every frame of the active run: the steps whose rule is cut, and the picture sizes seen."""
+def step_through(app: QApplication, window) -> tuple[list[int], list[list[float]]]:
+    """Every frame of the active run: the steps whose rule is cut, and each different set of
+    picture sizes seen (one set: the pictures did not move while stepping)."""
     run = window.session.active
-    cut, sizes = [], set()
+    cut, layouts = [], []
     for index in range(run.length):
         window.session.seek(window.session.position_of(run, index))
         settle(app, 0.05)
         if equation_cut(window):
             cut.append(index)
-        sizes |= {round(panel.image_size, 1) for panel in window.step_view.panels.values() if panel.isVisible()}
-    return cut, sorted(sizes)
+        sizes = [round(panel.image_size, 1) for panel in window.step_view.panels.values() if panel.isVisible()]
+        if sizes not in layouts:
+            layouts.append(sizes)
+    return cut, layouts
 
 
 def walk_samplers(app: QApplication, window) -> None:
@@ -109,14 +112,14 @@ def walk_samplers(app: QApplication, window) -> None:
                 dock.x0_clip.setCurrentIndex(clip_index)
                 window.generate()
                 wait_until(app, lambda: not window.sampling.busy)
-                cut, sizes = step_through(app, window)
+                cut, layouts = step_through(app, window)
                 report(
                     check="equation",
                     model=dock.model.currentText(),
                     sampler=dock.sampler.currentText(),
                     clip=dock.x0_clip.currentText(),
                     cut_steps=cut,
-                    sizes=sizes,
+                    layouts=layouts,
                 )
     dock.steps.setValue(0)
 
@@ -160,8 +163,8 @@ def default_run_in_presentation(app: QApplication, window) -> None:
     window.presentation.set_active(True)
     settle(app, 0.6)
     window.presentation.show_controls(False)
-    cut, sizes = step_through(app, window)
-    report(check="step_f5", sizes=sizes, cut_steps=cut)
+    cut, layouts = step_through(app, window)
+    report(check="step_f5", layouts=layouts, cut_steps=cut)
     check_fits(app, "presentation mode")
 
 
@@ -215,7 +218,7 @@ def dialogs(app: QApplication, window) -> None:
     check_fits(app, "an error")
 
 
-def main() -> None:
+def main(every_sampler: bool = True) -> None:
     app = QApplication.instance() or QApplication([])
     from diffusion_stepper.visualizer.main_window import MainWindow
 
@@ -227,7 +230,8 @@ def main() -> None:
         window.showMaximized()
         check_fits(app, "maximise")
         default_run_in_presentation(app, window)
-        walk_samplers(app, window)
+        if every_sampler:
+            walk_samplers(app, window)
         window.presentation.set_active(False)
         check_fits(app, "leaving presentation mode")
         race_in_presentation(app, window)
@@ -240,5 +244,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
-    sys.exit(0)
+    main(every_sampler="--not-every-sampler" not in sys.argv)

@@ -83,3 +83,50 @@ def test_a_comparison_that_fails_at_once_leaves_compare_as_it_was(qtbot, window,
     window.sampling.start(lambda: [broken, broken], compare=True)
     wait_until_sampled(qtbot, window)
     assert window.session.compared_ids == compared and "no-such-model" in window.messages.last_error
+
+
+def test_leaving_presentation_mode_restores_the_window_as_it_was(qtbot, window):
+    window.showMaximized()
+    qtbot.waitUntil(window.isMaximized)
+    for _ in range(2):
+        window.presentation.set_active(True)
+        qtbot.waitUntil(window.isFullScreen)
+        window.presentation.set_active(False)
+        qtbot.waitUntil(lambda: not window.isFullScreen())
+        assert window.isMaximized() and window.statusBar().isVisible() and window.transport.isVisible()
+    window.showNormal()
+    window.setGeometry(40, 50, 1000, 640)
+    settle(qtbot)
+    before = window.geometry()
+    window.presentation.set_active(True)
+    qtbot.waitUntil(window.isFullScreen)
+    window.presentation.set_active(False)
+    qtbot.waitUntil(lambda: not window.isFullScreen())
+    settle(qtbot)
+    assert not window.isMaximized() and window.geometry() == before
+
+
+def test_presentation_controls_float_over_the_pictures_and_go_back_after(qtbot, window):
+    """The transport bar keeps no band of its own in presentation mode (the pictures get it) and
+    is back in its place below the views afterwards."""
+    central = window.centralWidget()
+    window.presentation.set_active(True)
+    qtbot.waitUntil(window.isFullScreen)
+    settle(qtbot)
+    window.presentation.show_controls(True)
+    assert central.layout().indexOf(window.transport) == -1  # out of the layout: it floats
+    assert window.transport.geometry().bottom() == central.height() - 1  # at the bottom, over the views
+    assert window.tabs.height() >= central.height() - 8  # the views take the whole height
+    window.presentation.set_active(False)
+    settle(qtbot)
+    assert central.layout().indexOf(window.transport) == 1 and window.tabs.geometry().bottom() < window.transport.y()
+
+
+def test_the_shortcut_list_uses_the_equation_face_whose_hats_sit_right(qtbot, window):
+    from diffusion_stepper.visualizer.widgets.equation import EQUATION_FONTS
+
+    next(action for action in window.actions() if action.text() == "&Keyboard shortcuts").trigger()
+    box = window.shortcuts_box
+    assert f"'{EQUATION_FONTS[0]}'" in box.table.text() and "x̂₀ clean estimate" in box.text()
+    screen = window.screen().availableGeometry()
+    assert box.width() <= screen.width() and box.height() <= screen.height()

@@ -178,6 +178,11 @@ def test_tradeoff_dialog_draws_the_sweep_and_opens_a_point_in_compare(qtbot, win
     qtbot.waitUntil(lambda: dialog.job is None and dialog.start_button.isEnabled(), timeout=LONG_WAIT_MS)
     assert [row.guidance for row in dialog.rows] == [0.0, 4.0] and "Done: 2 points" in dialog.status.text()
     assert not dialog.picture.pixmap().isNull()
+    # the charts are drawn at the dialog's size, not a 1920 px picture scaled down (5 px text):
+    # their text keeps line_plot's sizes (12 px and up) however small the dialog
+    dialog.resize(700, 500)
+    qtbot.waitUntil(lambda: dialog.picture.pixmap().size() == dialog.picture.size(), timeout=5000)
+    assert dialog.picture.pixmap().width() <= 700
     assert [button.text() for button in dialog.open_buttons] == ["γ = 0", "γ = 4"]
     csv_path, _ = dialog.save(tmp_path)
     assert [float(row["guidance"]) for row in csv.DictReader(csv_path.open())] == [0.0, 4.0]

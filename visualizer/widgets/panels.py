@@ -44,6 +44,15 @@ def render_grid(
     return tile(to_uint8(images, low, high), columns or grid_columns(images.shape[0], labels))
 
 
+class _PanelTitle(QLabel):
+    """A panel's title. Wrapped beside the picture, it takes the height the panel has and is cut
+    there: it never asks for more (a wrapped label otherwise makes its panel, and the strip of
+    panels it sits in, as tall as all its lines)."""
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt's name
+        return False
+
+
 class _ResizeAwareView(pg.GraphicsView):
     def __init__(self, on_resize):
         self._on_resize = None  # pyqtgraph resizes once inside its own __init__
@@ -84,7 +93,7 @@ class ImagePanel(QFrame):
         self.column_labels: list[pg.TextItem] = []  # the class of each column, when columns are classes
         self.pending = False
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.title_label = shrinkable(QLabel(title or panel_title(name)))
+        self.title_label = shrinkable(_PanelTitle(title or panel_title(name)))
         self.title_label.setObjectName("panelTitle")
         self.range_label = FittedLabel("")
         self.range_label.setObjectName("panelRange")
@@ -225,7 +234,7 @@ class ImagePanel(QFrame):
                 shown,
             ]
         )
-        self.view.setToolTip(self.range_label.text())
+        self.view.setToolTip(self.range_label.toolTip())  # the whole line, where the label is hidden or cut
         if same_batch:  # the usual case while stepping: same grid, new pixels
             self.grid = tile(tiles, self.columns)
             self.image_item.setImage(self.grid, autoLevels=False, levels=(0, 255))
