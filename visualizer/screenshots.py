@@ -75,13 +75,14 @@ def render(out_dir: Path, tiny_if: bool = False) -> list[Path]:
     with tempfile.TemporaryDirectory() as folder:
         window = MainWindow(QSettings(str(Path(folder) / "screenshots.ini"), QSettings.Format.IniFormat))
         window.show()
-        window.setGeometry(window.screen().availableGeometry())  # as large as the screen: no window manager here
+        _fill_screen(window)
 
-        window.generate()  # the default: digits 0-9, guidance 5, the model's own 50 strided steps
+        window.generate()  # the default: digits 0-9, guidance 5, the model's own sampler at 20 steps
         _wait(app, lambda: not window.sampling.busy)
-        window.session.seek(30)
+        window.session.seek(12)  # mid-way: x̂₀ decided, x_t still noisy
         _wait(app, lambda: True)
         written.append(_save(window, out_dir / "step-view.png"))
+        written.append(_save_presenting(app, window, out_dir / "presentation.png"))
 
         window.sample_dock.steps.setValue(50)
         window.sample_dock.sweep.setText("0, 1, 5")
@@ -115,15 +116,10 @@ def render(out_dir: Path, tiny_if: bool = False) -> list[Path]:
 
         written += _render_sampler_lab(app, window, out_dir)
 
-        # presentation mode on the sampler race's digits (before the 2D lab takes the Step view)
+        # presentation mode on the sampler race (before the 2D lab takes the Compare view)
+        window.tabs.setCurrentIndex(COMPARE_TAB)
+        written.append(_save_presenting(app, window, out_dir / "presentation-race.png"))
         window.tabs.setCurrentIndex(STEP_TAB)
-        window.presentation.set_active(True)
-        _wait(app, lambda: True)
-        window.presentation.show_controls(False)  # as when the mouse rests
-        _wait(app, lambda: True)
-        written.append(_save(window, out_dir / "presentation.png"))
-        window.presentation.set_active(False)
-        window.setGeometry(window.screen().availableGeometry())
 
         written += _render_lab2d(app, window, out_dir, Path(folder))
 
@@ -158,14 +154,14 @@ def _render_sampler_lab(app, window, out_dir: Path) -> list[Path]:
     dialog.per_class.setValue(13)  # the fewest digits whose 128 judge features have a full covariance
     dialog.guidance.setValue(1.0)
     dialog.budgets.setText("5, 10, 20")
-    dialog.resize(1400, 760)
+    _fit_dialog(dialog, 1400, 760)
     dialog.start()
     _wait(app, lambda: dialog.job is None and bool(dialog.rows))
     written.append(_save(dialog, out_dir / "sampler-quality.png"))
     dialog.close()
 
     dialog = open_tradeoff_dialog(window)  # the default sweep: 8 scales, 20 digits of each class
-    dialog.resize(1500, 760)
+    _fit_dialog(dialog, 1500, 760)
     dialog.start()
     _wait(app, lambda: dialog.job is None and bool(dialog.rows))
     written.append(_save(dialog, out_dir / "guidance-tradeoff.png"))
@@ -246,7 +242,7 @@ def render_only(part: str, out_dir: Path, tiny_if: bool = False) -> list[Path]:
     with tempfile.TemporaryDirectory() as folder:
         window = MainWindow(QSettings(str(Path(folder) / "screenshots.ini"), QSettings.Format.IniFormat))
         window.show()
-        window.setGeometry(window.screen().availableGeometry())
+        _fill_screen(window)
         written = ONLY[part](app, window, out_dir, Path(folder), tiny_if)
         window.close()
     return written
@@ -290,11 +286,44 @@ def _render_if_views(
     return written
 
 
+def _fit_dialog(dialog, width: int, height: int) -> None:
+    """The dialog at that size, or the screen's where that is smaller (room left for a title bar)."""
+    screen = dialog.screen().availableGeometry()
+    dialog.resize(min(width, screen.width()), min(height, screen.height() - 40))
+
+
+def _fill_screen(window) -> None:
+    """As large as the screen: maximised by the window manager where there is one (its title bar
+    stays on the screen), the screen's size offscreen."""
+    if os.environ.get("QT_QPA_PLATFORM", "").startswith("offscreen"):
+        window.setGeometry(window.screen().availableGeometry())
+    else:
+        window.showMaximized()
+
+
+def _save_presenting(app, window, path: Path) -> Path:
+    """The window in presentation mode, its controls hidden as when the mouse rests; left again after."""
+    window.presentation.set_active(True)
+    _wait(app, lambda: True)
+    time.sleep(0.5)  # the window manager's full-screen switch
+    _wait(app, lambda: True)
+    window.presentation.show_controls(False)
+    _wait(app, lambda: True)
+    saved = _save(window, path)
+    window.presentation.set_active(False)
+    _wait(app, lambda: True)
+    return saved
+
+
 def _save(window, path: Path) -> Path:
     from diffusion_stepper.core.atomic import atomic_path
 
+    on_display = not os.environ.get("QT_QPA_PLATFORM", "").startswith("offscreen")
+    # with a display, the main window as the screen shows it (the window manager's title bar, and
+    # whatever lies off the screen, cut); a dialog, or offscreen, as the widget draws itself
+    picture = window.screen().grabWindow(0) if on_display and window.isWindow() and window.parent() is None else None
     with atomic_path(path) as temporary:
-        if not window.grab().save(str(temporary), "PNG"):
+        if not (picture if picture is not None else window.grab()).save(str(temporary), "PNG"):
             raise OSError(f"could not write {path}")
     return path
 

@@ -132,16 +132,13 @@ def frame_histograms(trajectory: Trajectory, frame: Frame, edges: np.ndarray = H
     if clean is not None and coefficients is not None and coefficients[1] > 0 and frame.coeffs.get(FORWARD_NOISED):
         a, b = coefficients
         x_t_theory = Curve(grid, mixture_density(grid, clean, a, b), f"{a:.2f}·{clean_name} + {b:.2f}·N(0,1)")
-        note = (
-            f"x_t drawn by the forward process from the known {clean_name}: the forward marginal "
-            f"{a:.3f}·{clean_name} + {b:.3f}·N(0, 1)"
-        )
+        note = f"the forward marginal of the known {clean_name}: {a:.3f}·{clean_name} + {b:.3f}·N(0, 1)"
     elif frame.index == 0 and starts_from_pure_noise(meta):
         x_t_theory = Curve(grid, normal_pdf(grid), "N(0, 1)")
         start = "x_0 ~ N(0, 1) (t = 0)" if family == "flow" else "x_T ~ N(0, 1)"
         note = f"pure noise at the start, {start}"
     elif clean is not None:
-        note = "none: this x_t comes from denoising steps, not from the forward process of the original"
+        note = "none: this x_t comes from denoising steps, not the forward process"
     elif "density" in frame.extras:  # core.toy2d.runs.DENSITY: a 2D run whose data is a known Gaussian mixture
         if len(meta.get("params", {}).get("classes") or []) == 1:
             note = "the 2D view draws p_t of the class asked for, exactly; guided particles follow another density"

@@ -519,7 +519,7 @@ def test_theory_compares_x_t_only_where_the_forward_process_drew_it(stage1, tabl
     run, frames = frames_of(request(stage1, table, task="sdedit", image=str(path), stride=100, i_start=[3]))
     trajectory = Trajectory(run.meta, frames, None)
     start, later = frame_histograms(trajectory, frames[0]), frame_histograms(trajectory, frames[2])
-    assert start.x_t_theory is not None and "forward process" in start.x_t_note
+    assert start.x_t_theory is not None and "forward marginal" in start.x_t_note
     assert later.x_t_theory is None and "denoising steps" in later.x_t_note
     forward_run, forward_frames = frames_of(request(stage1, table, task="forward", image=str(path), t=[250, 750]))
     forward = Trajectory(forward_run.meta, forward_frames, None)

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from PySide6.QtWidgets import QLabel
 
 from diffusion_stepper.core.io.trajectory_file import load_trajectory
 from diffusion_stepper.visualizer.widgets.panels import render_grid
@@ -119,8 +118,10 @@ def test_the_denoisers_experiment_compares_three_runs_with_psnr(qtbot, window, t
     settle(qtbot)
     captions = [run_caption(window.session, run) for run in runs]
     assert all(" dB" in caption and "PSNR" in caption for caption in captions), captions
-    compare_text = " ".join(label.text() for label in window.compare_view.findChildren(QLabel))
-    assert sum("PSNR" in caption and caption in compare_text for caption in captions) == 3
+    headers = [window.compare_view.titles[run.id] for run in runs]  # each row's title, beside its pictures
+    for caption, header in zip(captions, headers):
+        psnr = next(part.strip() for part in caption.split(" · ") if part.strip().startswith("PSNR"))
+        assert psnr in header.text().replace("&nbsp;", " ") and caption in header.toolTip()
 
 
 def test_the_bundled_tower_and_its_mask_inpaint_out_of_the_box(qtbot, window, tiny_if):

@@ -232,7 +232,7 @@ def test_runs_of_different_lengths_compare_on_one_timeline(qtbot, window, marked
     # halfway: frame 5 of the short run and frame 25 of the long one, both at value 0.5
     for panel in panels:
         assert panel.image_item.image[22, 22, 0] == round(0.5 * 255)
-    headers = [header.text() for header in window.compare_view.titles.values()]
+    headers = [header.text().replace("&nbsp;", " ") for header in window.compare_view.titles.values()]
     assert "step 5/10" in headers[0] and "step 25/50" in headers[1]
 
 

@@ -87,7 +87,7 @@ def test_the_race_lines_runs_up_by_nfe_with_each_x0_and_the_plot(qtbot, window, 
     for panel, image in ((x_t_panel, frame.x_t), (x0_panel, frame.x0_hat)):
         expected = render_grid(image, "x_t", (0.0, 1.0), heun.trajectory.labels, panel.columns)
         assert np.array_equal(panel.image_item.image, expected)
-    header = view.titles[heun.id].text()  # the row's title, beside its pictures
+    header = view.titles[heun.id].text().replace("&nbsp;", " ")  # the row's title, beside its pictures
     assert "NFE 2" in header and "Heun" in header
     heun_colour = "#{:02x}{:02x}{:02x}".format(*series_colour(racers - 1))  # the title is its curve's legend
     assert f"color='{heun_colour}'" in header

@@ -93,3 +93,29 @@ def test_the_histogram_and_schedule_name_their_curves_under_the_title_not_over_t
         assert not plot.legend.isVisible()
         title = plot.getPlotItem().titleLabel.text
         assert all(html.escape(entry[0][:4]) in title for entry in plot.key), title  # labels may be cut short
+
+
+def test_the_histograms_note_wraps_whole_and_its_range_holds_through_resizes(qtbot, window):
+    """The note under the histogram's title ("x_t theory: none: x0 is unknown while…") was cut at
+    1366 px: it wraps onto a second line. The value range stays -4…4 whatever the plot's size."""
+    import html
+
+    from PySide6.QtCore import Qt
+
+    from diffusion_stepper.visualizer.widgets.plots import HISTOGRAM_RANGE
+    from tests.visualizer.conftest import LONG_WAIT_MS, settle, wait_until_sampled
+
+    window.resize(1366, 768)
+    qtbot.keyClick(window, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.session.active is not None, timeout=LONG_WAIT_MS)
+    wait_until_sampled(qtbot, window)
+    window.session.seek(5)  # mid-run: the note says why there is no theory curve for x_t
+    settle(qtbot)
+    histogram = window.step_view.histogram
+    title = histogram.getPlotItem().titleLabel.text
+    assert "unknown" in histogram.subtitle and "…" not in title
+    assert all(html.escape(word) in title for word in histogram.subtitle.split())  # every word shows
+    for size in ((900, 600), (1366, 768), (1920, 1080)):
+        window.resize(*size)
+        settle(qtbot)
+        assert np.allclose(histogram.getViewBox().viewRange()[0], HISTOGRAM_RANGE, atol=0.01)

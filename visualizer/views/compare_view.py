@@ -36,6 +36,7 @@ from diffusion_stepper.visualizer.widgets.pool import WidgetPool
 
 ROW_HEADER_EMS = 9  # a compared run's title: a column nine times the text size wide, left of its pictures
 BOTH = "x_t+x0_hat"  # the field choice that shows x_t and x̂₀ side by side for each run
+FIRST_PARTS = ("NFE", "PSNR")  # a row header's caption parts kept longest: the race's NFE, the denoisers' PSNR
 
 
 class CompareView(QWidget):
@@ -117,7 +118,7 @@ class CompareView(QWidget):
         layout.addWidget(self.hint, 1)
         layout.addWidget(self.splitter, 1)
         self.panels: dict[int, list[ImagePanel | ParticlePanel]] = {}
-        self.titles: dict[int, QLabel] = {}  # each compared run's row header (its title)
+        self.titles: dict[int, _RowHeader] = {}  # each compared run's row header (its title)
         self.zoom = FIT
         self._curves_key: tuple = ()
         self.curves: list[ConvergenceCurve | None] = []  # one per compared run; None while it samples
@@ -171,13 +172,11 @@ class CompareView(QWidget):
                 else:
                     particles.show_frame(run.trajectory, view.index)
                 continue
-            # the row's header: what tells it apart, the NFE spent, the caption; the name last (a
-            # long header is cut at the row's height, the whole of it is the tooltip)
             spent = f"NFE {run.evaluations(view.index)} · " if self.session.align == ALIGN_NFE else ""
-            where = html.escape(spent + run_caption(self.session, run))
-            header = f"<b><font{style}>{html.escape(difference)}</font></b><br>" if difference else ""
-            self.titles[run.id].setText(f"{header}{where}<br><small>{html.escape(run.name)}</small>")
-            self.titles[run.id].setToolTip(f"{run.name}\n{spent}{run_caption(self.session, run)}")
+            caption = spent + run_caption(self.session, run)
+            self.titles[run.id].setToolTip(f"{run.name}\n{caption}")
+            bold = f"<b><font{style}>{html.escape(difference)}</font></b>" if difference else ""
+            self.titles[run.id].show_header(bold, caption.split(" · "), run.name)
             for panel, key in zip(self.panels[run.id], keys):
                 name = field_for(run, key)
                 if view.pending:
@@ -289,18 +288,57 @@ class _ImageRow(QWidget):
         super().__init__()
         box = QHBoxLayout(self)
         box.setContentsMargins(0, 0, 0, 0)
-        self.header = QLabel()
-        self.header.setTextFormat(Qt.TextFormat.RichText)
-        self.header.setWordWrap(True)
-        self.header.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        # a long title is cut at the row's height rather than making the row (and the window) taller
-        self.header.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Ignored)
-        self.header.setFixedWidth(header_width)
+        self.header = _RowHeader(header_width)
         box.addWidget(self.header)
         self.pool = WidgetPool(make_panel, lambda panel: box.addWidget(panel, 1))
 
     def take(self, count: int) -> list[ImagePanel]:
         return self.pool.take(count)
+
+
+class _RowHeader(QLabel):
+    """A row's header: what tells the run apart (bold), then the caption's parts, then the run's
+    name, as much of it as its height holds in whole lines: the name goes first, then the
+    caption's last parts (all of it is the tooltip). Fitted again when its size or font changes."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.setTextFormat(Qt.TextFormat.RichText)
+        self.setWordWrap(True)
+        self.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        # a long title is cut at the row's height rather than making the row (and the window) taller
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Ignored)
+        self.setFixedWidth(width)
+        self._content: tuple[str, tuple[str, ...], str] = ("", (), "")
+
+    def show_header(self, bold: str, parts: list[str], name: str) -> None:
+        parts = [part.strip() for part in parts if part.strip()]
+        parts.sort(key=lambda part: not part.startswith(FIRST_PARTS))  # what a comparison reads first
+        content = (bold, tuple(parts), name)
+        if content != self._content:
+            self._content = content
+            self._fit()
+
+    def _fit(self) -> None:
+        bold, parts, name = self._content
+        unbroken = [html.escape(part).replace(" ", "&nbsp;") for part in parts]  # wrapped between parts only
+        candidates = [(len(unbroken), True)] + [(count, False) for count in range(len(unbroken), 0, -1)]
+        for count, with_name in candidates:
+            lines = ([bold] if bold else []) + [" · ".join(unbroken[:count])]
+            if with_name:
+                lines.append(f"<small>{html.escape(name)}</small>")
+            self.setText("<br>".join(lines))
+            if self.heightForWidth(self.width()) <= self.height():
+                return
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._fit()
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt's name: presentation mode's larger text
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._fit()
 
 
 def panel_heading(key: str) -> str:

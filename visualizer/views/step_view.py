@@ -233,6 +233,7 @@ class StepView(QWidget):
     def _make_extra_panel(self) -> ImagePanel:
         panel = ImagePanel("x_t")
         panel.set_range_visible(not self.presenting)
+        panel.title_may_go_beside = False  # its title explains it ("|ε_c − ε_u|: where the class acts"): whole
         return panel
 
     def set_through_second_view(self, on: bool) -> None:

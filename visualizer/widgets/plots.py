@@ -19,6 +19,8 @@ THEORY_WIDTH = 2
 RAW_LOSS_COLOUR = (140, 190, 255, 150)
 SMOOTH_LOSS_COLOUR = (255, 165, 60)
 NORMAL_TEXT_PX = 12  # the plots' text at the desk; presentation mode scales it with the screen
+SUBTITLE_LINES = 2  # a plot's subtitle wraps onto this many lines before it is cut
+HISTOGRAM_RANGE = (-4.0, 4.0)  # the values the histogram shows: data in [-1, 1] or [0, 1], and the noise
 
 
 def _bars(colour: tuple[int, int, int], name: str) -> pg.PlotDataItem:
@@ -101,8 +103,8 @@ class TextSizedPlot(pg.PlotWidget):
         font.setPixelSize(small)
         room = max(60, self.width() - 30)  # a title wider than the plot would push the plot off its widget
         if self.subtitle:
-            line = QFontMetrics(font).elidedText(self.subtitle, Qt.TextElideMode.ElideRight, room)
-            title += f"<br><span style='font-size: {small}px; color: #c8c8c8'>{html.escape(line)}</span>"
+            lines = "<br>".join(html.escape(line) for line in _wrapped(self.subtitle, QFontMetrics(font), room))
+            title += f"<br><span style='font-size: {small}px; color: #c8c8c8'>{lines}</span>"
         if getattr(self, "key", None):
             labels = _fitted_labels([entry[0] for entry in self.key], QFontMetrics(font), room)
             spans = (
@@ -146,6 +148,22 @@ class TextSizedPlot(pg.PlotWidget):
             note.setFont(font)
 
 
+def _wrapped(text: str, metrics: QFontMetrics, room: int, most_lines: int = SUBTITLE_LINES) -> list[str]:
+    """`text` broken at spaces into lines of at most `room` px; the last line cut with "…"."""
+    lines, line = [], ""
+    for word in text.split(" "):
+        candidate = f"{line} {word}" if line else word
+        if line and metrics.horizontalAdvance(candidate) > room:
+            lines.append(line)
+            line = word
+        else:
+            line = candidate
+    lines.append(line)
+    if len(lines) > most_lines:
+        lines = lines[: most_lines - 1] + [" ".join(lines[most_lines - 1 :])]
+    return lines[:-1] + [metrics.elidedText(lines[-1], Qt.TextElideMode.ElideRight, room)]
+
+
 class HistogramPlot(TextSizedPlot):
     """Histograms of x_t and the noise estimate at the current frame, with theory's densities."""
 
@@ -161,8 +179,14 @@ class HistogramPlot(TextSizedPlot):
         self.noise_theory = _theory(NOISE_COLOUR, "N(0, 1)")
         for item in (self.x_t_bars, self.noise_bars, self.x_t_theory, self.noise_theory):
             self.addItem(item)
-        self.setXRange(-4, 4, padding=0)
+        self.setXRange(*HISTOGRAM_RANGE, padding=0)
         self.enableAutoRange(axis="y")
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        # pyqtgraph keeps the range set while the plot had no size: set it again for the new size
+        if hasattr(self, "x_t_bars"):  # (pyqtgraph resizes once in its __init__)
+            self.setXRange(*HISTOGRAM_RANGE, padding=0)
 
     def show_histograms(self, histograms: FrameHistograms) -> None:
         self.show_curve(self.x_t_bars, histograms.edges, histograms.x_t)
