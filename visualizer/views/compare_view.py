@@ -172,8 +172,9 @@ class CompareView(QWidget):
                 else:
                     particles.show_frame(run.trajectory, view.index)
                 continue
-            spent = f"NFE {run.evaluations(view.index)} · " if self.session.align == ALIGN_NFE else ""
-            caption = spent + run_caption(self.session, run)
+            caption = run_caption(self.session, run)
+            if self.session.align == ALIGN_NFE and "NFE " not in caption:  # two-evaluation steps say it already
+                caption = f"NFE {run.evaluations(view.index)} · {caption}"
             self.titles[run.id].setToolTip(f"{run.name}\n{caption}")
             bold = f"<b><font{style}>{html.escape(difference)}</font></b>" if difference else ""
             self.titles[run.id].show_header(bold, caption.split(" · "), run.name)
