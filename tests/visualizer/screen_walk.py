@@ -4,8 +4,9 @@ what a lecturer would see; run in its own process, since the screen is fixed whe
     QT_QPA_PLATFORM=offscreen:configfile=SCREEN.json python -m tests.visualizer.screen_walk [--not-every-sampler]
 
 Lines it prints (tests/visualizer/test_fits_the_screen.py reads them):
-- {"check": "fits", "after": ACTION, "outside": [...]}: after each action, every window of the app
-  (the main window, each dialog) that lies outside the screen or asks more than it (none is fine);
+- {"check": "fits", "after": ACTION, "outside": [...], "overlaps": [...]}: after each action, every
+  window of the app (the main window, each dialog) that lies outside the screen or asks more than
+  it, and every picture with a caption drawn over it (none is fine);
 - {"check": "equation", "model": ..., "sampler": ..., "clip": ..., "cut_steps": [...], "layouts": [...]}:
   in presentation mode, the steps whose update rule is cut, and each different set of picture
   sizes seen while stepping through the run (one set: the pictures do not move);
@@ -65,9 +66,26 @@ def outside_the_screen(app: QApplication) -> list[str]:
     return found
 
 
+def labels_over_pictures(app: QApplication) -> list[str]:
+    """Every shown image panel whose title or values line lies over its picture (a panel squeezed
+    below the room its parts need)."""
+    from diffusion_stepper.visualizer.widgets.panels import ImagePanel
+
+    found = []
+    for widget in app.topLevelWidgets():
+        for panel in widget.findChildren(ImagePanel) if widget.isVisible() else []:
+            if not panel.isVisible():
+                continue
+            picture = panel.view.geometry()
+            for label in (panel.title_label, panel.range_label):
+                if label.isVisible() and label.geometry().intersects(picture):
+                    found.append(f"{label.text()[:40]!r} over its picture ({panel.height()} px tall panel)")
+    return found
+
+
 def check_fits(app: QApplication, after: str) -> None:
     settle(app, 0.3)
-    report(check="fits", after=after, outside=outside_the_screen(app))
+    report(check="fits", after=after, outside=outside_the_screen(app), overlaps=labels_over_pictures(app))
 
 
 def equation_cut(window) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 from PySide6.QtCore import QByteArray, Qt
-from PySide6.QtWidgets import QBoxLayout, QHBoxLayout, QLabel, QSizePolicy, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QBoxLayout, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
 from diffusion_stepper.core.deepfloyd_if.sampling import make_view
 from diffusion_stepper.core.diffusion.equations import step_equation
@@ -76,9 +76,6 @@ class StepView(QWidget):
         panel_column.addWidget(self.note)
         panel_column.addWidget(self.panel_holder, 5)
         panel_column.addWidget(self.extras_area, 1)
-        # the height is shared by the stretch factors alone, not by what the panels' titles ask
-        for area in (self.panel_holder, self.extras_area):
-            area.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
         # A 2D run shows its particles in the plane instead of image panels
         self.particle_controls = ParticleControls(session)
         self.particle_panel = ParticlePanel(session.particle_view)
