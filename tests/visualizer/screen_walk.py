@@ -89,14 +89,15 @@ def check_fits(app: QApplication, after: str) -> None:
 
 
 def equation_cut(window) -> bool:
-    """The update rule does not show whole: its text needs more height than it has, or the panel
-    reaches past the window."""
-    body = window.step_view.equation.body
+    """The update rule does not show whole: its text needs more height than the panel shows (it
+    would scroll), or the panel reaches past the window."""
+    equation = window.step_view.equation
+    body, shown = equation.body, equation.scroller.viewport()
     if not body.isVisible():
         return True
     needs = body.heightForWidth(body.width())
-    bottom = body.mapTo(window, body.rect().bottomLeft()).y()
-    return needs > body.height() or bottom > window.height()
+    bottom = shown.mapTo(window, shown.rect().bottomLeft()).y()
+    return needs > shown.height() or bottom > window.height()
 
 
 def step_through(app: QApplication, window) -> tuple[list[int], list[list[float]]]:

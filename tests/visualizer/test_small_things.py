@@ -119,3 +119,24 @@ def test_the_histograms_note_wraps_whole_and_its_range_holds_through_resizes(qtb
         window.resize(*size)
         settle(qtbot)
         assert np.allclose(histogram.getViewBox().viewRange()[0], HISTOGRAM_RANGE, atol=0.01)
+
+
+def test_at_the_desk_an_update_rule_taller_than_its_panel_scrolls_rather_than_being_cut(qtbot, window):
+    from PySide6.QtCore import Qt
+
+    from tests.visualizer.conftest import LONG_WAIT_MS, settle, wait_until_sampled
+
+    window.resize(1000, 560)  # a small window: half its height cannot hold the CFG rule's 9 lines
+    qtbot.keyClick(window, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.session.active is not None, timeout=LONG_WAIT_MS)
+    wait_until_sampled(qtbot, window)
+    window.session.seek(5)
+    settle(qtbot)
+    equation = window.step_view.equation
+    body, bar = equation.body, equation.scroller.verticalScrollBar()
+    assert body.height() >= body.heightForWidth(body.width())  # the label holds every line
+    assert bar.maximum() > 0  # and the panel scrolls to them
+    bar.setValue(bar.maximum())
+    settle(qtbot)
+    last_line_bottom = body.mapTo(equation.scroller.viewport(), body.rect().bottomLeft()).y()
+    assert last_line_bottom <= equation.scroller.viewport().height()  # scrolled down, the last line shows

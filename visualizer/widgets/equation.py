@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QFont, QFontMetrics, QTextDocument
-from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout
+from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QVBoxLayout
 
 # Textbook-like serif faces that draw the hat of x̂ on the x (DejaVu Sans, the usual default on
 # Linux, drops it); the first one installed wins.
@@ -65,10 +65,17 @@ class EquationPanel(QFrame):
         self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.body.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.body.setWordWrap(True)
+        # where the panel is shorter than the rule (the desk, a lecturer's split), it scrolls: every
+        # line stays reachable; presentation mode sizes the panel to show it whole (StepView)
+        self.scroller = QScrollArea()
+        self.scroller.setWidget(self.body)
+        self.scroller.setWidgetResizable(True)
+        self.scroller.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroller.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 2, 6, 4)
         layout.addWidget(self.title_label)
-        layout.addWidget(self.body, 1)
+        layout.addWidget(self.scroller, 1)
         self._fit()
 
     def show_lines(self, title: str, lines: Sequence[str]) -> None:
