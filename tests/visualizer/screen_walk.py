@@ -12,7 +12,8 @@ Lines it prints (tests/visualizer/test_fits_the_screen.py reads them):
   sizes seen while stepping through the run (one set: the pictures do not move);
 - {"check": "step_f5", "layouts": [...], "cut_steps": [...]}: the same for the default run;
 - {"check": "race_f5", ...}: a six-sampler race in presentation mode: the smallest digit, whether the
-  timeline, when shown, lies on the screen, whether the x̂₀ plot shows;
+  timeline, when shown, lies on the screen, whether the x̂₀ plot shows, whether each row's header
+  has room for two lines (what tells the runs apart, and where each is);
 - {"check": "train_grid", ...}: the Train tab's 4-per-digit grid: digit size, labels above the grid.
 """
 

@@ -130,3 +130,26 @@ def test_the_shortcut_list_uses_the_equation_face_whose_hats_sit_right(qtbot, wi
     assert f"'{EQUATION_FONTS[0]}'" in box.table.text() and "x̂₀ clean estimate" in box.text()
     screen = window.screen().availableGeometry()
     assert box.width() <= screen.width() and box.height() <= screen.height()
+
+
+def test_presentation_mode_leaves_the_step_views_split_as_the_lecturer_had_it(qtbot, window, tiny_checkpoints):
+    """Entering F5 sizes the update rule for its larger text; leaving gives back the desk's split
+    exactly (it was saved after the resize once, and the grown split was kept and saved)."""
+    window.files.add_checkpoint(tiny_checkpoints["class-ddpm"])
+    window.sample_dock.steps.setValue(4)
+    window.generate()
+    wait_until_sampled(qtbot, window)
+    window.resize(1366, 768)
+    settle(qtbot)
+    view = window.step_view
+    view.splitter.setSizes([500, 200])  # the lecturer's own split
+    settle(qtbot)
+    before = (view.splitter.sizes(), view.details.sizes())
+    for _ in range(2):
+        window.presentation.set_active(True)
+        qtbot.waitUntil(window.isFullScreen)
+        settle(qtbot)
+        window.presentation.set_active(False)
+        qtbot.waitUntil(lambda: not window.isFullScreen())
+        settle(qtbot)
+        assert (view.splitter.sizes(), view.details.sizes()) == before

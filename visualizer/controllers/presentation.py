@@ -72,13 +72,14 @@ class PresentationController(QObject):
             self._dock_controls()
             for widget in self._controls + self._hidden:
                 widget.show()
-            window.restoreState(self._layout_before)
+            # the window's size first: the docks' widths are restored into it
             if self._window_state_before & Qt.WindowState.WindowMaximized:
                 window.showMaximized()
             else:
                 window.showNormal()
                 if self._geometry_before.isValid():
                     window.setGeometry(self._geometry_before)
+            window.restoreState(self._layout_before)
         self.toggled.emit(on)
 
     def _float_controls(self) -> None:

@@ -13,6 +13,7 @@ from diffusion_stepper.visualizer.widgets.equation import EQUATION_FONTS
 
 MOST_SCREEN_SHARE = 0.75  # the list takes at most this share of the screen's height
 MOST_WIDTH_SHARE = 0.95  # and the box this share of its width
+MOST_BOX_HEIGHT_SHARE = 0.9  # and this share of its height (the list scrolls inside beyond)
 LINE_SPACING = 1.35  # a listed line's height in text sizes (the menu headings' extra space included)
 
 
@@ -67,7 +68,7 @@ class ShortcutsDialog(QDialog):
         wanted = self.table.sizeHint() + self.sizeHint() - self.scroller.sizeHint()
         self.resize(
             min(wanted.width() + 2 * self.scroller.frameWidth() + 4, int(available.width() * MOST_WIDTH_SHARE)),
-            min(wanted.height() + 2 * self.scroller.frameWidth() + 4, int(available.height() * 0.9)),
+            min(wanted.height() + 2 * self.scroller.frameWidth() + 4, int(available.height() * MOST_BOX_HEIGHT_SHARE)),
         )
         self.open()
 

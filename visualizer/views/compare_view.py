@@ -160,21 +160,19 @@ class CompareView(QWidget):
             if self.show_plot.isChecked():
                 red, green, blue = series_colour(runs.index(run))
                 style = f" color='#{red:02x}{green:02x}{blue:02x}'"
-            evaluations = f" · NFE {run.evaluations(view.index)}" if self.session.align == ALIGN_NFE else ""
+            caption = run_caption(self.session, run)
+            if self.session.align == ALIGN_NFE and "NFE " not in caption:  # two-evaluation steps say it already
+                caption = f"NFE {run.evaluations(view.index)} · {caption}"
             keys = ("x_t", "x0_hat") if self.field_key == BOTH else (self.field_key,)
             if isinstance(self.panels[run.id][0], ParticlePanel):  # 2D runs side by side: the title above
                 big = f"<font size='+2'{style}><b>{html.escape(difference)}</b></font>&nbsp;&nbsp;&nbsp;"
-                caption = html.escape(f"{run.name}   {run_caption(self.session, run)}{evaluations}")
                 particles = self.panels[run.id][0]
-                particles.set_title((big if difference else "") + caption)
+                particles.set_title((big if difference else "") + html.escape(f"{run.name}   {caption}"))
                 if view.pending:
                     particles.show_pending()
                 else:
                     particles.show_frame(run.trajectory, view.index)
                 continue
-            caption = run_caption(self.session, run)
-            if self.session.align == ALIGN_NFE and "NFE " not in caption:  # two-evaluation steps say it already
-                caption = f"NFE {run.evaluations(view.index)} · {caption}"
             self.titles[run.id].setToolTip(f"{run.name}\n{caption}")
             bold = f"<b><font{style}>{html.escape(difference)}</font></b>" if difference else ""
             self.titles[run.id].show_header(bold, caption.split(" · "), run.name)

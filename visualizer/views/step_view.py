@@ -5,7 +5,7 @@ theory and the schedule with a cursor. Each part can be shown or hidden (`set_pa
 from __future__ import annotations
 
 import torch
-from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtCore import QByteArray, QSignalBlocker, Qt
 from PySide6.QtWidgets import QBoxLayout, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
 from diffusion_stepper.core.deepfloyd_if.sampling import make_view
@@ -31,8 +31,9 @@ EXTRAS = "extras"  # the key of the extras strip
 EQUATION, HISTOGRAM, SCHEDULE = "equation", "histogram", "schedule"
 PART_KEYS = PANEL_KEYS + (EQUATION, HISTOGRAM, SCHEDULE, EXTRAS)  # what View ▸ Show … toggles (keys 1-7)
 IMAGES_SHARE = 66  # percent of the view's height the images get at first; the update rule and the plots the rest
-MOST_DETAILS_SHARE = 0.5  # the update rule may take up to half the height to show its longest step whole
-PLOTS_HEIGHT_PX = 150  # in presentation mode the plots beside the update rule get at least this
+MOST_DETAILS_SHARE = 0.5  # in presentation mode the update rule may take up to half the height
+PLOTS_HEIGHT_PX = 150  # in presentation mode the band under the pictures (rule and plots) is at least this tall
+PLANS_KEPT = 8  # the update rule's lines are kept for this many runs (going back to one is free)
 DETAILS_SHARES = (5, 3, 3)  # the widths of the update rule, the histogram and the schedule under the images
 # presentation mode: the update rule as wide as its lines (within these shares of the width), so
 # that they wrap less and the pictures get the height; the plots share the rest
@@ -114,8 +115,9 @@ class StepView(QWidget):
         # the splitters' sizes before presentation mode: (images and details, the details' widths)
         self._desk_layout: tuple[QByteArray, QByteArray] | None = None
         self.presenting = False
+        self._fitting = False  # _fit_details is under way (it resizes the rule, which asks again)
         self._planned: tuple[int, int] | None = None  # (run id, frames) the equation panel is sized for
-        self._planned_lines: list[list[str]] = []  # the lines of each of those frames
+        self._planned_lines: dict[int, list[list[str]]] = {}  # by run id: each frame's lines
         self.through_second_view = False  # anagrams: show the main panels as the second view sees them
         self._schedule_for: int | None = None  # the run whose schedule the plot shows
         self.refresher = CoalescedRefresh(session, self.refresh, self)
@@ -139,55 +141,63 @@ class StepView(QWidget):
     def set_presentation(self, text_px: int | None) -> None:
         """Presentation mode: its text size for the plots and (a quarter larger) the update rule,
         which gets just the height its longest step needs and the images the rest; None: back to
-        the desk's sizes."""
+        the desk's sizes, as the lecturer left them."""
+        entering = bool(text_px)
+        if entering and self._desk_layout is None:  # saved before anything is resized for presentation
+            self._desk_layout = (self.splitter.saveState(), self.details.saveState())
+        self.presenting = entering
         for plot in (self.histogram, self.schedule):
             plot.set_text_size(text_px or NORMAL_TEXT_PX)
-        self.equation.set_text_size(round(text_px * 1.25) if text_px else DESK_PX)
-        self.presenting = bool(text_px)
+        with QSignalBlocker(self.equation):  # the new text size's height: fitted below, once
+            self.equation.set_text_size(round(text_px * 1.25) if text_px else DESK_PX)
         # the values line under each picture gives way to the pictures (the histogram shows them)
         for panel in list(self.panels.values()) + self.extras_pool.widgets:
             panel.set_range_visible(not self.presenting)
-        if text_px:
-            self._desk_layout = (self.splitter.saveState(), self.details.saveState())
+        if entering:
             self._fit_details()
         elif self._desk_layout is not None:
             self.splitter.restoreState(self._desk_layout[0])
             self.details.restoreState(self._desk_layout[1])
             self._desk_layout = None
-            self._fit_details()
 
     def _plan_equation(self, run: Run) -> None:
         """Size the update rule's panel for every frame of the run produced so far, so that
-        stepping through it never changes the text's size or the pictures'."""
+        stepping through it never changes the text's size or the pictures'. The lines of the
+        last few runs shown are kept: going back to one costs nothing."""
         produced = min(run.produced, len(run.trajectory.frames))
         if self._planned == (run.id, produced):
             return
-        if self._planned is None or self._planned[0] != run.id:
-            self._planned_lines = []
+        planned = self._planned_lines.pop(run.id, [])
         # a frame's lines may use the next frame's numbers: the last one planned is planned again
+        del planned[max(0, len(planned) - 1) :]
         frames = run.trajectory.frames
-        del self._planned_lines[max(0, len(self._planned_lines) - 1) :]
-        for frame in frames[len(self._planned_lines) : produced]:
-            self._planned_lines.append(step_equation(run.trajectory.meta, frame, frames))
+        for frame in frames[len(planned) : produced]:
+            planned.append(step_equation(run.trajectory.meta, frame, frames))
+        self._planned_lines[run.id] = planned  # the most recent last
+        while len(self._planned_lines) > PLANS_KEPT:
+            del self._planned_lines[next(iter(self._planned_lines))]
         self._planned = (run.id, produced)
-        self.equation.plan(self._planned_lines)
+        self.equation.plan(planned)
         self._fit_details()
 
     def _fit_details(self) -> None:
-        """Give the update rule the height that shows its longest step whole (up to half the view):
-        in presentation mode exactly that, the images the rest; at the desk only more, when the
-        rule would be cut (the lecturer's own split stays otherwise)."""
+        """Presentation mode: give the update rule the height that shows its longest step whole
+        (up to half the view), the images the rest. At the desk the lecturer's split stays (a rule
+        taller than its panel scrolls there)."""
         images, details = self.splitter.sizes()
         total = images + details
-        if total <= 0 or not self.details.isVisibleTo(self):
+        if not self.presenting or total <= 0 or not self.details.isVisibleTo(self) or self._fitting:
             return
-        if self.presenting:
+        # resizing the rule changes what it needs (its wrapping), which calls back here: once is enough
+        self._fitting = True
+        try:
             self._share_details_width()
-        needed = self.equation.needed_height if self.parts[EQUATION] else 0
-        target = max(needed, PLOTS_HEIGHT_PX) if self.presenting else max(details, needed)
-        target = min(target, int(total * MOST_DETAILS_SHARE))
-        if target != details:
-            self.splitter.setSizes([total - target, target])
+            needed = self.equation.needed_height if self.parts[EQUATION] else 0
+            target = min(max(needed, PLOTS_HEIGHT_PX), int(total * MOST_DETAILS_SHARE))
+            if target != details:
+                self.splitter.setSizes([total - target, target])
+        finally:
+            self._fitting = False
 
     def _share_details_width(self) -> None:
         """Presentation mode: the update rule as wide as its longest line asks (within

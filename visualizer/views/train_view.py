@@ -8,6 +8,8 @@ reports. Saved epochs of any run on disk can be sampled side by side from one se
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -33,6 +35,7 @@ from diffusion_stepper.core.training_progress import format_duration
 from diffusion_stepper.visualizer.controllers.training import IDLE, PAUSED, TrainingController
 from diffusion_stepper.visualizer.views.train_form import TrainForm
 from diffusion_stepper.visualizer.widgets.equation import shrinkable
+from diffusion_stepper.visualizer.widgets.fitted_label import FittedLabel
 from diffusion_stepper.visualizer.widgets.forms import button, row
 from diffusion_stepper.visualizer.widgets.panels import ImagePanel
 from diffusion_stepper.visualizer.widgets.plots import LossPlot
@@ -95,7 +98,7 @@ class TrainView(QWidget):
         self.samples = ImagePanel("x_t", "Samples appear here every few seconds of training")
         self.samples.title_may_go_beside = False  # it says how long the model has trained: read whole
         self.samples.set_range_visible(False)  # always [0, 1]: the digits get the room
-        self.checkpoint_label = shrinkable(QLabel(""))
+        self.checkpoint_label = FittedLabel("")  # a long path gives way first; the whole line is the tooltip
         self.checkpoint_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         progress = QWidget()  # the buttons always in view (the form above may scroll), the readout, the loss
         progress_column = QVBoxLayout(progress)
@@ -194,10 +197,8 @@ class TrainView(QWidget):
     def _on_epoch(self, event) -> None:
         if event.samples is not None:
             self._show_samples(f"After epoch {event.epoch} (iteration {event.iteration})", event)
-        self.checkpoint_label.setText(
-            f"Epoch {event.epoch}: mean loss {event.mean_loss:.4f} in {format_duration(event.seconds)}; "
-            f"saved {event.checkpoint}"
-        )
+        summary = f"Epoch {event.epoch}: mean loss {event.mean_loss:.4f} in {format_duration(event.seconds)}; saved "
+        self.checkpoint_label.set_forms([summary + str(event.checkpoint), summary + Path(event.checkpoint).name])
 
     def _show_state(self, state: str) -> None:
         idle = state == IDLE

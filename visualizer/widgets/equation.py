@@ -39,8 +39,8 @@ class EquationPanel(QFrame):
     """The current step's update rule with its numbers, large enough to point at.
 
     The text is as large as asked (`set_text_size`) unless its longest line would not fit the
-    panel's width: then it shrinks to fit, down to three quarters of that size, and wraps beyond,
-    so the whole update is always in view and never pushes the window wider.
+    panel's width: then it shrinks to fit, down to three quarters of that size, and wraps beyond;
+    it never pushes the window wider, and where the panel is shorter than the rule it scrolls.
 
     `plan(...)` fixes the size for a whole run: the text size that fits its widest step, and the
     height its longest step needs (`needed_height`), so that stepping through the run neither
@@ -59,6 +59,10 @@ class EquationPanel(QFrame):
         self.shown_px = 0  # the size the text is drawn at now
         self.planned_lines: list[list[str]] = [[]]  # every step's lines of the run shown (plan)
         self.needed_height = 0  # the panel's height that shows the longest planned step whole
+        self._plan_version = 0
+        self._measures: dict[tuple, int] = {}  # the plan's widest line and height, per size
+        self._document = QTextDocument(self)  # measures a step's height as the label lays it out
+        self._document.setDocumentMargin(0)
         self.body = shrinkable(QLabel(""))
         self.body.setObjectName("equation")
         self.body.setTextFormat(Qt.TextFormat.RichText)
@@ -87,6 +91,8 @@ class EquationPanel(QFrame):
     def plan(self, steps: Iterable[Sequence[str]]) -> None:
         """Size the text and the height for these steps' lines (a run's, all of them), not per step."""
         self.planned_lines = [list(lines) for lines in steps] or [[]]
+        self._plan_version += 1
+        self._measures.clear()
         self._fit()
 
     def set_text_size(self, px: int) -> None:
@@ -109,10 +115,8 @@ class EquationPanel(QFrame):
     def _fit(self) -> None:
         """The text size that fits the widest line of the plan (and of the step shown, which
         the plan may not hold yet), then the height the longest step needs at that size."""
-        metrics = QFontMetrics(self._font(self.text_px))
-        every_line = [line for lines in self.planned_lines for line in lines] + self.lines
-        widest = max((metrics.horizontalAdvance(line) for line in every_line), default=0)
         available = self.body.width() - 4
+        widest = max(self._widest(self.text_px), self._widest_of(self.lines, self.text_px))
         smallest = round(self.text_px * SMALLEST_SHARE)
         px = self.text_px if widest <= available else max(smallest, int(self.text_px * available / widest))
         if px != self.shown_px:
@@ -120,7 +124,7 @@ class EquationPanel(QFrame):
             families = ", ".join(f'"{family}"' for family in EQUATION_FONTS[:-1]) + ", serif"
             # the label's own stylesheet: it outranks presentation mode's size for every label
             self.body.setStyleSheet(f"font-size: {px}px; font-family: {families};")
-        needed = self._panel_height(available)
+        needed = max(self._plan_height(available), self._panel_height([self.lines], available))
         if needed != self.needed_height:
             self.needed_height = needed
             self.needed_height_changed.emit()
@@ -128,22 +132,38 @@ class EquationPanel(QFrame):
     def unwrapped_width(self, shrunk: bool = False) -> int:
         """The panel's width that shows every planned line unwrapped at the size asked (or, with
         `shrunk`, at the smallest it shrinks to)."""
-        metrics = QFontMetrics(self._font(round(self.text_px * SMALLEST_SHARE) if shrunk else self.text_px))
-        every_line = [line for lines in self.planned_lines for line in lines] + self.lines
-        widest = max((metrics.horizontalAdvance(line) for line in every_line), default=0)
+        px = round(self.text_px * SMALLEST_SHARE) if shrunk else self.text_px
+        widest = max(self._widest(px), self._widest_of(self.lines, px))
         margins = self.layout().contentsMargins()
         return widest + margins.left() + margins.right() + 2 * self.frameWidth() + 8
 
-    def _panel_height(self, width: int) -> int:
-        """The panel's height that shows every planned step (and the one shown) whole at `width`."""
-        font, body = self._font(self.shown_px), 0
-        for lines in _distinct_shapes(self.planned_lines + [self.lines]):
-            document = QTextDocument()
-            document.setDefaultFont(font)
-            document.setDocumentMargin(0)
-            document.setHtml("<br>".join(equation_html(line) for line in lines))
-            document.setTextWidth(max(1, width))
-            body = max(body, math.ceil(document.size().height()))
+    # The plan's measures are cached per plan and size: the step shown changes each frame, the
+    # plan only when the run does (or grows while it samples).
+
+    def _widest(self, px: int) -> int:
+        key = ("widest", self._plan_version, px)
+        if key not in self._measures:
+            self._measures[key] = self._widest_of([line for lines in self.planned_lines for line in lines], px)
+        return self._measures[key]
+
+    def _plan_height(self, width: int) -> int:
+        key = ("height", self._plan_version, self.shown_px, width)
+        if key not in self._measures:
+            self._measures[key] = self._panel_height(_distinct_shapes(self.planned_lines), width)
+        return self._measures[key]
+
+    def _widest_of(self, lines: list[str], px: int) -> int:
+        metrics = QFontMetrics(self._font(px))
+        return max((metrics.horizontalAdvance(line) for line in lines), default=0)
+
+    def _panel_height(self, steps: list[list[str]], width: int) -> int:
+        """The panel's height that shows each of these steps whole at `width`."""
+        self._document.setDefaultFont(self._font(self.shown_px))
+        self._document.setTextWidth(max(1, width))
+        body = 0
+        for lines in steps:
+            self._document.setHtml("<br>".join(equation_html(line) for line in lines))
+            body = max(body, math.ceil(self._document.size().height()))
         margins = self.layout().contentsMargins()
         title = self.title_label.sizeHint().height() + self.layout().spacing()
         frame = 2 * self.frameWidth()

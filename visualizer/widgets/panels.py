@@ -134,18 +134,17 @@ class ImagePanel(QFrame):
     def fit_in(self, width: float, height: float) -> float:
         """How large (screen pixels per image pixel) a panel of this size would show the batch,
         with its title wherever shows it larger; 0 before a batch."""
-        return max(self._fits(width, height))[0] if self.tiles is not None else 0.0
+        return max(scale for scale, _ in self._fits(width, height)) if self.tiles is not None else 0.0
 
     def _fits(self, width: float, height: float) -> list[tuple[float, int]]:
         """(scale, title column width) with the title above (0) and beside."""
-        fits = []
         may_go_beside = self.title_shown and self.title_may_go_beside
         beside = TITLE_BESIDE_EMS * self.title_label.fontInfo().pixelSize() if may_go_beside else 0
+        fits = []
         for title_width in (0, beside):
             chrome_width, chrome_height = self.chrome(title_width)
-            fit = self.best_fit(width - chrome_width, height - chrome_height)
-            fits.append((fit.scale, -title_width))
-        return [(scale, -negative) for scale, negative in fits]
+            fits.append((self.best_fit(width - chrome_width, height - chrome_height).scale, title_width))
+        return fits
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)
@@ -185,11 +184,11 @@ class ImagePanel(QFrame):
         width = margins.left() + margins.right() + 2 * self.frameWidth() + 4
         height = margins.top() + margins.bottom() + 2 * self.frameWidth() + 4
         if self.range_shown:
-            height += self.range_label.sizeHint().height() + 1
+            height += self.range_label.fontMetrics().height() + 1
         if title_beside:
             width += title_beside + 1
         elif self.title_shown:
-            height += self.title_label.sizeHint().height() + 1
+            height += self.title_label.fontMetrics().height() + 1  # one line (its hint follows its wrapping)
         return width, height
 
     def set_title_visible(self, visible: bool) -> None:
