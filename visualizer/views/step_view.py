@@ -18,7 +18,7 @@ from diffusion_stepper.core.diffusion.theory import (
     no_schedule_reason,
     schedule_curves,
 )
-from diffusion_stepper.core.session import Run, Session
+from diffusion_stepper.core.session import RUNNING, Run, Session
 from diffusion_stepper.core.toy2d.runs import is_toy2d
 from diffusion_stepper.visualizer.views.common import NOISE, PANEL_KEYS, CoalescedRefresh, field_for
 from diffusion_stepper.visualizer.widgets.equation import DESK_PX, EquationPanel
@@ -31,7 +31,7 @@ EXTRAS = "extras"  # the key of the extras strip
 EQUATION, HISTOGRAM, SCHEDULE = "equation", "histogram", "schedule"
 PART_KEYS = PANEL_KEYS + (EQUATION, HISTOGRAM, SCHEDULE, EXTRAS)  # what View ▸ Show … toggles (keys 1-7)
 IMAGES_SHARE = 66  # percent of the view's height the images get at first; the update rule and the plots the rest
-MOST_DETAILS_SHARE = 0.5  # in presentation mode the update rule may take up to half the height
+MOST_DETAILS_SHARE = 0.5  # the update rule may take up to half the height to show its longest step whole
 PLOTS_HEIGHT_PX = 150  # in presentation mode the band under the pictures (rule and plots) is at least this tall
 PLANS_KEPT = 8  # the update rule's lines are kept for this many runs (going back to one is free)
 DETAILS_SHARES = (5, 3, 3)  # the widths of the update rule, the histogram and the schedule under the images
@@ -176,24 +176,30 @@ class StepView(QWidget):
         self._planned_lines[run.id] = planned  # the most recent last
         while len(self._planned_lines) > PLANS_KEPT:
             del self._planned_lines[next(iter(self._planned_lines))]
+        # at the desk the rule's panel grows (never shrinks) for a run newly shown or still sampling
+        grow_at_desk = self._planned is None or self._planned[0] != run.id or run.state == RUNNING
         self._planned = (run.id, produced)
         self.equation.plan(planned)
-        self._fit_details()
+        self._fit_details(desk_too=grow_at_desk)
 
-    def _fit_details(self) -> None:
+    def _fit_details(self, desk_too: bool = False) -> None:
         """Presentation mode: give the update rule the height that shows its longest step whole
-        (up to half the view), the images the rest. At the desk the lecturer's split stays (a rule
-        taller than its panel scrolls there)."""
+        (up to half the view), the images the rest. At the desk only when another run is shown
+        (`desk_too`), and only more: otherwise the lecturer's split stays (a rule taller than its
+        panel scrolls there)."""
         images, details = self.splitter.sizes()
         total = images + details
-        if not self.presenting or total <= 0 or not self.details.isVisibleTo(self) or self._fitting:
+        at_desk = not self.presenting
+        if (at_desk and not desk_too) or total <= 0 or not self.details.isVisibleTo(self) or self._fitting:
             return
         # resizing the rule changes what it needs (its wrapping), which calls back here: once is enough
         self._fitting = True
         try:
-            self._share_details_width()
+            if not at_desk:
+                self._share_details_width()
             needed = self.equation.needed_height if self.parts[EQUATION] else 0
-            target = min(max(needed, PLOTS_HEIGHT_PX), int(total * MOST_DETAILS_SHARE))
+            target = max(details, needed) if at_desk else max(needed, PLOTS_HEIGHT_PX)
+            target = min(target, int(total * MOST_DETAILS_SHARE))
             if target != details:
                 self.splitter.setSizes([total - target, target])
         finally:
