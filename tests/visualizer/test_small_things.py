@@ -97,7 +97,7 @@ def test_the_histogram_and_schedule_name_their_curves_under_the_title_not_over_t
 
 def test_the_histograms_note_wraps_whole_and_its_range_holds_through_resizes(qtbot, window):
     """The note under the histogram's title ("x_t theory: none: x0 is unknown while…") was cut at
-    1366 px: it wraps onto a second line. The value range stays -4…4 whatever the plot's size."""
+    1366 px: it wraps onto a second (or third) line. The value range stays -4…4 whatever the plot's size."""
     import html
 
     from PySide6.QtCore import Qt

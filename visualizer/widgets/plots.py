@@ -5,6 +5,7 @@ core.diffusion.theory and core.training_progress."""
 from __future__ import annotations
 
 import html
+import math
 
 import numpy as np
 import pyqtgraph as pg
@@ -19,7 +20,7 @@ THEORY_WIDTH = 2
 RAW_LOSS_COLOUR = (140, 190, 255, 150)
 SMOOTH_LOSS_COLOUR = (255, 165, 60)
 NORMAL_TEXT_PX = 12  # the plots' text at the desk; presentation mode scales it with the screen
-SUBTITLE_LINES = 2  # a plot's subtitle wraps onto this many lines before it is cut
+SUBTITLE_LINES = 3  # a plot's subtitle wraps onto this many lines before it is cut
 HISTOGRAM_RANGE = (-4.0, 4.0)  # the values the histogram shows: data in [-1, 1] or [0, 1], and the noise
 
 
@@ -101,7 +102,9 @@ class TextSizedPlot(pg.PlotWidget):
         small = max(1, round(self.text_px * 0.85))
         font = QFont()
         font.setPixelSize(small)
-        room = max(60, self.width() - 30)  # a title wider than the plot would push the plot off its widget
+        # a title wider than the plot would push the plot off its widget: no wider than the data
+        # area it sits over (the widget less the left axis; the title's own width must not count)
+        room = max(60, self.width() - max(30, int(self.getAxis("left").width()) + 16))
         if self.subtitle:
             lines = "<br>".join(html.escape(line) for line in _wrapped(self.subtitle, QFontMetrics(font), room))
             title += f"<br><span style='font-size: {small}px; color: #c8c8c8'>{lines}</span>"
@@ -114,6 +117,11 @@ class TextSizedPlot(pg.PlotWidget):
             )
             title += f"<br><span style='font-size: {small}px'>{'&nbsp;&nbsp;'.join(spans)}</span>"
         self.setTitle(title, size=f"{self.text_px}px")
+        # pyqtgraph gives the title one 30 px row; a subtitle and a key need their lines' height
+        item = self.getPlotItem()
+        height = math.ceil(item.titleLabel.item.boundingRect().height()) + 2
+        item.titleLabel.setMaximumHeight(height)
+        item.layout.setRowFixedHeight(0, height)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)
