@@ -55,7 +55,7 @@ def test_presentation_shows_every_samplers_update_rule_whole_and_the_pictures_ke
         where = f"{run['model']} · {run['sampler']} · {run['clip']}"
         assert run["cut_steps"] == [], f"{where}: the update rule is cut at steps {run['cut_steps']}"
         assert len(run["layouts"]) == 1, f"{where}: the pictures changed size while stepping: {run['layouts']}"
-        assert min(run["layouts"][0]) >= 90, f"{where}: {run['layouts'][0]}"  # every sampler's run reads
+        assert min(run["layouts"][0]) >= 110, f"{where}: {run['layouts'][0]}"  # 10 digits, any sampler
 
 
 def test_a_ten_digit_run_in_presentation_mode_at_1366x768(walks):

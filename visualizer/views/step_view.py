@@ -18,9 +18,10 @@ from diffusion_stepper.core.diffusion.theory import (
     no_schedule_reason,
     schedule_curves,
 )
-from diffusion_stepper.core.session import RUNNING, Run, Session
+from diffusion_stepper.core.session import Run, Session
 from diffusion_stepper.core.toy2d.runs import is_toy2d
 from diffusion_stepper.visualizer.views.common import NOISE, PANEL_KEYS, CoalescedRefresh, field_for
+from diffusion_stepper.visualizer.views.rule_sizing import RuleSizing
 from diffusion_stepper.visualizer.widgets.equation import DESK_PX, EquationPanel
 from diffusion_stepper.visualizer.widgets.panels import ImagePanel, panel_title
 from diffusion_stepper.visualizer.widgets.particles import ParticleControls, ParticlePanel
@@ -31,13 +32,7 @@ EXTRAS = "extras"  # the key of the extras strip
 EQUATION, HISTOGRAM, SCHEDULE = "equation", "histogram", "schedule"
 PART_KEYS = PANEL_KEYS + (EQUATION, HISTOGRAM, SCHEDULE, EXTRAS)  # what View ▸ Show … toggles (keys 1-7)
 IMAGES_SHARE = 66  # percent of the view's height the images get at first; the update rule and the plots the rest
-MOST_DETAILS_SHARE = 0.5  # the update rule may take up to half the height to show its longest step whole
-PLOTS_HEIGHT_PX = 150  # in presentation mode the band under the pictures (rule and plots) is at least this tall
-PLANS_KEPT = 8  # the update rule's lines are kept for this many runs (going back to one is free)
 DETAILS_SHARES = (5, 3, 3)  # the widths of the update rule, the histogram and the schedule under the images
-# presentation mode: the update rule as wide as its lines (within these shares of the width), so
-# that they wrap less and the pictures get the height; the plots share the rest
-EQUATION_WIDTH_SHARES = (0.45, 0.7)
 
 
 class StepView(QWidget):
@@ -90,7 +85,6 @@ class StepView(QWidget):
 
         # Under the images, side by side: the update rule, the histogram and the schedule.
         self.equation = EquationPanel()
-        self.equation.needed_height_changed.connect(self._fit_details)
         self.histogram = HistogramPlot()
         self.schedule = SchedulePlot()
         self.details = QSplitter(Qt.Orientation.Horizontal)
@@ -114,10 +108,14 @@ class StepView(QWidget):
         self.parts = dict.fromkeys(PART_KEYS, True)  # which parts are shown
         # the splitters' sizes before presentation mode: (images and details, the details' widths)
         self._desk_layout: tuple[QByteArray, QByteArray] | None = None
-        self.presenting = False
-        self._fitting = False  # _fit_details is under way (it resizes the rule, which asks again)
-        self._planned: tuple[int, int] | None = None  # (run id, frames) the equation panel is sized for
-        self._planned_lines: dict[int, list[list[str]]] = {}  # by run id: each frame's lines
+        self.rule_sizing = RuleSizing(
+            self,
+            self.splitter,
+            self.details,
+            self.equation,
+            [self.histogram, self.schedule],
+            lambda: self.parts[EQUATION],
+        )
         self.through_second_view = False  # anagrams: show the main panels as the second view sees them
         self._schedule_for: int | None = None  # the run whose schedule the plot shows
         self.refresher = CoalescedRefresh(session, self.refresh, self)
@@ -129,9 +127,12 @@ class StepView(QWidget):
         plain_widgets = {EQUATION: self.equation, HISTOGRAM: self.histogram, SCHEDULE: self.schedule}
         if key in plain_widgets:
             plain_widgets[key].setVisible(visible)
-            self._fit_details()
+            self.rule_sizing.fit()
         else:
             self.refresh()  # whether an image panel shows also depends on the run
+
+    def _rule_shown(self) -> bool:
+        return self.parts[EQUATION]
 
     def visible_fields(self, run: Run) -> list[str]:
         """The frame fields of the image panels on screen, for exports (x_t if none is)."""
@@ -145,86 +146,24 @@ class StepView(QWidget):
         entering = bool(text_px)
         if entering and self._desk_layout is None:  # saved before anything is resized for presentation
             self._desk_layout = (self.splitter.saveState(), self.details.saveState())
-        self.presenting = entering
+        self.rule_sizing.presenting = entering
         for plot in (self.histogram, self.schedule):
             plot.set_text_size(text_px or NORMAL_TEXT_PX)
         with QSignalBlocker(self.equation):  # the new text size's height: fitted below, once
             self.equation.set_text_size(round(text_px * 1.25) if text_px else DESK_PX)
         # the values line under each picture gives way to the pictures (the histogram shows them)
         for panel in list(self.panels.values()) + self.extras_pool.widgets:
-            panel.set_range_visible(not self.presenting)
+            panel.set_range_visible(not entering)
         if entering:
-            self._fit_details()
+            self.rule_sizing.fit()
         elif self._desk_layout is not None:
             self.splitter.restoreState(self._desk_layout[0])
             self.details.restoreState(self._desk_layout[1])
             self._desk_layout = None
 
-    def _plan_equation(self, run: Run) -> None:
-        """Size the update rule's panel for every frame of the run produced so far, so that
-        stepping through it never changes the text's size or the pictures'. The lines of the
-        last few runs shown are kept: going back to one costs nothing."""
-        produced = min(run.produced, len(run.trajectory.frames))
-        if self._planned == (run.id, produced):
-            return
-        planned = self._planned_lines.pop(run.id, [])
-        # a frame's lines may use the next frame's numbers: the last one planned is planned again
-        del planned[max(0, len(planned) - 1) :]
-        frames = run.trajectory.frames
-        for frame in frames[len(planned) : produced]:
-            planned.append(step_equation(run.trajectory.meta, frame, frames))
-        self._planned_lines[run.id] = planned  # the most recent last
-        while len(self._planned_lines) > PLANS_KEPT:
-            del self._planned_lines[next(iter(self._planned_lines))]
-        # at the desk the rule's panel grows (never shrinks) for a run newly shown or still sampling
-        grow_at_desk = self._planned is None or self._planned[0] != run.id or run.state == RUNNING
-        self._planned = (run.id, produced)
-        self.equation.plan(planned)
-        self._fit_details(desk_too=grow_at_desk)
-
-    def _fit_details(self, desk_too: bool = False) -> None:
-        """Presentation mode: give the update rule the height that shows its longest step whole
-        (up to half the view), the images the rest. At the desk only when another run is shown
-        (`desk_too`), and only more: otherwise the lecturer's split stays (a rule taller than its
-        panel scrolls there)."""
-        images, details = self.splitter.sizes()
-        total = images + details
-        at_desk = not self.presenting
-        if (at_desk and not desk_too) or total <= 0 or not self.details.isVisibleTo(self) or self._fitting:
-            return
-        # resizing the rule changes what it needs (its wrapping), which calls back here: once is enough
-        self._fitting = True
-        try:
-            if not at_desk:
-                self._share_details_width()
-            needed = self.equation.needed_height if self.parts[EQUATION] else 0
-            target = max(details, needed) if at_desk else max(needed, PLOTS_HEIGHT_PX)
-            target = min(target, int(total * MOST_DETAILS_SHARE))
-            if target != details:
-                self.splitter.setSizes([total - target, target])
-        finally:
-            self._fitting = False
-
-    def _share_details_width(self) -> None:
-        """Presentation mode: the update rule as wide as its longest line asks (within
-        EQUATION_WIDTH_SHARES of the width), the plots beside it sharing the rest."""
-        width = sum(self.details.sizes())
-        plots = [plot for plot in (self.histogram, self.schedule) if plot.isVisibleTo(self)]
-        if width <= 0 or not self.equation.isVisibleTo(self) or not plots:
-            return
-        narrowest, widest = (int(width * share) for share in EQUATION_WIDTH_SHARES)
-        equation = self.equation.unwrapped_width()
-        if equation > widest:  # it shrinks its text to fit: as wide as the shrunk text needs
-            equation = min(self.equation.unwrapped_width(shrunk=True), widest)
-        equation = max(equation, narrowest)
-        plot_width = (width - equation) // len(plots)
-        sizes = [equation] + [plot_width if plot.isVisibleTo(self) else 0 for plot in (self.histogram, self.schedule)]
-        if sizes != self.details.sizes():
-            self.details.setSizes(sizes)
-
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)
-        self._fit_details()
+        self.rule_sizing.fit()
 
     def set_zoom(self, zoom: int) -> None:
         for panel in self.panels.values():
@@ -245,7 +184,7 @@ class StepView(QWidget):
 
     def _make_extra_panel(self) -> ImagePanel:
         panel = ImagePanel("x_t")
-        panel.set_range_visible(not self.presenting)
+        panel.set_range_visible(not self.rule_sizing.presenting)
         panel.title_may_go_beside = False  # its title explains it ("|ε_c − ε_u|: where the class acts"): whole
         return panel
 
@@ -285,8 +224,7 @@ class StepView(QWidget):
             panel.setVisible(run is not None and not points and self.parts[key] and field_for(run, key) is not None)
         extra_names = self._sync_extra_panels(None if points else run)
         if run is None:
-            self._planned = None
-            self.equation.plan([])
+            self.rule_sizing.plan(None)
             self.equation.show_lines("Update rule", ["No run yet."])
             self.histogram.clear_frame()
             self.schedule.set_schedule(None, "")
@@ -323,7 +261,7 @@ class StepView(QWidget):
                 panel.show_images(images, trajectory.value_range, trajectory.labels, name)
                 # inpainting: tint the region being made anew over x_t and x̂₀
                 panel.set_overlay(frame.extras.get("mask") if key in ("x_t", "x0_hat") else None)
-        self._plan_equation(run)
+        self.rule_sizing.plan(run)
         self._orient_panels()
         self.equation.show_lines(
             f"Update rule: {trajectory.meta.get('algorithm', '')}",
