@@ -30,7 +30,9 @@ from pathlib import Path
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "resources" / "screenshots"
 
 
-def _wait(app, condition, timeout_s: float = 600.0) -> None:
+def wait_until(app, condition, timeout_s: float = 600.0) -> None:
+    """Run the app's events until `condition()` holds (or raise after `timeout_s`), then let the
+    views' coalesced refreshes run."""
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
@@ -78,19 +80,19 @@ def render(out_dir: Path, tiny_if: bool = False) -> list[Path]:
         _fill_screen(window)
 
         window.generate()  # the default: digits 0-9, guidance 5, the model's own sampler at 20 steps
-        _wait(app, lambda: not window.sampling.busy)
+        wait_until(app, lambda: not window.sampling.busy)
         window.session.seek(12)  # mid-way: x̂₀ decided, x_t still noisy
-        _wait(app, lambda: True)
+        wait_until(app, lambda: True)
         written.append(_save(window, out_dir / "step-view.png"))
         written.append(_save_presenting(app, window, out_dir / "presentation.png"))
 
         window.sample_dock.steps.setValue(50)
         window.sample_dock.sweep.setText("0, 1, 5")
         window.sweep()
-        _wait(app, lambda: not window.sampling.busy)
+        wait_until(app, lambda: not window.sampling.busy)
         window.session.seek(35)
         window.tabs.setCurrentIndex(COMPARE_TAB)
-        _wait(app, lambda: True)
+        wait_until(app, lambda: True)
         written.append(_save(window, out_dir / "compare-view.png"))
 
         # The Quick preset as a lecturer runs it: at the start, 20 s in, and at the end.
@@ -100,18 +102,18 @@ def render(out_dir: Path, tiny_if: bool = False) -> list[Path]:
         window.tabs.setCurrentIndex(TRAIN_TAB)
         started = time.monotonic()
         window.start_training()
-        _wait(app, lambda: time.monotonic() > started + 0.5)
+        wait_until(app, lambda: time.monotonic() > started + 0.5)
         written.append(_save(window, out_dir / "train-quick-00s.png"))
-        _wait(app, lambda: time.monotonic() > started + 20)
+        wait_until(app, lambda: time.monotonic() > started + 20)
         written.append(_save(window, out_dir / "train-quick-20s.png"))
-        _wait(app, lambda: window.training.state == IDLE)
+        wait_until(app, lambda: window.training.state == IDLE)
         print(f"the quick preset took {time.monotonic() - started:.0f} s in the app", file=sys.stderr)
         written.append(_save(window, out_dir / "train-view.png"))
 
         window.run_experiment("out-of-distribution")
-        _wait(app, lambda: not window.sampling.busy)
+        wait_until(app, lambda: not window.sampling.busy)
         window.session.seek(window.session.position_of(window.session.active, 5))  # sigma = 0.8
-        _wait(app, lambda: True)
+        wait_until(app, lambda: True)
         written.append(_save(window, out_dir / "experiment-out-of-distribution.png"))
 
         written += _render_sampler_lab(app, window, out_dir)
@@ -143,10 +145,10 @@ def _render_sampler_lab(app, window, out_dir: Path) -> list[Path]:
     from diffusion_stepper.visualizer.main_window import COMPARE_TAB
 
     window.run_experiment("samplers", nfe=10)
-    _wait(app, lambda: not window.sampling.busy)
+    wait_until(app, lambda: not window.sampling.busy)
     window.session.seek(4)  # NFE 4 of 10: DDPM's x̂₀ still vague, the ODE samplers' nearly decided
     window.tabs.setCurrentIndex(COMPARE_TAB)
-    _wait(app, lambda: True)
+    wait_until(app, lambda: True)
     written = [_save(window, out_dir / "samplers-race.png")]
     window.compare_view.show_plot.setChecked(False)
 
@@ -156,14 +158,14 @@ def _render_sampler_lab(app, window, out_dir: Path) -> list[Path]:
     dialog.budgets.setText("5, 10, 20")
     _fit_dialog(dialog, 1400, 760)
     dialog.start()
-    _wait(app, lambda: dialog.job is None and bool(dialog.rows))
+    wait_until(app, lambda: dialog.job is None and bool(dialog.rows))
     written.append(_save(dialog, out_dir / "sampler-quality.png"))
     dialog.close()
 
     dialog = open_tradeoff_dialog(window)  # the default sweep: 8 scales, 20 digits of each class
     _fit_dialog(dialog, 1500, 760)
     dialog.start()
-    _wait(app, lambda: dialog.job is None and bool(dialog.rows))
+    wait_until(app, lambda: dialog.job is None and bool(dialog.rows))
     written.append(_save(dialog, out_dir / "guidance-tradeoff.png"))
     dialog.close()
     return written
@@ -188,10 +190,10 @@ def _render_lab2d(app, window, out_dir: Path, folder: Path) -> list[Path]:
         "diffusion_stepper.visualizer.controllers.lab2d.work_folder", lambda *parts: folder.joinpath(*parts)
     ):
         lab.train()
-        _wait(app, lambda: lab.job is None and not window.sampling.busy)
+        wait_until(app, lambda: lab.job is None and not window.sampling.busy)
     run = window.session.active
     window.session.seek(window.session.position_of(run, run.length * 3 // 5))
-    _wait(app, lambda: True)
+    wait_until(app, lambda: True)
     written = [_save(window, out_dir / "lab2d-trained.png")]
     frame = run.trajectory[run.length * 3 // 5]
     picture = render_frame(run.trajectory, frame, ["x_t"])  # what `export --gif` writes for this frame
@@ -202,14 +204,14 @@ def _render_lab2d(app, window, out_dir: Path, folder: Path) -> list[Path]:
     lab.dock.dataset.setCurrentIndex(lab.dock.dataset.findData("8-gaussians"))
     for key in TOY2D_EXPERIMENTS:
         lab.run_experiment(key)
-        _wait(app, lambda: not window.sampling.busy)
+        wait_until(app, lambda: not window.sampling.busy)
         compared = len(window.session.compared) > 1
         run = window.session.active
         # the result tells these apart; the others are seen on the way
         at_end = key in ("same-budget", "guidance", "few-steps")
         window.session.seek(window.session.position_of(run, run.length - 1 if at_end else run.length * 3 // 5))
         window.tabs.setCurrentIndex(COMPARE_TAB if compared else STEP_TAB)
-        _wait(app, lambda: True)
+        wait_until(app, lambda: True)
         written.append(_save(window, out_dir / f"lab2d-{key}.png"))
     window.tabs.setCurrentIndex(STEP_TAB)
     window.sample_dock.raise_()
@@ -276,11 +278,11 @@ def _render_if_views(
         if only is not None and key not in only:
             continue
         window.if_runs.run_experiment(key)
-        _wait(app, lambda: not window.sampling.busy)
+        wait_until(app, lambda: not window.sampling.busy)
         run = window.session.active
         window.session.seek(window.session.position_of(run, run.length * 2 // 3))  # mid-way: the strip still shows
         window.tabs.setCurrentIndex(COMPARE_TAB if experiment.compare else STEP_TAB)
-        _wait(app, lambda: True)
+        wait_until(app, lambda: True)
         written.append(_save(window, out_dir / f"if-{key}.png"))
     window.tabs.setCurrentIndex(STEP_TAB)
     return written
@@ -304,14 +306,14 @@ def _fill_screen(window) -> None:
 def _save_presenting(app, window, path: Path) -> Path:
     """The window in presentation mode, its controls hidden as when the mouse rests; left again after."""
     window.presentation.set_active(True)
-    _wait(app, lambda: True)
+    wait_until(app, lambda: True)
     time.sleep(0.5)  # the window manager's full-screen switch
-    _wait(app, lambda: True)
+    wait_until(app, lambda: True)
     window.presentation.show_controls(False)
-    _wait(app, lambda: True)
+    wait_until(app, lambda: True)
     saved = _save(window, path)
     window.presentation.set_active(False)
-    _wait(app, lambda: True)
+    wait_until(app, lambda: True)
     return saved
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -40,12 +39,9 @@ def report(**fields) -> None:
 
 
 def wait_until(app: QApplication, condition, timeout_s: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the app did not finish in time")
-        app.processEvents()
-        time.sleep(0.01)
+    from diffusion_stepper.visualizer.screenshots import wait_until as run_until
+
+    run_until(app, condition, timeout_s)
     settle(app, 0.2)
 
 
