@@ -44,6 +44,7 @@ from diffusion_stepper.core.mnist.training import LossEvent, PreviewEvent, prese
 
 PER_DIGIT = 10
 GUIDANCE = 5.0
+SAMPLING_SEEDS = (0, 1, 2, 3, 4)  # a lecturer gets one sample: the last checkpoint is judged at each
 GOAL_SECONDS, GOAL_ACCURACY = 60.0, 0.95
 
 
@@ -51,10 +52,10 @@ def judge_accuracy(judge, samples: torch.Tensor, labels: torch.Tensor) -> float:
     return float((batched(judge, samples).argmax(1) == labels).float().mean())
 
 
-def judge_checkpoint(judge, checkpoint: Path, per_digit: int = PER_DIGIT) -> float:
-    """Sample a checkpoint as `sample mnist` does (γ = 5, its default steps) and judge the result."""
+def judge_checkpoint(judge, checkpoint: Path, per_digit: int = PER_DIGIT, seed: int = 0) -> float:
+    """Sample a checkpoint as `sample mnist --seed SEED` does (γ = 5, its default steps) and judge it."""
     run = start_sampling(
-        SampleRequest(checkpoint=str(checkpoint), per_class=per_digit, guidance=GUIDANCE, device="cpu")
+        SampleRequest(checkpoint=str(checkpoint), per_class=per_digit, guidance=GUIDANCE, device="cpu", seed=seed)
     )
     return judge_accuracy(judge, last_frame(run.frames).x_t.clamp(0, 1), run.labels)
 
@@ -81,13 +82,17 @@ def goal_run(judge, limit: int | None = None, per_digit: int = PER_DIGIT) -> lis
             (sidecar.stat().st_mtime - started, epoch, judge_checkpoint(judge, sidecar, per_digit))
             for epoch, sidecar in saved_epochs(out).items()
         ]
-    accuracy = points[-1][2]
+        last = list(saved_epochs(out).values())[-1]
+        by_seed = [judge_checkpoint(judge, last, per_digit, seed) for seed in SAMPLING_SEEDS]
+    accuracy = min(by_seed)  # the worst sampling seed: the one a lecturer may get
     met = wall <= GOAL_SECONDS and accuracy >= GOAL_ACCURACY
-    print(f"goal run: {wall:.1f} s wall, last checkpoint {accuracy:.0%} right", file=sys.stderr)
+    seeds = ", ".join(f"{share:.0%}" for share in by_seed)
+    print(f"goal run: {wall:.1f} s wall, last checkpoint {seeds} right at seeds {SAMPLING_SEEDS}", file=sys.stderr)
     curve = ", ".join(f"epoch {epoch} at {at:.0f} s: {share:.0%}" for at, epoch, share in points)
     return [
         f"| {date.today()} | {machine()} | `train mnist --preset quick`, whole process, fresh home | "
-        f"**{wall:.1f} s** | **{accuracy:.0%}** | {curve} | {'met' if met else 'NOT met'} |"
+        f"**{wall:.1f} s** | **{accuracy:.0%}** (worst of seeds 0–4: {seeds}) | {curve} (seed 0) | "
+        f"{'met' if met else 'NOT met'} |"
     ]
 
 

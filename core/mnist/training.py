@@ -243,9 +243,9 @@ PRESET_OBJECTIVES = {"course": "ddpm", "quick": "flow"}  # each preset's objecti
 # wall times of its two runs in bench/RESULTS.md, launch to exit; a test holds the two together):
 # the text the Train tab's tip and `train mnist --help` show. The app was not timed, so no figure.
 QUICK_SUMMARY = (
-    "the course UNet at D = 16, flow matching, 4 epochs of 3,200 digits: 44–51 s from the command line "
-    "on a 2-core CPU and 99% of its digits read right (bench/RESULTS.md); longer in the app, whose live "
-    "plots share the CPU"
+    "the course UNet at D = 16, flow matching, 4 epochs of 3,200 digits: 25–51 s from the command line "
+    "on a 2-core CPU, and 87–97% of its digits read right over five sampling seeds (bench/RESULTS.md); "
+    "longer in the app, whose live plots share the CPU"
 )
 
 
