@@ -9,14 +9,17 @@ from typing import NoReturn
 
 from PySide6.QtWidgets import QApplication
 
+from diffusion_stepper.core.jobs import error_message
+from diffusion_stepper.visualizer.child_worker import stop_children
 from diffusion_stepper.visualizer.main_window import MainWindow
-from diffusion_stepper.visualizer.worker import error_message, shut_down_runners
+from diffusion_stepper.visualizer.worker import shut_down_runners
 
 
 def run_app(files: Sequence[str] = ()) -> NoReturn:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("diffusion-stepper")
     app.setOrganizationName("diffusion-stepper")
+    app.aboutToQuit.connect(stop_children)  # a training child keeps what it saved and ends with the app
     app.aboutToQuit.connect(shut_down_runners)  # the job threads end before Qt tears anything down
     window = MainWindow()
     install_error_hook(window)

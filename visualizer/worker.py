@@ -11,33 +11,13 @@ import atexit
 import threading
 from collections.abc import Callable, Iterator
 
-import torch
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from diffusion_stepper.core.allocator import release_free_memory
-from diffusion_stepper.core.errors import UserFacingError
-from diffusion_stepper.core.logs import log_unexpected
-
-# How `Job.finished` reports the end of a job (and, FAILED, how a runner tells the GUI it failed).
-DONE, CANCELLED, FAILED = "done", "cancelled", "failed"
-
-OUT_OF_MEMORY = "out of memory: use fewer samples or fewer steps, or pick the CPU device"
+from diffusion_stepper.core.jobs import FAILED, drive
 
 
-def error_message(exc: BaseException) -> str:
-    """One line a lecturer can act on. An unexpected exception (a bug) is also logged with its
-    traceback, and the line says where, so that it can be sent with a report."""
-    if isinstance(exc, UserFacingError):
-        return str(exc)
-    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
-        return OUT_OF_MEMORY
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    log = log_unexpected(exc, f"a job failed: {line}")
-    return line if log is None else f"{line} (the details are in {log})"
-
-
-class _Callbacks:
+class Callbacks:
     """A signal for plain Python objects: `connect(function)`, then `emit(*args)` calls each."""
 
     def __init__(self):
@@ -60,28 +40,14 @@ class _ThreadSide(QObject):
 
     @Slot(object)
     def run(self, job: Job) -> None:
-        items = None
-        outcome, message = CANCELLED, ""
-        try:
-            items = job.make_items()  # loading a model happens here, off the GUI thread
-            for value in items:
-                if job.cancel_event.is_set():
-                    break
-                self.item.emit(job, value)
-                if not job.run_gate.is_set():
-                    self.held.emit(job)  # paused, and no work in flight
-                job.run_gate.wait()  # pausing holds the generator between items
-                if job.cancel_event.is_set():
-                    break  # do no more work: a stopped training run saves nothing new
-            else:
-                outcome = DONE  # ran to the end: a cancel that came too late changes nothing
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a message in the window
-            outcome, message = FAILED, error_message(exc)
-        finally:
-            if items is not None and hasattr(items, "close"):
-                items.close()  # a cancelled export stops before writing: no file is left behind
-            items = None  # the generator's frames go before the next job starts
-            job.ended_event.set()
+        outcome, message = drive(
+            job.make_items,
+            job.cancel_event,
+            job.run_gate,
+            lambda value: self.item.emit(job, value),
+            lambda: self.held.emit(job),
+        )
+        job.ended_event.set()  # the generator and its frames are gone before the next job starts
         self.ended.emit(job, outcome, message)
 
 
@@ -164,7 +130,7 @@ class Job:
 
     def __init__(self, make_items: Callable[[], Iterator]):
         self.make_items = make_items
-        self.item, self.held, self.finished, self.failed = _Callbacks(), _Callbacks(), _Callbacks(), _Callbacks()
+        self.item, self.held, self.finished, self.failed = Callbacks(), Callbacks(), Callbacks(), Callbacks()
         self.cancel_event = threading.Event()
         self.run_gate = threading.Event()
         self.run_gate.set()

@@ -56,8 +56,8 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from diffusion_stepper.core.toy2d.checkpoints import save_toy2d_checkpoint
-    from diffusion_stepper.core.toy2d.training import Toy2DConfig, Toy2DLoss, train_toy2d
+    from diffusion_stepper.core.toy2d.checkpoints import train_and_save_toy2d
+    from diffusion_stepper.core.toy2d.training import Toy2DConfig, Toy2DLoss
 
     if not args.dataset:  # train's FLAG_SCOPES have refused the flags a 2D model does not take
         raise UserFacingError("train toy2d needs --dataset (moons, checkerboard, ... or a drawn .json)")
@@ -69,17 +69,16 @@ def run_train(args: argparse.Namespace) -> int:
             setattr(config, name, getattr(args, name))
     config.validate()
     check_output_folder(args.out)
-    trained = None
+    saved = None
     with progress(config.iterations, f"{config.dataset} · {config.objective}", unit="it") as bar:
-        for event in train_toy2d(config):
+        for event in train_and_save_toy2d(config, args.out):
             if isinstance(event, Toy2DLoss):
                 bar.n = event.iteration
                 bar.set_postfix_str(f"loss {event.loss:.4f}")
             else:
-                trained = event
-    sidecar = save_toy2d_checkpoint(args.out, trained)
+                saved = event
     print(
-        f"wrote {sidecar}: {config.iterations:,} iterations in {trained.seconds:.1f} s, loss {trained.final_loss:.4f}"
+        f"wrote {saved.sidecar}: {config.iterations:,} iterations in {saved.seconds:.1f} s, loss {saved.final_loss:.4f}"
     )
     return 0
 

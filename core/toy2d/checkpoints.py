@@ -8,6 +8,7 @@ shows its data without the drawing's file) and the training settings and figures
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from diffusion_stepper.core.schema import SchemaError
 from diffusion_stepper.core.toy2d.datasets import DATASETS, VIEW_EXTENT, Toy2DDataset
 from diffusion_stepper.core.toy2d.drawn import DRAWN_STD, MAX_DRAWN_POINTS, MIN_DRAWN_POINTS, drawn_dataset
 from diffusion_stepper.core.toy2d.model import PointMLP
-from diffusion_stepper.core.toy2d.training import TOY_OBJECTIVES, Toy2DTrained
+from diffusion_stepper.core.toy2d.training import TOY_OBJECTIVES, Toy2DConfig, Toy2DLoss, Toy2DTrained, train_toy2d
 
 TOY2D_FORMAT = "diffusion-stepper-toy2d-checkpoint"
 TOY2D_VERSION = 1
@@ -99,6 +100,28 @@ def save_toy2d_checkpoint(out_dir: str | os.PathLike, trained: Toy2DTrained) -> 
         out_dir / f"{CHECKPOINT_STEM}.json",
         torch.float32,
     )
+
+
+@dataclass
+class Toy2DSaved:
+    """The end of `train_and_save_toy2d`: where the model is, and what to say about it."""
+
+    sidecar: Path
+    config: Toy2DConfig
+    title: str  # the data's title, e.g. "two moons"
+    seconds: float
+    final_loss: float
+
+
+def train_and_save_toy2d(config: Toy2DConfig, out_dir: str | os.PathLike) -> Iterator[Toy2DLoss | Toy2DSaved]:
+    """Train (loss events as `train_toy2d`), then save to `out_dir`: the CLI's `train toy2d` and
+    the 2D lab's child process, so what is trained is saved where it was trained."""
+    for event in train_toy2d(config):
+        if isinstance(event, Toy2DTrained):
+            sidecar = save_toy2d_checkpoint(out_dir, event)
+            yield Toy2DSaved(sidecar, config, event.dataset.title, event.seconds, event.final_loss)
+        else:
+            yield event
 
 
 def _sidecar_reader() -> schema.Reader:

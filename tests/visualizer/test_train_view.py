@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from diffusion_stepper.core.diffusion.objectives import FlowObjective
 from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.data import DATA_ENV_VAR
-from diffusion_stepper.core.mnist.training import config_for_resume, epoch_sample_grid
+from diffusion_stepper.core.mnist.training import config_for_resume, epoch_sample_grid, train_on_mnist
 from diffusion_stepper.visualizer.controllers.training import IDLE
 from diffusion_stepper.visualizer.menus import TRAIN_TAB
 from diffusion_stepper.visualizer.views.train_view import PLOT_REFRESH_MS
 from diffusion_stepper.visualizer.widgets.panels import render_grid
 from tests.conftest import TINY_HIDDEN
+from tests.visualizer import training_faults
 from tests.visualizer.conftest import LONG_WAIT_MS, make_window, wait_until_sampled
 
 ITERATIONS_PER_EPOCH = 2
@@ -135,16 +135,8 @@ def test_pause_holds_training_and_stop_keeps_the_last_checkpoint(qtbot, window):
     assert view.start_button.isEnabled()
 
 
-def test_a_nan_loss_stops_training_with_where_it_happened(qtbot, window, monkeypatch):
-    original = FlowObjective.training_loss
-    calls = []
-
-    def diverging(self, net, x, cond, generator):
-        calls.append(1)
-        loss = original(self, net, x, cond, generator)
-        return loss * float("nan") if len(calls) == 3 else loss
-
-    monkeypatch.setattr(FlowObjective, "training_loss", diverging)
+def test_a_nan_loss_stops_training_with_where_it_happened(qtbot, window):
+    window.training.train_items = training_faults.diverging_at_the_third_iteration
     run_dir = train(qtbot, window, epochs=3)
     message = window.messages.last_error
     assert "loss became nan at epoch 2, iteration 3" in message
@@ -155,19 +147,32 @@ def test_a_nan_loss_stops_training_with_where_it_happened(qtbot, window, monkeyp
     assert window.train_view.start_button.isEnabled()
 
 
-def test_out_of_memory_suggests_a_smaller_batch_and_the_app_goes_on(qtbot, window, monkeypatch, tmp_path):
-    def out_of_memory(self, net, x, cond, generator):
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-
-    monkeypatch.setattr(FlowObjective, "training_loss", out_of_memory)
+def test_out_of_memory_suggests_a_smaller_batch_and_the_app_goes_on(qtbot, window, tmp_path):
+    window.training.train_items = training_faults.out_of_memory
     train(qtbot, window, epochs=1)
     assert "out of CPU memory at batch size 32" in window.messages.last_error
     assert "try a smaller batch size, such as 16" in window.messages.last_error
-    monkeypatch.undo()
+    window.training.train_items = train_on_mnist
     window.messages.error_box.close()
     window.train_view.form.out_dir.setText(str(tmp_path / "second"))
     train(qtbot, window, epochs=1)  # the app trains again after the failure
     assert (tmp_path / "second" / "epoch-001.json").is_file()
+
+
+def test_a_killed_training_process_is_one_error_and_the_window_goes_on(qtbot, window, tmp_path):
+    window.training.train_items = training_faults.killed_after_the_first_epoch
+    run_dir = train(qtbot, window, epochs=3)
+    message = window.messages.last_error
+    assert message.startswith("Training stopped: its process was killed (SIGKILL")
+    assert "epoch-001.json" in message and "intact" in message
+    assert load_checkpoint(run_dir / "epoch-001.json").sidecar["epoch"] == 1  # what was saved is whole
+    assert not list(run_dir.glob("epoch-002*")) and not list(run_dir.glob(".*partial"))
+    assert window.train_view.start_button.isEnabled() and "killed" in window.train_view.readout.text()
+    window.training.train_items = train_on_mnist
+    window.messages.error_box.close()
+    window.train_view.form.out_dir.setText(str(tmp_path / "again"))
+    train(qtbot, window, epochs=1)
+    assert (tmp_path / "again" / "epoch-001.json").is_file()
 
 
 def test_a_folder_with_another_runs_checkpoints_is_refused(qtbot, window):

@@ -22,11 +22,11 @@ from diffusion_stepper.core.io.html_page import (
     kept_frame_count,
     suggested_every,
 )
+from diffusion_stepper.core.jobs import DONE as JOB_DONE
 from diffusion_stepper.core.session import RUNNING, Run, Session
 from diffusion_stepper.visualizer.controllers.files import FilesController, with_suffix
 from diffusion_stepper.visualizer.controllers.messages import Messages
 from diffusion_stepper.visualizer.dialogs.export_dialog import ExportDialog, ExportOptions
-from diffusion_stepper.visualizer.worker import DONE as JOB_DONE
 from diffusion_stepper.visualizer.worker import Job
 
 ANIMATION_FORMATS = ("gif", "mp4")

@@ -1,24 +1,25 @@
-"""The 2D lab's jobs: train an MLP on the job runner (the loss shown live, the model saved and
+"""The 2D lab's jobs: train an MLP in a child process (the loss shown live, the model saved and
 sampled when done), sample, run an experiment, and draw a distribution."""
 
 from __future__ import annotations
 
 import re
 import time
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QObject
 
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.paths import work_folder
-from diffusion_stepper.core.toy2d.checkpoints import save_toy2d_checkpoint
+from diffusion_stepper.core.toy2d.checkpoints import Toy2DSaved, train_and_save_toy2d
 from diffusion_stepper.core.toy2d.drawn import DRAWN_SUFFIX, save_drawn
 from diffusion_stepper.core.toy2d.experiments import TOY2D_EXPERIMENTS, toy2d_experiment_requests
-from diffusion_stepper.core.toy2d.training import Toy2DLoss, Toy2DTrained, train_toy2d
+from diffusion_stepper.core.toy2d.training import Toy2DLoss
 from diffusion_stepper.core.training_progress import LossHistory
+from diffusion_stepper.visualizer.child_worker import ChildJob
 from diffusion_stepper.visualizer.docks.lab2d_dock import Lab2DDock
 from diffusion_stepper.visualizer.views.train_view import PLOT_REFRESH_MS
-from diffusion_stepper.visualizer.worker import Job
 
 
 def model_folder_name(dataset: str, objective: str, classes: bool) -> str:
@@ -32,7 +33,7 @@ class Lab2DController(QObject):
         super().__init__(window)
         self.window = window  # its messages and sampling controller are used once the app runs
         self.dock = Lab2DDock(window)
-        self.job: Job | None = None
+        self.job: ChildJob | None = None
         self.history = LossHistory()
         self._drawn_at = 0.0  # when the loss plot was last redrawn (time.monotonic)
         self.last_trained: Path | None = None
@@ -58,7 +59,8 @@ class Lab2DController(QObject):
         self.history = LossHistory()
         self._drawn_at = 0.0
         self.dock.start_training(config.iterations)
-        self.job = Job(lambda: train_toy2d(config))
+        folder = work_folder("toy2d", model_folder_name(config.dataset, config.objective, config.classes))
+        self.job = ChildJob(partial(train_and_save_toy2d, config, folder), "diffusion-stepper 2D training")
         self.job.item.connect(self._on_event)
         self.job.failed.connect(self._on_failed)
         self.job.finished.connect(lambda _outcome: self._end())
@@ -71,16 +73,14 @@ class Lab2DController(QObject):
             if now - self._drawn_at >= PLOT_REFRESH_MS / 1000 or event.iteration == self.dock.progress.maximum():
                 self._drawn_at = now  # redraws share the CPU with the training: at most every PLOT_REFRESH_MS
                 self.dock.show_loss(self.history)
-        elif isinstance(event, Toy2DTrained):
+        elif isinstance(event, Toy2DSaved):
             config = event.config
-            folder = work_folder("toy2d", model_folder_name(config.dataset, config.objective, config.classes))
-            sidecar = save_toy2d_checkpoint(folder, event)
-            self.last_trained = sidecar
-            title = f"{event.dataset.title} · {config.objective}" + (" · classes" if config.classes else "")
-            self.dock.add_model(sidecar, f"trained: {title}", config.objective)
+            self.last_trained = event.sidecar
+            title = f"{event.title} · {config.objective}" + (" · classes" if config.classes else "")
+            self.dock.add_model(event.sidecar, f"trained: {title}", config.objective)
             self.dock.end_training(
                 f"Trained {config.iterations:,} iterations in {event.seconds:.1f} s (loss {event.final_loss:.4f}); "
-                f"saved in {folder}. Sampling it now."
+                f"saved in {event.sidecar.parent}. Sampling it now."
             )
             self.sample()
 

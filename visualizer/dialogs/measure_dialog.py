@@ -32,7 +32,8 @@ from PySide6.QtWidgets import (
 
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.io.line_plot import Chart, charts_side_by_side
-from diffusion_stepper.visualizer.worker import DONE, Job
+from diffusion_stepper.core.jobs import DONE
+from diffusion_stepper.visualizer.worker import Job
 
 MIN_PICTURE_WIDTH, MIN_PICTURE_HEIGHT = 640, 260  # the charts' least size: a 1280x720 screen holds the dialog
 
