@@ -1,20 +1,19 @@
 """Driving a job: a generator of items, advanced one `next()` at a time by a worker thread or a
 child process (see DESIGN.md, "Workers").
 
-`drive` is the one loop both use: it hands each item over, holds between two items while the run
-gate is closed (a pause), stops before the next item once cancelled, and ends with one outcome.
-`serve_in_child` is that loop in a child process, which sends what it yields back through a pipe:
-training runs there, so that its Python does not share the GUI's interpreter lock (issue 31).
+`drive` is the one loop both use: it hands each item over, holds between two items while paused,
+stops before the next item once cancelled, and ends with one outcome. `serve_in_child` is that
+loop in a child process, which sends what it yields back through a pipe and takes its orders
+(pause, resume, cancel) from it: training runs there, so that its Python does not share the GUI's
+interpreter lock (issue 31).
 Qt-free: the GUI side of both lives in `visualizer/worker.py` and `visualizer/child_worker.py`.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import pickle
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
 
 import torch
 
@@ -28,20 +27,10 @@ DONE, CANCELLED, FAILED = "done", "cancelled", "failed"
 
 OUT_OF_MEMORY = "out of memory: use fewer samples or fewer steps, or pick the CPU device"
 
-# While paused, how often the loop looks up from the gate to see whether its parent is still there.
-HOLD_CHECK_SECONDS = 1.0
-
 # What a child sends (pickled, one message per `send_bytes`): ("item", value), ("held",), then
-# ("ended", outcome, message) as its last.
+# ("ended", outcome, message) as its last. What its parent sends: one of the orders, as bytes.
 ITEM, HELD, ENDED = "item", "held", "ended"
-
-
-class Flag(Protocol):
-    """A `threading.Event` or a `multiprocessing` one."""
-
-    def is_set(self) -> bool: ...
-    def set(self) -> None: ...
-    def wait(self, timeout: float | None = None) -> bool: ...
+PAUSE, RESUME, CANCEL = b"pause", b"resume", b"cancel"
 
 
 def error_message(exc: BaseException) -> str:
@@ -59,34 +48,31 @@ def error_message(exc: BaseException) -> str:
 
 def drive(
     make_items: Callable[[], Iterator],
-    cancel: Flag,
-    run_gate: Flag,
     hand_over: Callable[[object], None],
     held: Callable[[], None],
-    still_wanted: Callable[[], bool] = lambda: True,
+    cancelled: Callable[[], bool],
+    paused: Callable[[], bool],
+    hold: Callable[[], object],
 ) -> tuple[str, str]:
     """Run a job's generator to its end, a cancel or a failure; returns (outcome, message).
 
-    `make_items()` is called here, so loading a model happens on the worker, not the caller. A
-    paused job holds with no work in flight (after `held()`); a cancel takes effect before the
-    next item, so a stopped training run saves nothing new. `still_wanted()` is asked while
-    holding: a child whose app has gone stops instead of waiting for ever.
+    `make_items()` is called here, so loading a model happens on the worker, not the caller. While
+    `paused()`, the job says `held()` and `hold()` returns only once the pause is lifted (or the job
+    cancelled), so no work is in flight; a cancel takes effect before the next item, so a stopped
+    training run saves nothing new.
     """
     items = None
     outcome, message = CANCELLED, ""
     try:
         items = make_items()
         for value in items:
-            if cancel.is_set():
+            if cancelled():
                 break
             hand_over(value)
-            if not run_gate.is_set():
+            if paused():
                 held()
-            while not run_gate.wait(HOLD_CHECK_SECONDS):
-                if not still_wanted():
-                    cancel.set()
-                    break
-            if cancel.is_set():
+                hold()
+            if cancelled():
                 break
         else:
             outcome = DONE  # ran to the end: a cancel that came too late changes nothing
@@ -98,22 +84,59 @@ def drive(
     return outcome, message
 
 
-def serve_in_child(job: bytes, connection, cancel: Flag, run_gate: Flag, work_folder: str) -> None:
+class _Orders:
+    """A child's side of pause, resume and cancel: the orders its parent sends down the pipe, read
+    whenever the loop asks. The parent gone, the pipe reads as closed: that is a cancel."""
+
+    def __init__(self, connection):
+        self.connection = connection
+        self._paused = self._cancelled = False
+
+    def _read(self, timeout: float | None = 0.0) -> None:
+        """Take in the orders waiting, or the first to come within `timeout` (None: until one does)."""
+        while self.connection.poll(timeout):
+            try:
+                order = self.connection.recv_bytes()
+            except (EOFError, OSError):
+                order = CANCEL
+            if order == CANCEL:
+                self._cancelled, self._paused = True, False
+                return
+            self._paused = order == PAUSE
+            timeout = 0.0  # then only what is already there
+
+    def cancelled(self) -> bool:
+        self._read()
+        return self._cancelled
+
+    def paused(self) -> bool:
+        self._read()
+        return self._paused
+
+    def hold(self) -> None:
+        while self._paused:
+            self._read(None)
+
+
+def serve_in_child(job: bytes, connection, work_folder: str) -> None:
     """A child process's whole life: unpickle the job (a picklable callable that makes the
-    generator: the parent pickled it, nothing is read from a file), drive it, and send each item
-    back. It ends after its last message; if the app has gone, its pipe breaks and it stops."""
+    generator: the parent pickled it, nothing is read from a file), drive it, send each item back
+    and obey the parent's orders between items. It ends after its last message; if the app has
+    gone, its pipe reads as closed and it stops."""
     keep_freed_memory_for_reuse()  # as the app and the CLI do, before torch allocates
     paths.WORK_FOLDER = Path(work_folder)  # the parent's (tests point it elsewhere): logs go there
+    orders = _Orders(connection)
 
     def send(*message) -> None:
         connection.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
-    def parent_alive() -> bool:
-        parent = multiprocessing.parent_process()
-        return parent is None or parent.is_alive()
-
     outcome, message = drive(
-        lambda: pickle.loads(job)(), cancel, run_gate, lambda value: send(ITEM, value), lambda: send(HELD), parent_alive
+        lambda: pickle.loads(job)(),
+        lambda value: send(ITEM, value),
+        lambda: send(HELD),
+        orders.cancelled,
+        orders.paused,
+        orders.hold,
     )
     try:
         send(ENDED, outcome, message)

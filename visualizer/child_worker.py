@@ -12,6 +12,7 @@ memory, a crash in native code) is one `failed` message saying how it ended.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import pickle
 import signal
@@ -22,7 +23,7 @@ from PySide6.QtCore import QCoreApplication, QObject, Signal, Slot
 
 from diffusion_stepper.core import paths
 from diffusion_stepper.core.allocator import release_free_memory
-from diffusion_stepper.core.jobs import CANCELLED, ENDED, FAILED, HELD, ITEM, serve_in_child
+from diffusion_stepper.core.jobs import CANCEL, CANCELLED, ENDED, FAILED, HELD, ITEM, PAUSE, RESUME, serve_in_child
 from diffusion_stepper.visualizer.worker import Callbacks
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -73,9 +74,8 @@ class ChildJob:
     def __init__(self, make_items: Callable[[], Iterator], name: str = "diffusion-stepper job"):
         self.make_items, self.name = make_items, name
         self.item, self.held, self.finished, self.failed = Callbacks(), Callbacks(), Callbacks(), Callbacks()
-        self.cancel_event = SPAWN.Event()
-        self.run_gate = SPAWN.Event()
-        self.run_gate.set()
+        self.connection = None  # our end of the pipe: items come up it, orders go down
+        self._paused = False
         self.ended_event = threading.Event()  # set once the child has exited and its end is reported
         self.process: multiprocessing.process.BaseProcess | None = None
         self._outcome: tuple[str, str] | None = None
@@ -85,17 +85,20 @@ class ChildJob:
         if _mailbox is None:
             _mailbox = _Mailbox()
         job = pickle.dumps(self.make_items)  # fails here, on the GUI thread, if it cannot be sent
-        receiving, sending = SPAWN.Pipe(duplex=False)
+        self.connection, childs_end = SPAWN.Pipe(duplex=True)
         self.process = SPAWN.Process(
-            target=serve_in_child,
-            args=(job, sending, self.cancel_event, self.run_gate, str(paths.WORK_FOLDER)),
-            name=self.name,
-            daemon=True,
+            target=serve_in_child, args=(job, childs_end, str(paths.WORK_FOLDER)), name=self.name, daemon=True
         )
         self.process.start()
-        sending.close()  # the child holds the only writing end: the pipe reads as closed when it exits
+        childs_end.close()  # the child holds the only other end: the pipe reads as closed when it exits
         _running.add(self)
-        threading.Thread(target=self._read, args=(receiving,), name=f"{self.name} reader", daemon=True).start()
+        threading.Thread(target=self._read, args=(self.connection,), name=f"{self.name} reader", daemon=True).start()
+
+    def _order(self, order: bytes) -> None:
+        if self.connection is None:
+            return  # not started: nothing to order
+        with contextlib.suppress(OSError):  # already gone: nothing to order
+            self.connection.send_bytes(order)
 
     def _read(self, receiving) -> None:
         """On the reading thread: everything the child sends, in batches, then its end."""
@@ -111,8 +114,8 @@ class ChildJob:
             if messages:
                 _mailbox.arrived.emit(self, messages)
                 said_it_ended = messages[-1][0] == ENDED
-        receiving.close()
         self.process.join()
+        receiving.close()
         if not said_it_ended:
             _mailbox.arrived.emit(self, [(ENDED, FAILED, ended_unexpectedly(self.process.exitcode))])
 
@@ -140,19 +143,21 @@ class ChildJob:
             self.finished.emit(outcome)
 
     def cancel(self) -> None:
-        self.cancel_event.set()
-        self.run_gate.set()  # a paused job wakes up to see the cancel
+        self._paused = False
+        self._order(CANCEL)  # a paused child wakes up to it
 
     def pause(self) -> None:
         """Hold the child after the item it is producing; nothing is lost."""
-        self.run_gate.clear()
+        self._paused = True
+        self._order(PAUSE)
 
     def resume(self) -> None:
-        self.run_gate.set()
+        self._paused = False
+        self._order(RESUME)
 
     @property
     def paused(self) -> bool:
-        return not self.run_gate.is_set()
+        return self._paused
 
     def stop(self, timeout_ms: int = int(STOP_GRACE_SECONDS * 1000)) -> bool:
         """Cancel and wait for the child to finish its step and exit (a child that does not is

@@ -42,10 +42,11 @@ class _ThreadSide(QObject):
     def run(self, job: Job) -> None:
         outcome, message = drive(
             job.make_items,
-            job.cancel_event,
-            job.run_gate,
             lambda value: self.item.emit(job, value),
             lambda: self.held.emit(job),
+            job.cancel_event.is_set,
+            lambda: job.paused,
+            job.run_gate.wait,
         )
         job.ended_event.set()  # the generator and its frames are gone before the next job starts
         self.ended.emit(job, outcome, message)

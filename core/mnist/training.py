@@ -76,6 +76,9 @@ LR_SCHEDULES = ("exponential", "constant", "warmup-cosine")
 # in its training state under this prefix, to resume from.
 TRAINED_WEIGHTS = "trained"
 WARMUP_FRACTION = 0.05  # warmup-cosine: the rate rises linearly over the first 5% of the iterations
+# "Keep training" (`--epochs +N`) runs the schedule again over the epochs it adds, from this share
+# of the rate: a warm restart (SGDR) low enough not to undo what the first run learnt.
+CONTINUED_LR_FRACTION = 0.3
 
 
 @dataclass
@@ -102,6 +105,9 @@ class TrainConfig:
     epoch_samples: int = 40  # 4 of each digit for class models; 0 turns the epoch grid off
     epoch_sample_steps: int | None = None  # default: min(EPOCH_SAMPLE_STEPS, the objective's own)
     preview_seconds: float = 0.0  # also sample that grid every this many seconds of training (0: never)
+    # Kept training (`--epochs +N`): the epochs done before the added ones. The rate's schedule
+    # starts again at the next epoch, from CONTINUED_LR_FRACTION of lr, over the added epochs only.
+    continued_after_epoch: int = 0
 
     @classmethod
     def from_hyperparameters(cls, hyperparameters: dict) -> TrainConfig:
@@ -149,17 +155,22 @@ class TrainConfig:
         activations = activation_bytes_per_digit_per_channel * self.batch_size * self.hidden
         return activations + working_bytes + 4 * 4 * weights
 
-    def learning_rate(self, epoch: int, iteration: int, total_iterations: int) -> float:
-        """The rate for `iteration` (0-based, over the whole run), which falls in `epoch` (1-based)."""
+    def learning_rate(self, epoch: int, iteration: int, iterations_per_epoch: int) -> float:
+        """The rate for `iteration` (0-based, over the whole run), which falls in `epoch` (1-based).
+        A kept-training run's schedule covers only its added epochs (`continued_after_epoch`)."""
+        if self.lr_schedule == "constant":
+            return self.lr
+        before = self.continued_after_epoch
+        peak = self.lr * (CONTINUED_LR_FRACTION if before else 1.0)
         if self.lr_schedule == "exponential":
-            return self.lr * 0.1 ** ((epoch - 1) / self.epochs)
-        if self.lr_schedule == "warmup-cosine":
-            warmup = max(1, round(WARMUP_FRACTION * total_iterations))
-            if iteration < warmup:
-                return self.lr * (iteration + 1) / warmup
-            progress = (iteration - warmup) / max(1, total_iterations - warmup)
-            return self.lr * 0.5 * (1 + math.cos(math.pi * progress))
-        return self.lr
+            return peak * 0.1 ** ((epoch - 1 - before) / (self.epochs - before))
+        first = before * iterations_per_epoch  # warmup-cosine over this schedule's own iterations
+        done, total = iteration - first, (self.epochs - before) * iterations_per_epoch
+        warmup = max(1, round(WARMUP_FRACTION * total))
+        if done < warmup:
+            return peak * (done + 1) / warmup
+        progress = (done - warmup) / max(1, total - warmup)
+        return peak * 0.5 * (1 + math.cos(math.pi * progress))
 
     def build_objective(self) -> Objective:
         if self.objective == "single-step":
@@ -217,6 +228,7 @@ def hyperparameter_reader() -> schema.Reader:
         "epoch_samples": schema.number(0, SAMPLES[1], integer=True),
         "epoch_sample_steps": schema.optional(schema.number(*STEPS, integer=True)),
         "preview_seconds": schema.number(0),
+        "continued_after_epoch": schema.number(0, EPOCHS[1], integer=True),
     }
     return schema.record(fields, required=("model", "objective", "epochs", "hidden", "batch_size", "lr"), others=None)
 
@@ -387,16 +399,29 @@ def _optimizer_from_safetensors(
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
-def config_for_resume(checkpoint: str | Path, epochs: int | None = None, device: str | None = None) -> TrainConfig:
-    """The configuration a checkpoint was trained with; `epochs` may be raised to train on."""
+def config_for_resume(
+    checkpoint: str | Path, epochs: int | None = None, device: str | None = None, more_epochs: int | None = None
+) -> TrainConfig:
+    """The configuration a checkpoint was trained with, to go on from it: up to `epochs` on the
+    run's own schedule (a stopped run finishes as if never stopped), or `more_epochs` after the
+    checkpoint's epoch on a schedule of their own ("Keep training": see CONTINUED_LR_FRACTION)."""
     sidecar_path = resolve_checkpoint(checkpoint)
     sidecar, _ = load_training_state(sidecar_path)
     try:
         config = TrainConfig.from_hyperparameters(sidecar["hyperparameters"])
     except schema.SchemaError as exc:
         raise CheckpointError(f"{sidecar_path}: cannot resume from it ({exc})") from None
+    if epochs is not None and more_epochs is not None:
+        raise UserFacingError("give the epochs to train up to, or the epochs to add (+N), not both")
     if epochs is not None:
         config.epochs = epochs
+    if more_epochs is not None:
+        if more_epochs <= 0:
+            raise UserFacingError(f"epochs to add must be positive, got +{more_epochs}")
+        done = sidecar["epoch"]
+        if out_of_range(done + more_epochs, EPOCHS):
+            raise UserFacingError(f"{done} epochs done + {more_epochs} is over the {EPOCHS[1]:,} epochs a run may have")
+        config.epochs, config.continued_after_epoch = done + more_epochs, done
     if device is not None:
         config.device = device
     return config
@@ -520,7 +545,6 @@ def train(
                 write_sample_grid(samples.cpu(), resumed_grid, sample_labels)
 
     batches_per_epoch = (num_images + config.batch_size - 1) // config.batch_size
-    total_iterations = config.epochs * batches_per_epoch
     hyperparameters = dataclasses.asdict(config)
     sampling = epoch_sampling_text(config, objective, bool(model.num_classes))
     next_preview = config.preview_seconds
@@ -537,7 +561,7 @@ def train(
             if model.num_classes:
                 cond = class_condition_with_dropout(labels[index], model.num_classes, config.p_uncond, generator)
             for group in optimizer.param_groups:
-                group["lr"] = config.learning_rate(epoch, iteration, total_iterations)
+                group["lr"] = config.learning_rate(epoch, iteration, batches_per_epoch)
             try:
                 loss = objective.training_loss(model, x, cond, generator)
                 optimizer.zero_grad(set_to_none=True)

@@ -10,12 +10,14 @@ from diffusion_stepper.core.errors import TrainingDiverged, UserFacingError
 from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.data import MnistSplit, load_mnist
 from diffusion_stepper.core.mnist.training import (
+    CONTINUED_LR_FRACTION,
     TRAINED_WEIGHTS,
     EpochEvent,
     LossEvent,
     PreviewEvent,
     TrainConfig,
     WeightAverage,
+    config_for_resume,
     train,
 )
 from tests.conftest import tiny_config
@@ -95,6 +97,37 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, model, objective, recipe)
         assert torch.equal(straight_state[name], resumed_state[name]), name
 
 
+def test_keep_training_adds_epochs_on_a_schedule_of_their_own_and_resumes_like_any_run(tmp_path):
+    data = synthetic_split()
+    config = tiny_config(
+        "class", "flow", batch_size=16, limit=48, epochs=2, epoch_samples=0, log_every=1, **QUICK_RECIPE
+    )
+    list(train(config, data, tmp_path / "run"))
+    first_run = load_file(tmp_path / "run" / "epoch-002.safetensors")
+    kept = config_for_resume(tmp_path / "run" / "epoch-002.json", more_epochs=2)
+    assert (kept.epochs, kept.continued_after_epoch) == (4, 2)
+    events = list(train(kept, data, tmp_path / "run", resume_from=tmp_path / "run" / "epoch-002.json"))
+    losses = [event for event in events if isinstance(event, LossEvent)]
+    assert [event.epoch for event in events if isinstance(event, EpochEvent)] == [3, 4]
+    assert losses[0].iteration == 7  # 3 batches an epoch: it goes on from iteration 6
+    lr = config.lr * CONTINUED_LR_FRACTION
+    assert losses[0].lr == pytest.approx(lr)  # its warm-up (5% of 6 iterations) is one iteration
+    assert losses[-1].lr < 0.1 * lr  # and falls to (almost) nothing at its end
+    kept_weights = load_file(tmp_path / "run" / "epoch-004.safetensors")
+    assert any(not torch.equal(first_run[name], kept_weights[name]) for name in first_run)  # it trained on
+    sidecar = json.loads((tmp_path / "run" / "epoch-004.json").read_text())
+    assert sidecar["hyperparameters"]["continued_after_epoch"] == 2 and sidecar["epochs"] == 4
+    # the kept run stopped after epoch 3 and resumed ends where the straight one did
+    resumed = config_for_resume(tmp_path / "run" / "epoch-003.json", epochs=4)
+    assert resumed.continued_after_epoch == 2
+    list(train(resumed, data, tmp_path / "again", resume_from=tmp_path / "run" / "epoch-003.json"))
+    straight = load_file(tmp_path / "run" / "epoch-004.safetensors")
+    again = load_file(tmp_path / "again" / "epoch-004.safetensors")
+    assert all(torch.equal(straight[name], again[name]) for name in straight)
+    with pytest.raises(UserFacingError, match="positive"):
+        config_for_resume(tmp_path / "run" / "epoch-004.json", more_epochs=0)
+
+
 def test_with_a_weight_average_the_checkpoint_holds_the_average_and_the_state_the_trained_weights(tmp_path):
     config = tiny_config("class", "flow", batch_size=16, limit=48, epochs=1, epoch_samples=0, ema_decay=0.9)
     events = list(train(config, synthetic_split(), tmp_path))
@@ -124,14 +157,24 @@ def test_the_weight_average_moves_towards_the_weights_at_its_decay():
 
 def test_learning_rate_schedules():
     config = tiny_config("class", "flow", epochs=4, lr=1.0)
-    assert [config.learning_rate(epoch, 0, 400) for epoch in (1, 4)] == pytest.approx([1.0, 0.1 ** (3 / 4)])
+    # 4 epochs of 100 iterations
+    assert [config.learning_rate(epoch, 0, 100) for epoch in (1, 4)] == pytest.approx([1.0, 0.1 ** (3 / 4)])
     config.lr_schedule = "warmup-cosine"
-    warmup = [config.learning_rate(1, i, 400) for i in range(20)]  # 5% of 400 iterations
+    warmup = [config.learning_rate(1, i, 100) for i in range(20)]  # 5% of 400 iterations
     assert warmup == pytest.approx([(i + 1) / 20 for i in range(20)])
-    assert config.learning_rate(3, 210, 400) == pytest.approx(0.5)  # halfway through the cosine
-    assert 0 < config.learning_rate(4, 399, 400) < 1e-4
+    assert config.learning_rate(3, 210, 100) == pytest.approx(0.5)  # halfway through the cosine
+    assert 0 < config.learning_rate(4, 399, 100) < 1e-4
+    # kept training for 4 more epochs: the same shape again over iterations 400-799, from 30% of the rate
+    config.epochs, config.continued_after_epoch = 8, 4
+    assert config.learning_rate(5, 400, 100) == pytest.approx(CONTINUED_LR_FRACTION / 20)
+    assert config.learning_rate(7, 610, 100) == pytest.approx(CONTINUED_LR_FRACTION * 0.5)
+    assert 0 < config.learning_rate(8, 799, 100) < 1e-4
+    config.lr_schedule = "exponential"
+    assert config.learning_rate(5, 400, 100) == pytest.approx(CONTINUED_LR_FRACTION)
+    assert config.learning_rate(8, 799, 100) == pytest.approx(CONTINUED_LR_FRACTION * 0.1 ** (3 / 4))
     config.lr_schedule = "constant"
-    assert config.learning_rate(4, 399, 400) == 1.0
+    assert config.learning_rate(8, 799, 100) == 1.0
+    config.epochs, config.continued_after_epoch = 4, 0
     old = TrainConfig.from_hyperparameters({**dataclasses.asdict(config), "lr_decay": False})
     assert old.lr_schedule == "constant"  # a sidecar written before lr_schedule existed
 
