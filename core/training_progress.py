@@ -23,6 +23,7 @@ class LossHistory:
     images_per_second: float | None = None
     last: LossEvent | None = None
     first_iteration: int = 0  # iterations done before this launch (a resumed run's earlier ones)
+    seconds_before: float = 0.0  # training time of this history's earlier launches ("Keep training")
     _ema: float = 0.0  # the plain EMA, which starts at 0; smoothed[] divides out that start
 
     def add_losses(self, event: LossEvent) -> None:
@@ -43,6 +44,17 @@ class LossHistory:
                 THROUGHPUT_SMOOTHING * self.images_per_second + (1 - THROUGHPUT_SMOOTHING) * event.images_per_second
             )
         self.last = event
+
+    def new_launch(self) -> None:
+        """The run goes on in a new launch ("Keep training"): the curve continues, while the pace
+        and the time left are measured afresh (each launch's clock starts at 0)."""
+        if self.last is not None:
+            self.seconds_before += self.last.seconds
+        self.last, self.images_per_second = None, None
+
+    def trained_seconds(self, launch_seconds: float) -> float:
+        """Training time of the whole history at `launch_seconds` into this launch."""
+        return self.seconds_before + launch_seconds
 
     def add_epoch(self, event: EpochEvent) -> None:
         self.epoch_ends.append((event.iteration, event.epoch))

@@ -85,6 +85,7 @@ RUN = Menu(
         Entry("Start &training", lambda w: w.start_training(), ("Ctrl+T",)),
         Entry("&Pause / resume training", lambda w: w.training.toggle_pause(), ("Ctrl+P",)),
         Entry("S&top training", lambda w: w.training.stop(), ("Ctrl+Shift+T",)),
+        Entry("&Keep training another minute", lambda w: keep_training(w), ("Ctrl+K",)),
         SEPARATOR,
         Entry("Sample the 2D &lab", lambda w: w.lab2d.sample(), ("Ctrl+Shift+Return",)),
         Entry("Train the 2D lab's &model", lambda w: w.lab2d.train(), ("Ctrl+Shift+L",)),
@@ -255,3 +256,9 @@ def _add_entries(window, qmenu: QMenu, entries, toggles: dict[str, QAction]) -> 
                 action.triggered.connect(lambda _checked=False, run=entry.run: run(window))
             qmenu.addAction(action)
             window.addAction(action)  # shortcuts keep working with the menu bar hidden (presentation)
+
+
+def keep_training(window) -> None:
+    """Ctrl+K: the Train tab in front, and its run going on for about another minute."""
+    window.show_tab(TRAIN_TAB)
+    window.train_view.keep_training()

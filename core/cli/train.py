@@ -20,6 +20,7 @@ from diffusion_stepper.core.cli.common import (
     seed,
     steps,
 )
+from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.files import check_output_folder
 
 NAME = "train"
@@ -56,7 +57,12 @@ def add_mnist_arguments(train: argparse.ArgumentParser) -> None:
         choices=PRESETS,
         help=f"course: CS180's recipe (the default); quick: {QUICK_SUMMARY.replace('%', '%%')}",  # argparse's %
     )
-    train.add_argument("--epochs", type=int_in(EPOCHS), help="default: the preset's")
+    train.add_argument(
+        "--epochs",
+        type=epoch_count(EPOCHS),
+        help="default: the preset's. With --resume: train up to this many, or +N: N more after the checkpoint "
+        "on a schedule of their own (keep training a run that has ended)",
+    )
     train.add_argument("--hidden", type=int_in(HIDDEN), help="UNet hidden size D")
     train.add_argument("--batch-size", type=int_in(BATCH_SIZE))
     train.add_argument("--lr", type=float_in(LEARNING_RATE))
@@ -99,11 +105,29 @@ def add_judge_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--out", required=True, help="directory for the judge's weights")
 
 
+class MoreEpochs(int):
+    """`--epochs +N`: N epochs to add to a run, not a count to train up to."""
+
+
+def epoch_count(bounds: tuple[int, int]):
+    """`--epochs N`, or `+N` (a MoreEpochs) to add N epochs to a resumed run."""
+    count = int_in(bounds)
+
+    def parse(text: str) -> int:
+        return MoreEpochs(count(text[1:])) if text.startswith("+") else count(text)
+
+    return parse
+
+
 def config_from_flags(args: argparse.Namespace):
     """The run's recipe: the checkpoint's own when resuming, else the preset with the flags given."""
     from diffusion_stepper.core.mnist.training import config_for_resume, preset_config
 
+    if isinstance(args.epochs, MoreEpochs) and not args.resume:
+        raise UserFacingError("--epochs +N adds epochs to a run: give the checkpoint to go on from with --resume")
     if args.resume:
+        if isinstance(args.epochs, MoreEpochs):
+            return config_for_resume(args.resume, more_epochs=int(args.epochs), device=args.device)
         return config_for_resume(args.resume, epochs=args.epochs, device=args.device)
     config = preset_config(args.preset or DEFAULT_PRESET, args.model or DEFAULT_MODEL, args.objective)
     for name in (

@@ -66,6 +66,17 @@ def test_train_then_resume_on_real_mnist(tmp_path, capsys, mnist_dir):
         out,
     )
     assert code == 0 and "epoch 2/2" in stdout and (out / "epoch-002.json").is_file()
+    # keep training: two more epochs on a schedule of their own, after the run has ended
+    code, stdout, _ = run(
+        capsys, "train", "mnist", "--resume", out, "--epochs", "+2", "--data-dir", mnist_dir, "--out", out
+    )
+    assert code == 0 and "epoch 3/4" in stdout and "epoch 4/4" in stdout
+    sidecar = json.loads((out / "epoch-004.json").read_text())
+    assert sidecar["hyperparameters"]["continued_after_epoch"] == 2 and sidecar["epoch"] == 4
+    code, _, err = run(capsys, "train", "mnist", "--epochs", "+2", "--out", tmp_path / "new")
+    assert code != 0 and "--epochs +N adds epochs to a run" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "train", "mnist", "--resume", out, "--epochs", "+0", "--out", out)
+    assert code != 0 and "--epochs" in err and len(err.strip().splitlines()) == 1
 
 
 def test_quick_preset_from_the_command_line(tmp_path, capsys, monkeypatch):

@@ -70,6 +70,11 @@ def window(qtbot, tmp_path):
     return make_window(qtbot, tmp_path / "settings.ini")
 
 
+def action(window, text: str):
+    """The window's action with this menu text (with its & mnemonic)."""
+    return next(a for a in window.actions() if a.text() == text)
+
+
 def settle(qtbot):
     """Let the views' coalesced refresh run."""
     qtbot.wait(30)

@@ -16,11 +16,7 @@ from diffusion_stepper.core.toy2d.experiments import TOY2D_EXPERIMENTS
 from diffusion_stepper.core.toy2d.render import PARTICLE_COLOUR
 from diffusion_stepper.visualizer.dialogs.export_dialog import ExportDialog
 from diffusion_stepper.visualizer.menus import COMPARE_TAB
-from tests.visualizer.conftest import LONG_WAIT_MS, settle, wait_until_sampled
-
-
-def action(window, text: str):
-    return next(a for a in window.actions() if a.text() == text)
+from tests.visualizer.conftest import LONG_WAIT_MS, action, settle, wait_until_sampled
 
 
 def particle_pixels(picture: np.ndarray) -> int:

@@ -7,11 +7,7 @@ from PySide6.QtWidgets import QPushButton
 
 from diffusion_stepper.core.io.html_page import suggested_every
 from tests.page_reading import page_data, stored_picture
-from tests.visualizer.conftest import LONG_WAIT_MS
-
-
-def action(window, text: str):
-    return next(a for a in window.actions() if a.text() == text)
+from tests.visualizer.conftest import LONG_WAIT_MS, action
 
 
 def test_the_menu_entry_offers_every_kth_frame_of_a_long_run_and_writes_the_page(

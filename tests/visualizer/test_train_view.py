@@ -20,7 +20,7 @@ from diffusion_stepper.visualizer.views.train_view import PLOT_REFRESH_MS
 from diffusion_stepper.visualizer.widgets.panels import render_grid
 from tests.conftest import TINY_HIDDEN
 from tests.visualizer import training_faults
-from tests.visualizer.conftest import LONG_WAIT_MS, make_window, wait_until_sampled
+from tests.visualizer.conftest import LONG_WAIT_MS, action, make_window, wait_until_sampled
 
 ITERATIONS_PER_EPOCH = 2
 
@@ -98,6 +98,33 @@ def test_training_plots_each_iteration_and_shows_each_epochs_samples(qtbot, wind
     assert len(window.compare_view.panels) == 2
     assert torch.equal(runs[0].trajectory[0].x_t, runs[1].trajectory[0].x_t)  # one seed, one start
     assert not torch.equal(runs[0].trajectory.final_sample, runs[1].trajectory.final_sample)
+
+
+def test_keep_training_goes_on_with_the_same_curve_and_samples(qtbot, window):
+    view = window.train_view
+    assert not view.keep_button.isEnabled()  # nothing has trained yet
+    run_dir = train(qtbot, window, epochs=2)
+    assert view.keep_button.isEnabled() and "Keep training (Ctrl+K)" in view.readout.text()
+    window.training.epoch_seconds = [30.0, 30.0]  # a pace of 30 s an epoch: a minute is two more
+    action(window, "&Keep training another minute").trigger()
+    assert not view.keep_button.isEnabled() and window.tabs.currentIndex() == TRAIN_TAB
+    qtbot.waitUntil(lambda: view.training.state == IDLE, timeout=LONG_WAIT_MS)
+    qtbot.wait(PLOT_SETTLE_MS)
+    iterations, _ = view.loss_plot.raw.getData()
+    assert list(iterations) == list(range(1, 9))  # one curve, going on from iteration 5
+    assert [marker.value() for marker in view.loss_plot.markers] == [2, 4, 6, 8]
+    assert "Finished 4 epochs" in view.readout.text() and "After epoch 4" in view.samples.title_label.text()
+    sidecar = load_checkpoint(run_dir / "epoch-004.json").sidecar
+    assert sidecar["hyperparameters"]["continued_after_epoch"] == 2
+
+
+def test_keep_training_lasts_about_a_minute_at_the_runs_pace(window):
+    training = window.training
+    assert training.epochs_lasting(60.0) == 1  # no epoch measured: one more
+    training.epoch_seconds = [9.0, 11.0]
+    assert training.epochs_lasting(60.0) == 6
+    training.epoch_seconds = [200.0]
+    assert training.epochs_lasting(60.0) == 1
 
 
 def test_log_scale_toggle(qtbot, window):

@@ -27,12 +27,13 @@ from diffusion_stepper.core.training_progress import LossHistory
 from diffusion_stepper.visualizer.child_worker import ChildJob
 
 IDLE, TRAINING, PAUSED = "idle", "training", "paused"
+KEEP_TRAINING_SECONDS = 60.0  # "Keep training" adds the epochs that take about this long at the run's pace
 
 
 class TrainingController(QObject):
     state_changed = Signal(str)
     readout_changed = Signal(str)  # one line: epoch, batch, loss, speed, time left; or how the run ended
-    launched = Signal(object)  # the run's folder: a new loss curve begins
+    launched = Signal(object, bool)  # the run's folder, and whether it goes on ("Keep training") or begins
     progressed = Signal()  # new losses or a finished epoch are in `history`
     epoch_finished = Signal(object)  # the EpochEvent: its samples and checkpoint
     preview_ready = Signal(object)  # a PreviewEvent: the sample grid drawn mid-epoch
@@ -49,6 +50,7 @@ class TrainingController(QObject):
         self.config: TrainConfig | None = None
         self.run_dir: Path | None = None
         self.history = LossHistory()
+        self.epoch_seconds: list[float] = []  # how long each epoch of this run took, to size "Keep training"
         self.last_checkpoint: Path | None = None
         self.data_dir: str | None = None  # MNIST's folder; None: the default places
 
@@ -73,9 +75,38 @@ class TrainingController(QObject):
         config.preview_seconds = preview_seconds
         return self._launch(config, Path(run_dir), Path(run_dir))
 
-    def _launch(self, config: TrainConfig, out_dir: Path, resume_from: Path | None) -> bool:
-        self.config, self.run_dir, self.history, self.last_checkpoint = config, out_dir, LossHistory(), None
-        self.launched.emit(out_dir)
+    def keep_training(self, preview_seconds: float = 0.0) -> bool:
+        """Go on with the run that ended (finished or stopped) for about another minute: the epochs
+        that take that long at its pace, from its last checkpoint, on a schedule of their own
+        (core.mnist.training.config_for_resume); the loss curve and the samples go on."""
+        if self.state != IDLE:
+            self.failed.emit("a training run is already going: it goes on by itself")
+            return False
+        if self.last_checkpoint is None:
+            self.failed.emit("no epoch has finished in this window yet: press Start (Ctrl+T), then keep training")
+            return False
+        try:
+            config = config_for_resume(
+                self.last_checkpoint, more_epochs=self.epochs_lasting(KEEP_TRAINING_SECONDS), device=self.config.device
+            )
+        except UserFacingError as exc:
+            self.failed.emit(str(exc))
+            return False
+        config.log_every, config.preview_seconds = 1, preview_seconds
+        self.history.new_launch()
+        return self._launch(config, self.run_dir, self.last_checkpoint, continuing=True)
+
+    def epochs_lasting(self, seconds: float) -> int:
+        """How many epochs take about `seconds` at this run's pace (at least one)."""
+        if not self.epoch_seconds:
+            return 1
+        return max(1, round(seconds * len(self.epoch_seconds) / sum(self.epoch_seconds)))
+
+    def _launch(self, config: TrainConfig, out_dir: Path, resume_from: Path | None, continuing: bool = False) -> bool:
+        if not continuing:
+            self.history, self.epoch_seconds, self.last_checkpoint = LossHistory(), [], None
+        self.config, self.run_dir = config, out_dir
+        self.launched.emit(out_dir, continuing)
         self.readout_changed.emit("Loading MNIST…")
         self.job = ChildJob(
             partial(self.train_items, config, out_dir, self.data_dir, resume_from), "diffusion-stepper training"
@@ -126,6 +157,7 @@ class TrainingController(QObject):
             self.preview_ready.emit(event)
         elif isinstance(event, EpochEvent):
             self.history.add_epoch(event)
+            self.epoch_seconds.append(event.seconds)
             self.last_checkpoint = event.checkpoint
             self.epoch_finished.emit(event)
             self.checkpoint_saved.emit(str(event.checkpoint))
@@ -147,7 +179,10 @@ class TrainingController(QObject):
         self._end()
         if outcome == JOB_DONE:
             epochs = self.config.epochs
-            self.readout_changed.emit(f"Finished {epochs} epoch{'s' if epochs > 1 else ''} · {self._kept()}")
+            self.readout_changed.emit(
+                f"Finished {epochs} epoch{'s' if epochs > 1 else ''} · {self._kept()} · "
+                "Keep training (Ctrl+K) goes on for about a minute"
+            )
         else:
             where = f" at epoch {last.epoch}, iteration {last.iteration}" if last else ""
             self.readout_changed.emit(f"Stopped{where} · {self._kept()}")

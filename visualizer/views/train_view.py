@@ -59,6 +59,12 @@ class TrainView(QWidget):
         self.stop_button = button(
             "Stop", training.stop, "Stop after the current batch; the checkpoints of finished epochs stay"
         )
+        self.keep_button = button(
+            "Keep training",
+            self.keep_training,
+            "Train this run for about another minute from its last checkpoint (Ctrl+K): the loss curve and the "
+            "samples go on",
+        )
         self.resume_button = button(
             "Resume run…", self.ask_resume, "Continue a stopped run from its last checkpoint, up to the epochs above"
         )
@@ -104,7 +110,14 @@ class TrainView(QWidget):
         progress_column = QVBoxLayout(progress)
         progress_column.setContentsMargins(0, 0, 0, 0)
         progress_column.addLayout(
-            row(self.start_button, self.pause_button, self.stop_button, self.log_scale, stretch_first=False)
+            row(
+                self.start_button,
+                self.pause_button,
+                self.stop_button,
+                self.keep_button,
+                self.log_scale,
+                stretch_first=False,
+            )
         )
         progress_column.addWidget(self.readout)
         progress_column.addWidget(self.loss_plot, 1)
@@ -158,6 +171,10 @@ class TrainView(QWidget):
         self.training.data_dir = self.form.data_dir
         return self.training.start(config, self.form.folder)
 
+    def keep_training(self) -> bool:
+        """Go on with the run that ended, for about another minute (TrainingController.keep_training)."""
+        return self.training.keep_training(self.form.preview_seconds)
+
     def ask_resume(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "A training run's folder", str(self.form.folder.parent))
         if folder:
@@ -175,7 +192,9 @@ class TrainView(QWidget):
 
     # --- what the run reports -------------------------------------------------------------------
 
-    def _on_launched(self, out_dir) -> None:
+    def _on_launched(self, out_dir, continuing: bool) -> None:
+        if continuing:
+            return  # the curve and the last samples stay: the run goes on
         self.loss_plot.clear_history()
         self.samples.show_pending()
         self.checkpoint_label.setText(f"Checkpoints go to {out_dir}")
@@ -190,7 +209,8 @@ class TrainView(QWidget):
 
     def _on_preview(self, event) -> None:
         self._show_samples(
-            f"After {format_duration(event.seconds)} of training (epoch {event.epoch}, iteration {event.iteration})",
+            f"After {format_duration(self.training.history.trained_seconds(event.seconds))} of training "
+            f"(epoch {event.epoch}, iteration {event.iteration})",
             event,
         )
 
@@ -204,6 +224,7 @@ class TrainView(QWidget):
         idle = state == IDLE
         self.start_button.setEnabled(idle)
         self.resume_button.setEnabled(idle)
+        self.keep_button.setEnabled(idle and self.training.last_checkpoint is not None)
         self.pause_button.setEnabled(not idle)
         self.stop_button.setEnabled(not idle)
         self.pause_button.setText("Resume" if state == PAUSED else "Pause")
