@@ -1,6 +1,7 @@
 """The Train tab as a lecturer drives it: train, watch the loss, pause, stop, compare epochs,
 and survive a diverging loss or running out of memory. Tiny models on a few real MNIST digits."""
 
+import dataclasses
 import hashlib
 import re
 import socket
@@ -11,9 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from diffusion_stepper.core.cli import build_parser
+from diffusion_stepper.core.cli.train import config_from_flags
 from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.data import DATA_ENV_VAR
-from diffusion_stepper.core.mnist.training import config_for_resume, epoch_sample_grid, train_on_mnist
+from diffusion_stepper.core.mnist.training import config_for_resume, epoch_sample_grid, preset_config, train_on_mnist
 from diffusion_stepper.visualizer.controllers.training import IDLE
 from diffusion_stepper.visualizer.menus import TRAIN_TAB
 from diffusion_stepper.visualizer.views.train_view import PLOT_REFRESH_MS
@@ -323,6 +326,24 @@ def test_a_fresh_install_trains_on_the_bundled_mnist_with_no_network(qtbot, tmp_
     assert (run_dir / "epoch-001.json").is_file()
     assert "Finished 1 epoch" in view.readout.text()
     assert view.compare_run.currentData() == str(run_dir)
+
+
+def test_the_quick_preset_the_train_tab_runs_is_the_one_the_command_line_runs(qtbot, tmp_path):
+    """Start pressed on the Train tab as it opens, and `train mnist --preset quick`: the same recipe,
+    as the child process receives it. Only how often progress is reported differs (the tab plots
+    every iteration and draws a preview every few seconds, from generators of their own)."""
+    window = make_window(qtbot, tmp_path / "settings.ini")
+    window.train_view.form.out_dir.setText(str(tmp_path / "run"))
+    window.start_training()
+    in_the_tab = window.training.job.make_items.args[0]  # what the child process is given
+    window.training.shutdown()
+    qtbot.waitUntil(lambda: window.training.state == IDLE, timeout=LONG_WAIT_MS)
+    args = build_parser().parse_args(["train", "mnist", "--preset", "quick", "--out", str(tmp_path / "cli")])
+    on_the_command_line = config_from_flags(args)
+    reporting = {"log_every", "preview_seconds"}
+    tab, cli = dataclasses.asdict(in_the_tab), dataclasses.asdict(on_the_command_line)
+    assert {key: tab[key] for key in tab.keys() - reporting} == {key: cli[key] for key in cli.keys() - reporting}
+    assert dataclasses.asdict(preset_config("quick")) == cli  # and both are the preset's own
 
 
 def test_closing_while_training_asks_and_keeps_training_unless_told_to_stop(qtbot, window, monkeypatch):
