@@ -76,7 +76,6 @@ class ChildJob:
         self.item, self.held, self.finished, self.failed = Callbacks(), Callbacks(), Callbacks(), Callbacks()
         self.connection = None  # our end of the pipe: items come up it, orders go down
         self._paused = False
-        self.ended_event = threading.Event()  # set once the child has exited and its end is reported
         self.process: multiprocessing.process.BaseProcess | None = None
         self._outcome: tuple[str, str] | None = None
 
@@ -134,7 +133,6 @@ class ChildJob:
 
     def _end(self) -> None:
         _running.discard(self)
-        self.ended_event.set()
         release_free_memory()
         outcome, message = self._outcome
         if outcome == FAILED:
