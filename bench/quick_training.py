@@ -1,14 +1,18 @@
 """The Train tab's Quick preset: digits from scratch within a minute on a laptop CPU?
 
-    python bench/quick_training.py [--skip-series] [--series-seconds 60] [--per-digit 10] [--limit N]
+    python bench/quick_training.py [--skip-series] [--series-seconds 60] [--per-digit 10] [--limit N] \\
+        [--keep-epochs N]
 
 1. The goal. `diffusion-stepper train mnist --preset quick --out DIR` runs as a new process with a
    fresh, empty home folder (so MNIST comes from the copy bundled with the app), timed from launch
-   to exit, torch import included. Each epoch checkpoint it wrote is then sampled at γ = 5 with
-   its default steps, 10 samples per digit (`--per-digit`), and the judge (the small CNN of
-   the judge bundled with the app, >= 99% test accuracy) reads them. Goal: the
-   whole process <= 60 s, and the last checkpoint read as the right digit >= 95% of the time.
-   The time of each checkpoint is when its file was written, from the launch.
+   to exit, torch import included. Its last checkpoint is sampled at γ = 5 with its default steps,
+   10 samples per digit (`--per-digit`), at sampling seeds 0-4, and the judge (the small CNN
+   bundled with the app, >= 99% test accuracy) reads them. Goal: the whole process <= 60 s, and
+   the worst seed's samples read as the right digit >= 97% of the time (issue 31).
+   Then the run is kept training (`--resume DIR --epochs +N`: the Train tab's Keep training, N the
+   epochs a minute takes at its pace) and the time curve is drawn: at 10, 20, 30, 45 and 60 s
+   from the launch, the last checkpoint written by then (the kept run's clock starts where the
+   first process ended), judged at seeds 0-4, mean and worst.
 
 2. The curve, beside the course recipe (the baseline). Each recipe trains in this process for 60 s
    of training with a sample grid drawn every 15 s, and at each epoch's end, 10 of each digit at
@@ -24,6 +28,7 @@ Prints rows for bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import subprocess
@@ -33,6 +38,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from diffusion_stepper.core.frames import last_frame
@@ -45,7 +51,8 @@ from diffusion_stepper.core.mnist.training import LossEvent, PreviewEvent, prese
 PER_DIGIT = 10
 GUIDANCE = 5.0
 SAMPLING_SEEDS = (0, 1, 2, 3, 4)  # a lecturer gets one sample: the last checkpoint is judged at each
-GOAL_SECONDS, GOAL_ACCURACY = 60.0, 0.95
+CURVE_SECONDS = (10, 20, 30, 45, 60)  # the time curve's marks, from the launch
+GOAL_SECONDS, GOAL_ACCURACY = 60.0, 0.97
 
 
 def judge_accuracy(judge, samples: torch.Tensor, labels: torch.Tensor) -> float:
@@ -60,39 +67,69 @@ def judge_checkpoint(judge, checkpoint: Path, per_digit: int = PER_DIGIT, seed: 
     return judge_accuracy(judge, last_frame(run.frames).x_t.clamp(0, 1), run.labels)
 
 
-def goal_run(judge, limit: int | None = None, per_digit: int = PER_DIGIT) -> list[str]:
-    """The CLI's quick preset, timed as a whole process from a fresh home folder."""
+def run_cli(arguments: list[str], home: str) -> float:
+    """One `diffusion-stepper` process from a fresh home folder; its wall time, launch to exit."""
+    environment = {key: value for key, value in os.environ.items() if key != "DIFFUSION_STEPPER_DATA"}
+    environment["HOME"] = home
+    script = Path(sys.executable).with_name("diffusion-stepper")  # the installed console script
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "diffusion_stepper.visualizer"]
+    started = time.time()
+    subprocess.run(
+        [*command, *arguments], check=True, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    return time.time() - started
+
+
+def goal_run(judge, limit: int | None = None, per_digit: int = PER_DIGIT, keep_epochs: int | None = None) -> list[str]:
+    """The CLI's quick preset, timed as a whole process from a fresh home folder; then kept
+    training (`--epochs +N`, the Train tab's Keep training) past the last mark of the time curve."""
     with tempfile.TemporaryDirectory() as home:
         out = Path(home) / "quick-run"
-        environment = {key: value for key, value in os.environ.items() if key != "DIFFUSION_STEPPER_DATA"}
-        environment["HOME"] = home
-        script = Path(sys.executable).with_name("diffusion-stepper")  # the installed console script
-        command = [str(script)] if script.is_file() else [sys.executable, "-m", "diffusion_stepper.visualizer"]
         extra = ["--limit", str(limit)] if limit else []
         started = time.time()
-        subprocess.run(
-            [*command, "train", "mnist", "--preset", "quick", "--out", str(out), *extra],
-            check=True,
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wall = time.time() - started
-        points = [
-            (sidecar.stat().st_mtime - started, epoch, judge_checkpoint(judge, sidecar, per_digit))
-            for epoch, sidecar in saved_epochs(out).items()
-        ]
-        last = list(saved_epochs(out).values())[-1]
-        by_seed = [judge_checkpoint(judge, last, per_digit, seed) for seed in SAMPLING_SEEDS]
-    accuracy = min(by_seed)  # the worst sampling seed: the one a lecturer may get
+        wall = run_cli(["train", "mnist", "--preset", "quick", "--out", str(out), *extra], home)
+        first_epochs = saved_epochs(out)
+        saved_at = {epoch: sidecar.stat().st_mtime - started for epoch, sidecar in first_epochs.items()}
+        # Kept training until past the curve's last mark, at the first run's pace (and one epoch more)
+        per_epoch = max(saved_at.values()) / len(saved_at)
+        more = keep_epochs or max(1, math.ceil((CURVE_SECONDS[-1] - wall) / per_epoch) + 1)
+        kept_started = time.time()
+        kept_wall = run_cli(["train", "mnist", "--resume", str(out), "--epochs", f"+{more}", "--out", str(out)], home)
+        for epoch, sidecar in saved_epochs(out).items():
+            if epoch not in saved_at:  # on the clock after the first run's whole process
+                saved_at[epoch] = wall + sidecar.stat().st_mtime - kept_started
+        checkpoints = saved_epochs(out)
+        judged: dict[int, list[float]] = {}
+
+        def by_seed(epoch: int) -> list[float]:
+            if epoch not in judged:
+                judged[epoch] = [judge_checkpoint(judge, checkpoints[epoch], per_digit, s) for s in SAMPLING_SEEDS]
+            return judged[epoch]
+
+        last = max(first_epochs)
+        shares = by_seed(last)
+        curve = []
+        for mark in CURVE_SECONDS:
+            ready = [epoch for epoch, at in saved_at.items() if at <= mark]
+            if ready:
+                epoch = max(ready)
+                figures = by_seed(epoch)
+                curve.append(f"{mark} s: epoch {epoch}, mean {np.mean(figures):.1%}, worst {min(figures):.0%}")
+            else:
+                curve.append(f"{mark} s: no checkpoint yet")
+    accuracy = min(shares)  # the worst sampling seed: the one a lecturer may get
     met = wall <= GOAL_SECONDS and accuracy >= GOAL_ACCURACY
-    seeds = ", ".join(f"{share:.0%}" for share in by_seed)
+    seeds = ", ".join(f"{share:.0%}" for share in shares)
     print(f"goal run: {wall:.1f} s wall, last checkpoint {seeds} right at seeds {SAMPLING_SEEDS}", file=sys.stderr)
-    curve = ", ".join(f"epoch {epoch} at {at:.0f} s: {share:.0%}" for at, epoch, share in points)
+    times = ", ".join(f"epoch {epoch} at {at:.0f} s" for epoch, at in sorted(saved_at.items()))
     return [
         f"| {date.today()} | {machine()} | `train mnist --preset quick`, whole process, fresh home | "
-        f"**{wall:.1f} s** | **{accuracy:.0%}** (worst of seeds 0–4: {seeds}) | {curve} (seed 0) | "
-        f"{'met' if met else 'NOT met'} |"
+        f"**{wall:.1f} s** | **{accuracy:.0%}** (worst of seeds 0–4: {seeds}), mean {np.mean(shares):.1%} | "
+        f"{'met' if met else 'NOT met'} |",
+        "",
+        f"Accuracy against time (the last checkpoint saved by then, judged at seeds 0–4; after the preset's "
+        f"{last} epochs, `--epochs +{more}` kept training, {kept_wall:.1f} s more): " + "; ".join(curve),
+        f"Checkpoints: {times}.",
     ]
 
 
@@ -134,12 +171,13 @@ def main() -> None:
     parser.add_argument("--series-seconds", type=float, default=60.0)
     parser.add_argument("--per-digit", type=int, default=PER_DIGIT, help="samples of each digit the judge reads")
     parser.add_argument("--limit", type=int, help="train on the first N digits only (to try the script)")
+    parser.add_argument("--keep-epochs", type=int, help="epochs to keep training (default: past the curve's end)")
     args = parser.parse_args()
     test_set = load_mnist("test").as_float()
     judge = load_judge()
     test_accuracy = accuracy(judge, *test_set)
     print(f"judge: test accuracy {test_accuracy:.4f}", file=sys.stderr)
-    rows = goal_run(judge, args.limit, args.per_digit)
+    rows = goal_run(judge, args.limit, args.per_digit, args.keep_epochs)
     if not args.skip_series:
         rows += [
             series(judge, preset, args.series_seconds, args.limit, args.per_digit) for preset in ("quick", "course")

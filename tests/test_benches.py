@@ -40,6 +40,11 @@ SLOW = (pytest.mark.slow,)
 
 # "{tmp}" in an argument is replaced with a fresh temporary folder.
 SMALLEST: dict[str, Smallest] = {
+    "app_training.py": smallest(
+        *("--rounds", "1", "--limit", "64", "--iterations", "100", "--shots", "{tmp}", "--shot-seconds", "1"),
+        goal_exit=True,
+        marks=SLOW,
+    ),
     "allocator.py": smallest("--per-class", "1", "--steps", "2", "--repeats", "1"),
     "capture_overhead.py": smallest("--hidden", "8", "--steps", "2", "--per-class", "1", "--repeats", "1"),
     "generate_speed.py": smallest("--repeats", "1", "--baseline-steps", "5"),
@@ -53,7 +58,9 @@ SMALLEST: dict[str, Smallest] = {
         tuple(("--stage", stage, "--device", "cpu", "--steps", "2", "--repeats", "1") for stage in ("1", "2"))
     ),
     "mnist_quality.py": smallest("--checkpoint", "mnist-class-ddpm", "--per-class", "1", "--steps", "2"),
-    "quick_training.py": smallest("--limit", "64", "--per-digit", "1", "--series-seconds", "0", marks=SLOW),
+    "quick_training.py": smallest(
+        "--limit", "64", "--per-digit", "1", "--series-seconds", "0", "--keep-epochs", "1", marks=SLOW
+    ),
     "sample_process_time.py": smallest("--repeats", "1"),
     "toy2d_training.py": smallest("--iterations", "5", "--datasets", "moons", "--objectives", "flow,ddpm"),
     "toy2d_view_fps.py": smallest("--particles", "50", "--size", "64", "--steps", "5", "--repeats", "1"),

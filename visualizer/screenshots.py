@@ -95,17 +95,17 @@ def render(out_dir: Path, tiny_if: bool = False) -> list[Path]:
         wait_until(app, lambda: True)
         written.append(_save(window, out_dir / "compare-view.png"))
 
-        # The Quick preset as a lecturer runs it: at the start, 20 s in, and at the end.
+        # The Quick preset as a lecturer runs it: 10 s and 30 s after Start, and at the end.
         train_view = window.train_view
         train_view.form.preset.setCurrentIndex(train_view.form.preset.findData("quick"))
         train_view.form.out_dir.setText(str(Path(folder) / "quick-run"))
         window.tabs.setCurrentIndex(TRAIN_TAB)
         started = time.monotonic()
         window.start_training()
-        wait_until(app, lambda: time.monotonic() > started + 0.5)
-        written.append(_save(window, out_dir / "train-quick-00s.png"))
-        wait_until(app, lambda: time.monotonic() > started + 20)
-        written.append(_save(window, out_dir / "train-quick-20s.png"))
+        wait_until(app, lambda: time.monotonic() > started + 10)
+        written.append(_save(window, out_dir / "train-quick-10s.png"))
+        wait_until(app, lambda: time.monotonic() > started + 30)
+        written.append(_save(window, out_dir / "train-quick-30s.png"))
         wait_until(app, lambda: window.training.state == IDLE)
         print(f"the quick preset took {time.monotonic() - started:.0f} s in the app", file=sys.stderr)
         written.append(_save(window, out_dir / "train-view.png"))

@@ -8,6 +8,7 @@ loss history and a one-line readout of where the run stands are kept here for th
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from diffusion_stepper.core.training_progress import LossHistory
 from diffusion_stepper.visualizer.child_worker import ChildJob
 
 IDLE, TRAINING, PAUSED = "idle", "training", "paused"
+READOUT_SECONDS = 0.25  # the readout follows the batches at most this often: each change is drawn
 KEEP_TRAINING_SECONDS = 60.0  # "Keep training" adds the epochs that take about this long at the run's pace
 
 
@@ -53,6 +55,7 @@ class TrainingController(QObject):
         self.epoch_seconds: list[float] = []  # how long each epoch of this run took, to size "Keep training"
         self.last_checkpoint: Path | None = None
         self.data_dir: str | None = None  # MNIST's folder; None: the default places
+        self._readout_at = 0.0  # when the readout last changed (time.monotonic)
 
     def start(self, config: TrainConfig, out_dir: Path) -> bool:
         """Train a new run into `out_dir`."""
@@ -151,7 +154,9 @@ class TrainingController(QObject):
     def _on_event(self, event) -> None:
         if isinstance(event, LossEvent):
             self.history.add_losses(event)
-            if self.state == TRAINING:
+            now = time.monotonic()
+            if self.state == TRAINING and now - self._readout_at >= READOUT_SECONDS:
+                self._readout_at = now
                 self.readout_changed.emit(self._readout())
         elif isinstance(event, PreviewEvent):
             self.preview_ready.emit(event)

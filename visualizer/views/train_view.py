@@ -40,9 +40,9 @@ from diffusion_stepper.visualizer.widgets.forms import button, row
 from diffusion_stepper.visualizer.widgets.panels import ImagePanel
 from diffusion_stepper.visualizer.widgets.plots import LossPlot
 
-# The loss plot redraws at most this often, however fast events arrive: a redraw is Python on the
-# GUI thread, which shares the GIL and the CPU with the training (measured: 100 ms cost the Quick
-# preset about 10% more time than 500 ms on 2 cores).
+# The loss plot redraws at most this often, however fast events arrive: a redraw takes a core
+# from the training process for a moment (measured when training still shared the GUI's thread
+# and lock: 100 ms cost the Quick preset about 10% more time than 500 ms on 2 cores).
 PLOT_REFRESH_MS = 500
 
 
