@@ -96,7 +96,8 @@ class TrainView(QWidget):
         settings_width = settings.minimumSizeHint().width() + scroller.verticalScrollBar().sizeHint().width()
 
         self.loss_plot = LossPlot()
-        self.log_scale = QCheckBox("log scale")
+        self.log_scale = QCheckBox("log")  # short: the row beside it holds four buttons on an 800 px screen
+        self.log_scale.setToolTip("Show the loss on a log scale")
         self.log_scale.toggled.connect(self.loss_plot.set_log_scale)
         self.readout = shrinkable(QLabel("Choose a model and press Start."))
         self.readout.setObjectName("caption")
