@@ -1,5 +1,5 @@
 """Driving a job: a generator of items, advanced one `next()` at a time by a worker thread or a
-child process (see DESIGN.md, "Workers").
+child process.
 
 `drive` is the one loop both use: it hands each item over, holds between two items while paused,
 stops before the next item once cancelled, and ends with one outcome. `serve_in_child` is that
@@ -94,16 +94,19 @@ class _Orders:
 
     def _read(self, timeout: float | None = 0.0) -> None:
         """Take in the orders waiting, or the first to come within `timeout` (None: until one does)."""
-        while self.connection.poll(timeout):
+        while not self._cancelled and self.connection.poll(timeout):
             try:
                 order = self.connection.recv_bytes()
             except (EOFError, OSError):
                 order = CANCEL
             if order == CANCEL:
-                self._cancelled, self._paused = True, False
+                self.cancel()  # final: a pause sent after it changes nothing
                 return
             self._paused = order == PAUSE
             timeout = 0.0  # then only what is already there
+
+    def cancel(self) -> None:
+        self._cancelled, self._paused = True, False
 
     def cancelled(self) -> bool:
         self._read()
@@ -114,7 +117,7 @@ class _Orders:
         return self._paused
 
     def hold(self) -> None:
-        while self._paused:
+        while self._paused and not self._cancelled:
             self._read(None)
 
 
@@ -128,7 +131,10 @@ def serve_in_child(job: bytes, connection, work_folder: str) -> None:
     orders = _Orders(connection)
 
     def send(*message) -> None:
-        connection.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+        try:
+            connection.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            orders.cancel()  # the app has gone (its end of the pipe closed): stop, nothing to log
 
     outcome, message = drive(
         lambda: pickle.loads(job)(),
@@ -138,9 +144,5 @@ def serve_in_child(job: bytes, connection, work_folder: str) -> None:
         orders.paused,
         orders.hold,
     )
-    try:
-        send(ENDED, outcome, message)
-    except OSError:
-        pass  # the app has gone: no one to tell
-    finally:
-        connection.close()
+    send(ENDED, outcome, message)
+    connection.close()

@@ -45,12 +45,26 @@ class LossHistory:
             )
         self.last = event
 
-    def new_launch(self) -> None:
-        """The run goes on in a new launch ("Keep training"): the curve continues, while the pace
-        and the time left are measured afresh (each launch's clock starts at 0)."""
+    def new_launch(self, from_iteration: int) -> None:
+        """The run goes on in a new launch ("Keep training") from its checkpoint at
+        `from_iteration`: the curve continues from there (what a stop left after it, which the
+        checkpoint does not hold, is dropped), while the pace and the time left are measured
+        afresh (each launch's clock starts at 0)."""
         if self.last is not None:
             self.seconds_before += self.last.seconds
+        kept = sum(1 for iteration in self.iterations if iteration <= from_iteration)
+        del self.iterations[kept:], self.raw[kept:], self.smoothed[kept:]
+        self.epoch_ends = [(iteration, epoch) for iteration, epoch in self.epoch_ends if iteration <= from_iteration]
+        self._ema = self.smoothed[-1] * (1 - SMOOTHING ** len(self.raw)) if self.raw else 0.0
         self.last, self.images_per_second = None, None
+
+    def seconds_per_epoch(self) -> float | None:
+        """This launch's training time per epoch so far (pauses and preview grids not counted)."""
+        event = self.last
+        done = 0 if event is None else event.iteration - self.first_iteration
+        if done <= 0 or event.seconds <= 0:
+            return None
+        return event.seconds / done * event.epoch_iterations
 
     def trained_seconds(self, launch_seconds: float) -> float:
         """Training time of the whole history at `launch_seconds` into this launch."""

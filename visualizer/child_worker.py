@@ -23,7 +23,18 @@ from PySide6.QtCore import QCoreApplication, QObject, Signal, Slot
 
 from diffusion_stepper.core import paths
 from diffusion_stepper.core.allocator import release_free_memory
-from diffusion_stepper.core.jobs import CANCEL, CANCELLED, ENDED, FAILED, HELD, ITEM, PAUSE, RESUME, serve_in_child
+from diffusion_stepper.core.jobs import (
+    CANCEL,
+    CANCELLED,
+    ENDED,
+    FAILED,
+    HELD,
+    ITEM,
+    PAUSE,
+    RESUME,
+    error_message,
+    serve_in_child,
+)
 from diffusion_stepper.visualizer.worker import Callbacks
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -77,18 +88,31 @@ class ChildJob:
         self.connection = None  # our end of the pipe: items come up it, orders go down
         self._paused = False
         self.process: multiprocessing.process.BaseProcess | None = None
+        self._exited = threading.Event()  # the reading thread has seen the child exit (it alone joins it)
         self._outcome: tuple[str, str] | None = None
 
     def start(self) -> None:
+        """Start the child; a failure to (no memory, no file handles, an item that cannot be
+        pickled) is reported as `failed`, as any other."""
         global _mailbox
         if _mailbox is None:
             _mailbox = _Mailbox()
-        job = pickle.dumps(self.make_items)  # fails here, on the GUI thread, if it cannot be sent
-        self.connection, childs_end = SPAWN.Pipe(duplex=True)
-        self.process = SPAWN.Process(
-            target=serve_in_child, args=(job, childs_end, str(paths.WORK_FOLDER)), name=self.name, daemon=True
-        )
-        self.process.start()
+        childs_end = None
+        try:
+            job = pickle.dumps(self.make_items)
+            self.connection, childs_end = SPAWN.Pipe(duplex=True)
+            self.process = SPAWN.Process(
+                target=serve_in_child, args=(job, childs_end, str(paths.WORK_FOLDER)), name=self.name, daemon=True
+            )
+            self.process.start()
+        except Exception as exc:  # noqa: BLE001 - one line in the window, as for a failure in the child
+            for end in (self.connection, childs_end):
+                if end is not None:
+                    end.close()
+            self.connection, self.process = None, None
+            self._outcome = (FAILED, error_message(exc))
+            self._end()
+            return
         childs_end.close()  # the child holds the only other end: the pipe reads as closed when it exits
         _running.add(self)
         threading.Thread(target=self._read, args=(self.connection,), name=f"{self.name} reader", daemon=True).start()
@@ -101,7 +125,7 @@ class ChildJob:
 
     def _read(self, receiving) -> None:
         """On the reading thread: everything the child sends, in batches, then its end."""
-        said_it_ended, pipe_open = False, True
+        said_it_ended, pipe_open, broken = False, True, None
         while pipe_open and not said_it_ended:
             messages = []
             try:
@@ -110,12 +134,17 @@ class ChildJob:
                     messages.append(pickle.loads(receiving.recv_bytes()))
             except (EOFError, OSError):
                 pipe_open = False
+            except Exception as exc:  # noqa: BLE001 - a message that cannot be read ends the job in one line
+                pipe_open, broken = False, exc
+                self.process.kill()
             if messages:
                 _mailbox.arrived.emit(self, messages)
                 said_it_ended = messages[-1][0] == ENDED
         self.process.join()
-        receiving.close()
-        if not said_it_ended:
+        self._exited.set()
+        if broken is not None:
+            _mailbox.arrived.emit(self, [(ENDED, FAILED, f"its message could not be read: {error_message(broken)}")])
+        elif not said_it_ended:
             _mailbox.arrived.emit(self, [(ENDED, FAILED, ended_unexpectedly(self.process.exitcode))])
 
     def deliver(self, messages: list) -> None:
@@ -133,6 +162,8 @@ class ChildJob:
 
     def _end(self) -> None:
         _running.discard(self)
+        if self.connection is not None:
+            self.connection.close()  # here on the GUI thread, which alone writes to it
         release_free_memory()
         outcome, message = self._outcome
         if outcome == FAILED:
@@ -163,11 +194,10 @@ class ChildJob:
         self.cancel()
         if self.process is None:
             return True
-        self.process.join(timeout_ms / 1000)
-        by_itself = not self.process.is_alive()
+        by_itself = self._exited.wait(timeout_ms / 1000)
         if not by_itself:
             self.process.kill()
-            self.process.join()
+            self._exited.wait()
         if self._outcome is None:  # the window may be closing: report now rather than after the loop ends
             self._outcome = (CANCELLED, "")
             self._end()

@@ -1,5 +1,6 @@
-"""The one job runner: a core generator on a worker thread, one `next()` at a time (see DESIGN.md,
-"Workers"). Sampling, exporting and training all run through it.
+"""The one job runner: a core generator on a worker thread, one `next()` at a time
+(`core.jobs.drive`). Sampling, exporting, judging and measuring run through it; training runs in
+a child process instead (child_worker.py), with the same interface.
 
 Items reach the GUI thread as a queued signal; cancel takes effect before the next item is
 handed over; errors arrive as one-line messages, never swallowed.
@@ -147,8 +148,10 @@ class Job:
         self.run_gate.set()  # a paused job wakes up to see the cancel
 
     def pause(self) -> None:
-        """Hold the worker after the item it is producing; nothing is lost."""
-        self.run_gate.clear()
+        """Hold the worker after the item it is producing; nothing is lost. (After a cancel it
+        changes nothing: the job is ending.)"""
+        if not self.cancel_event.is_set():
+            self.run_gate.clear()
 
     def resume(self) -> None:
         self.run_gate.set()

@@ -157,19 +157,22 @@ class TrainConfig:
 
     def learning_rate(self, epoch: int, iteration: int, iterations_per_epoch: int) -> float:
         """The rate for `iteration` (0-based, over the whole run), which falls in `epoch` (1-based).
-        A kept-training run's schedule covers only its added epochs (`continued_after_epoch`)."""
-        if self.lr_schedule == "constant":
-            return self.lr
+        A kept-training run's schedule covers only its added epochs (`continued_after_epoch`),
+        from CONTINUED_LR_FRACTION of the rate."""
         before = self.continued_after_epoch
         peak = self.lr * (CONTINUED_LR_FRACTION if before else 1.0)
+        if self.lr_schedule == "constant":
+            return peak
         if self.lr_schedule == "exponential":
             return peak * 0.1 ** ((epoch - 1 - before) / (self.epochs - before))
-        first = before * iterations_per_epoch  # warmup-cosine over this schedule's own iterations
-        done, total = iteration - first, (self.epochs - before) * iterations_per_epoch
+        # warmup-cosine over this schedule's own iterations (never before its start: a resumed
+        # run's epochs may be shorter, if its data folder holds fewer digits)
+        done = max(0, iteration - before * iterations_per_epoch)
+        total = (self.epochs - before) * iterations_per_epoch
         warmup = max(1, round(WARMUP_FRACTION * total))
         if done < warmup:
             return peak * (done + 1) / warmup
-        progress = (done - warmup) / max(1, total - warmup)
+        progress = min(1.0, (done - warmup) / max(1, total - warmup))
         return peak * 0.5 * (1 + math.cos(math.pi * progress))
 
     def build_objective(self) -> Objective:

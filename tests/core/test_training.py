@@ -173,7 +173,7 @@ def test_learning_rate_schedules():
     assert config.learning_rate(5, 400, 100) == pytest.approx(CONTINUED_LR_FRACTION)
     assert config.learning_rate(8, 799, 100) == pytest.approx(CONTINUED_LR_FRACTION * 0.1 ** (3 / 4))
     config.lr_schedule = "constant"
-    assert config.learning_rate(8, 799, 100) == 1.0
+    assert config.learning_rate(8, 799, 100) == pytest.approx(CONTINUED_LR_FRACTION)
     config.epochs, config.continued_after_epoch = 4, 0
     old = TrainConfig.from_hyperparameters({**dataclasses.asdict(config), "lr_decay": False})
     assert old.lr_schedule == "constant"  # a sidecar written before lr_schedule existed

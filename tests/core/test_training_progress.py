@@ -47,6 +47,21 @@ def test_a_resumed_run_measures_its_pace_from_its_own_iterations():
     assert history.seconds_left(epochs=11) == pytest.approx(8 * 0.5)
 
 
+def test_keeping_training_from_a_checkpoint_drops_what_a_stop_left_after_it():
+    history = LossHistory()
+    history.add_losses(loss_event(10, [1.0] * 10, epoch=1, epoch_iteration=10, seconds=4.0))
+    history.add_epoch(EpochEvent(1, 10, 1.0, None, None, None, None, 4.0))
+    history.add_losses(loss_event(13, [0.5] * 3, epoch=2, epoch_iteration=3, seconds=6.0))  # then stopped
+    assert history.seconds_per_epoch() == pytest.approx(6.0 / 13 * 10)  # this launch's pace
+    smoothed_at_checkpoint = history.smoothed[9]
+    history.new_launch(from_iteration=10)  # kept training from epoch 1's checkpoint
+    assert history.iterations == list(range(1, 11)) and history.epoch_ends == [(10, 1)]
+    assert history.trained_seconds(2.0) == 8.0 and history.seconds_per_epoch() is None
+    history.add_losses(loss_event(11, [1.0], epoch=2, epoch_iteration=1, seconds=0.5))
+    assert history.iterations[-2:] == [10, 11] and history.first_iteration == 10
+    assert history.smoothed[-1] == pytest.approx(smoothed_at_checkpoint)  # all 1.0: the average goes on
+
+
 def test_format_duration():
     assert format_duration(4.2) == "5 s"
     assert format_duration(252) == "4 min 12 s"

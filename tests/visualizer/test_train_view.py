@@ -16,7 +16,13 @@ from diffusion_stepper.core.cli import build_parser
 from diffusion_stepper.core.cli.train import config_from_flags
 from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.data import DATA_ENV_VAR
-from diffusion_stepper.core.mnist.training import config_for_resume, epoch_sample_grid, preset_config, train_on_mnist
+from diffusion_stepper.core.mnist.training import (
+    LossEvent,
+    config_for_resume,
+    epoch_sample_grid,
+    preset_config,
+    train_on_mnist,
+)
 from diffusion_stepper.visualizer.controllers.training import IDLE
 from diffusion_stepper.visualizer.menus import TRAIN_TAB
 from diffusion_stepper.visualizer.views.train_view import PLOT_REFRESH_MS
@@ -108,7 +114,7 @@ def test_keep_training_goes_on_with_the_same_curve_and_samples(qtbot, window):
     assert not view.keep_button.isEnabled()  # nothing has trained yet
     run_dir = train(qtbot, window, epochs=2)
     assert view.keep_button.isEnabled() and "Keep training (Ctrl+K)" in view.readout.text()
-    window.training.epoch_seconds = [30.0, 30.0]  # a pace of 30 s an epoch: a minute is two more
+    window.training.epochs_lasting = lambda seconds: 2  # a minute at a lecture machine's pace
     action(window, "&Keep training another minute").trigger()
     assert not view.keep_button.isEnabled() and window.tabs.currentIndex() == TRAIN_TAB
     qtbot.waitUntil(lambda: view.training.state == IDLE, timeout=LONG_WAIT_MS)
@@ -123,11 +129,11 @@ def test_keep_training_goes_on_with_the_same_curve_and_samples(qtbot, window):
 
 def test_keep_training_lasts_about_a_minute_at_the_runs_pace(window):
     training = window.training
-    assert training.epochs_lasting(60.0) == 1  # no epoch measured: one more
-    training.epoch_seconds = [9.0, 11.0]
+    assert training.epochs_lasting(60.0) == 1  # nothing measured: one more
+    # 100 of an epoch's 200 iterations in 5 s of training: 10 s an epoch
+    training.history.add_losses(LossEvent(1, 100, 0.1, [0.1] * 100, 1e-3, 640.0, 100, 200, 5.0))
     assert training.epochs_lasting(60.0) == 6
-    training.epoch_seconds = [200.0]
-    assert training.epochs_lasting(60.0) == 1
+    assert training.epochs_lasting(3.0) == 1
 
 
 def test_log_scale_toggle(qtbot, window):
@@ -163,6 +169,25 @@ def test_pause_holds_training_and_stop_keeps_the_last_checkpoint(qtbot, window):
     assert not list(run_dir.glob(".*partial"))
     assert load_checkpoint(view.training.last_checkpoint).sidecar["epoch"] >= 1
     assert view.start_button.isEnabled()
+
+
+def test_a_pause_after_stop_does_not_hold_the_run_that_is_ending(qtbot, window):
+    view = window.train_view
+    view.form.epochs.setValue(200)
+    window.start_training()
+    qtbot.waitUntil(lambda: view.training.last_checkpoint is not None, timeout=LONG_WAIT_MS)
+    view.stop_button.click()
+    view.pause_button.click()  # still enabled while the run stops: it must not park the child
+    qtbot.waitUntil(lambda: view.training.state == IDLE, timeout=LONG_WAIT_MS)
+    assert view.readout.text().startswith("Stopped at epoch") and view.start_button.isEnabled()
+
+
+def test_a_run_that_cannot_start_is_one_error_and_the_tab_stays_usable(qtbot, window):
+    window.training.train_items = lambda *args: iter(())  # a lambda cannot be sent to a child process
+    window.start_training()
+    assert window.training.state == IDLE and window.train_view.start_button.isEnabled()
+    assert window.messages.last_error.startswith("Training stopped: ")
+    assert len(window.messages.last_error.splitlines()) == 1
 
 
 def test_a_nan_loss_stops_training_with_where_it_happened(qtbot, window):

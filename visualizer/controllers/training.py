@@ -52,7 +52,6 @@ class TrainingController(QObject):
         self.config: TrainConfig | None = None
         self.run_dir: Path | None = None
         self.history = LossHistory()
-        self.epoch_seconds: list[float] = []  # how long each epoch of this run took, to size "Keep training"
         self.last_checkpoint: Path | None = None
         self.data_dir: str | None = None  # MNIST's folder; None: the default places
         self._readout_at = 0.0  # when the readout last changed (time.monotonic)
@@ -96,18 +95,17 @@ class TrainingController(QObject):
             self.failed.emit(str(exc))
             return False
         config.log_every, config.preview_seconds = 1, preview_seconds
-        self.history.new_launch()
+        self.history.new_launch(from_iteration=self.history.epoch_ends[-1][0] if self.history.epoch_ends else 0)
         return self._launch(config, self.run_dir, self.last_checkpoint, continuing=True)
 
     def epochs_lasting(self, seconds: float) -> int:
-        """How many epochs take about `seconds` at this run's pace (at least one)."""
-        if not self.epoch_seconds:
-            return 1
-        return max(1, round(seconds * len(self.epoch_seconds) / sum(self.epoch_seconds)))
+        """How many epochs take about `seconds` at this launch's pace of training (at least one)."""
+        per_epoch = self.history.seconds_per_epoch()
+        return 1 if per_epoch is None else max(1, round(seconds / per_epoch))
 
     def _launch(self, config: TrainConfig, out_dir: Path, resume_from: Path | None, continuing: bool = False) -> bool:
         if not continuing:
-            self.history, self.epoch_seconds, self.last_checkpoint = LossHistory(), [], None
+            self.history, self.last_checkpoint = LossHistory(), None
         self.config, self.run_dir = config, out_dir
         self.launched.emit(out_dir, continuing)
         self.readout_changed.emit("Loading MNIST…")
@@ -162,7 +160,6 @@ class TrainingController(QObject):
             self.preview_ready.emit(event)
         elif isinstance(event, EpochEvent):
             self.history.add_epoch(event)
-            self.epoch_seconds.append(event.seconds)
             self.last_checkpoint = event.checkpoint
             self.epoch_finished.emit(event)
             self.checkpoint_saved.emit(str(event.checkpoint))
