@@ -40,6 +40,14 @@ def test_time_left_is_the_remaining_batches_at_the_measured_pace():
     assert history.epoch_ends == [(10, 1)]
 
 
+def test_the_readout_puts_time_left_before_the_details_a_narrow_window_may_cut():
+    history = LossHistory()
+    history.add_losses(loss_event(4, [0.4, 0.3, 0.2, 0.1], epoch=1, epoch_iteration=4, per_epoch=10, seconds=2.0))
+    parts = history.readout(2).split(" · ")
+    assert parts[:2] == ["epoch 1/2", "8 s left"]
+    assert parts[2] == f"loss {history.smoothed[-1]:.4f} (last batch 0.1000)" and parts[3] == "batch 4/10"
+
+
 def test_a_resumed_run_measures_its_pace_from_its_own_iterations():
     history = LossHistory()
     # resumed after 100 iterations: iterations 101-102 took 1 s of this launch

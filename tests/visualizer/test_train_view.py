@@ -17,17 +17,21 @@ from diffusion_stepper.core.cli.train import config_from_flags
 from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.data import DATA_ENV_VAR
 from diffusion_stepper.core.mnist.training import (
+    EpochEvent,
     LossEvent,
     config_for_resume,
     epoch_sample_grid,
     preset_config,
     train_on_mnist,
 )
+from diffusion_stepper.core.training_progress import LossHistory
 from diffusion_stepper.visualizer.controllers.training import IDLE
 from diffusion_stepper.visualizer.menus import TRAIN_TAB
 from diffusion_stepper.visualizer.views.train_view import PLOT_REFRESH_MS
 from diffusion_stepper.visualizer.widgets.panels import render_grid
+from diffusion_stepper.visualizer.widgets.plots import LossPlot
 from tests.conftest import TINY_HIDDEN
+from tests.core.test_training_progress import loss_event
 from tests.visualizer import training_faults
 from tests.visualizer.conftest import LONG_WAIT_MS, action, make_window, wait_until_sampled
 
@@ -76,7 +80,7 @@ def test_training_plots_each_iteration_and_shows_each_epochs_samples(qtbot, wind
     assert np.allclose(raw, view.training.history.raw) and len(smoothed) == 4
     assert smoothed[0] == pytest.approx(raw[0])  # the smoothed curve is bias-corrected from the start
     assert [marker.value() for marker in view.loss_plot.markers] == [2, 4]
-    assert [marker.label.format for marker in view.loss_plot.markers] == ["epoch 1", "epoch 2"]
+    assert [marker.label.format for marker in view.loss_plot.markers] == ["1", "2"]
     assert "Finished 2 epochs" in view.readout.text()
 
     # The grid on screen is epoch 2's samples: recompute them from the saved checkpoint.
@@ -134,6 +138,24 @@ def test_keep_training_lasts_about_a_minute_at_the_runs_pace(window):
     training.history.add_losses(LossEvent(1, 100, 0.1, [0.1] * 100, 1e-3, 640.0, 100, 200, 5.0))
     assert training.epochs_lasting(60.0) == 6
     assert training.epochs_lasting(3.0) == 1
+
+
+def test_a_long_run_numbers_at_most_eight_epoch_ends_and_the_numbers_do_not_touch(qtbot):
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.resize(420, 260)  # the Train tab's plot on a 1366 x 768 screen
+    history = LossHistory()
+    for epoch in range(1, 31):
+        history.add_losses(loss_event(epoch * 10, [0.5] * 10, epoch=epoch, epoch_iteration=10, per_epoch=10))
+        history.add_epoch(EpochEvent(epoch, epoch * 10, 0.5, None, None, None, None, 1.0))
+        plot.show_history(history)
+    plot.show()
+    qtbot.waitExposed(plot)
+    numbered = [marker for marker in plot.markers if marker.label.format]
+    assert [marker.label.format for marker in numbered] == ["4", "8", "12", "16", "20", "24", "28"]
+    boxes = [marker.label.sceneBoundingRect() for marker in numbered]
+    assert all(not left.intersects(right) for left, right in zip(boxes, boxes[1:]))
+    assert all(plot.sceneBoundingRect().contains(box) for box in boxes)
 
 
 def test_log_scale_toggle(qtbot, window):

@@ -312,8 +312,10 @@ class SchedulePlot(TextSizedPlot):
 class LossPlot(TextSizedPlot):
     """Raw and smoothed loss per iteration, epoch markers, log scale on a toggle."""
 
+    MARKER_NUMBERS = 8  # numbered epoch ends at most: a 400 px plot holds 8 numbers apart
+
     def __init__(self, parent=None):
-        super().__init__("Training loss", parent, legend_offset=(-10, 30))
+        super().__init__("Training loss (dashes: end of epoch)", parent, legend_offset=(-10, 30))
         self.set_axis_label("bottom", "iteration")
         self.set_axis_label("left", "loss")
         self.raw = pg.PlotDataItem(pen=pg.mkPen(RAW_LOSS_COLOUR, width=1), name="per iteration")
@@ -332,11 +334,20 @@ class LossPlot(TextSizedPlot):
                 angle=90,
                 movable=False,
                 pen=pg.mkPen((200, 200, 200), style=Qt.PenStyle.DashLine),
-                label=f"epoch {epoch}",
+                label="",  # numbered by _number_markers
                 labelOpts={"position": 0.97, "color": (220, 220, 220)},
             )
+            marker.epoch = epoch
             self.addItem(marker)
             self.markers.append(marker)
+        self._number_markers()
+
+    def _number_markers(self) -> None:
+        """Each epoch's end is a dashed line; at most MARKER_NUMBERS of them are numbered (every
+        second, fifth, … epoch), so the numbers never run into each other however long the run."""
+        every = max(1, math.ceil(len(self.markers) / self.MARKER_NUMBERS))
+        for marker in self.markers:
+            marker.label.setFormat(str(marker.epoch) if marker.epoch % every == 0 else "")
 
     def clear_history(self) -> None:
         for marker in self.markers:
