@@ -29,9 +29,9 @@ from pathlib import Path
 import torch
 
 from diffusion_stepper.core import cli
-from diffusion_stepper.core.io import html_page
-from diffusion_stepper.core.io.export import write_animation
-from diffusion_stepper.core.io.trajectory_file import load_trajectory
+from diffusion_stepper.core.exports import html_page
+from diffusion_stepper.core.exports.animation import write_animation
+from diffusion_stepper.core.formats.trajectory_file import load_trajectory
 
 
 def timed(work) -> tuple[float, int]:

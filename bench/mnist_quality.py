@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffusion_stepper.core.io.trajectory_file import load_trajectory
+from diffusion_stepper.core.formats.trajectory_file import load_trajectory
 from diffusion_stepper.core.mnist.data import load_mnist
 from diffusion_stepper.core.mnist.judge import accuracy, batched, frechet_distance, load_judge
 from diffusion_stepper.core.mnist.sampling import SampleRequest, start_sampling

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from diffusion_stepper.core.cli import main as cli_main
-from diffusion_stepper.core.io.trajectory_file import load_trajectory
+from diffusion_stepper.core.formats.trajectory_file import load_trajectory
 
 
 def unchecked_read(path: Path) -> dict[str, torch.Tensor]:

@@ -16,6 +16,8 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
+import torch
+
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.limits import format_bytes
 
@@ -133,7 +135,6 @@ def read_torch_data(path: str | os.PathLike):
     """`torch.load(path, weights_only=True)`: tensors, numbers and containers, never code. The
     warnings torch prints on the way (a legacy file format, a storage deprecation) are not the
     user's to read: the caller's one line says what went wrong, if anything did."""
-    import torch
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 
-if TYPE_CHECKING:
-    from diffusion_stepper.core.diffusion.update import Update
+from diffusion_stepper.core.updates import Update
 
 # The field names shared by frames, trajectory files and exports.
 NOISE_FIELDS = ("eps_hat", "v_hat")
@@ -35,7 +33,7 @@ class Frame:
     v_hat: torch.Tensor | None = None  # velocity estimate (flow matching)
     coeffs: dict[str, float] = field(default_factory=dict)  # the numbers this step's update used
     extras: dict[str, torch.Tensor] = field(default_factory=dict)  # named images to show
-    update: Update | None = None  # how the step's rule made the next frame's x_t (core.diffusion.update)
+    update: Update | None = None  # how the step's rule made the next frame's x_t (core.updates)
 
     @property
     def noise_field(self) -> str | None:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from diffusion_stepper.core.diffusion.update import update_from_record
 from diffusion_stepper.core.frames import Frame
+from diffusion_stepper.core.updates import update_from_record
 
 
 class FrameStoreError(Exception):

@@ -13,19 +13,24 @@ evaluations, so a two-evaluation Heun step holds its frame for two positions.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from diffusion_stepper.core.diffusion.solvers import evaluations_before
-from diffusion_stepper.core.diffusion.theory import algorithm_family
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import Frame, Trajectory
 from diffusion_stepper.core.run_names import default_run_name
 from diffusion_stepper.core.run_store import FrameStore, FrameStoreError
+from diffusion_stepper.core.timeline import (
+    ALIGN_TIME,
+    Track,
+    check_align,
+    frame_index,
+    position_of,
+    timeline_length,
+)
 from diffusion_stepper.core.toy2d.render import ParticleViewOptions
 
 # Event names passed to listeners.
@@ -36,7 +41,6 @@ PLAYBACK = "playback"  # play/pause, fps or loop changed
 PARTICLE_VIEW = "particle-view"  # what the 2D pictures show changed
 
 # How the shared timeline aligns runs of different lengths.
-ALIGN_TIME, ALIGN_NFE = "time", "nfe"
 
 # Run states.
 RUNNING, DONE, CANCELLED, FAILED, LOADED = "running", "done", "cancelled", "failed", "loaded"
@@ -83,30 +87,10 @@ class Run:
     def is_complete(self) -> bool:
         return self.state != RUNNING
 
-    def evaluations(self, index: int) -> int:
-        """Model evaluations spent to reach frame `index`: the frame's own count once it exists,
-        else what the run's sampler will have spent (one per step for runs that say nothing)."""
-        frames = self.trajectory.frames
-        if index < len(frames) and "nfe" in frames[index].coeffs:
-            return int(frames[index].coeffs["nfe"])
-        meta = self.trajectory.meta
-        sampler = meta.get("params", {}).get("sampler")
-        return evaluations_before(sampler, index, self.length - 1, algorithm_family(meta) == "flow")
-
     @property
-    def total_evaluations(self) -> int:
-        return self.evaluations(self.length - 1)
-
-    def frame_within(self, evaluations: int) -> int:
-        """The last frame reached within `evaluations` model evaluations."""
-        low, high = 0, self.length - 1
-        while low < high:  # the counts grow with the frame index: bisect
-            middle = (low + high + 1) // 2
-            if self.evaluations(middle) <= evaluations:
-                low = middle
-            else:
-                high = middle - 1
-        return low
+    def track(self) -> Track:
+        """The run as the timeline lines it up (core.timeline)."""
+        return Track(self.trajectory, self.length)
 
 
 @dataclass
@@ -388,14 +372,11 @@ class Session:
 
     @property
     def timeline_length(self) -> int:
-        if self.align == ALIGN_NFE:
-            return max((run.total_evaluations + 1 for run in self.timeline_runs), default=1)
-        return max((run.length for run in self.timeline_runs), default=1)
+        return timeline_length([run.track for run in self.timeline_runs], self.align)
 
     def set_align(self, align: str) -> None:
         """Align the timeline's runs by normalized time (ALIGN_TIME) or by model evaluations (ALIGN_NFE)."""
-        if align not in (ALIGN_TIME, ALIGN_NFE):
-            raise ValueError(f"align must be {ALIGN_TIME!r} or {ALIGN_NFE!r}, got {align!r}")
+        check_align(align)
         if align == self.align:
             return
         shown = self.frame_index(self.active) if self.active is not None else 0
@@ -415,21 +396,11 @@ class Session:
     def frame_index(self, run: Run, position: int | None = None) -> int:
         """The frame of `run` shown at a timeline position (aligned by normalized time or NFE)."""
         position = self.position if position is None else position
-        if self.align == ALIGN_NFE:
-            return run.frame_within(position)
-        length = self.timeline_length
-        if length <= 1 or run.length <= 1:
-            return 0
-        return min(run.length - 1, round(position / (length - 1) * (run.length - 1)))
+        return frame_index(run.track, position, self.timeline_length, self.align)
 
     def position_of(self, run: Run, index: int) -> int:
         """The first timeline position that shows frame `index` of `run`."""
-        if self.align == ALIGN_NFE:
-            return run.evaluations(index)
-        length = self.timeline_length
-        if run.length <= 1:
-            return 0
-        return math.ceil((index - 0.5) / (run.length - 1) * (length - 1)) if index > 0 else 0
+        return position_of(run.track, index, self.timeline_length, self.align)
 
     def view(self, run: Run) -> FrameView:
         index = self.frame_index(run)

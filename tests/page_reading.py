@@ -1,4 +1,4 @@
-"""Reading an interactive page (core.io.html_page) back in Python: its JSON, and each stored
+"""Reading an interactive page (core.exports.html_page) back in Python: its JSON, and each stored
 picture decoded as the browser decodes it, so tests can check the exact pixels a page holds."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from diffusion_stepper.core.io.export import tile
+from diffusion_stepper.core.formats.pictures import tile
 
 DATA_ELEMENT = re.compile(r'<script type="application/json" id="run-data">(.*?)</script>', re.S)
 
@@ -39,6 +39,6 @@ def stored_picture(run: dict, panel: int, frame: int) -> np.ndarray:
 
 def grid_picture(strip: np.ndarray, count: int, columns: int) -> np.ndarray:
     """A frame's strip of `count` images laid out as page.js draws it: the exports' own grid
-    (core.io.export.tile), `columns` wide, 1 px apart on the background colour."""
+    (core.formats.pictures.tile), `columns` wide, 1 px apart on the background colour."""
     height, width = strip.shape[0], strip.shape[1] // count
     return tile(strip.reshape(height, count, width, 3).transpose(1, 0, 2, 3), columns)

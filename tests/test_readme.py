@@ -132,7 +132,7 @@ def test_the_linux_packages_are_those_the_app_checks_for():
 def test_the_default_run_has_the_frames_and_makes_the_page_the_readme_says(tmp_path, capsys):
     """The quick start's Generate (the bundled class model's own 20 steps: 21 frames) and the
     page it makes: "about 0.8 MB" (README, docs/the-app.md), as `export` prints it."""
-    from diffusion_stepper.core.io.trajectory_file import load_trajectory
+    from diffusion_stepper.core.formats.trajectory_file import load_trajectory
     from tests.cli_running import run_cli
 
     run_file, page = tmp_path / "default.npz", tmp_path / "default.html"

@@ -26,6 +26,22 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
+
+import torch
+from PIL import Image
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
+
+from diffusion_stepper.core.atomic import atomic_path
+from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS
+from diffusion_stepper.core.deepfloyd_if.tiny import build_tiny_stage, tiny_embeddings
+from diffusion_stepper.core.exports.render import render_frame
+from diffusion_stepper.core.toy2d.experiments import TOY2D_EXPERIMENTS
+from diffusion_stepper.visualizer.controllers.training import IDLE
+from diffusion_stepper.visualizer.dialogs.quality_dialog import open_quality_dialog
+from diffusion_stepper.visualizer.dialogs.tradeoff_dialog import open_tradeoff_dialog
+from diffusion_stepper.visualizer.main_window import COMPARE_TAB, STEP_TAB, TRAIN_TAB, MainWindow
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "resources" / "screenshots"
 
@@ -55,9 +71,6 @@ COURSE_PROMPTS = [
 
 def build_tiny_if(folder: Path) -> tuple[str, str]:
     """A tiny random IF stage I and an embeddings file of the course's prompts, in `folder`."""
-    import torch
-
-    from diffusion_stepper.core.deepfloyd_if.tiny import build_tiny_stage, tiny_embeddings
 
     embeddings = folder / "prompt_embeds_dict.pth"
     torch.save(tiny_embeddings(COURSE_PROMPTS), embeddings)
@@ -65,12 +78,6 @@ def build_tiny_if(folder: Path) -> tuple[str, str]:
 
 
 def render(out_dir: Path, tiny_if: bool = False) -> list[Path]:
-    from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QApplication
-
-    from diffusion_stepper.visualizer.controllers.training import IDLE
-    from diffusion_stepper.visualizer.main_window import COMPARE_TAB, STEP_TAB, TRAIN_TAB, MainWindow
-
     app = QApplication.instance() or QApplication([])
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -140,9 +147,6 @@ def render(out_dir: Path, tiny_if: bool = False) -> list[Path]:
 
 def _render_sampler_lab(app, window, out_dir: Path) -> list[Path]:
     """The sampler race at 10 evaluations each, and the quality-against-NFE dialog."""
-    from diffusion_stepper.visualizer.dialogs.quality_dialog import open_quality_dialog
-    from diffusion_stepper.visualizer.dialogs.tradeoff_dialog import open_tradeoff_dialog
-    from diffusion_stepper.visualizer.main_window import COMPARE_TAB
 
     window.run_experiment("samplers", nfe=10)
     wait_until(app, lambda: not window.sampling.busy)
@@ -174,13 +178,6 @@ def _render_sampler_lab(app, window, out_dir: Path) -> list[Path]:
 def _render_lab2d(app, window, out_dir: Path, folder: Path) -> list[Path]:
     """The 2D lab: a moons model trained in the dock (the loss, then its particles mid-way), a
     frame of its exported GIF, and each experiment (lab2d-<experiment>.png)."""
-    from unittest import mock
-
-    from PIL import Image
-
-    from diffusion_stepper.core.io.export import render_frame
-    from diffusion_stepper.core.toy2d.experiments import TOY2D_EXPERIMENTS
-    from diffusion_stepper.visualizer.main_window import COMPARE_TAB, STEP_TAB
 
     lab = window.lab2d
     lab.dock.raise_()
@@ -234,10 +231,6 @@ ONLY = {
 
 def render_only(part: str, out_dir: Path, tiny_if: bool = False) -> list[Path]:
     """Only one part's screenshots (see ONLY), in a fresh window."""
-    from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QApplication
-
-    from diffusion_stepper.visualizer.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([])
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -255,8 +248,6 @@ def _render_if_views(
 ) -> list[Path]:
     """Every part A experiment of the IF dock, as if-<experiment>.png, when a stage I folder and
     embeddings are given (see the docstring); the Compare view for comparisons."""
-    from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS
-    from diffusion_stepper.visualizer.main_window import COMPARE_TAB, STEP_TAB
 
     if not folder or not embeddings:
         print(
@@ -318,8 +309,6 @@ def _save_presenting(app, window, path: Path) -> Path:
 
 
 def _save(window, path: Path) -> Path:
-    from diffusion_stepper.core.atomic import atomic_path
-
     on_display = not os.environ.get("QT_QPA_PLATFORM", "").startswith("offscreen")
     # with a display, the main window as the screen shows it (the window manager's title bar, and
     # whatever lies off the screen, cut); a dialog, or offscreen, as the widget draws itself
@@ -340,8 +329,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=list(ONLY), help="render only the sampler lab's or the 2D lab's views")
     args = parser.parse_args(argv)
     if args.out_dir is None:
-        from PySide6.QtWidgets import QApplication
-
         screen = (QApplication.instance() or QApplication([])).primaryScreen().geometry()
         args.out_dir = SCREENSHOTS / f"{screen.width()}x{screen.height()}"
     written = render_only(args.only, args.out_dir, args.tiny_if) if args.only else render(args.out_dir, args.tiny_if)

@@ -13,7 +13,7 @@ NAME = "bundle"
 def register(commands) -> None:
     from diffusion_stepper.core.diffusion.solvers import ALL_SAMPLERS
     from diffusion_stepper.core.mnist.bundled import BUNDLED_NAMES
-    from diffusion_stepper.core.mnist.sampling import X0_CLIP_CHOICES
+    from diffusion_stepper.core.mnist.checkpoints import X0_CLIP_CHOICES
 
     bundle = commands.add_parser(NAME, help="copy a checkpoint into the bundled models (fp16, no training state)")
     bundle.add_argument("checkpoint")

@@ -273,7 +273,7 @@ def run_file_suffixes(requests: list) -> list[str]:
 def write_experiment(name: str, requests: list, out_dir: str | Path) -> list[Trajectory]:
     """One trajectory file per run of an experiment, named by `run_file_suffixes`: NAME.npz,
     NAME-heun.npz, NAME-1.npz ...; returns the runs."""
-    from diffusion_stepper.core.io.trajectory_file import save_trajectory
+    from diffusion_stepper.core.formats.trajectory_file import save_trajectory
 
     if not requests:
         raise UserFacingError(f"the {name} experiment has no runs with these settings")

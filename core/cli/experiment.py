@@ -232,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
         race = EXPERIMENTS[args.name].race
     trajectories = write_experiment(args.name, requests, args.out_dir)
     if race:
-        from diffusion_stepper.core.diffusion.sampler_race import write_convergence
+        from diffusion_stepper.core.exports.race_chart import write_convergence
 
         for path in write_convergence(trajectories, Path(args.out_dir) / f"{args.name}-x0-distance.png"):
             print(f"wrote {path}")

@@ -15,7 +15,7 @@ NAME = "export"
 
 
 def register(commands) -> None:
-    from diffusion_stepper.core.io.export import ARRANGEMENTS, ASPECTS, PANEL_CHOICES, SIDE_BY_SIDE
+    from diffusion_stepper.core.exports.render import ARRANGEMENTS, ASPECTS, PANEL_CHOICES, SIDE_BY_SIDE
     from diffusion_stepper.core.limits import EXPORT_SIDE, FPS, KEEP_EVERY, SCALE
 
     export = commands.add_parser(
@@ -82,7 +82,7 @@ def frame_range(text: str | None, num_frames: int) -> tuple[int, int | None]:
 
 def export_layout(args: argparse.Namespace):
     """The frames' layout the flags ask for: free at --scale, or fitted to a slide."""
-    from diffusion_stepper.core.io.export import SLIDES, ExportLayout
+    from diffusion_stepper.core.exports.render import SLIDES, ExportLayout
 
     if args.for_slides:
         if args.aspect or args.width:
@@ -126,14 +126,14 @@ FLAG_SCOPES = (
 
 def run_html(args: argparse.Namespace) -> int:
     """`export RUN.npz [RUN2.npz ...] --html OUT.html`."""
-    from diffusion_stepper.core.io.html_page import (
+    from diffusion_stepper.core.exports.html_page import (
         PAGE_FRAME_LIMIT,
         PageOptions,
         html_page_items,
         kept_frame_count,
         suggested_every,
     )
-    from diffusion_stepper.core.io.trajectory_file import load_trajectory
+    from diffusion_stepper.core.formats.trajectory_file import load_trajectory
     from diffusion_stepper.core.run_names import default_run_name
 
     check_output_file(args.html, "--html", inputs=args.trajectory)
@@ -170,14 +170,10 @@ def flag_scopes(args: argparse.Namespace) -> tuple[FlagScope, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from diffusion_stepper.core.io.export import (
-        SIDE_BY_SIDE,
-        anagram_turn,
-        panel_names,
-        write_animation,
-        write_png_grid,
-    )
-    from diffusion_stepper.core.io.trajectory_file import load_trajectory
+    from diffusion_stepper.core.deepfloyd_if.anagrams import anagram_turn
+    from diffusion_stepper.core.exports.animation import write_animation
+    from diffusion_stepper.core.exports.render import SIDE_BY_SIDE, panel_names, write_png_grid
+    from diffusion_stepper.core.formats.trajectory_file import load_trajectory
 
     if args.html is not None:
         return run_html(args)

@@ -45,7 +45,7 @@ def flag_scopes(args: argparse.Namespace) -> tuple[FlagScope, ...]:
 def run(args: argparse.Namespace) -> int:
     from diffusion_stepper.core.diffusion.equations import frame_caption, step_equation
     from diffusion_stepper.core.diffusion.theory import frame_histograms
-    from diffusion_stepper.core.io.trajectory_file import load_trajectory
+    from diffusion_stepper.core.formats.trajectory_file import load_trajectory
 
     trajectory = load_trajectory(args.trajectory)
     steps = args.step if args.step else range(len(trajectory))
@@ -81,8 +81,9 @@ def update_record(frames: list, step: int) -> dict:
     """One frame of `inspect --json`: its step, t and update, the update's terms naming the
     trajectory file's members (an extra as extra_NAME) and the frame each is read at; the update
     is null on the last frame, and where the frames stored cannot show the step (then "why" says why)."""
-    from diffusion_stepper.core.diffusion.update import NOISE, why_unchecked
-    from diffusion_stepper.core.io.trajectory_file import file_member
+    from diffusion_stepper.core.diffusion.step_check import why_unchecked
+    from diffusion_stepper.core.formats.trajectory_file import file_member
+    from diffusion_stepper.core.updates import NOISE
 
     frame = frames[step]
     record: dict = {"step": step, "t": float(frame.t), "update": None}

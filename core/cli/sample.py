@@ -35,7 +35,7 @@ def register(commands) -> None:
     from diffusion_stepper.core.diffusion.solvers import ALL_SAMPLERS
     from diffusion_stepper.core.limits import CHAIN_INDEX, NOISE_SIGMA
     from diffusion_stepper.core.mnist import bundled
-    from diffusion_stepper.core.mnist.sampling import X0_CLIP_CHOICES
+    from diffusion_stepper.core.mnist.checkpoints import X0_CLIP_CHOICES
 
     parent = commands.add_parser(
         NAME, help="sample a model into a trajectory file (mnist, DeepFloyd IF: if, or the 2D lab: toy2d)"
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_mnist(args: argparse.Namespace) -> int:
-    from diffusion_stepper.core.io.trajectory_file import save_trajectory
+    from diffusion_stepper.core.formats.trajectory_file import save_trajectory
     from diffusion_stepper.core.mnist.sampling import SampleRequest
 
     check_output_file(args.out, inputs=input_files(args.checkpoint))
@@ -142,7 +142,7 @@ def run_mnist(args: argparse.Namespace) -> int:
 
 def run_if(args: argparse.Namespace) -> int:
     from diffusion_stepper.core.deepfloyd_if.tasks import prepare
-    from diffusion_stepper.core.io.trajectory_file import save_trajectory
+    from diffusion_stepper.core.formats.trajectory_file import save_trajectory
 
     check_output_file(args.out, inputs=input_files(args.image, args.mask, args.embeddings))
     requests = prepare(if_settings(args)).expand()  # the model and prompts load once for all runs

@@ -120,7 +120,7 @@ EXPERIMENT_FLAG_SCOPES = (
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    from diffusion_stepper.core.io.trajectory_file import save_trajectory
+    from diffusion_stepper.core.formats.trajectory_file import save_trajectory
     from diffusion_stepper.core.toy2d.experiments import SourceSpec, Toy2DRequest
     from diffusion_stepper.core.toy2d.runs import Toy2DSettings
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import torch
 
+from diffusion_stepper.core.deepfloyd_if.models import explain_load_error
 from diffusion_stepper.core.devices import is_gpu
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.files import check_input_file, read_torch_data
@@ -100,9 +101,8 @@ class PromptEmbeddings:
 def t5_encoder(source: str = T5_SOURCE, device: str | torch.device = "cpu") -> Callable[[str], torch.Tensor]:
     """An encoder of prompts as IFPipeline.encode_prompt(clean_caption=False) encodes them:
     lower-cased, 77 tokens, padded, with the attention mask."""
+    # Deferred: transformers takes seconds to import and only DeepFloyd IF needs it.
     from transformers import AutoTokenizer, T5EncoderModel
-
-    from diffusion_stepper.core.deepfloyd_if.models import explain_load_error
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, subfolder="tokenizer")

@@ -11,6 +11,7 @@ Sources are hub ids (`DeepFloyd/IF-I-XL-v1.0`, ...) or a local folder in diffuse
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -163,6 +164,7 @@ def weights_present(source: str) -> bool:
     the Hugging Face cache (its model index and UNet config; the weights come with them)."""
     if Path(source).is_dir():
         return (Path(source) / "unet").is_dir()
+    # Deferred: huggingface_hub takes seconds to import and only DeepFloyd IF needs it.
     from huggingface_hub import try_to_load_from_cache
 
     found = [try_to_load_from_cache(source, name) for name in ("model_index.json", "unet/config.json")]
@@ -188,13 +190,13 @@ def _weights_variant(source: str, on_gpu: bool) -> str | None:
 
 
 def _from_pretrained(stage: int, source: str, dtype: torch.dtype, variant: str | None):
-    import warnings
-
+    # Deferred: transformers takes seconds to import and only DeepFloyd IF needs it.
     from transformers.utils import logging as transformers_logging
 
     # Importing diffusers' IF pipelines imports transformers' image processors, which log a line
     # about torchvision that means nothing here (IF takes no image processor of theirs)
     transformers_logging.set_verbosity_error()
+    # Deferred: diffusers takes seconds to import and only DeepFloyd IF needs it.
     from diffusers import IFPipeline, IFSuperResolutionPipeline
     from diffusers.utils import logging as diffusers_logging
 
@@ -215,6 +217,7 @@ def _from_pretrained(stage: int, source: str, dtype: torch.dtype, variant: str |
 
 def explain_load_error(source: str, error: BaseException) -> str:
     """One line that says why `source` did not load and what to do about it."""
+    # Deferred: huggingface_hub takes seconds to import and only DeepFloyd IF needs it.
     from huggingface_hub import get_token
     from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
 

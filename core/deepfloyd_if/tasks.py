@@ -27,25 +27,24 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from diffusion_stepper.core.deepfloyd_if.anagrams import ViewAverage, make_view
 from diffusion_stepper.core.deepfloyd_if.embeddings import UNCONDITIONAL, PromptEmbeddings, t5_encoder
+from diffusion_stepper.core.deepfloyd_if.images import check_mask, load_image, load_mask, open_rgb, picture_size
 from diffusion_stepper.core.deepfloyd_if.models import IFStage, load_if_stage, schedule_of
 from diffusion_stepper.core.deepfloyd_if.sampling import (
     CLEAN_T,
     DEFAULT_GUIDANCE,
     DEFAULT_NOISE_LEVEL,
-    VIEW_NAMES,
     FrequencySplit,
     IFPredictor,
     IFRunSpec,
     KeepKnownRegion,
-    ViewAverage,
     blur_frames,
     chain_timesteps,
     denoising_run,
     forward_at,
     forward_frames,
     from_afar,
-    make_view,
     one_step_frames,
     text_estimate,
     through_views,
@@ -56,8 +55,10 @@ from diffusion_stepper.core.diffusion.sampling import pure_noise
 from diffusion_stepper.core.diffusion.solvers import IF_SAMPLERS, check_sampler_choice
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.formats.trajectory_file import load_trajectory
 from diffusion_stepper.core.frames import SamplingRun, forward_noised_start, with_extras
 from diffusion_stepper.core.limits import check_guidance, check_run_fits
+from diffusion_stepper.core.run_meta import VIEW_NAMES
 
 TASKS = (
     "sample",
@@ -216,13 +217,10 @@ def _check(request: IFRequest) -> None:
 
 def check_pictures(request: IFRequest) -> None:
     """Read the request's image and mask in full, so a bad one is reported before any model loads."""
-    from diffusion_stepper.core.deepfloyd_if.images import check_mask, open_rgb
 
     original_size = None
     if request.task in NEEDS_IMAGE:
         if Path(request.image).suffix == ".npz":
-            from diffusion_stepper.core.io.trajectory_file import load_trajectory
-
             load_trajectory(request.image)
         else:
             original_size = open_rgb(request.image, [], draft_size=256)[1]
@@ -304,12 +302,9 @@ def prompt_table_for(request: IFRequest, stage: IFStage) -> PromptEmbeddings:
 
 def load_start_image(request: IFRequest, size: int, device: torch.device) -> tuple[torch.Tensor, list[str]]:
     """The request's image at `size` px in [-1, 1], and the notes on how it was converted."""
-    from diffusion_stepper.core.deepfloyd_if.images import load_image
 
     path = Path(request.image)
     if path.suffix == ".npz":  # a saved run: upscale (or re-noise) its final sample
-        from diffusion_stepper.core.io.trajectory_file import load_trajectory
-
         trajectory = load_trajectory(path)
         low, high = trajectory.value_range
         image = (trajectory.final_sample[:1].clamp(low, high) - low) / (high - low) * 2.0 - 1.0
@@ -435,8 +430,6 @@ def start_if(request: IFRequest) -> SamplingRun:
             run.frames = forward_noised_start(run.frames)
         return run
     if task == "inpaint":
-        from diffusion_stepper.core.deepfloyd_if.images import load_mask
-
         mask = load_mask(request.mask, size, _original_size(request.image)).to(device).repeat(request.num, 1, 1, 1)
         spec.params["mask"] = str(request.mask)
         x_start = start_noise()
@@ -483,6 +476,5 @@ def start_if(request: IFRequest) -> SamplingRun:
 def _original_size(image_path: str | None) -> tuple[int, int] | None:
     if not image_path or Path(image_path).suffix == ".npz":
         return None
-    from diffusion_stepper.core.deepfloyd_if.images import picture_size
 
     return picture_size(image_path)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from diffusion_stepper.core.deepfloyd_if.models import UNET_AND_SCHEDULERS_ONLY
+
 EMBED_DIM = 32  # T5-XXL's is 4096; tiny embeddings keep the tests fast
 TOKENS = 77
 
@@ -35,6 +37,7 @@ def if_scheduler_config(stage: int = 1) -> dict:
 
 
 def tiny_unet(stage: int, sample_size: int):
+    # Deferred: diffusers takes seconds to import and only DeepFloyd IF needs it.
     from diffusers import UNet2DConditionModel
 
     extra = {}
@@ -76,9 +79,8 @@ def build_tiny_stage(stage: int, folder: Path, sample_size: int | None = None, s
 def save_if_stage(stage: int, unet, folder: Path, variant: str | None = None) -> Path:
     """Save `unet` with IF's schedulers as a stage folder in diffusers' layout, as the hub's repos hold
     it (stage II also has its image-noising scheduler), so that it loads the way the real model does."""
+    # Deferred: diffusers takes seconds to import and only DeepFloyd IF needs it.
     from diffusers import DDPMScheduler, IFPipeline, IFSuperResolutionPipeline
-
-    from diffusion_stepper.core.deepfloyd_if.models import UNET_AND_SCHEDULERS_ONLY
 
     parts = dict(unet=unet, scheduler=DDPMScheduler(**if_scheduler_config(stage)), **UNET_AND_SCHEDULERS_ONLY)
     if stage == 1:
@@ -104,6 +106,7 @@ def tiny_embeddings(prompts: list[str], seed: int = 0) -> dict[str, torch.Tensor
 def build_tiny_t5(folder: Path, seed: int = 0) -> Path:
     """A tiny T5 encoder and a word-level tokenizer saved as IF's repos hold them
     (`text_encoder/`, `tokenizer/`), so the --t5 path loads the way it does from the hub."""
+    # Deferred: tokenizers takes seconds to import and only DeepFloyd IF needs it.
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
 

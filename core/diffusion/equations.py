@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from diffusion_stepper.core.diffusion.theory import algorithm_family
-from diffusion_stepper.core.diffusion.update import check_step, why_unchecked
-from diffusion_stepper.core.diffusion.update import number_text as _number
+from diffusion_stepper.core.diffusion.step_check import check_step, why_unchecked
 from diffusion_stepper.core.frames import Frame
+from diffusion_stepper.core.run_meta import algorithm_family
+from diffusion_stepper.core.updates import number_text as _number
 
 
 def time_text(family: str, t: float) -> str:

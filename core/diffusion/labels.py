@@ -9,7 +9,7 @@ estimates (the noising process, IF's forward process and blur) say so.
 
 from __future__ import annotations
 
-from diffusion_stepper.core.diffusion.theory import algorithm_family
+from diffusion_stepper.core.run_meta import algorithm_family
 
 # field -> (on screen, in exports)
 _ESTIMATES = {
@@ -29,7 +29,7 @@ _KNOWN = {  # algorithm -> the fields that hold known images, not estimates
 
 def field_title(meta: dict, name: str, ascii: bool = False) -> str | None:
     """The title of frame field `name` for this run, or None for a name that is not one of the
-    four image fields (an extra: see core.io.export.EXTRA_TITLES)."""
+    four image fields (an extra: see EXTRA_TITLES below)."""
     algorithm = str(meta.get("algorithm", ""))
     titles = _ESTIMATES | (_FLOW if algorithm_family(meta) == "flow" else {}) | _KNOWN.get(algorithm, {})
     if name not in titles:
@@ -57,3 +57,41 @@ def guidance_gap_curve(frames) -> tuple[list[float], list[float], float] | None:
     if peak <= 0:
         return None
     return [float(frame.t) for frame in guided], [frame.coeffs["guidance_gap"] / peak for frame in guided], peak
+
+
+# The extra images algorithms attach to frames (core.diffusion.sampling, core.deepfloyd_if.sampling), by name.
+EXTRA_TITLES = {
+    "eps_cond": "ε_c conditional",
+    "eps_uncond": "ε_u unconditional",
+    "v_cond": "v_c conditional",
+    "v_uncond": "v_u unconditional",
+    "eps_gap": "|ε_c − ε_u|: where the class acts",
+    "v_gap": "|v_c − v_u|: where the class acts",
+    "eps_low": "lowpass part (prompt 1)",
+    "eps_high": "highpass part (prompt 2)",
+    "x0": "original",
+    "mask": "mask (white: new)",
+    "low_res": "stage I input, upscaled",
+    "blurred": "Gaussian blur",
+    "noise": "the noise added",
+    "eps_view1": "view 1 ε̂",
+    "eps_view2": "view 2 ε̂",
+    "eps_view3": "view 3 ε̂",
+    "eps_view4": "view 4 ε̂",
+    "x0_view1": "view 1 x̂₀",
+    "x0_view2": "view 2 x̂₀",
+    "x0_view3": "view 3 x̂₀",
+    "x0_view4": "view 4 x̂₀",
+    "x0_afar": "x̂₀ from afar (shrunk 4×)",
+    "eps_hat_2": "ε̂′ at Euler's guess (Heun's second evaluation)",
+    "eps_2": "ε′ from the clipped x̂₀ at Euler's guess (Heun)",
+    "v_hat_2": "v̂′ at Euler's guess (Heun's second evaluation)",
+    "v_mid": "v̂_mid at the midpoint (second evaluation)",
+    "noise_std": "σ per pixel (learned variance)",
+}
+
+
+def field_caption(meta: dict, name: str, ascii: bool = True) -> str:
+    """A panel's title in an export: the field's name for this run, or the extra's. ASCII for
+    pictures (the export font lacks x̂'s combining hat); a web page can have the real symbols."""
+    return field_title(meta, name, ascii=ascii) or EXTRA_TITLES.get(name, name)

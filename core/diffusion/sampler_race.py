@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from diffusion_stepper.core.diffusion.solvers import run_sampler_title
-from diffusion_stepper.core.diffusion.theory import algorithm_family
 from diffusion_stepper.core.frames import Trajectory
-from diffusion_stepper.core.io.line_plot import Chart, Series, charts_side_by_side, write_csv, write_png
+from diffusion_stepper.core.run_meta import algorithm_family
 
 
 @dataclass
@@ -55,43 +53,3 @@ def x0_convergence(trajectory: Trajectory, label: str | None = None) -> Converge
         per_image = (frame.x0_hat - final).pow(2).flatten(1).mean(1).sqrt()
         distance.append(float(per_image.mean()))
     return ConvergenceCurve(label or run_label(trajectory.meta), steps, nfe, distance)
-
-
-def convergence_rows(curves: Sequence[ConvergenceCurve]) -> list[dict]:
-    """One CSV row per frame of each run."""
-    return [
-        {"run": curve.label, "step": step, "nfe": nfe, "x0_distance_to_final": f"{distance:.6g}"}
-        for curve in curves
-        for step, nfe, distance in zip(curve.steps, curve.nfe, curve.distance)
-    ]
-
-
-def convergence_charts(curves: Sequence[ConvergenceCurve]) -> list[Chart]:
-    """The same curves against NFE (how the race is fair) and against the step."""
-    y_label = "RMS distance of x̂₀ to the final image"
-    return [
-        Chart(
-            "When is the picture decided? x̂₀ against NFE",
-            "model evaluations (NFE)",
-            y_label,
-            [Series(curve.label, curve.nfe, curve.distance) for curve in curves],
-        ),
-        Chart(
-            "x̂₀ against the step",
-            "step",
-            y_label,
-            [Series(curve.label, curve.steps, curve.distance) for curve in curves],
-        ),
-    ]
-
-
-def write_convergence(
-    trajectories: Sequence[Trajectory], png_path: str | Path, labels: Sequence[str] | None = None
-) -> tuple[Path, Path]:
-    """The runs' curves as a PNG at `png_path` and their numbers as a CSV beside it (same name)."""
-    metas = [trajectory.meta for trajectory in trajectories]
-    labels = note_same_updates(labels or [run_label(meta) for meta in metas], metas)
-    curves = [x0_convergence(trajectory, label) for trajectory, label in zip(trajectories, labels)]
-    png_path = Path(png_path)
-    csv_path = write_csv(convergence_rows(curves), png_path.with_suffix(".csv"))
-    return csv_path, write_png(charts_side_by_side(convergence_charts(curves)), png_path)

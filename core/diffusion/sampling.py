@@ -25,9 +25,9 @@ from typing import Protocol
 import torch
 
 from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule
-from diffusion_stepper.core.diffusion.update import NOISE, NOISE_STD, Term, Update
 from diffusion_stepper.core.frames import Frame, to_cpu
 from diffusion_stepper.core.limits import check_guidance
+from diffusion_stepper.core.updates import NOISE, NOISE_STD, Term, Update
 
 Predictor = Callable[[torch.Tensor, float, torch.Tensor | None], torch.Tensor]
 # (x, t) -> the value a step rule consumes: the noise estimate evaluated again, for rules that
@@ -49,7 +49,7 @@ class StepResult:
     noise_hat: torch.Tensor  # stored in the frame as `eps_hat` or `v_hat`
     coeffs: dict[str, float]
     evaluations: int = 1  # model evaluations the step spent, the first estimate included
-    update: Update | None = None  # x_next as terms of what the frame shows (core.diffusion.update)
+    update: Update | None = None  # x_next as terms of what the frame shows (core.updates)
     extras: dict[str, torch.Tensor] = field(default_factory=dict)  # what the update needs beyond x_t, x̂₀, ε̂/v̂
 
 

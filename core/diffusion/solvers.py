@@ -18,7 +18,7 @@ Images stay in the model's own (variance-preserving) space between steps: x_t, n
 every rule's frames show the same kind of picture. x̂₀ clipping (`x0_clip`) reworks x̂₀ before
 it enters an update; the update then uses the noise implied by the clipped x̂₀, as diffusers'
 DDPM scheduler does (its DDIM scheduler does so only with `use_clipped_model_output=True`). The
-terms each rule records (core.diffusion.update) are written in what the frame shows: that ε as a
+terms each rule records (core.updates) are written in what the frame shows: that ε as a
 coefficient of x_t and one of the clipped x̂₀. An IF model's learned-variance channels are
 ignored by these rules (they are DDPM's), as diffusers' pipelines drop them for schedulers
 without learned variance.
@@ -44,7 +44,10 @@ from diffusion_stepper.core.diffusion.sampling import (
     X0Clip,
 )
 from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule
-from diffusion_stepper.core.diffusion.update import (
+from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.limits import ETA, out_of_range
+from diffusion_stepper.core.run_meta import algorithm_family
+from diffusion_stepper.core.updates import (
     MIDPOINT_V,
     NOISE,
     PREVIOUS,
@@ -55,8 +58,6 @@ from diffusion_stepper.core.diffusion.update import (
     Update,
     combined,
 )
-from diffusion_stepper.core.errors import UserFacingError
-from diffusion_stepper.core.limits import ETA, out_of_range
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,6 @@ def sampler_title(name: str, flow: bool = False, eta: float | None = None) -> st
 
 def run_sampler_title(meta: dict) -> str:
     """A run's sampler, from its trajectory meta, as the app labels it; "" for runs without a choice."""
-    from diffusion_stepper.core.diffusion.theory import algorithm_family
 
     params = meta.get("params", {})
     if "sampler" not in params:

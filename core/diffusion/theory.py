@@ -17,7 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from diffusion_stepper.core.diffusion.objectives import DDPMObjective, objective_from_dict
 from diffusion_stepper.core.frames import FORWARD_NOISED, Frame, Trajectory
+from diffusion_stepper.core.run_meta import algorithm_family
 
 HISTOGRAM_EDGES = np.linspace(-4.0, 4.0, 81)  # wide enough for N(0, 1) and the [0, 1] data range
 CURVE_POINTS = 401
@@ -51,16 +53,6 @@ def mixture_density(x: np.ndarray, clean: torch.Tensor, a: float, b: float) -> n
     weights = counts / counts.sum()
     keep = weights > 0
     return (weights[keep, None] * normal_pdf(x[None, :], a * centres[keep, None], b)).sum(axis=0)
-
-
-def algorithm_family(meta: dict) -> str:
-    """ "ddpm" (also IF), "flow" or "single-step", from a run's algorithm name like "ddpm+cfg"."""
-    name = str(meta.get("algorithm", ""))
-    if name.startswith(("ddpm", "if")):
-        return "ddpm"
-    if name.startswith("flow"):
-        return "flow"
-    return name.split("+")[0]
 
 
 def marginal_coefficients(meta: dict, frame: Frame) -> tuple[float, float] | None:
@@ -177,7 +169,6 @@ def no_schedule_reason(meta: dict) -> str:
 def schedule_curves(meta: dict) -> ScheduleCurves | None:
     """alpha_bar_t and sigma_t = sqrt(1 - alpha_bar_t) over t, or the flow's weights; None if the
     run has no schedule (the single-step denoiser)."""
-    from diffusion_stepper.core.diffusion.objectives import DDPMObjective, objective_from_dict
 
     family = algorithm_family(meta)
     if family == "flow":

@@ -23,9 +23,10 @@ from safetensors.torch import load_file
 
 from diffusion_stepper.core import schema
 from diffusion_stepper.core.diffusion.objectives import Objective, objective_from_dict, objective_spec
+from diffusion_stepper.core.diffusion.solvers import ALL_SAMPLERS, DEFAULT_EPS_SAMPLER, DEFAULT_FLOW_SAMPLER
 from diffusion_stepper.core.errors import CheckpointError
 from diffusion_stepper.core.files import check_input_file, check_path_usable
-from diffusion_stepper.core.io.weights import (
+from diffusion_stepper.core.formats.weights import (
     check_named_file,
     file_name,
     fitting_model,
@@ -41,6 +42,7 @@ from diffusion_stepper.core.schema import SchemaError
 
 CHECKPOINT_FORMAT = "diffusion-stepper-mnist-checkpoint"
 CHECKPOINT_VERSION = 1
+X0_CLIP_CHOICES = ("none", "static")  # static: clip x0_hat to the data range [0, 1] in each DDPM step
 _EPOCH_SIDECAR = re.compile(r"epoch-(\d+)\.json$")
 
 
@@ -84,7 +86,6 @@ def sampler_of(sidecar: dict) -> str | None:
     """The step rule a checkpoint samples with unless told: its own choice (bundled models pick a
     cheap one that samples as well), else its objective's (ddpm, or euler for flow); None for the
     single-step denoiser, which has no step rule to choose."""
-    from diffusion_stepper.core.diffusion.solvers import DEFAULT_EPS_SAMPLER, DEFAULT_FLOW_SAMPLER
 
     objective = sidecar["objective"]["name"]
     if objective == "single-step":
@@ -249,8 +250,6 @@ def read_sidecar(sidecar_path: Path) -> dict:
 
 def sidecar_reader() -> schema.Reader:
     """The sidecar's schema: what each field the app reads must be, and how large it may be."""
-    from diffusion_stepper.core.diffusion.solvers import ALL_SAMPLERS
-    from diffusion_stepper.core.mnist.sampling import X0_CLIP_CHOICES
 
     count = schema.number(0, integer=True)
     architecture = schema.record(

@@ -24,6 +24,7 @@ import torch
 from diffusion_stepper.core import paths
 from diffusion_stepper.core.atomic import write_bytes_atomically
 from diffusion_stepper.core.errors import DataError
+from diffusion_stepper.core.files import check_output_folder
 
 DATA_ENV_VAR = "DIFFUSION_STEPPER_DATA"
 
@@ -163,7 +164,6 @@ def download_mnist(
     report: Callable[[str], None] = lambda message: None,
 ) -> Path:
     """Fetch any missing IDX file from the mirrors, keeping it only if its sha256 matches."""
-    from diffusion_stepper.core.files import check_output_folder
 
     directory = check_output_folder(download_folder(data_dir), "--data-dir")  # a file, a place we may not write
     for stem, digest in SHA256.items():

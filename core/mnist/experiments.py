@@ -25,8 +25,9 @@ from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import FORWARD_NOISED, Frame, SamplingRun, to_cpu
 from diffusion_stepper.core.mnist.checkpoints import load_checkpoint, saved_epochs
+from diffusion_stepper.core.mnist.data import load_mnist
 from diffusion_stepper.core.mnist.sampling import MNIST_VALUE_RANGE, SampleRequest, start_sampling
-from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME
+from diffusion_stepper.core.timeline import ALIGN_NFE, ALIGN_TIME
 
 COURSE_SIGMAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)
 RACE_BUDGET = 10  # model evaluations per sampler in a race, unless told otherwise
@@ -49,7 +50,6 @@ OOD_NOTE = (
 
 def one_test_digit_each(count: int, data_dir: str | None, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """The first test image of each digit 0-9 (then the next ones, up to `count`), and labels."""
-    from diffusion_stepper.core.mnist.data import load_mnist
 
     images, labels = load_mnist("test", data_dir).as_float(device)
     picks: list[int] = []

@@ -24,9 +24,10 @@ import torch
 
 from diffusion_stepper.core.diffusion.solvers import sampler_title
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.formats.charts import Chart, Series, charts_side_by_side, write_csv, write_png
 from diffusion_stepper.core.frames import last_frame
-from diffusion_stepper.core.io.line_plot import Chart, Series, charts_side_by_side, write_csv, write_png
 from diffusion_stepper.core.limits import check_guidance_sweep
+from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.judge import Judge
 from diffusion_stepper.core.mnist.sampling import DEFAULT_CHECKPOINT, SampleRequest, start_sampling
 
@@ -113,8 +114,6 @@ def real_diversity(judge: Judge, per_class: int) -> float:
 
 
 def objective_of(checkpoint: str, device: str = "cpu") -> str:
-    from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
-
     loaded = load_checkpoint(checkpoint, device)
     if not loaded.is_class_conditioned:
         raise UserFacingError(f"the guidance trade-off needs a class-conditioned model; {loaded.name} is not one")

@@ -23,10 +23,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
 from diffusion_stepper.core.atomic import atomic_path, write_bytes_atomically
 from diffusion_stepper.core.devices import make_generator
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.files import check_input_file
+from diffusion_stepper.core.mnist.data import load_mnist
 from diffusion_stepper.core.paths import models_dir
 
 JUDGE_NAME = "mnist-judge"
@@ -91,9 +95,6 @@ def train_judge(settings: JudgeTraining, out: str | Path, report: Callable[[str]
     """Train the judge on the MNIST training set; write NAME.safetensors and NAME.json in `out`.
 
     Returns the weights' path and the test accuracy; refuses to write a judge below the target."""
-    from safetensors.torch import save_file
-
-    from diffusion_stepper.core.mnist.data import load_mnist
 
     images, labels = load_mnist("train", settings.data_dir).as_float()
     test_images, test_labels = load_mnist("test", settings.data_dir).as_float()
@@ -147,10 +148,6 @@ def bundled_judge_path() -> Path:
 
 def load_judge(path: str | Path | None = None) -> DigitClassifier:
     """The judge's weights (default: the bundled one), checked against its architecture."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from diffusion_stepper.core.files import check_input_file
 
     path = Path(path) if path is not None else bundled_judge_path()
     if not os.path.isfile(path) and path == bundled_judge_path():
@@ -187,8 +184,6 @@ class Judge:
     """The judge with the test set's features and the real-digit floors, computed once."""
 
     def __init__(self, classifier: DigitClassifier | None = None, data_dir: str | None = None, seed: int = 0):
-        from diffusion_stepper.core.mnist.data import load_mnist
-
         self.classifier = classifier or load_judge()
         test_images, _ = load_mnist("test", data_dir).as_float()
         self.test_features = self.features(test_images)

@@ -15,11 +15,18 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from diffusion_stepper.core.devices import resolve_device
 from diffusion_stepper.core.diffusion.objectives import FlowObjective
-from diffusion_stepper.core.diffusion.solvers import evaluations_for_steps, sampler_title, steps_for_budget
+from diffusion_stepper.core.diffusion.solvers import (
+    check_sampler_choice,
+    evaluations_for_steps,
+    sampler_title,
+    steps_for_budget,
+)
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.formats.charts import Chart, Series, charts_side_by_side, write_csv, write_png
 from diffusion_stepper.core.frames import last_frame
-from diffusion_stepper.core.io.line_plot import Chart, Series, charts_side_by_side, write_csv, write_png
+from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.judge import Judge
 from diffusion_stepper.core.mnist.sampling import DEFAULT_CHECKPOINT, SampleRequest, start_sampling
 
@@ -63,9 +70,6 @@ class QualityPlan:
 
 def quality_plan(request: QualityRequest) -> QualityPlan:
     """What the measurement will sample, checked before any sampling starts."""
-    from diffusion_stepper.core.devices import resolve_device
-    from diffusion_stepper.core.diffusion.solvers import check_sampler_choice
-    from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 
     checkpoint = load_checkpoint(request.checkpoint, resolve_device(request.device))
     if not checkpoint.is_class_conditioned:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from diffusion_stepper.core.devices import make_generator
+from diffusion_stepper.core.devices import make_generator, resolve_device
 from diffusion_stepper.core.diffusion.objectives import (
     FlowObjective,
     Objective,
@@ -28,14 +28,14 @@ from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import Frame, SamplingRun, forward_noised_start, to_cpu, with_extras
 from diffusion_stepper.core.limits import SAMPLES, STEPS, check_guidance, check_run_fits, out_of_range
 from diffusion_stepper.core.mnist.bundled import DEFAULT_MODEL as DEFAULT_CHECKPOINT
-from diffusion_stepper.core.mnist.checkpoints import LoadedCheckpoint
+from diffusion_stepper.core.mnist.checkpoints import X0_CLIP_CHOICES, LoadedCheckpoint, load_checkpoint
+from diffusion_stepper.core.mnist.data import load_mnist
 from diffusion_stepper.core.mnist.unet import UNet
 
 MNIST_SHAPE = (1, 28, 28)
 MNIST_VALUE_RANGE = [0.0, 1.0]
 DEFAULT_GUIDANCE = 5.0
 DEFAULT_NUM_SAMPLES = 10
-X0_CLIP_CHOICES = ("none", "static")  # static: clip x0_hat to the data range [0, 1] in each DDPM step
 
 
 def algorithm_name(objective: Objective, guided: bool) -> str:
@@ -260,8 +260,6 @@ class SampleRequest:
 
 def start_sampling(request: SampleRequest) -> SamplingRun:
     """Load the checkpoint (and test digits for --noisy-test), then compose the run."""
-    from diffusion_stepper.core.devices import resolve_device
-    from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 
     device = resolve_device(request.device)
     checkpoint = load_checkpoint(request.checkpoint, device)
@@ -269,7 +267,6 @@ def start_sampling(request: SampleRequest) -> SamplingRun:
     if request.noisy_test:
         if not isinstance(checkpoint.objective, SingleStepObjective):
             raise UserFacingError("noisy test digits are for the single-step denoiser")
-        from diffusion_stepper.core.mnist.data import load_mnist
 
         clean_images, _ = load_mnist("test", request.data_dir).as_float(device, request.num or DEFAULT_NUM_SAMPLES)
     return sample_mnist(

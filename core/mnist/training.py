@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from diffusion_stepper.core import schema
-from diffusion_stepper.core.devices import make_generator, resolve_device
+from diffusion_stepper.core.devices import DEVICE_CHOICES, make_generator, resolve_device
 from diffusion_stepper.core.diffusion.objectives import (
     DEFAULT_SIGMA,
     OBJECTIVES,
@@ -34,7 +34,7 @@ from diffusion_stepper.core.diffusion.objectives import (
 from diffusion_stepper.core.diffusion.sampling import pure_noise
 from diffusion_stepper.core.diffusion.schedules import DEFAULT_FLOW_STEPS, DEFAULT_T, LinearBetaSchedule
 from diffusion_stepper.core.errors import CheckpointError, TrainingDiverged, UserFacingError
-from diffusion_stepper.core.io.export import write_sample_grid
+from diffusion_stepper.core.formats.pictures import write_sample_grid
 from diffusion_stepper.core.limits import (
     BATCH_SIZE,
     BELOW_ONE,
@@ -206,7 +206,6 @@ class TrainConfig:
 
 def hyperparameter_reader() -> schema.Reader:
     """What a sidecar's recorded `TrainConfig` must hold to be trained on (`--resume`)."""
-    from diffusion_stepper.core.devices import DEVICE_CHOICES
 
     positive_integer = schema.number(1, integer=True)
     fields = {

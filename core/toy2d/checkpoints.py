@@ -1,4 +1,4 @@
-"""2D lab checkpoints: the MLP's safetensors weights plus a JSON sidecar, as MNIST's (core.io.weights).
+"""2D lab checkpoints: the MLP's safetensors weights plus a JSON sidecar, as MNIST's (core.formats.weights).
 
 `train toy2d --out DIR` writes DIR/toy2d.safetensors and DIR/toy2d.json. The sidecar holds the
 architecture, the objective, the dataset (a drawn one's points too, so the model samples and
@@ -23,7 +23,7 @@ from diffusion_stepper.core.diffusion.objectives import (
 )
 from diffusion_stepper.core.errors import CheckpointError
 from diffusion_stepper.core.files import check_input_file, check_path_usable
-from diffusion_stepper.core.io.weights import (
+from diffusion_stepper.core.formats.weights import (
     file_name,
     fitting_model,
     load_fitting_weights,

@@ -105,22 +105,3 @@ DATASETS = {
         Toy2DDataset("circles", "Concentric circles", 2, circles),
     )
 }
-
-
-def resolve_dataset(name_or_path: str) -> Toy2DDataset:
-    """A dataset by its name, or a drawn distribution by its file's path (see core.toy2d.drawn)."""
-    if name_or_path in DATASETS:
-        return DATASETS[name_or_path]
-    from diffusion_stepper.core.toy2d.drawn import DRAWN_SUFFIX, drawn_dataset, load_drawn
-
-    if not name_or_path.endswith(DRAWN_SUFFIX):
-        from diffusion_stepper.core.errors import UserFacingError
-
-        raise UserFacingError(
-            f"unknown dataset {name_or_path!r}; the datasets are {', '.join(DATASETS)}, "
-            f"or the path of a drawn distribution ({DRAWN_SUFFIX})"
-        )
-    from pathlib import Path
-
-    points, std = load_drawn(name_or_path)
-    return drawn_dataset(points, Path(name_or_path).stem, std)

@@ -15,11 +15,11 @@ import torch
 
 from diffusion_stepper.core import schema
 from diffusion_stepper.core.atomic import atomic_path
-from diffusion_stepper.core.errors import DataError
+from diffusion_stepper.core.errors import DataError, UserFacingError
 from diffusion_stepper.core.files import check_input_file
 from diffusion_stepper.core.limits import NAME_CHARS
 from diffusion_stepper.core.schema import SchemaError
-from diffusion_stepper.core.toy2d.datasets import VIEW_EXTENT, Toy2DDataset
+from diffusion_stepper.core.toy2d.datasets import DATASETS, VIEW_EXTENT, Toy2DDataset
 from diffusion_stepper.core.toy2d.mixture import GaussianMixture
 
 DRAWN_FORMAT = "diffusion-stepper-drawn-2d"
@@ -93,3 +93,16 @@ def load_drawn(path: str | os.PathLike) -> tuple[torch.Tensor, float]:
     except SchemaError as exc:
         raise DataError(f"{path}: not a drawn distribution of diffusion-stepper ({exc})") from None
     return torch.tensor(document["points"], dtype=torch.float32), float(document["std"])
+
+
+def resolve_dataset(name_or_path: str) -> Toy2DDataset:
+    """A dataset by its name, or a drawn distribution by its file's path (see above)."""
+    if name_or_path in DATASETS:
+        return DATASETS[name_or_path]
+    if not name_or_path.endswith(DRAWN_SUFFIX):
+        raise UserFacingError(
+            f"unknown dataset {name_or_path!r}; the datasets are {', '.join(DATASETS)}, "
+            f"or the path of a drawn distribution ({DRAWN_SUFFIX})"
+        )
+    points, std = load_drawn(name_or_path)
+    return drawn_dataset(points, Path(name_or_path).stem, std)

@@ -18,7 +18,8 @@ from diffusion_stepper.core.devices import make_generator
 from diffusion_stepper.core.diffusion.objectives import DDPMObjective, FlowObjective
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import FORWARD_NOISED, Frame, SamplingRun
-from diffusion_stepper.core.toy2d.datasets import resolve_dataset
+from diffusion_stepper.core.toy2d.checkpoints import load_toy2d_checkpoint
+from diffusion_stepper.core.toy2d.drawn import resolve_dataset
 from diffusion_stepper.core.toy2d.runs import (
     DATA_SAMPLE,
     DEFAULT_PARTICLES,
@@ -194,7 +195,6 @@ def _source_objective(options: Toy2DExperimentOptions, default: str) -> str:
     """The checkpoint's objective (read from its sidecar), or `default` for the exact field."""
     if not options.checkpoint:
         return default
-    from diffusion_stepper.core.toy2d.checkpoints import load_toy2d_checkpoint
 
     return load_toy2d_checkpoint(options.checkpoint).objective.name
 

@@ -15,9 +15,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from diffusion_stepper.core.diffusion.theory import algorithm_family, marginal_coefficients
+from diffusion_stepper.core.diffusion.theory import marginal_coefficients
 from diffusion_stepper.core.frames import Trajectory
-from diffusion_stepper.core.toy2d.runs import DENSITY, TOY2D_KEY, field_vectors, grid_image_to_points, grid_points
+from diffusion_stepper.core.run_meta import DENSITY, TOY2D_KEY, algorithm_family
+from diffusion_stepper.core.toy2d.runs import field_vectors, grid_image_to_points, grid_points
 
 FIELDS = ("velocity", "noise", "score", "none")
 # In ASCII, which every export font has (a fallback font lacks the combining hat of x̂₀)

@@ -31,6 +31,8 @@ from diffusion_stepper.core.diffusion.solvers import check_sampler_choice
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import Frame, SamplingRun
 from diffusion_stepper.core.limits import POINTS, STEPS, check_guidance, check_run_fits, out_of_range
+from diffusion_stepper.core.run_meta import DENSITY, TOY2D_KEY
+from diffusion_stepper.core.toy2d.checkpoints import load_toy2d_checkpoint
 from diffusion_stepper.core.toy2d.datasets import VIEW_EXTENT, Toy2DDataset
 from diffusion_stepper.core.toy2d.sampling import (
     ExactMixturePredictor,
@@ -40,20 +42,12 @@ from diffusion_stepper.core.toy2d.sampling import (
     sample_points,
 )
 
-TOY2D_KEY = "toy2d"  # params[TOY2D_KEY] marks a run as a 2D one and says how to draw it
 DEFAULT_PARTICLES = 5_000
 DATA_SAMPLE = 2_000  # points of the training data each 2D run keeps, to draw under the particles
 FIELD_GRID = 21  # arrows across the view
 DENSITY_GRID = 64  # p_t's resolution (drawn smoothly scaled up)
 # Steps a 2D run takes by default: DDPM's chain is 1,000 long, strided to 100; flow's Euler 50
 DEFAULT_STEPS = {"ddpm": 100, "flow": 50}
-GRID_EXTRAS = ("grid_x0_hat", "grid_noise")
-EXACT_EXTRAS = ("exact_x0_hat", "exact_noise")
-DENSITY = "density"
-
-
-def is_toy2d(meta: dict) -> bool:
-    return TOY2D_KEY in meta.get("params", {})
 
 
 def grid_points(size: int, extent: float = VIEW_EXTENT) -> torch.Tensor:
@@ -124,8 +118,6 @@ class Toy2DSource:
 
     @classmethod
     def from_checkpoint(cls, path) -> Toy2DSource:
-        from diffusion_stepper.core.toy2d.checkpoints import load_toy2d_checkpoint
-
         loaded = load_toy2d_checkpoint(path)
         return cls.from_model(loaded.model, loaded.objective, loaded.dataset, loaded.name, str(loaded.sidecar_path))
 

@@ -24,7 +24,8 @@ from diffusion_stepper.core.diffusion.objectives import (
 from diffusion_stepper.core.diffusion.schedules import LinearBetaSchedule
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.limits import check_memory
-from diffusion_stepper.core.toy2d.datasets import DATASETS, Toy2DDataset, resolve_dataset
+from diffusion_stepper.core.toy2d.datasets import DATASETS, Toy2DDataset
+from diffusion_stepper.core.toy2d.drawn import resolve_dataset
 from diffusion_stepper.core.toy2d.model import TIME_FREQUENCIES, PointMLP
 
 # The 2D chain: 1,000 steps of DDPM's linear β reach pure noise (√ᾱ_T ≈ 0.006). The course's

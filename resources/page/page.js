@@ -1,4 +1,4 @@
-// The interactive page of a diffusion-stepper run (core/io/html_page.py writes it).
+// The interactive page of a diffusion-stepper run (core/exports/html_page.py writes it).
 // Every number and picture was computed by the app; this script only lays them out and draws
 // them: the panels of the frame under the slider, its equation, histograms and schedule.
 "use strict";
@@ -7,7 +7,7 @@
   const runs = data.runs;
   const BACKGROUND = "#181818";
   const GRID_PADDING = 1; // background pixels between the images of a grid, as in the app
-  const COLOURS = data.colours.runs; // the app's colours (core/io/palette.py): run k is the same colour in both
+  const COLOURS = data.colours.runs; // the app's colours (core/formats/palette.py): run k is the same colour in both
   const SCHEDULE_COLOURS = ["#e6e6e6", "#b0b0b0"];
   const GAP_COLOUR = data.colours.gap;
   const CACHED_PICTURES = 600; // decoded frames kept; older ones are decoded again when needed
@@ -77,7 +77,7 @@
     return { columns, rows, width, height, scale: Math.min(boxWidth / width, boxHeight / height) };
   }
 
-  // The column count that shows a batch largest in a box: core.io.layout.best_grid, in the browser
+  // The column count that shows a batch largest in a box: core.formats.layout.best_grid, in the browser
   // because the box is the window's. Compared runs (several cells) take one count, the one whose
   // smallest picture is largest, so that every run shows the same grid (a run's boxes differ a
   // little: the first row holds the panels' titles).
@@ -97,7 +97,7 @@
   }
 
   // The zoom a grid shows at: the exact fit from 1.5x up (nearly every pixel two screen pixels or
-  // more; core.io.layout.screen_scale waits for 2x, but a page shown small loses more than the
+  // more; core.formats.layout.screen_scale waits for 2x, but a page shown small loses more than the
   // odd narrower pixel), a whole 1x between 1 and 1.5, and below 1 whatever fits the window.
   function screenScale(fit) {
     if (fit >= 1.5 || fit < 1) return fit;

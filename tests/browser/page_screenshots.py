@@ -15,7 +15,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from diffusion_stepper.core import cli
-from diffusion_stepper.core.io.trajectory_file import load_trajectory
+from diffusion_stepper.core.formats.trajectory_file import load_trajectory
 from diffusion_stepper.core.run_names import default_run_name
 from tests.browser.chromium import missing_browser, open_page, start_chromium, wait_until_drawn
 
@@ -25,7 +25,7 @@ RACE = ("samplers-ddpm", "samplers-ddim-eta0", "samplers-dpm++2m-sde", "samplers
 
 def make_pages(folder: Path) -> dict[str, tuple[Path, int]]:
     """Each page and the slider position its screenshot shows."""
-    from diffusion_stepper.core.io.html_page import write_html_page
+    from diffusion_stepper.core.exports.html_page import write_html_page
 
     def sample(*argv) -> None:
         assert cli.main([str(a) for a in argv]) == 0

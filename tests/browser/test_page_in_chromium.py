@@ -9,10 +9,10 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from diffusion_stepper.core.diffusion.equations import frame_caption, step_equation
-from diffusion_stepper.core.io.export import shown_tiles
-from diffusion_stepper.core.io.html_page import PageOptions, write_html_page
-from diffusion_stepper.core.io.palette import css_colour, run_colour
-from diffusion_stepper.core.io.trajectory_file import load_trajectory
+from diffusion_stepper.core.exports.html_page import PageOptions, write_html_page
+from diffusion_stepper.core.formats.palette import css_colour, run_colour
+from diffusion_stepper.core.formats.pictures import shown_tiles
+from diffusion_stepper.core.formats.trajectory_file import load_trajectory
 from diffusion_stepper.core.toy2d.render import ParticleViewOptions, render_particles
 from tests.browser.chromium import browser_log, canvas_pixels, drawn_position, open_page, wait_for, wait_until_drawn
 from tests.page_reading import grid_picture, page_data

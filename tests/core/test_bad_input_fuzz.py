@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from diffusion_stepper.core import cli
 from diffusion_stepper.core.errors import TrajectoryFileError
-from diffusion_stepper.core.io.trajectory_file import load_trajectory
+from diffusion_stepper.core.formats.trajectory_file import load_trajectory
 
 # CI runs the same examples every time; FUZZ_EXAMPLES=1000 FUZZ_RANDOM=1 soaks with fresh ones
 FUZZ = settings(
@@ -417,7 +417,7 @@ def test_an_input_that_is_not_a_regular_file_says_what_it_is(tmp_path, capsys, k
 
 
 def test_stale_partials_from_a_killed_writer_are_removed_at_the_next_write(tmp_path, valid_run):
-    from diffusion_stepper.core.io.trajectory_file import save_trajectory
+    from diffusion_stepper.core.formats.trajectory_file import save_trajectory
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(dead.stdout)
@@ -487,8 +487,8 @@ def test_an_export_too_large_to_hold_is_refused_before_rendering(tmp_path, capsy
     import torch
 
     from diffusion_stepper.core.errors import UserFacingError
+    from diffusion_stepper.core.exports.render import check_export_fits
     from diffusion_stepper.core.frames import Frame, Trajectory
-    from diffusion_stepper.core.io.export import check_export_fits
 
     meta = load_trajectory(valid_run).meta
     big = torch.zeros(4, 3, 256, 256)

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from diffusion_stepper.core.errors import CheckpointError, TrajectoryFileError, UserFacingError
-from diffusion_stepper.core.io.trajectory_file import load_trajectory, save_trajectory
+from diffusion_stepper.core.formats.trajectory_file import load_trajectory, save_trajectory
 from tests.cli_running import run_cli
 from tests.conftest import write_tiny_checkpoint
 from tests.core.test_bad_input_fuzz import write_members
@@ -449,12 +449,12 @@ def test_sampling_the_exact_field_of_the_largest_drawing_stays_small(tmp_path):
 
 def test_a_page_too_large_for_memory_is_refused_before_any_picture(tmp_path, capsys, runs, monkeypatch):
     rendered = []
-    monkeypatch.setattr("diffusion_stepper.core.io.html_page.render_particles", lambda *a: rendered.append(1))
+    monkeypatch.setattr("diffusion_stepper.core.exports.html_page.render_particles", lambda *a: rendered.append(1))
     monkeypatch.setattr("diffusion_stepper.core.limits.available_memory_bytes", lambda: 1_000_000)
     code, _, err = run_cli(capsys, "export", runs["points"], "--html", tmp_path / "p.html")
     one_line_refusal(code, err, "--every K")
     assert "memory" in err and not rendered
-    monkeypatch.setattr("diffusion_stepper.core.io.html_page.PAGE_PICTURE_BYTES", 1_000)
+    monkeypatch.setattr("diffusion_stepper.core.exports.html_page.PAGE_PICTURE_BYTES", 1_000)
     monkeypatch.setattr("diffusion_stepper.core.limits.available_memory_bytes", lambda: 10**12)
     code, _, err = run_cli(capsys, "export", runs["points"], "--html", tmp_path / "p.html")
     one_line_refusal(code, err, "a browser opens")

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from diffusion_stepper.core import cli
-from diffusion_stepper.core.io.layout import GRID_PADDING
-from diffusion_stepper.core.io.trajectory_file import load_trajectory
+from diffusion_stepper.core.formats.layout import GRID_PADDING
+from diffusion_stepper.core.formats.trajectory_file import load_trajectory
 from diffusion_stepper.core.mnist.bundled import BUNDLED_NAMES
 from diffusion_stepper.core.mnist.data import DATA_ENV_VAR
 from diffusion_stepper.core.mnist.training import preset_config

@@ -10,8 +10,8 @@ from diffusion_stepper.core.diffusion.sampling import NetworkPredictor
 from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA, frame_histograms
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.formats.trajectory_file import load_trajectory
 from diffusion_stepper.core.frames import Trajectory
-from diffusion_stepper.core.io.trajectory_file import load_trajectory
 from diffusion_stepper.core.mnist.checkpoints import load_checkpoint, training_runs
 from diffusion_stepper.core.mnist.experiments import (
     COURSE_SIGMAS,

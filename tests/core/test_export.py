@@ -3,18 +3,11 @@ import pytest
 import torch
 from PIL import Image
 
+from diffusion_stepper.core.exports.animation import select_frames, write_animation
+from diffusion_stepper.core.exports.render import SLIDES, ExportLayout, render_frame, write_png_grid
+from diffusion_stepper.core.formats.layout import GRID_PADDING
+from diffusion_stepper.core.formats.pictures import shown_images, to_uint8
 from diffusion_stepper.core.frames import Trajectory
-from diffusion_stepper.core.io.export import (
-    GRID_PADDING,
-    SLIDES,
-    ExportLayout,
-    render_frame,
-    select_frames,
-    shown_images,
-    to_uint8,
-    write_gif,
-    write_png_grid,
-)
 from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.sampling import sample_mnist
 
@@ -26,7 +19,7 @@ def trajectory(tiny_checkpoints):
 
 
 def test_gif_has_the_chosen_frames_and_size(tmp_path, trajectory):
-    path = write_gif(trajectory, tmp_path / "run.gif", panel="x0_hat", fps=5, every=4, scale=3)
+    path = write_animation(trajectory, tmp_path / "run.gif", panel="x0_hat", fps=5, every=4, scale=3)
     with Image.open(path) as gif:
         assert gif.n_frames == 4  # frames 0, 4, 8 and the last one, 9
         size = gif.size
@@ -107,7 +100,8 @@ def test_to_uint8_clips_and_expands_grey():
 def test_mp4_plays_the_chosen_frames_in_h264(tmp_path, trajectory):
     import av
 
-    from diffusion_stepper.core.io.export import render_frame, write_animation
+    from diffusion_stepper.core.exports.animation import write_animation
+    from diffusion_stepper.core.exports.render import render_frame
 
     path = write_animation(
         trajectory, tmp_path / "run.mp4", panel="x_t,eps_hat", fps=10, every=3, scale=2, hold_last_seconds=0.5
@@ -123,7 +117,7 @@ def test_mp4_plays_the_chosen_frames_in_h264(tmp_path, trajectory):
 
 
 def test_stopping_an_export_early_writes_nothing(tmp_path, trajectory):
-    from diffusion_stepper.core.io.export import export_animation
+    from diffusion_stepper.core.exports.animation import export_animation
 
     folder = tmp_path / "exports"
     folder.mkdir()
@@ -134,7 +128,7 @@ def test_stopping_an_export_early_writes_nothing(tmp_path, trajectory):
 
 
 def test_animation_needs_a_known_suffix(tmp_path, trajectory):
-    from diffusion_stepper.core.io.export import write_animation
+    from diffusion_stepper.core.exports.animation import write_animation
 
     with pytest.raises(ValueError, match=".gif or .mp4"):
         write_animation(trajectory, tmp_path / "run.avi")

@@ -1,4 +1,4 @@
-"""The interactive page (core.io.html_page): one file with everything in it, the exact pixels and
+"""The interactive page (core.exports.html_page): one file with everything in it, the exact pixels and
 numbers of each frame, the compared runs on the session's own timeline, within the size goal; and
 `export --html` from the command line. tests/browser/ opens such pages in Chromium."""
 
@@ -10,16 +10,12 @@ import torch
 
 from diffusion_stepper.core import cli
 from diffusion_stepper.core.diffusion.equations import frame_caption, step_equation
+from diffusion_stepper.core.exports.html_page import PageOptions, html_page_items, suggested_every, write_html_page
+from diffusion_stepper.core.formats.pictures import shown_tiles
+from diffusion_stepper.core.formats.trajectory_file import load_trajectory, save_trajectory
 from diffusion_stepper.core.frames import Frame, Trajectory
-from diffusion_stepper.core.io.export import shown_tiles
-from diffusion_stepper.core.io.html_page import (
-    PageOptions,
-    html_page_items,
-    suggested_every,
-    write_html_page,
-)
-from diffusion_stepper.core.io.trajectory_file import load_trajectory, save_trajectory
-from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME, DONE, Session
+from diffusion_stepper.core.session import DONE, Session
+from diffusion_stepper.core.timeline import ALIGN_NFE, ALIGN_TIME
 from diffusion_stepper.core.toy2d.render import ParticleViewOptions, render_particles
 from tests.cli_running import run_cli
 from tests.page_reading import page_data, stored_picture

@@ -13,21 +13,21 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from diffusion_stepper.core.deepfloyd_if.anagrams import make_view
 from diffusion_stepper.core.deepfloyd_if.embeddings import PromptEmbeddings
 from diffusion_stepper.core.deepfloyd_if.models import UNET_AND_SCHEDULERS_ONLY, load_if_stage
 from diffusion_stepper.core.deepfloyd_if.sampling import (
     CLEAN_T,
-    VIEW_NAMES,
     DynamicThreshold,
     IFPredictor,
     chain_timesteps,
     gaussian_blur,
-    make_view,
 )
 from diffusion_stepper.core.deepfloyd_if.tasks import IFRequest
 from diffusion_stepper.core.diffusion.sampling import LearnedRangeVariance
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.run_meta import VIEW_NAMES
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
 
@@ -108,8 +108,8 @@ def reference_timesteps(stage, steps):
 def test_stage_two_equals_superresolution_pipeline(tiny_if, stage1, stage2, table, tmp_path):
     from diffusers import IFSuperResolutionPipeline
 
+    from diffusion_stepper.core.formats.trajectory_file import save_trajectory
     from diffusion_stepper.core.frames import Trajectory
-    from diffusion_stepper.core.io.trajectory_file import save_trajectory
 
     prompt = tiny_if.prompts[1]
     low_run, low_frames = frames_of(request(stage1, table, prompt=[prompt], steps=5, seed=1))
@@ -475,7 +475,7 @@ def test_a_branch_continues_from_a_step_with_new_settings(stage1, table, tiny_if
 
 @pytest.mark.parametrize("name", VIEW_NAMES)
 def test_the_anagram_turn_starts_at_the_image_and_ends_on_the_view(name):
-    from diffusion_stepper.core.deepfloyd_if.sampling import view_turn
+    from diffusion_stepper.core.deepfloyd_if.anagrams import view_turn
 
     ramp = torch.linspace(-1, 1, 32)
     image = torch.stack(

@@ -9,7 +9,7 @@ from diffusion_stepper.core import cli
 from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS, part_a_requests
 from diffusion_stepper.core.deepfloyd_if.tasks import IFRequest
 from diffusion_stepper.core.errors import UserFacingError
-from diffusion_stepper.core.io.trajectory_file import load_trajectory
+from diffusion_stepper.core.formats.trajectory_file import load_trajectory
 from diffusion_stepper.core.paths import sample_image
 
 STRIP = [1, 3, 5, 7, 10, 20]

@@ -12,18 +12,20 @@ import torch
 from PIL import Image
 
 from diffusion_stepper.core.diffusion.equations import frame_caption, step_equation
-from diffusion_stepper.core.diffusion.sampler_race import write_convergence, x0_convergence
+from diffusion_stepper.core.diffusion.sampler_race import x0_convergence
 from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS, FLOW_SAMPLERS, evaluations_for_steps
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.exports.race_chart import write_convergence
+from diffusion_stepper.core.formats.charts import Chart, Series, draw_chart
+from diffusion_stepper.core.formats.palette import RUN_COLOURS as SERIES_COLOURS
+from diffusion_stepper.core.formats.trajectory_file import load_trajectory, save_trajectory
 from diffusion_stepper.core.frames import Trajectory
-from diffusion_stepper.core.io.line_plot import Chart, Series, draw_chart
-from diffusion_stepper.core.io.palette import RUN_COLOURS as SERIES_COLOURS
-from diffusion_stepper.core.io.trajectory_file import load_trajectory, save_trajectory
 from diffusion_stepper.core.mnist.experiments import ExperimentOptions, experiment_requests
 from diffusion_stepper.core.mnist.guidance_tradeoff import FAST_SAMPLERS
 from diffusion_stepper.core.mnist.judge import Judge, load_judge
 from diffusion_stepper.core.mnist.sampling import SampleRequest, start_sampling
-from diffusion_stepper.core.session import ALIGN_NFE, Session
+from diffusion_stepper.core.session import Session
+from diffusion_stepper.core.timeline import ALIGN_NFE
 from tests.core.test_cli import run as run_cli
 
 

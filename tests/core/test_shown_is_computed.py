@@ -13,13 +13,14 @@ import torch
 
 from diffusion_stepper.core.diffusion.equations import step_equation
 from diffusion_stepper.core.diffusion.labels import guidance_gap_curve, guidance_gap_label
+from diffusion_stepper.core.diffusion.step_check import check_step
 from diffusion_stepper.core.diffusion.theory import frame_histograms, marginal_coefficients
-from diffusion_stepper.core.diffusion.update import Term, check_step
 from diffusion_stepper.core.frames import Trajectory
 from diffusion_stepper.core.mnist.sampling import SampleRequest, start_sampling
 from diffusion_stepper.core.toy2d.experiments import SourceSpec, forward_run
 from diffusion_stepper.core.toy2d.render import ParticleViewOptions, view_title
 from diffusion_stepper.core.toy2d.runs import Toy2DSettings, field_vectors, toy2d_run
+from diffusion_stepper.core.updates import Term
 
 
 def sampled(request) -> Trajectory:
@@ -126,7 +127,7 @@ def test_the_2d_forward_run_does_not_say_p_t_is_unknown():
 
 def test_the_cfg_gap_is_named_for_what_the_model_predicts(tiny_checkpoints, tmp_path):
     """Item 6: |v_c − v_u| on flow runs (2D too), |ε_c − ε_u| on DDPM runs; the page draws the curve."""
-    from diffusion_stepper.core.io.html_page import _schedule
+    from diffusion_stepper.core.exports.html_page import _schedule
 
     flow = sampled(SampleRequest(str(tiny_checkpoints["class-flow"]), per_class=1, guidance=3.0, steps=4))
     ddpm = sampled(SampleRequest(str(tiny_checkpoints["class-ddpm"]), per_class=1, guidance=3.0, steps=4))
@@ -163,7 +164,7 @@ def test_heun_with_clipping_names_its_second_epsilon_for_what_it_is(tiny_checkpo
 def test_a_file_saved_before_updates_were_recorded_still_opens(tmp_path, capsys, tiny_checkpoints):
     import json
 
-    from diffusion_stepper.core.io.trajectory_file import load_trajectory, save_trajectory
+    from diffusion_stepper.core.formats.trajectory_file import load_trajectory, save_trajectory
     from tests.cli_running import run_cli
 
     trajectory = sampled(SampleRequest(str(tiny_checkpoints["class-ddpm"]), per_class=1, steps=3))
@@ -204,7 +205,7 @@ def test_a_wrong_update_in_a_file_is_named_in_one_line(tmp_path):
     import pytest
 
     from diffusion_stepper.core.errors import TrajectoryFileError
-    from diffusion_stepper.core.io.trajectory_file import load_trajectory, save_trajectory
+    from diffusion_stepper.core.formats.trajectory_file import load_trajectory, save_trajectory
     from diffusion_stepper.core.mnist.sampling import SampleRequest as Request
 
     trajectory = sampled(Request("mnist-class-flow", per_class=1, steps=2))

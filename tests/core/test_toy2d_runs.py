@@ -12,12 +12,14 @@ import torch
 from PIL import Image
 
 from diffusion_stepper.core.errors import CheckpointError, DataError, TrajectoryFileError, UserFacingError
+from diffusion_stepper.core.exports.animation import write_animation
+from diffusion_stepper.core.exports.render import render_frame
+from diffusion_stepper.core.formats.trajectory_file import load_trajectory, save_trajectory
 from diffusion_stepper.core.frames import Trajectory
-from diffusion_stepper.core.io.export import render_frame, write_animation
-from diffusion_stepper.core.io.trajectory_file import load_trajectory, save_trajectory
+from diffusion_stepper.core.run_meta import is_toy2d
 from diffusion_stepper.core.toy2d.checkpoints import load_toy2d_checkpoint, save_toy2d_checkpoint
-from diffusion_stepper.core.toy2d.datasets import DATASETS, EIGHT_GAUSSIANS, resolve_dataset
-from diffusion_stepper.core.toy2d.drawn import load_drawn, save_drawn
+from diffusion_stepper.core.toy2d.datasets import DATASETS, EIGHT_GAUSSIANS
+from diffusion_stepper.core.toy2d.drawn import load_drawn, resolve_dataset, save_drawn
 from diffusion_stepper.core.toy2d.experiments import (
     FEW_STEPS,
     GUIDANCE_SCALES,
@@ -39,7 +41,6 @@ from diffusion_stepper.core.toy2d.runs import (
     as_points,
     grid_image_to_points,
     grid_points,
-    is_toy2d,
     toy2d_run,
 )
 from diffusion_stepper.core.toy2d.training import Toy2DConfig, Toy2DTrained, make_objective, train_toy2d
@@ -293,7 +294,7 @@ def test_cli_trains_samples_experiments_and_exports(tmp_path, capsys):
 
 
 def test_a_2d_export_fits_a_slide(tmp_path):
-    from diffusion_stepper.core.io.export import SLIDES
+    from diffusion_stepper.core.exports.render import SLIDES
 
     source = Toy2DSource.exact(DATASETS["8-gaussians"], make_objective("ddpm"))
     trajectory = record(toy2d_run(source, Toy2DSettings(count=100, steps=3)))

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from diffusion_stepper.core.errors import TrajectoryFileError
+from diffusion_stepper.core.formats.trajectory_file import load_trajectory, save_trajectory
 from diffusion_stepper.core.frames import Trajectory
-from diffusion_stepper.core.io.trajectory_file import load_trajectory, save_trajectory
 from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.sampling import sample_mnist
 

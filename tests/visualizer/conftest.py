@@ -10,8 +10,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
 
+from diffusion_stepper.core.formats.trajectory_file import save_trajectory  # noqa: E402
 from diffusion_stepper.core.frames import Frame, Trajectory  # noqa: E402
-from diffusion_stepper.core.io.trajectory_file import save_trajectory  # noqa: E402
 from diffusion_stepper.visualizer.main_window import MainWindow  # noqa: E402
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from diffusion_stepper.core.formats.trajectory_file import save_trajectory
 from diffusion_stepper.core.frames import Frame, Trajectory
-from diffusion_stepper.core.io.trajectory_file import save_trajectory
 from tests.visualizer.conftest import marked_trajectory
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from diffusion_stepper.core.io.trajectory_file import load_trajectory
+from diffusion_stepper.core.formats.trajectory_file import load_trajectory
 from diffusion_stepper.visualizer.widgets.panels import render_grid
 from tests.visualizer.conftest import displayed, settle, shown_columns, wait_until_sampled
 

@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 
-from diffusion_stepper.core.io.export import write_animation
-from diffusion_stepper.core.io.trajectory_file import load_trajectory, save_trajectory
+from diffusion_stepper.core.exports.animation import write_animation
+from diffusion_stepper.core.formats.trajectory_file import load_trajectory, save_trajectory
 from diffusion_stepper.core.toy2d.drawn import load_drawn
 from diffusion_stepper.core.toy2d.experiments import TOY2D_EXPERIMENTS
 from diffusion_stepper.core.toy2d.render import PARTICLE_COLOUR

@@ -13,10 +13,11 @@ from PySide6.QtCore import QEvent, QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QMouseEvent
 from PySide6.QtWidgets import QPushButton
 
+from diffusion_stepper.core.diffusion.step_check import check_step
 from diffusion_stepper.core.diffusion.theory import density_histogram
-from diffusion_stepper.core.diffusion.update import check_step
-from diffusion_stepper.core.io.export import render_frame, select_frames
-from diffusion_stepper.core.io.trajectory_file import load_trajectory
+from diffusion_stepper.core.exports.animation import select_frames
+from diffusion_stepper.core.exports.render import render_frame
+from diffusion_stepper.core.formats.trajectory_file import load_trajectory
 from diffusion_stepper.core.session import CANCELLED, DONE
 from diffusion_stepper.visualizer.dialogs.export_dialog import ExportDialog, ExportOptions
 from diffusion_stepper.visualizer.widgets.panels import render_grid

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QPushButton
 
-from diffusion_stepper.core.io.html_page import suggested_every
+from diffusion_stepper.core.exports.html_page import suggested_every
 from tests.page_reading import page_data, stored_picture
 from tests.visualizer.conftest import LONG_WAIT_MS, action
 

@@ -14,7 +14,8 @@ from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS, FLOW_SAMPLERS
 from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.experiments import EXPERIMENTS, ExperimentOptions
 from diffusion_stepper.core.mnist.guidance_tradeoff import FAST_SAMPLERS
-from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME, CANCELLED, DONE
+from diffusion_stepper.core.session import CANCELLED, DONE
+from diffusion_stepper.core.timeline import ALIGN_NFE, ALIGN_TIME
 from diffusion_stepper.visualizer.main_window import COMPARE_TAB, STEP_TAB
 from diffusion_stepper.visualizer.widgets.panels import FIT, render_grid
 from diffusion_stepper.visualizer.widgets.plots import series_colour

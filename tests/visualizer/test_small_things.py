@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from diffusion_stepper.core.io.html_page import write_html_page
+from diffusion_stepper.core.exports.html_page import write_html_page
 from diffusion_stepper.visualizer.widgets.plots import ConvergencePlot
 from tests.page_reading import page_data
 from tests.visualizer.conftest import marked_trajectory

@@ -11,8 +11,8 @@ from PySide6.QtCore import QObject
 from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS, part_a_requests
 from diffusion_stepper.core.deepfloyd_if.tasks import BranchPoint
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.formats.trajectory_file import save_trajectory
 from diffusion_stepper.core.frames import Trajectory
-from diffusion_stepper.core.io.trajectory_file import save_trajectory
 from diffusion_stepper.core.paths import work_folder
 from diffusion_stepper.core.session import Session
 from diffusion_stepper.visualizer.controllers.sampling import WHEN_SEVERAL, SamplingController

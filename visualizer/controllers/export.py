@@ -12,16 +12,18 @@ from pathlib import Path
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QInputDialog, QProgressDialog, QWidget
 
+from diffusion_stepper.core.deepfloyd_if.anagrams import anagram_turn
 from diffusion_stepper.core.errors import UserFacingError
-from diffusion_stepper.core.frames import Trajectory
-from diffusion_stepper.core.io.export import anagram_turn, export_animation, write_png_grid
-from diffusion_stepper.core.io.html_page import (
+from diffusion_stepper.core.exports.animation import export_animation
+from diffusion_stepper.core.exports.html_page import (
     PAGE_FRAME_LIMIT,
     PageOptions,
     html_page_items,
     kept_frame_count,
     suggested_every,
 )
+from diffusion_stepper.core.exports.render import write_png_grid
+from diffusion_stepper.core.frames import Trajectory
 from diffusion_stepper.core.jobs import DONE as JOB_DONE
 from diffusion_stepper.core.session import RUNNING, Run, Session
 from diffusion_stepper.visualizer.controllers.files import FilesController, with_suffix

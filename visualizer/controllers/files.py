@@ -10,7 +10,7 @@ from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from diffusion_stepper.core.errors import UserFacingError
-from diffusion_stepper.core.io.trajectory_file import load_trajectory, save_trajectory
+from diffusion_stepper.core.formats.trajectory_file import load_trajectory, save_trajectory
 from diffusion_stepper.core.session import LOADED, Session
 from diffusion_stepper.visualizer.controllers.messages import Messages
 from diffusion_stepper.visualizer.controllers.settings import SettingsController

@@ -18,6 +18,7 @@ from diffusion_stepper.core.toy2d.experiments import TOY2D_EXPERIMENTS, toy2d_ex
 from diffusion_stepper.core.toy2d.training import Toy2DLoss
 from diffusion_stepper.core.training_progress import LossHistory
 from diffusion_stepper.visualizer.child_worker import ChildJob
+from diffusion_stepper.visualizer.dialogs.draw_dialog import DrawDialog
 from diffusion_stepper.visualizer.docks.lab2d_dock import Lab2DDock
 from diffusion_stepper.visualizer.views.train_view import PLOT_REFRESH_MS
 
@@ -112,8 +113,6 @@ class Lab2DController(QObject):
         self.window.sampling.start(lambda: toy2d_experiment_requests(key, options), compare=None)
 
     def ask_draw(self) -> None:
-        from diffusion_stepper.visualizer.dialogs.draw_dialog import DrawDialog
-
         dialog = DrawDialog(self.window)
         dialog.accepted.connect(lambda: self._save_drawing(dialog))
         dialog.open()

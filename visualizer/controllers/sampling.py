@@ -11,7 +11,8 @@ from PySide6.QtCore import QObject, Signal
 
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.jobs import DONE as JOB_DONE
-from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME, CANCELLED, DONE, FAILED, Session
+from diffusion_stepper.core.session import CANCELLED, DONE, FAILED, Session
+from diffusion_stepper.core.timeline import ALIGN_NFE, ALIGN_TIME
 from diffusion_stepper.visualizer.controllers.messages import Messages
 from diffusion_stepper.visualizer.worker import Job, RunHeader, sampling_items
 

@@ -20,9 +20,9 @@ from PySide6.QtWidgets import (
 )
 
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.exports.render import ASPECTS, SLIDES, ExportLayout
 from diffusion_stepper.core.frames import Trajectory
-from diffusion_stepper.core.io.export import ASPECTS, SLIDES, ExportLayout
-from diffusion_stepper.core.toy2d.runs import is_toy2d
+from diffusion_stepper.core.run_meta import is_toy2d
 from diffusion_stepper.visualizer.widgets.panels import panel_title
 
 

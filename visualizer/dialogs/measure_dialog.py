@@ -1,7 +1,7 @@
 """A measurement that samples and judges in the background and draws its plot as the points arrive:
 the shared frame of the sampler-quality and guidance trade-off dialogs.
 
-The charts are the ones the CLI writes (core.io.line_plot), drawn from the same rows, so the
+The charts are the ones the CLI writes (core.formats.charts), drawn from the same rows, so the
 dialog's Save and the command line give the same PNG and CSV; on screen they are drawn at the
 dialog's own size, so that their text reads at any size of the dialog (a 1920 px picture scaled
 into a small dialog had 5 px text). A subclass names its settings (`add_settings`), turns them
@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from diffusion_stepper.core.errors import UserFacingError
-from diffusion_stepper.core.io.line_plot import Chart, charts_side_by_side
+from diffusion_stepper.core.formats.charts import Chart, charts_side_by_side
 from diffusion_stepper.core.jobs import DONE
 from diffusion_stepper.visualizer.worker import Job
 

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from diffusion_stepper.core.atomic import atomic_path
-from diffusion_stepper.core.deepfloyd_if.images import load_image
+from diffusion_stepper.core.deepfloyd_if.images import load_image, load_mask
 from diffusion_stepper.core.errors import UserFacingError
 
 CANVAS = 384  # on-screen size of the square canvas, in pixels
@@ -198,7 +198,6 @@ class MaskEditor(QDialog):
 
     def _starting_mask(self, mask_path: str | None) -> np.ndarray:
         """The existing mask on the canvas, if it is one for this image; otherwise empty."""
-        from diffusion_stepper.core.deepfloyd_if.images import load_mask
 
         if mask_path:
             try:

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from diffusion_stepper.core.deepfloyd_if.embeddings import PromptEmbeddings
 from diffusion_stepper.core.deepfloyd_if.models import STAGE_I_SIZES
-from diffusion_stepper.core.deepfloyd_if.sampling import DEFAULT_GUIDANCE, DEFAULT_STRIDE, VIEW_NAMES
+from diffusion_stepper.core.deepfloyd_if.sampling import DEFAULT_GUIDANCE, DEFAULT_STRIDE
 from diffusion_stepper.core.deepfloyd_if.status import status_text
 from diffusion_stepper.core.deepfloyd_if.tasks import (
     AT_CHOSEN_T,
@@ -45,6 +45,7 @@ from diffusion_stepper.core.devices import DEVICE_CHOICES
 from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS, IF_SAMPLERS
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.parsing import parse_int_list
+from diffusion_stepper.core.run_meta import VIEW_NAMES
 from diffusion_stepper.visualizer.docks.if_images import IFImageFields
 from diffusion_stepper.visualizer.widgets.forms import button, float_box, row, show_rows, spin_box
 

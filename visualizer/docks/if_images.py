@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from PIL import Image, UnidentifiedImageError
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLineEdit, QWidget
 
@@ -14,6 +15,8 @@ from diffusion_stepper.core.deepfloyd_if.images import IMAGE_SUFFIXES
 from diffusion_stepper.core.deepfloyd_if.tasks import DEFAULT_IMAGE, DEFAULT_MASK
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.paths import sample_image, work_folder
+from diffusion_stepper.visualizer.dialogs.crop_dialog import CropDialog
+from diffusion_stepper.visualizer.dialogs.painting import MaskEditor, SketchEditor
 from diffusion_stepper.visualizer.widgets.forms import button, row
 
 IMAGE_FILTER = f"Images ({' '.join('*' + suffix for suffix in IMAGE_SUFFIXES)});;Stage I runs (*.npz);;All files (*)"
@@ -59,9 +62,6 @@ class IFImageFields(QObject):
 
     def crop_dialog_for(self, path: str | Path):
         """The crop-to-square step for a picture that is not square; None when there is nothing to choose."""
-        from PIL import Image, UnidentifiedImageError
-
-        from diffusion_stepper.visualizer.dialogs.crop_dialog import CropDialog
 
         if Path(path).suffix.lower() == ".npz":
             return None
@@ -82,8 +82,6 @@ class IFImageFields(QObject):
         self.image_path.setText(str(path))
 
     def sketch_editor(self):
-        from diffusion_stepper.visualizer.dialogs.painting import SketchEditor
-
         return SketchEditor(
             work_folder("sketches", f"sketch-{time.strftime('%Y%m%d-%H%M%S')}.png"), parent=self._parent
         )
@@ -108,7 +106,6 @@ class IFImageFields(QObject):
     def mask_editor(self):
         """The mask editor for the current image, starting from the current mask; a
         UserFacingError when there is no picture to paint on."""
-        from diffusion_stepper.visualizer.dialogs.painting import MaskEditor
 
         image = self.image
         if not image or not Path(image).is_file() or Path(image).suffix == ".npz":

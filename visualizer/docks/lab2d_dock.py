@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (
 )
 
 from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS, FLOW_SAMPLERS
-from diffusion_stepper.core.toy2d.datasets import DATASETS, resolve_dataset
+from diffusion_stepper.core.toy2d.datasets import DATASETS
+from diffusion_stepper.core.toy2d.drawn import resolve_dataset
 from diffusion_stepper.core.toy2d.experiments import SourceSpec, Toy2DExperimentOptions, Toy2DRequest
 from diffusion_stepper.core.toy2d.runs import DEFAULT_PARTICLES, DEFAULT_STEPS, Toy2DSettings
 from diffusion_stepper.core.toy2d.training import Toy2DConfig

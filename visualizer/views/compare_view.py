@@ -19,15 +19,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from diffusion_stepper.core.diffusion.sampler_race import (
-    ConvergenceCurve,
-    note_same_updates,
-    write_convergence,
-    x0_convergence,
-)
+from diffusion_stepper.core.diffusion.sampler_race import ConvergenceCurve, note_same_updates, x0_convergence
+from diffusion_stepper.core.exports.race_chart import write_convergence
+from diffusion_stepper.core.run_meta import is_toy2d
 from diffusion_stepper.core.run_names import run_differences
-from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME, DONE, LOADED, Session
-from diffusion_stepper.core.toy2d.runs import is_toy2d
+from diffusion_stepper.core.session import DONE, LOADED, Session
+from diffusion_stepper.core.timeline import ALIGN_NFE, ALIGN_TIME
 from diffusion_stepper.visualizer.views.common import NOISE, CoalescedRefresh, field_for, run_caption
 from diffusion_stepper.visualizer.widgets.panels import FIT, ImagePanel
 from diffusion_stepper.visualizer.widgets.particles import ParticlePanel
@@ -162,7 +159,7 @@ class CompareView(QWidget):
                 style = f" color='#{red:02x}{green:02x}{blue:02x}'"
             caption = run_caption(self.session, run)
             if self.session.align == ALIGN_NFE and "NFE " not in caption:  # two-evaluation steps say it already
-                caption = f"NFE {run.evaluations(view.index)} · {caption}"
+                caption = f"NFE {run.track.evaluations(view.index)} · {caption}"
             keys = ("x_t", "x0_hat") if self.field_key == BOTH else (self.field_key,)
             if isinstance(self.panels[run.id][0], ParticlePanel):  # 2D runs side by side: the title above
                 big = f"<font size='+2'{style}><b>{html.escape(difference)}</b></font>&nbsp;&nbsp;&nbsp;"

@@ -8,7 +8,7 @@ import torch
 from PySide6.QtCore import QByteArray, QSignalBlocker, Qt
 from PySide6.QtWidgets import QBoxLayout, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
-from diffusion_stepper.core.deepfloyd_if.sampling import make_view
+from diffusion_stepper.core.deepfloyd_if.anagrams import make_view
 from diffusion_stepper.core.diffusion.equations import step_equation
 from diffusion_stepper.core.diffusion.labels import guidance_gap_curve, guidance_gap_label
 from diffusion_stepper.core.diffusion.theory import (
@@ -18,8 +18,8 @@ from diffusion_stepper.core.diffusion.theory import (
     no_schedule_reason,
     schedule_curves,
 )
+from diffusion_stepper.core.run_meta import is_toy2d
 from diffusion_stepper.core.session import Run, Session
-from diffusion_stepper.core.toy2d.runs import is_toy2d
 from diffusion_stepper.visualizer.views.common import NOISE, PANEL_KEYS, CoalescedRefresh, field_for
 from diffusion_stepper.visualizer.views.rule_sizing import RuleSizing
 from diffusion_stepper.visualizer.widgets.equation import DESK_PX, EquationPanel

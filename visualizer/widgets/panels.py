@@ -1,7 +1,7 @@
 """The image panel: one image field of a batch as a grid, at a nearest-neighbour integer zoom.
 
 Each panel owns one pyqtgraph ImageItem, created once and updated with setImage(autoLevels=False).
-The pixels are made by core.io.export, so what the window shows is what an export writes.
+The pixels are made by core.formats.pictures, so what the window shows is what an export writes.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QSizePolicy, QVBoxLayout
 
-from diffusion_stepper.core.diffusion.labels import field_title
-from diffusion_stepper.core.io.export import BACKGROUND, EXTRA_TITLES, display_range, grid_columns, tile, to_uint8
-from diffusion_stepper.core.io.layout import GRID_PADDING, GridFit, best_grid, class_columns, screen_scale
+from diffusion_stepper.core.diffusion.labels import EXTRA_TITLES, field_title
+from diffusion_stepper.core.formats.layout import GRID_PADDING, GridFit, best_grid, class_columns, screen_scale
+from diffusion_stepper.core.formats.pictures import BACKGROUND, display_range, grid_columns, tile, to_uint8
 from diffusion_stepper.visualizer.widgets.equation import shrinkable
 from diffusion_stepper.visualizer.widgets.fitted_label import FittedLabel
 
@@ -39,7 +39,7 @@ def render_grid(
     columns: int | None = None,
 ) -> np.ndarray:
     """The uint8 [H, W, 3] grid a panel shows in `columns` columns (default: the exports' choice):
-    the same pixels core.io.export writes at scale 1."""
+    the same pixels core.formats.pictures writes at scale 1."""
     low, high = display_range(name, value_range)
     return tile(to_uint8(images, low, high), columns or grid_columns(images.shape[0], labels))
 
@@ -74,7 +74,7 @@ class ImagePanel(QFrame):
     """One image field of one frame: a title, the batch as a grid, and the value range underneath.
 
     The grid takes the column count that shows each image largest in the panel's current shape
-    (core.io.layout), and is laid out again when the panel is resized; at Fit zoom it fills the
+    (core.formats.layout), and is laid out again when the panel is resized; at Fit zoom it fills the
     panel (see `screen_scale`), at a chosen zoom it shows that many screen pixels per pixel. The
     title goes above the picture, or beside it where that shows the picture larger (a wide, short
     panel: a row of ten digits).

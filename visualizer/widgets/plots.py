@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics
 
 from diffusion_stepper.core.diffusion.theory import FrameHistograms, ScheduleCurves
-from diffusion_stepper.core.io.palette import GAP_COLOUR, NOISE_COLOUR, X_T_COLOUR, run_colour
+from diffusion_stepper.core.formats.palette import GAP_COLOUR, NOISE_COLOUR, X_T_COLOUR, run_colour
 from diffusion_stepper.core.training_progress import LossHistory
 
 THEORY_WIDTH = 2

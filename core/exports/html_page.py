@@ -36,7 +36,7 @@ from PIL import Image
 
 from diffusion_stepper.core.atomic import atomic_path
 from diffusion_stepper.core.diffusion.equations import frame_caption, step_equation
-from diffusion_stepper.core.diffusion.labels import guidance_gap_curve, guidance_gap_label
+from diffusion_stepper.core.diffusion.labels import field_caption, guidance_gap_curve, guidance_gap_label
 from diffusion_stepper.core.diffusion.sampler_race import x0_convergence
 from diffusion_stepper.core.diffusion.solvers import run_sampler_title
 from diffusion_stepper.core.diffusion.theory import (
@@ -47,16 +47,18 @@ from diffusion_stepper.core.diffusion.theory import (
     schedule_curves,
 )
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.exports.animation import select_frames
+from diffusion_stepper.core.exports.render import panel_names
+from diffusion_stepper.core.formats.layout import class_columns
+from diffusion_stepper.core.formats.palette import page_palette
+from diffusion_stepper.core.formats.pictures import shown_tiles
 from diffusion_stepper.core.frames import Trajectory
-from diffusion_stepper.core.io.export import field_caption, panel_names, select_frames, shown_tiles
-from diffusion_stepper.core.io.layout import class_columns
-from diffusion_stepper.core.io.palette import page_palette
 from diffusion_stepper.core.limits import check_memory, format_bytes
 from diffusion_stepper.core.paths import resources_dir
+from diffusion_stepper.core.run_meta import is_toy2d
 from diffusion_stepper.core.run_names import run_differences
-from diffusion_stepper.core.session import ALIGN_NFE, ALIGN_TIME, DONE, Session
+from diffusion_stepper.core.timeline import ALIGN_NFE, ALIGN_TIME, Track, frame_index, timeline_length
 from diffusion_stepper.core.toy2d.render import ParticleViewOptions, render_particles, view_title
-from diffusion_stepper.core.toy2d.runs import is_toy2d
 
 # Beyond this many frames a page grows large and slow to build: the CLI and the app offer to keep
 # every k-th frame (suggested_every).
@@ -367,24 +369,18 @@ def _run_items(page: _RunPage, particle_view: ParticleViewOptions) -> Iterator[t
 
 def _timelines(pages: list[_RunPage]) -> dict[str, list[list[int]]]:
     """For each alignment, the slider's positions: at each, the kept frame (its place in the page's
-    list) that every run shows. The session's own timeline decides, so the page lines runs up as
+    list) that every run shows. The session's timeline arithmetic (core.timeline) decides, so the page lines runs up as
     the Compare view does; positions that would show the same frames are merged."""
-    session = Session()
-    runs = [
-        session.add_run(page.trajectory.meta, len(page.trajectory), frames=list(page.trajectory.frames), state=DONE)
-        for page in pages
-    ]
-    session.active_id = runs[0].id
-    session.compared_ids = [run.id for run in runs]
+    tracks = [Track(page.trajectory, len(page.trajectory)) for page in pages]
     alignments = (ALIGN_TIME, ALIGN_NFE) if len(pages) > 1 else (ALIGN_TIME,)
     timelines = {}
     for align in alignments:
-        session.set_align(align)
+        length = timeline_length(tracks, align)
         positions: list[list[int]] = []
-        for position in range(session.timeline_length):
+        for position in range(length):
             shown = []
-            for run, page in zip(runs, pages):
-                full = session.frame_index(run, position)
+            for track, page in zip(tracks, pages):
+                full = frame_index(track, position, length, align)
                 shown.append(max(0, bisect.bisect_right(page.indices, full) - 1))  # the last kept frame reached
             if not positions or shown != positions[-1]:
                 positions.append(shown)
@@ -408,7 +404,7 @@ def html_page_items(
     """The page of `runs` (name, trajectory), written to `path` as the returned iterator is run
     through; it yields (frames done, total). Bad requests raise ValueError here, before any work.
 
-    An iterator, as core.io.export.export_animation is, so the CLI's progress bar and the app's
+    An iterator, as core.exports.animation.export_animation is, so the CLI's progress bar and the app's
     Cancel share one loop: stopping early leaves nothing on disk.
     """
     options = options or PageOptions()

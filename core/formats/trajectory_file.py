@@ -26,7 +26,9 @@ import torch
 
 from diffusion_stepper.core import schema
 from diffusion_stepper.core.atomic import atomic_path
-from diffusion_stepper.core.diffusion.update import NOISE, PREVIOUS, THIS, update_from_record
+from diffusion_stepper.core.diffusion.equations import frame_caption, step_equation
+from diffusion_stepper.core.diffusion.objectives import objective_spec
+from diffusion_stepper.core.diffusion.solvers import ALL_SAMPLERS
 from diffusion_stepper.core.errors import TrajectoryFileError, UserFacingError
 from diffusion_stepper.core.files import check_input_file
 from diffusion_stepper.core.frames import IMAGE_FIELDS, NOISE_FIELDS, Frame, Trajectory
@@ -46,7 +48,9 @@ from diffusion_stepper.core.limits import (
     check_memory,
     format_bytes,
 )
+from diffusion_stepper.core.run_meta import DENSITY, EXACT_EXTRAS, GRID_EXTRAS, VIEW_NAMES, is_toy2d
 from diffusion_stepper.core.schema import SchemaError, parse_json
+from diffusion_stepper.core.updates import NOISE, PREVIOUS, THIS, update_from_record
 
 FORMAT_NAME = "diffusion-stepper-trajectory"
 FORMAT_VERSION = 1
@@ -388,7 +392,6 @@ def _not_finite_pictures(name: str, array: np.ndarray) -> str | None:
 def _check_points_layout(path: Path, meta: dict, shape: tuple[int, ...], extras: dict[str, np.ndarray]) -> None:
     """A 2D run's particles are [F, N, 2, 1, 1] and its grids square (see core.toy2d.runs); an
     image run's pictures are grey or colour (a 2D run without its params.toy2d is neither)."""
-    from diffusion_stepper.core.toy2d.runs import DENSITY, EXACT_EXTRAS, GRID_EXTRAS, is_toy2d
 
     if not is_toy2d(meta):
         pictures = {"x_t": shape, **{EXTRA_PREFIX + key: extra.shape for key, extra in extras.items()}}
@@ -417,7 +420,6 @@ def _check_each_step_can_be_shown(path: Path, meta: dict, frames: list[Frame]) -
     """Build every step's caption and update rule once, as the app and `inspect` will: a file
     whose numbers do not fit its algorithm (a coefficient missing, a view unknown) is refused
     here, naming the step, rather than failing mid-lecture."""
-    from diffusion_stepper.core.diffusion.equations import frame_caption, step_equation
 
     for frame in frames:
         try:
@@ -457,9 +459,6 @@ _COEFFICIENT_RANGES = {
 
 def meta_reader(num_frames: int, extra_names: list[str]) -> schema.Reader:
     """The trajectory meta's schema: what each field the app reads back must be."""
-    from diffusion_stepper.core.deepfloyd_if.sampling import VIEW_NAMES
-    from diffusion_stepper.core.diffusion.objectives import objective_spec
-    from diffusion_stepper.core.diffusion.solvers import ALL_SAMPLERS
 
     integer, count = schema.number(integer=True), schema.number(0, integer=True)
     frame_index = schema.number(0, num_frames - 1, integer=True)

@@ -17,8 +17,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from diffusion_stepper.core.atomic import write_bytes_atomically
-from diffusion_stepper.core.io.export import BACKGROUND, TEXT_COLOUR, text_font
-from diffusion_stepper.core.io.palette import run_colour
+from diffusion_stepper.core.formats.palette import run_colour
+from diffusion_stepper.core.formats.pictures import BACKGROUND, TEXT_COLOUR, text_font
 
 # Pillow's built-in font draws ASCII and little else (the exports' captions are ASCII for the same
 # reason), so the plots spell the course's symbols out.
