@@ -29,6 +29,7 @@ from diffusion_stepper.visualizer.controllers.settings import SettingsController
 from diffusion_stepper.visualizer.controllers.training import IDLE, TRAINING, TrainingController
 from diffusion_stepper.visualizer.dialogs.measure_dialog import stop_measurements
 from diffusion_stepper.visualizer.docks.if_dock import IFDock
+from diffusion_stepper.visualizer.docks.lab2d_dock import Lab2DDock
 from diffusion_stepper.visualizer.docks.sample_dock import SampleDock
 from diffusion_stepper.visualizer.gui_thread_gc import collect_garbage_on_gui_thread
 from diffusion_stepper.visualizer.menus import COMPARE_TAB, STEP_TAB, TRAIN_TAB, build_menus
@@ -39,7 +40,6 @@ from diffusion_stepper.visualizer.views.runs_list import RunsList
 from diffusion_stepper.visualizer.views.step_view import StepView
 from diffusion_stepper.visualizer.views.train_view import TrainView
 from diffusion_stepper.visualizer.widgets.panels import FIT, ZOOM_CHOICES
-from diffusion_stepper.visualizer.widgets.plots import NORMAL_TEXT_PX
 from diffusion_stepper.visualizer.widgets.timeline import CAPTION_GAP, TransportBar
 
 GIL_SWITCH_SECONDS = 0.0005  # how long a thread may hold the GIL while another waits (Python's default: 5 ms)
@@ -62,10 +62,10 @@ class MainWindow(QMainWindow):
 
         self.sample_dock = SampleDock(self)
         self.if_dock = IFDock(self)
+        self.lab2d_dock = Lab2DDock(self)
         self.runs_list = RunsList(self.session)
         self.step_view = StepView(self.session)
         self.compare_view = CompareView(self.session)
-        self.lab2d = Lab2DController(self)  # the 2D lab: its dock and its jobs
         self.training = TrainingController(self)
         self.quit_question = QuitQuestion(self)  # closing while training asks first
         self.train_view = TrainView(self.training)
@@ -79,7 +79,7 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self.transport)
         self.setCentralWidget(central)
-        for dock in (self.sample_dock, self.if_dock, self.lab2d.dock):
+        for dock in (self.sample_dock, self.if_dock, self.lab2d_dock):
             self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
             if dock is not self.sample_dock:
                 self.tabifyDockWidget(self.sample_dock, dock)
@@ -95,17 +95,21 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.progress)
 
         self.messages = Messages(self)
-        self.settings = SettingsController(settings if settings is not None else default_settings(), self)
+        remembered = (self.step_view, self.transport, self.sample_dock)  # each keeps its own settings
+        self.settings = SettingsController(settings if settings is not None else default_settings(), remembered, self)
         self.files = FilesController(self.session, self.messages, self.settings, self.sample_dock, self)
         self.sampling = SamplingController(self.session, self.messages, self)
         self.judging = JudgeController(self.session, self.messages, self)
         self.exports = ExportController(self.session, self.messages, self.files, self.step_view.visible_fields, self)
         self.if_runs = IFRunsController(self.session, self.if_dock, self.sampling, self)
-        docks = (self.sample_dock, self.if_dock, self.lab2d.dock, self.runs_dock)
+        self.lab2d = Lab2DController(self.lab2d_dock, self.messages, self.sampling, self.files, self)
+        docks = (self.sample_dock, self.if_dock, self.lab2d_dock, self.runs_dock)
         self.presentation = PresentationController(self, docks, [self.transport], hidden=[self.tabs.tabBar()])
         self._connect()
         self.toggles = build_menus(self, self.menuBar())
+        # a toggle's check mark follows its one owner, whoever changed it (the menu, Esc, the settings)
         self.presentation.toggled.connect(self.toggles["presentation"].setChecked)
+        self.step_view.part_toggled.connect(lambda key, shown: self.toggles[key].setChecked(shown))
         self.presentation.toggled.connect(self._size_plot_text)
         self.settings.restore(self)
         self.messages.show("Ready: press Enter to sample the digits 0–9", 30_000)
@@ -164,9 +168,8 @@ class MainWindow(QMainWindow):
 
     def _size_plot_text(self, presenting: bool) -> None:
         """The plots' text follows presentation mode's size, like the rest of the text."""
-        self.step_view.set_presentation(self.presentation.text_px if presenting else None)
-        for plot in (self.train_view.loss_plot, self.compare_view.plot):
-            plot.set_text_size(self.presentation.text_px if presenting else NORMAL_TEXT_PX)
+        for view in (self.step_view, self.compare_view, self.train_view):
+            view.set_presentation(self.presentation.text_px if presenting else None)
 
     def _show_training_state(self, state: str) -> None:
         if state == TRAINING:
@@ -176,11 +179,6 @@ class MainWindow(QMainWindow):
 
     def show_tab(self, index: int) -> None:
         self.tabs.setCurrentIndex(index)
-
-    def set_part_visible(self, key: str, visible: bool) -> None:
-        """Show or hide a part of the Step view (keys 1-7), keeping its menu entry in step."""
-        self.step_view.set_part_visible(key, visible)
-        self.toggles[key].setChecked(visible)
 
     def set_zoom(self, zoom: int) -> None:
         self.zoom = zoom
@@ -218,10 +216,7 @@ class MainWindow(QMainWindow):
     def show_epoch_comparison(self) -> None:
         """The Train tab's epoch comparison, with the runs on disk to pick from, or what to do first."""
         self.show_tab(TRAIN_TAB)
-        view = self.train_view
-        view.refresh_runs()
-        if view.has_runs:
-            view.compare_run.setFocus()
+        if self.train_view.offer_epoch_comparison():
             self.messages.show("Pick a run and its epochs, then press Compare epochs", 5000)
         else:
             self.messages.show("No training run on disk yet: press Start (Ctrl+T) here, then compare its epochs", 8000)

@@ -172,7 +172,7 @@ VIEW = Menu(
         *(
             Entry(
                 f"Show {label}",
-                lambda w, on, key=key: w.set_part_visible(key, on),
+                lambda w, on, key=key: w.step_view.set_part_visible(key, on),
                 (str(number),),
                 toggle=key,
                 checked=True,
@@ -205,7 +205,7 @@ def run_focused_dock(window) -> None:
     actions = (
         (window.sample_dock, window.generate),
         (window.if_dock, window.if_runs.run),
-        (window.lab2d.dock, window.lab2d.sample),
+        (window.lab2d_dock, window.lab2d.sample),
     )
     focus = QApplication.focusWidget()
     for dock, action in actions:

@@ -94,6 +94,25 @@ def test_pressing_train_again_stops_it_and_saves_nothing(qtbot, window, tmp_path
     assert not (tmp_path / "toy2d").exists() and window.session.active is None
 
 
+def test_stopping_the_training_out_of_sight_ends_it_in_the_dock(qtbot, window, tmp_path, monkeypatch):
+    """Ctrl+Shift+L stops the training in presentation mode too, where the docks hide: back
+    in the dock, the button says Train again and the status how it ended."""
+    monkeypatch.setattr(
+        "diffusion_stepper.visualizer.controllers.lab2d.work_folder", lambda *parts: tmp_path.joinpath(*parts)
+    )
+    dock = window.lab2d.dock
+    dock.iterations.setValue(100_000)
+    window.presentation.set_active(True)
+    train = action(window, "Train the 2D lab's &model")
+    train.trigger()
+    qtbot.waitUntil(lambda: len(window.lab2d.history.iterations) >= 10, timeout=LONG_WAIT_MS)
+    train.trigger()
+    qtbot.waitUntil(lambda: window.lab2d.job is None, timeout=LONG_WAIT_MS)
+    window.presentation.set_active(False)
+    assert dock.train_button.text() == "Train" and "nothing saved" in dock.status.text()
+    assert not dock.progress.isVisible()
+
+
 @pytest.mark.parametrize("key", list(TOY2D_EXPERIMENTS))
 def test_each_experiment_runs_from_its_menu_entry(qtbot, window, key):
     window.lab2d.dock.count.setValue(200)

@@ -20,6 +20,7 @@ from diffusion_stepper.core.exports.render import render_frame
 from diffusion_stepper.core.formats.trajectory_file import load_trajectory
 from diffusion_stepper.core.session import CANCELLED, DONE
 from diffusion_stepper.visualizer.dialogs.export_dialog import ExportDialog, ExportOptions
+from diffusion_stepper.visualizer.views.step_view import EQUATION
 from diffusion_stepper.visualizer.widgets.panels import render_grid
 from diffusion_stepper.visualizer.widgets.timeline import PRODUCED_COLOUR
 from tests.visualizer.conftest import LONG_WAIT_MS, displayed, make_window, settle, wait_until_sampled
@@ -316,13 +317,35 @@ def test_settings_persist_across_launches(qtbot, tmp_path):
     first = make_window(qtbot, settings_path)
     first.session.set_fps(7)
     first.set_zoom(3)
-    first.set_part_visible("noise", False)
+    first.step_view.set_part_visible("noise", False)  # the menu entry follows the view
+    assert not first.toggles["noise"].isChecked()
     first.settings.remember_folder(tmp_path / "somewhere" / "run.npz")
     first.close()
     second = make_window(qtbot, settings_path)
     assert second.session.fps == 7 and second.zoom == 3
     assert not second.toggles["noise"].isChecked() and not second.step_view.parts["noise"]
     assert second.settings.last_folder() == str(tmp_path / "somewhere")
+
+
+def test_each_part_of_the_window_gets_back_what_it_keeps(qtbot, tmp_path):
+    """The Step view's split and parts, the playback's loop and the Sample dock's model come back
+    through their owners' settings() and restore(), read back from the INI file's strings."""
+    settings_path = tmp_path / "settings.ini"
+    first = make_window(qtbot, settings_path)
+    models = [first.sample_dock.model.itemData(index) for index in range(first.sample_dock.model.count())]
+    other = next(key for key in models if key != first.sample_dock.model_key)
+    first.sample_dock.select_model(other)
+    first.session.set_loop(False)
+    first.step_view.set_part_visible(EQUATION, False)
+    first.step_view.splitter.setSizes([300, 200])
+    images, details = first.step_view.splitter.sizes()
+    first.close()
+    second = make_window(qtbot, settings_path)
+    assert second.sample_dock.model_key == other and second.session.loop is False
+    assert not second.step_view.parts[EQUATION] and not second.toggles[EQUATION].isChecked()
+    assert second.step_view.parts["x_t"] and second.toggles["x_t"].isChecked()
+    restored_images, restored_details = second.step_view.splitter.sizes()
+    assert abs(restored_images / (restored_images + restored_details) - images / (images + details)) < 0.02
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

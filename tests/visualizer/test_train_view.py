@@ -27,9 +27,8 @@ from diffusion_stepper.core.mnist.training import (
 from diffusion_stepper.core.training_progress import LossHistory
 from diffusion_stepper.visualizer.controllers.training import IDLE
 from diffusion_stepper.visualizer.menus import TRAIN_TAB
-from diffusion_stepper.visualizer.views.train_view import PLOT_REFRESH_MS
 from diffusion_stepper.visualizer.widgets.panels import render_grid
-from diffusion_stepper.visualizer.widgets.plots import LossPlot
+from diffusion_stepper.visualizer.widgets.plots import PLOT_REFRESH_MS, LossPlot
 from tests.conftest import TINY_HIDDEN
 from tests.core.test_training_progress import loss_event
 from tests.visualizer import training_faults

@@ -9,6 +9,7 @@ from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QWidget
 
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.paths import work_folder
@@ -18,9 +19,12 @@ from diffusion_stepper.core.toy2d.experiments import TOY2D_EXPERIMENTS, toy2d_ex
 from diffusion_stepper.core.toy2d.training import Toy2DLoss
 from diffusion_stepper.core.training_progress import LossHistory
 from diffusion_stepper.visualizer.child_worker import ChildJob
+from diffusion_stepper.visualizer.controllers.files import FilesController
+from diffusion_stepper.visualizer.controllers.messages import Messages
+from diffusion_stepper.visualizer.controllers.sampling import SamplingController
 from diffusion_stepper.visualizer.dialogs.draw_dialog import DrawDialog
 from diffusion_stepper.visualizer.docks.lab2d_dock import Lab2DDock
-from diffusion_stepper.visualizer.views.train_view import PLOT_REFRESH_MS
+from diffusion_stepper.visualizer.widgets.plots import PLOT_REFRESH_MS
 
 
 def model_folder_name(dataset: str, objective: str, classes: bool) -> str:
@@ -30,11 +34,14 @@ def model_folder_name(dataset: str, objective: str, classes: bool) -> str:
 
 
 class Lab2DController(QObject):
-    def __init__(self, window):
-        super().__init__(window)
-        self.window = window  # its messages and sampling controller are used once the app runs
-        self.dock = Lab2DDock(window)
+    def __init__(
+        self, dock: Lab2DDock, messages: Messages, sampling: SamplingController, files: FilesController, parent: QWidget
+    ):
+        super().__init__(parent)
+        self.dock, self.messages, self.sampling, self.files = dock, messages, sampling, files
+        self._parent = parent  # the drawing dialog's
         self.job: ChildJob | None = None
+        self._iterations = 0  # the training's, to draw its last loss whenever it comes
         self.history = LossHistory()
         self._drawn_at = 0.0  # when the loss plot was last redrawn (time.monotonic)
         self.last_trained: Path | None = None
@@ -55,10 +62,11 @@ class Lab2DController(QObject):
         try:
             config.validate()
         except UserFacingError as exc:
-            self.window.messages.error(str(exc))
+            self.messages.error(str(exc))
             return
         self.history = LossHistory()
         self._drawn_at = 0.0
+        self._iterations = config.iterations
         self.dock.start_training(config.iterations)
         folder = work_folder("toy2d", model_folder_name(config.dataset, config.objective, config.classes))
         self.job = ChildJob(partial(train_and_save_toy2d, config, folder), "diffusion-stepper 2D training")
@@ -71,7 +79,7 @@ class Lab2DController(QObject):
         if isinstance(event, Toy2DLoss):
             self.history.add_losses(event)
             now = time.monotonic()
-            if now - self._drawn_at >= PLOT_REFRESH_MS / 1000 or event.iteration == self.dock.progress.maximum():
+            if now - self._drawn_at >= PLOT_REFRESH_MS / 1000 or event.iteration == self._iterations:
                 self._drawn_at = now  # redraws share the CPU with the training: at most every PLOT_REFRESH_MS
                 self.dock.show_loss(self.history)
         elif isinstance(event, Toy2DSaved):
@@ -87,10 +95,10 @@ class Lab2DController(QObject):
 
     def _on_failed(self, message: str) -> None:
         self.dock.end_training(f"Training stopped: {message}")
-        self.window.messages.error(message)
+        self.messages.error(message)
 
     def _end(self) -> None:
-        if self.job is not None and self.dock.progress.isVisible():
+        if self.job is not None and self.dock.shows_training():
             done = self.history.last.iteration if self.history.last else 0
             self.dock.end_training(f"Training stopped after {done:,} iterations: nothing saved")
         self.job = None
@@ -101,26 +109,26 @@ class Lab2DController(QObject):
             self.job = None
 
     def sample(self) -> None:
-        self.window.sampling.start(lambda: [self.dock.sample_request()])
+        self.sampling.start(lambda: [self.dock.sample_request()])
 
     def run_experiment(self, key: str) -> None:
         experiment = TOY2D_EXPERIMENTS[key]
         options = self.dock.experiment_options()
         where = "the model chosen" if options.checkpoint else f"the exact field of {options.dataset}"
-        if not options.checkpoint and options.dataset != self.dock.dataset.currentData():
+        if not options.checkpoint and options.dataset != self.dock.chosen_dataset():
             where += " (the data chosen has no exact field: train a model on it to use it here)"
-        self.window.messages.show(f"2D lab: {experiment.title}, {experiment.summary}, on {where}", 8000)
-        self.window.sampling.start(lambda: toy2d_experiment_requests(key, options), compare=None)
+        self.messages.show(f"2D lab: {experiment.title}, {experiment.summary}, on {where}", 8000)
+        self.sampling.start(lambda: toy2d_experiment_requests(key, options), compare=None)
 
     def ask_draw(self) -> None:
-        dialog = DrawDialog(self.window)
+        dialog = DrawDialog(self._parent)
         dialog.accepted.connect(lambda: self._save_drawing(dialog))
         dialog.open()
 
     def _save_drawing(self, dialog) -> None:
         folder = work_folder("drawings")
         folder.mkdir(parents=True, exist_ok=True)
-        path = self.window.files.ask_save_path("Save the drawing", "drawing.json", ("json",), folder / "drawing.json")
+        path = self.files.ask_save_path("Save the drawing", "drawing.json", ("json",), folder / "drawing.json")
         if path is not None:
             self.save_drawing(dialog.points(), path)
 
@@ -128,8 +136,8 @@ class Lab2DController(QObject):
         try:
             saved = save_drawn(path if path.suffix == DRAWN_SUFFIX else path.with_suffix(DRAWN_SUFFIX), points)
         except (UserFacingError, OSError) as exc:
-            self.window.messages.error(str(exc).splitlines()[0])
+            self.messages.error(str(exc).splitlines()[0])
             return None
         self.dock.add_drawn(saved)
-        self.window.messages.show(f"Saved the drawing in {saved}: it is the 2D lab's data now (Train, or Sample)")
+        self.messages.show(f"Saved the drawing in {saved}: it is the 2D lab's data now (Train, or Sample)")
         return saved

@@ -1,9 +1,16 @@
 """What the app remembers between launches: window layout, the parts shown, playback, zoom, the
-model, and the folder files last went to (QSettings)."""
+model, and the folder files last went to (QSettings).
+
+The window's geometry, dock layout and zoom are asked of the window; everything else is kept by
+its owner (the Step view, the transport bar, the Sample dock), which says what it keeps with
+`settings() -> dict`, by the settings file's keys, and puts it back with `restore(dict)`: no one
+here touches another object's widgets."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 from PySide6.QtCore import QObject, QSettings
 
@@ -37,10 +44,26 @@ def as_bool(value) -> bool:
     return bool(value)
 
 
+def stored_as(default, value):
+    """A value read back from the store, as the type of the owner's own (its default)."""
+    if isinstance(default, bool):
+        return as_bool(value)
+    if isinstance(default, (int, float, str)):
+        return type(default)(value)
+    return value  # a QByteArray comes back as one; None: the owner checks what it gets
+
+
+class Remembered(Protocol):
+    def settings(self) -> dict: ...
+
+    def restore(self, settings: dict) -> None: ...
+
+
 class SettingsController(QObject):
-    def __init__(self, store: QSettings, parent: QObject | None = None):
+    def __init__(self, store: QSettings, remembered: Sequence[Remembered] = (), parent: QObject | None = None):
         super().__init__(parent)
         self.store = store
+        self.remembered = list(remembered)  # what keeps its own settings, besides the window
 
     def last_folder(self) -> str:
         return str(self.store.value("last_folder", str(Path.home())))
@@ -59,29 +82,21 @@ class SettingsController(QObject):
         state = store.value("window_state")
         if state is not None:
             window.restoreState(state)
-        window.step_view.restore_layout(store.value("step_layout"))
-        for key in window.step_view.parts:
-            window.set_part_visible(key, as_bool(store.value(f"panels/{key}", True)))
-        window.session.set_fps(float(store.value("fps", window.session.fps)))
-        window.session.set_loop(as_bool(store.value("loop", window.session.loop)))
+        for owner in self.remembered:
+            defaults = owner.settings()  # what it has now says which keys are its and their types
+            owner.restore({key: stored_as(defaults[key], store.value(key)) for key in defaults if store.contains(key)})
         zoom = int(store.value("zoom", FIT))
         if zoom in ZOOM_CHOICES and zoom != FIT:
             window.set_zoom(zoom)
-        model = store.value("model")
-        if model:
-            window.sample_dock.select_model(str(model))
 
     def save(self, window) -> None:
         store = self.store
         store.setValue("geometry", window.saveGeometry())
         if not window.presentation.active:  # the layout to come back to, not the full-screen one
             store.setValue("window_state", window.saveState())
-        store.setValue("step_layout", window.step_view.save_layout())
-        for key, visible in window.step_view.parts.items():
-            store.setValue(f"panels/{key}", visible)
-        store.setValue("fps", window.session.fps)
-        store.setValue("loop", window.session.loop)
+        for owner in self.remembered:
+            for key, value in owner.settings().items():
+                if value is not None:  # (no model chosen: the last one stays)
+                    store.setValue(key, value)
         store.setValue("zoom", window.zoom)
-        if window.sample_dock.model_key:
-            store.setValue("model", window.sample_dock.model_key)
         store.sync()

@@ -112,6 +112,10 @@ class Lab2DDock(QDockWidget):
 
     # --- what the dock asks for ---------------------------------------------------------------
 
+    def chosen_dataset(self) -> str:
+        """The data chosen: a built-in distribution's name, or a drawing's path."""
+        return self.dataset.currentData()
+
     def model_objective(self) -> str:
         return self._objectives.get(self.model.currentData()) or self.objective.currentData()
 
@@ -131,7 +135,7 @@ class Lab2DDock(QDockWidget):
 
     def training_config(self) -> Toy2DConfig:
         return Toy2DConfig(
-            dataset=self.dataset.currentData(),
+            dataset=self.chosen_dataset(),
             objective=self.objective.currentData(),
             classes=self.classes.isChecked(),
             iterations=self.iterations.value(),
@@ -192,6 +196,10 @@ class Lab2DDock(QDockWidget):
         event = history.last
         self.progress.setValue(event.iteration)
         self.status.setText(f"iteration {event.iteration:,}: loss {event.loss:.4f} after {event.seconds:.1f} s")
+
+    def shows_training(self) -> bool:
+        """Whether the dock shows a training going on (started, and not ended since), hidden or not."""
+        return not self.progress.isHidden()
 
     def end_training(self, message: str) -> None:
         self.progress.setVisible(False)

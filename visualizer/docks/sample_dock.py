@@ -144,6 +144,14 @@ class SampleDock(QDockWidget):
     def model_key(self) -> str | None:
         return self.model.currentData()
 
+    def settings(self) -> dict:
+        """What the dock keeps for the next launch, by the settings file's keys: the model chosen."""
+        return {"model": self.model_key}
+
+    def restore(self, settings: dict) -> None:
+        if settings.get("model"):
+            self.select_model(str(settings["model"]))
+
     @property
     def sidecar(self) -> dict:
         return self._sidecars.get(self.model_key or "", {})

@@ -28,7 +28,7 @@ from diffusion_stepper.core.timeline import ALIGN_NFE, ALIGN_TIME
 from diffusion_stepper.visualizer.views.common import NOISE, CoalescedRefresh, field_for, run_caption
 from diffusion_stepper.visualizer.widgets.panels import FIT, ImagePanel
 from diffusion_stepper.visualizer.widgets.particles import ParticlePanel
-from diffusion_stepper.visualizer.widgets.plots import ConvergencePlot, series_colour
+from diffusion_stepper.visualizer.widgets.plots import NORMAL_TEXT_PX, ConvergencePlot, series_colour
 from diffusion_stepper.visualizer.widgets.pool import WidgetPool
 
 ROW_HEADER_EMS = 9  # a compared run's title: a column nine times the text size wide, left of its pictures
@@ -217,6 +217,10 @@ class CompareView(QWidget):
         """A sampler race: each run's x_t beside its x̂₀, and the plot of when each picture is decided."""
         self.set_field(BOTH)
         self.show_plot.setChecked(True)
+
+    def set_presentation(self, text_px: int | None) -> None:
+        """Presentation mode's text size for the plot; None: the desk's."""
+        self.plot.set_text_size(text_px or NORMAL_TEXT_PX)
 
     def save_plot(self, path: str | Path) -> tuple[Path, Path]:
         """The compared, finished runs' curves as PATH (PNG) and the same name with .csv."""

@@ -1,11 +1,12 @@
 """The Step view: the active run at the current step. Its image panels (x_t, x̂₀, the noise
 estimate and the extras strip), the update rule with this step's numbers, the histogram against
-theory and the schedule with a cursor. Each part can be shown or hidden (`set_part_visible`)."""
+theory and the schedule with a cursor. Each part can be shown or hidden (`set_part_visible`), and
+the view says so (`part_toggled`), so the menu's check marks follow it wherever the change came from."""
 
 from __future__ import annotations
 
 import torch
-from PySide6.QtCore import QByteArray, QSignalBlocker, Qt
+from PySide6.QtCore import QByteArray, QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import QBoxLayout, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
 from diffusion_stepper.core.deepfloyd_if.anagrams import make_view
@@ -37,6 +38,8 @@ DETAILS_SHARES = (5, 3, 3)  # the widths of the update rule, the histogram and t
 
 class StepView(QWidget):
     """The active run at the current step: image panels, the update rule, histogram, schedule."""
+
+    part_toggled = Signal(str, bool)  # a part's key, and whether it shows now
 
     def __init__(self, session: Session, parent=None):
         super().__init__(parent)
@@ -130,6 +133,7 @@ class StepView(QWidget):
             self.rule_sizing.fit()
         else:
             self.refresh()  # whether an image panel shows also depends on the run
+        self.part_toggled.emit(key, visible)
 
     def _rule_shown(self) -> bool:
         return self.parts[EQUATION]
@@ -174,13 +178,18 @@ class StepView(QWidget):
         """The integer zoom the image panels show at now."""
         return self.panels["x_t"].factor
 
-    def save_layout(self) -> QByteArray:
-        """The sizes of the images, the equation and the plots, for the next launch."""
-        return self.splitter.saveState()
+    def settings(self) -> dict:
+        """What the view keeps for the next launch, by the settings file's keys: the sizes of the
+        images, the equation and the plots, and which parts show."""
+        return {"step_layout": self.splitter.saveState(), **{f"panels/{key}": on for key, on in self.parts.items()}}
 
-    def restore_layout(self, state: QByteArray | None) -> None:
-        if state is not None:
-            self.splitter.restoreState(state)
+    def restore(self, settings: dict) -> None:
+        """Put back what `settings()` gave (any of it)."""
+        if isinstance(settings.get("step_layout"), QByteArray):
+            self.splitter.restoreState(settings["step_layout"])
+        for key in self.parts:
+            if f"panels/{key}" in settings:
+                self.set_part_visible(key, settings[f"panels/{key}"])
 
     def _make_extra_panel(self) -> ImagePanel:
         panel = ImagePanel("x_t")

@@ -38,12 +38,7 @@ from diffusion_stepper.visualizer.widgets.equation import shrinkable
 from diffusion_stepper.visualizer.widgets.fitted_label import FittedLabel
 from diffusion_stepper.visualizer.widgets.forms import button, row
 from diffusion_stepper.visualizer.widgets.panels import ImagePanel
-from diffusion_stepper.visualizer.widgets.plots import LossPlot
-
-# The loss plot redraws at most this often, however fast events arrive: a redraw takes a core
-# from the training process for a moment (measured when training still shared the GUI's thread
-# and lock: 100 ms cost the Quick preset about 10% more time than 500 ms on 2 cores).
-PLOT_REFRESH_MS = 500
+from diffusion_stepper.visualizer.widgets.plots import NORMAL_TEXT_PX, PLOT_REFRESH_MS, LossPlot
 
 
 class TrainView(QWidget):
@@ -231,7 +226,18 @@ class TrainView(QWidget):
         self.pause_button.setText("Resume" if state == PAUSED else "Pause")
         self.form.setEnabled(idle)
 
+    def set_presentation(self, text_px: int | None) -> None:
+        """Presentation mode's text size for the loss plot; None: the desk's."""
+        self.loss_plot.set_text_size(text_px or NORMAL_TEXT_PX)
+
     # --- epoch comparison -----------------------------------------------------------------------
+
+    def offer_epoch_comparison(self) -> bool:
+        """List the runs on disk and put the keyboard in the run's choice; False when there is none."""
+        self.refresh_runs()
+        if self.has_runs:
+            self.compare_run.setFocus()
+        return self.has_runs
 
     def refresh_runs(self) -> None:
         """List the runs with a finished epoch: this tab's run first, then the work folder's, newest first."""

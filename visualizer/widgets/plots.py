@@ -22,6 +22,11 @@ SMOOTH_LOSS_COLOUR = (255, 165, 60)
 NORMAL_TEXT_PX = 12  # the plots' text at the desk; presentation mode scales it with the screen
 SUBTITLE_LINES = 3  # a plot's subtitle wraps onto this many lines before it is cut
 HISTOGRAM_RANGE = (-4.0, 4.0)  # the values the histogram shows: data in [-1, 1] or [0, 1], and the noise
+# A loss plot (the Train tab's, the 2D lab's) redraws at most this often, however fast events
+# arrive: a redraw takes a core from the training process for a moment (measured when training
+# still shared the GUI's thread and lock: 100 ms cost the Quick preset about 10% more time than
+# 500 ms on 2 cores).
+PLOT_REFRESH_MS = 500
 
 
 def _bars(colour: tuple[int, int, int], name: str) -> pg.PlotDataItem:

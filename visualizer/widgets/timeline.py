@@ -128,6 +128,17 @@ class TransportBar(QWidget):
         layout.addLayout(row)
         layout.addWidget(self.caption)
 
+    def settings(self) -> dict:
+        """What the playback controls keep for the next launch, by the settings file's keys: the
+        session's speed and loop."""
+        return {"fps": self.session.fps, "loop": self.session.loop}
+
+    def restore(self, settings: dict) -> None:
+        if "fps" in settings:
+            self.session.set_fps(settings["fps"])
+        if "loop" in settings:
+            self.session.set_loop(settings["loop"])
+
     def refresh(self, caption: str) -> None:
         session = self.session
         name, gap, frame = caption.partition(CAPTION_GAP)
