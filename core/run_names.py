@@ -3,7 +3,11 @@ is compared with (the Compare view's and the interactive page's labels)."""
 
 from __future__ import annotations
 
-from diffusion_stepper.core.diffusion.solvers import DEFAULT_EPS_SAMPLER, DEFAULT_FLOW_SAMPLER, run_sampler_title
+from diffusion_stepper.core.diffusion.rules.catalogue import (
+    DEFAULT_EPS_SAMPLER,
+    DEFAULT_FLOW_SAMPLER,
+    run_sampler_title,
+)
 from diffusion_stepper.core.run_meta import algorithm_family
 
 # What tells compared runs apart, in the order the Compare view names it: (key, label, in meta or in params).

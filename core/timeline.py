@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from diffusion_stepper.core.diffusion.solvers import evaluations_before
+from diffusion_stepper.core.diffusion.rules.catalogue import evaluations_before
 from diffusion_stepper.core.frames import Trajectory
 from diffusion_stepper.core.run_meta import algorithm_family
 

@@ -1,6 +1,6 @@
 """A step's update as the rule computed it: a sum of terms a student can evaluate from the screen.
 
-Each step rule (core.diffusion.sampling, core.diffusion.solvers) returns, beside the next x_t, an
+Each step rule (core.diffusion.rules) returns, beside the next x_t, an
 `Update`: its equation in symbols (`formula`) and the same equation as terms, each a coefficient
 times an image the frame shows (x_t, x̂₀, ε̂ or v̂, a second evaluation stored as an extra), the
 previous frame's x̂₀ (DPM-Solver++), or the step's fresh noise z. The equation panel, `inspect`,

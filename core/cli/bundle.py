@@ -11,7 +11,7 @@ NAME = "bundle"
 
 
 def register(commands) -> None:
-    from diffusion_stepper.core.diffusion.solvers import ALL_SAMPLERS
+    from diffusion_stepper.core.diffusion.rules.catalogue import ALL_SAMPLERS
     from diffusion_stepper.core.mnist.bundled import BUNDLED_NAMES
     from diffusion_stepper.core.mnist.checkpoints import X0_CLIP_CHOICES
 

@@ -54,7 +54,7 @@ def register(commands) -> None:
     from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS
     from diffusion_stepper.core.deepfloyd_if.tasks import DEFAULT_IMAGE, DEFAULT_MASK
     from diffusion_stepper.core.devices import DEVICE_CHOICES
-    from diffusion_stepper.core.diffusion.solvers import ALL_SAMPLERS
+    from diffusion_stepper.core.diffusion.rules.catalogue import ALL_SAMPLERS
     from diffusion_stepper.core.limits import GUIDANCE
     from diffusion_stepper.core.mnist.experiments import EXPERIMENTS, RACE_BUDGET
     from diffusion_stepper.core.mnist.guidance_tradeoff import (

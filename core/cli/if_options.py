@@ -25,7 +25,7 @@ def add_if_settings_arguments(
     from diffusion_stepper.core.deepfloyd_if.models import STAGE_I_SIZES
     from diffusion_stepper.core.deepfloyd_if.sampling import X0_CLIP_CHOICES as IF_X0_CLIP_CHOICES
     from diffusion_stepper.core.devices import DEVICE_CHOICES
-    from diffusion_stepper.core.diffusion.solvers import IF_SAMPLERS
+    from diffusion_stepper.core.diffusion.rules.catalogue import IF_SAMPLERS
     from diffusion_stepper.core.limits import BLUR_KERNEL, BLUR_SIGMA, CHAIN_INDEX, GUIDANCE
     from diffusion_stepper.core.run_meta import VIEW_NAMES
 

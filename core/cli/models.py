@@ -13,8 +13,8 @@ def register(commands) -> None:
 
 def sampling_defaults(sidecar: dict) -> str:
     """How `sample` runs the model unless told otherwise: "DDPM, 50 strided steps, x̂0 clipped to [0, 1]"."""
+    from diffusion_stepper.core.diffusion.rules.catalogue import EPS_SAMPLERS, FLOW_SAMPLERS
     from diffusion_stepper.core.diffusion.schedules import DEFAULT_FLOW_STEPS
-    from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS, FLOW_SAMPLERS
     from diffusion_stepper.core.mnist.checkpoints import sampler_of
 
     objective = sidecar["objective"]["name"]

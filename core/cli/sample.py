@@ -32,7 +32,7 @@ def register(commands) -> None:
     from diffusion_stepper.core.deepfloyd_if.sampling import DEFAULT_NOISE_LEVEL
     from diffusion_stepper.core.deepfloyd_if.tasks import TASKS
     from diffusion_stepper.core.devices import DEVICE_CHOICES
-    from diffusion_stepper.core.diffusion.solvers import ALL_SAMPLERS
+    from diffusion_stepper.core.diffusion.rules.catalogue import ALL_SAMPLERS
     from diffusion_stepper.core.limits import CHAIN_INDEX, NOISE_SIGMA
     from diffusion_stepper.core.mnist import bundled
     from diffusion_stepper.core.mnist.checkpoints import X0_CLIP_CHOICES

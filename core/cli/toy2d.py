@@ -84,7 +84,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def add_sample_parser(targets) -> None:
-    from diffusion_stepper.core.diffusion.solvers import ALL_SAMPLERS
+    from diffusion_stepper.core.diffusion.rules.catalogue import ALL_SAMPLERS
     from diffusion_stepper.core.limits import ETA, KEEP_EVERY
     from diffusion_stepper.core.toy2d.runs import DEFAULT_PARTICLES
 

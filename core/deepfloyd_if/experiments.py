@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from diffusion_stepper.core.deepfloyd_if.sampling import DEFAULT_GUIDANCE, DEFAULT_STRIDE
 from diffusion_stepper.core.deepfloyd_if.tasks import DEFAULT_TIMESTEPS, IFRequest
-from diffusion_stepper.core.diffusion.solvers import IF_SAMPLERS
+from diffusion_stepper.core.diffusion.rules.catalogue import IF_SAMPLERS
 from diffusion_stepper.core.errors import UserFacingError
 
 DENOISERS_T = 690  # the comparison of 1.2-1.4 at one noise level: t = 690 is i_start 10 of the stride-30 chain

@@ -28,17 +28,10 @@ import torch.nn.functional as F
 
 from diffusion_stepper.core.deepfloyd_if.anagrams import View
 from diffusion_stepper.core.deepfloyd_if.models import IFStage
-from diffusion_stepper.core.diffusion.sampling import (
-    ClassifierFreeGuidance,
-    DynamicThreshold,
-    LearnedRangeVariance,
-    NoiseEstimate,
-    PlainEstimate,
-    StaticClip,
-    run_sampler,
-)
+from diffusion_stepper.core.diffusion.rules.catalogue import IF_SAMPLERS, make_eps_step_rule, unsuitable_sampler
+from diffusion_stepper.core.diffusion.rules.x0 import DynamicThreshold, LearnedRangeVariance, StaticClip
+from diffusion_stepper.core.diffusion.sampling import ClassifierFreeGuidance, NoiseEstimate, PlainEstimate, run_sampler
 from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule, forward_process, strided_timesteps
-from diffusion_stepper.core.diffusion.solvers import IF_SAMPLERS, make_eps_step_rule, unsuitable_sampler
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.frames import FORWARD_NOISED, Frame, SamplingRun, to_cpu, with_extras
 

@@ -51,8 +51,8 @@ from diffusion_stepper.core.deepfloyd_if.sampling import (
     with_psnr,
 )
 from diffusion_stepper.core.devices import make_generator
+from diffusion_stepper.core.diffusion.rules.catalogue import IF_SAMPLERS, check_sampler_choice
 from diffusion_stepper.core.diffusion.sampling import pure_noise
-from diffusion_stepper.core.diffusion.solvers import IF_SAMPLERS, check_sampler_choice
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.formats.trajectory_file import load_trajectory

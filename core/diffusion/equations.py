@@ -193,7 +193,7 @@ def _update_lines(frame: Frame) -> list[str]:
 
 
 def _eps_rule_lines(frame: Frame) -> list[str]:
-    """What the ε rule's coefficients are made of (see core.diffusion.solvers)."""
+    """What the ε rule's coefficients are made of (see core.diffusion.rules.eps)."""
     coeffs = frame.coeffs
     if "coef_eps" in coeffs:  # DDIM
         return [

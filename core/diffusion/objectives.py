@@ -1,19 +1,36 @@
 """The three part B objectives: what a model learns, and how it is sampled.
 
 Each objective is the one home for its formulas: its training loss, the timesteps its sampler
-walks, the step rule that walks them, and how its t is fed to the network. Training
-(`core.mnist.training`) and sampling (`core.mnist.sampling`) both read them from here.
+walks, the step rule that walks them (`step_rule`, the same signature for all three), and how
+its t is fed to the network. Training and sampling, MNIST's and the 2D lab's, read them from
+here, and every model trained here samples through `compose_sampler`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 
 from diffusion_stepper.core import schema
-from diffusion_stepper.core.diffusion.sampling import SingleStepDenoise, StaticClip, StepRule
+from diffusion_stepper.core.diffusion.rules.catalogue import (
+    DEFAULT_EPS_SAMPLER,
+    DEFAULT_FLOW_SAMPLER,
+    EPS_SAMPLERS,
+    FLOW_SAMPLERS,
+    make_eps_step_rule,
+    make_flow_step_rule,
+)
+from diffusion_stepper.core.diffusion.rules.single_step import SingleStepDenoise
+from diffusion_stepper.core.diffusion.rules.x0 import StaticClip
+from diffusion_stepper.core.diffusion.sampling import (
+    ClassifierFreeGuidance,
+    PlainEstimate,
+    Predictor,
+    StepRule,
+    run_sampler,
+)
 from diffusion_stepper.core.diffusion.schedules import (
     DEFAULT_BETA_END,
     DEFAULT_BETA_START,
@@ -24,14 +41,7 @@ from diffusion_stepper.core.diffusion.schedules import (
     flow_time_grid,
     forward_process,
 )
-from diffusion_stepper.core.diffusion.solvers import (
-    DEFAULT_EPS_SAMPLER,
-    DEFAULT_FLOW_SAMPLER,
-    EPS_SAMPLERS,
-    FLOW_SAMPLERS,
-    make_eps_step_rule,
-    make_flow_step_rule,
-)
+from diffusion_stepper.core.frames import Frame
 from diffusion_stepper.core.limits import CHAIN_LENGTH, FLOW_STEPS, NOISE_SIGMA
 
 # (x, t in [0, 1] as [N, 1], one-hot condition or None) -> network output
@@ -85,8 +95,14 @@ class SingleStepObjective:
         return [self.sigma if sigma is None else sigma, 0.0]
 
     samplers: tuple[str, ...] = ()  # one jump: no choice of step rule
+    default_sampler = None
 
-    def step_rule(self) -> StepRule:
+    def step_rule(
+        self, sampler: str | None = None, *, eta: float | None = None, x0_range: tuple[float, float] | None = None
+    ) -> StepRule:
+        """The one jump; it has no sampler, η or x̂₀ range to choose."""
+        if sampler is not None or eta is not None or x0_range is not None:
+            raise ValueError("the single-step denoiser jumps once: it takes no sampler, η or x̂₀ clipping")
         return SingleStepDenoise()
 
     def network_time(self, t: float) -> float | None:
@@ -132,11 +148,11 @@ class DDPMObjective:
     default_sampler = DEFAULT_EPS_SAMPLER
 
     def step_rule(
-        self, x0_range: tuple[float, float] | None = None, sampler: str = DEFAULT_EPS_SAMPLER, eta: float | None = None
+        self, sampler: str | None = None, *, eta: float | None = None, x0_range: tuple[float, float] | None = None
     ) -> StepRule:
         """Part B's DDPM step (the default) or any ε-model sampler; `x0_range` clips x̂₀ to the data's range."""
         x0_clip = StaticClip(*x0_range) if x0_range else None
-        return make_eps_step_rule(sampler, self.schedule, eta=eta, x0_clip=x0_clip)
+        return make_eps_step_rule(sampler or self.default_sampler, self.schedule, eta=eta, x0_clip=x0_clip)
 
     def network_time(self, t: float) -> float | None:
         return float(t) / self.schedule.T
@@ -175,8 +191,13 @@ class FlowObjective:
     samplers = tuple(FLOW_SAMPLERS)
     default_sampler = DEFAULT_FLOW_SAMPLER
 
-    def step_rule(self, sampler: str = DEFAULT_FLOW_SAMPLER) -> StepRule:
-        return make_flow_step_rule(sampler)
+    def step_rule(
+        self, sampler: str | None = None, *, eta: float | None = None, x0_range: tuple[float, float] | None = None
+    ) -> StepRule:
+        """Euler (the default), Heun or midpoint; a flow has no η, and its x̂ is not clipped."""
+        if eta is not None or x0_range is not None:
+            raise ValueError("a flow-matching model's samplers take no η or x̂₀ clipping")
+        return make_flow_step_rule(sampler or self.default_sampler)
 
     def network_time(self, t: float) -> float | None:
         return float(t)
@@ -239,3 +260,45 @@ def objective_from_dict(spec: dict) -> Objective:
             )
         )
     return FlowObjective(spec.get("num_ts", DEFAULT_FLOW_STEPS))
+
+
+# --- the sampler, composed once for every model trained here -----------------------------------------
+
+
+def class_guided_estimate(
+    predict: Predictor,
+    objective: Objective,
+    labels: torch.Tensor | None = None,
+    num_classes: int = 0,
+    guidance: float = 1.0,
+):
+    """`predict` as the loop's noise estimate: plain, or with `labels` (one per sample) guided by
+    CFG at `guidance`, the null (all-zero) class as the unconditional pass."""
+    if labels is None:
+        return PlainEstimate(predict)
+    cond = one_hot(labels, num_classes)
+    name = "v" if objective.noise_field == "v_hat" else "eps"
+    return ClassifierFreeGuidance(predict, cond, torch.zeros_like(cond), guidance, name=name)
+
+
+def compose_sampler(
+    predict: Predictor,
+    objective: Objective,
+    x_start: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    labels: torch.Tensor | None = None,
+    num_classes: int = 0,
+    guidance: float = 1.0,
+    steps: int | None = None,
+    sigma: float | None = None,
+    sampler: str | None = None,
+    eta: float | None = None,
+    x0_range: tuple[float, float] | None = None,
+) -> Iterator[Frame]:
+    """The frames of one run: the objective's timesteps walked by its step rule for `sampler`
+    (None: its own), on the class-guided (or plain) estimate. MNIST's UNets and the 2D lab's
+    networks and exact fields all sample through here."""
+    estimate = class_guided_estimate(predict, objective, labels, num_classes, guidance)
+    rule = objective.step_rule(sampler, eta=eta, x0_range=x0_range)
+    return run_sampler(x_start, objective.timesteps(steps, sigma), estimate, rule, generator)

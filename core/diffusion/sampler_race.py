@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from diffusion_stepper.core.diffusion.solvers import run_sampler_title
+from diffusion_stepper.core.diffusion.rules.catalogue import run_sampler_title
 from diffusion_stepper.core.frames import Trajectory
 from diffusion_stepper.core.run_meta import algorithm_family
 

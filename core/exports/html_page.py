@@ -37,8 +37,8 @@ from PIL import Image
 from diffusion_stepper.core.atomic import atomic_path
 from diffusion_stepper.core.diffusion.equations import frame_caption, step_equation
 from diffusion_stepper.core.diffusion.labels import field_caption, guidance_gap_curve, guidance_gap_label
+from diffusion_stepper.core.diffusion.rules.catalogue import run_sampler_title
 from diffusion_stepper.core.diffusion.sampler_race import x0_convergence
-from diffusion_stepper.core.diffusion.solvers import run_sampler_title
 from diffusion_stepper.core.diffusion.theory import (
     HISTOGRAM_EDGES,
     Curve,

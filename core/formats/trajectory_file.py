@@ -28,7 +28,7 @@ from diffusion_stepper.core import schema
 from diffusion_stepper.core.atomic import atomic_path
 from diffusion_stepper.core.diffusion.equations import frame_caption, step_equation
 from diffusion_stepper.core.diffusion.objectives import objective_spec
-from diffusion_stepper.core.diffusion.solvers import ALL_SAMPLERS
+from diffusion_stepper.core.diffusion.rules.catalogue import ALL_SAMPLERS
 from diffusion_stepper.core.errors import TrajectoryFileError, UserFacingError
 from diffusion_stepper.core.files import check_input_file
 from diffusion_stepper.core.frames import IMAGE_FIELDS, NOISE_FIELDS, Frame, Trajectory

@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 
 from diffusion_stepper.core import schema
 from diffusion_stepper.core.diffusion.objectives import Objective, objective_from_dict, objective_spec
-from diffusion_stepper.core.diffusion.solvers import ALL_SAMPLERS, DEFAULT_EPS_SAMPLER, DEFAULT_FLOW_SAMPLER
+from diffusion_stepper.core.diffusion.rules.catalogue import ALL_SAMPLERS, DEFAULT_EPS_SAMPLER, DEFAULT_FLOW_SAMPLER
 from diffusion_stepper.core.errors import CheckpointError
 from diffusion_stepper.core.files import check_input_file, check_path_usable
 from diffusion_stepper.core.formats.weights import (

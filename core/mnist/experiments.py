@@ -19,8 +19,9 @@ import torch
 
 from diffusion_stepper.core.devices import make_generator, resolve_device
 from diffusion_stepper.core.diffusion.objectives import SingleStepObjective
-from diffusion_stepper.core.diffusion.sampling import NetworkPredictor, SingleStepDenoise
-from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS, FLOW_SAMPLERS, steps_for_budget
+from diffusion_stepper.core.diffusion.rules.catalogue import EPS_SAMPLERS, FLOW_SAMPLERS, steps_for_budget
+from diffusion_stepper.core.diffusion.rules.single_step import SingleStepDenoise
+from diffusion_stepper.core.diffusion.sampling import NetworkPredictor
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import FORWARD_NOISED, Frame, SamplingRun, to_cpu

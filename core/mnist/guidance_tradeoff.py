@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from diffusion_stepper.core.diffusion.solvers import sampler_title
+from diffusion_stepper.core.diffusion.rules.catalogue import sampler_title
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.formats.charts import Chart, Series, charts_side_by_side, write_csv, write_png
 from diffusion_stepper.core.frames import last_frame

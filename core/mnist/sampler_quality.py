@@ -17,7 +17,7 @@ from pathlib import Path
 
 from diffusion_stepper.core.devices import resolve_device
 from diffusion_stepper.core.diffusion.objectives import FlowObjective
-from diffusion_stepper.core.diffusion.solvers import (
+from diffusion_stepper.core.diffusion.rules.catalogue import (
     check_sampler_choice,
     evaluations_for_steps,
     sampler_title,

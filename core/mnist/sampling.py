@@ -9,20 +9,16 @@ import torch
 
 from diffusion_stepper.core.devices import make_generator, resolve_device
 from diffusion_stepper.core.diffusion.objectives import (
-    FlowObjective,
     Objective,
     SingleStepObjective,
     add_gaussian_noise,
-    one_hot,
+    compose_sampler,
 )
+from diffusion_stepper.core.diffusion.rules.catalogue import check_sampler_choice
 from diffusion_stepper.core.diffusion.sampling import (
-    ClassifierFreeGuidance,
     NetworkPredictor,
-    PlainEstimate,
     pure_noise,
-    run_sampler,
 )
-from diffusion_stepper.core.diffusion.solvers import check_sampler_choice
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import Frame, SamplingRun, forward_noised_start, to_cpu, with_extras
@@ -55,33 +51,39 @@ def compose_mnist_sampler(
     sampler: str | None = None,
     eta: float | None = None,
 ) -> Iterator[Frame]:
-    """The sampler for one model: CFG when `labels` are given, the objective's timesteps, and its
-    step rule (the objective's own, or the named `sampler`)."""
-    predict = NetworkPredictor(model, objective)
-    if labels is not None:
-        cond = one_hot(labels.to(x_start.device), model.num_classes)
-        name = "v" if objective.noise_field == "v_hat" else "eps"
-        estimate = ClassifierFreeGuidance(predict, cond, torch.zeros_like(cond), guidance, name=name)
-    else:
-        estimate = PlainEstimate(predict)
-    timesteps = objective.timesteps(steps, sigma)
-    return run_sampler(x_start, timesteps, estimate, mnist_step_rule(objective, x0_clip, sampler, eta), generator)
-
-
-def mnist_step_rule(objective: Objective, x0_clip: str = "none", sampler: str | None = None, eta: float | None = None):
-    """The objective's step rule for a sampler name (None: the objective's own)."""
-    if isinstance(objective, SingleStepObjective):
-        return objective.step_rule()
-    if isinstance(objective, FlowObjective):
-        return objective.step_rule(sampler or objective.default_sampler)
-    x0_range = tuple(MNIST_VALUE_RANGE) if x0_clip == "static" else None
-    return objective.step_rule(x0_range, sampler or objective.default_sampler, eta)
+    """The sampler for one UNet (`compose_sampler`): CFG when `labels` are given; x̂₀ clipped to
+    MNIST's [0, 1] with `x0_clip="static"` (DDPM's option)."""
+    return compose_sampler(
+        NetworkPredictor(model, objective),
+        objective,
+        x_start,
+        generator,
+        labels=None if labels is None else labels.to(x_start.device),
+        num_classes=model.num_classes,
+        guidance=guidance,
+        steps=steps,
+        sigma=sigma,
+        sampler=sampler,
+        eta=eta,
+        x0_range=tuple(MNIST_VALUE_RANGE) if x0_clip == "static" else None,
+    )
 
 
 def with_clean_image(frames: Iterator[Frame], clean: torch.Tensor) -> Iterator[Frame]:
     """Attach the known clean image to the first frame, as the extra `theory.CLEAN_EXTRA`."""
     clean = to_cpu(clean)
     return with_extras(frames, lambda frame: {CLEAN_EXTRA: clean} if frame.index == 0 else {})
+
+
+@dataclass
+class _Batch:
+    """What a run samples: `size` images, with their class labels for a class-conditioned model."""
+
+    size: int
+    labels: torch.Tensor | None = None
+    classes: list[int] | None = None
+    per_class: int | None = None
+    guidance: float | None = None
 
 
 def sample_mnist(
@@ -106,22 +108,99 @@ def sample_mnist(
     `clean_images` noised at `sigma` (default: its training sigma).
     """
     objective = checkpoint.objective
-    model = checkpoint.model
-    device = next(model.parameters()).device
-    is_single_step = isinstance(objective, SingleStepObjective)
+    single_step = isinstance(objective, SingleStepObjective)
+    _check_choices(checkpoint, guidance, steps, per_class, num, sigma, clean_images, x0_clip, sampler, eta)
+    if not single_step:
+        sampler = sampler or checkpoint.default_sampler
+        steps = checkpoint.default_steps if steps is None else steps
+    batch = _batch(checkpoint, classes, per_class, num, guidance, clean_images)
+    _check_size(batch.size, 1 if single_step else steps, single_step)
+    device = next(checkpoint.model.parameters()).device
+    generator = make_generator(seed, device)
+    if single_step and clean_images is not None:
+        sigma = objective.sigma if sigma is None else sigma
+        x_start = add_gaussian_noise(clean_images[: batch.size].to(device), sigma, generator)
+        source = "noised test digits"
+    else:
+        x_start = pure_noise((batch.size, *MNIST_SHAPE), generator, device)
+        source = "pure noise"
+        if single_step:
+            sigma = 1.0  # pure N(0, I) noise is "clean zero plus noise of sigma 1"
+    x0_clip = x0_clip or checkpoint.default_x0_clip
+    frames = compose_mnist_sampler(
+        checkpoint.model,
+        objective,
+        x_start,
+        generator,
+        labels=batch.labels,
+        guidance=batch.guidance or 0.0,
+        steps=steps,
+        sigma=sigma,
+        x0_clip=x0_clip,
+        sampler=sampler,
+        eta=eta,
+    )
+    if single_step and clean_images is not None:
+        frames = forward_noised_start(with_clean_image(frames, clean_images[: batch.size]))
+    num_steps = 1 if single_step else steps
+    params = {
+        "steps": num_steps,
+        "num_samples": batch.size,
+        "source": source,
+        "objective": objective.to_dict(),
+        "architecture": checkpoint.sidecar["architecture"],
+        "epoch": checkpoint.sidecar.get("epoch"),
+    }
+    if batch.labels is not None:
+        params.update(guidance=batch.guidance, classes=batch.classes, per_class=batch.per_class)
+    if objective.name == "ddpm":
+        params["x0_clip"] = x0_clip
+    if not single_step:
+        params["sampler"] = sampler
+    if eta is not None:
+        params["eta"] = eta
+    if single_step:
+        params["sigma"] = sigma
+    meta = {
+        "algorithm": algorithm_name(objective, batch.labels is not None),
+        "model": checkpoint.name,
+        "checkpoint": str(checkpoint.sidecar_path),
+        "seed": seed,
+        "params": params,
+        "value_range": MNIST_VALUE_RANGE,
+        "device": str(device),
+    }
+    return SamplingRun(frames, meta, batch.labels, num_steps + 1)
+
+
+def _check_choices(
+    checkpoint: LoadedCheckpoint,
+    guidance: float | None,
+    steps: int | None,
+    per_class: int | None,
+    num: int | None,
+    sigma: float | None,
+    clean_images: torch.Tensor | None,
+    x0_clip: str | None,
+    sampler: str | None,
+    eta: float | None,
+) -> None:
+    """One line for the first choice that does not suit the checkpoint (its objective and sampler)."""
+    objective = checkpoint.objective
+    single_step = isinstance(objective, SingleStepObjective)
     if guidance is not None:
         check_guidance(guidance)
     if steps is not None and steps <= 0:
         raise UserFacingError(f"steps must be positive, got {steps}")
     if steps is not None and objective.name == "ddpm" and steps > objective.default_steps:
         raise UserFacingError(f"steps must be at most T = {objective.default_steps} for this DDPM model, got {steps}")
-    if steps is not None and is_single_step and steps != 1:
+    if steps is not None and single_step and steps != 1:
         raise UserFacingError("the single-step denoiser takes exactly one step; leave out --steps")
     if per_class is not None and per_class <= 0:
         raise UserFacingError(f"per-class must be positive, got {per_class}")
     if num is not None and num <= 0:
         raise UserFacingError(f"num must be positive, got {num}")
-    if sigma is not None and not (is_single_step and clean_images is not None):
+    if sigma is not None and not (single_step and clean_images is not None):
         raise UserFacingError(
             "--sigma sets the noise added to test digits: use it with the single-step denoiser and --noisy-test"
         )
@@ -131,108 +210,53 @@ def sample_mnist(
         raise UserFacingError(f"x0-clip must be one of {', '.join(X0_CLIP_CHOICES)}, got {x0_clip!r}")
     if x0_clip == "static" and objective.name != "ddpm":
         raise UserFacingError(f"clipping x̂0 is a DDPM step's option; {checkpoint.name} is {objective.name}")
-    if is_single_step and (sampler is not None or eta is not None):
+    if single_step and (sampler is not None or eta is not None):
         raise UserFacingError("the single-step denoiser jumps once and has no sampler to choose; leave out --sampler")
-    if not is_single_step:
-        sampler = sampler or checkpoint.default_sampler
+    if not single_step:
         kind = f"{checkpoint.name} ({'a flow-matching' if objective.name == 'flow' else 'a DDPM-trained'} model)"
-        check_sampler_choice(sampler, eta, objective.samplers, kind)
+        check_sampler_choice(sampler or checkpoint.default_sampler, eta, objective.samplers, kind)
 
-    labels = None
-    if checkpoint.is_class_conditioned:
-        if num is not None:
-            raise UserFacingError(
-                "--num is for unconditional models; for a class-conditioned one use --classes and --per-class"
-            )
-        classes = list(range(checkpoint.num_classes)) if classes is None else list(classes)
-        bad = [c for c in classes if not 0 <= c < checkpoint.num_classes]
-        if bad or not classes:
-            raise UserFacingError(f"classes must be in 0..{checkpoint.num_classes - 1}, got {classes}")
-        guidance = DEFAULT_GUIDANCE if guidance is None else guidance
-        per_class = 1 if per_class is None else per_class
-        batch = len(classes) * per_class
-    else:
-        if classes is not None:
-            raise UserFacingError(
-                f"--classes needs a class-conditioned model; {checkpoint.name} is {checkpoint.architecture!r}"
-            )
-        if guidance is not None:
-            raise UserFacingError(
-                f"--guidance needs a class-conditioned model; {checkpoint.name} is {checkpoint.architecture!r}"
-            )
-        if per_class is not None:
-            raise UserFacingError(
-                f"--per-class needs a class-conditioned model; {checkpoint.name} is {checkpoint.architecture!r} "
-                "(use --num)"
-            )
-        batch = num or (clean_images.shape[0] if clean_images is not None else DEFAULT_NUM_SAMPLES)
 
-    if not is_single_step and steps is None:
-        steps = checkpoint.default_steps
+def _batch(
+    checkpoint: LoadedCheckpoint,
+    classes: Sequence[int] | None,
+    per_class: int | None,
+    num: int | None,
+    guidance: float | None,
+    clean_images: torch.Tensor | None,
+) -> _Batch:
+    """A class model's classes × per-class (rows of 0..9, as the course shows them), with its
+    guidance; else `num` images. Class options on an unconditional model are refused, and back."""
+    if not checkpoint.is_class_conditioned:
+        architecture = f"{checkpoint.name} is {checkpoint.architecture!r}"
+        for flag, value in (("--classes", classes), ("--guidance", guidance), ("--per-class", per_class)):
+            if value is not None:
+                hint = " (use --num)" if flag == "--per-class" else ""
+                raise UserFacingError(f"{flag} needs a class-conditioned model; {architecture}{hint}")
+        return _Batch(num or (clean_images.shape[0] if clean_images is not None else DEFAULT_NUM_SAMPLES))
+    if num is not None:
+        raise UserFacingError(
+            "--num is for unconditional models; for a class-conditioned one use --classes and --per-class"
+        )
+    classes = list(range(checkpoint.num_classes)) if classes is None else list(classes)
+    bad = [c for c in classes if not 0 <= c < checkpoint.num_classes]
+    if bad or not classes:
+        raise UserFacingError(f"classes must be in 0..{checkpoint.num_classes - 1}, got {classes}")
+    per_class = 1 if per_class is None else per_class
+    labels = torch.tensor(classes, dtype=torch.int64).repeat(per_class)
+    guidance = DEFAULT_GUIDANCE if guidance is None else guidance
+    return _Batch(len(classes) * per_class, labels, classes, per_class, guidance)
+
+
+def _check_size(batch: int, steps: int, single_step: bool) -> None:
+    """Refuse a run past the limits, or one whose frames would not fit in memory."""
     if out_of_range(batch, SAMPLES):
         raise UserFacingError(f"at most {SAMPLES[1]:,} samples in one run, asked for {batch:,}")
-    if not is_single_step and out_of_range(steps, STEPS):
+    if not single_step and out_of_range(steps, STEPS):
         raise UserFacingError(f"steps must be between {STEPS[0]} and {STEPS[1]:,}, got {steps:,}")
     # x_t, x̂0 and the estimate, CFG's two estimates and their gap (or the single-step run's clean
     # image), and a second evaluation (Heun, midpoint)
-    check_run_fits(1 + (1 if is_single_step else steps), batch, MNIST_SHAPE, pictures_per_frame=7)
-    if checkpoint.is_class_conditioned:
-        labels = torch.tensor(classes, dtype=torch.int64).repeat(per_class)  # rows of 0..9, as the course shows them
-    generator = make_generator(seed, device)
-    if is_single_step and clean_images is not None:
-        sigma = objective.sigma if sigma is None else sigma
-        x_start = add_gaussian_noise(clean_images[:batch].to(device), sigma, generator)
-        source = "noised test digits"
-    else:
-        x_start = pure_noise((batch, *MNIST_SHAPE), generator, device)
-        source = "pure noise"
-        if is_single_step:
-            sigma = 1.0  # pure N(0, I) noise is "clean zero plus noise of sigma 1"
-    x0_clip = x0_clip or checkpoint.default_x0_clip
-    frames = compose_mnist_sampler(
-        model,
-        objective,
-        x_start,
-        generator,
-        labels=labels,
-        guidance=guidance or 0.0,
-        steps=steps,
-        sigma=sigma,
-        x0_clip=x0_clip,
-        sampler=sampler,
-        eta=eta,
-    )
-    if is_single_step and clean_images is not None:
-        frames = forward_noised_start(with_clean_image(frames, clean_images[:batch]))
-    num_steps = 1 if is_single_step else steps
-    params = {
-        "steps": num_steps,
-        "num_samples": batch,
-        "source": source,
-        "objective": objective.to_dict(),
-        "architecture": checkpoint.sidecar["architecture"],
-        "epoch": checkpoint.sidecar.get("epoch"),
-    }
-    if labels is not None:
-        params.update(guidance=guidance, classes=classes, per_class=per_class)
-    if objective.name == "ddpm":
-        params["x0_clip"] = x0_clip
-    if not is_single_step:
-        params["sampler"] = sampler
-    if eta is not None:
-        params["eta"] = eta
-    if is_single_step:
-        params["sigma"] = sigma
-    meta = {
-        "algorithm": algorithm_name(objective, labels is not None),
-        "model": checkpoint.name,
-        "checkpoint": str(checkpoint.sidecar_path),
-        "seed": seed,
-        "params": params,
-        "value_range": MNIST_VALUE_RANGE,
-        "device": str(device),
-    }
-    return SamplingRun(frames, meta, labels, num_steps + 1)
+    check_run_fits(1 + steps, batch, MNIST_SHAPE, pictures_per_frame=7)
 
 
 @dataclass

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import torch
 
 from diffusion_stepper.core.devices import make_generator
-from diffusion_stepper.core.diffusion.objectives import DDPMObjective, FlowObjective
+from diffusion_stepper.core.diffusion.objectives import DDPMObjective, FlowObjective, class_guided_estimate
+from diffusion_stepper.core.diffusion.rules.catalogue import check_sampler_choice
 from diffusion_stepper.core.diffusion.sampling import NetworkPredictor
-from diffusion_stepper.core.diffusion.solvers import check_sampler_choice
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import Frame, SamplingRun
 from diffusion_stepper.core.limits import POINTS, STEPS, check_guidance, check_run_fits, out_of_range
@@ -38,7 +38,6 @@ from diffusion_stepper.core.toy2d.sampling import (
     ExactMixturePredictor,
     as_images,
     as_points,
-    noise_estimate,
     sample_points,
 )
 
@@ -241,11 +240,11 @@ def with_fields(
     grid_labels = None if labels is None else labels[:1].expand(grid.shape[0])
     learned = None
     if source is not None and not source.is_exact:  # an exact source's field is the exact one, stored once
-        learned = noise_estimate(source.predict, objective, grid_labels, source.num_classes, guidance)
+        learned = class_guided_estimate(source.predict, objective, grid_labels, source.num_classes, guidance)
     mixture = dataset.mixture
     if mixture is not None:
         exact_source = Toy2DSource.exact(dataset, objective)
-        exact = noise_estimate(exact_source.predict, objective, grid_labels, exact_source.num_classes, guidance)
+        exact = class_guided_estimate(exact_source.predict, objective, grid_labels, exact_source.num_classes, guidance)
         density_grid = grid_points(DENSITY_GRID).double()
         density_mixture = mixture if labels is None else mixture.given_class(int(labels[0]))
 

@@ -15,12 +15,9 @@ from collections.abc import Iterator
 
 import torch
 
-from diffusion_stepper.core.diffusion.objectives import DDPMObjective, FlowObjective, one_hot
+from diffusion_stepper.core.diffusion.objectives import DDPMObjective, FlowObjective, compose_sampler
 from diffusion_stepper.core.diffusion.sampling import (
-    ClassifierFreeGuidance,
     NetworkPredictor,
-    PlainEstimate,
-    run_sampler,
 )
 from diffusion_stepper.core.frames import Frame
 from diffusion_stepper.core.toy2d.mixture import GaussianMixture
@@ -63,28 +60,6 @@ class ExactMixturePredictor:
         return field.to(x.dtype).reshape(x.shape)
 
 
-def noise_estimate(
-    predict,
-    objective: DDPMObjective | FlowObjective,
-    labels: torch.Tensor | None = None,
-    num_classes: int = 0,
-    guidance: float = 1.0,
-):
-    """`predict` as the loop's estimate: plain, or with `labels` (one per particle) guided by CFG at `guidance`."""
-    if labels is None:
-        return PlainEstimate(predict)
-    cond = one_hot(labels, num_classes)
-    name = "v" if objective.name == "flow" else "eps"
-    return ClassifierFreeGuidance(predict, cond, torch.zeros_like(cond), guidance, name=name)
-
-
-def step_rule(objective: DDPMObjective | FlowObjective, sampler: str | None, eta: float | None = None):
-    sampler = sampler or objective.default_sampler
-    if objective.name == "flow":
-        return objective.step_rule(sampler)
-    return objective.step_rule(None, sampler, eta)  # no x̂₀ clipping: the plane has no pixel range
-
-
 def sample_points(
     predict,
     objective: DDPMObjective | FlowObjective,
@@ -102,8 +77,18 @@ def sample_points(
     network behind `NetworkPredictor`, or `ExactMixturePredictor`); with `labels` (one per
     particle, `num_classes` classes), CFG at `guidance`."""
     x_start = as_images(torch.randn((count, 2), generator=generator))
-    estimate = noise_estimate(predict, objective, labels, num_classes, guidance)
-    return run_sampler(x_start, objective.timesteps(steps), estimate, step_rule(objective, sampler, eta), generator)
+    return compose_sampler(  # no x̂₀ clipping: the plane has no pixel range
+        predict,
+        objective,
+        x_start,
+        generator,
+        labels=labels,
+        num_classes=num_classes,
+        guidance=guidance,
+        steps=steps,
+        sampler=sampler,
+        eta=eta,
+    )
 
 
 def sample_model(model: torch.nn.Module, objective: DDPMObjective | FlowObjective, count: int, generator, **options):

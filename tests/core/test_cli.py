@@ -181,7 +181,7 @@ def test_models_lists_the_bundled_checkpoints(capsys):
         assert name in stdout
     rows = {line.split()[0]: line for line in stdout.splitlines()[1:]}
     # the defaults a user does not see: the model's own sampler, steps and clipping, from its sidecar
-    from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS
+    from diffusion_stepper.core.diffusion.rules.catalogue import EPS_SAMPLERS
     from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 
     ddpm = load_checkpoint("mnist-class-ddpm")

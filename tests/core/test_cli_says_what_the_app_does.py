@@ -3,7 +3,7 @@ it uses, and a flag it would ignore is refused."""
 
 from __future__ import annotations
 
-from diffusion_stepper.core.diffusion.solvers import sampler_title
+from diffusion_stepper.core.diffusion.rules.catalogue import sampler_title
 from diffusion_stepper.core.mnist.guidance_tradeoff import FAST_SAMPLERS
 from tests.cli_running import run_cli
 

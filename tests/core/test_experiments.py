@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from diffusion_stepper.core import cli
+from diffusion_stepper.core.diffusion.rules.catalogue import EPS_SAMPLERS
 from diffusion_stepper.core.diffusion.sampling import NetworkPredictor
-from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA, frame_histograms
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.formats.trajectory_file import load_trajectory

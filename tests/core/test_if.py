@@ -24,7 +24,7 @@ from diffusion_stepper.core.deepfloyd_if.sampling import (
     gaussian_blur,
 )
 from diffusion_stepper.core.deepfloyd_if.tasks import IFRequest
-from diffusion_stepper.core.diffusion.sampling import LearnedRangeVariance
+from diffusion_stepper.core.diffusion.rules.x0 import LearnedRangeVariance
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.run_meta import VIEW_NAMES

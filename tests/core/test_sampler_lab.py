@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from diffusion_stepper.core.diffusion.equations import frame_caption, step_equation
+from diffusion_stepper.core.diffusion.rules.catalogue import EPS_SAMPLERS, FLOW_SAMPLERS, evaluations_for_steps
 from diffusion_stepper.core.diffusion.sampler_race import x0_convergence
-from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS, FLOW_SAMPLERS, evaluations_for_steps
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.exports.race_chart import write_convergence
 from diffusion_stepper.core.formats.charts import Chart, Series, draw_chart
@@ -304,7 +304,7 @@ def test_if_race_on_the_tiny_model_replays_through_diffusers(tiny_if, tmp_path, 
 def test_every_sampler_name_on_every_kind_of_model_samples_or_refuses_in_one_line(
     tiny_checkpoints, tmp_path, capsys, model
 ):
-    from diffusion_stepper.core.diffusion.solvers import ALL_SAMPLERS
+    from diffusion_stepper.core.diffusion.rules.catalogue import ALL_SAMPLERS
 
     suits = {"class-ddpm": EPS_SAMPLERS, "class-flow": FLOW_SAMPLERS, "single-step": {}}[model]
     for name in ALL_SAMPLERS:

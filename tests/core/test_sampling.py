@@ -3,15 +3,11 @@ import math
 import pytest
 import torch
 
-from diffusion_stepper.core.diffusion.sampling import (
-    ClassifierFreeGuidance,
-    DDPMStep,
-    EulerFlowStep,
-    PlainEstimate,
-    SingleStepDenoise,
-    StaticClip,
-    run_sampler,
-)
+from diffusion_stepper.core.diffusion.rules.eps import DDPMStep
+from diffusion_stepper.core.diffusion.rules.flow import EulerFlowStep
+from diffusion_stepper.core.diffusion.rules.single_step import SingleStepDenoise
+from diffusion_stepper.core.diffusion.rules.x0 import StaticClip
+from diffusion_stepper.core.diffusion.sampling import ClassifierFreeGuidance, PlainEstimate, run_sampler
 from diffusion_stepper.core.diffusion.schedules import LinearBetaSchedule, evenly_spaced_timesteps, flow_time_grid
 from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.sampling import sample_mnist

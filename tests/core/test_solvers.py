@@ -19,27 +19,23 @@ import pytest
 import torch
 
 from diffusion_stepper.core.deepfloyd_if.tiny import if_scheduler_config
-from diffusion_stepper.core.diffusion.sampling import (
-    DynamicThreshold,
-    EulerFlowStep,
-    PlainEstimate,
-    StaticClip,
-    run_sampler,
-)
-from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule, LinearBetaSchedule
-from diffusion_stepper.core.diffusion.solvers import (
-    DDIMStep,
-    DPMSolverPP2MStep,
-    EulerODEStep,
-    HeunFlowStep,
-    HeunODEStep,
-    MidpointFlowStep,
-    SDEDPMSolverPP2MStep,
+from diffusion_stepper.core.diffusion.rules.catalogue import (
     evaluations_for_steps,
     make_eps_step_rule,
     make_flow_step_rule,
     steps_for_budget,
 )
+from diffusion_stepper.core.diffusion.rules.eps import (
+    DDIMStep,
+    DPMSolverPP2MStep,
+    EulerODEStep,
+    HeunODEStep,
+    SDEDPMSolverPP2MStep,
+)
+from diffusion_stepper.core.diffusion.rules.flow import EulerFlowStep, heun_flow_step, midpoint_flow_step
+from diffusion_stepper.core.diffusion.rules.x0 import DynamicThreshold, StaticClip
+from diffusion_stepper.core.diffusion.sampling import PlainEstimate, run_sampler
+from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule, LinearBetaSchedule
 
 TOLERANCE = 1e-5
 SHAPE = (2, 3, 8, 8)
@@ -336,7 +332,7 @@ def _flow_error(rule, steps: int) -> float:
     return abs(float(frames[-1].x_t) - math.exp(-1.5))
 
 
-@pytest.mark.parametrize("rule, order", [(EulerFlowStep, 1), (HeunFlowStep, 2), (MidpointFlowStep, 2)])
+@pytest.mark.parametrize("rule, order", [(EulerFlowStep, 1), (heun_flow_step, 2), (midpoint_flow_step, 2)])
 def test_flow_rules_have_their_order_of_accuracy(rule, order):
     """Halving the step divides the error by 2^order."""
     ratio = _flow_error(rule(), 20) / _flow_error(rule(), 40)
@@ -355,7 +351,7 @@ def test_nfe_counts_each_evaluation_and_cfg_counts_once():
     cond = torch.ones(2, 3)
     estimate = ClassifierFreeGuidance(model, cond, torch.zeros_like(cond), 2.0)
     frames = list(
-        run_sampler(torch.ones(2, 1, 2, 2), [0.0, 0.25, 0.5, 1.0], estimate, HeunFlowStep(), torch.Generator())
+        run_sampler(torch.ones(2, 1, 2, 2), [0.0, 0.25, 0.5, 1.0], estimate, heun_flow_step(), torch.Generator())
     )
     assert [frame.coeffs["nfe"] for frame in frames] == [0, 2, 4, 6]
     assert calls == [4] * 6  # each evaluation is one batched pass of both conditions

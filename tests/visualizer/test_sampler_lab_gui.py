@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
+from diffusion_stepper.core.diffusion.rules.catalogue import EPS_SAMPLERS, FLOW_SAMPLERS, IF_SAMPLERS
 from diffusion_stepper.core.diffusion.sampler_race import x0_convergence
-from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS, FLOW_SAMPLERS, IF_SAMPLERS
 from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.experiments import EXPERIMENTS, ExperimentOptions
 from diffusion_stepper.core.mnist.guidance_tradeoff import FAST_SAMPLERS

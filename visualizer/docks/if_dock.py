@@ -42,7 +42,7 @@ from diffusion_stepper.core.deepfloyd_if.tasks import (
     IFRequest,
 )
 from diffusion_stepper.core.devices import DEVICE_CHOICES
-from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS, IF_SAMPLERS
+from diffusion_stepper.core.diffusion.rules.catalogue import EPS_SAMPLERS, IF_SAMPLERS
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.parsing import parse_int_list
 from diffusion_stepper.core.run_meta import VIEW_NAMES

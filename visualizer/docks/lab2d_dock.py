@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS, FLOW_SAMPLERS
+from diffusion_stepper.core.diffusion.rules.catalogue import EPS_SAMPLERS, FLOW_SAMPLERS
 from diffusion_stepper.core.toy2d.datasets import DATASETS
 from diffusion_stepper.core.toy2d.drawn import resolve_dataset
 from diffusion_stepper.core.toy2d.experiments import SourceSpec, Toy2DExperimentOptions, Toy2DRequest

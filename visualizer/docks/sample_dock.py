@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDockWidget, QFormLayout, QLineEdit, QVBoxLayout, QWidget
 
 from diffusion_stepper.core.devices import DEVICE_CHOICES
-from diffusion_stepper.core.diffusion.solvers import EPS_SAMPLERS, FLOW_SAMPLERS
+from diffusion_stepper.core.diffusion.rules.catalogue import EPS_SAMPLERS, FLOW_SAMPLERS
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.mnist import bundled
 from diffusion_stepper.core.mnist.checkpoints import display_name, read_sidecar, resolve_checkpoint, sampler_of

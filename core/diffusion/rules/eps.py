@@ -1,127 +1,45 @@
-"""The sampler lab's step rules: more ways to walk the same trained model from noise to data.
+"""The step rules of noise-prediction (ε) models on a discrete schedule ᾱ_t (MNIST's DDPM
+models, IF), all on one base, `EpsRule` (the schedule, x̂₀ from ε̂ and its clipping, and the
+update's ε written in what the frame shows):
 
-Every rule here is a step rule for `run_sampler` (see core.diffusion.sampling), so the one loop
-drives them all and each frame carries the rule's own x̂₀, noise estimate and numbers.
-
-For noise-prediction (ε) models on a discrete schedule ᾱ_t (MNIST's DDPM models, IF):
-
+- `DDPMStep`: the DDPM posterior step, the course's (fixed or IF's learned variance);
 - `DDIMStep`: DDIM with η (η = 0 deterministic; η = 1 the DDPM posterior's variance β̃);
 - `DPMSolverPP2MStep`: DPM-Solver++(2M), second order from the previous step's x̂₀, and
   `SDEDPMSolverPP2MStep`, its stochastic form, which adds fresh noise each step as DDPM does;
 - `EulerODEStep` and `HeunODEStep`: Euler and Heun on the probability-flow ODE, written in
   σ-space (σ_t = √((1 − ᾱ_t)/ᾱ_t), x_σ = x_t/√ᾱ_t), where dx_σ/dσ = ε̂.
 
-For flow-matching models (dx/dt = v from noise at t = 0 to data at t = 1): `EulerFlowStep` (in
-core.diffusion.sampling), `HeunFlowStep` and `MidpointFlowStep`.
-
 Images stay in the model's own (variance-preserving) space between steps: x_t, never x_σ, so
 every rule's frames show the same kind of picture. x̂₀ clipping (`x0_clip`) reworks x̂₀ before
 it enters an update; the update then uses the noise implied by the clipped x̂₀, as diffusers'
 DDPM scheduler does (its DDIM scheduler does so only with `use_clipped_model_output=True`). The
 terms each rule records (core.updates) are written in what the frame shows: that ε as a
-coefficient of x_t and one of the clipped x̂₀. An IF model's learned-variance channels are
-ignored by these rules (they are DDPM's), as diffusers' pipelines drop them for schedulers
-without learned variance.
-
-`make_step_rule` is the one place that turns a sampler's name into its rule.
+coefficient of x_t and one of the clipped x̂₀. An IF model's learned-variance channels are used
+by DDPM's step only, as diffusers' pipelines drop them for schedulers without learned variance.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 
-from diffusion_stepper.core.diffusion.sampling import (
-    DDPMStep,
-    EulerFlowStep,
-    Evaluate,
-    FixedVariance,
-    LearnedRangeVariance,
-    StepResult,
-    StepRule,
-    X0Clip,
-)
+from diffusion_stepper.core.diffusion.rules.x0 import FixedVariance, LearnedRangeVariance, X0Clip
+from diffusion_stepper.core.diffusion.sampling import Evaluate, StepResult
 from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule
-from diffusion_stepper.core.errors import UserFacingError
-from diffusion_stepper.core.limits import ETA, out_of_range
-from diffusion_stepper.core.run_meta import algorithm_family
 from diffusion_stepper.core.updates import (
-    MIDPOINT_V,
     NOISE,
+    NOISE_STD,
     PREVIOUS,
     SECOND_EPS,
     SECOND_EPS_CLIPPED,
-    SECOND_V,
     Term,
     Update,
     combined,
 )
 
 
-@dataclass(frozen=True)
-class Sampler:
-    """A sampler as the CLI, the docks and the race name it."""
-
-    name: str  # the CLI's word
-    title: str  # how the app labels it
-    evaluations_per_step: int  # model evaluations (NFE) a step costs; the last ε-Heun step costs one
-    summary: str
-
-
-EPS_SAMPLERS = {
-    sampler.name: sampler
-    for sampler in (
-        Sampler("ddpm", "DDPM", 1, "the posterior step of the DDPM paper: adds fresh noise each step"),
-        Sampler("ddim", "DDIM", 1, "η = 0 deterministic; η = 1 adds the DDPM posterior's noise"),
-        Sampler("dpm++2m", "DPM-Solver++(2M)", 1, "second order from the previous step's x̂₀, one evaluation per step"),
-        Sampler(
-            "dpm++2m-sde",
-            "DPM-Solver++(2M) SDE",
-            1,
-            "DPM-Solver++(2M) with fresh noise each step, as DDPM adds: second order, and it forgives a start "
-            "that is not quite the noise the model was trained to reach",
-        ),
-        Sampler("euler", "Euler (ODE)", 1, "one Euler step of the probability-flow ODE (DDIM η = 0's update)"),
-        Sampler("heun", "Heun (ODE)", 2, "Euler, then a corrector at the next level: two evaluations per step"),
-    )
-}
-FLOW_SAMPLERS = {
-    sampler.name: sampler
-    for sampler in (
-        Sampler("euler", "Euler", 1, "x ← x + Δt·v̂"),
-        Sampler("heun", "Heun", 2, "Euler, then the average of the slopes at both ends"),
-        Sampler("midpoint", "Midpoint", 2, "the slope half a step ahead"),
-    )
-}
-ALL_SAMPLERS = tuple(dict.fromkeys([*EPS_SAMPLERS, *FLOW_SAMPLERS]))
-# IF's runs take the rules that handle its schedule's clean end and x̂₀ thresholding as diffusers does.
-IF_SAMPLERS = ("ddpm", "ddim", "dpm++2m", "dpm++2m-sde")
-DEFAULT_EPS_SAMPLER = "ddpm"
-DEFAULT_FLOW_SAMPLER = "euler"
-
-
-def sampler_title(name: str, flow: bool = False, eta: float | None = None) -> str:
-    """ "DDIM η=0", "Heun", ...: the label of a sampler in the app and the plots."""
-    table = FLOW_SAMPLERS if flow else EPS_SAMPLERS
-    title = table[name].title if name in table else name
-    return f"{title} η={eta:g}" if name == "ddim" and eta is not None else title
-
-
-def run_sampler_title(meta: dict) -> str:
-    """A run's sampler, from its trajectory meta, as the app labels it; "" for runs without a choice."""
-
-    params = meta.get("params", {})
-    if "sampler" not in params:
-        return ""
-    return sampler_title(params["sampler"], algorithm_family(meta) == "flow", params.get("eta"))
-
-
-# --- ε-prediction rules ---------------------------------------------------------------------------
-
-
-class _EpsRule:
+class EpsRule:
     """What every ε rule shares: the schedule, x̂₀ handling, and the clean estimate from ε̂."""
 
     noise_field = "eps_hat"
@@ -166,7 +84,83 @@ class _EpsRule:
         return formula.replace("ε̂", "ε") + ",   ε = (x_t − √ᾱ_t·x̂₀)/√(1 − ᾱ_t) from the clipped x̂₀"
 
 
-class DDIMStep(_EpsRule):
+class DDPMStep(EpsRule):
+    """The DDPM posterior step from t to t' < t (part A eq. 3, part B Algorithm 2 line 6):
+
+        x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)
+        x_t'   = sqrt(abar_t') beta / (1 - abar_t) * x0_hat + sqrt(alpha) (1 - abar_t') / (1 - abar_t) * x_t + sigma z
+
+    with alpha = abar_t / abar_t' and beta = 1 - alpha, so strided timesteps work unchanged.
+
+    - `variance` gives sigma: part B's fixed sigma^2 = beta, or IF's learned range.
+    - `x0_clip` (StaticClip, DynamicThreshold) reworks x0_hat before it enters the update;
+      without it, this is the course's plain formula (the update is written in x̂₀ and x_t, so
+      a clipped x̂₀ needs no implied ε).
+    - No noise is added on the step that lands on `clean_t`, the chain's clean end: t = 0 in
+      part B (the course's indexing), t = -1 for IF (diffusers' indexing, where t = 0 is the
+      first noised level and its step still adds noise).
+    """
+
+    def __init__(
+        self,
+        schedule: DiscreteSchedule,
+        variance: FixedVariance | LearnedRangeVariance | None = None,
+        x0_clip: X0Clip | None = None,
+        clean_t: int = 0,
+    ):
+        super().__init__(schedule, x0_clip)
+        self.variance = variance or FixedVariance()
+        self.clean_t = clean_t
+
+    def __call__(
+        self,
+        x_t: torch.Tensor,
+        t: float,
+        t_next: float,
+        estimate: torch.Tensor,
+        generator: torch.Generator,
+        evaluate: Evaluate | None = None,
+    ) -> StepResult:
+        t, t_next = int(t), int(t_next)
+        eps, model_variance = self.variance.split(estimate, x_t.shape[1])
+        eps, x0_hat, _, clip_coeffs = self.estimates(x_t, t, eps)
+        alpha_bar_t = self.schedule.alpha_bar(t)
+        alpha_bar_next = self.schedule.alpha_bar(t_next)
+        alpha = alpha_bar_t / alpha_bar_next
+        beta = 1.0 - alpha
+        coef_x0 = math.sqrt(alpha_bar_next) * beta / (1.0 - alpha_bar_t)
+        coef_xt = math.sqrt(alpha) * (1.0 - alpha_bar_next) / (1.0 - alpha_bar_t)
+        x_next = coef_x0 * x0_hat + coef_xt * x_t
+        terms = [Term(coef_x0, "x0_hat"), Term(coef_xt, "x_t")]
+        formula = "x_t′ = √ᾱ_t′·β_t/(1 − ᾱ_t)·x̂₀ + √α_t·(1 − ᾱ_t′)/(1 − ᾱ_t)·x_t"
+        sigma: float | torch.Tensor = 0.0
+        extras = {}
+        if t_next > self.clean_t:
+            sigma = self.variance.std(alpha_bar_t, alpha_bar_next, model_variance)
+            z = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
+            x_next = x_next + sigma * z
+            if isinstance(sigma, torch.Tensor):  # learned: one σ per pixel, stored to be seen and checked
+                terms.append(Term(1.0, NOISE, scale=NOISE_STD))
+                extras[NOISE_STD] = sigma.expand_as(x_t)
+                formula += " + σ⊙z   (σ learned, per pixel)"
+            else:
+                terms.append(Term(sigma, NOISE))
+                formula += " + σ·z"
+        coeffs = {
+            "t_next": float(t_next),
+            "alpha_bar_t": alpha_bar_t,
+            "alpha_bar_next": alpha_bar_next,
+            "alpha_t": alpha,
+            "beta_t": beta,
+            "coef_x0": coef_x0,
+            "coef_xt": coef_xt,
+            **_sigma_coeffs(sigma),
+            **clip_coeffs,
+        }
+        return StepResult(x_next, x0_hat, eps, coeffs, update=Update(tuple(terms), formula), extras=extras)
+
+
+class DDIMStep(EpsRule):
     """DDIM (Song et al. 2021), eq. 12, from t to t′:
 
         x_t′ = √ᾱ_t′·x̂₀ + √(1 − ᾱ_t′ − σ²)·ε̂ + σ·z,   σ = η·√((1 − ᾱ_t′)/(1 − ᾱ_t))·√(1 − ᾱ_t/ᾱ_t′)
@@ -217,7 +211,7 @@ class DDIMStep(_EpsRule):
         return StepResult(x_next, x0_hat, eps, coeffs, update=Update(combined(terms), self.eps_symbol(formula)))
 
 
-class DPMSolverPP2MStep(_EpsRule):
+class DPMSolverPP2MStep(EpsRule):
     """DPM-Solver++(2M) (Lu et al. 2022), the multistep second-order solver in data prediction.
 
     With λ = log(√ᾱ/√(1 − ᾱ)) and h = λ_t′ − λ_t, one step is
@@ -328,7 +322,7 @@ def ode_sigma(alpha_bar: float) -> float:
     return math.sqrt((1.0 - alpha_bar) / alpha_bar)
 
 
-class EulerODEStep(_EpsRule):
+class EulerODEStep(EpsRule):
     """Euler on the probability-flow ODE dx_σ/dσ = ε̂, in σ-space (x_σ = x_t/√ᾱ_t):
 
         x_σ′ = x_σ + (σ′ − σ)·ε̂,   x_t′ = √ᾱ_t′·x_σ′
@@ -420,143 +414,8 @@ class HeunODEStep(EulerODEStep):
         return StepResult(signal_next * x_sigma_next, x0_hat, eps, coeffs, evaluations=2, update=update, extras=extras)
 
 
-# --- flow-matching rules -----------------------------------------------------------------------
-
-
-class HeunFlowStep:
-    """Heun on the flow ODE: x̃ = x_t + Δt·v̂(x_t, t), then x_t+Δt = x_t + Δt·(v̂(x_t, t) + v̂(x̃, t + Δt))/2."""
-
-    noise_field = "v_hat"
-
-    def __call__(
-        self,
-        x_t: torch.Tensor,
-        t: float,
-        t_next: float,
-        v: torch.Tensor,
-        generator: torch.Generator,
-        evaluate: Evaluate | None = None,
-    ) -> StepResult:
-        if evaluate is None:
-            raise ValueError("Heun evaluates the model twice a step: run it through run_sampler")
-        dt = float(t_next) - float(t)
-        guess = x_t + dt * v
-        v_next = evaluate(guess, float(t_next))
-        x0_hat = x_t + (1.0 - float(t)) * v
-        coeffs = {"t_next": float(t_next), "dt": dt}
-        update = Update(
-            (Term(1.0, "x_t"), Term(0.5 * dt, "v_hat"), Term(0.5 * dt, SECOND_V)), "x_t+Δt = x_t + Δt·(v̂ + v̂′)/2"
-        )
-        return StepResult(
-            x_t + dt * 0.5 * (v + v_next), x0_hat, v, coeffs, evaluations=2, update=update, extras={SECOND_V: v_next}
-        )
-
-
-class MidpointFlowStep:
-    """The midpoint rule on the flow ODE: x_mid = x_t + (Δt/2)·v̂(x_t, t), then x_t+Δt = x_t + Δt·v̂(x_mid, t + Δt/2)."""
-
-    noise_field = "v_hat"
-
-    def __call__(
-        self,
-        x_t: torch.Tensor,
-        t: float,
-        t_next: float,
-        v: torch.Tensor,
-        generator: torch.Generator,
-        evaluate: Evaluate | None = None,
-    ) -> StepResult:
-        if evaluate is None:
-            raise ValueError("the midpoint rule evaluates the model twice a step: run it through run_sampler")
-        dt = float(t_next) - float(t)
-        t_mid = float(t) + 0.5 * dt
-        v_mid = evaluate(x_t + 0.5 * dt * v, t_mid)
-        x0_hat = x_t + (1.0 - float(t)) * v
-        coeffs = {"t_next": float(t_next), "dt": dt, "t_mid": t_mid}
-        update = Update((Term(1.0, "x_t"), Term(dt, MIDPOINT_V)), "x_t+Δt = x_t + Δt·v̂_mid")
-        return StepResult(x_t + dt * v_mid, x0_hat, v, coeffs, evaluations=2, update=update, extras={MIDPOINT_V: v_mid})
-
-
-# --- names to rules -----------------------------------------------------------------------------
-
-
-def unsuitable_sampler(name: str, suitable, kind: str) -> str:
-    return f"the {name!r} sampler does not suit {kind}; use one of {', '.join(suitable)}"
-
-
-def check_sampler_choice(name: str, eta: float | None, suitable, kind: str) -> None:
-    """One clear line for a sampler that does not suit the model, or an η it cannot use."""
-    if name not in suitable:
-        raise UserFacingError(unsuitable_sampler(name, suitable, kind))
-    if eta is not None and "ddim" not in suitable:
-        raise UserFacingError(f"--eta is DDIM's noise scale, and {kind} has no DDIM sampler: leave out --eta")
-    if eta is not None and name != "ddim":
-        raise UserFacingError(f"--eta is DDIM's noise scale; the {name!r} sampler has none (use --sampler ddim)")
-    if eta is not None and out_of_range(eta, ETA):
-        raise UserFacingError(f"eta must be between {ETA[0]:g} and {ETA[1]:g}, got {eta:g}")
-
-
-def make_eps_step_rule(
-    name: str,
-    schedule: DiscreteSchedule,
-    *,
-    eta: float | None = None,
-    x0_clip: X0Clip | None = None,
-    variance: FixedVariance | LearnedRangeVariance | None = None,
-    clean_t: int = 0,
-) -> StepRule:
-    """The step rule of an ε-model sampler. `variance` and `clean_t` are DDPM's own (fixed or
-    learned variance, and the timestep at which it stops adding noise); η is DDIM's."""
-    if name not in EPS_SAMPLERS:
-        raise ValueError(unsuitable_sampler(name, EPS_SAMPLERS, "a noise-prediction (DDPM) model"))
-    if eta is not None and name != "ddim":
-        raise ValueError(f"η is DDIM's noise scale; the {name!r} sampler has none")
-    if name == "ddpm":
-        return DDPMStep(schedule, variance=variance, x0_clip=x0_clip, clean_t=clean_t)
-    if name == "ddim":
-        return DDIMStep(schedule, eta=0.0 if eta is None else eta, x0_clip=x0_clip)
-    if name == "dpm++2m":
-        return DPMSolverPP2MStep(schedule, x0_clip=x0_clip)
-    if name == "dpm++2m-sde":
-        return SDEDPMSolverPP2MStep(schedule, x0_clip=x0_clip)
-    if name == "euler":
-        return EulerODEStep(schedule, x0_clip=x0_clip)
-    return HeunODEStep(schedule, x0_clip=x0_clip)
-
-
-def make_flow_step_rule(name: str) -> StepRule:
-    if name not in FLOW_SAMPLERS:
-        raise ValueError(unsuitable_sampler(name, FLOW_SAMPLERS, "a flow-matching model"))
-    return {"euler": EulerFlowStep, "heun": HeunFlowStep, "midpoint": MidpointFlowStep}[name]()
-
-
-def steps_for_budget(name: str, budget: int, flow: bool = False) -> int:
-    """The most steps a sampler takes within `budget` model evaluations (at least one step).
-
-    ε-Heun's last step (to clean data) is Euler's, so S steps cost 2S − 1 evaluations.
-    """
-    if budget < 1:
-        raise ValueError(f"an evaluation budget must be at least 1, got {budget}")
-    per_step = (FLOW_SAMPLERS if flow else EPS_SAMPLERS)[name].evaluations_per_step
-    if per_step == 1:
-        return budget
-    return max(1, budget // 2) if flow else max(1, (budget + 1) // 2)
-
-
-def evaluations_before(name: str | None, step: int, total_steps: int, flow: bool = False) -> int:
-    """The model evaluations a run of `total_steps` steps has spent when it reaches step `step`
-    (0 at the start): what a frame's `nfe` will say, before the frame exists."""
-    table = FLOW_SAMPLERS if flow else EPS_SAMPLERS
-    per_step = table[name].evaluations_per_step if name in table else 1
-    step = max(0, min(step, total_steps))
-    if per_step == 1:
-        return step
-    return 2 * step if flow or step < total_steps else evaluations_for_steps(name, total_steps, flow)
-
-
-def evaluations_for_steps(name: str, steps: int, flow: bool = False) -> int:
-    """The NFE of a run of `steps` steps (the inverse of `steps_for_budget`)."""
-    per_step = (FLOW_SAMPLERS if flow else EPS_SAMPLERS)[name].evaluations_per_step
-    if per_step == 1:
-        return steps
-    return 2 * steps if flow else 2 * steps - 1
+def _sigma_coeffs(sigma: float | torch.Tensor) -> dict[str, float]:
+    """A fixed sigma as it is; a learned, per-pixel one as its mean and range."""
+    if isinstance(sigma, torch.Tensor):
+        return {"sigma": float(sigma.mean()), "sigma_min": float(sigma.min()), "sigma_max": float(sigma.max())}
+    return {"sigma": float(sigma)}
