@@ -34,23 +34,13 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+from console import fresh_environment, run_console
 from gui_responsiveness import GOAL_P99_MS, figures
 
 GOAL_RATIO = 1.1
 TICK_MS = 5
 TOY2D_DATASET = "8-gaussians"  # the 2D lab's default data
 KINDS = ("mnist", "toy2d")
-
-
-def console_command() -> list[str]:
-    script = Path(sys.executable).with_name("diffusion-stepper")  # the installed console script
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "diffusion_stepper.visualizer"]
-
-
-def fresh_environment(home: str) -> dict[str, str]:
-    environment = {key: value for key, value in os.environ.items() if key != "DIFFUSION_STEPPER_DATA"}
-    environment["HOME"] = home
-    return environment
 
 
 def cli_seconds(kind: str, limit: int | None, iterations: int | None) -> float:
@@ -62,15 +52,7 @@ def cli_seconds(kind: str, limit: int | None, iterations: int | None) -> float:
         else:
             arguments = ["train", "toy2d", "--dataset", TOY2D_DATASET, "--out", out]
             arguments += ["--iterations", str(iterations)] if iterations else []
-        started = time.perf_counter()
-        subprocess.run(
-            [*console_command(), *arguments],
-            check=True,
-            env=fresh_environment(home),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        return time.perf_counter() - started
+        return run_console(arguments, home)
 
 
 def app_run(kind: str, args: argparse.Namespace) -> dict:

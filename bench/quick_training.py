@@ -31,7 +31,6 @@ import argparse
 import math
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from console import run_console
 
 from diffusion_stepper.core.frames import last_frame
 from diffusion_stepper.core.mnist.checkpoints import saved_epochs
@@ -67,19 +67,6 @@ def judge_checkpoint(judge, checkpoint: Path, per_digit: int = PER_DIGIT, seed: 
     return judge_accuracy(judge, last_frame(run.frames).x_t.clamp(0, 1), run.labels)
 
 
-def run_cli(arguments: list[str], home: str) -> float:
-    """One `diffusion-stepper` process from a fresh home folder; its wall time, launch to exit."""
-    environment = {key: value for key, value in os.environ.items() if key != "DIFFUSION_STEPPER_DATA"}
-    environment["HOME"] = home
-    script = Path(sys.executable).with_name("diffusion-stepper")  # the installed console script
-    command = [str(script)] if script.is_file() else [sys.executable, "-m", "diffusion_stepper.visualizer"]
-    started = time.time()
-    subprocess.run(
-        [*command, *arguments], check=True, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    return time.time() - started
-
-
 def goal_run(judge, limit: int | None = None, per_digit: int = PER_DIGIT, keep_epochs: int | None = None) -> list[str]:
     """The CLI's quick preset, timed as a whole process from a fresh home folder; then kept
     training (`--epochs +N`, the Train tab's Keep training) past the last mark of the time curve."""
@@ -87,14 +74,15 @@ def goal_run(judge, limit: int | None = None, per_digit: int = PER_DIGIT, keep_e
         out = Path(home) / "quick-run"
         extra = ["--limit", str(limit)] if limit else []
         started = time.time()
-        wall = run_cli(["train", "mnist", "--preset", "quick", "--out", str(out), *extra], home)
+        wall = run_console(["train", "mnist", "--preset", "quick", "--out", str(out), *extra], home)
         first_epochs = saved_epochs(out)
         saved_at = {epoch: sidecar.stat().st_mtime - started for epoch, sidecar in first_epochs.items()}
         # Kept training until past the curve's last mark, at the first run's pace (and one epoch more)
         per_epoch = max(saved_at.values()) / len(saved_at)
         more = keep_epochs or max(1, math.ceil((CURVE_SECONDS[-1] - wall) / per_epoch) + 1)
         kept_started = time.time()
-        kept_wall = run_cli(["train", "mnist", "--resume", str(out), "--epochs", f"+{more}", "--out", str(out)], home)
+        keep_training = ["train", "mnist", "--resume", str(out), "--epochs", f"+{more}", "--out", str(out)]
+        kept_wall = run_console(keep_training, home)
         for epoch, sidecar in saved_epochs(out).items():
             if epoch not in saved_at:  # on the clock after the first run's whole process
                 saved_at[epoch] = wall + sidecar.stat().st_mtime - kept_started
