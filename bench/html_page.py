@@ -95,7 +95,7 @@ def main() -> None:
 
 def measure(folder: Path, default_steps: int, long_steps: int) -> None:
     machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-    built = html_page._encode_pictures
+    built = html_page.encode_pictures
 
     def whole(strips, differences=True):  # the baseline: every picture stored whole
         return built(strips, differences=False)
@@ -113,11 +113,11 @@ def measure(folder: Path, default_steps: int, long_steps: int) -> None:
         runs = [("run", trajectory)]
         options = html_page.PageOptions(every=every)
         seconds, size = timed(partial(html_page.write_html_page, runs, folder / "page.html", options))
-        html_page._encode_pictures = whole
+        html_page.encode_pictures = whole
         try:
             _, whole_size = timed(partial(html_page.write_html_page, runs, folder / "whole.html", options))
         finally:
-            html_page._encode_pictures = built
+            html_page.encode_pictures = built
         gif_seconds, _ = timed(
             partial(write_animation, trajectory, folder / "run.gif", "side-by-side", every=every, scale=4)
         )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from diffusion_stepper.core.run_meta import RunMeta
 from diffusion_stepper.core.updates import Update
 
 # The field names shared by frames, trajectory files and exports.
@@ -107,7 +108,8 @@ def to_cpu(tensor: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class Trajectory:
-    """The frames of one run plus its metadata (algorithm, model, seed, parameters, value range)."""
+    """The frames of one run plus its metadata (algorithm, model, seed, parameters, value range):
+    `meta` as its producer wrote it and the file stores it, `run_meta` the same read as fields."""
 
     meta: dict
     frames: list[Frame] = field(default_factory=list)
@@ -124,9 +126,17 @@ class Trajectory:
         return self.frames[index]
 
     @property
+    def run_meta(self) -> RunMeta:
+        """The run's record, typed. Read from `meta` at each call (microseconds), so it is never
+        out of date with the dict its producer (or a test) still edits."""
+        return RunMeta.of(self.meta)
+
+    @property
     def value_range(self) -> tuple[float, float]:
-        low, high = self.meta["value_range"]
-        return float(low), float(high)
+        value_range = self.run_meta.value_range
+        if value_range is None:
+            raise KeyError("value_range")
+        return value_range
 
     @property
     def noise_field(self) -> str | None:
@@ -157,3 +167,7 @@ class SamplingRun:
     labels: torch.Tensor | None
     num_frames: int
     data: torch.Tensor | None = None  # see Trajectory.data
+
+    @property
+    def run_meta(self) -> RunMeta:
+        return RunMeta.of(self.meta)

@@ -155,10 +155,11 @@ class Session:
         data: torch.Tensor | None = None,
     ) -> Run:
         """Add a run (empty while sampling, or complete when loaded) and make it the active one."""
+        trajectory = Trajectory(meta=meta, frames=list(frames or []), labels=labels, data=data)
         run = Run(
             id=self._next_id,
-            name=name or self._unique_name(default_run_name(meta)),
-            trajectory=Trajectory(meta=meta, frames=list(frames or []), labels=labels, data=data),
+            name=name or self._unique_name(default_run_name(trajectory.run_meta)),
+            trajectory=trajectory,
             expected_frames=max(1, expected_frames),
             state=state,
             path=path,

@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from diffusion_stepper.core.diffusion.rules.catalogue import evaluations_before
 from diffusion_stepper.core.frames import Trajectory
-from diffusion_stepper.core.run_meta import algorithm_family
+from diffusion_stepper.core.run_meta import RunMeta
 
 ALIGN_TIME, ALIGN_NFE = "time", "nfe"
 ALIGNMENTS = (ALIGN_TIME, ALIGN_NFE)
@@ -31,9 +32,13 @@ class Track:
         frames = self.trajectory.frames
         if index < len(frames) and "nfe" in frames[index].coeffs:
             return int(frames[index].coeffs["nfe"])
-        meta = self.trajectory.meta
-        sampler = meta.get("params", {}).get("sampler")
-        return evaluations_before(sampler, index, self.length - 1, algorithm_family(meta) == "flow")
+        meta = self._run_meta
+        return evaluations_before(meta.sampler, index, self.length - 1, meta.family == "flow")
+
+    @cached_property
+    def _run_meta(self) -> RunMeta:
+        """Read once per track: `evaluations` runs inside bisections."""
+        return self.trajectory.run_meta
 
     @property
     def total_evaluations(self) -> int:

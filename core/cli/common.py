@@ -28,6 +28,7 @@ from diffusion_stepper.core.limits import (
     out_of_range,
 )
 from diffusion_stepper.core.parsing import parse_float_list, parse_int_list
+from diffusion_stepper.core.run_meta import RunMeta
 
 EXIT_USAGE = 2
 
@@ -282,16 +283,16 @@ def write_experiment(name: str, requests: list, out_dir: str | Path) -> list[Tra
         trajectory = record_run(request, f"run {number}/{len(requests)}")
         trajectories.append(trajectory)
         path = save_trajectory(trajectory, Path(out_dir) / f"{name}{suffix}.npz")
+        meta = trajectory.run_meta
         if number == 1:
-            print_image_notes(trajectory.meta)
-        meta = trajectory.meta
-        print(f"wrote {path}: {meta['algorithm']} · {meta['model']} · {len(trajectory)} frames")
-    if "note" in trajectory.meta:
-        print(trajectory.meta["note"])
+            print_image_notes(meta)
+        print(f"wrote {path}: {meta.algorithm} · {meta.model} · {len(trajectory)} frames")
+    if trajectory.run_meta.note is not None:
+        print(trajectory.run_meta.note)
     return trajectories
 
 
-def print_image_notes(meta: dict) -> None:
+def print_image_notes(meta: RunMeta) -> None:
     """How a run's starting image was converted (IF: mode, crop, size), one line each."""
-    for note in meta.get("params", {}).get("image_notes", []):
+    for note in meta.image_notes or ():
         print(f"note: image {note}")

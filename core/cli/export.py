@@ -138,7 +138,7 @@ def run_html(args: argparse.Namespace) -> int:
 
     check_output_file(args.html, "--html", inputs=args.trajectory)
     trajectories = [load_trajectory(path) for path in args.trajectory]
-    names = [default_run_name(trajectory.meta) for trajectory in trajectories]
+    names = [default_run_name(trajectory.run_meta) for trajectory in trajectories]
     if len(set(names)) < len(names):  # two runs with the same settings: their files tell them apart
         names = [f"{name} ({Path(path).stem})" for name, path in zip(names, args.trajectory)]
     longest = max(len(trajectory) for trajectory in trajectories)

@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"frames": [update_record(trajectory.frames, step) for step in steps]}))
         return 0
-    meta = trajectory.meta
-    print(f"{meta['algorithm']} · {meta['model']} · seed {meta['seed']} · {len(trajectory)} frames")
+    meta = trajectory.run_meta
+    print(f"{meta.algorithm} · {meta.model} · seed {meta.seed} · {len(trajectory)} frames")
     for step in steps:
         frame = trajectory[step]
         print(frame_caption(meta, frame, len(trajectory)))

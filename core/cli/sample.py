@@ -135,7 +135,7 @@ def run_mnist(args: argparse.Namespace) -> int:
     path = save_trajectory(trajectory, args.out)
     print(
         f"wrote {path}: {len(trajectory)} frames of {trajectory[0].x_t.shape[0]} images "
-        f"({trajectory.meta['algorithm']})"
+        f"({trajectory.run_meta.algorithm})"
     )
     return 0
 
@@ -152,7 +152,7 @@ def run_if(args: argparse.Namespace) -> int:
         path = out if len(requests) == 1 else out.with_name(f"{out.stem}-i{request.i_start[0]}{out.suffix}")
         save_trajectory(trajectory, path)
         if number == 1:
-            print_image_notes(trajectory.meta)
-        task = trajectory.meta["params"]["task"]
+            print_image_notes(trajectory.run_meta)
+        task = trajectory.run_meta.task
         print(f"wrote {path}: {len(trajectory)} frames of {trajectory[0].x_t.shape[0]} images ({task})")
     return 0

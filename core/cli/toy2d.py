@@ -138,7 +138,7 @@ def run_sample(args: argparse.Namespace) -> int:
     trajectory = record_run(Toy2DRequest(spec, settings), "sampling", args.keep_every)
     path = save_trajectory(trajectory, args.out)
     count = trajectory[0].x_t.shape[0]
-    print(f"wrote {path}: {len(trajectory)} frames of {count:,} particles ({trajectory.meta['model']})")
+    print(f"wrote {path}: {len(trajectory)} frames of {count:,} particles ({trajectory.run_meta.model})")
     return 0
 
 

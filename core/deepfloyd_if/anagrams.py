@@ -125,7 +125,8 @@ class ViewAverage:
 def anagram_turn(trajectory: Trajectory, num_frames: int = 24) -> Trajectory:
     """A visual anagram's result turning into its second view, as a trajectory of its own
     (x_t: the turning image), to export like any run: the illusion's reveal for a slide."""
-    views = trajectory.meta.get("params", {}).get("views") or []
+    record = trajectory.run_meta
+    views = record.views or ()
     if len(views) < 2:
         raise ValueError("the anagram turn is for visual anagram runs (task anagram), which record their views")
     turning = view_turn(trajectory.final_sample, views[1], num_frames)
@@ -135,6 +136,6 @@ def anagram_turn(trajectory: Trajectory, num_frames: int = 24) -> Trajectory:
     meta = {
         **trajectory.meta,
         "algorithm": "anagram-turn",
-        "params": {**trajectory.meta["params"], "turn_to": views[1]},
+        "params": {**record.params, "turn_to": views[1]},  # every setting the run had, and the turn
     }
     return Trajectory(meta, frames, trajectory.labels, trajectory.data)

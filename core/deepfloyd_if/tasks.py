@@ -58,7 +58,7 @@ from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.formats.trajectory_file import load_trajectory
 from diffusion_stepper.core.frames import SamplingRun, forward_noised_start, with_extras
 from diffusion_stepper.core.limits import check_guidance, check_run_fits
-from diffusion_stepper.core.run_meta import VIEW_NAMES
+from diffusion_stepper.core.run_meta import VIEW_NAMES, RunMeta
 
 TASKS = (
     "sample",
@@ -99,9 +99,9 @@ class BranchPoint:
     step: int = 0
 
     @classmethod
-    def from_run(cls, meta: dict, frames: list, index: int, source: str = "") -> BranchPoint:
+    def from_run(cls, meta: RunMeta, frames: list, index: int, source: str = "") -> BranchPoint:
         """Branch at frame `index` of an IF denoising run (one whose meta lists its timesteps)."""
-        chain = list(meta.get("params", {}).get("timesteps") or [])
+        chain = list(meta.timesteps or ())
         if not chain:
             raise UserFacingError(
                 "only IF denoising runs (sample, SDEdit, inpainting, anagram, hybrid, …) can be branched"

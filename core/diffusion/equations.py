@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from diffusion_stepper.core.diffusion.step_check import check_step, why_unchecked
 from diffusion_stepper.core.frames import Frame
-from diffusion_stepper.core.run_meta import algorithm_family
+from diffusion_stepper.core.run_meta import RunMeta
 from diffusion_stepper.core.updates import number_text as _number
 
 
@@ -22,9 +22,9 @@ def time_text(family: str, t: float) -> str:
     return f"{int(round(t))}" if family == "ddpm" else f"{t:.3f}"
 
 
-def frame_caption(meta: dict, frame: Frame, num_frames: int) -> str:
+def frame_caption(meta: RunMeta, frame: Frame, num_frames: int) -> str:
     """ "step 12/300 · t = 288 · ᾱ_t = 0.0123" (σ for the single-step denoiser, t alone for flow)."""
-    family = algorithm_family(meta)
+    family = meta.family
     parts = [f"step {frame.index}/{num_frames - 1}"]
     if family in ("single-step", "noising"):
         if "sigma" in frame.coeffs:
@@ -69,16 +69,16 @@ def _denoise_once_lines(algorithm: str, frame: Frame) -> list[str]:
     return lines
 
 
-def _composition_lines(meta: dict, frame: Frame) -> list[str]:
+def _composition_lines(meta: RunMeta, frame: Frame) -> list[str]:
     """How a visual anagram or a hybrid image builds the noise estimate the step uses."""
-    algorithm = str(meta.get("algorithm", ""))
-    params = meta.get("params", {})
+    algorithm = meta.algorithm
     if algorithm.endswith("+anagram"):
-        views = params.get("views", [])
+        views = meta.views or ()
         terms = " + ".join(f"{name}⁻¹(ε̂({name}(x_t), p{i}))" for i, name in enumerate(views, 1))
         return [f"ε̂ = ({terms}) / {len(views)}   (visual anagram: each view's estimate mapped back, averaged)"]
     if algorithm.endswith("+hybrid"):
-        kernel, sigma = params.get("blur_kernel", 33), params.get("blur_sigma", 2.0)
+        kernel = 33 if meta.blur_kernel is None else meta.blur_kernel  # the defaults of runs that did not say
+        sigma = 2.0 if meta.blur_sigma is None else meta.blur_sigma
         return [
             f"ε̂ = G∗ε̂(x_t, p1) + (ε̂(x_t, p2) − G∗ε̂(x_t, p2)),   G: Gaussian, kernel {kernel}, σ = "
             f"{sigma:g}   (hybrid image)"
@@ -86,7 +86,7 @@ def _composition_lines(meta: dict, frame: Frame) -> list[str]:
     return []
 
 
-def step_equation(meta: dict, frame: Frame, frames: Sequence[Frame] | None = None) -> list[str]:
+def step_equation(meta: RunMeta, frame: Frame, frames: Sequence[Frame] | None = None) -> list[str]:
     """The update this frame's step applied, with its numbers (and how close x̂₀ is to a known
     original). Given the run's `frames`, a last line checks the numbers against the next x_t."""
     lines = _step_lines(meta, frame)
@@ -100,7 +100,7 @@ def step_equation(meta: dict, frame: Frame, frames: Sequence[Frame] | None = Non
     if "psnr_db" in frame.coeffs:
         lines.append(f"PSNR(x̂₀, original) = {frame.coeffs['psnr_db']:.2f} dB")
     if "field_error" in frame.coeffs:
-        symbol = "v" if algorithm_family(meta) == "flow" else "ε"
+        symbol = "v" if meta.family == "flow" else "ε"
         lines.append(
             f"model against the exact field: mean |{symbol}̂ − {symbol}*| = {_number(frame.coeffs['field_error'])} "
             "at the particles"
@@ -108,13 +108,13 @@ def step_equation(meta: dict, frame: Frame, frames: Sequence[Frame] | None = Non
     return lines
 
 
-def _step_lines(meta: dict, frame: Frame) -> list[str]:
+def _step_lines(meta: RunMeta, frame: Frame) -> list[str]:
     coeffs = frame.coeffs
-    family = algorithm_family(meta)
+    family = meta.family
     if coeffs.get("final"):
         data = "x_1" if family == "flow" else "x_0"  # flow matching: x_1 is the data
         return ["final sample: no step left", f"{data} = the image shown (t = {time_text(family, frame.t)})"]
-    algorithm = str(meta.get("algorithm", ""))
+    algorithm = meta.algorithm
     if algorithm in ("if-forward", "if-blur", "if-one-step", "ddpm-forward"):
         return _denoise_once_lines(algorithm, frame)
     if algorithm in ("flow-forward", "flow-conditional"):
@@ -158,7 +158,7 @@ def _step_lines(meta: dict, frame: Frame) -> list[str]:
             f"std(z − x) = σ = {_number(sigma)}:   the same ε at every σ, so only its scale changes",
         ]
     shown = ",  ".join(f"{name} = {_number(value)}" for name, value in coeffs.items())
-    return [f"{meta.get('algorithm', 'step')}: {shown}"]
+    return [f"{meta.algorithm or 'step'}: {shown}"]
 
 
 def _clean_estimate_lines(frame: Frame) -> list[str]:
@@ -243,11 +243,11 @@ def _eps_rule_lines(frame: Frame) -> list[str]:
     ]
 
 
-def _flow_rule_lines(meta: dict, frame: Frame) -> list[str]:
+def _flow_rule_lines(meta: RunMeta, frame: Frame) -> list[str]:
     """What the flow rule evaluated beside v̂ (Heun's and the midpoint rule's second evaluation)."""
     coeffs = frame.coeffs
     if "t_mid" in coeffs:
         return [f"v̂_mid = v̂(x_t + (Δt/2)·v̂, t + Δt/2) at t = {coeffs['t_mid']:.3f}   (the midpoint rule)"]
-    if meta.get("params", {}).get("sampler") == "heun":
+    if meta.sampler == "heun":
         return ["v̂′ = v̂(x_t + Δt·v̂, t + Δt), at Euler's guess   (Heun: two evaluations)"]
     return [f"Δt = {_number(coeffs['dt'])}   (one Euler step)"]

@@ -9,7 +9,8 @@ estimates (the noising process, IF's forward process and blur) say so.
 
 from __future__ import annotations
 
-from diffusion_stepper.core.run_meta import algorithm_family
+from diffusion_stepper.core.diffusion.rules.catalogue import sampler_title
+from diffusion_stepper.core.run_meta import RunMeta
 
 # field -> (on screen, in exports)
 _ESTIMATES = {
@@ -27,25 +28,29 @@ _KNOWN = {  # algorithm -> the fields that hold known images, not estimates
 }
 
 
-def field_title(meta: dict, name: str, ascii: bool = False) -> str | None:
+def field_title(meta: RunMeta, name: str, ascii: bool = False) -> str | None:
     """The title of frame field `name` for this run, or None for a name that is not one of the
     four image fields (an extra: see EXTRA_TITLES below)."""
-    algorithm = str(meta.get("algorithm", ""))
-    titles = _ESTIMATES | (_FLOW if algorithm_family(meta) == "flow" else {}) | _KNOWN.get(algorithm, {})
+    titles = _ESTIMATES | (_FLOW if meta.family == "flow" else {}) | _KNOWN.get(meta.algorithm, {})
     if name not in titles:
         return None
     return titles[name][1 if ascii else 0]
 
 
-def clean_symbol(meta: dict) -> str:
+def clean_symbol(meta: RunMeta) -> str:
     """x₀, or x₁ for flow matching, where the data sits."""
-    return "x₁" if algorithm_family(meta) == "flow" else "x₀"
+    return "x₁" if meta.family == "flow" else "x₀"
 
 
-def guidance_gap_label(meta: dict) -> str:
+def sampler_label(meta: RunMeta) -> str:
+    """A run's sampler as the app labels it ("DDIM η=0", "Heun"); "" for runs without a choice."""
+    return "" if meta.sampler is None else sampler_title(meta.sampler, meta.family == "flow", meta.eta)
+
+
+def guidance_gap_label(meta: RunMeta) -> str:
     """What CFG's gap between the conditional and unconditional estimates is, for this run:
     |ε_c − ε_u| for a noise-prediction model, |v_c − v_u| for a flow model (its estimate is v)."""
-    symbol = "v" if algorithm_family(meta) == "flow" else "ε"
+    symbol = "v" if meta.family == "flow" else "ε"
     return f"|{symbol}_c − {symbol}_u|"
 
 
@@ -91,7 +96,7 @@ EXTRA_TITLES = {
 }
 
 
-def field_caption(meta: dict, name: str, ascii: bool = True) -> str:
+def field_caption(meta: RunMeta, name: str, ascii: bool = True) -> str:
     """A panel's title in an export: the field's name for this run, or the extra's. ASCII for
     pictures (the export font lacks x̂'s combining hat); a web page can have the real symbols."""
     return field_title(meta, name, ascii=ascii) or EXTRA_TITLES.get(name, name)

@@ -19,7 +19,7 @@ import torch
 
 from diffusion_stepper.core.diffusion.objectives import DDPMObjective, objective_from_dict
 from diffusion_stepper.core.frames import FORWARD_NOISED, Frame, Trajectory
-from diffusion_stepper.core.run_meta import algorithm_family
+from diffusion_stepper.core.run_meta import RunMeta
 
 HISTOGRAM_EDGES = np.linspace(-4.0, 4.0, 81)  # wide enough for N(0, 1) and the [0, 1] data range
 CURVE_POINTS = 401
@@ -55,9 +55,9 @@ def mixture_density(x: np.ndarray, clean: torch.Tensor, a: float, b: float) -> n
     return (weights[keep, None] * normal_pdf(x[None, :], a * centres[keep, None], b)).sum(axis=0)
 
 
-def marginal_coefficients(meta: dict, frame: Frame) -> tuple[float, float] | None:
+def marginal_coefficients(meta: RunMeta, frame: Frame) -> tuple[float, float] | None:
     """(a, b) with x_t = a * x0 + b * noise at this frame, or None where the run does not say."""
-    family = algorithm_family(meta)
+    family = meta.family
     if family == "ddpm":
         alpha_bar = frame.coeffs.get("alpha_bar_t")
         if alpha_bar is None:
@@ -80,8 +80,8 @@ def known_clean_image(trajectory: Trajectory) -> torch.Tensor | None:
     return None
 
 
-def starts_from_pure_noise(meta: dict) -> bool:
-    return meta.get("params", {}).get("source") == "pure noise"
+def starts_from_pure_noise(meta: RunMeta) -> bool:
+    return meta.source == "pure noise"
 
 
 @dataclass
@@ -106,7 +106,7 @@ class FrameHistograms:
 
 def frame_histograms(trajectory: Trajectory, frame: Frame, edges: np.ndarray = HISTOGRAM_EDGES) -> FrameHistograms:
     grid = np.linspace(edges[0], edges[-1], CURVE_POINTS)
-    meta = trajectory.meta
+    meta = trajectory.run_meta
     noise_name = frame.noise_field
     is_final = bool(frame.coeffs.get("final"))
     noise_values = None if noise_name is None or is_final else frame.image(noise_name)
@@ -116,7 +116,7 @@ def frame_histograms(trajectory: Trajectory, frame: Frame, edges: np.ndarray = H
         # what it was trained on; guidance barely changes that (MNIST: std 1.68 at γ = 0, 1.83 at γ = 10)
         noise_theory = Curve(grid, normal_pdf(grid), "N(0, 1): the true ε")
 
-    family = algorithm_family(meta)
+    family = meta.family
     clean_name = "x1" if family == "flow" else "x0"  # flow matching: x0 is noise, x1 the data
     x_t_theory, note = None, f"none: {clean_name} is unknown while sampling, so p(x_t) has no closed form"
     coefficients = marginal_coefficients(meta, frame)
@@ -132,7 +132,7 @@ def frame_histograms(trajectory: Trajectory, frame: Frame, edges: np.ndarray = H
     elif clean is not None:
         note = "none: this x_t comes from denoising steps, not the forward process"
     elif "density" in frame.extras:  # core.toy2d.runs.DENSITY: a 2D run whose data is a known Gaussian mixture
-        if len(meta.get("params", {}).get("classes") or []) == 1:
+        if len(meta.classes or ()) == 1:
             note = "the 2D view draws p_t of the class asked for, exactly; guided particles follow another density"
         else:
             note = "p_t is known exactly here: the data is a Gaussian mixture, so the 2D view draws p_t itself"
@@ -156,9 +156,9 @@ class ScheduleCurves:
     reversed_time: bool  # True when sampling runs from high t to low t (DDPM, IF)
 
 
-def no_schedule_reason(meta: dict) -> str:
+def no_schedule_reason(meta: RunMeta) -> str:
     """What the schedule plot says for a run that has none."""
-    family = algorithm_family(meta)
+    family = meta.family
     if family == "noising":
         return "no schedule: the noise level σ itself is the step"
     if family == "single-step":
@@ -166,11 +166,11 @@ def no_schedule_reason(meta: dict) -> str:
     return "no schedule recorded for this run"
 
 
-def schedule_curves(meta: dict) -> ScheduleCurves | None:
+def schedule_curves(meta: RunMeta) -> ScheduleCurves | None:
     """alpha_bar_t and sigma_t = sqrt(1 - alpha_bar_t) over t, or the flow's weights; None if the
     run has no schedule (the single-step denoiser)."""
 
-    family = algorithm_family(meta)
+    family = meta.family
     if family == "flow":
         t = np.linspace(0.0, 1.0, CURVE_POINTS)
         return ScheduleCurves(
@@ -178,9 +178,9 @@ def schedule_curves(meta: dict) -> ScheduleCurves | None:
         )
     if family != "ddpm":
         return None
-    alpha_bars = meta.get("params", {}).get("alpha_bars")  # runs that carry their own (IF)
+    alpha_bars = meta.alpha_bars  # runs that carry their own (IF)
     if alpha_bars is None:
-        spec = meta.get("params", {}).get("objective")
+        spec = meta.objective
         if not spec:
             return None
         objective = objective_from_dict(spec)

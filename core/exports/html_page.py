@@ -10,18 +10,15 @@ Compare view aligns them (normalized time, or model evaluations).
 Everything the page shows is computed here, by the same core functions the app calls (equations,
 theory, the session's timeline); the JavaScript only draws it.
 
-Size: each panel of each frame is one PNG, the N images of the batch side by side. A picture that
-looks like another (the same panel one step earlier, or CFG's conditional estimate beside the
-unconditional one) may be stored as its difference from that one, modulo 256 per channel, which
-compresses better and is undone exactly in the browser. The pictures of a 2D run are the particle
-view (core.toy2d.render). A theory curve that repeats (N(0, 1) at every step) is stored once.
+Size: each panel of each frame is one PNG, the N images of the batch side by side, maybe stored
+as its difference from a like picture (core.exports.page_pictures). The pictures of a 2D run are
+the particle view (core.exports.render.run_pictures says which a run has). A theory curve that
+repeats (N(0, 1) at every step) is stored once.
 """
 
 from __future__ import annotations
 
-import base64
 import bisect
-import io
 import json
 import math
 import os
@@ -32,12 +29,10 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from diffusion_stepper.core.atomic import atomic_path
 from diffusion_stepper.core.diffusion.equations import frame_caption, step_equation
-from diffusion_stepper.core.diffusion.labels import field_caption, guidance_gap_curve, guidance_gap_label
-from diffusion_stepper.core.diffusion.rules.catalogue import run_sampler_title
+from diffusion_stepper.core.diffusion.labels import guidance_gap_curve, guidance_gap_label, sampler_label
 from diffusion_stepper.core.diffusion.sampler_race import x0_convergence
 from diffusion_stepper.core.diffusion.theory import (
     HISTOGRAM_EDGES,
@@ -48,17 +43,16 @@ from diffusion_stepper.core.diffusion.theory import (
 )
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.exports.animation import select_frames
-from diffusion_stepper.core.exports.render import panel_names
-from diffusion_stepper.core.formats.layout import class_columns
+from diffusion_stepper.core.exports.page_pictures import batch_strip, encode_pictures
+from diffusion_stepper.core.exports.render import ImagePictures, ParticlePictures, run_pictures
 from diffusion_stepper.core.formats.palette import page_palette
-from diffusion_stepper.core.formats.pictures import shown_tiles
 from diffusion_stepper.core.frames import Trajectory
 from diffusion_stepper.core.limits import check_memory, format_bytes
 from diffusion_stepper.core.paths import resources_dir
-from diffusion_stepper.core.run_meta import is_toy2d
+from diffusion_stepper.core.run_meta import PARTICLES, RunMeta
 from diffusion_stepper.core.run_names import run_differences
 from diffusion_stepper.core.timeline import ALIGN_NFE, ALIGN_TIME, Track, frame_index, timeline_length
-from diffusion_stepper.core.toy2d.render import ParticleViewOptions, render_particles, view_title
+from diffusion_stepper.core.toy2d.render import ParticleViewOptions
 
 # Beyond this many frames a page grows large and slow to build: the CLI and the app offer to keep
 # every k-th frame (suggested_every).
@@ -69,9 +63,6 @@ PAGE_CURVE_POINTS = 101  # theory and schedule curves are thinned to this many p
 # text, which is copied a few times on its way to the file: about this many times the strips' bytes
 PAGE_MEMORY_FACTOR = 4
 PAGE_PICTURE_BYTES = 2_000_000_000  # strips beyond this make a page no browser opens: refused at any memory
-BASE_TRIAL_FRAMES = 6  # frames encoded to find the panel another is best stored as a difference from
-KEYFRAME_INTERVAL = 10  # every 10th frame of a panel is stored whole
-PARTICLES = "particles"  # the one panel of a 2D run
 TEMPLATE_FILES = ("page.html", "page.css", "page.js")
 
 
@@ -138,7 +129,7 @@ def _histograms(trajectory: Trajectory, index: int, curves: _Curves) -> dict:
 
 
 def _schedule(trajectory: Trajectory) -> dict:
-    meta = trajectory.meta
+    meta = trajectory.run_meta
     curves = schedule_curves(meta)
     if curves is None:
         return {"note": no_schedule_reason(meta)}
@@ -150,18 +141,18 @@ def _schedule(trajectory: Trajectory) -> dict:
     return record
 
 
-# Settings shown first, in this order: (label, where the value lives, its key)
+# Settings shown first, in this order: (label, the record's field, which is also its key in params)
 _SETTINGS = (
-    ("model", "meta", "model"),
-    ("algorithm", "meta", "algorithm"),
-    ("steps", "params", "steps"),
-    ("γ (guidance scale)", "params", "guidance"),
-    ("seed", "meta", "seed"),
-    ("classes", "params", "classes"),
-    ("prompts", "meta", "prompts"),
-    ("x̂₀ clip", "params", "x0_clip"),
-    ("epoch", "params", "epoch"),
-    ("start", "params", "source"),
+    ("model", "model"),
+    ("algorithm", "algorithm"),
+    ("steps", "steps"),
+    ("γ (guidance scale)", "guidance"),
+    ("seed", "seed"),
+    ("classes", "classes"),
+    ("prompts", "prompts"),
+    ("x̂₀ clip", "x0_clip"),
+    ("epoch", "epoch"),
+    ("start", "source"),
 )
 # Params too big or too nested to be a setting (schedules, architectures, the 2D lab's block)
 _NOT_SETTINGS = {"objective", "architecture", "alpha_bars", "toy2d", "sampler", "eta", "timesteps"}
@@ -175,109 +166,25 @@ def _setting_text(value) -> str:
     return str(value)
 
 
-def run_settings(meta: dict) -> list[tuple[str, str]]:
+def run_settings(meta: RunMeta) -> list[tuple[str, str]]:
     """What a run was made with, as (label, value) rows: model, sampler, γ, seed, steps first, then
     any other simple setting the run recorded."""
-    params = meta.get("params", {})
     rows: list[tuple[str, str]] = []
-    sampler = run_sampler_title(meta)
-    for label, where, key in _SETTINGS:
-        value = (meta if where == "meta" else params).get(key)
-        if value is not None and value != []:
+    sampler = sampler_label(meta)
+    for label, key in _SETTINGS:
+        value = getattr(meta, key)
+        if value not in (None, (), ""):  # not recorded, or recorded empty
             rows.append((label, _setting_text(value)))
         if key == "algorithm" and sampler:
             rows.append(("sampler", sampler))
-    shown = {key for _, where, key in _SETTINGS if where == "params"} | _NOT_SETTINGS
-    for key, value in params.items():
+    shown = {key for _, key in _SETTINGS} | _NOT_SETTINGS
+    for key, value in meta.params.items():  # the rest, whatever the run recorded
         simple = isinstance(value, (str, int, float, bool)) or (
             isinstance(value, list) and len(value) <= 16 and all(isinstance(v, (str, int, float)) for v in value)
         )
         if key not in shown and simple:
             rows.append((key.replace("_", " "), _setting_text(value)))
     return rows
-
-
-# --- pictures -----------------------------------------------------------------------------------------
-
-
-def _png_data_uri(pixels: np.ndarray) -> str:
-    """[H, W, 3] uint8 as a PNG data URI, lossless: one grey channel when the three are equal, a
-    palette when there are at most 256 colours (the particle view has about 240), else RGB."""
-    if (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 0] == pixels[..., 2]).all():
-        image = Image.fromarray(pixels[..., 0])
-    else:
-        rgb = pixels.astype(np.uint32)
-        codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]  # one integer per colour: a fast unique
-        colours, indices = np.unique(codes.ravel(), return_inverse=True)
-        if len(colours) <= 256:
-            image = Image.fromarray(indices.reshape(pixels.shape[:2]).astype(np.uint8), mode="P")
-            palette = np.stack([colours >> 16, (colours >> 8) & 255, colours & 255], axis=1)
-            image.putpalette(palette.astype(np.uint8).tobytes())
-        else:
-            image = Image.fromarray(pixels)
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG", compress_level=6)  # level 9 and `optimize` cost far more for under 1% here
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def difference_mod_256(pixels: np.ndarray, base: np.ndarray) -> np.ndarray:
-    """`pixels` − `base` per channel, wrapped to 0..255: `base` + this, wrapped, gives `pixels` back."""
-    return (pixels.astype(np.int16) - base.astype(np.int16)).astype(np.uint8)
-
-
-def _strip(tiles: np.ndarray) -> np.ndarray:
-    """[N, h, w, 3] -> [h, N*w, 3]: a batch's images side by side, as the page reads them."""
-    count, height, width, channels = tiles.shape
-    return tiles.transpose(1, 0, 2, 3).reshape(height, count * width, channels)
-
-
-def _related_panels(strips: list[list[np.ndarray]]) -> list[int | None]:
-    """For each panel, the earlier panel whose difference from it encodes smallest on a few frames
-    (CFG's ε_c beside ε_u), or None where no earlier panel helps."""
-    if not strips or not strips[0]:
-        return []
-    trial = sorted(set(np.linspace(0, len(strips[0]) - 1, BASE_TRIAL_FRAMES).round().astype(int).tolist()))
-
-    def size(pictures: list[np.ndarray]) -> int:
-        return sum(len(_png_data_uri(picture)) for picture in pictures)
-
-    related: list[int | None] = []
-    for panel, frames in enumerate(strips):
-        best, best_size = None, size([frames[i] for i in trial])
-        for earlier in range(panel):
-            if strips[earlier][0].shape != frames[0].shape:
-                continue
-            candidate = size([difference_mod_256(frames[i], strips[earlier][i]) for i in trial])
-            if candidate < best_size:
-                best, best_size = earlier, candidate
-        related.append(best)
-    return related
-
-
-def _encode_pictures(strips: list[list[np.ndarray]], differences: bool = True) -> list[list[str | dict]]:
-    """Each panel's frames as the page stores them: a PNG data URI, or {"uri", "base": [panel, frame]}
-    when the picture is smaller stored as its difference from the same panel's previous frame (the
-    estimates change little from step to step) or from the related panel's same frame. Every
-    KEYFRAME_INTERVAL-th frame is whole, so the browser never undoes a long chain to show one.
-    `differences=False` stores every picture whole (the particle view: a few colours, which a
-    palette PNG holds best, and differences do not keep)."""
-    if not differences:
-        return [[_png_data_uri(picture) for picture in frames] for frames in strips]
-    related = _related_panels(strips)
-    stored: list[list[str | dict]] = [[] for _ in strips]
-    for frame in range(len(strips[0]) if strips else 0):
-        for panel, frames in enumerate(strips):
-            picture = frames[frame]
-            best: str | dict = _png_data_uri(picture)
-            bases = [(panel, frame - 1)] if frame % KEYFRAME_INTERVAL else []
-            if related[panel] is not None:
-                bases.append((related[panel], frame))
-            for base_panel, base_frame in bases:
-                uri = _png_data_uri(difference_mod_256(picture, strips[base_panel][base_frame]))
-                if len(uri) < len(best if isinstance(best, str) else best["uri"]):
-                    best = {"uri": uri, "base": [base_panel, base_frame]}
-            stored[panel].append(best)
-    return stored
 
 
 # --- one run --------------------------------------------------------------------------------------
@@ -291,20 +198,10 @@ class _RunPage:
     trajectory: Trajectory
     indices: list[int]  # the frames kept
     difference: str  # what sets it apart from the runs beside it ("DDIM η=0 · 10 steps"), or ""
-
-    def panels(self) -> list[str]:
-        if is_toy2d(self.trajectory.meta):
-            return [PARTICLES]
-        main = panel_names(self.trajectory, "side-by-side")
-        return main + [name for name in self.trajectory.extra_names() if name not in main]
-
-    def strip(self, name: str, index: int, particle_view: ParticleViewOptions, paths: np.ndarray | None) -> np.ndarray:
-        if name == PARTICLES:
-            return render_particles(self.trajectory, index, particle_view, paths)
-        return _strip(shown_tiles(self.trajectory, self.trajectory[index], name))
+    pictures: ImagePictures | ParticlePictures  # its panels' pictures: images, or a 2D run's particle view
 
     def numbers(self, index: int, curves: _Curves) -> dict:
-        meta, frame = self.trajectory.meta, self.trajectory[index]
+        meta, frame = self.trajectory.run_meta, self.trajectory[index]
         return {
             "index": frame.index,
             "t": float(frame.t),
@@ -314,46 +211,39 @@ class _RunPage:
         }
 
 
-def _run_items(page: _RunPage, particle_view: ParticleViewOptions) -> Iterator[tuple[int, dict | None]]:
+def _run_items(page: _RunPage) -> Iterator[tuple[int, dict | None]]:
     """Builds one run's JSON record; yields (frames done, None) as it goes, then (total, record)."""
-    trajectory, names = page.trajectory, page.panels()
-    toy = is_toy2d(trajectory.meta)
-    paths = np.stack([frame.x_t.reshape(-1, 2).numpy() for frame in trajectory.frames]) if toy else None
+    trajectory, pictures = page.trajectory, page.pictures
+    names = pictures.panels()
     strips: list[list[np.ndarray]] = [[] for _ in names]
     frames, curves = [], _Curves()
     for done, index in enumerate(page.indices, start=1):
         for panel, name in enumerate(names):
-            strips[panel].append(page.strip(name, index, particle_view, paths))
+            strips[panel].append(batch_strip(pictures.tiles(name, index)))
         frames.append(page.numbers(index, curves))
         yield done, None
-
-    def title(name: str) -> str:
-        if name == PARTICLES:
-            return view_title(trajectory, particle_view)
-        return field_caption(trajectory.meta, name, ascii=False)
 
     panels = [
         {
             "name": name,
-            "title": title(name),
-            "main": name == PARTICLES or name in ("x_t", "x0_hat", trajectory.noise_field),
-            "frames": pictures,
+            "title": pictures.title(name, ascii=False),
+            "main": name in (PARTICLES, "x_t", "x0_hat", trajectory.noise_field),
+            "frames": stored,
         }
-        for name, pictures in zip(names, _encode_pictures(strips, differences=not toy))
+        for name, stored in zip(names, encode_pictures(strips, differences=pictures.store_differences))
     ]
-    first = trajectory[0].x_t
-    count, height, width = (1, *strips[0][0].shape[:2]) if toy else (first.shape[0], *first.shape[2:])
+    count, height, width = pictures.tile_shape()
     curve = x0_convergence(Trajectory(trajectory.meta, [trajectory[i] for i in page.indices], trajectory.labels))
     yield (
         len(page.indices),
         {
             "name": page.name,
             "difference": page.difference,
-            "settings": run_settings(trajectory.meta),
-            "kind": PARTICLES if toy else "images",
+            "settings": run_settings(trajectory.run_meta),
+            "kind": pictures.kind,
             "count": count,
             "tile": [height, width],
-            "fixed_columns": None if toy else class_columns(trajectory.labels, count),
+            "fixed_columns": pictures.fixed_columns(),
             "length": len(trajectory),
             "panels": panels,
             "frames": frames,
@@ -413,40 +303,25 @@ def html_page_items(
     for name, trajectory in runs:
         if len(trajectory) == 0:
             raise ValueError(f"{name} has no frames yet")
-    if len({is_toy2d(trajectory.meta) for _, trajectory in runs}) > 1:
-        raise ValueError("a page compares 2D runs with 2D runs, image runs with image runs")
-    differences = run_differences([trajectory.meta for _, trajectory in runs])
-    pages = [
-        _RunPage(name, trajectory, select_frames(len(trajectory), options.every), difference)
-        for (name, trajectory), difference in zip(runs, differences)
-    ]
     particle_view = replace(options.particle_view or ParticleViewOptions(), size=PARTICLE_PICTURE_SIZE)
     particle_view.check()
-    check_page_fits(pages, particle_view)
+    differences = run_differences([trajectory.run_meta for _, trajectory in runs])
+    pages = []
+    for (name, trajectory), difference in zip(runs, differences):
+        kept = select_frames(len(trajectory), options.every)
+        pages.append(_RunPage(name, trajectory, kept, difference, run_pictures(trajectory, particle_view)))
+    if len({page.pictures.kind for page in pages}) > 1:
+        raise ValueError("a page compares 2D runs with 2D runs, image runs with image runs")
+    check_page_fits(pages)
     title = options.title or _page_title(pages)
-    return _build_page(pages, path, title, options.every, particle_view)
+    return _build_page(pages, path, title, options.every)
 
 
-def _strip_bytes(page: _RunPage, particle_view: ParticleViewOptions) -> int:
-    """The bytes of one kept frame's pictures, all panels, as the page builds them (uint8 RGB)."""
-    if is_toy2d(page.trajectory.meta):
-        return 3 * particle_view.size**2
-    frame = page.trajectory[0]
-    total = 0
-    for name in page.panels():
-        try:
-            shape = tuple(frame.image(name).shape)
-        except (KeyError, AttributeError):  # an extra the first frame lacks: the size of x_t
-            shape = tuple(frame.x_t.shape)
-        total += 3 * math.prod(shape[:1] + shape[2:])  # N images of H × W, three channels each
-    return total
-
-
-def check_page_fits(pages: list[_RunPage], particle_view: ParticleViewOptions) -> None:
+def check_page_fits(pages: list[_RunPage]) -> None:
     """Refuse, before any picture is drawn, a page whose pictures would not fit in the memory free
     (or would make a page too large to open): a 2D run of 20,000 frames is 14 GB of pictures."""
     frames = sum(len(page.indices) for page in pages)
-    pictures = sum(len(page.indices) * _strip_bytes(page, particle_view) for page in pages)
+    pictures = sum(len(page.indices) * page.pictures.frame_bytes() for page in pages)
     advice = f"keep fewer frames with --every K (the Export dialog's 'every k-th frame'); {frames:,} are kept now"
     if pictures > PAGE_PICTURE_BYTES:
         raise UserFacingError(
@@ -456,14 +331,12 @@ def check_page_fits(pages: list[_RunPage], particle_view: ParticleViewOptions) -
     check_memory(PAGE_MEMORY_FACTOR * pictures, f"a page of {frames:,} frames", advice)
 
 
-def _build_page(
-    pages: list[_RunPage], path: str | os.PathLike, title: str, every: int, particle_view: ParticleViewOptions
-) -> Iterator[tuple[int, int]]:
+def _build_page(pages: list[_RunPage], path: str | os.PathLike, title: str, every: int) -> Iterator[tuple[int, int]]:
     total = sum(len(page.indices) for page in pages)
     finished = 0
     records = []
     for page in pages:
-        for done, record in _run_items(page, particle_view):
+        for done, record in _run_items(page):
             if record is None:
                 yield finished + done, total
             else:

@@ -43,7 +43,7 @@ def write_convergence(
     trajectories: Sequence[Trajectory], png_path: str | Path, labels: Sequence[str] | None = None
 ) -> tuple[Path, Path]:
     """The runs' curves as a PNG at `png_path` and their numbers as a CSV beside it (same name)."""
-    metas = [trajectory.meta for trajectory in trajectories]
+    metas = [trajectory.run_meta for trajectory in trajectories]
     labels = note_same_updates(labels or [run_label(meta) for meta in metas], metas)
     curves = [x0_convergence(trajectory, label) for trajectory, label in zip(trajectories, labels)]
     png_path = Path(png_path)

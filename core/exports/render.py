@@ -1,6 +1,9 @@
 """A frame of a run as one picture for a slide: its panels side by side or stacked, captioned,
 sized to a slide's shape (`ExportLayout`); a 2D run's frame as its particle view; and the PNG
-contact sheet of chosen steps. The animations (core.exports.animation) are made of these."""
+contact sheet of chosen steps. The animations (core.exports.animation) are made of these.
+
+How a run is pictured depends on what its frames hold, images or a 2D run's particles: every
+export asks `run_pictures` (at the end), the one place that tells the two apart."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +20,12 @@ from PIL import Image, ImageDraw, ImageFont
 from diffusion_stepper.core.atomic import atomic_path
 from diffusion_stepper.core.diffusion.equations import time_text
 from diffusion_stepper.core.diffusion.labels import field_caption
-from diffusion_stepper.core.formats.layout import best_grid, screen_scale
+from diffusion_stepper.core.formats.layout import best_grid, class_columns, screen_scale
 from diffusion_stepper.core.formats.pictures import BACKGROUND, TEXT_COLOUR, shown_tiles, text_font, tile
 from diffusion_stepper.core.frames import NOISE_FIELDS, Frame, Trajectory
 from diffusion_stepper.core.limits import EXPORT_SIDE, check_memory
 from diffusion_stepper.core.parsing import format_int_list, shorten
-from diffusion_stepper.core.run_meta import algorithm_family, is_toy2d
+from diffusion_stepper.core.run_meta import IMAGES, PARTICLES
 from diffusion_stepper.core.toy2d.render import ParticleViewOptions, render_particles, view_title
 
 SIDE_BY_SIDE = "side-by-side"
@@ -110,7 +114,7 @@ def _one_panel(trajectory: Trajectory, panel: str) -> list[str]:
 
 
 def step_label(trajectory: Trajectory, frame: Frame) -> str:
-    return f"step {frame.index}/{len(trajectory) - 1}   t = {time_text(algorithm_family(trajectory.meta), frame.t)}"
+    return f"step {frame.index}/{len(trajectory) - 1}   t = {time_text(trajectory.run_meta.family, frame.t)}"
 
 
 @dataclass(frozen=True)
@@ -177,14 +181,17 @@ def render_frame(
     trajectory: Trajectory, frame: Frame, names: Sequence[str], scale: int = 4, layout: ExportLayout | None = None
 ) -> Image.Image:
     """The chosen panels of one frame, each batch in the grid that shows it largest, titled, with the
-    step and t written above. `layout` (default: side by side at `scale`) may fit it to a slide."""
+    step and t written above (a 2D run: its particle view). `layout` (default: side by side at
+    `scale`) may fit it to a slide."""
     layout = layout or ExportLayout(scale=scale)
-    if is_toy2d(trajectory.meta):
-        return _particle_picture(trajectory, frame, layout)
+    return run_pictures(trajectory, layout.particle_view).slide(frame, names, layout)
+
+
+def _image_slide(trajectory: Trajectory, frame: Frame, names: Sequence[str], layout: ExportLayout) -> Image.Image:
     if layout.arrangement not in ARRANGEMENTS:
         raise ValueError(f"unknown arrangement {layout.arrangement!r}; choose from {', '.join(ARRANGEMENTS)}")
     tiles = [shown_tiles(trajectory, frame, name) for name in names]
-    titles = [field_caption(trajectory.meta, name) for name in names]
+    titles = [field_caption(trajectory.run_meta, name) for name in names]
     step_text = step_label(trajectory, frame)
     # the box the grids are chosen for: the slide, or a 16:9 one when the size follows the scale
     box_width, box_height = layout.size or (1920, 1080)
@@ -232,9 +239,10 @@ def render_frame(
 PARTICLE_VIEW_PER_SCALE = 180  # a 2D run's picture is this many pixels a side per unit of --scale (4: 720)
 
 
-def _particle_picture(trajectory: Trajectory, frame: Frame, layout: ExportLayout) -> Image.Image:
+def _particle_slide(
+    trajectory: Trajectory, frame: Frame, options: ParticleViewOptions, layout: ExportLayout
+) -> Image.Image:
     """A 2D run's frame: the particle view, the step and what the picture shows written above."""
-    options = layout.particle_view or ParticleViewOptions()
     if layout.size:
         width, height = layout.size
         font_px = caption_size(height, 2)
@@ -304,3 +312,101 @@ def check_export_fits(
         f"{num_frames:,} frames of {width:,} x {height:,} px",
         "export fewer frames (--every) or smaller ones",
     )
+
+
+# --- what a run's pictures are made of --------------------------------------------------------------
+
+
+class ImagePictures:
+    """An image run's pictures: each field shown (x_t, x̂₀, the noise estimate, an extra) is the
+    batch of images, tiled in a grid."""
+
+    kind = IMAGES
+    store_differences = True  # a picture may be stored as its difference from a like one (the page)
+
+    def __init__(self, trajectory: Trajectory):
+        self.trajectory = trajectory
+
+    def panels(self) -> list[str]:
+        """Every panel the run has: the main fields side by side, then its extras."""
+        main = panel_names(self.trajectory, SIDE_BY_SIDE)
+        return main + [name for name in self.trajectory.extra_names() if name not in main]
+
+    def tiles(self, name: str, index: int) -> np.ndarray:
+        """Panel `name` of frame `index`: [N, h, w, 3] uint8, one tile per image of the batch."""
+        return shown_tiles(self.trajectory, self.trajectory[index], name)
+
+    def title(self, name: str, ascii: bool = True) -> str:
+        return field_caption(self.trajectory.run_meta, name, ascii=ascii)
+
+    def tile_shape(self) -> tuple[int, int, int]:
+        """(images per panel, height, width) of a panel's tiles."""
+        first = self.trajectory[0].x_t
+        return (first.shape[0], *first.shape[2:])
+
+    def fixed_columns(self) -> int | None:
+        """The grid's columns where its classes fix them (one per class), else None."""
+        return class_columns(self.trajectory.labels, self.tile_shape()[0])
+
+    def frame_bytes(self) -> int:
+        """The bytes of one frame's pictures, all its panels, as uint8 RGB tiles."""
+        frame, total = self.trajectory[0], 0
+        for name in self.panels():
+            try:
+                shape = tuple(frame.image(name).shape)
+            except (KeyError, AttributeError):  # an extra the first frame lacks: the size of x_t
+                shape = tuple(frame.x_t.shape)
+            total += 3 * math.prod(shape[:1] + shape[2:])  # N images of H × W, three channels each
+        return total
+
+    def slide(self, frame: Frame, names: Sequence[str], layout: ExportLayout) -> Image.Image:
+        return _image_slide(self.trajectory, frame, names, layout)
+
+
+class ParticlePictures:
+    """A 2D run's pictures: one panel, the particle view (core.toy2d.render) drawn with
+    `particle_view`'s choices; the fields are arrows in it, not panels of their own."""
+
+    kind = PARTICLES
+    store_differences = False  # a few colours, which a palette PNG holds best; differences do not keep
+
+    def __init__(self, trajectory: Trajectory, particle_view: ParticleViewOptions | None = None):
+        self.trajectory = trajectory
+        self.view = particle_view or ParticleViewOptions()
+
+    def panels(self) -> list[str]:
+        return [PARTICLES]
+
+    @cached_property
+    def paths(self) -> np.ndarray:
+        """Every frame's particles [F, N, 2], gathered once for the paths drawn at each frame."""
+        return np.stack([frame.x_t.reshape(-1, 2).numpy() for frame in self.trajectory.frames])
+
+    def tiles(self, name: str, index: int) -> np.ndarray:
+        """Frame `index`'s particle view as one tile: [1, size, size, 3] uint8."""
+        return render_particles(self.trajectory, index, self.view, self.paths)[None]
+
+    def title(self, name: str, ascii: bool = True) -> str:
+        return view_title(self.trajectory, self.view)
+
+    def tile_shape(self) -> tuple[int, int, int]:
+        return (1, self.view.size, self.view.size)
+
+    def fixed_columns(self) -> int | None:
+        return None
+
+    def frame_bytes(self) -> int:
+        return 3 * self.view.size**2
+
+    def slide(self, frame: Frame, names: Sequence[str], layout: ExportLayout) -> Image.Image:
+        return _particle_slide(self.trajectory, frame, self.view, layout)
+
+
+def run_pictures(
+    trajectory: Trajectory, particle_view: ParticleViewOptions | None = None
+) -> ImagePictures | ParticlePictures:
+    """How the exports picture this run (slides, animations, the page): the one place they ask
+    whether it is a 2D run. `particle_view`: what a 2D run's pictures show (default: the defaults)."""
+    if trajectory.run_meta.kind == PARTICLES:
+        return ParticlePictures(trajectory, particle_view)
+    return ImagePictures(trajectory)

@@ -9,7 +9,8 @@ Arrays, F frames of N images of C x H x W:
   extra_<name>       float32 [F, N', C', H', W'] (named extra images, zeros where a frame lacks one)
   meta               a 0-d string array holding JSON (see `save_trajectory`)
 
-The README's "Trajectory files" section documents the same thing for users.
+The README's "Trajectory files" section documents the same thing for users; the meta's schema is
+core.formats.trajectory_meta, and `Trajectory.run_meta` reads it back as typed fields.
 """
 
 from __future__ import annotations
@@ -24,38 +25,28 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffusion_stepper.core import schema
 from diffusion_stepper.core.atomic import atomic_path
 from diffusion_stepper.core.diffusion.equations import frame_caption, step_equation
-from diffusion_stepper.core.diffusion.objectives import objective_spec
-from diffusion_stepper.core.diffusion.rules.catalogue import ALL_SAMPLERS
 from diffusion_stepper.core.errors import TrajectoryFileError, UserFacingError
 from diffusion_stepper.core.files import check_input_file
+from diffusion_stepper.core.formats.trajectory_meta import REQUIRED_META, meta_reader
 from diffusion_stepper.core.frames import IMAGE_FIELDS, NOISE_FIELDS, Frame, Trajectory
 from diffusion_stepper.core.limits import (
-    CHAIN_LENGTH,
     CLASSES,
-    ETA,
-    GUIDANCE,
     IMAGE_MAGNITUDE,
     MAX_UNPACK_RATIO,
     MIN_UNPACK_ALLOWANCE,
-    NAME_CHARS,
     PICTURE_CHANNELS,
-    SAMPLES,
-    SEED,
-    TITLE_CHARS,
     check_memory,
     format_bytes,
 )
-from diffusion_stepper.core.run_meta import DENSITY, EXACT_EXTRAS, GRID_EXTRAS, VIEW_NAMES, is_toy2d
+from diffusion_stepper.core.run_meta import DENSITY, EXACT_EXTRAS, GRID_EXTRAS, PARTICLES, RunMeta
 from diffusion_stepper.core.schema import SchemaError, parse_json
-from diffusion_stepper.core.updates import NOISE, PREVIOUS, THIS, update_from_record
+from diffusion_stepper.core.updates import NOISE, update_from_record
 
 FORMAT_NAME = "diffusion-stepper-trajectory"
 FORMAT_VERSION = 1
 EXTRA_PREFIX = "extra_"
-REQUIRED_META = ("algorithm", "model", "checkpoint", "seed", "params", "value_range")
 ARRAY_NAMES = ("x_t", "x0_hat", "t", "labels", "data", "meta", *NOISE_FIELDS)
 # Keys the file format adds to the run's own metadata.
 _FILE_KEYS = ("format", "version", "coeffs", "extras", "updates")
@@ -346,8 +337,9 @@ def _trajectory_from_arrays(path: Path, arrays: dict[str, np.ndarray], meta: dic
         )
     _check_update_members(path, frames)
     run_meta = {key: value for key, value in meta.items() if key not in _FILE_KEYS}
-    _check_points_layout(path, run_meta, x_t.shape, extras)
-    _check_each_step_can_be_shown(path, run_meta, frames)
+    record = RunMeta.of(run_meta)
+    _check_points_layout(path, record, x_t.shape, extras)
+    _check_each_step_can_be_shown(path, record, frames)
     return Trajectory(meta=run_meta, frames=frames, labels=labels, data=data)
 
 
@@ -389,11 +381,12 @@ def _not_finite_pictures(name: str, array: np.ndarray) -> str | None:
     return None
 
 
-def _check_points_layout(path: Path, meta: dict, shape: tuple[int, ...], extras: dict[str, np.ndarray]) -> None:
+def _check_points_layout(path: Path, meta: RunMeta, shape: tuple[int, ...], extras: dict[str, np.ndarray]) -> None:
     """A 2D run's particles are [F, N, 2, 1, 1] and its grids square (see core.toy2d.runs); an
-    image run's pictures are grey or colour (a 2D run without its params.toy2d is neither)."""
+    image run's pictures are grey or colour (a 2D run without its params.toy2d is neither). The
+    file's one question whether a run is a 2D one."""
 
-    if not is_toy2d(meta):
+    if meta.kind != PARTICLES:
         pictures = {"x_t": shape, **{EXTRA_PREFIX + key: extra.shape for key, extra in extras.items()}}
         for name, channels in ((name, found[2]) for name, found in pictures.items()):
             if channels not in PICTURE_CHANNELS:
@@ -404,7 +397,7 @@ def _check_points_layout(path: Path, meta: dict, shape: tuple[int, ...], extras:
         return
     if tuple(shape[2:]) != (2, 1, 1):
         raise TrajectoryFileError(f"{path}: a 2D run's x_t must be [F, N, 2, 1, 1] particles, got shape {shape}")
-    size = meta["params"]["toy2d"]["field_grid"]
+    size = meta.plane.field_grid
     for name in (*GRID_EXTRAS, *EXACT_EXTRAS, DENSITY):
         if name not in extras:
             continue
@@ -416,7 +409,7 @@ def _check_points_layout(path: Path, meta: dict, shape: tuple[int, ...], extras:
             )
 
 
-def _check_each_step_can_be_shown(path: Path, meta: dict, frames: list[Frame]) -> None:
+def _check_each_step_can_be_shown(path: Path, meta: RunMeta, frames: list[Frame]) -> None:
     """Build every step's caption and update rule once, as the app and `inspect` will: a file
     whose numbers do not fit its algorithm (a coefficient missing, a view unknown) is refused
     here, naming the step, rather than failing mid-lecture."""
@@ -433,132 +426,3 @@ def _check_each_step_can_be_shown(path: Path, meta: dict, frames: list[Frame]) -
             raise TrajectoryFileError(
                 f"{path}: step {frame.index} cannot be shown from its numbers ({str(exc).splitlines()[0][:80]})"
             ) from None
-
-
-# What a coefficient may be: any finite number, in these ranges for the ones with a meaning to check
-_COEFFICIENT_RANGES = {
-    "alpha_bar_t": (0.0, 1.0),
-    "alpha_bar_next": (0.0, 1.0),
-    "alpha_t": (0.0, 1.0),
-    "beta_t": (0.0, 1.0),
-    "sigma": (0.0, None),
-    "sigma_min": (0.0, None),
-    "sigma_max": (0.0, None),
-    "blur_kernel": (1.0, None),
-    "blur_sigma": (0.0, None),
-    "nfe": (0.0, None),
-    "guidance_gap": (0.0, None),
-    "eta": ETA,
-    "guidance": GUIDANCE,
-    "ode_sigma_t": (0.0, None),
-    "ode_sigma_next": (0.0, None),
-    "order": (1.0, 2.0),
-    "coef_z": (0.0, None),
-}
-
-
-def meta_reader(num_frames: int, extra_names: list[str]) -> schema.Reader:
-    """The trajectory meta's schema: what each field the app reads back must be."""
-
-    integer, count = schema.number(integer=True), schema.number(0, integer=True)
-    frame_index = schema.number(0, num_frames - 1, integer=True)
-    timestep = schema.number(-1, CHAIN_LENGTH[1], integer=True)
-    texts = schema.list_of(schema.text(), max_length=1_000)
-    coefficients = schema.record(
-        {
-            **{key: schema.number(*bounds) for key, bounds in _COEFFICIENT_RANGES.items()},
-            "psnr_db": schema.number(allow_infinite=True),  # infinite where x̂₀ equals the original
-        },
-        others=schema.number(),
-    )
-    params = schema.record(
-        {
-            "objective": objective_spec,
-            "alpha_bars": schema.list_of(schema.number(0, 1), max_length=CHAIN_LENGTH[1] + 1, min_length=2),
-            "timesteps": schema.list_of(timestep, max_length=CHAIN_LENGTH[1] + 1),
-            "t": schema.list_of(timestep, max_length=CHAIN_LENGTH[1] + 1),
-            "views": schema.list_of(schema.text(VIEW_NAMES), max_length=len(VIEW_NAMES)),
-            "stage": schema.number(1, 2, integer=True),
-            "guidance": schema.number(*GUIDANCE),
-            "steps": count,
-            "num_samples": count,
-            "per_class": count,
-            "classes": schema.list_of(schema.number(0, CLASSES[1], integer=True), max_length=SAMPLES[1]),
-            "i_start": count,
-            "noise_level": count,
-            "blur_kernel": schema.number(1, integer=True),
-            "blur_sigma": schema.number(0),
-            "sigma": schema.number(0),
-            "sigmas": schema.list_of(schema.number(0), max_length=SAMPLES[1]),
-            "source": schema.text(),
-            "image": schema.text(),
-            "mask": schema.text(),
-            "task": schema.text(),
-            "x0_clip": schema.text(),
-            "sampler": schema.text(ALL_SAMPLERS),
-            "eta": schema.number(*ETA),
-            "image_notes": texts,
-            "epoch": schema.optional(count),
-            "toy2d": schema.record(
-                {
-                    "dataset": schema.text(max_chars=NAME_CHARS),
-                    "title": schema.text(max_chars=TITLE_CHARS),
-                    "extent": schema.number(0.1, 1_000),
-                    "field_grid": schema.number(2, 200, integer=True),
-                    "exact": schema.boolean,
-                },
-                required=("dataset", "extent", "field_grid"),
-            ),
-            "branched_from": schema.record({"run": schema.text(), "step": count, "t": integer}),
-        }
-    )
-    return schema.record(
-        {
-            "algorithm": schema.text(max_chars=200),
-            "model": schema.text(max_chars=1_000),
-            "checkpoint": schema.optional(schema.text()),
-            "seed": schema.optional(schema.number(*SEED, integer=True)),
-            "params": params,
-            "value_range": _value_range,
-            "prompts": texts,
-            "note": schema.text(),
-            "device": schema.text(),
-            "coeffs": schema.list_of(coefficients, max_length=num_frames, length=num_frames),
-            "updates": schema.list_of(schema.optional(_update_record), max_length=num_frames, length=num_frames),
-            "extras": schema.record(
-                {name: schema.list_of(frame_index, max_length=num_frames) for name in extra_names}, others=None
-            ),
-        },
-        required=REQUIRED_META,
-    )
-
-
-_update_record = schema.record(
-    {
-        "formula": schema.text(max_chars=1_000),
-        "where": schema.text(max_chars=NAME_CHARS),
-        "terms": schema.list_of(
-            schema.record(
-                {
-                    "coef": schema.number(),
-                    "member": schema.text(max_chars=NAME_CHARS),
-                    "frame": schema.number(PREVIOUS, THIS, integer=True),
-                    "scale": schema.text(max_chars=NAME_CHARS),
-                },
-                required=("coef", "member"),
-                others=None,
-            ),
-            max_length=16,
-            min_length=1,
-        ),
-    },
-    required=("formula", "terms"),
-    others=None,
-)
-
-
-def _value_range(value, where: str) -> list[float]:
-    low, high = schema.list_of(schema.number(), max_length=2, length=2)(value, where)
-    if not low < high:
-        raise SchemaError(where, f"expected [low, high] with low below high, got [{low:g}, {high:g}]")
-    return [low, high]

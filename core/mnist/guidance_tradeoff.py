@@ -140,8 +140,8 @@ def tradeoff_points(request: TradeoffRequest, judge: Judge | None = None) -> Ite
             diversity_real=diversity_real,
             fd=figures.fd,
             fd_real=figures.fd_real,
-            sampler=run.meta["params"]["sampler"],
-            steps=run.meta["params"]["steps"],
+            sampler=run.run_meta.sampler,
+            steps=run.run_meta.steps,
             seconds=time.perf_counter() - started,
         )
 

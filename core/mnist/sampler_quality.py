@@ -112,7 +112,7 @@ def quality_points(request: QualityRequest, plan: QualityPlan, judge: Judge | No
         figures = judge.score(last_frame(run.frames).x_t, run.labels)
         yield QualityRow(
             sampler=name,
-            guidance=run.meta["params"]["guidance"],
+            guidance=run.run_meta.guidance,
             nfe_budget=budget,
             steps=steps,
             nfe=evaluations_for_steps(name, steps, plan.flow),

@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 
 from diffusion_stepper.core.diffusion.theory import marginal_coefficients
 from diffusion_stepper.core.frames import Trajectory
-from diffusion_stepper.core.run_meta import DENSITY, TOY2D_KEY, algorithm_family
+from diffusion_stepper.core.run_meta import DENSITY, RunMeta
 from diffusion_stepper.core.toy2d.runs import field_vectors, grid_image_to_points, grid_points
 
 FIELDS = ("velocity", "noise", "score", "none")
@@ -25,11 +25,11 @@ FIELDS = ("velocity", "noise", "score", "none")
 FIELD_TITLES = {"velocity": "velocity", "noise": "noise eps", "score": "score grad log p_t", "none": "no field"}
 
 
-def field_title(kind: str, meta: dict) -> str:
+def field_title(kind: str, meta: RunMeta) -> str:
     """The arrows' name for this run: the velocity is flow's v, and a DDPM run's probability-flow velocity."""
     if kind != "velocity":
         return FIELD_TITLES[kind]
-    return "velocity v" if algorithm_family(meta) == "flow" else "probability-flow velocity"
+    return "velocity v" if meta.family == "flow" else "probability-flow velocity"
 
 
 FIELD_SOURCES = ("learned", "exact", "both", "error")
@@ -117,9 +117,10 @@ def _field_at_grid(trajectory: Trajectory, index: int, kind: str, prefix: str) -
     clean, noise = frame.extras.get(f"{prefix}_x0_hat"), frame.extras.get(f"{prefix}_noise")
     if clean is None or noise is None:
         return None
-    coefficients = marginal_coefficients(trajectory.meta, frame)
+    meta = trajectory.run_meta
+    coefficients = marginal_coefficients(meta, frame)
     a, b = coefficients if coefficients else (1.0, 1.0)
-    flow = algorithm_family(trajectory.meta) == "flow"
+    flow = meta.family == "flow"
     if kind in ("velocity", "score") and not flow and b < 1e-6:  # clean data: ε̂/b, and these fields, are undefined
         return None
     return field_vectors(kind, grid_image_to_points(clean), grid_image_to_points(noise), a, b, flow).numpy()
@@ -158,8 +159,7 @@ def render_particles(
     frame's particles [F, N, 2] already, so scrubbing does not gather them again each time."""
     options = options or ParticleViewOptions()
     options.check()
-    toy = trajectory.meta["params"][TOY2D_KEY]
-    extent, size = float(toy["extent"]), options.size
+    extent, size = trajectory.run_meta.plane.extent, options.size
     mapper = PlaneMapper(extent, size)
     frame = trajectory[index]
     density = frame.extras.get(DENSITY)
@@ -196,9 +196,9 @@ def render_particles(
 
 
 def _draw_field(draw, trajectory: Trajectory, index: int, options: ParticleViewOptions, mapper, width: int) -> None:
-    toy = trajectory.meta["params"][TOY2D_KEY]
-    size = int(toy["field_grid"])
-    starts = grid_points(size, float(toy["extent"])).numpy()
+    plane = trajectory.run_meta.plane
+    size = plane.field_grid
+    starts = grid_points(size, plane.extent).numpy()
     exact = _field_at_grid(trajectory, index, options.field, "exact")
     learned = _field_at_grid(trajectory, index, options.field, "grid")
     if learned is None:  # the run's model is the exact field (or had no grid): that is its field
@@ -207,7 +207,7 @@ def _draw_field(draw, trajectory: Trajectory, index: int, options: ParticleViewO
     if reference is None:
         return
     # One scale for every arrow of the frame: the 95th percentile spans most of a cell
-    cell = 2 * float(toy["extent"]) / (size - 1)
+    cell = 2 * plane.extent / (size - 1)
     typical = float(np.percentile(np.linalg.norm(reference, axis=1), 95)) or 1.0
     scale = ARROW_FRACTION * cell / typical
     layers = {
@@ -223,21 +223,22 @@ def _draw_field(draw, trajectory: Trajectory, index: int, options: ParticleViewO
 
 def view_title(trajectory: Trajectory, options: ParticleViewOptions) -> str:
     """What the picture shows, in words: the data, the field and whose it is."""
-    toy = trajectory.meta["params"][TOY2D_KEY]
+    meta = trajectory.run_meta
     field = (
         ""
         if options.field == "none"
-        else f" · arrows: {field_title(options.field, trajectory.meta)} ({SOURCE_TITLES[options.source]})"
+        else f" · arrows: {field_title(options.field, meta)} ({SOURCE_TITLES[options.source]})"
     )
     density = ""
     if options.density and DENSITY in trajectory.frames[0].extras:
-        density = " · " + density_title(trajectory.meta)
-    return f"{toy.get('title', toy['dataset'])}: {trajectory.frames[0].x_t.shape[0]:,} particles{field}{density}"
+        density = " · " + density_title(meta)
+    title = meta.plane.dataset if meta.plane.title is None else meta.plane.title
+    return f"{title}: {trajectory.frames[0].x_t.shape[0]:,} particles{field}{density}"
 
 
-def density_title(meta: dict) -> str:
+def density_title(meta: RunMeta) -> str:
     """What the heat map is: p_t of the data, or, in a class-conditioned run, of the class asked for
     alone: not the density guided sampling follows at its γ (at γ = 0 the particles follow the
     unconditional field, and only a tenth of them land near that class)."""
-    classes = meta.get("params", {}).get("classes") or []
+    classes = meta.classes or ()
     return f"heat: p_t of class {classes[0]} (unguided)" if len(classes) == 1 else "heat: p_t"

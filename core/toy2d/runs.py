@@ -187,17 +187,20 @@ def toy2d_run(source: Toy2DSource, settings: Toy2DSettings) -> SamplingRun:
         eta=settings.eta,
     )
     frames = with_fields(frames, objective, source.dataset, source, labels, settings.guidance)
-    meta = toy2d_meta(source, objective.name + ("+cfg" if labels is not None else ""), settings, steps)
-    meta["params"]["sampler"] = sampler
+    sampled = {"sampler": sampler}
     if labels is not None:
-        meta["params"].update(guidance=settings.guidance, classes=[settings.label])
+        sampled.update(guidance=settings.guidance, classes=[settings.label])
     if settings.eta is not None:
-        meta["params"]["eta"] = settings.eta
+        sampled["eta"] = settings.eta
+    meta = toy2d_meta(source, objective.name + ("+cfg" if labels is not None else ""), settings, steps, sampled)
     return SamplingRun(frames, meta, labels, steps + 1, data=data)
 
 
-def toy2d_meta(source: Toy2DSource, algorithm: str, settings: Toy2DSettings, steps: int) -> dict:
-    """A 2D run's metadata: what walked which data, and how the view draws it (params.toy2d)."""
+def toy2d_meta(
+    source: Toy2DSource, algorithm: str, settings: Toy2DSettings, steps: int, sampled: dict | None = None
+) -> dict:
+    """A 2D run's metadata: what walked which data, and how the view draws it (params.toy2d);
+    `sampled`: the sampler's own settings (sampler, guidance, classes, eta), for a sampled run."""
     meta = {
         "algorithm": algorithm,
         "model": source.name,
@@ -214,6 +217,7 @@ def toy2d_meta(source: Toy2DSource, algorithm: str, settings: Toy2DSettings, ste
                 "field_grid": FIELD_GRID,
                 "exact": source.dataset.mixture is not None,
             },
+            **(sampled or {}),
         },
         "value_range": [-VIEW_EXTENT, VIEW_EXTENT],
         "device": "cpu",

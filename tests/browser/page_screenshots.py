@@ -37,9 +37,9 @@ def make_pages(folder: Path) -> dict[str, tuple[Path, int]]:
     race = [load_trajectory(folder / "race" / f"{name}.npz") for name in RACE]
     toy = load_trajectory(folder / "toy.npz")
     return {
-        "page-mnist": (write_html_page([(default_run_name(mnist.meta), mnist)], folder / "mnist.html"), 30),
-        "page-compared": (write_html_page([(default_run_name(t.meta), t) for t in race], folder / "race.html"), 6),
-        "page-2d": (write_html_page([(default_run_name(toy.meta), toy)], folder / "toy.html"), 38),
+        "page-mnist": (write_html_page([(default_run_name(mnist.run_meta), mnist)], folder / "mnist.html"), 30),
+        "page-compared": (write_html_page([(default_run_name(t.run_meta), t) for t in race], folder / "race.html"), 6),
+        "page-2d": (write_html_page([(default_run_name(toy.run_meta), toy)], folder / "toy.html"), 38),
     }
 
 

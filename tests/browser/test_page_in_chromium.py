@@ -36,8 +36,8 @@ def assert_shows_frame(driver, trajectory, index: int) -> None:
         shown = canvas_pixels(driver, canvas)
         assert np.array_equal(shown, expected_grid(trajectory, index, name, shown.shape[1])), (name, index)
     equation = driver.find_element(By.ID, "equation").text
-    assert equation == "\n".join(step_equation(trajectory.meta, trajectory[index], trajectory.frames))
-    assert driver.find_element(By.ID, "caption").text == frame_caption(trajectory.meta, trajectory[index], 7)
+    assert equation == "\n".join(step_equation(trajectory.run_meta, trajectory[index], trajectory.frames))
+    assert driver.find_element(By.ID, "caption").text == frame_caption(trajectory.run_meta, trajectory[index], 7)
 
 
 def test_the_slider_keys_and_play_show_each_steps_pixels_and_equation(chromium, run_files, tmp_path):
@@ -91,7 +91,7 @@ def test_compared_runs_move_on_one_slider_aligned_by_time_or_nfe(chromium, run_f
             shown = canvas_pixels(chromium, panel_canvas(chromium, run, "x_t"))
             assert np.array_equal(shown, expected_grid(trajectory, index, "x_t", shown.shape[1])), (align, run)
             caption = chromium.find_elements(By.CSS_SELECTOR, ".row-title .caption")[run].text
-            assert caption == frame_caption(trajectory.meta, trajectory[index], len(trajectory))
+            assert caption == frame_caption(trajectory.run_meta, trajectory[index], len(trajectory))
 
     body = chromium.find_element(By.TAG_NAME, "body")
     body.send_keys(Keys.ARROW_RIGHT * 3)

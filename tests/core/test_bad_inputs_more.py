@@ -449,7 +449,7 @@ def test_sampling_the_exact_field_of_the_largest_drawing_stays_small(tmp_path):
 
 def test_a_page_too_large_for_memory_is_refused_before_any_picture(tmp_path, capsys, runs, monkeypatch):
     rendered = []
-    monkeypatch.setattr("diffusion_stepper.core.exports.html_page.render_particles", lambda *a: rendered.append(1))
+    monkeypatch.setattr("diffusion_stepper.core.exports.render.render_particles", lambda *a: rendered.append(1))
     monkeypatch.setattr("diffusion_stepper.core.limits.available_memory_bytes", lambda: 1_000_000)
     code, _, err = run_cli(capsys, "export", runs["points"], "--html", tmp_path / "p.html")
     one_line_refusal(code, err, "--every K")

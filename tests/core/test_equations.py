@@ -7,11 +7,12 @@ from diffusion_stepper.core.diffusion.equations import frame_caption, step_equat
 from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.sampling import sample_mnist
 from diffusion_stepper.core.parsing import format_int_list, parse_float_list, parse_int_list
+from diffusion_stepper.core.run_meta import RunMeta
 
 
 def frames_of(checkpoint, **kwargs):
     run = sample_mnist(load_checkpoint(checkpoint), **kwargs)
-    return run.meta, list(run.frames)
+    return run.run_meta, list(run.frames)
 
 
 def test_ddpm_equation_shows_the_coefficients_the_step_used(tiny_checkpoints):
@@ -60,6 +61,6 @@ def test_the_noising_process_is_named_and_explained_as_what_it_is(mnist_dir):
     from diffusion_stepper.core.run_names import default_run_name
 
     run = SigmaSweepRequest(None, data_dir=str(mnist_dir), device="cpu").start()
-    assert default_run_name(run.meta).startswith("MNIST test digits · noising")
-    assert "σ itself is the step" in no_schedule_reason(run.meta)
-    assert "single-step denoiser" in no_schedule_reason({"algorithm": "single-step"})
+    assert default_run_name(run.run_meta).startswith("MNIST test digits · noising")
+    assert "σ itself is the step" in no_schedule_reason(run.run_meta)
+    assert "single-step denoiser" in no_schedule_reason(RunMeta.of({"algorithm": "single-step"}))

@@ -53,8 +53,8 @@ def test_a_page_holds_every_frame_s_exact_pixels_and_numbers(tmp_path, cfg_run):
         for panel, name in enumerate(names):
             assert np.array_equal(stored_picture(run, panel, index), strip_of(trajectory, index, name)), (name, index)
         numbers = run["frames"][index]
-        assert numbers["equation"] == step_equation(trajectory.meta, trajectory[index], trajectory.frames)
-        assert numbers["caption"] == frame_caption(trajectory.meta, trajectory[index], len(trajectory))
+        assert numbers["equation"] == step_equation(trajectory.run_meta, trajectory[index], trajectory.frames)
+        assert numbers["caption"] == frame_caption(trajectory.run_meta, trajectory[index], len(trajectory))
         assert len(numbers["histograms"]["x_t"]) == len(data["histogram_edges"]) - 1
     # CFG's parts are stored as differences (from each other, or from the step before): smaller, yet exact
     assert any(isinstance(stored, dict) for panel in run["panels"][3:5] for stored in panel["frames"])

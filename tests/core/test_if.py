@@ -27,7 +27,7 @@ from diffusion_stepper.core.deepfloyd_if.tasks import IFRequest
 from diffusion_stepper.core.diffusion.rules.x0 import LearnedRangeVariance
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.errors import UserFacingError
-from diffusion_stepper.core.run_meta import VIEW_NAMES
+from diffusion_stepper.core.run_meta import VIEW_NAMES, RunMeta
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
 
@@ -440,7 +440,7 @@ def test_denoising_runs_report_psnr_against_the_original(stage1, table, photo, t
     for frame in frames:
         mse = float(((frame.x0_hat.clamp(-1, 1) - original) ** 2).mean())
         assert frame.coeffs["psnr_db"] == pytest.approx(10 * math.log10(4.0 / mse))
-    assert f"PSNR(x̂₀, original) = {frames[-1].coeffs['psnr_db']:.2f} dB" in step_equation(run.meta, frames[-1])
+    assert f"PSNR(x̂₀, original) = {frames[-1].coeffs['psnr_db']:.2f} dB" in step_equation(run.run_meta, frames[-1])
     _, forward = frames_of(request(stage1, table, task="forward", image=str(path)))
     assert "psnr_db" not in forward[0].coeffs  # x̂₀ is the original itself there
 
@@ -458,7 +458,7 @@ def test_a_branch_continues_from_a_step_with_new_settings(stage1, table, tiny_if
     from diffusion_stepper.core.deepfloyd_if.tasks import BranchPoint
 
     run, frames = frames_of(request(stage1, table, prompt=[tiny_if.prompts[1]], stride=200, seed=1, num=2))
-    point = BranchPoint.from_run(run.meta, frames, 2, source="first")
+    point = BranchPoint.from_run(run.run_meta, frames, 2, source="first")
     assert point.timesteps == [590, 390, 190, 0, CLEAN_T]
     same_run, same = frames_of(request(stage1, table, prompt=[tiny_if.prompts[1]], stride=200, seed=1, branch=point))
     assert torch.equal(same[0].x_t, frames[2].x_t) and len(same) == 5
@@ -468,9 +468,9 @@ def test_a_branch_continues_from_a_step_with_new_settings(stage1, table, tiny_if
     _, other = frames_of(request(stage1, table, prompt=[tiny_if.prompts[2]], stride=200, seed=1, branch=point))
     assert not torch.allclose(other[-1].x_t, same[-1].x_t)
     with pytest.raises(UserFacingError, match="nothing left to denoise"):
-        BranchPoint.from_run(run.meta, frames, len(frames) - 1)
+        BranchPoint.from_run(run.run_meta, frames, len(frames) - 1)
     with pytest.raises(UserFacingError, match="only IF denoising runs"):
-        BranchPoint.from_run({"params": {}}, frames, 0)
+        BranchPoint.from_run(RunMeta.of({"params": {}}), frames, 0)
 
 
 @pytest.mark.parametrize("name", VIEW_NAMES)

@@ -24,6 +24,7 @@ from diffusion_stepper.core.mnist.experiments import ExperimentOptions, experime
 from diffusion_stepper.core.mnist.guidance_tradeoff import FAST_SAMPLERS
 from diffusion_stepper.core.mnist.judge import Judge, load_judge
 from diffusion_stepper.core.mnist.sampling import SampleRequest, start_sampling
+from diffusion_stepper.core.run_meta import RunMeta
 from diffusion_stepper.core.session import Session
 from diffusion_stepper.core.timeline import ALIGN_NFE
 from tests.core.test_cli import run as run_cli
@@ -44,9 +45,9 @@ def test_every_eps_sampler_runs_a_ddpm_checkpoint_and_explains_each_step(tiny_ch
     loaded = load_trajectory(save_trajectory(run, tmp_path / f"{name}.npz"))
     assert loaded.meta["params"]["sampler"] == name
     for frame in loaded:
-        lines = step_equation(loaded.meta, frame)
+        lines = step_equation(loaded.run_meta, frame)
         assert lines and not lines[0].startswith("ddpm+cfg:")  # a real equation, not the raw fallback
-        frame_caption(loaded.meta, frame, len(loaded))
+        frame_caption(loaded.run_meta, frame, len(loaded))
 
 
 def test_each_sampler_shows_its_own_update_with_this_steps_numbers(tiny_checkpoints):
@@ -54,27 +55,27 @@ def test_each_sampler_shows_its_own_update_with_this_steps_numbers(tiny_checkpoi
     frame = ddim[1]
     a, a_next = frame.coeffs["alpha_bar_t"], frame.coeffs["alpha_bar_next"]
     sigma = 0.5 * math.sqrt((1 - a_next) / (1 - a) * (1 - a / a_next))
-    text = "\n".join(step_equation(ddim.meta, frame))
+    text = "\n".join(step_equation(ddim.run_meta, frame))
     assert "√(1 − ᾱ_t′ − σ²)·ε̂" in text and "η = 0.5" in text
     assert f"{math.sqrt(a_next):.4f}·x̂₀ + {math.sqrt(1 - a_next - sigma**2):.4f}·ε̂ + {sigma:.4f}·z" in text
 
     dpm = sampled(tiny_checkpoints["class-ddpm"], sampler="dpm++2m", steps=4, classes=[3])
-    first, second = "\n".join(step_equation(dpm.meta, dpm[0])), "\n".join(step_equation(dpm.meta, dpm[1]))
+    first, second = "\n".join(step_equation(dpm.run_meta, dpm[0])), "\n".join(step_equation(dpm.run_meta, dpm[1]))
     assert "first order: no previous x̂₀ yet" in first
     assert "second order" in second and f"r = h_prev/h = {dpm[1].coeffs['r']:.4f}" in second
-    assert "first order: onto clean data" in "\n".join(step_equation(dpm.meta, dpm[3]))
+    assert "first order: onto clean data" in "\n".join(step_equation(dpm.run_meta, dpm[3]))
 
     heun = sampled(tiny_checkpoints["class-ddpm"], sampler="heun", steps=3, classes=[3])
-    assert "(Heun: two evaluations)" in "\n".join(step_equation(heun.meta, heun[0]))
-    assert "onto clean data: Euler" in "\n".join(step_equation(heun.meta, heun[2]))
-    assert "NFE 2" in frame_caption(heun.meta, heun[1], len(heun))
+    assert "(Heun: two evaluations)" in "\n".join(step_equation(heun.run_meta, heun[0]))
+    assert "onto clean data: Euler" in "\n".join(step_equation(heun.run_meta, heun[2]))
+    assert "NFE 2" in frame_caption(heun.run_meta, heun[1], len(heun))
 
 
 @pytest.mark.parametrize("name", list(FLOW_SAMPLERS))
 def test_every_flow_sampler_runs_a_flow_checkpoint(tiny_checkpoints, name):
     run = sampled(tiny_checkpoints["class-flow"], sampler=name, steps=4, classes=[5])
     assert run[-1].coeffs["nfe"] == evaluations_for_steps(name, 4, flow=True)
-    text = "\n".join(step_equation(run.meta, run[0]))
+    text = "\n".join(step_equation(run.run_meta, run[0]))
     assert {"euler": "one Euler step", "heun": "(Heun: two evaluations)", "midpoint": "midpoint rule"}[name] in text
 
 
@@ -413,7 +414,8 @@ def test_euler_is_labelled_as_ddim_eta_zeros_step_only_beside_it():
     from diffusion_stepper.core.diffusion.sampler_race import note_same_updates
 
     def meta(sampler, eta=None, algorithm="ddpm"):
-        return {"algorithm": algorithm, "params": {"sampler": sampler, **({"eta": eta} if eta is not None else {})}}
+        params = {"sampler": sampler, **({"eta": eta} if eta is not None else {})}
+        return RunMeta.of({"algorithm": algorithm, "params": params})
 
     race = [meta("ddim", 0.0), meta("euler"), meta("heun")]
     assert note_same_updates(["DDIM", "Euler", "Heun"], race) == ["DDIM", "Euler (= DDIM η=0)", "Heun"]

@@ -11,6 +11,7 @@ from diffusion_stepper.core.diffusion.sampling import ClassifierFreeGuidance, Pl
 from diffusion_stepper.core.diffusion.schedules import LinearBetaSchedule, evenly_spaced_timesteps, flow_time_grid
 from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.sampling import sample_mnist
+from diffusion_stepper.core.run_meta import RunMeta
 
 
 def fake_eps(x, t, cond):
@@ -178,7 +179,7 @@ def test_x0_clip_option_and_the_checkpoints_default(tiny_checkpoints, tmp_path):
     checkpoint = load_checkpoint(tiny_checkpoints["class-ddpm"])
     frames = list(sample_mnist(checkpoint, classes=[1], steps=5, x0_clip="static").frames)
     assert all(f.x0_hat.min() >= 0.0 and f.x0_hat.max() <= 1.0 for f in frames[:-1])
-    assert any("clip(x̂₀, 0, 1)" in line for line in step_equation({"algorithm": "ddpm+cfg"}, frames[0]))
+    assert any("clip(x̂₀, 0, 1)" in line for line in step_equation(RunMeta.of({"algorithm": "ddpm+cfg"}), frames[0]))
     plain = list(sample_mnist(checkpoint, classes=[1], steps=5).frames)
     assert "x0_clip_low" not in plain[0].coeffs  # the course's formula unless asked
     write_bundled_copy(tiny_checkpoints["class-ddpm"], "mnist-class-ddpm", tmp_path, x0_clip="static")

@@ -3,6 +3,7 @@
 import torch
 
 from diffusion_stepper.core.frames import Frame
+from diffusion_stepper.core.run_meta import RunMeta
 from diffusion_stepper.core.session import CANCELLED, DONE, FRAMES, LOADED, POSITION, RUNNING, Session
 
 
@@ -156,8 +157,9 @@ def test_repeated_runs_get_numbered_names_and_compared_runs_say_what_differs():
     names = [session.add_run(meta, 3).name for _ in range(3)]
     assert names[1] == names[0] + " (2)" and names[2] == names[0] + " (3)"
     sweep = [{**meta, "params": {**meta["params"], "guidance": scale}} for scale in (0.0, 5.0, 10.0)]
-    assert run_differences(sweep) == ["γ = 0", "γ = 5", "γ = 10"]
+    assert run_differences([RunMeta.of(each) for each in sweep]) == ["γ = 0", "γ = 5", "γ = 10"]
     other = {**meta, "model": "mnist-class-flow", "algorithm": "flow+cfg", "params": {"guidance": 5.0}}
+    meta, other = RunMeta.of(meta), RunMeta.of(other)
     assert run_differences([meta, other]) == ["mnist-class-ddpm · ddpm+cfg · 50 steps", "mnist-class-flow · flow+cfg"]
     assert run_differences([meta]) == [""] and run_differences([meta, meta]) == ["", ""]
 

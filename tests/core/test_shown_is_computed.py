@@ -40,7 +40,7 @@ def test_the_panel_proves_each_step_and_a_wrong_number_would_show(tiny_checkpoin
     request = SampleRequest(str(tiny_checkpoints["class-ddpm"]), per_class=1, sampler="ddim", steps=5, x0_clip="static")
     trajectory = sampled(request)
     frames = trajectory.frames
-    lines = step_equation(trajectory.meta, frames[2], frames)
+    lines = step_equation(trajectory.run_meta, frames[2], frames)
     numbers = lines.index(f"     {frames[2].update.numbers()}")  # the check sits right under the numbers
     assert lines[numbers + 1].strip().startswith("check: these numbers give the next x_t to within")
     assert check_step(frames, 2).holds()
@@ -51,7 +51,7 @@ def test_the_panel_proves_each_step_and_a_wrong_number_would_show(tiny_checkpoin
     )
     frames[2].update = wrong
     assert not check_step(frames, 2).holds()
-    assert "DO NOT give the next x_t" in "\n".join(step_equation(trajectory.meta, frames[2], frames))
+    assert "DO NOT give the next x_t" in "\n".join(step_equation(trajectory.run_meta, frames[2], frames))
 
 
 def test_the_2d_velocity_arrows_point_where_the_particles_move():
@@ -60,7 +60,7 @@ def test_the_2d_velocity_arrows_point_where_the_particles_move():
     trajectory = points_run("ddpm", steps=50, sampler="ddim")
     frames = trajectory.frames
     for k in range(len(frames) - 1):
-        a, b = marginal_coefficients(trajectory.meta, frames[k])
+        a, b = marginal_coefficients(trajectory.run_meta, frames[k])
         arrows = field_vectors(
             "velocity", frames[k].x0_hat.reshape(-1, 2), frames[k].eps_hat.reshape(-1, 2), a, b, False
         )
@@ -131,8 +131,8 @@ def test_the_cfg_gap_is_named_for_what_the_model_predicts(tiny_checkpoints, tmp_
 
     flow = sampled(SampleRequest(str(tiny_checkpoints["class-flow"]), per_class=1, guidance=3.0, steps=4))
     ddpm = sampled(SampleRequest(str(tiny_checkpoints["class-ddpm"]), per_class=1, guidance=3.0, steps=4))
-    assert guidance_gap_label(flow.meta) == "|v_c − v_u|" and guidance_gap_label(ddpm.meta) == "|ε_c − ε_u|"
-    assert guidance_gap_label(points_run("flow", steps=4, label=1, guidance=2.0).meta) == "|v_c − v_u|"
+    assert guidance_gap_label(flow.run_meta) == "|v_c − v_u|" and guidance_gap_label(ddpm.run_meta) == "|ε_c − ε_u|"
+    assert guidance_gap_label(points_run("flow", steps=4, label=1, guidance=2.0).run_meta) == "|v_c − v_u|"
     t, relative, peak = guidance_gap_curve(flow.frames)
     gaps = [frame.coeffs["guidance_gap"] for frame in flow.frames[:-1]]
     assert t == [frame.t for frame in flow.frames[:-1]] and relative == [gap / max(gaps) for gap in gaps]
@@ -146,7 +146,7 @@ def test_the_sde_solvers_last_step_says_it_is_the_sde_solver(tiny_checkpoints):
         SampleRequest(str(tiny_checkpoints["class-ddpm"]), per_class=1, sampler="dpm++2m-sde", steps=4)
     )
     last_step = trajectory.frames[-2]
-    text = " ".join(step_equation(trajectory.meta, last_step, trajectory.frames))
+    text = " ".join(step_equation(trajectory.run_meta, last_step, trajectory.frames))
     assert "SDE" in text and "no noise" in text and last_step.coeffs["coef_z"] == 0
 
 
@@ -155,7 +155,7 @@ def test_heun_with_clipping_names_its_second_epsilon_for_what_it_is(tiny_checkpo
     request = SampleRequest(str(tiny_checkpoints["class-ddpm"]), per_class=1, sampler="heun", steps=3, x0_clip="static")
     trajectory = sampled(request)
     frame = trajectory.frames[0]
-    text = "\n".join(step_equation(trajectory.meta, frame, trajectory.frames))
+    text = "\n".join(step_equation(trajectory.run_meta, frame, trajectory.frames))
     assert "eps_2" in frame.extras and "eps_hat_2" not in frame.extras
     assert "·ε′" in frame.update.numbers() and "ε′ = the ε the clipped x̂₀ implies" in text and "ε̂′" not in text
     assert check_step(trajectory.frames, 0).holds()
@@ -176,7 +176,7 @@ def test_a_file_saved_before_updates_were_recorded_still_opens(tmp_path, capsys,
     np.savez(tmp_path / "old.npz", **members)
     old = load_trajectory(tmp_path / "old.npz")
     assert old.frames[0].update is None
-    assert "not its update as terms" in "\n".join(step_equation(old.meta, old.frames[0], old.frames))
+    assert "not its update as terms" in "\n".join(step_equation(old.run_meta, old.frames[0], old.frames))
     code, out, _ = run_cli(capsys, "inspect", tmp_path / "old.npz", "--json", "--step", "0")
     expected = {"step": 0, "t": old.frames[0].t, "update": None, "why": "this frame records no update"}
     assert code == 0 and json.loads(out)["frames"][0] == expected

@@ -20,6 +20,7 @@ from diffusion_stepper.core.diffusion.theory import (
 from diffusion_stepper.core.frames import Frame, Trajectory
 from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.sampling import sample_mnist
+from diffusion_stepper.core.run_meta import RunMeta
 
 
 def sampled(checkpoint, **kwargs) -> Trajectory:
@@ -74,23 +75,23 @@ def test_known_clean_image_gives_the_forward_marginal(tiny_checkpoints):
 
 def test_schedule_curves_are_the_runs_schedule(tiny_checkpoints):
     trajectory = sampled(tiny_checkpoints["class-ddpm"], classes=[0], steps=4)
-    curves = schedule_curves(trajectory.meta)
+    curves = schedule_curves(trajectory.run_meta)
     expected = DDPMObjective(LinearBetaSchedule.create(T=20)).schedule.alpha_bars.numpy()
     assert np.allclose(curves.curves[0].y, expected)
     assert np.allclose(curves.curves[1].y, np.sqrt(1 - expected))
-    flow = schedule_curves({"algorithm": "flow+cfg"})
+    flow = schedule_curves(RunMeta.of({"algorithm": "flow+cfg"}))
     assert flow.curves[0].y[-1] == 1.0 and flow.curves[1].y[0] == 1.0
-    assert schedule_curves({"algorithm": "single-step"}) is None
+    assert schedule_curves(RunMeta.of({"algorithm": "single-step"})) is None
 
 
 def test_flow_marginal_coefficients():
     from diffusion_stepper.core.diffusion.theory import marginal_coefficients
 
     frame = Frame(index=3, t=0.25, x_t=torch.zeros(1, 1, 2, 2), x0_hat=torch.zeros(1, 1, 2, 2))
-    assert marginal_coefficients({"algorithm": "flow"}, frame) == (0.25, 0.75)
+    assert marginal_coefficients(RunMeta.of({"algorithm": "flow"}), frame) == (0.25, 0.75)
     frame.coeffs = {"alpha_bar_t": 0.36}
-    assert marginal_coefficients({"algorithm": "ddpm+cfg"}, frame) == pytest.approx((0.6, 0.8))
-    assert math.isclose(marginal_coefficients({"algorithm": "ddpm"}, frame)[1], 0.8)
+    assert marginal_coefficients(RunMeta.of({"algorithm": "ddpm+cfg"}), frame) == pytest.approx((0.6, 0.8))
+    assert math.isclose(marginal_coefficients(RunMeta.of({"algorithm": "ddpm"}), frame)[1], 0.8)
 
 
 def test_the_noise_density_is_labelled_as_the_true_noise_and_flow_says_x1(tiny_checkpoints):
@@ -105,10 +106,11 @@ def test_the_noise_density_is_labelled_as_the_true_noise_and_flow_says_x1(tiny_c
 def test_each_run_names_its_fields_by_what_they_hold():
     from diffusion_stepper.core.diffusion.labels import field_title
 
-    assert field_title({"algorithm": "ddpm+cfg"}, "x0_hat") == "x̂₀  clean estimate"
-    assert field_title({"algorithm": "flow+cfg"}, "x0_hat").startswith("x̂₁")
-    assert field_title({"algorithm": "flow"}, "x0_hat", ascii=True) == "x1 estimate (data)"
-    assert field_title({"algorithm": "noising"}, "eps_hat") == "ε  the noise added"  # the true ε, not an estimate
-    assert field_title({"algorithm": "noising"}, "x0_hat") == "x  the clean digits"
-    assert field_title({"algorithm": "if-forward"}, "x0_hat", ascii=True) == "x0 original"
-    assert field_title({"algorithm": "ddpm"}, "eps_cond") is None  # extras have their own titles
+    assert field_title(RunMeta.of({"algorithm": "ddpm+cfg"}), "x0_hat") == "x̂₀  clean estimate"
+    assert field_title(RunMeta.of({"algorithm": "flow+cfg"}), "x0_hat").startswith("x̂₁")
+    assert field_title(RunMeta.of({"algorithm": "flow"}), "x0_hat", ascii=True) == "x1 estimate (data)"
+    noising = RunMeta.of({"algorithm": "noising"})
+    assert field_title(noising, "eps_hat") == "ε  the noise added"  # the true ε, not an estimate
+    assert field_title(RunMeta.of({"algorithm": "noising"}), "x0_hat") == "x  the clean digits"
+    assert field_title(RunMeta.of({"algorithm": "if-forward"}), "x0_hat", ascii=True) == "x0 original"
+    assert field_title(RunMeta.of({"algorithm": "ddpm"}), "eps_cond") is None  # extras have their own titles

@@ -16,7 +16,7 @@ from diffusion_stepper.core.exports.animation import write_animation
 from diffusion_stepper.core.exports.render import render_frame
 from diffusion_stepper.core.formats.trajectory_file import load_trajectory, save_trajectory
 from diffusion_stepper.core.frames import Trajectory
-from diffusion_stepper.core.run_meta import is_toy2d
+from diffusion_stepper.core.run_meta import PARTICLES
 from diffusion_stepper.core.toy2d.checkpoints import load_toy2d_checkpoint, save_toy2d_checkpoint
 from diffusion_stepper.core.toy2d.datasets import DATASETS, EIGHT_GAUSSIANS
 from diffusion_stepper.core.toy2d.drawn import load_drawn, resolve_dataset, save_drawn
@@ -92,7 +92,7 @@ def test_bad_checkpoints_are_one_line(tmp_path):
 def test_a_run_carries_the_fields_density_and_data_and_survives_its_file(tmp_path):
     source = Toy2DSource.exact(DATASETS["8-gaussians"], make_objective("flow"))
     trajectory = record(toy2d_run(source, Toy2DSettings(count=300, steps=8)))
-    assert is_toy2d(trajectory.meta) and len(trajectory) == 9
+    assert trajectory.run_meta.kind == PARTICLES and len(trajectory) == 9
     frame = trajectory[4]
     assert frame.x_t.shape == (300, 2, 1, 1) and trajectory.data.shape == (2000, 2)
     assert frame.extras["exact_noise"].shape == (1, 2, FIELD_GRID, FIELD_GRID)
@@ -168,7 +168,7 @@ def test_a_drawn_distribution_saves_loads_and_has_an_exact_field(tmp_path):
 def test_each_experiment_runs_from_one_call(key):
     options = Toy2DExperimentOptions(count=150)
     runs = [record(request.start()) for request in toy2d_experiment_requests(key, options)]
-    assert runs and all(is_toy2d(run.meta) for run in runs)
+    assert runs and all(run.run_meta.kind == PARTICLES for run in runs)
     starts = [as_points(run[0].x_t) for run in runs]
     if key == "forward":
         (run,) = runs

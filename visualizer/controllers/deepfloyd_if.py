@@ -48,12 +48,12 @@ class IFRunsController(QObject):
                 raise UserFacingError(
                     "no step to branch from: run IF (Ctrl+R) or open an IF trajectory, then pick a step"
                 )
-            meta = run.trajectory.meta
+            meta = run.trajectory.run_meta
             point = BranchPoint.from_run(meta, run.trajectory.frames, self.session.view(run).index, source=run.name)
-            request = self.dock.requests(task=meta["params"].get("task", "sample"))[0]
+            request = self.dock.requests(task=meta.task or "sample")[0]
             request.branch = point
-            if Path(str(meta.get("checkpoint", ""))).is_dir():  # the same stage I folder the run used
-                request.model_dir, request.size = str(meta["checkpoint"]), None
+            if meta.checkpoint and Path(meta.checkpoint).is_dir():  # the same stage I folder the run used
+                request.model_dir, request.size = meta.checkpoint, None
             return [request]
 
         self.sampling.start(branch_requests, compare=True, also_compare=[run.id] if run else [])
@@ -63,20 +63,20 @@ class IFRunsController(QObject):
 
         def upscale_requests() -> list:
             run = self.session.finished_active_run("upscale")
-            meta = run.trajectory.meta
-            if meta.get("params", {}).get("stage") != 1:
+            meta = run.trajectory.run_meta
+            if meta.stage != 1:
                 raise UserFacingError(
                     "upscaling takes a finished IF stage I run: run IF (Ctrl+R) or open one, then Ctrl+U"
                 )
             request = self.dock.requests(task="upscale")[0]
             # stage II reads the final sample from a file, which also records where it came from
-            source = Trajectory(meta, [run.trajectory.frames[-1]], run.trajectory.labels)
+            source = Trajectory(run.trajectory.meta, [run.trajectory.frames[-1]], run.trajectory.labels)
             stamp = time.strftime("%Y%m%d-%H%M%S")
             try:
                 request.image = str(save_trajectory(source, work_folder("upscale-inputs", f"run-{run.id}-{stamp}.npz")))
             except OSError as exc:
                 raise UserFacingError(f"could not write the stage II input: {exc}") from None
-            request.prompt = list(meta.get("prompts") or request.prompt)[:1]
+            request.prompt = list(meta.prompts or request.prompt)[:1]
             return [request]
 
         self.sampling.start(upscale_requests)

@@ -81,8 +81,8 @@ class FilesController(QObject):
             data=trajectory.data,
         )
         self.settings.remember_folder(path)
-        meta = trajectory.meta
-        self.messages.show(f"Opened {Path(path).name}: {len(trajectory)} frames, {meta['algorithm']} ({meta['model']})")
+        meta = trajectory.run_meta
+        self.messages.show(f"Opened {Path(path).name}: {len(trajectory)} frames, {meta.algorithm} ({meta.model})")
         return True
 
     def ask_save(self) -> None:

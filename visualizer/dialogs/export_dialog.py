@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.exports.render import ASPECTS, SLIDES, ExportLayout
 from diffusion_stepper.core.frames import Trajectory
-from diffusion_stepper.core.run_meta import is_toy2d
 from diffusion_stepper.visualizer.widgets.panels import panel_title
+from diffusion_stepper.visualizer.widgets.particles import drawn_as_particles
 
 
 @dataclass
@@ -60,12 +60,12 @@ class ExportDialog(QDialog):
         panel_layout = QHBoxLayout(panel_row)
         panel_layout.setContentsMargins(0, 0, 0, 0)
         # a 2D run exports its particle view, drawn with the choices on screen: no panels to pick
-        self.particle_view = is_toy2d(trajectory.meta)
+        self.particle_view = drawn_as_particles(trajectory)
         if self.particle_view:
             panel_layout.addWidget(QLabel("the particle view, as the Step view shows it"))
         for name in [] if self.particle_view else exportable_fields(trajectory):
-            check = QCheckBox(panel_title(name, trajectory.meta).split("  ")[0])
-            check.setToolTip(panel_title(name, trajectory.meta))
+            check = QCheckBox(panel_title(name, trajectory.run_meta).split("  ")[0])
+            check.setToolTip(panel_title(name, trajectory.run_meta))
             check.setChecked(name in visible_fields)
             self.checks[name] = check
             panel_layout.addWidget(check)

@@ -38,7 +38,7 @@ def run_caption(session: Session, run: Run) -> str:
     view = session.view(run)
     if view.pending:
         return f"step {view.index}/{run.length - 1} · pending"
-    caption = frame_caption(run.trajectory.meta, view.frame, run.length)
+    caption = frame_caption(run.trajectory.run_meta, view.frame, run.length)
     if run.state == RUNNING:
         caption += f"   ·   sampling {run.produced}/{run.length}"
     elif run.state in (CANCELLED, FAILED):

@@ -21,13 +21,12 @@ from PySide6.QtWidgets import (
 
 from diffusion_stepper.core.diffusion.sampler_race import ConvergenceCurve, note_same_updates, x0_convergence
 from diffusion_stepper.core.exports.race_chart import write_convergence
-from diffusion_stepper.core.run_meta import is_toy2d
 from diffusion_stepper.core.run_names import run_differences
 from diffusion_stepper.core.session import DONE, LOADED, Session
 from diffusion_stepper.core.timeline import ALIGN_NFE, ALIGN_TIME
 from diffusion_stepper.visualizer.views.common import NOISE, CoalescedRefresh, field_for, run_caption
 from diffusion_stepper.visualizer.widgets.panels import FIT, ImagePanel
-from diffusion_stepper.visualizer.widgets.particles import ParticlePanel
+from diffusion_stepper.visualizer.widgets.particles import ParticlePanel, drawn_as_particles
 from diffusion_stepper.visualizer.widgets.plots import NORMAL_TEXT_PX, ConvergencePlot, series_colour
 from diffusion_stepper.visualizer.widgets.pool import WidgetPool
 
@@ -148,7 +147,7 @@ class CompareView(QWidget):
             self.align.blockSignals(False)
         if [run.id for run in runs] != list(self.panels):
             self._rebuild([run.id for run in runs])
-        differences = run_differences([run.trajectory.meta for run in runs])
+        differences = run_differences([run.trajectory.run_meta for run in runs])
         for run, difference in zip(runs, differences):
             view = self.session.view(run)
             # what tells the runs apart comes first and large, in the run's curve colour while the
@@ -195,7 +194,7 @@ class CompareView(QWidget):
         if key != self._curves_key:  # recomputed when a run finishes or the set changes, not each frame
             self._curves_key = key
             finished = self._finished(runs)
-            metas = [run.trajectory.meta for run in runs]
+            metas = [run.trajectory.run_meta for run in runs]
             labels = note_same_updates([label or run.name for label, run in zip(run_differences(metas), runs)], metas)
             self.curves = [
                 x0_convergence(run.trajectory, label) if run in finished else None for run, label in zip(runs, labels)
@@ -225,7 +224,7 @@ class CompareView(QWidget):
     def save_plot(self, path: str | Path) -> tuple[Path, Path]:
         """The compared, finished runs' curves as PATH (PNG) and the same name with .csv."""
         runs = self._finished(self.session.compared)
-        labels = run_differences([run.trajectory.meta for run in runs])
+        labels = run_differences([run.trajectory.run_meta for run in runs])
         return write_convergence(
             [run.trajectory for run in runs], path, [label or run.name for run, label in zip(runs, labels)]
         )
@@ -260,7 +259,9 @@ class CompareView(QWidget):
         """Give each compared run its panels from the pools, blank until the refresh draws them."""
         keys = ("x_t", "x0_hat") if self.field_key == BOTH else (self.field_key,)
         runs = {run.id: run for run in self.session.runs}
-        two_d = bool(run_ids) and all(is_toy2d(runs[run_id].trajectory.meta) for run_id in run_ids if run_id in runs)
+        two_d = bool(run_ids) and all(
+            drawn_as_particles(runs[run_id].trajectory) for run_id in run_ids if run_id in runs
+        )
         self.particle_strip.setVisible(two_d)
         particle_panels = self.particle_pool.take(len(run_ids) if two_d else 0)
         rows = self.row_pool.take(0 if two_d else len(run_ids))

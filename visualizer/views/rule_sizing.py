@@ -57,9 +57,9 @@ class RuleSizing:
         planned = self._planned_lines.pop(run.id, [])
         # a frame's lines may use the next frame's numbers: the last one planned is planned again
         del planned[max(0, len(planned) - 1) :]
-        frames = run.trajectory.frames
+        frames, meta = run.trajectory.frames, run.trajectory.run_meta
         for frame in frames[len(planned) : produced]:
-            planned.append(step_equation(run.trajectory.meta, frame, frames))
+            planned.append(step_equation(meta, frame, frames))
         self._planned_lines[run.id] = planned  # the most recent last
         while len(self._planned_lines) > PLANS_KEPT:
             del self._planned_lines[next(iter(self._planned_lines))]

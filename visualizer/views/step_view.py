@@ -19,13 +19,12 @@ from diffusion_stepper.core.diffusion.theory import (
     no_schedule_reason,
     schedule_curves,
 )
-from diffusion_stepper.core.run_meta import is_toy2d
 from diffusion_stepper.core.session import Run, Session
 from diffusion_stepper.visualizer.views.common import NOISE, PANEL_KEYS, CoalescedRefresh, field_for
 from diffusion_stepper.visualizer.views.rule_sizing import RuleSizing
 from diffusion_stepper.visualizer.widgets.equation import DESK_PX, EquationPanel
 from diffusion_stepper.visualizer.widgets.panels import ImagePanel, panel_title
-from diffusion_stepper.visualizer.widgets.particles import ParticleControls, ParticlePanel
+from diffusion_stepper.visualizer.widgets.particles import ParticleControls, ParticlePanel, drawn_as_particles
 from diffusion_stepper.visualizer.widgets.plots import NORMAL_TEXT_PX, HistogramPlot, SchedulePlot
 from diffusion_stepper.visualizer.widgets.pool import WidgetPool
 
@@ -203,7 +202,7 @@ class StepView(QWidget):
 
     def _second_view(self, run):
         """The anagram's second view, when the toggle is on and the run is an anagram; else None."""
-        views = run.trajectory.meta.get("params", {}).get("views") or []
+        views = run.trajectory.run_meta.views or ()
         if not self.through_second_view or len(views) < 2:
             return None
         return make_view(views[1])
@@ -222,11 +221,11 @@ class StepView(QWidget):
 
     def refresh(self) -> None:
         run = self.session.active
-        points = run is not None and is_toy2d(run.trajectory.meta)
+        points = run is not None and drawn_as_particles(run.trajectory)
         self.particle_area.setVisible(points)
         self.panel_holder.setVisible(not points)
         self.empty_message.setVisible(run is None)
-        note = "" if run is None else str(run.trajectory.meta.get("note", ""))
+        note = "" if run is None else run.trajectory.run_meta.note or ""
         self.note.setText(note)
         self.note.setVisible(bool(note))
         for key, panel in self.panels.items():
@@ -241,7 +240,8 @@ class StepView(QWidget):
             return
         if self._schedule_for != run.id:
             self._schedule_for = run.id
-            self.schedule.set_schedule(schedule_curves(run.trajectory.meta), no_schedule_reason(run.trajectory.meta))
+            meta = run.trajectory.run_meta
+            self.schedule.set_schedule(schedule_curves(meta), no_schedule_reason(meta))
         view = self.session.view(run)
         if view.pending:
             for panel in list(self.panels.values()) + list(self.extra_panels.values()) + [self.particle_panel]:
@@ -249,6 +249,7 @@ class StepView(QWidget):
             self.equation.show_lines("Update rule", [f"step {view.index}: pending, the worker has not reached it yet"])
             return
         frame, trajectory = view.frame, run.trajectory
+        meta = trajectory.run_meta
         if points:
             self.particle_panel.set_title(run.name)
             self.particle_panel.show_frame(trajectory, view.index)
@@ -263,7 +264,7 @@ class StepView(QWidget):
         for key, panel in self.panels.items():
             name = field_for(run, key)
             if name is not None and panel.isVisibleTo(self):
-                images, title = frame.image(name), panel_title(name, trajectory.meta)
+                images, title = frame.image(name), panel_title(name, meta)
                 if second_view is not None:
                     images, title = second_view.apply(images), f"{title}   (seen through {second_view.name})"
                 panel.set_title(title)
@@ -273,13 +274,13 @@ class StepView(QWidget):
         self.rule_sizing.plan(run)
         self._orient_panels()
         self.equation.show_lines(
-            f"Update rule: {trajectory.meta.get('algorithm', '')}",
-            step_equation(trajectory.meta, frame, trajectory.frames),
+            f"Update rule: {meta.algorithm}",
+            step_equation(meta, frame, trajectory.frames),
         )
         self.histogram.show_histograms(frame_histograms(trajectory, frame))
         if self.schedule.schedule is not None:
             self.schedule.set_cursor(frame.t)
-            self.schedule.set_guidance_gap(guidance_gap_curve(trajectory.frames), guidance_gap_label(trajectory.meta))
+            self.schedule.set_guidance_gap(guidance_gap_curve(trajectory.frames), guidance_gap_label(meta))
 
     def _orient_panels(self) -> None:
         """Side by side or stacked: whichever shows the main panels' images larger (each panel

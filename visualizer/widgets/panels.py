@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QSizePolicy, QVBoxLay
 from diffusion_stepper.core.diffusion.labels import EXTRA_TITLES, field_title
 from diffusion_stepper.core.formats.layout import GRID_PADDING, GridFit, best_grid, class_columns, screen_scale
 from diffusion_stepper.core.formats.pictures import BACKGROUND, display_range, grid_columns, tile, to_uint8
+from diffusion_stepper.core.run_meta import RunMeta
 from diffusion_stepper.visualizer.widgets.equation import shrinkable
 from diffusion_stepper.visualizer.widgets.fitted_label import FittedLabel
 
@@ -25,10 +26,10 @@ FIT = 0  # zoom setting: as large as fits the panel
 ZOOM_CHOICES = (FIT, 1, 2, 3, 4, 6, 8, 12, 16)
 
 
-def panel_title(name: str, meta: dict | None = None) -> str:
+def panel_title(name: str, meta: RunMeta | None = None) -> str:
     """A panel's title on screen: the field's name for this run (x̂₁ for flow, "the noise added"
-    where a run shows the true ε, ...), or the extra's."""
-    return field_title(meta or {}, name) or EXTRA_TITLES.get(name, name)
+    where a run shows the true ε, ...), or the extra's; without a run, the estimates' names."""
+    return field_title(meta or RunMeta.of({}), name) or EXTRA_TITLES.get(name, name)
 
 
 def render_grid(

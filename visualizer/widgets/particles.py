@@ -10,6 +10,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFrame, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from diffusion_stepper.core.frames import Trajectory
+from diffusion_stepper.core.run_meta import PARTICLES
 from diffusion_stepper.core.session import Session
 from diffusion_stepper.core.toy2d.render import (
     FIELD_TITLES,
@@ -22,6 +23,12 @@ from diffusion_stepper.visualizer.widgets.equation import shrinkable
 from diffusion_stepper.visualizer.widgets.panels import _ResizeAwareView
 
 MIN_SIDE, MAX_SIDE = 160, 1400  # pixels the picture is rendered at, whatever the panel's size
+
+
+def drawn_as_particles(trajectory: Trajectory) -> bool:
+    """The app's one question whether a run is a 2D one: its frames are drawn as the particle view
+    (the Step and Compare views, the Export dialog), not as panels of images."""
+    return trajectory.run_meta.kind == PARTICLES
 
 
 class ParticlePanel(QFrame):

@@ -19,7 +19,6 @@ from diffusion_stepper.core.diffusion.sampling import StepRule
 from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.limits import ETA, out_of_range
-from diffusion_stepper.core.run_meta import algorithm_family
 
 
 @dataclass(frozen=True)
@@ -74,15 +73,6 @@ def sampler_title(name: str, flow: bool = False, eta: float | None = None) -> st
     table = FLOW_SAMPLERS if flow else EPS_SAMPLERS
     title = table[name].title if name in table else name
     return f"{title} η={eta:g}" if name == "ddim" and eta is not None else title
-
-
-def run_sampler_title(meta: dict) -> str:
-    """A run's sampler, from its trajectory meta, as the app labels it; "" for runs without a choice."""
-
-    params = meta.get("params", {})
-    if "sampler" not in params:
-        return ""
-    return sampler_title(params["sampler"], algorithm_family(meta) == "flow", params.get("eta"))
 
 
 def unsuitable_sampler(name: str, suitable, kind: str) -> str:
