@@ -19,7 +19,7 @@ FLOORS = [
     # the ground: no project imports but among themselves
     ["core/errors", "core/paths", "core/allocator", "core/atomic", "core/parsing", "core/schema"],
     # the machine's limits and logs, and what a run records: what every family shares
-    ["core/logs", "core/limits", "core/devices", "core/updates", "core/run_meta"],
+    ["core/logs", "core/limits", "core/devices", "core/updates", "core/run_meta", "core/experiments"],
     ["core/files", "core/jobs", "core/frames"],
     # the maths: schedules, objectives, step rules, the one sampling loop; and the pieces of a training loop
     ["core/diffusion", "core/training"],

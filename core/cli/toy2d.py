@@ -12,7 +12,6 @@ training data as `data`. `export RUN.npz --gif/--mp4` draws the particle view.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from diffusion_stepper.core.cli.common import (
     FlagScope,
@@ -25,9 +24,9 @@ from diffusion_stepper.core.cli.common import (
     record_run,
     seed,
     steps,
-    write_experiment,
 )
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.experiments import Experiments
 from diffusion_stepper.core.files import check_output_file, check_output_folder
 from diffusion_stepper.core.limits import GUIDANCE, POINTS
 
@@ -163,10 +162,10 @@ def add_experiment_parser(targets) -> None:
     toy.add_argument("--seed", type=seed, default=0)
 
 
-def run_experiment(args: argparse.Namespace) -> int:
-    from diffusion_stepper.core.toy2d.experiments import Toy2DExperimentOptions, toy2d_experiment_requests
+def experiment_requests(args: argparse.Namespace) -> tuple[Experiments, list]:
+    """The 2D lab's experiments, and the requests of the one `args` names."""
+    from diffusion_stepper.core.toy2d.experiments import TOY2D_EXPERIMENTS, Toy2DExperimentOptions
 
     options = Toy2DExperimentOptions(checkpoint=args.checkpoint, count=args.num, seed=args.seed)
     options.dataset = args.mixture or options.dataset
-    write_experiment(args.name, toy2d_experiment_requests(args.name, options), Path(args.out_dir))
-    return 0
+    return TOY2D_EXPERIMENTS, TOY2D_EXPERIMENTS.requests(args.name, options)
