@@ -28,12 +28,12 @@ from diffusion_stepper.core.cli.common import (
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.experiments import Experiments
 from diffusion_stepper.core.files import check_output_file, check_output_folder
-from diffusion_stepper.core.limits import GUIDANCE, POINTS
+from diffusion_stepper.core.limits import GUIDANCE, POINTS, TOY_CLASSES
 
 
 def add_train_arguments(train: argparse.ArgumentParser) -> None:
     """train toy2d's flags (each kind of `train` has its own)."""
-    from diffusion_stepper.core.limits import BATCH_SIZE, HIDDEN, LEARNING_RATE
+    from diffusion_stepper.core.limits import BATCH_SIZE, HIDDEN, LEARNING_RATE, TOY_ITERATIONS
     from diffusion_stepper.core.toy2d.datasets import DATASETS
     from diffusion_stepper.core.toy2d.training import Toy2DConfig
 
@@ -45,7 +45,7 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
         "--p-uncond", type=fraction, help=f"with --classes: class dropout (default {default.p_uncond:g})"
     )
     train.add_argument(
-        "--iterations", type=int_in((1, 1_000_000)), help=f"training iterations (default {default.iterations:,})"
+        "--iterations", type=int_in(TOY_ITERATIONS), help=f"training iterations (default {default.iterations:,})"
     )
     train.add_argument("--hidden", type=int_in(HIDDEN), help=f"the MLP's width (default {default.hidden})")
     train.add_argument("--batch-size", type=int_in(BATCH_SIZE), help=f"default {default.batch_size}")
@@ -96,7 +96,9 @@ def add_sample_parser(targets) -> None:
     toy.add_argument("--sampler", choices=list(ALL_SAMPLERS), help="default: ddpm for DDPM, euler for flow")
     toy.add_argument("--steps", type=steps, help="default: 100 (DDPM) or 50 (flow)")
     toy.add_argument("--eta", type=float_in(ETA), help="DDIM's η")
-    toy.add_argument("--class", dest="label", type=int_in((0, 63)), help="guide every particle to this class (CFG)")
+    toy.add_argument(
+        "--class", dest="label", type=int_in((0, TOY_CLASSES - 1)), help="guide every particle to this class (CFG)"
+    )
     toy.add_argument("--guidance", type=float_in(GUIDANCE), help="CFG's γ with --class (default 1)")
     toy.add_argument("--seed", type=seed, default=0)
     toy.add_argument("--keep-every", type=int_in(KEEP_EVERY), default=1, metavar="K", help="store every K-th frame")

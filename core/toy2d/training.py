@@ -24,7 +24,15 @@ from diffusion_stepper.core.diffusion.objectives import (
 )
 from diffusion_stepper.core.diffusion.schedules import LinearBetaSchedule
 from diffusion_stepper.core.errors import UserFacingError
-from diffusion_stepper.core.limits import check_memory
+from diffusion_stepper.core.limits import (
+    BATCH_SIZE,
+    LOG_EVERY,
+    TOY_DEPTH,
+    TOY_HIDDEN,
+    TOY_ITERATIONS,
+    TOY_LEARNING_RATE,
+    check_memory,
+)
 from diffusion_stepper.core.toy2d.datasets import DATASETS, Toy2DDataset
 from diffusion_stepper.core.toy2d.drawn import resolve_dataset
 from diffusion_stepper.core.toy2d.model import TIME_FREQUENCIES, PointMLP
@@ -68,18 +76,19 @@ class Toy2DConfig:
         if self.classes and not dataset.num_classes:
             labelled = ", ".join(name for name, data in DATASETS.items() if data.num_classes)
             raise UserFacingError(f"{self.dataset} has no classes to condition on; these do: {labelled}")
-        for name, low, high in (
-            ("iterations", 1, 1_000_000),
-            ("batch_size", 1, 65_536),
-            ("hidden", 1, 4096),
-            ("depth", 1, 16),
-            ("log_every", 1, 1_000_000),
+        for name, (low, high) in (
+            ("iterations", TOY_ITERATIONS),
+            ("batch_size", BATCH_SIZE),
+            ("hidden", TOY_HIDDEN),
+            ("depth", TOY_DEPTH),
+            ("log_every", LOG_EVERY),
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or not low <= value <= high:
                 raise UserFacingError(f"{name.replace('_', '-')} must be an integer in {low}..{high:,}, got {value}")
-        if not (math.isfinite(self.lr) and 0 < self.lr <= 1):
-            raise UserFacingError(f"lr must be in (0, 1], got {self.lr}")
+        low, high = TOY_LEARNING_RATE
+        if not (math.isfinite(self.lr) and low < self.lr <= high):
+            raise UserFacingError(f"lr must be in ({low:g}, {high:g}], got {self.lr}")
         if not 0 <= self.p_uncond < 1:
             raise UserFacingError(f"p-uncond must be in [0, 1), got {self.p_uncond}")
         check_memory(
