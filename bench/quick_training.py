@@ -45,8 +45,9 @@ from diffusion_stepper.core.frames import last_frame
 from diffusion_stepper.core.mnist.checkpoints import saved_epochs
 from diffusion_stepper.core.mnist.data import load_mnist
 from diffusion_stepper.core.mnist.judge import accuracy, batched, load_judge
+from diffusion_stepper.core.mnist.recipes import preset_config
 from diffusion_stepper.core.mnist.sampling import SampleRequest, start_sampling
-from diffusion_stepper.core.mnist.training import LossEvent, PreviewEvent, preset_config, train
+from diffusion_stepper.core.mnist.training import LossEvent, PreviewEvent, train
 
 PER_DIGIT = 10
 GUIDANCE = 5.0

@@ -21,7 +21,8 @@ from PIL import Image
 
 from diffusion_stepper.core.devices import make_generator, resolve_device
 from diffusion_stepper.core.mnist.data import load_mnist
-from diffusion_stepper.core.mnist.training import LossEvent, recipe, train
+from diffusion_stepper.core.mnist.recipes import recipe
+from diffusion_stepper.core.mnist.training import LossEvent, train
 
 WARMUP = 5
 

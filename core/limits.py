@@ -36,6 +36,22 @@ HIDDEN = (1, 1_024)  # the UNet's hidden size D (D = 1,024 is 2 GB of weights)
 BATCH_SIZE = (1, 65_536)
 CHAIN_LENGTH = (1, 100_000)  # a DDPM chain's T
 FLOW_STEPS = (1, 100_000)  # a flow model's num_ts
+LOG_EVERY = (1, 1_000_000)  # iterations between two loss events
+
+# The 2D lab: its point MLP and its training (the config's check, `train toy2d` and the checkpoint
+# reader), the class it guides to, and the distributions drawn for it
+TOY_ITERATIONS = (1, 1_000_000)  # training iterations of a 2D model
+TOY_HIDDEN = (1, 4_096)  # the MLP's width
+TOY_DEPTH = (1, 16)  # its hidden layers
+TOY_LEARNING_RATE = (0.0, 1.0)  # Adam's rate for a 2D model: above 0, at most 1
+TOY_CLASSES = 64  # the classes a 2D model tells apart at most: labels 0 to 63
+DRAWN_POINTS = (3, 4_000)  # the points of a drawn distribution
+DRAWN_SPREAD = (0.01, 2.0)  # the std of the Gaussian around each drawn point
+# The ranges the 2D lab dock offers a lecture, within those above (the commands take all of them)
+LAB2D_ITERATIONS = (100, 100_000)
+LAB2D_STEPS = (1, 1_000)
+LAB2D_PARTICLES = (10, POINTS[1])
+LAB2D_GUIDANCE = (0.0, 20.0)
 
 # Pictures hold values near their range ([0, 1], [-1, 1]); x̂₀ early in an unclipped chain reaches
 # thousands. Beyond this a value is a broken run's (statistics of it overflow float32 to NaN).

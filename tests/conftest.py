@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from diffusion_stepper.core.mnist.checkpoints import save_checkpoint
-from diffusion_stepper.core.mnist.training import TrainConfig, recipe
+from diffusion_stepper.core.mnist.recipes import TrainConfig, recipe
 from diffusion_stepper.core.paths import bundled_mnist_folder
 
 TINY_HIDDEN = 4

@@ -19,9 +19,10 @@ FLOORS = [
     # the ground: no project imports but among themselves
     ["core/errors", "core/paths", "core/allocator", "core/atomic", "core/parsing", "core/schema"],
     # the machine's limits and logs, and what a run records: what every family shares
-    ["core/logs", "core/limits", "core/devices", "core/updates", "core/run_meta"],
+    ["core/logs", "core/limits", "core/devices", "core/updates", "core/run_meta", "core/experiments"],
     ["core/files", "core/jobs", "core/frames"],
-    ["core/diffusion"],  # the maths: schedules, objectives, step rules, the one sampling loop
+    # the maths: schedules, objectives, step rules, the one sampling loop; and the pieces of a training loop
+    ["core/diffusion", "core/training"],
     # files in their formats, and what each run is called and how runs line up
     ["core/formats", "core/timeline", "core/run_names", "core/run_store"],
     ["core/mnist", "core/toy2d", "core/deepfloyd_if"],  # the families, side by side, never importing each other

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QProgressBar, QTabWidget
 from diffusion_stepper.core import __version__
 from diffusion_stepper.core.deepfloyd_if.images import IMAGE_SUFFIXES
 from diffusion_stepper.core.errors import UserFacingError
-from diffusion_stepper.core.mnist.experiments import EXPERIMENTS, experiment_requests
+from diffusion_stepper.core.mnist.experiments import EXPERIMENTS
 from diffusion_stepper.core.session import PLAYBACK, Session
 from diffusion_stepper.visualizer.controllers.deepfloyd_if import IFRunsController
 from diffusion_stepper.visualizer.controllers.export import ExportController
@@ -210,8 +210,7 @@ class MainWindow(QMainWindow):
         options = options or self.sample_dock.experiment_options()
         if nfe is not None:
             options.nfe = nfe
-        experiment = EXPERIMENTS[key]
-        self.sampling.start(lambda: experiment_requests(key, options), compare=experiment.compare, race=experiment.race)
+        self.sampling.start_experiment(EXPERIMENTS, key, lambda: options)
 
     def show_epoch_comparison(self) -> None:
         """The Train tab's epoch comparison, with the runs on disk to pick from, or what to do first."""

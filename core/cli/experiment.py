@@ -1,4 +1,4 @@
-"""`diffusion-stepper experiment mnist|if NAME`: one of the app's Experiments menu entries,
+"""`diffusion-stepper experiment mnist|if|toy2d NAME`: one of the app's Experiments menu entries,
 written as one trajectory file per run."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from diffusion_stepper.core.cli.common import (
     write_experiment,
 )
 from diffusion_stepper.core.cli.if_options import add_if_settings_arguments, if_settings
+from diffusion_stepper.core.experiments import Experiments
 from diffusion_stepper.core.files import check_output_folder
 
 NAME = "experiment"
@@ -199,39 +200,45 @@ def flag_scopes(args: argparse.Namespace) -> tuple[FlagScope, ...]:
     return {"mnist": MNIST_FLAG_SCOPES, "toy2d": toy2d.EXPERIMENT_FLAG_SCOPES}.get(args.dataset, ())
 
 
+def mnist_requests(args: argparse.Namespace) -> tuple[Experiments, list]:
+    from diffusion_stepper.core.mnist.experiments import EXPERIMENTS, ExperimentOptions
+
+    options = ExperimentOptions(
+        seed=args.seed,
+        device=args.device,
+        steps=args.steps,
+        data_dir=args.data_dir,
+        run_dir=args.run_dir,
+        epochs=args.epochs,
+        nfe=args.nfe or ExperimentOptions.nfe,
+        guidance=args.guidance,
+    )
+    if args.checkpoint:
+        options.ddpm_checkpoint = options.flow_checkpoint = args.checkpoint
+    return EXPERIMENTS, EXPERIMENTS.requests(args.name, options)
+
+
+def if_requests(args: argparse.Namespace) -> tuple[Experiments, list]:
+    from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS
+    from diffusion_stepper.core.deepfloyd_if.tasks import prepare_all
+
+    # the model loaded and the prompts' embeddings read once, for all the runs
+    return PART_A_EXPERIMENTS, prepare_all(PART_A_EXPERIMENTS.requests(args.name, if_settings(args)))
+
+
+# Each family's experiments, and the requests of the one named, made from its flags
+REQUESTS = {"mnist": mnist_requests, "if": if_requests, "toy2d": toy2d.experiment_requests}
+
+
 def run(args: argparse.Namespace) -> int:
     check_output_folder(args.out_dir, "--out-dir")
-    if args.dataset == "toy2d":
-        return toy2d.run_experiment(args)
-    if args.dataset == "if":
-        from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS, part_a_requests
-        from diffusion_stepper.core.deepfloyd_if.tasks import prepare_all
-
-        requests = prepare_all(part_a_requests(args.name, if_settings(args)))
-        race = PART_A_EXPERIMENTS[args.name].race
-    else:
-        from diffusion_stepper.core.mnist.experiments import EXPERIMENTS, ExperimentOptions, experiment_requests
-
-        if args.name == SAMPLER_QUALITY:
-            return run_sampler_quality(args)
-        if args.name == GUIDANCE_TRADEOFF:
-            return run_guidance_tradeoff(args)
-        options = ExperimentOptions(
-            seed=args.seed,
-            device=args.device,
-            steps=args.steps,
-            data_dir=args.data_dir,
-            run_dir=args.run_dir,
-            epochs=args.epochs,
-            nfe=args.nfe or ExperimentOptions.nfe,
-            guidance=args.guidance,
-        )
-        if args.checkpoint:
-            options.ddpm_checkpoint = options.flow_checkpoint = args.checkpoint
-        requests = experiment_requests(args.name, options)
-        race = EXPERIMENTS[args.name].race
+    if args.dataset == "mnist" and args.name == SAMPLER_QUALITY:
+        return run_sampler_quality(args)
+    if args.dataset == "mnist" and args.name == GUIDANCE_TRADEOFF:
+        return run_guidance_tradeoff(args)
+    experiments, requests = REQUESTS[args.dataset](args)
     trajectories = write_experiment(args.name, requests, args.out_dir)
-    if race:
+    if experiments[args.name].race:
         from diffusion_stepper.core.exports.race_chart import write_convergence
 
         for path in write_convergence(trajectories, Path(args.out_dir) / f"{args.name}-x0-distance.png"):

@@ -12,7 +12,6 @@ training data as `data`. `export RUN.npz --gif/--mp4` draws the particle view.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from diffusion_stepper.core.cli.common import (
     FlagScope,
@@ -25,16 +24,16 @@ from diffusion_stepper.core.cli.common import (
     record_run,
     seed,
     steps,
-    write_experiment,
 )
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.experiments import Experiments
 from diffusion_stepper.core.files import check_output_file, check_output_folder
-from diffusion_stepper.core.limits import GUIDANCE, POINTS
+from diffusion_stepper.core.limits import GUIDANCE, POINTS, TOY_CLASSES
 
 
 def add_train_arguments(train: argparse.ArgumentParser) -> None:
     """train toy2d's flags (each kind of `train` has its own)."""
-    from diffusion_stepper.core.limits import BATCH_SIZE, HIDDEN, LEARNING_RATE
+    from diffusion_stepper.core.limits import BATCH_SIZE, HIDDEN, LEARNING_RATE, TOY_ITERATIONS
     from diffusion_stepper.core.toy2d.datasets import DATASETS
     from diffusion_stepper.core.toy2d.training import Toy2DConfig
 
@@ -46,7 +45,7 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
         "--p-uncond", type=fraction, help=f"with --classes: class dropout (default {default.p_uncond:g})"
     )
     train.add_argument(
-        "--iterations", type=int_in((1, 1_000_000)), help=f"training iterations (default {default.iterations:,})"
+        "--iterations", type=int_in(TOY_ITERATIONS), help=f"training iterations (default {default.iterations:,})"
     )
     train.add_argument("--hidden", type=int_in(HIDDEN), help=f"the MLP's width (default {default.hidden})")
     train.add_argument("--batch-size", type=int_in(BATCH_SIZE), help=f"default {default.batch_size}")
@@ -97,7 +96,9 @@ def add_sample_parser(targets) -> None:
     toy.add_argument("--sampler", choices=list(ALL_SAMPLERS), help="default: ddpm for DDPM, euler for flow")
     toy.add_argument("--steps", type=steps, help="default: 100 (DDPM) or 50 (flow)")
     toy.add_argument("--eta", type=float_in(ETA), help="DDIM's η")
-    toy.add_argument("--class", dest="label", type=int_in((0, 63)), help="guide every particle to this class (CFG)")
+    toy.add_argument(
+        "--class", dest="label", type=int_in((0, TOY_CLASSES - 1)), help="guide every particle to this class (CFG)"
+    )
     toy.add_argument("--guidance", type=float_in(GUIDANCE), help="CFG's γ with --class (default 1)")
     toy.add_argument("--seed", type=seed, default=0)
     toy.add_argument("--keep-every", type=int_in(KEEP_EVERY), default=1, metavar="K", help="store every K-th frame")
@@ -163,10 +164,10 @@ def add_experiment_parser(targets) -> None:
     toy.add_argument("--seed", type=seed, default=0)
 
 
-def run_experiment(args: argparse.Namespace) -> int:
-    from diffusion_stepper.core.toy2d.experiments import Toy2DExperimentOptions, toy2d_experiment_requests
+def experiment_requests(args: argparse.Namespace) -> tuple[Experiments, list]:
+    """The 2D lab's experiments, and the requests of the one `args` names."""
+    from diffusion_stepper.core.toy2d.experiments import TOY2D_EXPERIMENTS, Toy2DExperimentOptions
 
     options = Toy2DExperimentOptions(checkpoint=args.checkpoint, count=args.num, seed=args.seed)
     options.dataset = args.mixture or options.dataset
-    write_experiment(args.name, toy2d_experiment_requests(args.name, options), Path(args.out_dir))
-    return 0
+    return TOY2D_EXPERIMENTS, TOY2D_EXPERIMENTS.requests(args.name, options)

@@ -46,7 +46,7 @@ def register(commands) -> None:
 def add_mnist_arguments(train: argparse.ArgumentParser) -> None:
     from diffusion_stepper.core.devices import DEVICE_CHOICES
     from diffusion_stepper.core.limits import BATCH_SIZE, EPOCHS, HIDDEN, LEARNING_RATE, NOISE_SIGMA, SAMPLES
-    from diffusion_stepper.core.mnist.training import LR_SCHEDULES, MODEL_KINDS, PRESETS, QUICK_SUMMARY
+    from diffusion_stepper.core.mnist.recipes import LR_SCHEDULES, MODEL_KINDS, PRESETS, QUICK_SUMMARY
 
     train.add_argument("--model", choices=MODEL_KINDS, help=f"default: {DEFAULT_MODEL}")
     train.add_argument(
@@ -121,7 +121,7 @@ def epoch_count(bounds: tuple[int, int]):
 
 def config_from_flags(args: argparse.Namespace):
     """The run's recipe: the checkpoint's own when resuming, else the preset with the flags given."""
-    from diffusion_stepper.core.mnist.training import config_for_resume, preset_config
+    from diffusion_stepper.core.mnist.recipes import config_for_resume, preset_config
 
     if isinstance(args.epochs, MoreEpochs) and not args.resume:
         raise UserFacingError("--epochs +N adds epochs to a run: give the checkpoint to go on from with --resume")

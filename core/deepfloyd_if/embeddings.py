@@ -131,3 +131,26 @@ def t5_encoder(source: str = T5_SOURCE, device: str | torch.device = "cpu") -> C
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def prompt_table_for(
+    given: PromptEmbeddings | None, file: str | None, t5: bool, device: torch.device, width: int
+) -> PromptEmbeddings:
+    """The prompt embeddings a run reads: those `given` (kept from an earlier run), else the
+    `file`'s (the course's, with T5 for other prompts if `t5`), else T5's; checked against the
+    model's embedding `width`."""
+    if given is not None:
+        table = given
+    else:
+        encoder = t5_encoder(device=device) if t5 else None
+        if file:
+            table = PromptEmbeddings.from_file(file, encoder)
+        elif encoder is not None:
+            table = PromptEmbeddings(encoder=encoder, source="T5")
+        else:
+            raise UserFacingError(
+                "IF needs prompt embeddings: pass --embeddings FILE (the course's prompt_embeds_dict.pth) "
+                "or --t5 to encode prompts"
+            )
+    table.check_width(width)
+    return table

@@ -2,31 +2,22 @@
 image, mask, seed, γ, ...) into the requests of the course's figure.
 
 The app's Experiments ▸ Part A menu and `diffusion-stepper experiment if NAME` read this one
-registry, so every one-click figure can be made (and saved) headless too.
+registry (a `core.experiments.Experiments`, as every family's), so every one-click figure can be
+made (and saved) headless too.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from diffusion_stepper.core.deepfloyd_if.sampling import DEFAULT_GUIDANCE, DEFAULT_STRIDE
 from diffusion_stepper.core.deepfloyd_if.tasks import DEFAULT_TIMESTEPS, IFRequest
 from diffusion_stepper.core.diffusion.rules.catalogue import IF_SAMPLERS
-from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.experiments import Experiment, Experiments
 
 DENOISERS_T = 690  # the comparison of 1.2-1.4 at one noise level: t = 690 is i_start 10 of the stride-30 chain
 DENOISERS_I_START = 10
-
-
-@dataclass(frozen=True)
-class PartAExperiment:
-    key: str
-    title: str
-    compare: bool  # several runs, shown side by side on one timeline
-    requests: Callable[[IFRequest], list[IFRequest]] = field(repr=False)
-    race: bool = False  # a sampler race: its x̂₀ curves are plotted
 
 
 def _forward(settings: IFRequest) -> list[IFRequest]:
@@ -80,26 +71,19 @@ def _samplers(settings: IFRequest) -> list[IFRequest]:
     return [dataclasses.replace(sample, sampler=name, eta=0.0 if name == "ddim" else None) for name in IF_SAMPLERS]
 
 
-PART_A_EXPERIMENTS = {
-    experiment.key: experiment
-    for experiment in (
-        PartAExperiment("forward", "Forward process at t = 250, 500, 750", False, _forward),
-        PartAExperiment("denoisers", "Blur vs one-step vs iterative denoising (PSNR)", True, _denoisers),
-        PartAExperiment("cfg", "Sampling without and with CFG", True, _cfg),
-        PartAExperiment("sdedit", "SDEdit strip, i_start = 1, 3, 5, 7, 10, 20", True, _course_strip("sdedit")),
-        PartAExperiment("inpaint", "Inpainting with the mask", False, _plain("inpaint")),
-        PartAExperiment(
-            "text-i2i", "Text-conditional image-to-image, i_start = 1 … 20", True, _course_strip("text-i2i")
+PART_A_EXPERIMENTS = Experiments(
+    "part A experiment",
+    (
+        Experiment("forward", "Forward process at t = 250, 500, 750", _forward),
+        Experiment("denoisers", "Blur vs one-step vs iterative denoising (PSNR)", _denoisers, compare=True),
+        Experiment("cfg", "Sampling without and with CFG", _cfg, compare=True),
+        Experiment("sdedit", "SDEdit strip, i_start = 1, 3, 5, 7, 10, 20", _course_strip("sdedit"), compare=True),
+        Experiment("inpaint", "Inpainting with the mask", _plain("inpaint")),
+        Experiment(
+            "text-i2i", "Text-conditional image-to-image, i_start = 1 … 20", _course_strip("text-i2i"), compare=True
         ),
-        PartAExperiment("anagram", "Visual anagram", False, _plain("anagram")),
-        PartAExperiment("hybrid", "Hybrid image", False, _plain("hybrid")),
-        PartAExperiment("samplers", "Samplers race: DDPM, DDIM, DPM-Solver++", True, _samplers, race=True),
-    )
-}
-
-
-def part_a_requests(key: str, settings: IFRequest) -> list[IFRequest]:
-    """The runs of one part A experiment, made from `settings`."""
-    if key not in PART_A_EXPERIMENTS:
-        raise UserFacingError(f"unknown part A experiment {key!r}; use one of {', '.join(PART_A_EXPERIMENTS)}")
-    return PART_A_EXPERIMENTS[key].requests(settings)
+        Experiment("anagram", "Visual anagram", _plain("anagram")),
+        Experiment("hybrid", "Hybrid image", _plain("hybrid")),
+        Experiment("samplers", "Samplers race: DDPM, DDIM, DPM-Solver++", _samplers, compare=True, race=True),
+    ),
+)

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.files import check_input_file
+from diffusion_stepper.core.formats.trajectory_file import load_trajectory
 from diffusion_stepper.core.limits import check_memory
 
 # The most pixels a picture may decode to, read from its header before anything is decoded: a
@@ -190,3 +192,31 @@ def check_mask(path: str | os.PathLike, image_size: tuple[int, int] | None = Non
             "brush, no anti-aliasing)"
         )
     return grey
+
+
+def load_start_image(
+    image: str, size: int, device: torch.device, resize: bool = True
+) -> tuple[torch.Tensor, list[str]]:
+    """A task's start image in [-1, 1], and the notes on how it was converted: a picture at `size`
+    px, or the final sample of a saved run (a trajectory .npz), brought to `size` px if `resize`."""
+    path = Path(image)
+    if path.suffix == ".npz":  # a saved run: upscale (or re-noise) its final sample
+        trajectory = load_trajectory(path)
+        low, high = trajectory.value_range
+        tensor = (trajectory.final_sample[:1].clamp(low, high) - low) / (high - low) * 2.0 - 1.0
+        notes = [f"the final sample of {path.name}"]
+        if tensor.shape[1] == 1:
+            tensor, notes = tensor.repeat(1, 3, 1, 1), notes + ["greyscale copied to the three colour channels"]
+        if tensor.shape[-1] != size and resize:
+            tensor = F.interpolate(tensor, (size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
+            notes.append(f"resized to {size}x{size}")
+        return tensor.to(device), notes
+    loaded = load_image(path, size)
+    return loaded.tensor.to(device), loaded.notes
+
+
+def original_size(image: str | None) -> tuple[int, int] | None:
+    """A picture's size as its file gives it (None for none, or for a saved run)."""
+    if not image or Path(image).suffix == ".npz":
+        return None
+    return picture_size(image)

@@ -11,6 +11,7 @@ Sources are hub ids (`DeepFloyd/IF-I-XL-v1.0`, ...) or a local folder in diffuse
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from functools import cached_property
@@ -253,3 +254,29 @@ def _exception_chain(error: BaseException) -> list[BaseException]:
 def _looks_offline(chain: list[BaseException]) -> bool:
     text = " ".join(str(e) for e in chain).lower()
     return any(phrase in text for phrase in ("offline", "couldn't connect", "could not connect", "connection error"))
+
+
+# Loaded stages, kept for the next run: the app runs many experiments on one model, and loading
+# IF-I-XL takes far longer than sampling a few steps.
+_LOADED_STAGES: dict[tuple, IFStage] = {}
+_LOADING = threading.Lock()
+
+
+def loaded_stage(
+    stage: int, size: str | None, model_dir: str | None, device: str, allow_cpu: bool, offload: bool
+) -> IFStage:
+    key = (stage, size, str(model_dir) if model_dir else None, device, allow_cpu, offload)
+    with _LOADING:
+        if key in _LOADED_STAGES:
+            return _LOADED_STAGES[key]
+    # Load outside the lock, so the app's status line never waits on a load (minutes for IF-I-XL);
+    # runs start one at a time, so two loads of one stage do not race in practice.
+    loaded = load_if_stage(stage, size, model_dir, device, allow_cpu=allow_cpu, offload=offload)
+    with _LOADING:
+        return _LOADED_STAGES.setdefault(key, loaded)
+
+
+def loaded_stages() -> list[IFStage]:
+    """The stages loaded so far in this process (the app's model status lists them)."""
+    with _LOADING:
+        return list(_LOADED_STAGES.values())

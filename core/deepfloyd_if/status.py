@@ -10,8 +10,13 @@ from pathlib import Path
 import torch
 
 from diffusion_stepper.core.deepfloyd_if.embeddings import PromptEmbeddings
-from diffusion_stepper.core.deepfloyd_if.models import REQUIREMENTS, IFStage, stage_source, weights_present
-from diffusion_stepper.core.deepfloyd_if.tasks import loaded_stages
+from diffusion_stepper.core.deepfloyd_if.models import (
+    REQUIREMENTS,
+    IFStage,
+    loaded_stages,
+    stage_source,
+    weights_present,
+)
 from diffusion_stepper.core.devices import mps_available
 
 

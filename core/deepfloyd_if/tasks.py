@@ -1,6 +1,7 @@
 """The part A tasks as requests: what `diffusion-stepper sample if` and the app's IF view ask for.
 
-Each task is a few lines that pick pieces from core.deepfloyd_if.sampling; none has a loop of its own.
+Each task's composer (COMPOSERS) is a few lines that pick pieces from core.deepfloyd_if.sampling;
+none has a loop of its own.
 
 | task      | start                         | estimate             | course part |
 | --------- | ----------------------------- | -------------------- | ----------- |
@@ -20,7 +21,7 @@ Each task is a few lines that pick pieces from core.deepfloyd_if.sampling; none 
 from __future__ import annotations
 
 import dataclasses
-import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,9 +29,9 @@ import torch
 import torch.nn.functional as F
 
 from diffusion_stepper.core.deepfloyd_if.anagrams import ViewAverage, make_view
-from diffusion_stepper.core.deepfloyd_if.embeddings import UNCONDITIONAL, PromptEmbeddings, t5_encoder
-from diffusion_stepper.core.deepfloyd_if.images import check_mask, load_image, load_mask, open_rgb, picture_size
-from diffusion_stepper.core.deepfloyd_if.models import IFStage, load_if_stage, schedule_of
+from diffusion_stepper.core.deepfloyd_if.embeddings import UNCONDITIONAL, PromptEmbeddings, prompt_table_for
+from diffusion_stepper.core.deepfloyd_if.images import check_mask, load_mask, load_start_image, open_rgb, original_size
+from diffusion_stepper.core.deepfloyd_if.models import IFStage, loaded_stage, schedule_of
 from diffusion_stepper.core.deepfloyd_if.sampling import (
     CLEAN_T,
     DEFAULT_GUIDANCE,
@@ -56,7 +57,7 @@ from diffusion_stepper.core.diffusion.sampling import pure_noise
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.formats.trajectory_file import load_trajectory
-from diffusion_stepper.core.frames import SamplingRun, forward_noised_start, with_extras
+from diffusion_stepper.core.frames import Frame, SamplingRun, forward_noised_start, with_extras
 from diffusion_stepper.core.limits import check_guidance, check_run_fits
 from diffusion_stepper.core.run_meta import VIEW_NAMES, RunMeta
 
@@ -228,32 +229,6 @@ def check_pictures(request: IFRequest) -> None:
         check_mask(request.mask, original_size)
 
 
-# Loaded stages, kept for the next run: the app runs many experiments on one model, and loading
-# IF-I-XL takes far longer than sampling a few steps.
-_LOADED_STAGES: dict[tuple, IFStage] = {}
-_LOADING = threading.Lock()
-
-
-def loaded_stage(
-    stage: int, size: str | None, model_dir: str | None, device: str, allow_cpu: bool, offload: bool
-) -> IFStage:
-    key = (stage, size, str(model_dir) if model_dir else None, device, allow_cpu, offload)
-    with _LOADING:
-        if key in _LOADED_STAGES:
-            return _LOADED_STAGES[key]
-    # Load outside the lock, so the app's status line never waits on a load (minutes for IF-I-XL);
-    # runs start one at a time, so two loads of one stage do not race in practice.
-    loaded = load_if_stage(stage, size, model_dir, device, allow_cpu=allow_cpu, offload=offload)
-    with _LOADING:
-        return _LOADED_STAGES.setdefault(key, loaded)
-
-
-def loaded_stages() -> list[IFStage]:
-    """The stages loaded so far in this process (the app's model status lists them)."""
-    with _LOADING:
-        return list(_LOADED_STAGES.values())
-
-
 def prepare(request: IFRequest) -> IFRequest:
     """The request with its model stage and prompt embeddings loaded (once, for all its runs)."""
     _check(request)
@@ -267,7 +242,7 @@ def prepare(request: IFRequest) -> IFRequest:
     )
     table = request.prompt_table
     if request.task not in WITHOUT_UNET:
-        table = prompt_table_for(request, stage)
+        table = prompt_table_for(table, request.embeddings, request.t5, stage.device, stage.embedding_dim)
     return dataclasses.replace(request, stage=stage, prompt_table=table)
 
 
@@ -282,199 +257,235 @@ def prepare_all(requests: list[IFRequest]) -> list[IFRequest]:
     return prepared
 
 
-def prompt_table_for(request: IFRequest, stage: IFStage) -> PromptEmbeddings:
-    if request.prompt_table is not None:
-        table = request.prompt_table
-    else:
-        encoder = t5_encoder(device=stage.device) if request.t5 else None
-        if request.embeddings:
-            table = PromptEmbeddings.from_file(request.embeddings, encoder)
-        elif encoder is not None:
-            table = PromptEmbeddings(encoder=encoder, source="T5")
-        else:
+@dataclass
+class Composition:
+    """What every task's composer is handed: the prepared request, the run's record so far, and
+    what `start_if` works out once for all tasks (the start image, CFG or not, the chain's length)."""
+
+    request: IFRequest
+    spec: IFRunSpec
+    generator: torch.Generator
+    prompts: list[str]
+    use_cfg: bool
+    guidance: float
+    steps: int | None  # the chain's steps (None: the stage's default, or the stride's)
+    image: torch.Tensor | None  # the start image, [num, C, H, W] in [-1, 1], for the tasks that take one
+    algorithm: str
+
+    @classmethod
+    def of(cls, request: IFRequest) -> Composition:
+        """The composition of a prepared request: CFG unless turned off (the course's one-step and
+        iterative denoising go without, unless a γ is given), the stage's own defaults (stage II's
+        steps and γ), and the start image read at the stage's size."""
+        if request.branch is not None:  # the branch's batch decides how many images there are
+            request = dataclasses.replace(request, num=request.branch.x_t.shape[0])
+        stage = request.stage
+        prompts = request.prompt or [NEUTRAL_PROMPT]
+        spec = IFRunSpec(request.task, stage, request.seed, prompts, params={"num_samples": request.num})
+        use_cfg = not request.no_cfg and (request.task not in WITHOUT_CFG or request.guidance is not None)
+        use_cfg = use_cfg and request.task not in WITHOUT_UNET
+        defaults = STAGE_II_DEFAULTS if stage.stage == 2 else {}
+        guidance = request.guidance if request.guidance is not None else defaults.get("guidance", DEFAULT_GUIDANCE)
+        if use_cfg:
+            spec.params["guidance"] = guidance
+        own_steps = request.steps is not None or request.stride is not None
+        steps = request.steps if own_steps else defaults.get("steps")
+        generator = make_generator(request.seed, stage.device)
+        image = None
+        if request.task in NEEDS_IMAGE:
+            size = stage.sample_size // UPSCALE_FACTOR if request.task == "upscale" else stage.sample_size
+            # stage II takes any low-res size; stage I, its own
+            image, notes = load_start_image(request.image, size, stage.device, resize=request.task != "upscale")
+            image = image.repeat(request.num, 1, 1, 1)
+            spec.params["image"] = str(request.image)
+            if notes:
+                spec.params["image_notes"] = notes
+        size, kernel = stage.sample_size, request.blur_kernel
+        if kernel is not None and (kernel % 2 == 0 or kernel // 2 >= size):
             raise UserFacingError(
-                "IF needs prompt embeddings: pass --embeddings FILE (the course's prompt_embeds_dict.pth) "
-                "or --t5 to encode prompts"
+                f"the blur kernel must be odd and at most {2 * size - 1} for {size} px images, got {kernel}"
             )
-    table.check_width(stage.embedding_dim)
-    return table
+        algorithm = "ddpm+cfg" if use_cfg else "ddpm"
+        return cls(request, spec, generator, prompts, use_cfg, guidance, steps, image, algorithm)
 
+    @property
+    def stage(self) -> IFStage:
+        return self.request.stage
 
-def load_start_image(request: IFRequest, size: int, device: torch.device) -> tuple[torch.Tensor, list[str]]:
-    """The request's image at `size` px in [-1, 1], and the notes on how it was converted."""
+    @property
+    def size(self) -> int:
+        return self.stage.sample_size
 
-    path = Path(request.image)
-    if path.suffix == ".npz":  # a saved run: upscale (or re-noise) its final sample
-        trajectory = load_trajectory(path)
-        low, high = trajectory.value_range
-        image = (trajectory.final_sample[:1].clamp(low, high) - low) / (high - low) * 2.0 - 1.0
-        notes = [f"the final sample of {path.name}"]
-        if image.shape[1] == 1:
-            image, notes = image.repeat(1, 3, 1, 1), notes + ["greyscale copied to the three colour channels"]
-        if image.shape[-1] != size and request.task != "upscale":  # stage II takes any low-res size
-            image = F.interpolate(image, (size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
-            notes.append(f"resized to {size}x{size}")
-        return image.to(device), notes
-    loaded = load_image(path, size)
-    return loaded.tensor.to(device), loaded.notes
+    @property
+    def channels(self) -> int:
+        return self.stage.image_channels
 
+    @property
+    def noise_shape(self) -> tuple[int, int, int, int]:
+        return (self.request.num, self.channels, self.size, self.size)
 
-def start_if(request: IFRequest) -> SamplingRun:
-    """Load what the request needs and compose its run."""
-    request = prepare(request)
-    if request.branch is not None:  # the branch's batch decides how many images there are
-        request = dataclasses.replace(request, num=request.branch.x_t.shape[0])
-    stage, table = request.stage, request.prompt_table
-    device = stage.device
-    generator = make_generator(request.seed, device)
-    size, channels = stage.sample_size, stage.image_channels
-    prompts = request.prompt or [NEUTRAL_PROMPT]
-    spec = IFRunSpec(request.task, stage, request.seed, prompts, params={"num_samples": request.num})
-    # CFG unless turned off; the course's one-step and iterative denoising go without, unless a γ is given
-    use_cfg = not request.no_cfg and (request.task not in WITHOUT_CFG or request.guidance is not None)
-    use_cfg = use_cfg and request.task not in WITHOUT_UNET
-    defaults = STAGE_II_DEFAULTS if stage.stage == 2 else {}
-    guidance = request.guidance if request.guidance is not None else defaults.get("guidance", DEFAULT_GUIDANCE)
-    if use_cfg:
-        spec.params["guidance"] = guidance
-    steps = request.steps if request.steps is not None or request.stride is not None else defaults.get("steps")
+    def estimate(self, prompt: str, predictor: IFPredictor | None = None):
+        """The noise estimate for `prompt`: with CFG against the unconditional prompt, or alone."""
+        uncond = self._embedding(UNCONDITIONAL) if self.use_cfg else None
+        predictor = predictor or IFPredictor(self.stage)
+        return text_estimate(predictor, self._embedding(prompt), uncond, self.guidance, self.channels)
 
-    def embedding(prompt: str) -> torch.Tensor:
-        return table.get(prompt).to(device).repeat(request.num, 1, 1)
+    def _embedding(self, prompt: str) -> torch.Tensor:
+        return self.request.prompt_table.get(prompt).to(self.stage.device).repeat(self.request.num, 1, 1)
 
-    def estimate_for(prompt: str, predictor: IFPredictor | None = None):
-        uncond = embedding(UNCONDITIONAL) if use_cfg else None
-        return text_estimate(predictor or IFPredictor(stage), embedding(prompt), uncond, guidance, channels)
-
-    def start_noise() -> torch.Tensor:
+    def start_noise(self) -> torch.Tensor:
         """Pure noise to start from (what the histogram's theory compares the first frame with)."""
-        spec.params["source"] = "pure noise"
-        return pure_noise(noise_shape, generator, device)
+        self.spec.params["source"] = "pure noise"
+        return pure_noise(self.noise_shape, self.generator, self.stage.device)
 
-    def run_chain(x_start: torch.Tensor, chain: list[int], estimate, algorithm_name: str, **options) -> SamplingRun:
+    def chosen_t(self) -> list[int]:
+        """The timesteps of a task at chosen t, one frame each."""
+        ts = self.request.t or DEFAULT_TIMESTEPS
+        check_run_fits(len(ts), self.request.num, self.noise_shape[1:], pictures_per_frame=4)
+        self.spec.params["t"] = ts
+        return ts
+
+    def at_chosen_t(self, frames: Iterator[Frame], ts: list[int]) -> SamplingRun:
+        return SamplingRun(frames, self.spec.meta(f"if-{self.request.task}"), None, len(ts))
+
+    def chain(self) -> list[int]:
+        """The denoising chain's timesteps, once the run's frames are known to fit in memory."""
+        timesteps = chain_timesteps(self.stage, steps=self.steps, stride=self.request.stride)
+        # x_t, x̂₀, ε̂, CFG's three extras, the learned σ of DDPM's steps, and a start
+        check_run_fits(len(timesteps) + 1, self.request.num, self.noise_shape[1:], pictures_per_frame=7)
+        return timesteps
+
+    def run_chain(self, x_start: torch.Tensor, chain: list[int], estimate, algorithm: str, **options) -> SamplingRun:
         """The denoising loop from x_start along chain, or from the branch point when there is one."""
-        if request.branch is not None:
-            x_start, chain = request.branch.x_t.to(device), request.branch.timesteps
-            spec.params["branched_from"] = {"run": request.branch.source, "step": request.branch.step, "t": chain[0]}
-            spec.params["source"] = f"step {request.branch.step} of {request.branch.source}"
+        branch, spec = self.request.branch, self.spec
+        if branch is not None:
+            x_start, chain = branch.x_t.to(self.stage.device), branch.timesteps
+            spec.params["branched_from"] = {"run": branch.source, "step": branch.step, "t": chain[0]}
+            spec.params["source"] = f"step {branch.step} of {branch.source}"
+        request = self.request
         return denoising_run(
             spec,
             x_start,
             chain,
             estimate,
-            generator,
+            self.generator,
             request.x0_clip,
-            algorithm_name,
+            algorithm,
             sampler=request.sampler,
             eta=request.eta,
             **options,
         )
 
-    image = None
-    if request.task in NEEDS_IMAGE:
-        image_size = size // UPSCALE_FACTOR if request.task == "upscale" else size
-        image, notes = load_start_image(request, image_size, device)
-        image = image.repeat(request.num, 1, 1, 1)
-        spec.params["image"] = str(request.image)
-        if notes:
-            spec.params["image_notes"] = notes
-    algorithm = "ddpm+cfg" if use_cfg else "ddpm"
 
-    task = request.task
-    if request.blur_kernel is not None and (request.blur_kernel % 2 == 0 or request.blur_kernel // 2 >= size):
+def start_if(request: IFRequest) -> SamplingRun:
+    """Load what the request needs and compose its run: its task's composer (COMPOSERS)."""
+    composition = Composition.of(prepare(request))
+    return COMPOSERS[composition.request.task](composition)
+
+
+# --- each task's composer: a few pieces of core.deepfloyd_if.sampling, no loop of its own -------
+
+
+def _forward(c: Composition) -> SamplingRun:
+    ts = c.chosen_t()
+    return c.at_chosen_t(forward_frames(c.image, c.stage.schedule, ts, c.generator), ts)
+
+
+def _blur(c: Composition) -> SamplingRun:
+    ts = c.chosen_t()
+    kernel, sigma = c.request.blur_kernel or BLUR_KERNEL, c.request.blur_sigma
+    c.spec.params.update(blur_kernel=kernel, blur_sigma=sigma)
+    frames = blur_frames(c.image, c.stage.schedule, ts, c.generator, kernel, sigma)
+    return c.at_chosen_t(with_psnr(frames, c.image), ts)
+
+
+def _one_step(c: Composition) -> SamplingRun:
+    ts = c.chosen_t()
+    blur = (c.request.blur_kernel or BLUR_KERNEL, c.request.blur_sigma)
+    estimate = c.estimate(c.prompts[0])
+    frames = one_step_frames(c.image, c.stage.schedule, ts, estimate, c.generator, c.channels, blur=blur)
+    return c.at_chosen_t(with_psnr(frames, c.image), ts)
+
+
+def _from_i_start(c: Composition) -> SamplingRun:
+    """Iterative denoising, SDEdit and text-conditional image-to-image: the image noised at i_start."""
+    timesteps = c.chain()
+    i_start = (c.request.i_start or DEFAULT_I_START[c.request.task])[0]
+    if not 0 <= i_start < len(timesteps) - 1:
         raise UserFacingError(
-            f"the blur kernel must be odd and at most {2 * size - 1} for {size} px images, got {request.blur_kernel}"
+            f"i_start must be between 0 and {len(timesteps) - 2} for these {len(timesteps) - 1} steps, got {i_start}"
         )
-    if task in AT_CHOSEN_T:
-        ts = request.t or DEFAULT_TIMESTEPS
-        check_run_fits(len(ts), request.num, (channels, size, size), pictures_per_frame=4)
-        spec.params["t"] = ts
-        schedule = stage.schedule
-        if task == "forward":
-            frames = forward_frames(image, schedule, ts, generator)
-        elif task == "blur":
-            kernel = request.blur_kernel or BLUR_KERNEL
-            spec.params.update(blur_kernel=kernel, blur_sigma=request.blur_sigma)
-            frames = blur_frames(image, schedule, ts, generator, kernel, request.blur_sigma)
-        else:
-            frames = one_step_frames(
-                image,
-                schedule,
-                ts,
-                estimate_for(prompts[0]),
-                generator,
-                channels,
-                blur=(request.blur_kernel or BLUR_KERNEL, request.blur_sigma),
-            )
-        if task != "forward":
-            frames = with_psnr(frames, image)
-        return SamplingRun(frames, spec.meta(f"if-{task}"), None, len(ts))
-
-    timesteps = chain_timesteps(stage, steps=steps, stride=request.stride)
-    noise_shape = (request.num, channels, size, size)
-    # x_t, x̂₀, ε̂, CFG's three extras, the learned σ of DDPM's steps, and a start
-    check_run_fits(len(timesteps) + 1, request.num, noise_shape[1:], pictures_per_frame=7)
-    if task in FROM_I_START:
-        i_start = (request.i_start or DEFAULT_I_START[task])[0]
-        if not 0 <= i_start < len(timesteps) - 1:
-            raise UserFacingError(
-                f"i_start must be between 0 and {len(timesteps) - 2} for these {len(timesteps) - 1} steps, "
-                f"got {i_start}"
-            )
-        spec.params["i_start"] = i_start
-        chain = timesteps[i_start:]
-        x_start = forward_at(image, stage.schedule, chain[0], generator)[0]
-        run = run_chain(x_start, chain, estimate_for(prompts[0]), algorithm, extras={CLEAN_EXTRA: image})
-        run.frames = with_psnr(run.frames, image)
-        if request.branch is None:  # it starts from the image noised at i_start
-            run.frames = forward_noised_start(run.frames)
-        return run
-    if task == "inpaint":
-        mask = load_mask(request.mask, size, _original_size(request.image)).to(device).repeat(request.num, 1, 1, 1)
-        spec.params["mask"] = str(request.mask)
-        x_start = start_noise()
-        project = KeepKnownRegion(image, mask, stage.schedule)
-        return run_chain(
-            x_start,
-            timesteps,
-            estimate_for(prompts[0]),
-            algorithm,
-            project=project,
-            extras={"mask": mask.expand(-1, channels, -1, -1), CLEAN_EXTRA: image},
-        )
-    if task == "anagram":
-        views = [make_view(name) for name in request.views]
-        spec.params["views"] = list(request.views)
-        estimate = ViewAverage(views, [estimate_for(prompt) for prompt in prompts], channels)
-        run = run_chain(start_noise(), timesteps, estimate, "ddpm+anagram")
-        run.frames = with_extras(run.frames, through_views(views))
-        return run
-    if task == "hybrid":
-        kernel = request.blur_kernel or min(HYBRID_KERNEL, 2 * size - 1)  # the course's 33, or what fits a tiny model
-        spec.params.update(blur_kernel=kernel, blur_sigma=request.blur_sigma)
-        estimate = FrequencySplit(
-            estimate_for(prompts[0]), estimate_for(prompts[1]), channels, kernel, request.blur_sigma
-        )
-        run = run_chain(start_noise(), timesteps, estimate, "ddpm+hybrid")
-        run.frames = with_extras(run.frames, from_afar)
-        return run
-    if task == "upscale":
-        # diffusers' order of draws: the initial noise, then the low-res image's augmentation noise
-        x_start = start_noise()
-        upscaled = F.interpolate(image, (size, size), mode="bilinear", align_corners=True)
-        noising = schedule_of(stage.image_noising_scheduler)
-        low_res = forward_at(upscaled, noising, request.noise_level, generator)[0]
-        spec.params["noise_level"] = request.noise_level
-        predictor = IFPredictor(stage, low_res=low_res, noise_level=request.noise_level)
-        return run_chain(
-            x_start, timesteps, estimate_for(prompts[0], predictor), algorithm, extras={"low_res": upscaled}
-        )
-    # sample
-    return run_chain(start_noise(), timesteps, estimate_for(prompts[0]), algorithm)
+    c.spec.params["i_start"] = i_start
+    chain = timesteps[i_start:]
+    x_start = forward_at(c.image, c.stage.schedule, chain[0], c.generator)[0]
+    run = c.run_chain(x_start, chain, c.estimate(c.prompts[0]), c.algorithm, extras={CLEAN_EXTRA: c.image})
+    run.frames = with_psnr(run.frames, c.image)
+    if c.request.branch is None:  # it starts from the image noised at i_start
+        run.frames = forward_noised_start(run.frames)
+    return run
 
 
-def _original_size(image_path: str | None) -> tuple[int, int] | None:
-    if not image_path or Path(image_path).suffix == ".npz":
-        return None
+def _inpaint(c: Composition) -> SamplingRun:
+    timesteps = c.chain()
+    request = c.request
+    mask = load_mask(request.mask, c.size, original_size(request.image)).to(c.stage.device)
+    mask = mask.repeat(request.num, 1, 1, 1)
+    c.spec.params["mask"] = str(request.mask)
+    x_start = c.start_noise()
+    project = KeepKnownRegion(c.image, mask, c.stage.schedule)
+    extras = {"mask": mask.expand(-1, c.channels, -1, -1), CLEAN_EXTRA: c.image}
+    return c.run_chain(x_start, timesteps, c.estimate(c.prompts[0]), c.algorithm, project=project, extras=extras)
 
-    return picture_size(image_path)
+
+def _anagram(c: Composition) -> SamplingRun:
+    timesteps = c.chain()
+    views = [make_view(name) for name in c.request.views]
+    c.spec.params["views"] = list(c.request.views)
+    estimate = ViewAverage(views, [c.estimate(prompt) for prompt in c.prompts], c.channels)
+    run = c.run_chain(c.start_noise(), timesteps, estimate, "ddpm+anagram")
+    run.frames = with_extras(run.frames, through_views(views))
+    return run
+
+
+def _hybrid(c: Composition) -> SamplingRun:
+    timesteps = c.chain()
+    kernel = c.request.blur_kernel or min(HYBRID_KERNEL, 2 * c.size - 1)  # the course's 33, or what fits a tiny model
+    sigma = c.request.blur_sigma
+    c.spec.params.update(blur_kernel=kernel, blur_sigma=sigma)
+    estimate = FrequencySplit(c.estimate(c.prompts[0]), c.estimate(c.prompts[1]), c.channels, kernel, sigma)
+    run = c.run_chain(c.start_noise(), timesteps, estimate, "ddpm+hybrid")
+    run.frames = with_extras(run.frames, from_afar)
+    return run
+
+
+def _upscale(c: Composition) -> SamplingRun:
+    timesteps = c.chain()
+    # diffusers' order of draws: the initial noise, then the low-res image's augmentation noise
+    x_start = c.start_noise()
+    upscaled = F.interpolate(c.image, (c.size, c.size), mode="bilinear", align_corners=True)
+    noise_level = c.request.noise_level
+    low_res = forward_at(upscaled, schedule_of(c.stage.image_noising_scheduler), noise_level, c.generator)[0]
+    c.spec.params["noise_level"] = noise_level
+    predictor = IFPredictor(c.stage, low_res=low_res, noise_level=noise_level)
+    estimate = c.estimate(c.prompts[0], predictor)
+    return c.run_chain(x_start, timesteps, estimate, c.algorithm, extras={"low_res": upscaled})
+
+
+def _sample(c: Composition) -> SamplingRun:
+    timesteps = c.chain()
+    return c.run_chain(c.start_noise(), timesteps, c.estimate(c.prompts[0]), c.algorithm)
+
+
+COMPOSERS: dict[str, Callable[[Composition], SamplingRun]] = {
+    "sample": _sample,
+    "forward": _forward,
+    "blur": _blur,
+    "one-step": _one_step,
+    "iterative": _from_i_start,
+    "sdedit": _from_i_start,
+    "inpaint": _inpaint,
+    "text-i2i": _from_i_start,
+    "anagram": _anagram,
+    "hybrid": _hybrid,
+    "upscale": _upscale,
+}

@@ -1,7 +1,8 @@
 """The part B experiments of CS180 as runs: each is a list of requests, each request starts a run.
 
-The GUI's Experiments menu and `diffusion-stepper experiment` read the same registry, so every
-one-click view in the app can be reproduced (and saved) from the command line.
+The GUI's Experiments menu and `diffusion-stepper experiment mnist NAME` read the same registry
+(one `core.experiments.Experiments`, as every family's), so every one-click view in the app can
+be reproduced (and saved) from the command line.
 
 Two of them are not sampling runs but sweeps over the noise level sigma of test digits:
 frame k holds the digits noised at sigmas[k], z = x + sigma * eps, with one eps for all frames,
@@ -11,8 +12,8 @@ single-step denoiser adds its one-jump estimate D(z) and its implied noise (z - 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,11 +25,11 @@ from diffusion_stepper.core.diffusion.rules.single_step import SingleStepDenoise
 from diffusion_stepper.core.diffusion.sampling import NetworkPredictor
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.experiments import Experiment, Experiments
 from diffusion_stepper.core.frames import FORWARD_NOISED, Frame, SamplingRun, to_cpu
 from diffusion_stepper.core.mnist.checkpoints import load_checkpoint, saved_epochs
 from diffusion_stepper.core.mnist.data import load_mnist
 from diffusion_stepper.core.mnist.sampling import MNIST_VALUE_RANGE, SampleRequest, start_sampling
-from diffusion_stepper.core.timeline import ALIGN_NFE, ALIGN_TIME
 
 COURSE_SIGMAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)
 RACE_BUDGET = 10  # model evaluations per sampler in a race, unless told otherwise
@@ -160,19 +161,6 @@ class ExperimentOptions:
     epochs: Sequence[int] | None = None  # default: up to four of the run's saved epochs, first to last
 
 
-@dataclass
-class Experiment:
-    key: str
-    title: str
-    compare: bool  # several runs, shown side by side on one timeline
-    requests: Callable[[ExperimentOptions], list] = field(repr=False)
-    race: bool = False  # a sampler race: its runs line up by model evaluations, and its x̂₀ curves are plotted
-
-    @property
-    def align(self) -> str:
-        return ALIGN_NFE if self.race else ALIGN_TIME
-
-
 def _noising(options: ExperimentOptions) -> list:
     return [SigmaSweepRequest(None, seed=options.seed, data_dir=options.data_dir, device=options.device)]
 
@@ -267,24 +255,20 @@ def _epochs(options: ExperimentOptions) -> list:
     ]
 
 
-EXPERIMENTS = {
-    experiment.key: experiment
-    for experiment in (
-        Experiment("noising", "Noising process at σ = 0 … 1", False, _noising),
+EXPERIMENTS = Experiments(
+    "experiment",
+    (
+        Experiment("noising", "Noising process at σ = 0 … 1", _noising),
+        Experiment("out-of-distribution", "Single-step denoiser across σ (out of distribution)", _out_of_distribution),
+        Experiment("pure-noise", "Single-step denoiser on pure noise", _pure_noise),
+        Experiment("guidance-sweep", "Guidance sweep γ = 0, 5, 10", _guidance_sweep, compare=True),
+        Experiment("ddpm-vs-flow", "DDPM against flow matching, same seed", _ddpm_vs_flow, compare=True),
+        Experiment("epochs", "Epochs of a training run, side by side", _epochs, compare=True),
         Experiment(
-            "out-of-distribution", "Single-step denoiser across σ (out of distribution)", False, _out_of_distribution
+            "samplers", "Samplers race: DDPM, DDIM, DPM-Solver++, Euler, Heun", _samplers, compare=True, race=True
         ),
-        Experiment("pure-noise", "Single-step denoiser on pure noise", False, _pure_noise),
-        Experiment("guidance-sweep", "Guidance sweep γ = 0, 5, 10", True, _guidance_sweep),
-        Experiment("ddpm-vs-flow", "DDPM against flow matching, same seed", True, _ddpm_vs_flow),
-        Experiment("epochs", "Epochs of a training run, side by side", True, _epochs),
-        Experiment("samplers", "Samplers race: DDPM, DDIM, DPM-Solver++, Euler, Heun", True, _samplers, race=True),
-        Experiment("flow-samplers", "Flow samplers race: Euler, Heun, midpoint", True, _flow_samplers, race=True),
-    )
-}
-
-
-def experiment_requests(key: str, options: ExperimentOptions) -> list:
-    if key not in EXPERIMENTS:
-        raise UserFacingError(f"unknown experiment {key!r}; use one of {', '.join(EXPERIMENTS)}")
-    return EXPERIMENTS[key].requests(options)
+        Experiment(
+            "flow-samplers", "Flow samplers race: Euler, Heun, midpoint", _flow_samplers, compare=True, race=True
+        ),
+    ),
+)

@@ -31,10 +31,10 @@ from diffusion_stepper.core.formats.weights import (
     read_weights,
     write_weights_and_sidecar,
 )
-from diffusion_stepper.core.limits import NAME_CHARS
+from diffusion_stepper.core.limits import DRAWN_POINTS, DRAWN_SPREAD, NAME_CHARS, TOY_CLASSES, TOY_DEPTH, TOY_HIDDEN
 from diffusion_stepper.core.schema import SchemaError
 from diffusion_stepper.core.toy2d.datasets import DATASETS, VIEW_EXTENT, Toy2DDataset
-from diffusion_stepper.core.toy2d.drawn import DRAWN_STD, MAX_DRAWN_POINTS, MIN_DRAWN_POINTS, drawn_dataset
+from diffusion_stepper.core.toy2d.drawn import DRAWN_STD, drawn_dataset
 from diffusion_stepper.core.toy2d.model import PointMLP
 from diffusion_stepper.core.toy2d.training import TOY_OBJECTIVES, Toy2DConfig, Toy2DLoss, Toy2DTrained, train_toy2d
 
@@ -129,17 +129,17 @@ def _sidecar_reader() -> schema.Reader:
     architecture = schema.record(
         {
             "name": schema.text(("point-mlp",)),
-            "hidden": schema.number(1, 4096, integer=True),
-            "depth": schema.number(1, 16, integer=True),
-            "num_classes": schema.number(0, 64, integer=True),
+            "hidden": schema.number(*TOY_HIDDEN, integer=True),
+            "depth": schema.number(*TOY_DEPTH, integer=True),
+            "num_classes": schema.number(0, TOY_CLASSES, integer=True),
         },
         required=("name", "hidden", "depth", "num_classes"),
     )
     dataset = schema.record(
         {
             "name": schema.text(max_chars=NAME_CHARS),
-            "std": schema.number(0.01, 2.0),
-            "points": schema.list_of(point, max_length=MAX_DRAWN_POINTS, min_length=MIN_DRAWN_POINTS),
+            "std": schema.number(*DRAWN_SPREAD),
+            "points": schema.list_of(point, max_length=DRAWN_POINTS[1], min_length=DRAWN_POINTS[0]),
         },
         required=("name",),
     )

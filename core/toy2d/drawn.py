@@ -17,7 +17,7 @@ from diffusion_stepper.core import schema
 from diffusion_stepper.core.atomic import atomic_path
 from diffusion_stepper.core.errors import DataError, UserFacingError
 from diffusion_stepper.core.files import check_input_file
-from diffusion_stepper.core.limits import NAME_CHARS
+from diffusion_stepper.core.limits import DRAWN_POINTS, DRAWN_SPREAD, NAME_CHARS, out_of_range
 from diffusion_stepper.core.schema import SchemaError
 from diffusion_stepper.core.toy2d.datasets import DATASETS, VIEW_EXTENT, Toy2DDataset
 from diffusion_stepper.core.toy2d.mixture import GaussianMixture
@@ -25,16 +25,14 @@ from diffusion_stepper.core.toy2d.mixture import GaussianMixture
 DRAWN_FORMAT = "diffusion-stepper-drawn-2d"
 DRAWN_VERSION = 1
 DRAWN_STD = 0.12  # each drawn point's spread: a stroke reads as a band, not beads
-MAX_DRAWN_POINTS = 4_000
-MIN_DRAWN_POINTS = 3
 DRAWN_SUFFIX = ".json"
 
 
 def drawn_mixture(points: torch.Tensor, std: float = DRAWN_STD) -> GaussianMixture:
     """An equal mixture of N(p, std² I) over the drawn points [K, 2]."""
     count = points.shape[0]
-    if not MIN_DRAWN_POINTS <= count <= MAX_DRAWN_POINTS:
-        raise DataError(f"a drawn distribution needs {MIN_DRAWN_POINTS} to {MAX_DRAWN_POINTS:,} points, got {count:,}")
+    if out_of_range(count, DRAWN_POINTS):
+        raise DataError(f"a drawn distribution needs {DRAWN_POINTS[0]} to {DRAWN_POINTS[1]:,} points, got {count:,}")
     return GaussianMixture(
         points.to(torch.float64),
         torch.full((count,), float(std), dtype=torch.float64),
@@ -76,8 +74,8 @@ def _drawn_reader() -> schema.Reader:
         {
             "format": schema.text((DRAWN_FORMAT,)),
             "version": schema.number(DRAWN_VERSION, DRAWN_VERSION, integer=True),
-            "std": schema.number(0.01, 2.0),
-            "points": schema.list_of(point, max_length=MAX_DRAWN_POINTS, min_length=MIN_DRAWN_POINTS),
+            "std": schema.number(*DRAWN_SPREAD),
+            "points": schema.list_of(point, max_length=DRAWN_POINTS[1], min_length=DRAWN_POINTS[0]),
         },
         required=("format", "version", "std", "points"),
     )

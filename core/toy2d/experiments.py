@@ -1,5 +1,6 @@
 """The 2D lab's experiments, one click (or one command) each: lists of requests whose runs the
-app shows side by side on one timeline, and `experiment toy2d NAME` writes one file each.
+app shows side by side on one timeline, and `experiment toy2d NAME` writes one file each (one
+`core.experiments.Experiments`, as every family's).
 
 Every experiment runs on a model: a trained checkpoint where the experiment suits it, else the
 exact field of a Gaussian-mixture dataset (8 Gaussians by default, or a drawing), the "perfect
@@ -9,7 +10,7 @@ the same noise and differ only in what the experiment varies.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -17,6 +18,7 @@ import torch
 from diffusion_stepper.core.devices import make_generator
 from diffusion_stepper.core.diffusion.objectives import DDPMObjective, FlowObjective
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.experiments import Experiment, Experiments
 from diffusion_stepper.core.frames import FORWARD_NOISED, Frame, SamplingRun
 from diffusion_stepper.core.toy2d.checkpoints import load_toy2d_checkpoint
 from diffusion_stepper.core.toy2d.drawn import resolve_dataset
@@ -82,14 +84,6 @@ class Toy2DExperimentOptions:
     dataset: str = DEFAULT_DATASET
     count: int = DEFAULT_PARTICLES
     seed: int = 0
-
-
-@dataclass
-class Toy2DExperiment:
-    key: str
-    title: str
-    summary: str
-    requests: Callable[[Toy2DExperimentOptions], list[Toy2DRequest]] = field(repr=False)
 
 
 # --- runs that are not a sampler's ------------------------------------------------------------
@@ -267,28 +261,35 @@ def _few_steps(options: Toy2DExperimentOptions) -> list[Toy2DRequest]:
     ]
 
 
-TOY2D_EXPERIMENTS = {
-    experiment.key: experiment
-    for experiment in (
-        Toy2DExperiment("forward", "Forward process", "the data spreading into noise as t grows", _forward),
-        Toy2DExperiment("ode-vs-sde", "ODE vs SDE", "DDIM against DDPM from the same noise", _ode_vs_sde),
-        Toy2DExperiment(
-            "same-budget", "DDPM vs DDIM vs flow", f"{SAME_BUDGET_STEPS} steps each, exact fields", _same_budget
+TOY2D_EXPERIMENTS = Experiments(
+    "2D experiment",
+    (
+        Experiment("forward", "Forward process", _forward, summary="the data spreading into noise as t grows"),
+        Experiment(
+            "ode-vs-sde", "ODE vs SDE", _ode_vs_sde, compare=True, summary="DDIM against DDPM from the same noise"
         ),
-        Toy2DExperiment(
+        Experiment(
+            "same-budget",
+            "DDPM vs DDIM vs flow",
+            _same_budget,
+            compare=True,
+            summary=f"{SAME_BUDGET_STEPS} steps each, exact fields",
+        ),
+        Experiment(
             "conditional-paths",
             "Conditional vs marginal paths",
-            "flow matching's straight training paths against the curved sampling ones",
             _conditional_vs_marginal,
+            compare=True,
+            summary="flow matching's straight training paths against the curved sampling ones",
         ),
-        Toy2DExperiment("guidance", "Guidance", f"CFG towards class {GUIDED_CLASS} at γ = 0, 1, 3, 6", _guidance),
-        Toy2DExperiment("few-steps", "Too few steps", "Euler at 2, 5 and 10 steps", _few_steps),
-    )
-}
-
-
-def toy2d_experiment_requests(key: str, options: Toy2DExperimentOptions) -> list[Toy2DRequest]:
-    if key not in TOY2D_EXPERIMENTS:
-        raise UserFacingError(f"unknown 2D experiment {key!r}; choose from {', '.join(TOY2D_EXPERIMENTS)}")
-    check_particle_count(options.count)
-    return TOY2D_EXPERIMENTS[key].requests(options)
+        Experiment(
+            "guidance",
+            "Guidance",
+            _guidance,
+            compare=True,
+            summary=f"CFG towards class {GUIDED_CLASS} at γ = 0, 1, 3, 6",
+        ),
+        Experiment("few-steps", "Too few steps", _few_steps, compare=True, summary="Euler at 2, 5 and 10 steps"),
+    ),
+    check=lambda options: check_particle_count(options.count),
+)

@@ -3,13 +3,14 @@
 The data never runs out: each iteration draws a fresh batch from the dataset with the run's
 generator, so "an epoch" has no meaning here and the run is counted in iterations. The loss is
 the shared objectives' (DDPM's ε-prediction or the course's flow matching), the class dropped
-with probability `p_uncond` for classifier-free guidance, exactly as for MNIST.
+with probability `p_uncond` for classifier-free guidance, exactly as for MNIST; the loop's pieces
+(the rate's cosine, the loss window and its finite check, the clock) are MNIST's too
+(core.training.loop).
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -23,15 +24,34 @@ from diffusion_stepper.core.diffusion.objectives import (
 )
 from diffusion_stepper.core.diffusion.schedules import LinearBetaSchedule
 from diffusion_stepper.core.errors import UserFacingError
-from diffusion_stepper.core.limits import check_memory
+from diffusion_stepper.core.limits import (
+    BATCH_SIZE,
+    LOG_EVERY,
+    TOY_DEPTH,
+    TOY_HIDDEN,
+    TOY_ITERATIONS,
+    TOY_LEARNING_RATE,
+    check_memory,
+)
 from diffusion_stepper.core.toy2d.datasets import DATASETS, Toy2DDataset
 from diffusion_stepper.core.toy2d.drawn import resolve_dataset
 from diffusion_stepper.core.toy2d.model import TIME_FREQUENCIES, PointMLP
+from diffusion_stepper.core.training.loop import (
+    LossWindow,
+    Stopwatch,
+    cosine_rate,
+    descend,
+    out_of_memory_said,
+    seeded,
+    set_rate,
+)
 
 # The 2D chain: 1,000 steps of DDPM's linear β reach pure noise (√ᾱ_T ≈ 0.006). The course's
 # MNIST chain of 300 stops at √ᾱ_T ≈ 0.22, which the 2D lab can show on purpose, not by default.
 TOY_T = 1000
 TOY_OBJECTIVES = ("ddpm", "flow")
+CPU = torch.device("cpu")  # a 2D model trains on the CPU: its batches are small
+DIVERGED_ADVICE = "lower --lr"
 
 
 @dataclass
@@ -56,18 +76,19 @@ class Toy2DConfig:
         if self.classes and not dataset.num_classes:
             labelled = ", ".join(name for name, data in DATASETS.items() if data.num_classes)
             raise UserFacingError(f"{self.dataset} has no classes to condition on; these do: {labelled}")
-        for name, low, high in (
-            ("iterations", 1, 1_000_000),
-            ("batch_size", 1, 65_536),
-            ("hidden", 1, 4096),
-            ("depth", 1, 16),
-            ("log_every", 1, 1_000_000),
+        for name, (low, high) in (
+            ("iterations", TOY_ITERATIONS),
+            ("batch_size", BATCH_SIZE),
+            ("hidden", TOY_HIDDEN),
+            ("depth", TOY_DEPTH),
+            ("log_every", LOG_EVERY),
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or not low <= value <= high:
                 raise UserFacingError(f"{name.replace('_', '-')} must be an integer in {low}..{high:,}, got {value}")
-        if not (math.isfinite(self.lr) and 0 < self.lr <= 1):
-            raise UserFacingError(f"lr must be in (0, 1], got {self.lr}")
+        low, high = TOY_LEARNING_RATE
+        if not (math.isfinite(self.lr) and low < self.lr <= high):
+            raise UserFacingError(f"lr must be in ({low:g}, {high:g}], got {self.lr}")
         if not 0 <= self.p_uncond < 1:
             raise UserFacingError(f"p-uncond must be in [0, 1), got {self.p_uncond}")
         check_memory(
@@ -95,9 +116,7 @@ def make_objective(name: str) -> DDPMObjective | FlowObjective:
 
 def build_model(config: Toy2DConfig) -> PointMLP:
     """A freshly initialised MLP whose weights depend only on the seed."""
-    with torch.random.fork_rng(devices=[]):  # initialisers draw from the global RNG: leave the caller's alone
-        torch.manual_seed(config.seed)
-        return PointMLP(config.hidden, config.depth, config.num_classes)
+    return seeded(config.seed, lambda: PointMLP(config.hidden, config.depth, config.num_classes))
 
 
 @dataclass
@@ -107,9 +126,9 @@ class Toy2DLoss:
 
     iteration: int
     loss: float  # mean over the last `log_every` iterations
-    seconds: float
+    seconds: float  # training time so far (a pause not counted)
     losses: list[float]  # each of those iterations' losses
-    images_per_second: float  # points per second: batch size × iterations per second
+    images_per_second: float  # points per second over those iterations
 
 
 @dataclass
@@ -129,25 +148,22 @@ def train_toy2d(config: Toy2DConfig) -> Iterator[Toy2DLoss | Toy2DTrained]:
     objective = make_objective(config.objective)
     model = build_model(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.iterations)
     generator = torch.Generator().manual_seed(config.seed)
-    started = time.perf_counter()
-    window: list[float] = []
+    watch, window = Stopwatch(), LossWindow()
     for iteration in range(1, config.iterations + 1):
         points, labels = dataset.sample(config.batch_size, generator)
         cond = None
         if config.classes:
             cond = class_condition_with_dropout(labels, config.num_classes, config.p_uncond, generator)
-        loss = objective.training_loss(model, points, cond, generator)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        window.append(float(loss.detach()))
+        set_rate(optimizer, cosine_rate(config.lr, iteration - 1, config.iterations))  # to zero over the run
+        with out_of_memory_said(CPU, config.batch_size, f"iteration {iteration}"):
+            loss = objective.training_loss(model, points, cond, generator)
+            descend(optimizer, loss)
+        window.add(loss, config.batch_size)
         if iteration % config.log_every == 0 or iteration == config.iterations:
-            seconds = time.perf_counter() - started
-            last = sum(window) / len(window)
-            yield Toy2DLoss(iteration, last, seconds, window, config.batch_size * iteration / seconds)
-            window = []
+            losses = window.read(iteration, DIVERGED_ADVICE)
+            event = Toy2DLoss(iteration, losses.mean, watch.seconds, losses.values, losses.images_per_second)
+            yield from watch.hand_over(event)
+            window.restart()
     model.eval()
-    yield Toy2DTrained(model, objective, config, dataset, time.perf_counter() - started, last)
+    yield Toy2DTrained(model, objective, config, dataset, watch.seconds, losses.mean)

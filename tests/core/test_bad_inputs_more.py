@@ -435,16 +435,17 @@ def peak_memory_mb(argv: list) -> tuple[int, str, float]:
 
 
 def test_sampling_the_exact_field_of_the_largest_drawing_stays_small(tmp_path):
-    from diffusion_stepper.core.toy2d.drawn import MAX_DRAWN_POINTS, save_drawn
+    from diffusion_stepper.core.limits import DRAWN_POINTS
+    from diffusion_stepper.core.toy2d.drawn import save_drawn
 
     peaks = {}
-    for points in (20, MAX_DRAWN_POINTS):  # a small drawing is the baseline: imports and the run itself
+    for points in (20, DRAWN_POINTS[1]):  # a small drawing is the baseline: imports and the run itself
         drawing = save_drawn(tmp_path / f"{points}.json", torch.rand(points, 2) * 4 - 2)  # the largest is 100 kB
         argv = ["sample", "toy2d", "--exact", drawing, "--num", 5000, "--steps", 2, "--out", tmp_path / "r.npz"]
         code, err, peaks[points] = peak_memory_mb(argv)
         assert code == 0, err
     # the whole tables took 1.3 GB more than the baseline (1.6 GB in all)
-    assert peaks[MAX_DRAWN_POINTS] - peaks[20] < 300, peaks
+    assert peaks[DRAWN_POINTS[1]] - peaks[20] < 300, peaks
 
 
 def test_a_page_too_large_for_memory_is_refused_before_any_picture(tmp_path, capsys, runs, monkeypatch):

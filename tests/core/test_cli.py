@@ -16,7 +16,7 @@ from diffusion_stepper.core.formats.layout import GRID_PADDING
 from diffusion_stepper.core.formats.trajectory_file import load_trajectory
 from diffusion_stepper.core.mnist.bundled import BUNDLED_NAMES
 from diffusion_stepper.core.mnist.data import DATA_ENV_VAR
-from diffusion_stepper.core.mnist.training import preset_config
+from diffusion_stepper.core.mnist.recipes import preset_config
 
 
 def run(capsys, *argv):

@@ -65,19 +65,19 @@ def test_opening_a_file_that_is_not_a_run_says_what_it_is_and_what_to_do(tmp_pat
 def test_2d_experiments_use_the_trained_model_where_it_suits_and_say_when_the_exact_field_stands_in(tmp_path):
     """Issue 30 §3: the README's promise; no experiment refuses the dock's model."""
     from diffusion_stepper.core.toy2d.checkpoints import save_toy2d_checkpoint
-    from diffusion_stepper.core.toy2d.experiments import Toy2DExperimentOptions, toy2d_experiment_requests
+    from diffusion_stepper.core.toy2d.experiments import TOY2D_EXPERIMENTS, Toy2DExperimentOptions
     from diffusion_stepper.core.toy2d.training import Toy2DConfig, Toy2DTrained, train_toy2d
 
     config = Toy2DConfig(dataset="8-gaussians", objective="flow", iterations=2, batch_size=16, hidden=8, depth=1)
     trained = [event for event in train_toy2d(config) if isinstance(event, Toy2DTrained)][0]
     save_toy2d_checkpoint(tmp_path / "flow-model", trained)
     options = Toy2DExperimentOptions(checkpoint=str(tmp_path / "flow-model"), dataset="8-gaussians")
-    few = toy2d_experiment_requests("few-steps", options)
+    few = TOY2D_EXPERIMENTS.requests("few-steps", options)
     assert all(request.source.checkpoint for request in few)  # a flow experiment on the flow model
-    ode_sde = toy2d_experiment_requests("ode-vs-sde", options)
+    ode_sde = TOY2D_EXPERIMENTS.requests("ode-vs-sde", options)
     assert all(request.source.checkpoint is None and request.source.objective == "ddpm" for request in ode_sde)
     assert all("uses the exact ddpm field instead" in request.settings.note for request in ode_sde)
-    same = toy2d_experiment_requests("same-budget", options)
+    same = TOY2D_EXPERIMENTS.requests("same-budget", options)
     assert len(same) == 3 and all(request.source.checkpoint is None for request in same)
 
 

@@ -19,7 +19,6 @@ from diffusion_stepper.core.mnist.experiments import (
     GUIDANCE_SWEEP,
     ExperimentOptions,
     SigmaSweepRequest,
-    experiment_requests,
     one_test_digit_each,
     sigma_sweep_frames,
     spread_of_epochs,
@@ -92,30 +91,30 @@ def test_every_experiment_starts_its_runs(tiny_checkpoints, mnist_dir):
     }
     assert set(expected_runs) == set(EXPERIMENTS)
     for key, count in expected_runs.items():
-        runs = [request.start() for request in experiment_requests(key, options)]
+        runs = [request.start() for request in EXPERIMENTS.requests(key, options)]
         assert len(runs) == count, key
         assert all(run.meta["seed"] == 5 for run in runs)
-    sweep = [request.start() for request in experiment_requests("guidance-sweep", options)]
+    sweep = [request.start() for request in EXPERIMENTS.requests("guidance-sweep", options)]
     assert [run.meta["params"]["guidance"] for run in sweep] == list(GUIDANCE_SWEEP)
     assert {run.meta["params"]["steps"] for run in sweep} == {20}  # the tiny model's own chain
     options.steps = 4
-    assert all(run.num_frames == 5 for run in (r.start() for r in experiment_requests("ddpm-vs-flow", options)))
-    pure = experiment_requests("pure-noise", options)[0].start()
+    assert all(run.num_frames == 5 for run in (r.start() for r in EXPERIMENTS.requests("ddpm-vs-flow", options)))
+    pure = EXPERIMENTS.requests("pure-noise", options)[0].start()
     assert "average" in pure.meta["note"] and pure.meta["params"]["source"] == "pure noise"
 
 
 def test_epoch_comparison_names_missing_epochs(tmp_path, tiny_checkpoints):
     options = ExperimentOptions(run_dir=str(tiny_checkpoints["class-ddpm"].parent), epochs=[1, 5])
     with pytest.raises(UserFacingError, match="no checkpoint for epoch 5; it has epochs 1$"):
-        experiment_requests("epochs", options)
+        EXPERIMENTS.requests("epochs", options)
     with pytest.raises(UserFacingError, match="holds no finished epoch"):
-        experiment_requests("epochs", ExperimentOptions(run_dir=str(tmp_path)))
+        EXPERIMENTS.requests("epochs", ExperimentOptions(run_dir=str(tmp_path)))
     with pytest.raises(UserFacingError, match="no such folder"):
-        experiment_requests("epochs", ExperimentOptions(run_dir=str(tmp_path / "nope")))
+        EXPERIMENTS.requests("epochs", ExperimentOptions(run_dir=str(tmp_path / "nope")))
     with pytest.raises(UserFacingError, match="--run-dir"):
-        experiment_requests("epochs", ExperimentOptions())
+        EXPERIMENTS.requests("epochs", ExperimentOptions())
     with pytest.raises(UserFacingError, match="unknown experiment"):
-        experiment_requests("nope", ExperimentOptions())
+        EXPERIMENTS.requests("nope", ExperimentOptions())
 
 
 def test_without_epochs_the_comparison_takes_a_spread_of_those_saved(tiny_checkpoints):
@@ -123,7 +122,7 @@ def test_without_epochs_the_comparison_takes_a_spread_of_those_saved(tiny_checkp
     assert spread_of_epochs([2, 9]) == [2, 9]
     assert spread_of_epochs(list(range(1, 21))) == [1, 7, 14, 20]
     run_dir = tiny_checkpoints["class-ddpm"].parent
-    (request,) = experiment_requests("epochs", ExperimentOptions(run_dir=str(run_dir)))
+    (request,) = EXPERIMENTS.requests("epochs", ExperimentOptions(run_dir=str(run_dir)))
     assert request.checkpoint == str(run_dir / "epoch-001.json")
 
 

@@ -23,7 +23,7 @@ from diffusion_stepper.core.deepfloyd_if.sampling import (
     chain_timesteps,
     gaussian_blur,
 )
-from diffusion_stepper.core.deepfloyd_if.tasks import IFRequest
+from diffusion_stepper.core.deepfloyd_if.tasks import COMPOSERS, TASKS, IFRequest
 from diffusion_stepper.core.diffusion.rules.x0 import LearnedRangeVariance
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.errors import UserFacingError
@@ -72,6 +72,10 @@ def pipeline(cls, folder):
     pipe = cls.from_pretrained(folder, **UNET_AND_SCHEDULERS_ONLY)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def test_every_task_has_a_composer():
+    assert sorted(COMPOSERS) == sorted(TASKS)
 
 
 # --- exact against diffusers ----------------------------------------------------------------------

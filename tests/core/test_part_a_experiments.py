@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from diffusion_stepper.core import cli
-from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS, part_a_requests
+from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS
 from diffusion_stepper.core.deepfloyd_if.tasks import IFRequest
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.formats.trajectory_file import load_trajectory
@@ -124,6 +124,14 @@ def test_every_experiment_is_covered_above():
     }
 
 
+@pytest.mark.parametrize("i_start", [None, [4]])
+def test_the_experiments_compared_are_those_of_several_runs(i_start):
+    """The app shows side by side the runs of an experiment that compares: always more than one."""
+    settings = IFRequest(prompt=["a", "b"], image="i.png", mask="m.png", i_start=i_start)
+    for key, experiment in PART_A_EXPERIMENTS.items():
+        assert experiment.compare == (len(PART_A_EXPERIMENTS.requests(key, settings)) > 1), key
+
+
 def test_for_task_keeps_only_what_the_task_reads():
     settings = IFRequest(prompt=["a", "b", "c"], image="i.png", mask="m.png", i_start=[3], t=[100], stride=50)
     sample = settings.for_task("sample")
@@ -144,7 +152,7 @@ def test_for_task_keeps_only_what_the_task_reads():
 
 def test_an_unknown_experiment_or_a_missing_second_prompt_is_one_line(tmp_path, capsys, tiny_if):
     with pytest.raises(UserFacingError, match="unknown part A experiment"):
-        part_a_requests("nope", IFRequest())
+        PART_A_EXPERIMENTS.requests("nope", IFRequest())
     code = cli.main(["experiment", "if", "hybrid", *tiny_if.stage1_flags, "--out-dir", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 1 and "two prompts" in err and err.count("\n") == 1 and list(tmp_path.iterdir()) == []

@@ -20,7 +20,7 @@ from diffusion_stepper.core.formats.charts import Chart, Series, draw_chart
 from diffusion_stepper.core.formats.palette import RUN_COLOURS as SERIES_COLOURS
 from diffusion_stepper.core.formats.trajectory_file import load_trajectory, save_trajectory
 from diffusion_stepper.core.frames import Trajectory
-from diffusion_stepper.core.mnist.experiments import ExperimentOptions, experiment_requests
+from diffusion_stepper.core.mnist.experiments import EXPERIMENTS, ExperimentOptions
 from diffusion_stepper.core.mnist.guidance_tradeoff import FAST_SAMPLERS
 from diffusion_stepper.core.mnist.judge import Judge, load_judge
 from diffusion_stepper.core.mnist.sampling import SampleRequest, start_sampling
@@ -127,7 +127,7 @@ def test_ddim_at_eta_zero_repeats_itself_frame_for_frame(tiny_checkpoints):
 
 def test_the_race_starts_every_sampler_from_the_same_noise_at_equal_nfe(tiny_checkpoints):
     options = ExperimentOptions(device="cpu", seed=3, nfe=6, ddpm_checkpoint=str(tiny_checkpoints["class-ddpm"]))
-    requests = experiment_requests("samplers", options)
+    requests = EXPERIMENTS.requests("samplers", options)
     assert [request.sampler for request in requests] == list(EPS_SAMPLERS)
     runs = [Trajectory(run.meta, list(run.frames), run.labels) for run in (r.start() for r in requests)]
     for run in runs:

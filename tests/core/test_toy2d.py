@@ -7,7 +7,9 @@ import math
 import pytest
 import torch
 
-from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.diffusion.objectives import FlowObjective
+from diffusion_stepper.core.errors import TrainingDiverged, UserFacingError
+from diffusion_stepper.core.toy2d import training as toy2d_training
 from diffusion_stepper.core.toy2d.datasets import DATASETS, EIGHT_GAUSSIANS
 from diffusion_stepper.core.toy2d.metrics import energy_distance
 from diffusion_stepper.core.toy2d.mixture import GaussianMixture
@@ -200,6 +202,37 @@ def test_guidance_pushes_particles_to_their_class():
 def test_bad_2d_training_settings_are_one_line(settings, fragment):
     with pytest.raises(UserFacingError, match=fragment):
         next(train_toy2d(Toy2DConfig(**settings)))
+
+
+def test_a_2d_loss_that_is_not_finite_stops_the_training_where_it_happened(monkeypatch):
+    """The loss window MNIST's training reads (core.training.loop) checks every loss: a 2D run
+    that diverges stops with one line, instead of training on and saving weights of NaN."""
+    original, calls = FlowObjective.training_loss, []
+
+    def poisoned(self, *args):
+        calls.append(1)
+        loss = original(self, *args)
+        return loss * float("nan") if len(calls) == 7 else loss
+
+    monkeypatch.setattr(FlowObjective, "training_loss", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at iteration 7; lower --lr"):
+        list(train_toy2d(Toy2DConfig(iterations=20, log_every=5)))
+
+
+def test_the_2d_rate_falls_on_torchs_cosine_to_zero(monkeypatch):
+    """The rate each iteration trains at: the shared cosine, as torch's CosineAnnealingLR gives it."""
+    rates = []
+    monkeypatch.setattr(toy2d_training, "set_rate", lambda optimizer, rate: rates.append(rate))
+    config = Toy2DConfig(iterations=60, log_every=60, hidden=8, batch_size=16)
+    list(train_toy2d(config))
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=config.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.iterations)
+    expected = []
+    for _ in range(config.iterations):
+        expected.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert rates == pytest.approx(expected, rel=1e-12, abs=1e-18)
 
 
 @pytest.mark.parametrize("objective, sampler, steps", [("flow", "midpoint", 20), ("ddpm", "dpm++2m", 25)])

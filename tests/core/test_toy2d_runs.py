@@ -25,7 +25,6 @@ from diffusion_stepper.core.toy2d.experiments import (
     GUIDANCE_SCALES,
     TOY2D_EXPERIMENTS,
     Toy2DExperimentOptions,
-    toy2d_experiment_requests,
 )
 from diffusion_stepper.core.toy2d.render import (
     BACKGROUND,
@@ -167,8 +166,9 @@ def test_a_drawn_distribution_saves_loads_and_has_an_exact_field(tmp_path):
 @pytest.mark.parametrize("key", list(TOY2D_EXPERIMENTS))
 def test_each_experiment_runs_from_one_call(key):
     options = Toy2DExperimentOptions(count=150)
-    runs = [record(request.start()) for request in toy2d_experiment_requests(key, options)]
+    runs = [record(request.start()) for request in TOY2D_EXPERIMENTS.requests(key, options)]
     assert runs and all(run.run_meta.kind == PARTICLES for run in runs)
+    assert TOY2D_EXPERIMENTS[key].compare == (len(runs) > 1)  # the app compares the runs of those with several
     starts = [as_points(run[0].x_t) for run in runs]
     if key == "forward":
         (run,) = runs
@@ -215,12 +215,12 @@ def test_each_experiment_runs_from_one_call(key):
 def test_experiments_fall_back_to_the_exact_field_or_refuse_in_one_line(tmp_path):
     save_toy2d_checkpoint(tmp_path, small_model(objective="flow"))
     options = Toy2DExperimentOptions(checkpoint=str(tmp_path), count=50)
-    ode_sde = toy2d_experiment_requests("ode-vs-sde", options)  # a DDPM experiment: the exact DDPM field stands in
+    ode_sde = TOY2D_EXPERIMENTS.requests("ode-vs-sde", options)  # a DDPM experiment: the exact DDPM field stands in
     assert all(request.source.checkpoint is None and request.source.objective == "ddpm" for request in ode_sde)
     with pytest.raises(UserFacingError, match="no classes"):
-        toy2d_experiment_requests("guidance", options)[0].start()
+        TOY2D_EXPERIMENTS.requests("guidance", options)[0].start()
     with pytest.raises(UserFacingError, match="unknown 2D experiment"):
-        toy2d_experiment_requests("nope", options)
+        TOY2D_EXPERIMENTS.requests("nope", options)
 
 
 def test_the_picture_draws_particles_where_they_are():

@@ -9,17 +9,9 @@ from diffusion_stepper.core.diffusion.objectives import DDPMObjective, objective
 from diffusion_stepper.core.errors import TrainingDiverged, UserFacingError
 from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.data import MnistSplit, load_mnist
-from diffusion_stepper.core.mnist.training import (
-    CONTINUED_LR_FRACTION,
-    TRAINED_WEIGHTS,
-    EpochEvent,
-    LossEvent,
-    PreviewEvent,
-    TrainConfig,
-    WeightAverage,
-    config_for_resume,
-    train,
-)
+from diffusion_stepper.core.mnist.recipes import CONTINUED_LR_FRACTION, TrainConfig, config_for_resume
+from diffusion_stepper.core.mnist.training import TRAINED_WEIGHTS, EpochEvent, LossEvent, PreviewEvent, train
+from diffusion_stepper.core.training.loop import WeightAverage
 from tests.conftest import tiny_config
 
 

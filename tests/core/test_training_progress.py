@@ -1,7 +1,8 @@
 import pytest
 
 from diffusion_stepper.core.errors import UserFacingError
-from diffusion_stepper.core.mnist.training import EpochEvent, LossEvent, preset_config, recipe
+from diffusion_stepper.core.mnist.recipes import preset_config, recipe
+from diffusion_stepper.core.mnist.training import EpochEvent, LossEvent
 from diffusion_stepper.core.training_progress import SMOOTHING, LossHistory, format_duration
 
 

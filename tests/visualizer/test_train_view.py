@@ -16,14 +16,8 @@ from diffusion_stepper.core.cli import build_parser
 from diffusion_stepper.core.cli.train import config_from_flags
 from diffusion_stepper.core.mnist.checkpoints import load_checkpoint
 from diffusion_stepper.core.mnist.data import DATA_ENV_VAR
-from diffusion_stepper.core.mnist.training import (
-    EpochEvent,
-    LossEvent,
-    config_for_resume,
-    epoch_sample_grid,
-    preset_config,
-    train_on_mnist,
-)
+from diffusion_stepper.core.mnist.recipes import config_for_resume, preset_config
+from diffusion_stepper.core.mnist.training import EpochEvent, LossEvent, epoch_sample_grid, train_on_mnist
 from diffusion_stepper.core.training_progress import LossHistory
 from diffusion_stepper.visualizer.controllers.training import IDLE
 from diffusion_stepper.visualizer.menus import TRAIN_TAB

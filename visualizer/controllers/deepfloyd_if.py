@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject
 
-from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS, part_a_requests
+from diffusion_stepper.core.deepfloyd_if.experiments import PART_A_EXPERIMENTS
 from diffusion_stepper.core.deepfloyd_if.tasks import BranchPoint
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.formats.trajectory_file import save_trajectory
@@ -31,12 +31,8 @@ class IFRunsController(QObject):
     def run_experiment(self, key: str) -> None:
         """A part A experiment in one click, with the dock's model, embeddings, image and seed."""
         self.dock.raise_()
-        experiment = PART_A_EXPERIMENTS[key]
-        compare = WHEN_SEVERAL if experiment.compare else False
         # each experiment sets its own i_start and t, so the dock's fields for those are not read
-        self.sampling.start(
-            lambda: part_a_requests(key, self.dock.settings(task="sample")), compare=compare, race=experiment.race
-        )
+        self.sampling.start_experiment(PART_A_EXPERIMENTS, key, lambda: self.dock.settings(task="sample"))
 
     def branch_from_step(self) -> None:
         """Continue the active IF run from the step on screen with the dock's prompt, γ and seed, as

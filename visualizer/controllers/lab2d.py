@@ -15,7 +15,7 @@ from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.paths import work_folder
 from diffusion_stepper.core.toy2d.checkpoints import Toy2DSaved, train_and_save_toy2d
 from diffusion_stepper.core.toy2d.drawn import DRAWN_SUFFIX, save_drawn
-from diffusion_stepper.core.toy2d.experiments import TOY2D_EXPERIMENTS, toy2d_experiment_requests
+from diffusion_stepper.core.toy2d.experiments import TOY2D_EXPERIMENTS
 from diffusion_stepper.core.toy2d.training import Toy2DLoss
 from diffusion_stepper.core.training_progress import LossHistory
 from diffusion_stepper.visualizer.child_worker import ChildJob
@@ -118,7 +118,7 @@ class Lab2DController(QObject):
         if not options.checkpoint and options.dataset != self.dock.chosen_dataset():
             where += " (the data chosen has no exact field: train a model on it to use it here)"
         self.messages.show(f"2D lab: {experiment.title}, {experiment.summary}, on {where}", 8000)
-        self.sampling.start(lambda: toy2d_experiment_requests(key, options), compare=None)
+        self.sampling.start_experiment(TOY2D_EXPERIMENTS, key, lambda: options)
 
     def ask_draw(self) -> None:
         dialog = DrawDialog(self._parent)

@@ -10,6 +10,7 @@ from functools import partial
 from PySide6.QtCore import QObject, Signal
 
 from diffusion_stepper.core.errors import UserFacingError
+from diffusion_stepper.core.experiments import Experiments
 from diffusion_stepper.core.jobs import DONE as JOB_DONE
 from diffusion_stepper.core.session import CANCELLED, DONE, FAILED, Session
 from diffusion_stepper.core.timeline import ALIGN_NFE, ALIGN_TIME
@@ -72,6 +73,14 @@ class SamplingController(QObject):
         self.busy_changed.emit(True)
         self._start_next()
         return True
+
+    def start_experiment(self, experiments: Experiments, key: str, options: Callable[[], object]) -> bool:
+        """Run experiment `key` of a family's `experiments` with the `options()` its dock gives,
+        its runs side by side when it compares them, lined up by model evaluations when a race."""
+        experiment = experiments[key]
+        return self.start(
+            lambda: experiments.requests(key, options()), compare=experiment.compare, race=experiment.race
+        )
 
     def cancel(self) -> None:
         """Stop at the next step (the frames so far stay) and drop the runs still waiting."""

@@ -16,14 +16,8 @@ from PySide6.QtCore import QObject, Signal
 
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.jobs import DONE as JOB_DONE
-from diffusion_stepper.core.mnist.training import (
-    EpochEvent,
-    LossEvent,
-    PreviewEvent,
-    TrainConfig,
-    config_for_resume,
-    train_on_mnist,
-)
+from diffusion_stepper.core.mnist.recipes import TrainConfig, config_for_resume
+from diffusion_stepper.core.mnist.training import EpochEvent, LossEvent, PreviewEvent, train_on_mnist
 from diffusion_stepper.core.training_progress import LossHistory
 from diffusion_stepper.visualizer.child_worker import ChildJob
 
@@ -80,7 +74,7 @@ class TrainingController(QObject):
     def keep_training(self, preview_seconds: float = 0.0) -> bool:
         """Go on with the run that ended (finished or stopped) for about another minute: the epochs
         that take that long at its pace, from its last checkpoint, on a schedule of their own
-        (core.mnist.training.config_for_resume); the loss curve and the samples go on."""
+        (core.mnist.recipes.config_for_resume); the loss curve and the samples go on."""
         if self.state != IDLE:
             self.failed.emit("a training run is already going: it goes on by itself")
             return False

@@ -9,8 +9,8 @@ import torch
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
+from diffusion_stepper.core.limits import DRAWN_POINTS
 from diffusion_stepper.core.toy2d.datasets import VIEW_EXTENT
-from diffusion_stepper.core.toy2d.drawn import MAX_DRAWN_POINTS, MIN_DRAWN_POINTS
 
 MIN_SPACING = 0.06  # plane units between the points a drag leaves
 
@@ -37,7 +37,7 @@ class DrawCanvas(pg.PlotWidget):
 
     def add_point(self, x: float, y: float, new_stroke: bool = False) -> None:
         """Extend the current stroke (or start one) with a point inside the plane, spaced from the last."""
-        if not (abs(x) <= VIEW_EXTENT and abs(y) <= VIEW_EXTENT) or len(self.points) >= MAX_DRAWN_POINTS:
+        if not (abs(x) <= VIEW_EXTENT and abs(y) <= VIEW_EXTENT) or len(self.points) >= DRAWN_POINTS[1]:
             return
         if new_stroke or not self.strokes:
             self.strokes.append([])
@@ -113,6 +113,6 @@ class DrawDialog(QDialog):
 
     def _update(self) -> None:
         count = len(self.canvas.points)
-        enough = count >= MIN_DRAWN_POINTS
-        self.count.setText(f"{count:,} points" + ("" if enough else f" (draw at least {MIN_DRAWN_POINTS})"))
+        enough = count >= DRAWN_POINTS[0]
+        self.count.setText(f"{count:,} points" + ("" if enough else f" (draw at least {DRAWN_POINTS[0]})"))
         self.buttons.button(QDialogButtonBox.StandardButton.Save).setEnabled(enough)

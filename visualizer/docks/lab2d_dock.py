@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from diffusion_stepper.core.diffusion.rules.catalogue import EPS_SAMPLERS, FLOW_SAMPLERS
+from diffusion_stepper.core.limits import LAB2D_GUIDANCE, LAB2D_ITERATIONS, LAB2D_PARTICLES, LAB2D_STEPS, TOY_CLASSES
 from diffusion_stepper.core.toy2d.datasets import DATASETS
 from diffusion_stepper.core.toy2d.drawn import resolve_dataset
 from diffusion_stepper.core.toy2d.experiments import SourceSpec, Toy2DExperimentOptions, Toy2DRequest
@@ -57,18 +58,18 @@ class Lab2DDock(QDockWidget):
         self.objective.addItem("flow matching (v̂)", "flow")
         self.objective.addItem("DDPM (ε̂)", "ddpm")
         self.classes = QCheckBox("condition on classes (for CFG)")
-        self.iterations = spin_box(100, 100_000, Toy2DConfig.iterations, "Training iterations (5,000 ≈ 10 s here)")
+        self.iterations = spin_box(*LAB2D_ITERATIONS, Toy2DConfig.iterations, "Training iterations (5,000 ≈ 10 s here)")
         self.iterations.setSingleStep(500)
         self.model = QComboBox()
         self.model.setToolTip("What walks the particles: a model you trained, or the exact field of a Gaussian mixture")
         self.model.addItem("exact field (perfect model)", EXACT)
         self.sampler = QComboBox()
-        self.steps = spin_box(1, 1000, 50, "Sampling steps")
-        self.count = spin_box(10, 20_000, DEFAULT_PARTICLES, "Particles")
+        self.steps = spin_box(*LAB2D_STEPS, 50, "Sampling steps")
+        self.count = spin_box(*LAB2D_PARTICLES, DEFAULT_PARTICLES, "Particles")
         self.count.setSingleStep(500)
-        self.label = spin_box(-1, 63, -1, "Guide every particle to this class with CFG (-1: no class)")
+        self.label = spin_box(-1, TOY_CLASSES - 1, -1, "Guide every particle to this class with CFG (-1: no class)")
         self.label.setSpecialValueText("none")
-        self.guidance = float_box(0.0, 20.0, 1.0, 0.5, "CFG's γ: 0 ignores the class, 1 is the conditional model")
+        self.guidance = float_box(*LAB2D_GUIDANCE, 1.0, 0.5, "CFG's γ: 0 ignores the class, 1 is the conditional model")
         self.seed = spin_box(0, 2**31 - 1, tooltip="The same seed gives the same particles")
         self.loss_plot = DockLossPlot()  # the Train tab's: each iteration's loss and its smoothed curve
         self.loss_plot.setMinimumHeight(90)

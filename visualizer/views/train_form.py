@@ -1,6 +1,6 @@
 """The Train tab's settings: the model, its objective and the recipe, prefilled from a preset.
 
-A view over `core.mnist.training.TrainConfig`: each field is one of its fields (and one of
+A view over `core.mnist.recipes.TrainConfig`: each field is one of its fields (and one of
 `diffusion-stepper train`'s flags); what the form does not show stays the preset's.
 """
 
@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog,
 
 from diffusion_stepper.core.devices import DEVICE_CHOICES
 from diffusion_stepper.core.mnist.data import mnist_source
-from diffusion_stepper.core.mnist.training import (
+from diffusion_stepper.core.mnist.recipes import (
     PRESET_OBJECTIVES,
     PRESETS,
     QUICK_SUMMARY,
