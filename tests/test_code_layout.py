@@ -46,3 +46,18 @@ def test_the_project_imports_itself_by_its_full_name():
 def test_stylesheets_live_in_resources():
     assert files_containing(r'setStyleSheet\("""|_STYLE = """', "visualizer") == []
     assert {path.stem for path in (ROOT / "resources" / "styles").glob("*.qss")} == {"normal", "presentation"}
+
+
+def test_the_code_layout_page_names_every_folder_and_root_module():
+    """docs/code-layout.md (the README's "How the code is organised") stays true to the tree."""
+    page = (ROOT / "docs" / "code-layout.md").read_text()
+    named = []
+    for top in ("core", "visualizer"):
+        for path in sorted((ROOT / top).iterdir()):
+            if path.is_dir() and (path / "__init__.py").is_file():
+                named.append(f"{path.name}/")
+            elif path.suffix == ".py" and path.name != "__init__.py":
+                named.append(path.name)
+    for package in sorted((ROOT / "core").glob("*/*/__init__.py")):  # folders inside core's rooms
+        named.append(f"{package.parent.name}/")
+    assert [name for name in named if name not in page] == []
