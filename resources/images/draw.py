@@ -1,4 +1,4 @@
-"""Draws the bundled sample images (our own work, CC0): python -m resources.images.draw
+"""Draws the bundled sample images (our own work, CC0): python -m diffusion_stepper.resources.images.draw
 
 Simple scenes with clear shapes and colours, so SDEdit, inpainting and image-to-image have
 something recognisable to project onto IF's image manifold. 256 x 256 RGB PNGs.

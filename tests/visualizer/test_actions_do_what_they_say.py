@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import Qt
 
 from tests.visualizer.conftest import settle, wait_until_sampled
+
+
+@pytest.fixture
+def window(shared_window):
+    """One window for this module's tests, put back as it opened before each (conftest.reset_window)."""
+    return shared_window
 
 
 def record_actions(window, monkeypatch) -> list[str]:

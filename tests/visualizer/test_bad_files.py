@@ -13,6 +13,12 @@ from diffusion_stepper.core import cli
 from tests.visualizer.test_if_panel import configure
 
 
+@pytest.fixture
+def window(shared_window):
+    """One window for this module's tests, put back as it opened before each (conftest.reset_window)."""
+    return shared_window
+
+
 def cli_error(capsys, *argv) -> str:
     """The one line the CLI prints for these arguments, without its "diffusion-stepper: error: " prefix."""
     capsys.readouterr()

@@ -15,6 +15,12 @@ from tests.visualizer.conftest import displayed, settle, shown_columns, wait_unt
 
 
 @pytest.fixture
+def window(shared_window):
+    """One window for this module's tests, put back as it opened before each (conftest.reset_window)."""
+    return shared_window
+
+
+@pytest.fixture
 def tiny_experiments(window, tiny_checkpoints, mnist_dir, monkeypatch):
     """Point the window's experiments at tiny models and the real MNIST test digits."""
     options = ExperimentOptions(

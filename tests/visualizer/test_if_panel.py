@@ -14,6 +14,12 @@ from tests.visualizer.conftest import displayed, settle, shown_columns, wait_unt
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
 
 
+@pytest.fixture
+def window(shared_window):
+    """One window for this module's tests, put back as it opened before each (conftest.reset_window)."""
+    return shared_window
+
+
 def configure(window, tiny_if, task: str, **fields):
     panel = window.if_dock
     panel.model_folder.setText(str(tiny_if.stage1_dir))

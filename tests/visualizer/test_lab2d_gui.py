@@ -19,6 +19,12 @@ from diffusion_stepper.visualizer.menus import COMPARE_TAB
 from tests.visualizer.conftest import LONG_WAIT_MS, action, settle, wait_until_sampled
 
 
+@pytest.fixture
+def window(shared_window):
+    """One window for this module's tests, put back as it opened before each (conftest.reset_window)."""
+    return shared_window
+
+
 def particle_pixels(picture: np.ndarray) -> int:
     return int((picture == PARTICLE_COLOUR).all(axis=2).sum())
 

@@ -4,6 +4,8 @@ Assertions are on what the widgets display (image items' pixels, histogram data,
 the files written.
 """
 
+import threading
+
 import av
 import numpy as np
 import pytest
@@ -19,11 +21,19 @@ from diffusion_stepper.core.exports.animation import select_frames
 from diffusion_stepper.core.exports.render import render_frame
 from diffusion_stepper.core.formats.trajectory_file import load_trajectory
 from diffusion_stepper.core.session import CANCELLED, DONE
+from diffusion_stepper.visualizer.controllers import sampling
 from diffusion_stepper.visualizer.dialogs.export_dialog import ExportDialog, ExportOptions
 from diffusion_stepper.visualizer.views.step_view import EQUATION
 from diffusion_stepper.visualizer.widgets.panels import render_grid
 from diffusion_stepper.visualizer.widgets.timeline import PRODUCED_COLOUR
 from tests.visualizer.conftest import LONG_WAIT_MS, displayed, make_window, settle, wait_until_sampled
+
+
+@pytest.fixture
+def window(shared_window):
+    """One window for the module, put back as it opened before each test (tests that open their
+    own, to close it or to reopen its settings, make it)."""
+    return shared_window
 
 
 def test_opens_ready_on_the_bundled_class_model(window):
@@ -33,23 +43,44 @@ def test_opens_ready_on_the_bundled_class_model(window):
     assert "Generate" in window.transport.caption.text()
 
 
-def test_generate_streams_frames_then_scrubbing_shows_each_frames_pixels(qtbot, window):
+def held_after(frames: int, monkeypatch) -> threading.Event:
+    """Make the next sampling job hold after its first `frames` frames until the returned event is
+    set, so a test sees a run that is certainly still sampling, however fast the machine."""
+    release = threading.Event()
+    items_of = sampling.sampling_items
+
+    def held_items(request):
+        for count, item in enumerate(items_of(request)):
+            if count == 1 + frames:  # the run's header, then `frames` frames, are with the GUI
+                assert release.wait(LONG_WAIT_MS / 1000), "the test never let the job go on"
+            yield item
+
+    monkeypatch.setattr(sampling, "sampling_items", held_items)
+    return release
+
+
+def test_generate_streams_frames_then_scrubbing_shows_each_frames_pixels(qtbot, window, monkeypatch):
     window.sample_dock.steps.setValue(40)
-    qtbot.keyClick(window, Qt.Key.Key_Return)
-    qtbot.waitUntil(
-        lambda: window.session.active is not None and window.session.active.produced >= 3, timeout=LONG_WAIT_MS
-    )
-    run = window.session.active
-    settle(qtbot)
-    if run.produced < 41:  # still sampling: later frames are visibly pending on the timeline
+    release = held_after(3, monkeypatch)
+    try:
+        qtbot.keyClick(window, Qt.Key.Key_Return)
+        qtbot.waitUntil(
+            lambda: window.session.active is not None and window.session.active.produced >= 3, timeout=LONG_WAIT_MS
+        )
+        run = window.session.active
+        settle(qtbot)
+        # still sampling: the later frames are visibly pending on the timeline
+        assert run.produced == 3 and window.sampling.busy
         timeline = window.transport.timeline
-        assert timeline.pending_from < 41
+        assert timeline.pending_from == 3
         picture = timeline.grab().toImage()
         y = timeline.height() // 2 + 4
         pending_x = int(timeline.x_of(40))
         produced_x = int(timeline.x_of(0))
         assert picture.pixelColor(produced_x, y).name() == PRODUCED_COLOUR.name()
         assert picture.pixelColor(pending_x, y).name() != PRODUCED_COLOUR.name()
+    finally:
+        release.set()
     wait_until_sampled(qtbot, window)
     assert run.state == DONE and run.produced == 41
     assert window.session.position == 40  # followed the newest frame

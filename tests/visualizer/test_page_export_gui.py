@@ -3,11 +3,18 @@ a long run is offered every k-th frame; Cancel and unfinished runs write nothing
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtWidgets import QPushButton
 
 from diffusion_stepper.core.exports.html_page import suggested_every
 from tests.page_reading import page_data, stored_picture
 from tests.visualizer.conftest import LONG_WAIT_MS, action
+
+
+@pytest.fixture
+def window(shared_window):
+    """One window for this module's tests, put back as it opened before each (conftest.reset_window)."""
+    return shared_window
 
 
 def test_the_menu_entry_offers_every_kth_frame_of_a_long_run_and_writes_the_page(

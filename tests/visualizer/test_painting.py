@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 
 from diffusion_stepper.core.deepfloyd_if.images import load_mask
 from diffusion_stepper.core.paths import sample_image
 from diffusion_stepper.visualizer.dialogs.painting import CANVAS, PAPER, SKETCH_SIZE, SWATCHES
+
+
+@pytest.fixture
+def window(shared_window):
+    """One window for this module's tests, put back as it opened before each (conftest.reset_window)."""
+    return shared_window
 
 
 def drag(canvas, button, start: QPoint, end: QPoint) -> None:

@@ -16,6 +16,12 @@ from diffusion_stepper.visualizer.widgets.panels import ImagePanel
 from tests.visualizer.conftest import LONG_WAIT_MS, marked_trajectory, settle
 
 
+@pytest.fixture
+def window(shared_window):
+    """One window for this module's tests, put back as it opened before each (conftest.reset_window)."""
+    return shared_window
+
+
 def test_missing_xcb_libraries_are_one_line_naming_the_packages(monkeypatch, capsys):
     monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
     monkeypatch.setenv("DISPLAY", ":99")
@@ -97,10 +103,11 @@ def _image_panels(view) -> list[ImagePanel]:
 
 
 @pytest.mark.parametrize("rounds", [6])
-def test_compare_rows_are_reused_never_deleted_and_show_their_own_run(qtbot, window, rounds):
+def test_compare_rows_are_reused_never_deleted_and_show_their_own_run(qtbot, fresh_window, rounds):
     """The Compare view's panels follow the compared runs from a pool: as runs come and go, no
     panel is deleted (the PySide6 6.10/6.11 crash), the count stays at the most shown at once, and
-    each row shows its own run's pixels."""
+    each row shows its own run's pixels. (A fresh window: its pools hold only what this test shows.)"""
+    window = fresh_window
     window.show_tab(1)
     runs = [_add_marked_run(window, 5, fill=(number + 1) / 10) for number in range(4)]
     for run in runs:
@@ -129,8 +136,10 @@ def test_compare_rows_are_reused_never_deleted_and_show_their_own_run(qtbot, win
     assert not destroyed and len(panels_at_most) == 2 * len(runs)
 
 
-def test_step_view_extras_panels_are_reused(qtbot, window):
-    """Runs with different extras re-title pooled panels instead of deleting them."""
+def test_step_view_extras_panels_are_reused(qtbot, fresh_window):
+    """Runs with different extras re-title pooled panels instead of deleting them. (A fresh window:
+    its pool holds only what this test shows.)"""
+    window = fresh_window
     ids_seen = set()
     for names in (("eps_cond", "eps_uncond"), ("mask",), ("eps_cond", "eps_uncond", "x0")):
         trajectory = marked_trajectory(3)

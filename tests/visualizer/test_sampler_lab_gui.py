@@ -22,6 +22,12 @@ from diffusion_stepper.visualizer.widgets.plots import series_colour
 from tests.visualizer.conftest import LONG_WAIT_MS, settle, wait_until_sampled
 
 
+@pytest.fixture
+def window(shared_window):
+    """One window for this module's tests, put back as it opened before each (conftest.reset_window)."""
+    return shared_window
+
+
 def combo_items(combo) -> list:
     return [combo.itemData(index) for index in range(combo.count())]
 
@@ -168,7 +174,9 @@ def test_the_schedule_plot_shows_when_guidance_acts(qtbot, window, tiny_checkpoi
     assert window.step_view.schedule.gap.name().startswith("mean |v_c − v_u| ÷")
 
 
-def test_tradeoff_dialog_draws_the_sweep_and_opens_a_point_in_compare(qtbot, window, tiny_checkpoints, tmp_path):
+def test_tradeoff_dialog_draws_the_sweep_and_opens_a_point_in_compare(qtbot, fresh_window, tiny_checkpoints, tmp_path):
+    """(A fresh window: the dialog opens for the first time, offering the dock's model first.)"""
+    window = fresh_window
     window.files.add_checkpoint(tiny_checkpoints["class-ddpm"])  # selected: offered first
     next(action for action in window.actions() if action.text().startswith("&Guidance trade-off")).trigger()
     dialog = window.tradeoff_dialog
@@ -180,7 +188,7 @@ def test_tradeoff_dialog_draws_the_sweep_and_opens_a_point_in_compare(qtbot, win
     assert [row.guidance for row in dialog.rows] == [0.0, 4.0] and "Done: 2 points" in dialog.status.text()
     assert not dialog.picture.pixmap().isNull()
     # the charts are drawn at the dialog's size, not a 1920 px picture scaled down (5 px text):
-    # their text keeps line_plot's sizes (12 px and up) however small the dialog
+    # their text keeps the chart's sizes (core/formats/charts.py: 12 px and up) however small the dialog
     dialog.resize(700, 500)
     qtbot.waitUntil(lambda: dialog.picture.pixmap().size() == dialog.picture.size(), timeout=5000)
     assert dialog.picture.pixmap().width() <= 700

@@ -6,11 +6,18 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from diffusion_stepper.core.exports.html_page import write_html_page
 from diffusion_stepper.visualizer.widgets.plots import ConvergencePlot
 from tests.page_reading import page_data
 from tests.visualizer.conftest import marked_trajectory
+
+
+@pytest.fixture
+def window(shared_window):
+    """One window for this module's tests, put back as it opened before each (conftest.reset_window)."""
+    return shared_window
 
 
 def test_the_app_and_the_page_draw_each_compared_run_in_the_same_colour(qtbot, tmp_path):

@@ -4,7 +4,7 @@ the shared frame of the sampler-quality and guidance trade-off dialogs.
 The charts are the ones the CLI writes (core.formats.charts), drawn from the same rows, so the
 dialog's Save and the command line give the same PNG and CSV; on screen they are drawn at the
 dialog's own size, so that their text reads at any size of the dialog (a 1920 px picture scaled
-into a small dialog had 5 px text). A subclass names its settings (`add_settings`), turns them
+into a small dialog had 5 px text). A subclass adds its settings to the form (`self.form`), turns them
 into a core request (`request`), and says how rows are produced, charted and saved (`items`,
 `charts`, `save_rows`).
 """
