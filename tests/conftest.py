@@ -3,16 +3,48 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
-import pytest
-import torch
+# One torch thread for the tests and every process they start (set before torch is imported, and
+# inherited by children). The tests' models are tiny: their operations are too small to share
+# between threads, and on a busy machine a thread that spins waiting for its descheduled partner
+# made the suite many times slower (a 2D training test: 63 s with two threads, 7 s with one, on
+# two busy cores). Set OMP_NUM_THREADS to choose otherwise.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from diffusion_stepper.core.mnist.checkpoints import save_checkpoint
-from diffusion_stepper.core.mnist.recipes import TrainConfig, recipe
-from diffusion_stepper.core.paths import bundled_mnist_folder
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from diffusion_stepper.core.mnist.checkpoints import save_checkpoint  # noqa: E402
+from diffusion_stepper.core.mnist.recipes import TrainConfig, recipe  # noqa: E402
+from diffusion_stepper.core.paths import bundled_mnist_folder  # noqa: E402
 
 TINY_HIDDEN = 4
+
+# --- the quick run and the whole suite -----------------------------------------------------------
+#
+# `python -m pytest` runs the quick run: every test but those marked slow (training on real MNIST,
+# the judge over the test set, and anything in a process of its own: the benches, the soak, the
+# browser, training in the app, the screen walks). `python -m pytest --all` runs every test, as CI
+# does (.ci/run); `-m EXPRESSION` chooses by marker as usual. The README gives both commands.
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--all", action="store_true", help="run the slow tests too: the whole suite, as CI does (default: quick run)"
+    )
+
+
+def pytest_configure(config):
+    if not config.getoption("all") and not config.option.markexpr:
+        config.option.markexpr = "not slow"
+
+
+def pytest_report_header(config):
+    if config.option.markexpr == "not slow" and not config.getoption("all"):
+        return "quick run: the tests marked slow are left out; `python -m pytest --all` runs every test, as CI does"
+    return None
 
 
 @pytest.fixture(scope="session")

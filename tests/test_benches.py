@@ -2,7 +2,8 @@
 
 Each script runs as its own process, as a person runs it (`python bench/NAME.py ARGS` from the
 repository root), with the Qt platform offscreen and HOME in a temporary folder, so nothing is
-written into the user's home. The settings are the smallest that still go through every part of
+written into the user's home; seconds each whatever the settings, so they are marked slow (the
+quick run leaves them out, `--all` and CI run them). The settings are the smallest that still go through every part of
 the script: the figures they print mean nothing, only that the script works. A new script needs its
 entry in SMALLEST, or the test of the list fails.
 """
@@ -36,38 +37,30 @@ def smallest(*args: str, **options) -> Smallest:
     return Smallest((args,), **options)
 
 
-SLOW = (pytest.mark.slow,)
-
 # "{tmp}" in an argument is replaced with a fresh temporary folder.
 SMALLEST: dict[str, Smallest] = {
     "app_training.py": smallest(
         *("--rounds", "1", "--limit", "64", "--iterations", "100", "--shots", "{tmp}", "--shot-seconds", "1"),
         goal_exit=True,
-        marks=SLOW,
     ),
     "allocator.py": smallest("--per-class", "1", "--steps", "2", "--repeats", "1"),
     "capture_overhead.py": smallest("--hidden", "8", "--steps", "2", "--per-class", "1", "--repeats", "1"),
     "generate_speed.py": smallest("--repeats", "1", "--baseline-steps", "5"),
     "gui_memory.py": smallest("--generates", "2", "--races", "1", "--more", "1"),
-    "gui_responsiveness.py": smallest(
-        "--idle-seconds", "0.5", "--steps", "5", "--train-seconds", "3", goal_exit=True, marks=SLOW
-    ),
+    "gui_responsiveness.py": smallest("--idle-seconds", "0.5", "--steps", "5", "--train-seconds", "3", goal_exit=True),
     "gui_soak.py": smallest("--minutes", "0.2", "--sizes", "1366x768", marks=(pytest.mark.soak,)),
     "html_page.py": smallest("--steps", "3,6"),
     "if_step_time.py": Smallest(
         tuple(("--stage", stage, "--device", "cpu", "--steps", "2", "--repeats", "1") for stage in ("1", "2"))
     ),
     "mnist_quality.py": smallest("--checkpoint", "mnist-class-ddpm", "--per-class", "1", "--steps", "2"),
-    "quick_training.py": smallest(
-        "--limit", "64", "--per-digit", "1", "--series-seconds", "0", "--keep-epochs", "1", marks=SLOW
-    ),
+    "quick_training.py": smallest("--limit", "64", "--per-digit", "1", "--series-seconds", "0", "--keep-epochs", "1"),
     "sample_process_time.py": smallest("--repeats", "1"),
     "toy2d_training.py": smallest("--iterations", "5", "--datasets", "moons", "--objectives", "flow,ddpm"),
     "toy2d_view_fps.py": smallest("--particles", "50", "--size", "64", "--steps", "5", "--repeats", "1"),
     "train_bundled_models.py": smallest(
         *("--budget-seconds", "1", "--out", "{tmp}", "--device", "cpu", "--only", "mnist-single-step"),
         *("--probe-digits", "64", "--limit", "64"),
-        marks=SLOW,
     ),
     "train_throughput.py": smallest("--device", "cpu", "--hidden", "8", "--batch-size", "8", "--iterations", "2"),
     "trajectory_load.py": smallest("--steps", "2"),
@@ -90,6 +83,7 @@ def test_a_goal_exit_is_documented(name):
     assert "exit status 1 means a goal was missed" in " ".join(docstring(name).split()).lower()
 
 
+@pytest.mark.slow  # each script in a process of its own: seconds each, whatever its settings
 @pytest.mark.parametrize(
     "name", [pytest.param(name, marks=SMALLEST[name].marks if name in SMALLEST else ()) for name in SCRIPTS]
 )

@@ -120,6 +120,19 @@ def test_the_readme_links_the_reference_pages_and_stays_short():
     assert len(text.splitlines()) <= 200
 
 
+def test_ci_runs_the_readmes_test_command_which_is_every_test_and_both_runs_say_how_long_they_take():
+    """.ci/run runs the quick start's test command verbatim, and it runs every test (`--all`: CI
+    runs the slow ones too); the quick run is named beside it; each with the time it was measured
+    to take, in minutes, and on what machine."""
+    quick_start = " ".join(section(README.read_text(), "Quick start").split())
+    commands = [block.strip() for block in re.findall(r"``` (.*?) ```", quick_start) if "pytest" in block]
+    assert commands == ['pip install ".[test]" && python -m pytest --all'], commands
+    assert commands[0] in (ROOT / ".ci" / "run").read_text().splitlines(), ".ci/run must run it verbatim"
+    whole = re.search(r"runs every test, as CI does \(`\.ci/run`\): ([^.]*\d+ minutes[^.]*2-core[^.]*)\.", quick_start)
+    quick = re.search(r"`python -m pytest` is the quick run, ([^:]*\d+ minutes[^:]*2-core[^:]*):", quick_start)
+    assert whole and quick, "the README gives the measured time of each run, and the machine"
+
+
 def test_the_linux_packages_are_those_the_app_checks_for():
     from diffusion_stepper.visualizer.system_libraries import XCB_PLATFORM_LIBRARIES
 

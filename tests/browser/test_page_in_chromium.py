@@ -2,6 +2,7 @@
 pixels and numbers, compared runs move on one slider, and a 2D run shows its particle view."""
 
 import numpy as np
+import pytest
 from PIL import Image
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -16,6 +17,8 @@ from diffusion_stepper.core.formats.trajectory_file import load_trajectory
 from diffusion_stepper.core.toy2d.render import ParticleViewOptions, render_particles
 from tests.browser.chromium import browser_log, canvas_pixels, drawn_position, open_page, wait_for, wait_until_drawn
 from tests.page_reading import grid_picture, page_data
+
+pytestmark = pytest.mark.slow  # a real browser (Chromium), and pages made in processes of their own
 
 
 def panel_canvas(driver, run: int, panel: str):

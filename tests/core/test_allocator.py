@@ -8,6 +8,7 @@ import pytest
 from diffusion_stepper.core.allocator import keep_freed_memory_for_reuse
 
 
+@pytest.mark.slow  # samples in two processes of their own
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux's")
 def test_glibc_takes_the_setting_and_results_do_not_change(tmp_path):
     """The setting is accepted, and a run sampled with it is bit-identical to one without it."""

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +131,7 @@ def console(command: str, **kwargs) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # the command in processes of its own
 def test_a_closed_or_full_stdout_ends_in_one_line():
     closed = console("models >&-")
     one_line_refusal(closed.returncode, closed.stderr, "standard output is closed")
@@ -434,16 +436,22 @@ def peak_memory_mb(argv: list) -> tuple[int, str, float]:
     return result.returncode, "\n".join(lines[:-1]), int(lines[-1].split()[1]) / 1024
 
 
+@pytest.mark.slow  # measured in processes of their own
 def test_sampling_the_exact_field_of_the_largest_drawing_stays_small(tmp_path):
     from diffusion_stepper.core.limits import DRAWN_POINTS
     from diffusion_stepper.core.toy2d.drawn import save_drawn
 
-    peaks = {}
+    runs = {}
     for points in (20, DRAWN_POINTS[1]):  # a small drawing is the baseline: imports and the run itself
         drawing = save_drawn(tmp_path / f"{points}.json", torch.rand(points, 2) * 4 - 2)  # the largest is 100 kB
-        argv = ["sample", "toy2d", "--exact", drawing, "--num", 5000, "--steps", 2, "--out", tmp_path / "r.npz"]
-        code, err, peaks[points] = peak_memory_mb(argv)
+        out = tmp_path / f"r-{points}.npz"
+        runs[points] = ["sample", "toy2d", "--exact", drawing, "--num", 5000, "--steps", 2, "--out", out]
+    with ThreadPoolExecutor(2) as pool:  # side by side: each process measures its own peak
+        outcomes = dict(zip(runs, pool.map(peak_memory_mb, runs.values())))
+    peaks = {}
+    for points, (code, err, peak) in outcomes.items():
         assert code == 0, err
+        peaks[points] = peak
     # the whole tables took 1.3 GB more than the baseline (1.6 GB in all)
     assert peaks[DRAWN_POINTS[1]] - peaks[20] < 300, peaks
 
@@ -498,13 +506,14 @@ def test_training_beyond_the_memory_free_is_refused_up_front(tmp_path, capsys, m
     assert "%|" not in err and not list((tmp_path / "m").glob("*.json"))
 
 
+@pytest.mark.slow  # measured in processes of their own
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
 def test_the_training_memory_estimate_holds_what_a_step_really_uses():
     """The estimate against the process's real peak over one training step (its peak resident
     memory less what it held before the step), in a fresh process."""
     probe = """
 import resource, sys, torch
-from diffusion_stepper.core.mnist.training import TrainConfig
+from diffusion_stepper.core.mnist.recipes import TrainConfig
 config = TrainConfig(model="class", objective="flow", epochs=1, hidden=32, batch_size=128, lr=1e-3)
 model = config.build_model()
 optimizer = torch.optim.Adam(model.parameters())
@@ -658,6 +667,7 @@ def interrupted_training(tmp_path: Path, delay: float | None) -> subprocess.Comp
     return subprocess.CompletedProcess(argv, process.returncode, out.decode(), (seen + (err or b"")).decode())
 
 
+@pytest.mark.slow  # the command in a process of its own
 @pytest.mark.parametrize("delay", [0.3, 1.0, None])
 def test_ctrl_c_at_any_moment_ends_with_the_interrupted_line_and_130(tmp_path, delay):
     result = interrupted_training(tmp_path, delay)

@@ -321,6 +321,7 @@ def test_bad_inputs_fail_in_one_line(tmp_path, capsys, tiny_checkpoints):
     assert not (tmp_path / "x.npz").exists()
 
 
+@pytest.mark.slow  # the console script in processes of its own
 def test_installed_console_script(tmp_path):
     beside_python = Path(sys.executable).parent / "diffusion-stepper"
     script = str(beside_python) if beside_python.is_file() else shutil.which("diffusion-stepper")

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 PROGRAM = """
@@ -19,6 +21,7 @@ print("QT_MODULES", qt)
 """
 
 
+@pytest.mark.slow  # imports all of core in a process of its own
 def test_core_never_imports_qt():
     result = subprocess.run([sys.executable, "-c", PROGRAM], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -53,6 +53,7 @@ def test_every_package_folder_is_listed_under_one_import_package():
     assert pyproject()["project"]["scripts"]["diffusion-stepper"] == "diffusion_stepper.visualizer.launcher:main"
 
 
+@pytest.mark.slow  # builds the wheel with pip
 def test_the_wheel_holds_diffusion_stepper_alone_at_its_top_level(tmp_path):
     source = tmp_path / "source"
     source.mkdir()
@@ -94,6 +95,7 @@ def test_the_wheel_holds_diffusion_stepper_alone_at_its_top_level(tmp_path):
             assert expected in names
 
 
+@pytest.mark.slow  # a process of its own
 def test_folder_names_are_not_importable_on_their_own(tmp_path):
     """Installed, the app answers to diffusion_stepper only: a `core` of another project (or a
     notebook's folder) neither shadows ours nor is shadowed by it."""

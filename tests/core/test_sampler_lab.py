@@ -177,8 +177,15 @@ def test_a_chart_draws_its_lines_where_the_numbers_say():
     assert left[0] > right[0]
 
 
-def test_the_bundled_judge_reads_real_digits(mnist_dir):
-    judge = Judge(data_dir=str(mnist_dir))
+@pytest.fixture(scope="module")
+def judge(mnist_dir) -> Judge:
+    """The bundled judge with the test set's features, computed once for the module's tests (the
+    commands they run build their own)."""
+    return Judge(data_dir=str(mnist_dir))
+
+
+@pytest.mark.slow  # the judge reads all 10,000 test digits
+def test_the_bundled_judge_reads_real_digits(mnist_dir, judge):
     from diffusion_stepper.core.mnist.data import load_mnist
 
     images, labels = load_mnist("test", mnist_dir).as_float()
@@ -200,7 +207,8 @@ def test_a_foreign_judge_file_is_one_line(tmp_path):
         load_judge(tmp_path / "broken.safetensors")
 
 
-def test_quality_against_nfe_writes_what_the_judge_says(tiny_checkpoints, tmp_path, capsys, mnist_dir):
+@pytest.mark.slow  # the judge reads the 10,000 test digits, twice
+def test_quality_against_nfe_writes_what_the_judge_says(tiny_checkpoints, tmp_path, capsys, mnist_dir, judge):
     checkpoint = tiny_checkpoints["class-flow"]
     code, stdout, _ = run_cli(
         capsys,
@@ -228,7 +236,7 @@ def test_quality_against_nfe_writes_what_the_judge_says(tiny_checkpoints, tmp_pa
     # recompute one point: the same request, read by the same judge
     row = rows[3]  # Heun at 4 evaluations: 2 steps
     run = sampled(checkpoint, sampler="heun", steps=int(row["steps"]), per_class=2)
-    figures = Judge(data_dir=str(mnist_dir)).score(run.final_sample, run.labels)
+    figures = judge.score(run.final_sample, run.labels)
     assert float(row["accuracy"]) == pytest.approx(figures.accuracy)
     assert float(row["fd"]) == pytest.approx(figures.fd, rel=1e-4)
     assert (tmp_path / "sampler-quality.png").stat().st_size > 0
@@ -338,7 +346,8 @@ def test_diversity_is_the_mean_pairwise_distance_within_each_class():
     assert diversity_within_classes(features, labels) == pytest.approx((5.0 + 2.0) / 2)
 
 
-def test_guidance_tradeoff_writes_what_the_judge_says(tiny_checkpoints, tmp_path, capsys, mnist_dir):
+@pytest.mark.slow  # the judge reads the 10,000 test digits, twice
+def test_guidance_tradeoff_writes_what_the_judge_says(tiny_checkpoints, tmp_path, capsys, mnist_dir, judge):
     from diffusion_stepper.core.mnist.guidance_tradeoff import TradeoffRequest, diversity_within_classes
 
     checkpoint = tiny_checkpoints["class-ddpm"]
@@ -355,7 +364,6 @@ def test_guidance_tradeoff_writes_what_the_judge_says(tiny_checkpoints, tmp_path
     request = TradeoffRequest(str(checkpoint), per_class=3, device="cpu", data_dir=str(mnist_dir))
     run = start_sampling(request.sample_request(3.0, "ddpm"))
     final = list(run.frames)[-1].x_t
-    judge = Judge(data_dir=str(mnist_dir))
     figures = judge.score(final, run.labels)
     pictures = final.clamp(0, 1)  # diversity within each digit as the judge reads it
     diversity = diversity_within_classes(torch.from_numpy(judge.features(pictures)), judge.predictions(pictures))
@@ -371,6 +379,7 @@ def test_guidance_tradeoff_writes_what_the_judge_says(tiny_checkpoints, tmp_path
     assert code == 1 and "--guidances is for guidance-tradeoff" in err
 
 
+@pytest.mark.slow  # the judge reads the 10,000 test digits, twice
 def test_inspect_judges_a_runs_digits_and_refuses_other_pictures(tiny_checkpoints, tmp_path, capsys, tiny_if):
     from diffusion_stepper.core.mnist.judge import describe_figures, judge_run
 

@@ -164,6 +164,7 @@ def trained(**settings) -> Toy2DTrained:
     return events[-1]
 
 
+@pytest.mark.slow  # trains 2D models
 @pytest.mark.parametrize("objective", ["flow", "ddpm"])
 def test_a_2d_model_learns_its_dataset(objective):
     """400 iterations already pull the particles from noise towards the moons; the same seed
@@ -178,6 +179,7 @@ def test_a_2d_model_learns_its_dataset(objective):
     assert energy_distance(as_points(frames[-1].x_t), data) < 0.4 * energy_distance(as_points(frames[0].x_t), data)
 
 
+@pytest.mark.slow  # trains 2D models
 def test_guidance_pushes_particles_to_their_class():
     """A class-conditioned model on the circles: with CFG the particles asked to be the inner
     circle land nearer radius 1 than those asked to be the outer one."""

@@ -243,6 +243,7 @@ def test_bad_configs(tmp_path):
         list(train(tiny_config("time", "ddpm", lr=0.0), synthetic_split(), tmp_path))
 
 
+@pytest.mark.slow  # 80 training iterations
 def test_the_pure_noise_denoiser_sees_noise_alone_and_learns_the_mean_digit(tmp_path):
     from diffusion_stepper.core.diffusion.objectives import SingleStepObjective
 

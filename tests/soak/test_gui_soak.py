@@ -14,6 +14,7 @@ SOAK_SECONDS = float(os.environ.get("DIFFUSION_STEPPER_SOAK_SECONDS", "180"))
 SOAK_SEED = int(os.environ.get("DIFFUSION_STEPPER_SOAK_SEED", "2026"))
 
 
+@pytest.mark.slow
 @pytest.mark.soak
 def test_three_minutes_of_a_lecture_at_1366x768_without_a_crash():
     reason = missing_programs()

@@ -18,7 +18,10 @@ from diffusion_stepper.core.formats.trajectory_file import save_trajectory
 from diffusion_stepper.core.frames import Frame, Trajectory
 from tests.visualizer.conftest import marked_trajectory
 
+pytestmark = pytest.mark.slow  # the window measured in a process of its own per screen
+
 ROOT = Path(__file__).resolve().parents[2]
+SCREENS = ((1366, 768), (1920, 1080))
 
 
 def with_cfg_extras(trajectory: Trajectory) -> Trajectory:
@@ -58,8 +61,10 @@ def if_stage_one_run(num_frames: int = 4) -> Trajectory:
     return Trajectory(meta, frames, None)
 
 
-def run_on_screen(folder: Path, width: int, height: int, arguments: list[str], timeout_s: int = 300):
-    """Run python with `arguments` in a process whose offscreen screen is width x height."""
+def start_on_screen(folder: Path, width: int, height: int, arguments: list[str]) -> subprocess.Popen:
+    """Start python with `arguments` in a process whose offscreen screen is width x height; its
+    output goes to files in `folder` (not pipes, so processes started side by side never wait on
+    each other). `finish` waits for it."""
     screen = folder / f"screen-{width}x{height}.json"
     screen.write_text(
         json.dumps(
@@ -80,11 +85,27 @@ def run_on_screen(folder: Path, width: int, height: int, arguments: list[str], t
         )
     )
     environment = {**os.environ, "QT_QPA_PLATFORM": f"offscreen:configfile={screen}"}
-    result = subprocess.run(
-        [sys.executable, *arguments], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=timeout_s
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
+    with (folder / f"{width}x{height}.out").open("w") as out, (folder / f"{width}x{height}.err").open("w") as err:
+        process = subprocess.Popen([sys.executable, *arguments], cwd=ROOT, env=environment, stdout=out, stderr=err)
+    process.output = folder / f"{width}x{height}"  # where its .out and .err are
+    return process
+
+
+def finish(process: subprocess.Popen, timeout_s: int = 300) -> subprocess.CompletedProcess:
+    """Wait for a process `start_on_screen` started; it must succeed."""
+    try:
+        process.wait(timeout=timeout_s)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    out, err = (process.output.with_suffix(suffix).read_text() for suffix in (".out", ".err"))
+    assert process.returncode == 0, err[-3000:]
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def json_lines(result: subprocess.CompletedProcess) -> list[dict]:
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
 
 
 @pytest.fixture(scope="module")
@@ -94,11 +115,11 @@ def measured(tmp_path_factory) -> dict[int, list[dict]]:
         save_trajectory(with_cfg_extras(marked_trajectory(6, num_images=10)), folder / "digits.npz"),
         save_trajectory(if_stage_one_run(), folder / "if.npz"),
     ]
-    results = {}
-    for width, height in ((1366, 768), (1920, 1080)):
-        result = run_on_screen(folder, width, height, ["-m", "tests.visualizer.window_sizes", *map(str, runs)])
-        results[width] = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    return results
+    arguments = ["-m", "tests.visualizer.window_sizes", *map(str, runs)]
+    started = {
+        width: start_on_screen(folder, width, height, arguments) for width, height in ((1366, 768), (1920, 1080))
+    }
+    return {width: json_lines(finish(process)) for width, process in started.items()}  # side by side
 
 
 def test_presentation_on_a_1366x768_projector(measured):

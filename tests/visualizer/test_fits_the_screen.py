@@ -8,25 +8,27 @@ its own per screen."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from tests.visualizer.test_big_pictures import run_on_screen
+from tests.visualizer.test_big_pictures import finish, json_lines, start_on_screen
+
+pytestmark = pytest.mark.slow  # the window walked through a lecture, in a process of its own per screen
 
 PROJECTOR, SMALL = (1366, 768), (1280, 720)
 
 
-def walk(folder, screen: tuple[int, int], every_sampler: bool) -> list[dict]:
-    arguments = ["-m", "tests.visualizer.screen_walk"] + ([] if every_sampler else ["--not-every-sampler"])
-    result = run_on_screen(folder, *screen, arguments, timeout_s=600)
-    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-
-
 @pytest.fixture(scope="module")
 def walks(tmp_path_factory) -> dict[tuple[int, int], list[dict]]:
-    folder = tmp_path_factory.mktemp("screens")
-    return {PROJECTOR: walk(folder, PROJECTOR, every_sampler=True), SMALL: walk(folder, SMALL, every_sampler=False)}
+    """Both walks side by side, each in a process (and a folder) of its own."""
+    started = {
+        screen: start_on_screen(
+            tmp_path_factory.mktemp("screens"),
+            *screen,
+            ["-m", "tests.visualizer.screen_walk"] + ([] if every_sampler else ["--not-every-sampler"]),
+        )
+        for screen, every_sampler in ((PROJECTOR, True), (SMALL, False))
+    }
+    return {screen: json_lines(finish(process, timeout_s=600)) for screen, process in started.items()}
 
 
 def checks(lines: list[dict], kind: str) -> list[dict]:

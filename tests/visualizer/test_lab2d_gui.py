@@ -61,6 +61,7 @@ def test_sampling_the_exact_field_shows_particles_and_the_step_equation(qtbot, w
     assert background > 0.8 and particle_pixels(bare) >= particle_pixels(first)
 
 
+@pytest.mark.slow  # trains in a child process
 def test_training_shows_the_loss_then_samples_the_trained_model(qtbot, window, tmp_path, monkeypatch):
     monkeypatch.setattr(
         "diffusion_stepper.visualizer.controllers.lab2d.work_folder", lambda *parts: tmp_path.joinpath(*parts)
@@ -85,6 +86,7 @@ def test_training_shows_the_loss_then_samples_the_trained_model(qtbot, window, t
     assert "Trained 300 iterations" in dock.status.text()
 
 
+@pytest.mark.slow  # trains in a child process
 def test_pressing_train_again_stops_it_and_saves_nothing(qtbot, window, tmp_path, monkeypatch):
     monkeypatch.setattr(
         "diffusion_stepper.visualizer.controllers.lab2d.work_folder", lambda *parts: tmp_path.joinpath(*parts)
@@ -100,6 +102,7 @@ def test_pressing_train_again_stops_it_and_saves_nothing(qtbot, window, tmp_path
     assert not (tmp_path / "toy2d").exists() and window.session.active is None
 
 
+@pytest.mark.slow  # trains in a child process
 def test_stopping_the_training_out_of_sight_ends_it_in_the_dock(qtbot, window, tmp_path, monkeypatch):
     """Ctrl+Shift+L stops the training in presentation mode too, where the docks hide: back
     in the dock, the button says Train again and the status how it ended."""

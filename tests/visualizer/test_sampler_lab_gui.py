@@ -129,6 +129,7 @@ def test_the_race_lines_runs_up_by_nfe_with_each_x0_and_the_plot(qtbot, window, 
     assert session.frame_index(heun) == round(5 / 10 * 5)
 
 
+@pytest.mark.slow  # the judge reads the 10,000 test digits
 def test_quality_dialog_measures_draws_and_saves(qtbot, window, tmp_path):
     next(action for action in window.actions() if action.text().startswith("Sample quality against NFE")).trigger()
     dialog = window.quality_dialog
@@ -174,6 +175,7 @@ def test_the_schedule_plot_shows_when_guidance_acts(qtbot, window, tiny_checkpoi
     assert window.step_view.schedule.gap.name().startswith("mean |v_c − v_u| ÷")
 
 
+@pytest.mark.slow  # the judge reads the 10,000 test digits
 def test_tradeoff_dialog_draws_the_sweep_and_opens_a_point_in_compare(qtbot, fresh_window, tiny_checkpoints, tmp_path):
     """(A fresh window: the dialog opens for the first time, offering the dock's model first.)"""
     window = fresh_window
@@ -209,6 +211,7 @@ def test_tradeoff_dialog_draws_the_sweep_and_opens_a_point_in_compare(qtbot, fre
     assert dialog.status.text().startswith("scales γ:") and dialog.job is None
 
 
+@pytest.mark.slow  # the judge reads the 10,000 test digits
 def test_judging_the_active_run_shows_the_judges_figures(qtbot, window, tiny_checkpoints):
     from diffusion_stepper.core.mnist.judge import describe_figures, judge_run
 
@@ -227,6 +230,7 @@ def test_the_empty_schedule_plot_lists_no_gap_curve(window):
     assert not schedule.gap.isVisible() and schedule.legend.listed() == []
 
 
+@pytest.mark.slow  # the judge reads the 10,000 test digits before the first point
 def test_the_tradeoff_dialog_is_one_dialog_hidden_by_esc_which_cancels_its_measurement(qtbot, window, tiny_checkpoints):
     """Esc hides the dialog (never deleted while the app runs) and cancels a running measurement;
     opening it again shows the same dialog, idle, with the dock's models as they are now."""

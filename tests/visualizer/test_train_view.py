@@ -64,6 +64,7 @@ def file_digests(folder: Path) -> dict[str, str]:
     return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(folder.iterdir())}
 
 
+@pytest.mark.slow  # trains in a child process
 def test_training_plots_each_iteration_and_shows_each_epochs_samples(qtbot, window):
     view = window.train_view
     run_dir = train(qtbot, window, epochs=2)
@@ -106,6 +107,7 @@ def test_training_plots_each_iteration_and_shows_each_epochs_samples(qtbot, wind
     assert not torch.equal(runs[0].trajectory.final_sample, runs[1].trajectory.final_sample)
 
 
+@pytest.mark.slow  # trains in a child process
 def test_keep_training_goes_on_with_the_same_curve_and_samples(qtbot, window):
     view = window.train_view
     assert not view.keep_button.isEnabled()  # nothing has trained yet
@@ -156,6 +158,7 @@ def test_log_scale_toggle(qtbot, window):
     assert window.train_view.loss_plot.getPlotItem().ctrl.logYCheck.isChecked()
 
 
+@pytest.mark.slow  # trains in a child process
 def test_pause_holds_training_and_stop_keeps_the_last_checkpoint(qtbot, window):
     view = window.train_view
     view.form.epochs.setValue(200)
@@ -186,6 +189,7 @@ def test_pause_holds_training_and_stop_keeps_the_last_checkpoint(qtbot, window):
     assert view.start_button.isEnabled()
 
 
+@pytest.mark.slow  # trains in a child process
 def test_a_pause_after_stop_does_not_hold_the_run_that_is_ending(qtbot, window):
     view = window.train_view
     view.form.epochs.setValue(200)
@@ -205,6 +209,7 @@ def test_a_run_that_cannot_start_is_one_error_and_the_tab_stays_usable(qtbot, wi
     assert len(window.messages.last_error.splitlines()) == 1
 
 
+@pytest.mark.slow  # trains in a child process
 def test_a_nan_loss_stops_training_with_where_it_happened(qtbot, window):
     window.training.train_items = training_faults.diverging_at_the_third_iteration
     run_dir = train(qtbot, window, epochs=3)
@@ -217,6 +222,7 @@ def test_a_nan_loss_stops_training_with_where_it_happened(qtbot, window):
     assert window.train_view.start_button.isEnabled()
 
 
+@pytest.mark.slow  # trains in a child process
 def test_out_of_memory_suggests_a_smaller_batch_and_the_app_goes_on(qtbot, window, tmp_path):
     window.training.train_items = training_faults.out_of_memory
     train(qtbot, window, epochs=1)
@@ -229,6 +235,7 @@ def test_out_of_memory_suggests_a_smaller_batch_and_the_app_goes_on(qtbot, windo
     assert (tmp_path / "second" / "epoch-001.json").is_file()
 
 
+@pytest.mark.slow  # trains in a child process
 def test_a_killed_training_process_is_one_error_and_the_window_goes_on(qtbot, window, tmp_path):
     window.training.train_items = training_faults.killed_after_the_first_epoch
     run_dir = train(qtbot, window, epochs=3)
@@ -245,6 +252,7 @@ def test_a_killed_training_process_is_one_error_and_the_window_goes_on(qtbot, wi
     assert (tmp_path / "again" / "epoch-001.json").is_file()
 
 
+@pytest.mark.slow  # trains in a child process
 def test_a_folder_with_another_runs_checkpoints_is_refused(qtbot, window):
     run_dir = train(qtbot, window, epochs=1)
     saved = file_digests(run_dir)
@@ -253,6 +261,7 @@ def test_a_folder_with_another_runs_checkpoints_is_refused(qtbot, window):
     assert file_digests(run_dir) == saved
 
 
+@pytest.mark.slow  # trains in a child process
 def test_a_long_failure_message_neither_widens_the_window_nor_the_form(qtbot, window, tmp_path):
     long_folder = tmp_path / ("a-folder-with-a-very-long-name-" * 8)
     window.train_view.form.out_dir.setText(str(long_folder))
@@ -267,6 +276,7 @@ def test_a_long_failure_message_neither_widens_the_window_nor_the_form(qtbot, wi
     assert (window.width(), window.train_view.form.width()) == widths
 
 
+@pytest.mark.slow  # trains in a child process
 def test_resume_continues_a_stopped_run(qtbot, window):
     run_dir = train(qtbot, window, epochs=1)
     view = window.train_view
@@ -277,6 +287,7 @@ def test_resume_continues_a_stopped_run(qtbot, window):
     assert view.training.history.iterations[0] == ITERATIONS_PER_EPOCH + 1  # the curve goes on from the checkpoint
 
 
+@pytest.mark.slow  # trains in a child process
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
 def test_asking_for_cuda_without_a_gpu_says_what_to_do(qtbot, window):
     window.train_view.form.device.setCurrentText("cuda")
@@ -285,6 +296,7 @@ def test_asking_for_cuda_without_a_gpu_says_what_to_do(qtbot, window):
     assert not (Path(window.train_view.form.out_dir.text()) / "epoch-001.json").exists()
 
 
+@pytest.mark.slow  # trains in a child process
 def test_the_single_step_model_can_train_on_pure_noise(qtbot, window, tmp_path):
     view = window.train_view
     view.form.model.setCurrentIndex(view.form.model.findData("single-step"))
@@ -298,6 +310,7 @@ def test_the_single_step_model_can_train_on_pure_noise(qtbot, window, tmp_path):
     assert view.samples.grid is not None  # 40 samples, in a near-square grid
 
 
+@pytest.mark.slow  # trains in a child process
 def test_the_samples_refresh_during_an_epoch_with_how_they_were_drawn(qtbot, window, tmp_path):
     view = window.train_view
     view.form.limit.setValue(32 * 12)  # one epoch of 12 iterations, with previews between them
@@ -316,6 +329,7 @@ def test_the_samples_refresh_during_an_epoch_with_how_they_were_drawn(qtbot, win
     assert "After epoch 1" in view.samples.title_label.text()  # the epoch's own grid comes last
 
 
+@pytest.mark.slow  # trains in a child process
 def test_epoch_comparison_lists_the_runs_on_disk(qtbot, window, tmp_path, monkeypatch):
     monkeypatch.setattr("diffusion_stepper.core.paths.WORK_FOLDER", tmp_path)
     view = window.train_view
@@ -339,6 +353,7 @@ def test_epoch_comparison_lists_the_runs_on_disk(qtbot, window, tmp_path, monkey
     assert compared == [(str(earlier), [1, 2])]
 
 
+@pytest.mark.slow  # trains in a child process
 def test_a_fresh_install_trains_on_the_bundled_mnist_with_no_network(qtbot, tmp_path, monkeypatch):
     home = tmp_path / "home"
     home.mkdir()
@@ -368,6 +383,7 @@ def test_a_fresh_install_trains_on_the_bundled_mnist_with_no_network(qtbot, tmp_
     assert view.compare_run.currentData() == str(run_dir)
 
 
+@pytest.mark.slow  # trains in a child process
 def test_the_quick_preset_the_train_tab_runs_is_the_one_the_command_line_runs(qtbot, tmp_path):
     """Start pressed on the Train tab as it opens, and `train mnist --preset quick`: the same recipe,
     as the child process receives it. Only how often progress is reported differs (the tab plots
@@ -386,6 +402,7 @@ def test_the_quick_preset_the_train_tab_runs_is_the_one_the_command_line_runs(qt
     assert dataclasses.asdict(preset_config("quick")) == cli  # and both are the preset's own
 
 
+@pytest.mark.slow  # trains in a child process
 def test_closing_while_training_asks_and_keeps_training_unless_told_to_stop(qtbot, window, monkeypatch):
     from PySide6.QtWidgets import QMessageBox
 
