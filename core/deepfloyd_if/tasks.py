@@ -133,7 +133,7 @@ class IFRequest:
     seed: int = 0
     num: int = 1
     x0_clip: str = "dynamic"
-    sampler: str = "ddpm"  # ddpm | ddim | dpm++2m
+    sampler: str = "ddpm"  # one of IF_SAMPLERS: ddpm | ddim | dpm++2m | dpm++2m-sde
     eta: float | None = None  # DDIM's η (default 0)
     blur_kernel: int | None = None
     blur_sigma: float = 2.0
