@@ -25,7 +25,8 @@ FLOORS = [
     ["core/diffusion", "core/training"],
     # files in their formats, and what each run is called and how runs line up
     ["core/formats", "core/timeline", "core/run_names", "core/run_store"],
-    ["core/mnist", "core/toy2d", "core/deepfloyd_if"],  # the families, side by side, never importing each other
+    # the families, side by side, never importing each other
+    ["core/mnist", "core/toy2d", "core/deepfloyd_if", "core/own_model"],
     ["core/session", "core/training_progress"],  # the viewer's state
     ["core/exports"],  # what a run leaves behind: pictures, animations, the page
     ["core/cli"],
