@@ -29,7 +29,9 @@ FLOORS = [
     ["core/mnist", "core/toy2d", "core/deepfloyd_if", "core/own_model"],
     ["core/session", "core/training_progress"],  # the viewer's state
     ["core/exports"],  # what a run leaves behind: pictures, animations, the page
+    ["core/api"],  # the Python API for a user's own model (no Qt)
     ["core/cli"],
+    ["api"],  # the package's own __init__: `import diffusion_stepper as ds`, the API's names
     ["visualizer"],
 ]
 APART = {"resources"}  # package data; its scripts import nothing of the app
@@ -51,7 +53,7 @@ def module_name(path: Path) -> str:
 def project_modules() -> dict[str, Path]:
     return {
         module_name(path): path
-        for folder in ("core", "visualizer", "resources")
+        for folder in ("core", "visualizer", "resources", "api")
         for path in sorted((ROOT / folder).rglob("*.py"))
     }
 

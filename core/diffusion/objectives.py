@@ -265,6 +265,11 @@ def objective_from_dict(spec: dict) -> Objective:
 # --- the sampler, composed once for every model trained here -----------------------------------------
 
 
+def algorithm_name(objective: Objective, guided: bool) -> str:
+    """What a run's record calls its algorithm: the objective's name, "+cfg" when guided."""
+    return objective.name + ("+cfg" if guided else "")
+
+
 def class_guided_estimate(
     predict: Predictor,
     objective: Objective,

@@ -297,7 +297,21 @@ def html_page_items(
     An iterator, as core.exports.animation.export_animation is, so the CLI's progress bar and the app's
     Cancel share one loop: stopping early leaves nothing on disk.
     """
-    options = options or PageOptions()
+    pages, title, every = _prepared_pages(runs, options or PageOptions())
+    return _build_page(pages, title, every, lambda text: _write_page(path, text))
+
+
+def html_page_text(runs: Sequence[tuple[str, Trajectory]], options: PageOptions | None = None) -> str:
+    """The page of `runs` as text, written nowhere: what a notebook shows inline."""
+    pages, title, every = _prepared_pages(runs, options or PageOptions())
+    texts: list[str] = []
+    for _ in _build_page(pages, title, every, texts.append):
+        pass
+    return texts[0]
+
+
+def _prepared_pages(runs: Sequence[tuple[str, Trajectory]], options: PageOptions) -> tuple[list[_RunPage], str, int]:
+    """The runs' pages, checked to fit, with the page's title and frame step; bad requests raise here."""
     if not runs:
         raise ValueError("no run to put on the page")
     for name, trajectory in runs:
@@ -313,8 +327,7 @@ def html_page_items(
     if len({page.pictures.kind for page in pages}) > 1:
         raise ValueError("a page compares 2D runs with 2D runs, image runs with image runs")
     check_page_fits(pages)
-    title = options.title or _page_title(pages)
-    return _build_page(pages, path, title, options.every)
+    return pages, options.title or _page_title(pages), options.every
 
 
 def check_page_fits(pages: list[_RunPage]) -> None:
@@ -331,7 +344,10 @@ def check_page_fits(pages: list[_RunPage]) -> None:
     check_memory(PAGE_MEMORY_FACTOR * pictures, f"a page of {frames:,} frames", advice)
 
 
-def _build_page(pages: list[_RunPage], path: str | os.PathLike, title: str, every: int) -> Iterator[tuple[int, int]]:
+def _build_page(
+    pages: list[_RunPage], title: str, every: int, finish: Callable[[str], None]
+) -> Iterator[tuple[int, int]]:
+    """Draw every frame's pictures (yielding progress), then hand the page's text to `finish`."""
     total = sum(len(page.indices) for page in pages)
     finished = 0
     records = []
@@ -351,7 +367,10 @@ def _build_page(pages: list[_RunPage], path: str | os.PathLike, title: str, ever
         "runs": records,
         "timelines": _timelines(pages),
     }
-    text = page_html(data)
+    finish(page_html(data))
+
+
+def _write_page(path: str | os.PathLike, text: str) -> None:
     with atomic_path(Path(path)) as temporary:
         temporary.write_text(text, encoding="utf-8")
 

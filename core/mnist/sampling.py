@@ -12,6 +12,7 @@ from diffusion_stepper.core.diffusion.objectives import (
     Objective,
     SingleStepObjective,
     add_gaussian_noise,
+    algorithm_name,
     compose_sampler,
 )
 from diffusion_stepper.core.diffusion.rules.catalogue import check_sampler_choice
@@ -32,10 +33,6 @@ MNIST_SHAPE = (1, 28, 28)
 MNIST_VALUE_RANGE = [0.0, 1.0]
 DEFAULT_GUIDANCE = 5.0
 DEFAULT_NUM_SAMPLES = 10
-
-
-def algorithm_name(objective: Objective, guided: bool) -> str:
-    return objective.name + ("+cfg" if guided else "")
 
 
 def compose_mnist_sampler(

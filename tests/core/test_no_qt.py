@@ -1,4 +1,5 @@
-"""core/ must import and run without Qt: checked in a fresh interpreter."""
+"""core/ and the package's Python API (`import diffusion_stepper`) must import and run without Qt:
+checked in a fresh interpreter."""
 
 import subprocess
 import sys
@@ -10,12 +11,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PROGRAM = """
 import importlib, pkgutil, sys
+QT = ("PySide6", "shiboken6", "pyqtgraph", "PyQt5", "PyQt6", "qtpy")
+import diffusion_stepper as ds  # the Python API, as a notebook imports it
+assert callable(ds.sample) and callable(ds.Recorder)
+print("QT_AFTER_PACKAGE", sorted(name for name in sys.modules if name.split(".")[0] in QT))
 import diffusion_stepper.core as core
 for module in pkgutil.walk_packages(core.__path__, "diffusion_stepper.core."):
     importlib.import_module(module.name)
 from diffusion_stepper.core import cli
 cli.main(["models"])
-QT = ("PySide6", "shiboken6", "pyqtgraph", "PyQt5", "PyQt6", "qtpy")
 qt = sorted(name for name in sys.modules if name.split(".")[0] in QT)
 print("QT_MODULES", qt)
 """
@@ -25,6 +29,7 @@ print("QT_MODULES", qt)
 def test_core_never_imports_qt():
     result = subprocess.run([sys.executable, "-c", PROGRAM], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+    assert "QT_AFTER_PACKAGE []" in result.stdout
     assert "QT_MODULES []" in result.stdout
 
 

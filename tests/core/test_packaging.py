@@ -13,6 +13,7 @@ tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
 ROOT = Path(__file__).resolve().parents[2]
 TOP_FOLDERS = ("core", "visualizer", "resources")  # the design card's layout, installed under diffusion_stepper
+API_FOLDER = "api"  # the package's own __init__: the Python API, `import diffusion_stepper as ds`
 
 
 def quick_start_commands():
@@ -37,12 +38,16 @@ def test_quick_start_has_two_commands_and_ci_runs_the_test_one():
 
 def test_every_package_folder_is_listed_under_one_import_package():
     setuptools = pyproject()["tool"]["setuptools"]
-    assert setuptools["package-dir"] == {f"diffusion_stepper.{folder}": folder for folder in TOP_FOLDERS}
-    on_disk = {
+    assert setuptools["package-dir"] == {
+        "diffusion_stepper": API_FOLDER,
+        **{f"diffusion_stepper.{folder}": folder for folder in TOP_FOLDERS},
+    }
+    on_disk = {"diffusion_stepper"} | {
         "diffusion_stepper." + ".".join(init.parent.relative_to(ROOT).parts)
         for folder in TOP_FOLDERS
         for init in (ROOT / folder).rglob("__init__.py")
     }
+    assert list((ROOT / API_FOLDER).rglob("*.py")) == [ROOT / API_FOLDER / "__init__.py"]  # the API's home is core
     assert set(setuptools["packages"]) == on_disk  # a forgotten subpackage would be missing from the wheel
     data = setuptools["package-data"]
     assert "*.safetensors" in data["diffusion_stepper.resources.models"]
@@ -59,7 +64,7 @@ def test_the_wheel_holds_diffusion_stepper_alone_at_its_top_level(tmp_path):
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    for folder in TOP_FOLDERS:
+    for folder in (*TOP_FOLDERS, API_FOLDER):
         shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__", "screenshots"))
     result = subprocess.run(
         [
@@ -83,8 +88,9 @@ def test_the_wheel_holds_diffusion_stepper_alone_at_its_top_level(tmp_path):
         names = archive.namelist()
         top_level = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
         assert top_level == {"diffusion_stepper"}
-        assert "diffusion_stepper/__init__.py" not in names  # an implicit namespace parent
         for expected in (
+            "diffusion_stepper/__init__.py",  # from api/: the Python API
+            "diffusion_stepper/core/api.py",
             "diffusion_stepper/core/deepfloyd_if/experiments.py",
             "diffusion_stepper/visualizer/main_window.py",
             "diffusion_stepper/resources/models/mnist-class-ddpm.safetensors",
@@ -101,8 +107,8 @@ def test_folder_names_are_not_importable_on_their_own(tmp_path):
     notebook's folder) neither shadows ours nor is shadowed by it."""
     program = (
         "import importlib.util, diffusion_stepper.core, diffusion_stepper.resources\n"
-        "print([importlib.util.find_spec(name) is None for name in ('core', 'visualizer', 'resources')])"
+        "print([importlib.util.find_spec(name) is None for name in ('core', 'visualizer', 'resources', 'api')])"
     )
     result = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[True, True, True]"
+    assert result.stdout.strip() == "[True, True, True, True]"
