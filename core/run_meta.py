@@ -23,6 +23,8 @@ EXACT_EXTRAS = ("exact_x0_hat", "exact_noise")
 DENSITY = "density"
 # A visual anagram's views (core.deepfloyd_if.anagrams makes each)
 VIEW_NAMES = ("identity", "flip", "rot90", "rot180", "rot270", "negate", "jigsaw")
+# A run recorded from a loop of the user's own (core.own_model.recorder): its update rule is theirs
+RECORDED_SOURCE = "recorded from your own loop"
 # What a run's frames hold: batches of images, or a 2D run's particles in the plane ([N, 2, 1, 1])
 IMAGES, PARTICLES = "images", "particles"
 

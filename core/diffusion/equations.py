@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from diffusion_stepper.core.diffusion.step_check import check_step, why_unchecked
 from diffusion_stepper.core.frames import Frame
-from diffusion_stepper.core.run_meta import RunMeta
+from diffusion_stepper.core.run_meta import RECORDED_SOURCE, RunMeta
 from diffusion_stepper.core.updates import number_text as _number
 
 
@@ -124,6 +124,8 @@ def _step_lines(meta: RunMeta, frame: Frame) -> list[str]:
             "to its data point x₁)",
             "v = x₁ − z: the same velocity all the way (what flow matching's network is trained to predict here)",
         ]
+    if meta.source == RECORDED_SOURCE:
+        return _recorded_lines(meta, frame)
     if family == "ddpm" and "alpha_bar_next" in coeffs and "t_next" in coeffs:
         return (
             _composition_lines(meta, frame)
@@ -159,6 +161,23 @@ def _step_lines(meta: RunMeta, frame: Frame) -> list[str]:
         ]
     shown = ",  ".join(f"{name} = {_number(value)}" for name, value in coeffs.items())
     return [f"{meta.algorithm or 'step'}: {shown}"]
+
+
+# How a recorded loop's numbers are named on screen
+_RECORDED_SYMBOLS = {"alpha_bar_t": "ᾱ_t", "alpha_t": "α_t", "beta_t": "β_t", "sigma": "σ", "sigma_t": "σ_t"}
+
+
+def _recorded_lines(meta: RunMeta, frame: Frame) -> list[str]:
+    """A step of the user's own loop: its rule is their code, so only what they recorded is shown."""
+    recorded = [
+        f"{_RECORDED_SYMBOLS.get(name, name)} = {_number(value)}"
+        for name, value in frame.coeffs.items()
+        if name not in ("t", "final")
+    ]
+    return [
+        "a step of your own loop: its update rule is your code, so no rule is shown here",
+        f"t = {time_text(meta.family, frame.t)}" + (f";   recorded: {',   '.join(recorded)}" if recorded else ""),
+    ]
 
 
 def _clean_estimate_lines(frame: Frame) -> list[str]:

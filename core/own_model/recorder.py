@@ -24,8 +24,7 @@ from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import Frame, Trajectory, to_cpu
 from diffusion_stepper.core.limits import SEED, out_of_range
 from diffusion_stepper.core.own_model.model_sampling import OBJECTIVES, schedule_from, value_range_of
-
-RECORDED_SOURCE = "recorded from your own loop"
+from diffusion_stepper.core.run_meta import RECORDED_SOURCE
 
 
 class RecorderError(UserFacingError, ValueError):
