@@ -96,14 +96,20 @@ class DiffusersModel:
 
 
 def diffusers_folder_of(path: str | Path) -> Path | None:
-    """The diffusers folder `path` names: the folder itself, or a file in it (model_index.json, a
-    config, the weights: what a file dialog can pick); None where it is none."""
+    """The diffusers folder `path` names: a folder with unet/, scheduler/, model_index.json or
+    scheduler_config.json (read_folder then says what else it lacks), or a file of such a folder
+    (its model_index.json, a config, the weights: what a file dialog can pick); else None."""
     path = Path(path)
-    candidates = [path] if path.is_dir() else [path.parent, path.parent.parent]
+    if path.is_dir():
+        candidates = [path]
+    elif path.name in (PIPELINE_INDEX, UNET_CONFIG, SCHEDULER_CONFIG) or path.name.startswith(WEIGHTS):
+        candidates = [path.parent, path.parent.parent]
+    else:
+        return None
     for folder in candidates:
-        if (folder / "unet" / UNET_CONFIG).is_file() or (
-            (folder / UNET_CONFIG).is_file() and (folder / SCHEDULER_CONFIG).is_file()
-        ):
+        if (folder / "unet").is_dir() or (folder / "scheduler").is_dir() or (folder / SCHEDULER_CONFIG).is_file():
+            return folder
+        if (folder / PIPELINE_INDEX).is_file():
             return folder
     return None
 
