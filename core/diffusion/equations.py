@@ -128,6 +128,7 @@ def _step_lines(meta: RunMeta, frame: Frame) -> list[str]:
         return (
             _composition_lines(meta, frame)
             + _guidance_line(frame, "ε")
+            + _prediction_lines(meta)
             + _clean_estimate_lines(frame)
             + _update_lines(frame)
             + _eps_rule_lines(frame)
@@ -159,6 +160,18 @@ def _step_lines(meta: RunMeta, frame: Frame) -> list[str]:
         ]
     shown = ",  ".join(f"{name} = {_number(value)}" for name, value in coeffs.items())
     return [f"{meta.algorithm or 'step'}: {shown}"]
+
+
+# What a diffusers model that predicts something else than ε gives, and the ε̂ the steps take from it
+_PREDICTIONS = {
+    "sample": "ε̂ = (x_t − √ᾱ_t·x̂₀) / √(1 − ᾱ_t)   (the model predicts x̂₀; the step takes the ε̂ it implies)",
+    "v_prediction": "ε̂ = √ᾱ_t·v̂ + √(1 − ᾱ_t)·x_t   (the model predicts v; the step takes the ε̂ it implies)",
+}
+
+
+def _prediction_lines(meta: RunMeta) -> list[str]:
+    prediction = meta.params.get("prediction_type")
+    return [_PREDICTIONS[prediction]] if prediction in _PREDICTIONS else []
 
 
 def _clean_estimate_lines(frame: Frame) -> list[str]:

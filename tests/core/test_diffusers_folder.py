@@ -15,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
+from diffusion_stepper.core.diffusion.equations import step_equation
 from diffusion_stepper.core.diffusion.rules.catalogue import EPS_SAMPLERS
 from diffusion_stepper.core.diffusion.step_check import check_step
 from diffusion_stepper.core.errors import UserFacingError
@@ -127,11 +128,14 @@ def test_every_sampler_gives_finite_frames_whose_updates_check_out(folders, samp
 
 
 def test_ddim_says_where_its_step_lands_when_that_is_not_the_next_timestep(folders):
-    _, frames = frames_of(DiffusersSampleRequest(str(folders["trailing-v"]), sampler="ddim", steps=7, num=1))
+    run, frames = frames_of(DiffusersSampleRequest(str(folders["trailing-v"]), sampler="ddim", steps=7, num=1))
     moved = [frame for frame in frames[:-1] if "t_target" in frame.coeffs]
     assert moved, "50 steps over 7 is no whole stride: some step lands off the next timestep"
     for frame in moved:
         assert frame.coeffs["t_target"] == frame.t - 50 // 7 and "DDIMScheduler" in frame.update.formula
+    lines = step_equation(run.run_meta, moved[0], frames)  # what the equation panel and inspect print
+    assert any("the model predicts v" in line for line in lines)
+    assert any("check: these numbers give the next x_t" in line for line in lines)
 
 
 def test_the_run_records_what_the_app_and_theory_read(folders):
