@@ -181,6 +181,17 @@ def test_the_flat_layout_and_a_cached_hub_id_sample_the_same(folders, tmp_path, 
         DiffusersSampleRequest("someone/other").start()
 
 
+def test_a_folder_saved_in_fp16_alone_samples_in_float32(folders, tmp_path):
+    from diffusers import UNet2DModel
+
+    folder = shutil.copytree(folders["default"], tmp_path / "fp16")
+    UNet2DModel.from_pretrained(folder / "unet").half().save_pretrained(folder / "unet", variant="fp16")
+    (folder / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    assert read_folder(folder).weights_variant == "fp16"
+    _, frames = frames_of(DiffusersSampleRequest(str(folder), sampler="ddim", steps=2, num=1))
+    assert frames[-1].x_t.dtype == torch.float32 and torch.isfinite(frames[-1].x_t).all()
+
+
 def test_a_file_in_the_folder_names_the_folder(folders):
     folder = folders["default"]
     for path in (folder, folder / "model_index.json", folder / "unet" / "diffusion_pytorch_model.safetensors"):

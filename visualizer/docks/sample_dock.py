@@ -254,10 +254,14 @@ class SampleDock(QDockWidget):
         if self.model_key is None:
             raise UserFacingError("no model to sample: add a checkpoint (File ▸ Add checkpoint)")
         if self.folder is not None:  # no classes, guidance, x̂₀ choice or test digits: those rows are hidden
-            eta = self.eta.value() if self.chosen_sampler == "ddim" else None
-            sampler, steps = self.sampler.currentData(), self.chosen_steps
             return DiffusersSampleRequest(
-                self.model_key, sampler, steps, eta, self.num.value(), self.seed.value(), self.device.currentText()
+                model_dir=self.model_key,
+                sampler=self.sampler.currentData(),  # None: the scheduler's own
+                steps=self.chosen_steps,
+                eta=self.eta.value() if self.chosen_sampler == "ddim" else None,
+                num=self.num.value(),
+                seed=self.seed.value(),
+                device=self.device.currentText(),
             )
         request = SampleRequest(checkpoint=self.model_key, seed=self.seed.value(), device=self.device.currentText())
         if not self.is_single_step:
