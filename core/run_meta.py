@@ -93,6 +93,7 @@ class RunMeta:
     alpha_bars: tuple[float, ...] | None = None  # runs that carry their own schedule (IF)
     sigma: float | None = None  # the single-step denoiser's σ
     sigmas: tuple[float, ...] | None = None  # the noising sweep's σ
+    prediction_type: str | None = None  # a diffusers model's output: "epsilon", "sample" or "v_prediction"
     # IF's
     task: str | None = None
     stage: int | None = None
@@ -140,6 +141,7 @@ class RunMeta:
             alpha_bars=_tuple(params.get("alpha_bars")),
             sigma=params.get("sigma"),
             sigmas=_tuple(params.get("sigmas")),
+            prediction_type=params.get("prediction_type"),
             task=params.get("task"),
             stage=params.get("stage"),
             timesteps=_tuple(params.get("timesteps")),

@@ -264,10 +264,10 @@ class MainWindow(QMainWindow):
         event.acceptProposedAction()
 
     def open_dropped(self, path: str) -> None:
-        """A trajectory opens as a run; a checkpoint joins the model list; a picture becomes the
-        IF dock's image."""
+        """A trajectory opens as a run; a checkpoint or a folder (a diffusers one) joins the model
+        list; a picture becomes the IF dock's image."""
         suffix = Path(path).suffix.lower()
-        if suffix in (".safetensors", ".json"):
+        if suffix in (".safetensors", ".json") or Path(path).is_dir():
             self.files.add_checkpoint(path)
         elif suffix in IMAGE_SUFFIXES:
             self.if_dock.set_image(path)

@@ -3,7 +3,7 @@ each with its flags (`register`), which of them apply to what was asked (`flag_s
 and what it does (`run`):
 
     diffusion-stepper train mnist|mnist-judge|toy2d ...  train a part B model, the digit judge or a 2D one
-    diffusion-stepper sample mnist|if|toy2d ...  sample a model into a trajectory file
+    diffusion-stepper sample mnist|if|toy2d|diffusers ...  sample a model (or a diffusers folder) into a file
     diffusion-stepper experiment mnist|if|toy2d NAME   an experiment (the app's Experiments menu) into files
     diffusion-stepper export RUN.npz ...         GIF, MP4 or PNG contact sheet of a trajectory
     diffusion-stepper inspect RUN.npz            the update rule with its numbers, step by step

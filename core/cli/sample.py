@@ -1,4 +1,4 @@
-"""`diffusion-stepper sample mnist|if`: sample a model into a trajectory file."""
+"""`diffusion-stepper sample mnist|if|toy2d|diffusers`: sample a model into a trajectory file."""
 
 from __future__ import annotations
 
@@ -32,16 +32,18 @@ def register(commands) -> None:
     from diffusion_stepper.core.deepfloyd_if.sampling import DEFAULT_NOISE_LEVEL
     from diffusion_stepper.core.deepfloyd_if.tasks import TASKS
     from diffusion_stepper.core.devices import DEVICE_CHOICES
-    from diffusion_stepper.core.diffusion.rules.catalogue import ALL_SAMPLERS
+    from diffusion_stepper.core.diffusion.rules.catalogue import ALL_SAMPLERS, EPS_SAMPLERS
     from diffusion_stepper.core.limits import CHAIN_INDEX, NOISE_SIGMA
     from diffusion_stepper.core.mnist import bundled
     from diffusion_stepper.core.mnist.checkpoints import X0_CLIP_CHOICES
 
     parent = commands.add_parser(
-        NAME, help="sample a model into a trajectory file (mnist, DeepFloyd IF: if, or the 2D lab: toy2d)"
+        NAME,
+        help="sample a model into a trajectory file (mnist, DeepFloyd IF: if, the 2D lab: toy2d, "
+        "or a diffusers DDPM/DDIM folder: diffusers)",
     )
     targets = parent.add_subparsers(
-        dest="dataset", metavar="{mnist,if,toy2d}", required=True, parser_class=OneLineParser
+        dest="dataset", metavar="{mnist,if,toy2d,diffusers}", required=True, parser_class=OneLineParser
     )
 
     mnist = targets.add_parser("mnist", help="an MNIST model (part B)")
@@ -94,6 +96,28 @@ def register(commands) -> None:
     add_output_arguments(deepfloyd_if, several="; several runs get -i<K> suffixes")
     toy2d.add_sample_parser(targets)
 
+    folder = targets.add_parser(
+        "diffusers",
+        help="any diffusers unconditional DDPM/DDIM folder (UNet2DModel + its scheduler), with our samplers",
+    )
+    folder.add_argument(
+        "--model-dir",
+        required=True,
+        metavar="DIR",
+        help="the folder DDPMPipeline/DDIMPipeline.save_pretrained wrote (unet/, scheduler/), a flat one "
+        "(config.json beside scheduler_config.json), or a hub id already in the Hugging Face cache",
+    )
+    folder.add_argument("--num", type=samples, help="number of samples (default 4)")
+    folder.add_argument(
+        "--steps", type=steps, help="sampling steps (default: T, the folder's num_train_timesteps, for ddpm; else 50)"
+    )
+    folder.add_argument("--seed", type=seed, default=0, help="x_T as the pipelines draw it from this seed")
+    folder.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    add_sampler_arguments(
+        folder, EPS_SAMPLERS, "the scheduler's own: ddpm for a DDPMScheduler, ddim for a DDIMScheduler"
+    )
+    add_output_arguments(folder)
+
 
 def add_output_arguments(parser: argparse.ArgumentParser, several: str = "") -> None:
     parser.add_argument(
@@ -114,12 +138,15 @@ MNIST_FLAG_SCOPES = (
 
 
 def flag_scopes(args: argparse.Namespace) -> tuple[FlagScope, ...]:
-    return {"toy2d": toy2d.SAMPLE_FLAG_SCOPES, "if": if_flag_scopes()}.get(args.dataset, MNIST_FLAG_SCOPES)
+    scopes = {"toy2d": toy2d.SAMPLE_FLAG_SCOPES, "if": if_flag_scopes(), "diffusers": ()}
+    return scopes.get(args.dataset, MNIST_FLAG_SCOPES)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.dataset == "toy2d":
         return toy2d.run_sample(args)
+    if args.dataset == "diffusers":
+        return run_diffusers(args)
     return run_if(args) if args.dataset == "if" else run_mnist(args)
 
 
@@ -136,6 +163,23 @@ def run_mnist(args: argparse.Namespace) -> int:
     print(
         f"wrote {path}: {len(trajectory)} frames of {trajectory[0].x_t.shape[0]} images "
         f"({trajectory.run_meta.algorithm})"
+    )
+    return 0
+
+
+def run_diffusers(args: argparse.Namespace) -> int:
+    from diffusion_stepper.core.formats.trajectory_file import save_trajectory
+    from diffusion_stepper.core.own_model.diffusers_sampling import DiffusersSampleRequest
+
+    check_output_file(args.out)
+    # the flags are named like the request's fields
+    fields = dataclasses.fields(DiffusersSampleRequest)
+    request = DiffusersSampleRequest(**{field.name: getattr(args, field.name) for field in fields})
+    trajectory = record_run(request, "sampling", args.keep_every)
+    path = save_trajectory(trajectory, args.out)
+    meta = trajectory.run_meta
+    print(
+        f"wrote {path}: {len(trajectory)} frames of {trajectory[0].x_t.shape[0]} images ({meta.model}, {meta.sampler})"
     )
     return 0
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from diffusion_stepper.core.deepfloyd_if.anagrams import View
 from diffusion_stepper.core.deepfloyd_if.models import IFStage
 from diffusion_stepper.core.diffusion.rules.catalogue import IF_SAMPLERS, make_eps_step_rule, unsuitable_sampler
-from diffusion_stepper.core.diffusion.rules.x0 import DynamicThreshold, LearnedRangeVariance, StaticClip
+from diffusion_stepper.core.diffusion.rules.x0 import LearnedRangeVariance, scheduler_x0_clip
 from diffusion_stepper.core.diffusion.sampling import ClassifierFreeGuidance, NoiseEstimate, PlainEstimate, run_sampler
 from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule, forward_process, strided_timesteps
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
@@ -70,14 +70,7 @@ def x0_handling(stage: IFStage, x0_clip: str = "dynamic"):
     """ "dynamic": the scheduler's own (IF's dynamic thresholding); "none": the course's plain formula."""
     if x0_clip not in X0_CLIP_CHOICES:
         raise ValueError(f"x0-clip must be one of {', '.join(X0_CLIP_CHOICES)}, got {x0_clip!r}")
-    config = stage.scheduler.config
-    if x0_clip == "none":
-        return None
-    if config.thresholding:
-        return DynamicThreshold(float(config.dynamic_thresholding_ratio), float(config.sample_max_value))
-    if config.clip_sample:
-        return StaticClip(-float(config.clip_sample_range), float(config.clip_sample_range))
-    return None
+    return None if x0_clip == "none" else scheduler_x0_clip(stage.scheduler.config)
 
 
 def if_step_rule(stage: IFStage, x0_clip: str = "dynamic", sampler: str = "ddpm", eta: float | None = None):

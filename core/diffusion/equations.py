@@ -130,6 +130,7 @@ def _step_lines(meta: RunMeta, frame: Frame) -> list[str]:
         return (
             _composition_lines(meta, frame)
             + _guidance_line(frame, "ε")
+            + _prediction_lines(meta)
             + _clean_estimate_lines(frame)
             + _update_lines(frame)
             + _eps_rule_lines(frame)
@@ -178,6 +179,18 @@ def _recorded_lines(meta: RunMeta, frame: Frame) -> list[str]:
         "a step of your own loop: its update rule is your code, so no rule is shown here",
         f"t = {time_text(meta.family, frame.t)}" + (f";   recorded: {',   '.join(recorded)}" if recorded else ""),
     ]
+
+
+# What a diffusers model that predicts something else than ε gives, and the ε̂ the steps take from it
+_PREDICTIONS = {
+    "sample": "ε̂ = (x_t − √ᾱ_t·x̂₀) / √(1 − ᾱ_t)   (the model predicts x̂₀; the step takes the ε̂ it implies)",
+    "v_prediction": "ε̂ = √ᾱ_t·v̂ + √(1 − ᾱ_t)·x_t   (the model predicts v; the step takes the ε̂ it implies)",
+}
+
+
+def _prediction_lines(meta: RunMeta) -> list[str]:
+    prediction = meta.prediction_type
+    return [_PREDICTIONS[prediction]] if prediction in _PREDICTIONS else []
 
 
 def _clean_estimate_lines(frame: Frame) -> list[str]:

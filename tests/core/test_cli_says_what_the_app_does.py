@@ -27,7 +27,7 @@ def test_the_tradeoff_help_names_the_samplers_it_runs(capsys):
 
 def test_the_top_level_help_lists_every_sample_target(capsys):
     text = help_text(capsys)
-    assert "mnist, DeepFloyd IF: if, or the 2D lab: toy2d" in text
+    assert "mnist, DeepFloyd IF: if, the 2D lab: toy2d, or a diffusers DDPM/DDIM folder: diffusers" in text
 
 
 def test_a_slide_export_refuses_a_zoom_it_would_ignore(tmp_path, capsys, tiny_checkpoints):

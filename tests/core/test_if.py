@@ -18,13 +18,12 @@ from diffusion_stepper.core.deepfloyd_if.embeddings import PromptEmbeddings
 from diffusion_stepper.core.deepfloyd_if.models import UNET_AND_SCHEDULERS_ONLY, load_if_stage
 from diffusion_stepper.core.deepfloyd_if.sampling import (
     CLEAN_T,
-    DynamicThreshold,
     IFPredictor,
     chain_timesteps,
     gaussian_blur,
 )
 from diffusion_stepper.core.deepfloyd_if.tasks import COMPOSERS, TASKS, IFRequest
-from diffusion_stepper.core.diffusion.rules.x0 import LearnedRangeVariance
+from diffusion_stepper.core.diffusion.rules.x0 import DynamicThreshold, LearnedRangeVariance
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.run_meta import VIEW_NAMES, RunMeta

@@ -164,6 +164,29 @@ def test_ddim_matches_diffusers(indexing, eta, steps):
     assert_each_step_matches(frames, theirs)
 
 
+@pytest.mark.parametrize("eta", [0.0, 0.5])
+def test_ddim_beside_the_models_own_eps_matches_diffusers_default(eta):
+    """DDIMPipeline steps with use_clipped_model_output off: the clipped x̂₀ beside the model's own
+    ε̂ (`eps_from_clipped_x0=False`), here with the course's x̂₀ clip to [-1, 1]."""
+    from diffusers import DDIMScheduler
+
+    indexing = Indexing("course")
+    scheduler = DDIMScheduler.from_config(indexing.config(), clip_sample=True, timestep_spacing="leading")
+    scheduler.set_timesteps(10)
+    in_float64(scheduler)
+    rule = DDIMStep(indexing.schedule(scheduler), eta=eta, x0_clip=StaticClip(-1.0, 1.0), eps_from_clipped_x0=False)
+    ours, model = indexing.models(scheduler)
+    frames = ours_run(rule, indexing.ours(scheduler.timesteps), ours, start_noise())
+    assert any(frame.x0_hat.abs().max() == 1.0 for frame in frames[:-1])  # the clip acted
+
+    generator = torch.Generator().manual_seed(0)
+    sample, theirs = start_noise(), []
+    for t in scheduler.timesteps:
+        sample = scheduler.step(model(sample, float(t)), t, sample, eta=eta, generator=generator).prev_sample
+        theirs.append(sample)
+    assert_each_step_matches(frames, theirs)
+
+
 def dpm_solver_setup(indexing, algorithm: str, steps: int):
     """diffusers' DPMSolverMultistepScheduler (second order, midpoint, "linspace" spacing) in float64,
     our timesteps and x̂₀ rule for it, and the model as each side calls it (IF's with 6 channels)."""

@@ -114,13 +114,17 @@ class FilesController(QObject):
 
     def ask_add_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self._parent, "Add a checkpoint", self.settings.last_folder(), CHECKPOINT_FILTER
+            self._parent,
+            "Add a checkpoint (a diffusers DDPM/DDIM folder: pick its model_index.json)",
+            self.settings.last_folder(),
+            CHECKPOINT_FILTER,
         )
         if path:
             self.add_checkpoint(path)
 
     def add_checkpoint(self, path: str | Path, select: bool = True) -> bool:
-        """Add a checkpoint to the Sample dock's models (and select it, unless told not to)."""
+        """Add a checkpoint, or a diffusers DDPM/DDIM folder, to the Sample dock's models (and select
+        it, unless told not to)."""
         try:
             self._sample_dock.add_checkpoint(path, select=select)
         except UserFacingError as exc:
@@ -128,5 +132,5 @@ class FilesController(QObject):
             return False
         if select:
             self.settings.remember_folder(path)
-            self.messages.show(f"Added {Path(path).name}: press Enter to sample it")
+            self.messages.show(f"Added {self._sample_dock.model.currentText()}: press Enter to sample it")
         return True

@@ -1,5 +1,6 @@
-"""The Sample dock: pick an MNIST model and its settings, then Generate (Enter) or sweep a guidance
-list. A view over `core.mnist.sampling.SampleRequest`: each field is one of its fields."""
+"""The Sample dock: pick a model and its settings, then Generate (Enter) or sweep a guidance list.
+A view over `core.mnist.sampling.SampleRequest` (each field is one of its fields), or for a
+diffusers DDPM/DDIM folder over `core.own_model.diffusers_sampling.DiffusersSampleRequest`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from diffusion_stepper.core.mnist import bundled
 from diffusion_stepper.core.mnist.checkpoints import display_name, read_sidecar, resolve_checkpoint, sampler_of
 from diffusion_stepper.core.mnist.experiments import ExperimentOptions
 from diffusion_stepper.core.mnist.sampling import DEFAULT_GUIDANCE, DEFAULT_NUM_SAMPLES, SampleRequest
+from diffusion_stepper.core.own_model.diffusers_folder import FolderConfig, diffusers_folder_of, read_folder
+from diffusion_stepper.core.own_model.diffusers_sampling import DiffusersSampleRequest
 from diffusion_stepper.core.parsing import parse_float_list, parse_int_list
 from diffusion_stepper.visualizer.widgets.forms import button, float_box, row, show_rows, spin_box
 
@@ -31,8 +34,12 @@ class SampleDock(QDockWidget):
         super().__init__("Sample", parent)
         self.setObjectName("sampleDock")
         self.model = QComboBox()
-        self.model.setToolTip("A bundled model, or one you trained (File ▸ Add checkpoint, or drop it on the window)")
+        self.model.setToolTip(
+            "A bundled model, one you trained, or a diffusers DDPM/DDIM folder "
+            "(File ▸ Add checkpoint, or drop it on the window)"
+        )
         self._sidecars: dict[str, dict] = {}  # model key -> sidecar
+        self._folders: dict[str, FolderConfig] = {}  # model key -> a diffusers folder's checked configs
         for name, sidecar_path in bundled.bundled_models().items():
             self._add_model(name, name, read_sidecar(sidecar_path))
         self.classes = QLineEdit("0-9")
@@ -116,11 +123,20 @@ class SampleDock(QDockWidget):
         self.model.addItem(label, key)
 
     def add_checkpoint(self, path: str | Path, select: bool = True) -> str:
-        """Add a checkpoint file (or its sidecar) to the model list, and select it unless told not to."""
-        sidecar_path = resolve_checkpoint(path)
-        key = str(sidecar_path)
-        if key not in self._sidecars:
-            self._add_model(key, display_name(sidecar_path, sidecar_path), read_sidecar(sidecar_path))
+        """Add a checkpoint file (or its sidecar), or a diffusers folder (or a file in it), to the model
+        list, and select it unless told not to."""
+        folder = diffusers_folder_of(path)
+        if folder is not None:
+            key = str(folder)
+            if key not in self._folders:
+                self._folders[key] = config = read_folder(folder)
+                self.model.addItem(f"{config.name} (diffusers)", key)
+                self.model.setItemData(self.model.count() - 1, config.describe(), Qt.ItemDataRole.ToolTipRole)
+        else:
+            sidecar_path = resolve_checkpoint(path)
+            key = str(sidecar_path)
+            if key not in self._sidecars:
+                self._add_model(key, display_name(sidecar_path, sidecar_path), read_sidecar(sidecar_path))
         if select:
             self.model.setCurrentIndex(self.model.findData(key))
         return key
@@ -130,7 +146,7 @@ class SampleDock(QDockWidget):
         models = [
             (self.model.itemText(index), self.model.itemData(index))
             for index in range(self.model.count())
-            if self._sidecars[self.model.itemData(index)].get("architecture", {}).get("name") == "class"
+            if self._sidecars.get(self.model.itemData(index), {}).get("architecture", {}).get("name") == "class"
         ]
         return sorted(models, key=lambda model: model[1] != self.model_key)
 
@@ -157,6 +173,11 @@ class SampleDock(QDockWidget):
         return self._sidecars.get(self.model_key or "", {})
 
     @property
+    def folder(self) -> FolderConfig | None:
+        """The selected diffusers folder (None: an MNIST model is selected)."""
+        return self._folders.get(self.model_key or "")
+
+    @property
     def is_class_conditioned(self) -> bool:
         return self.sidecar.get("architecture", {}).get("name") == "class"
 
@@ -171,6 +192,8 @@ class SampleDock(QDockWidget):
     @property
     def model_sampler(self) -> str | None:
         """The step rule the selected model samples with unless told (None: it has none)."""
+        if self.folder is not None:
+            return self.folder.default_sampler
         return sampler_of(self.sidecar) if self.sidecar else None
 
     def _offer_samplers(self) -> None:
@@ -226,10 +249,20 @@ class SampleDock(QDockWidget):
         """The steps box, or None for each model's own."""
         return None if self.steps.value() == MODEL_DEFAULT_STEPS else self.steps.value()
 
-    def request(self, guidance: float | None = None) -> SampleRequest:
+    def request(self, guidance: float | None = None) -> SampleRequest | DiffusersSampleRequest:
         """The settings as a core request; bad text raises a one-line UserFacingError."""
         if self.model_key is None:
             raise UserFacingError("no model to sample: add a checkpoint (File ▸ Add checkpoint)")
+        if self.folder is not None:  # no classes, guidance, x̂₀ choice or test digits: those rows are hidden
+            return DiffusersSampleRequest(
+                model_dir=self.model_key,
+                sampler=self.sampler.currentData(),  # None: the scheduler's own
+                steps=self.chosen_steps,
+                eta=self.eta.value() if self.chosen_sampler == "ddim" else None,
+                num=self.num.value(),
+                seed=self.seed.value(),
+                device=self.device.currentText(),
+            )
         request = SampleRequest(checkpoint=self.model_key, seed=self.seed.value(), device=self.device.currentText())
         if not self.is_single_step:
             request.steps = self.chosen_steps

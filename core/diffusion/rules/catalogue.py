@@ -14,7 +14,7 @@ from diffusion_stepper.core.diffusion.rules.eps import (
     SDEDPMSolverPP2MStep,
 )
 from diffusion_stepper.core.diffusion.rules.flow import EulerFlowStep, heun_flow_step, midpoint_flow_step
-from diffusion_stepper.core.diffusion.rules.x0 import FixedVariance, LearnedRangeVariance, X0Clip
+from diffusion_stepper.core.diffusion.rules.x0 import FixedVariance, LearnedRangeVariance, PosteriorVariance, X0Clip
 from diffusion_stepper.core.diffusion.sampling import StepRule
 from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule
 from diffusion_stepper.core.errors import UserFacingError
@@ -97,19 +97,26 @@ def make_eps_step_rule(
     *,
     eta: float | None = None,
     x0_clip: X0Clip | None = None,
-    variance: FixedVariance | LearnedRangeVariance | None = None,
+    variance: FixedVariance | PosteriorVariance | LearnedRangeVariance | None = None,
     clean_t: int = 0,
+    noise_while_t_above: int | None = None,
+    eps_from_clipped_x0: bool = True,
 ) -> StepRule:
-    """The step rule of an ε-model sampler. `variance` and `clean_t` are DDPM's own (fixed or
-    learned variance, and the timestep at which it stops adding noise); η is DDIM's."""
+    """The step rule of an ε-model sampler. `variance`, `clean_t` and `noise_while_t_above` are
+    DDPM's own (fixed or learned variance, and where it stops adding noise); η and
+    `eps_from_clipped_x0` are DDIM's (see core.diffusion.rules.eps)."""
     if name not in EPS_SAMPLERS:
         raise ValueError(unsuitable_sampler(name, EPS_SAMPLERS, "a noise-prediction (DDPM) model"))
     if eta is not None and name != "ddim":
         raise ValueError(f"η is DDIM's noise scale; the {name!r} sampler has none")
     if name == "ddpm":
-        return DDPMStep(schedule, variance=variance, x0_clip=x0_clip, clean_t=clean_t)
+        return DDPMStep(
+            schedule, variance=variance, x0_clip=x0_clip, clean_t=clean_t, noise_while_t_above=noise_while_t_above
+        )
     if name == "ddim":
-        return DDIMStep(schedule, eta=0.0 if eta is None else eta, x0_clip=x0_clip)
+        return DDIMStep(
+            schedule, eta=0.0 if eta is None else eta, x0_clip=x0_clip, eps_from_clipped_x0=eps_from_clipped_x0
+        )
     if name == "dpm++2m":
         return DPMSolverPP2MStep(schedule, x0_clip=x0_clip)
     if name == "dpm++2m-sde":

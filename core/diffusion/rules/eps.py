@@ -12,7 +12,8 @@ update's ε written in what the frame shows):
 Images stay in the model's own (variance-preserving) space between steps: x_t, never x_σ, so
 every rule's frames show the same kind of picture. x̂₀ clipping (`x0_clip`) reworks x̂₀ before
 it enters an update; the update then uses the noise implied by the clipped x̂₀, as diffusers'
-DDPM scheduler does (its DDIM scheduler does so only with `use_clipped_model_output=True`). The
+DDPM scheduler does (its DDIM scheduler does so only with `use_clipped_model_output=True`; DDIMStep's
+`eps_from_clipped_x0=False` keeps the model's own ε̂ beside the clipped x̂₀, as DDIMPipeline does). The
 terms each rule records (core.updates) are written in what the frame shows: that ε as a
 coefficient of x_t and one of the clipped x̂₀. An IF model's learned-variance channels are used
 by DDPM's step only, as diffusers' pipelines drop them for schedulers without learned variance.
@@ -24,7 +25,7 @@ import math
 
 import torch
 
-from diffusion_stepper.core.diffusion.rules.x0 import FixedVariance, LearnedRangeVariance, X0Clip
+from diffusion_stepper.core.diffusion.rules.x0 import FixedVariance, LearnedRangeVariance, PosteriorVariance, X0Clip
 from diffusion_stepper.core.diffusion.sampling import Evaluate, StepResult
 from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule
 from diffusion_stepper.core.updates import (
@@ -37,6 +38,9 @@ from diffusion_stepper.core.updates import (
     Update,
     combined,
 )
+
+# A DDPM step's σ below this adds nothing a float32 image can hold (see DDPMStep)
+NEGLIGIBLE_SIGMA = 1e-8
 
 
 class EpsRule:
@@ -92,25 +96,37 @@ class DDPMStep(EpsRule):
 
     with alpha = abar_t / abar_t' and beta = 1 - alpha, so strided timesteps work unchanged.
 
-    - `variance` gives sigma: part B's fixed sigma^2 = beta, or IF's learned range.
+    - `variance` gives sigma: part B's fixed sigma^2 = beta, the posterior's beta_tilde, or IF's learned range.
     - `x0_clip` (StaticClip, DynamicThreshold) reworks x0_hat before it enters the update;
       without it, this is the course's plain formula (the update is written in x̂₀ and x_t, so
       a clipped x̂₀ needs no implied ε).
     - No noise is added on the step that lands on `clean_t`, the chain's clean end: t = 0 in
       part B (the course's indexing), t = -1 for IF (diffusers' indexing, where t = 0 is the
       first noised level and its step still adds noise).
+    - With `noise_while_t_above` set, noise is added on every step from t > noise_while_t_above
+      instead, onto the clean end too: diffusers' DDPMScheduler adds it whenever t > 0, so a chain
+      that ends at t = 1 or t = 19 (steps_offset, "trailing" spacing) still adds β's noise with
+      fixed_large variance on its last step. A σ below NEGLIGIBLE_SIGMA (β̃'s floor onto the clean
+      end, 1e-10) is not drawn: float32 cannot hold what it adds, and it is the chain's last draw.
     """
 
     def __init__(
         self,
         schedule: DiscreteSchedule,
-        variance: FixedVariance | LearnedRangeVariance | None = None,
+        variance: FixedVariance | PosteriorVariance | LearnedRangeVariance | None = None,
         x0_clip: X0Clip | None = None,
         clean_t: int = 0,
+        noise_while_t_above: int | None = None,
     ):
         super().__init__(schedule, x0_clip)
         self.variance = variance or FixedVariance()
         self.clean_t = clean_t
+        self.noise_while_t_above = noise_while_t_above
+
+    def adds_noise(self, t: int, t_next: int) -> bool:
+        if self.noise_while_t_above is not None:
+            return t > self.noise_while_t_above
+        return t_next > self.clean_t
 
     def __call__(
         self,
@@ -135,8 +151,11 @@ class DDPMStep(EpsRule):
         formula = "x_t′ = √ᾱ_t′·β_t/(1 − ᾱ_t)·x̂₀ + √α_t·(1 − ᾱ_t′)/(1 − ᾱ_t)·x_t"
         sigma: float | torch.Tensor = 0.0
         extras = {}
-        if t_next > self.clean_t:
+        if self.adds_noise(t, t_next):
             sigma = self.variance.std(alpha_bar_t, alpha_bar_next, model_variance)
+            if not isinstance(sigma, torch.Tensor) and sigma < NEGLIGIBLE_SIGMA:
+                sigma = 0.0  # β̃'s floor onto the clean end: not drawn (see the class's note)
+        if isinstance(sigma, torch.Tensor) or sigma > 0:
             z = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
             x_next = x_next + sigma * z
             if isinstance(sigma, torch.Tensor):  # learned: one σ per pixel, stored to be seen and checked
@@ -145,7 +164,7 @@ class DDPMStep(EpsRule):
                 formula += " + σ⊙z   (σ learned, per pixel)"
             else:
                 terms.append(Term(sigma, NOISE))
-                formula += " + σ·z"
+                formula += " + σ·z" + getattr(self.variance, "formula", "")
         coeffs = {
             "t_next": float(t_next),
             "alpha_bar_t": alpha_bar_t,
@@ -165,14 +184,23 @@ class DDIMStep(EpsRule):
 
         x_t′ = √ᾱ_t′·x̂₀ + √(1 − ᾱ_t′ − σ²)·ε̂ + σ·z,   σ = η·√((1 − ᾱ_t′)/(1 − ᾱ_t))·√(1 − ᾱ_t/ᾱ_t′)
 
-    η = 0 is deterministic; η = 1 gives σ² = β̃, the DDPM posterior's variance.
+    η = 0 is deterministic; η = 1 gives σ² = β̃, the DDPM posterior's variance. With x̂₀ clipped,
+    ε̂ is the one the clipped x̂₀ implies, unless `eps_from_clipped_x0` is False: then the model's
+    own ε̂ stands beside the clipped x̂₀, as in diffusers' DDIMPipeline (use_clipped_model_output off).
     """
 
-    def __init__(self, schedule: DiscreteSchedule, eta: float = 0.0, x0_clip: X0Clip | None = None):
+    def __init__(
+        self,
+        schedule: DiscreteSchedule,
+        eta: float = 0.0,
+        x0_clip: X0Clip | None = None,
+        eps_from_clipped_x0: bool = True,
+    ):
         super().__init__(schedule, x0_clip)
         if not eta >= 0:
             raise ValueError(f"eta must be >= 0, got {eta}")
         self.eta = float(eta)
+        self.eps_from_clipped_x0 = eps_from_clipped_x0
 
     def __call__(
         self,
@@ -184,6 +212,9 @@ class DDIMStep(EpsRule):
         evaluate: Evaluate | None = None,
     ) -> StepResult:
         eps, x0_hat, eps_used, clip_coeffs = self.estimates(x_t, t, estimate)
+        own_eps = self.x0_clip is not None and not self.eps_from_clipped_x0
+        if own_eps:
+            eps_used = eps
         alpha_bar_t = self.schedule.alpha_bar(int(t))
         alpha_bar_next = self.schedule.alpha_bar(int(t_next))
         variance = (1.0 - alpha_bar_next) / (1.0 - alpha_bar_t) * (1.0 - alpha_bar_t / alpha_bar_next)
@@ -191,7 +222,7 @@ class DDIMStep(EpsRule):
         coef_x0 = math.sqrt(alpha_bar_next)
         coef_eps = math.sqrt(max(1.0 - alpha_bar_next - sigma**2, 0.0))
         x_next = coef_x0 * x0_hat + coef_eps * eps_used
-        terms = [Term(coef_x0, "x0_hat"), *self.eps_terms(coef_eps, t)]
+        terms = [Term(coef_x0, "x0_hat"), *([Term(coef_eps, "eps_hat")] if own_eps else self.eps_terms(coef_eps, t))]
         formula = "x_t′ = √ᾱ_t′·x̂₀ + √(1 − ᾱ_t′ − σ²)·ε̂"
         if sigma > 0:
             z = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
@@ -208,7 +239,11 @@ class DDIMStep(EpsRule):
             "coef_eps": coef_eps,
             **clip_coeffs,
         }
-        return StepResult(x_next, x0_hat, eps, coeffs, update=Update(combined(terms), self.eps_symbol(formula)))
+        if own_eps:
+            formula += "   (x̂₀ clipped; ε̂ the model's own, as diffusers' DDIMPipeline steps)"
+        else:
+            formula = self.eps_symbol(formula)
+        return StepResult(x_next, x0_hat, eps, coeffs, update=Update(combined(terms), formula))
 
 
 class DPMSolverPP2MStep(EpsRule):

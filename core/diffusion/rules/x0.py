@@ -1,11 +1,12 @@
 """What a step does with its clean estimate and its noise: x̂₀ clipped to the data range
-(`StaticClip`, the original DDPM sampler's) or thresholded (`DynamicThreshold`, IF's), and DDPM's
-variance, fixed by the schedule (part B) or learned by the model (IF)."""
+(`StaticClip`, the original DDPM sampler's) or thresholded (`DynamicThreshold`, IF's), as a
+diffusers scheduler's config asks (`scheduler_x0_clip`), and DDPM's variance: fixed by the schedule
+(part B's β, or the posterior's β̃) or learned by the model (IF)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +25,21 @@ class FixedVariance:
 
     def std(self, alpha_bar_t: float, alpha_bar_next: float, model_variance: None) -> float:
         return math.sqrt(beta_variance(alpha_bar_t, alpha_bar_next))
+
+
+class PosteriorVariance:
+    """The posterior's variance, sigma^2 = beta_tilde = (1 - alpha_bar_t') / (1 - alpha_bar_t) * beta_t
+    (diffusers' "fixed_small"), floored at 1e-20 as diffusers floors it (onto clean data, where
+    alpha_bar_t' = 1, beta_tilde is 0)."""
+
+    formula = ",   σ² = β̃_t = (1 − ᾱ_t′)/(1 − ᾱ_t)·β_t"
+
+    def split(self, estimate: torch.Tensor, channels: int) -> tuple[torch.Tensor, None]:
+        return estimate, None
+
+    def std(self, alpha_bar_t: float, alpha_bar_next: float, model_variance: None) -> float:
+        beta = beta_variance(alpha_bar_t, alpha_bar_next)
+        return math.sqrt(max((1.0 - alpha_bar_next) / (1.0 - alpha_bar_t) * beta, 1e-20))
 
 
 class LearnedRangeVariance:
@@ -83,3 +99,20 @@ class DynamicThreshold:
 
 
 X0Clip = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
+
+
+def scheduler_x0_clip(config: Mapping) -> X0Clip | None:
+    """The x̂₀ handling a diffusers DDPM or DDIM scheduler's config (defaults filled in) asks for:
+    dynamic thresholding, else the clip to ±clip_sample_range, else none."""
+    if config["thresholding"]:
+        return DynamicThreshold(float(config["dynamic_thresholding_ratio"]), float(config["sample_max_value"]))
+    if config["clip_sample"]:
+        return StaticClip(-float(config["clip_sample_range"]), float(config["clip_sample_range"]))
+    return None
+
+
+def x0_clip_name(x0_clip: X0Clip | None) -> str:
+    """What a run records as its x̂₀ handling: "dynamic", "static" or "none"."""
+    if isinstance(x0_clip, DynamicThreshold):
+        return "dynamic"
+    return "static" if isinstance(x0_clip, StaticClip) else "none"
