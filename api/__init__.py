@@ -10,13 +10,25 @@ the app itself is the `diffusion-stepper` command. The API's home is diffusion_s
 """
 
 from diffusion_stepper.core.api import (
+    ModelCallError,
     ModelOutputError,
     Recorder,
     RecorderError,
     Run,
+    UserFacingError,
     linear_schedule,
     load,
     sample,
 )
 
-__all__ = ["ModelOutputError", "Recorder", "RecorderError", "Run", "linear_schedule", "load", "sample"]
+__all__ = [
+    "ModelCallError",
+    "ModelOutputError",
+    "Recorder",
+    "RecorderError",
+    "Run",
+    "UserFacingError",
+    "linear_schedule",
+    "load",
+    "sample",
+]

@@ -22,27 +22,33 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from diffusion_stepper.core.diffusion.schedules import (
-    DEFAULT_BETA_END,
-    DEFAULT_BETA_START,
-    DEFAULT_T,
-    LinearBetaSchedule,
-)
+from diffusion_stepper.core.diffusion.schedules import DEFAULT_BETA_END, DEFAULT_BETA_START, DEFAULT_T
+from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.exports.html_page import PageOptions, html_page_text, suggested_every, write_html_page
 from diffusion_stepper.core.formats.trajectory_file import load_trajectory, save_trajectory
 from diffusion_stepper.core.frames import Frame, Trajectory
 from diffusion_stepper.core.own_model.model_sampling import (
-    DEFAULT_GUIDANCE,
-    DEFAULT_NUM_CLASSES,
     DEFAULT_VALUE_RANGE,
+    ModelCallError,
     ModelOutputError,
     ModelSampleRequest,
 )
+from diffusion_stepper.core.own_model.model_sampling import linear_schedule as checked_linear_schedule
 from diffusion_stepper.core.own_model.recorder import FrameRecorder, RecorderError
 from diffusion_stepper.core.run_meta import RunMeta
 from diffusion_stepper.core.run_names import default_run_name
 
-__all__ = ["ModelOutputError", "Recorder", "RecorderError", "Run", "linear_schedule", "load", "sample"]
+__all__ = [
+    "ModelCallError",
+    "ModelOutputError",
+    "Recorder",
+    "RecorderError",
+    "Run",
+    "UserFacingError",
+    "linear_schedule",
+    "load",
+    "sample",
+]
 
 INLINE_PAGE_HEIGHT = 760  # pixels: the page's pictures, equation and histograms without scrolling
 
@@ -52,6 +58,7 @@ class Run:
 
     def __init__(self, trajectory: Trajectory):
         self.trajectory = trajectory
+        self._pages: dict[int, str] = {}  # every k -> the page: a notebook shows a run many times
 
     @property
     def frames(self) -> list[Frame]:
@@ -92,8 +99,11 @@ class Run:
         return write_html_page([(self.name, self.trajectory)], path, self._page_options(every))
 
     def html(self, every: int | None = None) -> str:
-        """The interactive page's HTML."""
-        return html_page_text([(self.name, self.trajectory)], self._page_options(every))
+        """The interactive page's HTML (made once for each `every`: the run does not change)."""
+        options = self._page_options(every)
+        if options.every not in self._pages:
+            self._pages[options.every] = html_page_text([(self.name, self.trajectory)], options)
+        return self._pages[options.every]
 
     def _page_options(self, every: int | None) -> PageOptions:
         return PageOptions(every=suggested_every(len(self)) if every is None else every)
@@ -115,9 +125,9 @@ def sample(
     num: int | None = None,
     *,
     classes: Iterable[int] | None = None,
-    per_class: int = 1,
-    num_classes: int = DEFAULT_NUM_CLASSES,
-    guidance: float = DEFAULT_GUIDANCE,
+    per_class: int | None = None,
+    num_classes: int | None = None,
+    guidance: float | None = None,
     sampler: str | None = None,
     steps: int | None = None,
     eta: float | None = None,
@@ -136,14 +146,17 @@ def sample(
     in [0, 1] for "flow" (v-prediction, x₀ = noise, x₁ = data); c one-hot (N, num_classes), zero
     for classifier-free guidance's unconditional pass. `sampler`: for ddpm one of ddpm (default),
     ddim (with `eta`), dpm++2m, dpm++2m-sde, euler, heun; for flow euler (default), heun, midpoint.
-    `num` images, or `per_class` of each of `classes`. The model runs where its weights are (or on
-    `device`), in eval mode, and is put back as it was. Raises one clear error for a bad argument
-    before any step, and for a model output of the wrong shape or with NaN at the step it happens.
+    `num` images (default 16), or `per_class` (default 1) of each of `classes`, guided at
+    `guidance` (default 5). x_T is drawn where the model's weights are (or on `device`; the model is
+    not moved), and handed to it in its weights' dtype. An `nn.Module` samples in eval mode and is
+    put back as it was. Raises `UserFacingError` (one line) for a bad argument before any step;
+    `ModelOutputError` for an output of the wrong shape or with NaN, and `ModelCallError` for an
+    exception of the model's own, at the step it happens.
     """
     request = ModelSampleRequest(
         model=model,
         objective=objective,
-        shape=tuple(shape),
+        shape=shape,
         num=num,
         classes=classes,
         per_class=per_class,
@@ -187,7 +200,7 @@ class Recorder(FrameRecorder):
 
 def linear_schedule(T: int = DEFAULT_T, beta_start: float = DEFAULT_BETA_START, beta_end: float = DEFAULT_BETA_END):  # noqa: N803
     """The DDPM schedule of CS180 part B, β_t linear from `beta_start` to `beta_end` over T steps."""
-    return LinearBetaSchedule.create(T, beta_start, beta_end)
+    return checked_linear_schedule(T, beta_start, beta_end)
 
 
 def load(path: str | os.PathLike) -> Run:

@@ -7,7 +7,7 @@ It drives the real window, as large as the screen: samples the bundled class mod
 step mid-way, sweeps three guidance scales for the Compare view, trains the Quick preset in the
 Train tab (screenshots at its start, 20 s in and its end), runs the out-of-distribution
 experiment, the sampler lab, the 2D lab (a model trained in its dock and each experiment), and
-turns on presentation mode; `--only samplers|lab2d` renders one part. Runs offscreen unless a
+turns on presentation mode; `--only samplers|lab2d|diffusers` renders one part. Runs offscreen unless a
 display is set; the committed screenshots were rendered on Xvfb screens of 1920x1080 and
 1366x768 (`Xvfb :77 -screen 0 1366x768x24`, then DISPLAY=:77), a lecture hall's projector and a
 laptop.
@@ -16,6 +16,8 @@ With DIFFUSION_STEPPER_IF_DIR (a stage I folder) and DIFFUSION_STEPPER_IF_EMBEDD
 prompt embeddings file) set, it also renders each part A experiment of the DeepFloyd IF dock
 (if-<experiment>.png). --tiny-if builds a tiny IF-architecture stage I with random weights
 (core.deepfloyd_if.tiny) and course-format embeddings for that, which shows each view's layout.
+With DIFFUSION_STEPPER_DIFFUSERS_DIR (a diffusers DDPM folder, e.g. what
+examples/tiny_diffusers_ddpm.py trains) it renders that model's DDIM run (diffusers-step-view.png).
 """
 
 from __future__ import annotations
@@ -140,6 +142,7 @@ def render(out_dir: Path, tiny_if: bool = False) -> list[Path]:
                 os.environ.get("DIFFUSION_STEPPER_IF_EMBEDDINGS"),
             )
         written += _render_if_views(app, window, out_dir, *folder_and_embeddings)
+        written += _render_diffusers(app, window, out_dir)
 
         window.close()
     return written
@@ -222,10 +225,34 @@ def _render_sampler_lab_alone(app, window, out_dir: Path, folder: Path, tiny_if:
     return written
 
 
+DIFFUSERS_DIR_ENV = "DIFFUSION_STEPPER_DIFFUSERS_DIR"  # a diffusers DDPM folder for diffusers-step-view.png
+
+
+def _render_diffusers(app, window, out_dir: Path) -> list[Path]:
+    """A diffusers DDPM folder's DDIM run in the Step view (examples/tiny_diffusers_ddpm.py makes
+    one offline), as diffusers-step-view.png; nothing without the folder."""
+    folder = os.environ.get(DIFFUSERS_DIR_ENV)
+    if not folder:
+        print(f"no diffusers screenshot: set {DIFFUSERS_DIR_ENV} to a DDPMPipeline folder", file=sys.stderr)
+        return []
+    if not window.files.add_checkpoint(Path(folder) / "model_index.json"):
+        raise RuntimeError(f"{folder} was refused: {window.messages.last_error}")
+    dock = window.sample_dock
+    dock.num.setValue(8)
+    dock.steps.setValue(50)
+    dock.sampler.setCurrentIndex(dock.sampler.findData("ddim"))
+    window.generate()
+    wait_until(app, lambda: not window.sampling.busy)
+    window.session.seek(38)  # the discs decided in x̂₀, x_t still grainy
+    wait_until(app, lambda: True)
+    return [_save(window, out_dir / "diffusers-step-view.png")]
+
+
 # `--only`: one part's screenshots, each (app, window, out_dir, a temporary folder, tiny_if) -> paths
 ONLY = {
     "samplers": _render_sampler_lab_alone,  # the race, the quality dialog and, with --tiny-if, IF's race
     "lab2d": lambda app, window, out_dir, folder, tiny_if: _render_lab2d(app, window, out_dir, folder),
+    "diffusers": lambda app, window, out_dir, folder, tiny_if: _render_diffusers(app, window, out_dir),
 }
 
 
@@ -326,7 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m diffusion_stepper.visualizer.screenshots")
     parser.add_argument("out_dir", nargs="?", type=Path)
     parser.add_argument("--tiny-if", action="store_true", help="render the part A views on a tiny random IF model")
-    parser.add_argument("--only", choices=list(ONLY), help="render only the sampler lab's or the 2D lab's views")
+    parser.add_argument(
+        "--only", choices=list(ONLY), help="render only the sampler lab's, the 2D lab's or the diffusers view"
+    )
     args = parser.parse_args(argv)
     if args.out_dir is None:
         screen = (QApplication.instance() or QApplication([])).primaryScreen().geometry()

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from diffusion_stepper.core.devices import is_gpu, resolve_device
-from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule
+from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule, scheduler_schedule
 from diffusion_stepper.core.errors import UserFacingError
 
 STAGE_I_SIZES = {"XL": "DeepFloyd/IF-I-XL-v1.0", "L": "DeepFloyd/IF-I-L-v1.0", "M": "DeepFloyd/IF-I-M-v1.0"}
@@ -76,7 +76,7 @@ class IFStage:
     @cached_property
     def schedule(self) -> DiscreteSchedule:
         """The scheduler's alphas_cumprod as our schedule, read once."""
-        return schedule_of(self.scheduler)
+        return scheduler_schedule(self.scheduler)
 
     @property
     def sample_size(self) -> int:
@@ -92,11 +92,6 @@ class IFStage:
     def embedding_dim(self) -> int:
         """The text embedding width the UNet expects (4096 for T5-XXL)."""
         return int(self.unet.config.encoder_hid_dim or self.unet.config.cross_attention_dim)
-
-
-def schedule_of(scheduler) -> DiscreteSchedule:
-    """A diffusers DDPMScheduler's alphas_cumprod as our schedule (indexed by diffusers' t)."""
-    return DiscreteSchedule(alpha_bars=scheduler.alphas_cumprod.to(torch.float64).cpu())
 
 
 def stage_source(stage: int, size: str | None = None, model_dir: str | os.PathLike | None = None) -> str:

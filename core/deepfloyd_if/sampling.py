@@ -31,12 +31,18 @@ from diffusion_stepper.core.deepfloyd_if.models import IFStage
 from diffusion_stepper.core.diffusion.rules.catalogue import IF_SAMPLERS, make_eps_step_rule, unsuitable_sampler
 from diffusion_stepper.core.diffusion.rules.x0 import LearnedRangeVariance, scheduler_x0_clip
 from diffusion_stepper.core.diffusion.sampling import ClassifierFreeGuidance, NoiseEstimate, PlainEstimate, run_sampler
-from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule, forward_process, strided_timesteps
+from diffusion_stepper.core.diffusion.schedules import (
+    DIFFUSERS_CLEAN_T,
+    DiscreteSchedule,
+    forward_process,
+    scheduler_timesteps,
+    strided_timesteps,
+)
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.frames import FORWARD_NOISED, Frame, SamplingRun, to_cpu, with_extras
 
 IF_VALUE_RANGE = [-1.0, 1.0]
-CLEAN_T = -1  # the chain's clean end in diffusers' indexing (alpha_bar = 1)
+CLEAN_T = DIFFUSERS_CLEAN_T  # the chain's clean end in diffusers' indexing (alpha_bar = 1)
 DEFAULT_STRIDE = 30  # the course's 990, 960, ..., 0
 DEFAULT_STRIDE_START = 990
 DEFAULT_GUIDANCE = 7.0
@@ -56,12 +62,7 @@ def chain_timesteps(stage: IFStage, steps: int | None = None, stride: int | None
     if steps is not None and stride is not None:
         raise ValueError("give steps or stride, not both")
     if steps is not None:
-        # Deferred: diffusers takes seconds to import and only DeepFloyd IF needs it.
-        from diffusers import DDPMScheduler
-
-        scheduler = DDPMScheduler.from_config(stage.scheduler.config)  # a copy: set_timesteps mutates
-        scheduler.set_timesteps(int(steps))
-        return [int(t) for t in scheduler.timesteps] + [CLEAN_T]
+        return scheduler_timesteps(stage.scheduler, steps) + [CLEAN_T]
     start = min(DEFAULT_STRIDE_START, stage.schedule.T)
     return strided_timesteps(start, stride or DEFAULT_STRIDE, 0) + [CLEAN_T]
 

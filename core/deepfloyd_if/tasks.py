@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from diffusion_stepper.core.deepfloyd_if.anagrams import ViewAverage, make_view
 from diffusion_stepper.core.deepfloyd_if.embeddings import UNCONDITIONAL, PromptEmbeddings, prompt_table_for
 from diffusion_stepper.core.deepfloyd_if.images import check_mask, load_mask, load_start_image, open_rgb, original_size
-from diffusion_stepper.core.deepfloyd_if.models import IFStage, loaded_stage, schedule_of
+from diffusion_stepper.core.deepfloyd_if.models import IFStage, loaded_stage
 from diffusion_stepper.core.deepfloyd_if.sampling import (
     CLEAN_T,
     DEFAULT_GUIDANCE,
@@ -54,6 +54,7 @@ from diffusion_stepper.core.deepfloyd_if.sampling import (
 from diffusion_stepper.core.devices import make_generator
 from diffusion_stepper.core.diffusion.rules.catalogue import IF_SAMPLERS, check_sampler_choice
 from diffusion_stepper.core.diffusion.sampling import pure_noise
+from diffusion_stepper.core.diffusion.schedules import scheduler_schedule
 from diffusion_stepper.core.diffusion.theory import CLEAN_EXTRA
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.formats.trajectory_file import load_trajectory
@@ -464,7 +465,7 @@ def _upscale(c: Composition) -> SamplingRun:
     x_start = c.start_noise()
     upscaled = F.interpolate(c.image, (c.size, c.size), mode="bilinear", align_corners=True)
     noise_level = c.request.noise_level
-    low_res = forward_at(upscaled, schedule_of(c.stage.image_noising_scheduler), noise_level, c.generator)[0]
+    low_res = forward_at(upscaled, scheduler_schedule(c.stage.image_noising_scheduler), noise_level, c.generator)[0]
     c.spec.params["noise_level"] = noise_level
     predictor = IFPredictor(c.stage, low_res=low_res, noise_level=noise_level)
     estimate = c.estimate(c.prompts[0], predictor)

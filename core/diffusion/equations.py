@@ -135,7 +135,7 @@ def _step_lines(meta: RunMeta, frame: Frame) -> list[str]:
             + _update_lines(frame)
             + _eps_rule_lines(frame)
             + [
-                f"t = {time_text(family, frame.t)} → t′ = {time_text(family, coeffs['t_next'])}:   "
+                f"t = {time_text(family, frame.t)} → t′ = {_landing(family, coeffs)}:   "
                 f"ᾱ_t = {_number(coeffs['alpha_bar_t'])},   ᾱ_t′ = {_number(coeffs['alpha_bar_next'])}"
             ]
         )
@@ -162,6 +162,15 @@ def _step_lines(meta: RunMeta, frame: Frame) -> list[str]:
         ]
     shown = ",  ".join(f"{name} = {_number(value)}" for name, value in coeffs.items())
     return [f"{meta.algorithm or 'step'}: {shown}"]
+
+
+def _landing(family: str, coeffs: dict[str, float]) -> str:
+    """The next frame's t, and where the update took its ᾱ_t′ when that is elsewhere (diffusers'
+    DDIM steps to t − T//N, which need not be the next timestep of its list)."""
+    landing = time_text(family, coeffs["t_next"])
+    if "t_target" in coeffs:
+        landing += f" (ᾱ_t′ is ᾱ at t = {time_text(family, coeffs['t_target'])})"
+    return landing
 
 
 # How a recorded loop's numbers are named on screen

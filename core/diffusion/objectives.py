@@ -49,6 +49,7 @@ Network = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tens
 
 DEFAULT_SIGMA = 0.5
 P_UNCOND = 0.1
+DEFAULT_GUIDANCE = 5.0  # the course's CFG scale γ for class-conditioned models
 
 
 def one_hot(labels: torch.Tensor, num_classes: int = 10) -> torch.Tensor:

@@ -65,6 +65,24 @@ class LinearBetaSchedule(DiscreteSchedule):
         return {"kind": "linear_beta", "T": self.T, "beta_start": self.beta_start, "beta_end": self.beta_end}
 
 
+# --- a diffusers scheduler's terms (DeepFloyd IF, any diffusers DDPM/DDIM folder) -----------------
+
+DIFFUSERS_CLEAN_T = -1  # the chain's clean end in diffusers' indexing, where t = 0 is still noised (ᾱ = 1)
+
+
+def scheduler_schedule(scheduler) -> DiscreteSchedule:
+    """A diffusers scheduler's alphas_cumprod as our schedule, indexed by diffusers' t."""
+    return DiscreteSchedule(alpha_bars=scheduler.alphas_cumprod.to(torch.float64).cpu())
+
+
+def scheduler_timesteps(scheduler, steps: int) -> list[int]:
+    """The scheduler's own `set_timesteps(steps)` list (its spacing and offset), on a copy:
+    set_timesteps changes the scheduler it is called on."""
+    copy = type(scheduler).from_config(scheduler.config)
+    copy.set_timesteps(int(steps))
+    return [int(t) for t in copy.timesteps]
+
+
 def forward_process(x0: torch.Tensor, alpha_bar: float | torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """x_t = sqrt(alpha_bar) x0 + sqrt(1 - alpha_bar) eps: the DDPM forward marginal.
 

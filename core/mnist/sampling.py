@@ -9,6 +9,7 @@ import torch
 
 from diffusion_stepper.core.devices import make_generator, resolve_device
 from diffusion_stepper.core.diffusion.objectives import (
+    DEFAULT_GUIDANCE,
     Objective,
     SingleStepObjective,
     add_gaussian_noise,
@@ -31,7 +32,6 @@ from diffusion_stepper.core.mnist.unet import UNet
 
 MNIST_SHAPE = (1, 28, 28)
 MNIST_VALUE_RANGE = [0.0, 1.0]
-DEFAULT_GUIDANCE = 5.0
 DEFAULT_NUM_SAMPLES = 10
 
 

@@ -23,7 +23,7 @@ import torch
 
 from diffusion_stepper.core import schema
 from diffusion_stepper.core.devices import resolve_device
-from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule
+from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule, scheduler_schedule
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.files import check_input_file
 from diffusion_stepper.core.limits import CHAIN_LENGTH, PICTURE_CHANNELS, out_of_range
@@ -92,7 +92,7 @@ class DiffusersModel:
     @cached_property
     def schedule(self) -> DiscreteSchedule:
         """The scheduler's alphas_cumprod as our schedule, indexed by diffusers' t (t = -1: clean data)."""
-        return DiscreteSchedule(alpha_bars=self.scheduler.alphas_cumprod.to(torch.float64).cpu())
+        return scheduler_schedule(self.scheduler)
 
 
 def diffusers_folder_of(path: str | Path) -> Path | None:
@@ -235,7 +235,7 @@ def check_unet_config(config: dict, where: str) -> None:
             f"{where}: {out_channels} channels out for {channels} in; only models that predict one image's worth "
             "(ε, x̂₀ or v, no learned variance) sample here"
         )
-    if out_of_range(channels, PICTURE_CHANNELS) or channels == 2:
+    if channels not in PICTURE_CHANNELS:
         raise UserFacingError(
             f"{where}: {channels} channels; only grey (1) or RGB (3) pixel models sample here "
             "(a latent model needs its VAE)"

@@ -35,7 +35,7 @@ from diffusion_stepper.core.diffusion.sampling import (
     pure_noise,
     run_sampler,
 )
-from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule
+from diffusion_stepper.core.diffusion.schedules import DIFFUSERS_CLEAN_T, DiscreteSchedule, scheduler_timesteps
 from diffusion_stepper.core.errors import UserFacingError
 from diffusion_stepper.core.frames import SamplingRun
 from diffusion_stepper.core.limits import SAMPLES, check_run_fits, out_of_range
@@ -46,7 +46,7 @@ from diffusion_stepper.core.own_model.diffusers_folder import (
     read_folder,
 )
 
-CLEAN_T = -1  # the chain's clean end in diffusers' indexing (ᾱ = 1)
+CLEAN_T = DIFFUSERS_CLEAN_T  # the chain's clean end in diffusers' indexing (ᾱ = 1)
 DEFAULT_STEPS = 50  # DDIMPipeline's; DDPM takes the folder's num_train_timesteps, as DDPMPipeline does
 DEFAULT_NUM_SAMPLES = 4
 VALUE_RANGE = [-1.0, 1.0]
@@ -105,9 +105,7 @@ class SchedulerTargets:
 def chain_timesteps(model: DiffusersModel, sampler: str, steps: int) -> list[int]:
     """The scheduler's own `set_timesteps(steps)` list, then where the chain ends: the clean end,
     or for DDIM where DDIMScheduler's last step lands (ᾱ_0 without set_alpha_to_one)."""
-    scheduler = type(model.scheduler).from_config(model.scheduler.config)  # a copy: set_timesteps mutates
-    scheduler.set_timesteps(steps)
-    timesteps = [int(t) for t in scheduler.timesteps]
+    timesteps = scheduler_timesteps(model.scheduler, steps)
     end = ddim_targets(model, steps, timesteps)[timesteps[-1]] if sampler == "ddim" else CLEAN_T
     return timesteps + [end]
 

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from diffusion_stepper.core import cli
 from diffusion_stepper.core.diffusion.equations import step_equation
 from diffusion_stepper.core.diffusion.rules.catalogue import EPS_SAMPLERS
 from diffusion_stepper.core.diffusion.step_check import check_step
@@ -283,3 +287,25 @@ def test_sample_diffusers_then_inspect_and_export(folders, tmp_path, capsys):
         assert picture.n_frames == 5 and picture.convert("RGB").getextrema() != ((0, 0),) * 3
     code, _, err = run_cli(capsys, "sample", "diffusers", *flags, "--eta", 2, "--out", run_file)
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow  # a process of its own (diffusers' import, a few training steps)
+def test_the_example_trainer_writes_a_folder_sample_diffusers_reads(tmp_path, capsys):
+    """examples/tiny_diffusers_ddpm.py, the README screenshot's model, at two iterations."""
+    script = Path(__file__).resolve().parents[2] / "examples" / "tiny_diffusers_ddpm.py"
+    folder = tmp_path / "discs"
+    result = subprocess.run(
+        [sys.executable, str(script), "--out", str(folder), "--iterations", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "iteration 2/2" in result.stdout and (folder / "unet" / "diffusion_pytorch_model.safetensors").exists()
+    out = tmp_path / "discs.npz"
+    assert (
+        cli.main(["sample", "diffusers", "--model-dir", str(folder), "--steps", "3", "--num", "2", "--out", str(out)])
+        == 0
+    )
+    run = load_trajectory(out)
+    assert run.final_sample.shape == (2, 3, 32, 32) and run.run_meta.model == "discs"
