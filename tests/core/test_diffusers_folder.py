@@ -83,7 +83,11 @@ def as_pipelines_give_it(frames) -> np.ndarray:
     return (frames[-1].x_t / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
 
 
-def reference(folder, sampler: str, steps: int, seed: int, num: int, eta: float = 0.0) -> np.ndarray:
+def reference(
+    folder, sampler: str, steps: int, seed: int, num: int, eta: float = 0.0
+) -> tuple[np.ndarray, torch.Tensor]:
+    """The pipeline's images, and its last x before the pipeline clamps it to [0, 1] (where a third of
+    a random model's pixels saturate, so the images alone would hide a difference there)."""
     import diffusers
     from diffusers import DDIMPipeline, DDPMPipeline, DDPMScheduler, UNet2DModel
 
@@ -95,8 +99,27 @@ def reference(folder, sampler: str, steps: int, seed: int, num: int, eta: float 
     else:
         pipeline, extra = DDPMPipeline(unet=unet, scheduler=DDPMScheduler.from_config(config)), {}
     pipeline.set_progress_bar_config(disable=True)
+    raw = []
+    step = pipeline.scheduler.step
+
+    def keeping_the_result(*args, **kwargs):
+        result = step(*args, **kwargs)
+        raw[:] = [result.prev_sample]
+        return result
+
+    pipeline.scheduler.step = keeping_the_result
     generator = torch.Generator().manual_seed(seed)
-    return pipeline(batch_size=num, generator=generator, num_inference_steps=steps, output_type="np", **extra).images
+    images = pipeline(batch_size=num, generator=generator, num_inference_steps=steps, output_type="np", **extra).images
+    return images, raw[0]
+
+
+def assert_equal_to(frames, expected: tuple[np.ndarray, torch.Tensor], label: str) -> None:
+    """The images as the pipeline gives them, and the raw final x, each within TOLERANCE."""
+    images, raw = expected
+    shown = float(np.abs(as_pipelines_give_it(frames) - images).max())
+    raw_difference = float((frames[-1].x_t - raw).abs().max() / max(1.0, float(raw.abs().max())))
+    print(f"{label}: max |Δ| = {shown:.1e} on the images, {raw_difference:.1e} on the raw x (relative)")
+    assert shown <= TOLERANCE and raw_difference <= TOLERANCE
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -105,18 +128,13 @@ def test_a_run_equals_the_diffusers_pipeline(folders, name, sampler):
     _, _, ddim_steps, ddpm_steps = CONFIGS[name]
     steps = ddim_steps if sampler == "ddim" else ddpm_steps
     run, frames = frames_of(DiffusersSampleRequest(str(folders[name]), sampler=sampler, steps=steps, seed=3, num=3))
-    difference = float(np.abs(as_pipelines_give_it(frames) - reference(folders[name], sampler, steps, 3, 3)).max())
-    print(f"{name} {sampler}: max |Δ| = {difference:.1e}")
-    assert difference <= TOLERANCE
+    assert_equal_to(frames, reference(folders[name], sampler, steps, 3, 3), f"{name} {sampler}")
     assert run.meta["params"]["timesteps"] == [int(frame.t) for frame in frames[:-1]]
 
 
 def test_ddim_with_eta_equals_the_pipeline_too(folders):
     run, frames = frames_of(DiffusersSampleRequest(str(folders["default"]), sampler="ddim", steps=5, eta=0.7, seed=1))
-    expected = reference(folders["default"], "ddim", 5, 1, 4, eta=0.7)
-    difference = float(np.abs(as_pipelines_give_it(frames) - expected).max())
-    print(f"default ddim η = 0.7: max |Δ| = {difference:.1e}")
-    assert difference <= TOLERANCE
+    assert_equal_to(frames, reference(folders["default"], "ddim", 5, 1, 4, eta=0.7), "default ddim η = 0.7")
     assert run.meta["params"]["eta"] == 0.7
 
 
