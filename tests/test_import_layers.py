@@ -40,6 +40,7 @@ DEFERRABLE = {"diffusers", "transformers", "huggingface_hub", "tokenizers", "av"
 # Modules whose imports are deferred on purpose, and why (each says so where it does it)
 DEFERS_ON_PURPOSE = {
     "visualizer/launcher.py": "Ctrl+C during torch's import is caught; headless commands never load Qt",
+    "api/__init__.py": "the package imports light (the launcher's Ctrl+C handler is set before torch loads)",
 }
 
 

@@ -13,7 +13,8 @@ PROGRAM = """
 import importlib, pkgutil, sys
 QT = ("PySide6", "shiboken6", "pyqtgraph", "PyQt5", "PyQt6", "qtpy")
 import diffusion_stepper as ds  # the Python API, as a notebook imports it
-assert callable(ds.sample) and callable(ds.Recorder)
+assert "torch" not in sys.modules  # light: the command imports the package before it can catch Ctrl+C
+assert callable(ds.sample) and callable(ds.Recorder) and "sample" in dir(ds)
 print("QT_AFTER_PACKAGE", sorted(name for name in sys.modules if name.split(".")[0] in QT))
 import diffusion_stepper.core as core
 for module in pkgutil.walk_packages(core.__path__, "diffusion_stepper.core."):
