@@ -83,7 +83,9 @@ def schedule_from(schedule) -> DiscreteSchedule:
         raise UserFacingError(
             f"schedule: T must be between {CHAIN_LENGTH[0]} and {CHAIN_LENGTH[1]:,}, got {len(inner):,}"
         )
-    return schedule if isinstance(schedule, DiscreteSchedule) else DiscreteSchedule(alpha_bars=alpha_bars)
+    if isinstance(schedule, DiscreteSchedule) and alpha_bars is schedule.alpha_bars:
+        return schedule  # as it came: a linear one keeps its recipe, which the run's record names
+    return DiscreteSchedule(alpha_bars=alpha_bars)
 
 
 def linear_schedule(T, beta_start: float, beta_end: float) -> LinearBetaSchedule:  # noqa: N803
@@ -257,8 +259,12 @@ def sample_model(request: ModelSampleRequest) -> SamplingRun:
         sampler=choices.sampler,
         eta=choices.eta,
     )
-    params: dict = {"steps": choices.steps, "num_samples": choices.num, "source": "pure noise"}
-    params["sampler"] = choices.sampler
+    params: dict = {
+        "steps": choices.steps,
+        "num_samples": choices.num,
+        "source": "pure noise",
+        "sampler": choices.sampler,
+    }
     schedule = getattr(objective, "schedule", None)
     if schedule is None or isinstance(schedule, LinearBetaSchedule):
         params["objective"] = objective.to_dict()

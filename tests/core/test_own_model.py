@@ -192,6 +192,12 @@ def test_a_bad_linear_schedule_is_one_clear_error(arguments, said):
         ds.linear_schedule(*arguments)
 
 
+def test_a_schedule_object_without_its_clean_end_gets_one():
+    run = ds.sample(GaussianEps(), shape=SHAPE, num=2, steps=3, schedule=DiscreteSchedule(LONG.alpha_bars[1:]),
+                    progress=False)  # fmt: skip
+    assert run.frames[0].t == 1000 and run.meta.alpha_bars[0] == 1.0 and len(run.meta.alpha_bars) == 1001
+
+
 def test_numpy_and_tensor_numbers_are_taken_and_the_run_saves_and_shows(tmp_path):
     model = GaussianEps(ds.linear_schedule(), means=(0.3, 0.7))
     run = ds.sample(model, shape=np.array([1, 8, 8]), classes=np.arange(2), per_class=np.int64(2), num_classes=2,
