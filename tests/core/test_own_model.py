@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import diffusion_stepper as ds
-from diffusion_stepper.core import cli
+from diffusion_stepper.core import api, cli
 from diffusion_stepper.core.diffusion.rules.catalogue import EPS_SAMPLERS, FLOW_SAMPLERS
 from diffusion_stepper.core.diffusion.schedules import DiscreteSchedule
 from diffusion_stepper.core.diffusion.step_check import check_step
@@ -115,6 +115,12 @@ def test_classes_are_guided_with_one_hot_c_and_zero_rows_for_the_unconditional_p
     guided = ds.sample(model, shape=SHAPE, classes=[2], num_classes=3, guidance=5, steps=20, sampler="ddim",
                        schedule=LONG, progress=False)  # fmt: skip
     assert "eps_cond" in guided.frames[0].extras and guided.frames[0].coeffs["guidance"] == 5
+
+
+def test_every_name_the_package_offers_is_the_apis():
+    """api/__init__.py lists the names again (it loads core.api only on first use): the lists agree."""
+    assert ds.__all__ == api.__all__
+    assert all(getattr(ds, name) is getattr(api, name) for name in ds.__all__)
 
 
 def test_the_same_seed_gives_the_same_frames_and_another_seed_others():
